@@ -1,0 +1,118 @@
+/**
+ * createApp(sdk): the Hono application in front of the SDK — request ids, the request context, JSON
+ * logs, CORS, body limits, one unit of work per mutating request, the modules' routes, health,
+ * OpenAPI and docs, and one error mapper to problem+json.
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { requestId } from "hono/request-id";
+import { getConnInfo } from "@hono/node-server/conninfo";
+import type { Sdk } from "./index.js";
+import { renderDocsPage } from "./http/docs.js";
+import { createHealthRoutes } from "./http/health.js";
+import { errorToProblem, problemResponse, validationHook } from "./http/problem.js";
+import "./http/context.js";
+
+export interface AppOptions {
+  /** Origins allowed to call the API from a browser (CORS, and better-auth's origin check). */
+  trustedOrigins?: string[];
+  /** Largest accepted request body, in bytes. Default 1 MiB. */
+  bodyLimitBytes?: number;
+  /** Log one JSON line per request. Default true. */
+  logRequests?: boolean;
+}
+
+const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+/** Thrown inside the unit of work to roll it back when the response is an error; never escapes. */
+class RollbackResponse extends Error {}
+
+function clientIp(c: Parameters<Parameters<OpenAPIHono["use"]>[1]>[0]): string | undefined {
+  try {
+    return getConnInfo(c).remote.address;
+  } catch {
+    return undefined; // app.request() in tests has no socket
+  }
+}
+
+/**
+ * Builds the HTTP application for an SDK.
+ *
+ * @example
+ * const sdk = createSdk({ databaseUrl });
+ * serve({ fetch: createApp(sdk).fetch, port: 3000 });
+ */
+export function createApp(sdk: Sdk, options: AppOptions = {}) {
+  const app = new OpenAPIHono({ defaultHook: (result, c) => validationHook(result, c) });
+  const logger = sdk.logger;
+
+  app.use(requestId());
+  app.use(async (c, next) => {
+    const started = performance.now();
+    await sdk.withContext(
+      { requestId: c.get("requestId"), ip: clientIp(c), userAgent: c.req.header("user-agent") },
+      () => next(),
+    );
+    if (options.logRequests !== false) {
+      logger.info("request", {
+        requestId: c.get("requestId"),
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        durationMs: Math.round((performance.now() - started) * 10) / 10,
+      });
+    }
+  });
+  app.use(
+    "/api/*",
+    cors({
+      origin: options.trustedOrigins ?? [],
+      credentials: true,
+      allowHeaders: ["content-type", "authorization", "x-tenant-id", "x-request-id"],
+      exposeHeaders: ["x-request-id", "set-auth-token"],
+    }),
+  );
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: options.bodyLimitBytes ?? 1024 * 1024,
+      onError: (c) => problemResponse(c, 413, "PAYLOAD_TOO_LARGE", "The request body is too large"),
+    }),
+  );
+  // A mutating API request is one unit of work: it commits when the response is a success and rolls
+  // back otherwise, so an error never leaves a half-written row.
+  app.use("/api/*", async (c, next) => {
+    if (!MUTATING.has(c.req.method)) return next();
+    try {
+      await sdk.transaction(async () => {
+        await next();
+        if (c.error || c.res.status >= 400) throw new RollbackResponse();
+      });
+    } catch (error) {
+      if (!(error instanceof RollbackResponse)) throw error;
+    }
+  });
+
+  app.route("/", createHealthRoutes(sdk.router));
+  app.route("/api/v1/permissions", sdk.permissions.routes);
+  app.route("/api/v1/audit", sdk.audit.routes);
+  app.route("/api/v1/email", sdk.email.routes);
+
+  const documentConfig = {
+    openapi: "3.1.0",
+    info: {
+      title: "sv-sdk API",
+      version: "0.1.0",
+      description: "Auth, permissions, audit and email. Errors are application/problem+json (RFC 9457).",
+    },
+  };
+  app.doc31("/openapi.json", documentConfig);
+  app.get("/docs", (c) => c.html(renderDocsPage(app.getOpenAPI31Document(documentConfig) as never)));
+
+  app.notFound((c) => problemResponse(c, 404, "NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`));
+  app.onError((error, c) => errorToProblem(error, c, logger));
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

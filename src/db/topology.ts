@@ -1,0 +1,82 @@
+/**
+ * Topology: which databases exist and where each module's schema lives. One database (`main`) by
+ * default; a schema moves to a database of its own by configuration alone:
+ *
+ *   { databases: { main: { url }, audit_store: { url } }, schemas: { audit: "audit_store" } }
+ *
+ * Tenants are placed per tenant in the control-plane database (`auth.tenant_placements`), not here,
+ * so moving a tenant needs no redeploy.
+ */
+import { z } from "zod";
+
+export const MODULES = ["auth", "permissions", "audit", "email"] as const;
+export type ModuleName = (typeof MODULES)[number];
+
+const postgresUrl = z
+  .string()
+  .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// connection URL");
+
+export const databaseConfigSchema = z.object({
+  /** Owner connection: migrations run here. */
+  url: postgresUrl,
+  /**
+   * Runtime login for `sv_app`. Without it the runtime pool connects with `url` and assumes the
+   * `sv_app` role at connection start, so grants and row-level security still apply.
+   */
+  appUrl: postgresUrl.optional(),
+  replicas: z.array(postgresUrl).default([]),
+  pool: z
+    .object({
+      max: z.number().int().min(1).max(200).default(10),
+      idleTimeoutSeconds: z.number().int().min(0).default(30),
+      connectTimeoutSeconds: z.number().int().min(1).default(10),
+    })
+    .prefault({}),
+});
+
+export const topologySchema = z
+  .object({
+    databases: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), databaseConfigSchema),
+    schemas: z.partialRecord(z.enum(MODULES), z.string()).default({}),
+  })
+  .superRefine((topology, ctx) => {
+    if (!topology.databases.main) {
+      ctx.addIssue({ code: "custom", path: ["databases", "main"], message: "a database named 'main' is required" });
+    }
+    for (const [module, database] of Object.entries(topology.schemas)) {
+      if (database && !topology.databases[database]) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["schemas", module],
+          message: `schema '${module}' is placed on database '${database}', which the topology does not define`,
+        });
+      }
+    }
+    // Auth is the control plane (users, tenants, tenant placement): it stays on main.
+    if (topology.schemas.auth && topology.schemas.auth !== "main") {
+      ctx.addIssue({ code: "custom", path: ["schemas", "auth"], message: "the auth schema is the control plane and must stay on 'main'" });
+    }
+  });
+
+export type TopologyInput = z.input<typeof topologySchema>;
+export type Topology = z.output<typeof topologySchema>;
+export type DatabaseConfig = z.output<typeof databaseConfigSchema>;
+
+/** Validates a topology, failing with a sentence per problem. */
+export function parseTopology(input: TopologyInput): Topology {
+  const result = topologySchema.safeParse(input);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join(".") || "topology"}: ${i.message}`);
+    throw new Error(`Invalid database topology — ${problems.join("; ")}`);
+  }
+  return result.data;
+}
+
+/** The default topology: everything in one database. */
+export function singleDatabase(url: string, appUrl?: string): Topology {
+  return parseTopology({ databases: { main: { url, appUrl } } });
+}
+
+export function databaseOf(topology: Topology, module: ModuleName): string {
+  return topology.schemas[module] ?? "main";
+}

@@ -1,0 +1,107 @@
+/**
+ * sv-sdk: auth, permissions, audit and email for TypeScript backends, as one importable SDK.
+ */
+import { createRouter, type Router } from "./db/router.js";
+import { parseTopology, singleDatabase, type TopologyInput } from "./db/topology.js";
+import { currentContext, runWithContext, type RequestContext } from "./db/unit-of-work.js";
+import { silentLogger, type Logger } from "./logger.js";
+import { createAuditModule } from "./modules/audit/index.js";
+import { createEmailModule } from "./modules/email/index.js";
+import { createPermissionsModule } from "./modules/permissions/index.js";
+
+export interface SdkOptions {
+  /** Owner connection URL of the single database. Give this or `topology`. */
+  databaseUrl?: string;
+  /** Dedicated runtime login for `sv_app` (optional; see README "Database roles"). */
+  databaseAppUrl?: string;
+  /** Several databases and the placement of schemas on them. */
+  topology?: TopologyInput;
+  /** `production` turns on the strict checks (secrets, secure cookies). */
+  environment?: "development" | "test" | "production";
+  logger?: Logger;
+}
+
+/**
+ * Creates the SDK: the four modules on one connection router, and the unit of work that spans them.
+ *
+ * @example
+ * const sdk = createSdk({ databaseUrl: process.env.DATABASE_URL });
+ * await sdk.transaction(async () => {
+ *   await sdk.audit.recordAuditEvent({ action: "invoice.paid", target: { type: "invoice", id } });
+ * });
+ * await sdk.close();
+ */
+export function createSdk(options: SdkOptions) {
+  const topology = options.topology
+    ? parseTopology(options.topology)
+    : options.databaseUrl
+      ? singleDatabase(options.databaseUrl, options.databaseAppUrl)
+      : undefined;
+  if (!topology) throw new Error("createSdk needs `databaseUrl` or `topology` to know where the database is");
+  const logger = options.logger ?? silentLogger;
+  const router: Router = createRouter(topology);
+
+  const audit = createAuditModule({ router });
+  const email = createEmailModule({ router, audit });
+  const permissions = createPermissionsModule({ router, audit });
+
+  return {
+    router,
+    logger,
+    environment: options.environment ?? "development",
+    audit,
+    email,
+    permissions,
+    /**
+     * Runs `fn` in one unit of work across every module (and your own tables): all of it commits, or
+     * none of it. Inside an open unit of work it becomes a savepoint.
+     *
+     * @example
+     * await sdk.transaction(async () => {
+     *   await db.insert(invoices).values(invoice);           // your schema, via sdk.db()
+     *   await sdk.audit.recordAuditEvent({ action: "invoice.created" });
+     * });
+     */
+    transaction: <T>(fn: () => Promise<T>) => router.transaction(fn),
+    /**
+     * Runs `fn` with rows scoped to one tenant (`"*"`: every tenant), for row-level security.
+     *
+     * @example
+     * const roles = await sdk.withTenant(tenantId, () => sdk.permissions.listRoles());
+     */
+    withTenant: <T>(tenantId: string | null, fn: () => Promise<T>) => router.withTenant(tenantId, fn),
+    /**
+     * Runs `fn` with a request context (actor, tenant, request id) that audit events pick up.
+     *
+     * @example
+     * await sdk.withContext({ actor: { type: "service", id: "billing" } }, () => work());
+     */
+    withContext: <T>(context: RequestContext, fn: () => T) => runWithContext(context, fn),
+    /** The ambient context (request id, actor, tenant). */
+    context: currentContext,
+    /**
+     * The drizzle handle of the main database, joined to the ambient unit of work: use it for tables
+     * of your own schema so they commit with the modules' writes.
+     *
+     * @example
+     * await sdk.db().insert(invoices).values({ userId, total });
+     */
+    db: (database = "main") => router.database(database),
+    /** Seeds built-in roles and default email templates (idempotent). */
+    async seed() {
+      await permissions.seed();
+      await email.seed();
+    },
+    /** Stops background work and closes every pool (with a timeout: a dead connection cannot hang it). */
+    async close() {
+      await email.stop();
+      await router.close(5);
+    },
+  };
+}
+
+export type Sdk = ReturnType<typeof createSdk>;
+export { AppError, CommonErrors, defineErrors } from "./errors.js";
+export type { Actor, RequestContext } from "./db/unit-of-work.js";
+export type { TopologyInput } from "./db/topology.js";
+export type { Logger } from "./logger.js";
