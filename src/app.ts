@@ -13,6 +13,9 @@ import { renderDocsPage } from "./http/docs.js";
 import { createHealthRoutes } from "./http/health.js";
 import { errorToProblem, problemResponse, validationHook } from "./http/problem.js";
 import "./http/context.js";
+import { createAuditRoutes } from "./modules/audit/index.js";
+import { createEmailRoutes } from "./modules/email/index.js";
+import { createPermissionsRoutes } from "./modules/permissions/index.js";
 
 export interface AppOptions {
   /** Origins allowed to call the API from a browser (CORS, and better-auth's origin check). */
@@ -95,9 +98,9 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   });
 
   app.route("/", createHealthRoutes(sdk.router));
-  app.route("/api/v1/permissions", sdk.permissions.routes);
-  app.route("/api/v1/audit", sdk.audit.routes);
-  app.route("/api/v1/email", sdk.email.routes);
+  app.route("/api/v1/permissions", createPermissionsRoutes({ permissions: sdk.permissions }));
+  app.route("/api/v1/audit", createAuditRoutes({ audit: sdk.audit, permissions: sdk.permissions }));
+  app.route("/api/v1/email", createEmailRoutes({ email: sdk.email, permissions: sdk.permissions }));
 
   const documentConfig = {
     openapi: "3.1.0",

@@ -6,7 +6,7 @@ import { parseTopology, singleDatabase, type TopologyInput } from "./db/topology
 import { currentContext, runWithContext, type RequestContext } from "./db/unit-of-work.js";
 import { silentLogger, type Logger } from "./logger.js";
 import { createAuditModule } from "./modules/audit/index.js";
-import { createEmailModule } from "./modules/email/index.js";
+import { createEmailModule, type EmailOptions } from "./modules/email/index.js";
 import { createPermissionsModule } from "./modules/permissions/index.js";
 
 export interface SdkOptions {
@@ -19,6 +19,8 @@ export interface SdkOptions {
   /** `production` turns on the strict checks (secrets, secure cookies). */
   environment?: "development" | "test" | "production";
   logger?: Logger;
+  /** Email delivery; see EmailOptions. */
+  email?: EmailOptions;
 }
 
 /**
@@ -42,8 +44,8 @@ export function createSdk(options: SdkOptions) {
   const router: Router = createRouter(topology);
 
   const audit = createAuditModule({ router });
-  const email = createEmailModule({ router, audit });
   const permissions = createPermissionsModule({ router, audit });
+  const email = createEmailModule({ router, audit, logger, options: options.email ?? {} });
 
   return {
     router,
@@ -95,6 +97,7 @@ export function createSdk(options: SdkOptions) {
     /** Stops background work and closes every pool (with a timeout: a dead connection cannot hang it). */
     async close() {
       await email.stop();
+      await permissions.stop();
       await router.close(5);
     },
   };

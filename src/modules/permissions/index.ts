@@ -16,8 +16,18 @@ export function createPermissionsModule({ router }: PermissionsModuleOptions) {
   return {
     /** Seeds the built-in roles (idempotent). */
     seed: () => seedBuiltInRoles(router),
-    routes: createRoutes(),
+    /** Stops background work (the invalidation listener). */
+    stop: async () => {},
   };
 }
 
 export type PermissionsModule = ReturnType<typeof createPermissionsModule>;
+
+export interface PermissionsRoutesOptions {
+  permissions: PermissionsModule;
+}
+
+/** `/api/v1/permissions` routes (and `/api/v1/me/permissions`, mounted by the app). */
+export function createPermissionsRoutes(_options: PermissionsRoutesOptions) {
+  return createRoutes();
+}
