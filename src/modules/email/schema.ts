@@ -62,6 +62,10 @@ export const emailSends = emailSchema.table(
     nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }).notNull().defaultNow(),
     leaseUntil: timestamp("lease_until", { withTimezone: true }),
     claimedBy: text("claimed_by"),
+    // The Idempotency-Key of the batch request this row was first claimed into (sha256 of the batch's
+    // sorted ids): a retried batch re-sends the same rows under the same key, so the provider answers
+    // a batch it already accepted from its idempotency cache instead of sending it again.
+    batchKey: text("batch_key"),
     providerMessageId: text("provider_message_id"),
     lastError: text("last_error"),
     sentAt: timestamp("sent_at", { withTimezone: true }),

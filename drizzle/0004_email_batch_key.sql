@@ -1,0 +1,1 @@
+ALTER TABLE "email"."email_sends" ADD COLUMN "batch_key" text;
