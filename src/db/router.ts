@@ -10,6 +10,9 @@ import postgres from "postgres";
 import {
   ambientTransaction,
   currentContext,
+  currentLevel,
+  runInLevel,
+  type UnitLevel,
   runWithContext,
   runWithTransaction,
   type Database,
@@ -120,9 +123,15 @@ export function createRouter(topology: Topology, options: RouterOptions = {}): R
     databaseOf: (module) => databaseOf(topology, module),
     db: (module) => handleFor(databaseOf(topology, module)),
     database: (name = "main") => handleFor(name),
-    transaction<T>(fn: () => Promise<T>): Promise<T> {
+    async transaction<T>(fn: () => Promise<T>): Promise<T> {
+      const level: UnitLevel = { parent: currentLevel(), afterRollback: [] };
+      const body = async () => {
+        const result = await fn();
+        if (level.failure !== undefined) throw level.failure;
+        return result;
+      };
       const open = (index: number): Promise<T> => {
-        if (index === transactional.length) return fn();
+        if (index === transactional.length) return body();
         const database = transactional[index]!;
         const outer = ambientTransaction(database);
         return (outer ?? pool(database).db).transaction(async (tx) => {
@@ -134,7 +143,13 @@ export function createRouter(topology: Topology, options: RouterOptions = {}): R
           return runWithTransaction(database, joined, () => open(index + 1));
         });
       };
-      return open(0);
+      try {
+        return await runInLevel(level, () => open(0));
+      } catch (error) {
+        // This level has rolled back; what must outlive it runs now, in the enclosing level.
+        for (const work of level.afterRollback) await router.transaction(work);
+        throw error;
+      }
     },
     withTenant<T>(tenantId: string | null, fn: () => Promise<T>): Promise<T> {
       const previous = currentContext().tenantId;

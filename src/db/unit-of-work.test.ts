@@ -4,6 +4,7 @@ import type postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { useTestSdk } from "../../test/support.js";
 import { withRollback } from "../testing/rollback.js";
+import { markRollbackOnly, onRollback } from "./unit-of-work.js";
 import { auditLogs } from "../modules/audit/index.js";
 import { users } from "../modules/auth/index.js";
 import { emailSends } from "../modules/email/index.js";
@@ -146,5 +147,53 @@ describe("database guarantees", () => {
       cause: { code: "42501" },
     });
     await expect(db.execute(sql`create table public.pwned (id int)`)).rejects.toMatchObject({ cause: { code: "42501" } });
+  });
+});
+
+describe("rollback-only and after-rollback work", () => {
+  it("rolls back a unit marked rollback-only even though its function resolved", async () => {
+    const user = newUser();
+    const swallowed = new Error("a callback failed and its caller only logged it");
+    await expect(
+      sdk.transaction(async () => {
+        await sdk.router.db("auth").insert(users).values(user);
+        markRollbackOnly(swallowed);
+        return "resolved anyway";
+      }),
+    ).rejects.toBe(swallowed);
+    expect(await ownerCount(owner`select count(*)::int as n from auth.users where id = ${user.id}`)).toBe(0);
+  });
+
+  it("keeps work registered with onRollback after the unit rolls back", async () => {
+    const refused = randomUUID();
+    await expect(
+      sdk.transaction(async () => {
+        await sdk.audit.recordAuditEvent({ action: "test.rolled_back", target: { type: "test", id: refused } });
+        await onRollback(() =>
+          sdk.audit.recordAuditEvent({ action: "test.refusal_recorded", target: { type: "test", id: refused } }),
+        );
+        throw new Error("refused");
+      }),
+    ).rejects.toThrow("refused");
+    const rows = await owner<{ action: string }[]>`select action from audit.audit_logs where target_id = ${refused}`;
+    expect(rows.map((r) => r.action)).toEqual(["test.refusal_recorded"]);
+  });
+
+  it("runs after-rollback work of a savepoint inside the enclosing transaction", async () => {
+    const refused = randomUUID();
+    await withRollback(sdk, async () => {
+      await expect(
+        sdk.transaction(async () => {
+          await onRollback(() =>
+            sdk.audit.recordAuditEvent({ action: "test.refusal_recorded", target: { type: "test", id: refused } }),
+          );
+          throw new Error("refused");
+        }),
+      ).rejects.toThrow("refused");
+      const inside = await sdk.router.db("audit").select().from(auditLogs).where(eq(auditLogs.targetId, refused));
+      expect(inside).toHaveLength(1);
+    });
+    // The enclosing transaction (the fixture) rolled back, taking the recorded refusal with it.
+    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${refused}`)).toBe(0);
   });
 });

@@ -25,9 +25,19 @@ export interface RequestContext {
 /** A drizzle handle: the pool, or a transaction on it. Both answer the same query API. */
 export type Database = PostgresJsDatabase<Record<string, never>>;
 
+/** One `transaction()` call: the outermost one, or a savepoint level nested in it. */
+export interface UnitLevel {
+  parent?: UnitLevel;
+  /** Work to run once this level has rolled back (see `onRollback`). */
+  afterRollback: (() => Promise<void>)[];
+  /** Set by `markRollbackOnly`: the level must not commit even if its function resolves. */
+  failure?: unknown;
+}
+
 interface Store {
   context: RequestContext;
   transactions: ReadonlyMap<string, Database>;
+  level?: UnitLevel;
 }
 
 const storage = new AsyncLocalStorage<Store>();
@@ -48,10 +58,7 @@ export function ambientTransaction(database: string): Database | undefined {
 /** Runs `fn` with `context` merged over the current one; open transactions stay joined. */
 export function runWithContext<T>(context: RequestContext, fn: () => T): T {
   const store = storage.getStore();
-  return storage.run(
-    { context: { ...store?.context, ...context }, transactions: store?.transactions ?? new Map() },
-    fn,
-  );
+  return storage.run({ ...store, context: { ...store?.context, ...context }, transactions: store?.transactions ?? new Map() }, fn);
 }
 
 /** Runs `fn` with `tx` published as the open transaction of `database`. */
@@ -59,5 +66,34 @@ export function runWithTransaction<T>(database: string, tx: Database, fn: () => 
   const store = storage.getStore();
   const transactions = new Map(store?.transactions);
   transactions.set(database, tx);
-  return storage.run({ context: store?.context ?? {}, transactions }, fn);
+  return storage.run({ ...store, context: store?.context ?? {}, transactions }, fn);
+}
+
+/** Runs `fn` as a new unit level nested in the current one. */
+export function runInLevel<T>(level: UnitLevel, fn: () => T): T {
+  const store = storage.getStore();
+  return storage.run({ context: store?.context ?? {}, transactions: store?.transactions ?? new Map(), level }, fn);
+}
+
+export function currentLevel(): UnitLevel | undefined {
+  return storage.getStore()?.level;
+}
+
+/**
+ * Registers work that must happen even though the current unit of work rolls back — a failed sign-in
+ * is refused (and rolled back) but its audit event must remain. It runs after the rollback, in the
+ * enclosing unit if there is one, else in a new one. Outside any unit it runs at once.
+ */
+export async function onRollback(fn: () => Promise<void>): Promise<void> {
+  const level = currentLevel();
+  if (!level) return fn();
+  level.afterRollback.push(fn);
+}
+
+/**
+ * Marks the whole unit of work as failed: it rolls back even if its function resolves. For failures
+ * inside callbacks whose caller swallows errors (better-auth logs some hook errors and carries on).
+ */
+export function markRollbackOnly(error: unknown): void {
+  for (let level = currentLevel(); level; level = level.parent) level.failure ??= error;
 }
