@@ -4,6 +4,7 @@
  * OpenAPI and docs, and one error mapper to problem+json.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
@@ -27,6 +28,17 @@ export interface AppOptions {
 }
 
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+/** better-auth answers errors as `{ code, message }` JSON; the API answers every error as problem+json. */
+async function asProblem(c: Context, response: Response): Promise<Response> {
+  if (response.status < 400 || !response.headers.get("content-type")?.includes("application/json")) return response;
+  const body = (await response.clone().json().catch(() => ({}))) as { code?: string; message?: string };
+  const problem = problemResponse(c, response.status, body.code ?? `HTTP_${response.status}`, body.message ?? "Request refused");
+  response.headers.forEach((value, key) => {
+    if (key !== "content-type" && key !== "content-length") problem.headers.append(key, value);
+  });
+  return problem;
+}
 
 /** Thrown inside the unit of work to roll it back when the response is an error; never escapes. */
 class RollbackResponse extends Error {}
@@ -70,7 +82,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   app.use(
     "/api/*",
     cors({
-      origin: options.trustedOrigins ?? [],
+      origin: options.trustedOrigins ?? sdk.auth.trustedOrigins,
       credentials: true,
       allowHeaders: ["content-type", "authorization", "x-tenant-id", "x-request-id"],
       exposeHeaders: ["x-request-id", "set-auth-token"],
@@ -83,10 +95,14 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
       onError: (c) => problemResponse(c, 413, "PAYLOAD_TOO_LARGE", "The request body is too large"),
     }),
   );
+  // The session, tenant and actor of /api/v1 requests, resolved before the unit of work opens so the
+  // transaction starts with the tenant set for row-level security.
+  app.use("/api/v1/*", sdk.auth.sessionMiddleware());
   // A mutating API request is one unit of work: it commits when the response is a success and rolls
-  // back otherwise, so an error never leaves a half-written row.
+  // back otherwise, so an error never leaves a half-written row. Every auth request is one too
+  // (better-auth writes on some GETs, e.g. verify-email).
   app.use("/api/*", async (c, next) => {
-    if (!MUTATING.has(c.req.method)) return next();
+    if (!MUTATING.has(c.req.method) && !c.req.path.startsWith("/api/auth/")) return next();
     try {
       await sdk.transaction(async () => {
         await next();
@@ -98,6 +114,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   });
 
   app.route("/", createHealthRoutes(sdk.router));
+  app.on(["GET", "POST"], "/api/auth/*", async (c) => asProblem(c, await sdk.auth.handler(c.req.raw)));
   app.route("/api/v1/permissions", createPermissionsRoutes({ permissions: sdk.permissions }));
   app.route("/api/v1/audit", createAuditRoutes({ audit: sdk.audit, permissions: sdk.permissions }));
   app.route("/api/v1/email", createEmailRoutes({ email: sdk.email, permissions: sdk.permissions }));

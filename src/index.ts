@@ -8,6 +8,8 @@ import { silentLogger, type Logger } from "./logger.js";
 import { createAuditModule } from "./modules/audit/index.js";
 import { createEmailModule, type EmailOptions } from "./modules/email/index.js";
 import { createPermissionsModule } from "./modules/permissions/index.js";
+import { createAuthModule, type AuthOptions } from "./modules/auth/index.js";
+import { randomBytes } from "node:crypto";
 
 export interface SdkOptions {
   /** Owner connection URL of the single database. Give this or `topology`. */
@@ -21,6 +23,11 @@ export interface SdkOptions {
   logger?: Logger;
   /** Email delivery; see EmailOptions. */
   email?: EmailOptions;
+  /**
+   * Authentication. `secret` (BETTER_AUTH_SECRET, 32+ characters) is required in production; elsewhere
+   * a random one is made per process (sessions then end when it restarts).
+   */
+  auth?: Partial<AuthOptions>;
 }
 
 /**
@@ -46,11 +53,29 @@ export function createSdk(options: SdkOptions) {
   const audit = createAuditModule({ router });
   const permissions = createPermissionsModule({ router, audit });
   const email = createEmailModule({ router, audit, logger, options: options.email ?? {} });
+  const environment = options.environment ?? "development";
+  const production = environment === "production";
+  const secret = options.auth?.secret ?? (production ? "" : randomBytes(32).toString("base64url"));
+  const baseUrl = options.auth?.baseUrl ?? "http://localhost:3000";
+  const auth = createAuthModule({
+    router,
+    audit,
+    permissions,
+    email,
+    production,
+    options: {
+      ...options.auth,
+      secret,
+      baseUrl,
+      trustedOrigins: options.auth?.trustedOrigins ?? [new URL(baseUrl).origin],
+    },
+  });
 
   return {
     router,
     logger,
-    environment: options.environment ?? "development",
+    environment,
+    auth,
     audit,
     email,
     permissions,
@@ -108,3 +133,5 @@ export { AppError, CommonErrors, defineErrors } from "./errors.js";
 export type { Actor, RequestContext } from "./db/unit-of-work.js";
 export type { TopologyInput } from "./db/topology.js";
 export type { Logger } from "./logger.js";
+export type { AuthOptions } from "./modules/auth/index.js";
+export type { EmailOptions } from "./modules/email/index.js";

@@ -12,3 +12,8 @@ export {
   users,
   verifications,
 } from "./schema.js";
+export { createAuthModule, type AuthModule, type AuthModuleOptions } from "./service.js";
+export type { AuthOptions } from "./better-auth.js";
+export { requireSession } from "./middleware.js";
+export { AuthErrors } from "./errors.js";
+export { hashPassword, verifyPassword, OWASP_SCRYPT, TEST_ONLY_SCRYPT, type PasswordCost } from "./password.js";

@@ -1,0 +1,247 @@
+/**
+ * The better-auth instance: its drizzle adapter is given the router's ambient handle, so every auth
+ * write joins the unit of work (better-auth's own transaction becomes a savepoint of ours). Mail goes
+ * to the email outbox, never to a provider, and every hook that writes does so in the same unit.
+ */
+import { betterAuth } from "better-auth";
+import { drizzleAdapter } from "better-auth/adapters/drizzle";
+import { admin, bearer, jwt, organization, twoFactor } from "better-auth/plugins";
+import type { Router } from "../../db/router.js";
+import type { AuditModule } from "../audit/index.js";
+import type { EmailModule } from "../email/index.js";
+import type { PermissionsModule } from "../permissions/index.js";
+import { createAuditBeforeHooks, createAuditHooks, guarded } from "./hooks.js";
+import { hashPassword, OWASP_SCRYPT, verifyPassword, type PasswordCost } from "./password.js";
+import * as tables from "./schema.js";
+
+export interface AuthOptions {
+  /** At least 32 characters in production. */
+  secret: string;
+  /** Public origin of the API, e.g. `https://api.example.com`. */
+  baseUrl: string;
+  /** Browser origins allowed to call auth endpoints with cookies (others get 403). */
+  trustedOrigins?: string[];
+  /** Refuse sign-in until the email is verified. Default: true in production, false elsewhere. */
+  requireEmailVerification?: boolean;
+  /** Rate limiting of auth routes, stored in the database (holds across instances). Default on. */
+  rateLimit?: boolean;
+  /** Password hashing cost. Default OWASP scrypt; a cheaper cost is refused in production. */
+  passwordCost?: PasswordCost;
+  /** Seconds a signed session cookie answers without a database read. Default 300. */
+  cookieCacheSeconds?: number;
+}
+
+export interface BetterAuthDependencies {
+  router: Router;
+  audit: AuditModule;
+  permissions: PermissionsModule;
+  email: EmailModule;
+  production: boolean;
+}
+
+export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependencies) {
+  const { router, audit, permissions, email, production } = deps;
+  const cost = options.passwordCost ?? OWASP_SCRYPT;
+  const requireEmailVerification = options.requireEmailVerification ?? production;
+
+  return betterAuth({
+    appName: "sv-sdk",
+    baseURL: options.baseUrl,
+    basePath: "/api/auth",
+    secret: options.secret,
+    trustedOrigins: options.trustedOrigins ?? [],
+    database: drizzleAdapter(router.db("auth"), {
+      provider: "pg",
+      // better-auth's transaction runs on the ambient handle, i.e. as a savepoint of the unit of work.
+      transaction: true,
+      schema: {
+        user: tables.users,
+        session: tables.sessions,
+        account: tables.accounts,
+        verification: tables.verifications,
+        organization: tables.organizations,
+        member: tables.members,
+        invitation: tables.invitations,
+        jwks: tables.jwks,
+        twoFactor: tables.twoFactors,
+        rateLimit: tables.rateLimits,
+      },
+    }),
+    advanced: {
+      database: { generateId: "uuid" },
+      cookiePrefix: "sv",
+      useSecureCookies: production,
+      defaultCookieAttributes: { httpOnly: true, sameSite: "lax", secure: production },
+    },
+    emailAndPassword: {
+      enabled: true,
+      requireEmailVerification,
+      // Sign-up never signs in: a duplicate email then gets the same answer as a new one (no enumeration).
+      autoSignIn: false,
+      minPasswordLength: 8,
+      maxPasswordLength: 128,
+      password: { hash: (password) => hashPassword(password, cost), verify: verifyPassword },
+      revokeSessionsOnPasswordReset: true,
+      sendResetPassword: async ({ user, url }) =>
+        guarded(async () => {
+          await email.enqueueEmail({
+            userId: user.id,
+            to: user.email,
+            template: "reset-password",
+            category: "account",
+            data: { name: user.name, url },
+          });
+        }),
+      onPasswordReset: async ({ user }) =>
+        guarded(() =>
+          audit.recordAuditEvent({
+            action: "user.password_reset_completed",
+            actor: { type: "user", id: user.id },
+            target: { type: "user", id: user.id },
+          }),
+        ),
+    },
+    emailVerification: {
+      sendOnSignUp: true,
+      autoSignInAfterVerification: false,
+      sendVerificationEmail: async ({ user, url }) =>
+        guarded(async () => {
+          await email.enqueueEmail({
+            userId: user.id,
+            to: user.email,
+            template: "verify-email",
+            category: "account",
+            data: { name: user.name, url },
+          });
+        }),
+      afterEmailVerification: async (user) =>
+        guarded(() =>
+          audit.recordAuditEvent({
+            action: "user.email_verified",
+            actor: { type: "user", id: user.id },
+            target: { type: "user", id: user.id },
+          }),
+        ),
+    },
+    session: {
+      cookieCache: { enabled: true, maxAge: options.cookieCacheSeconds ?? 300 },
+    },
+    rateLimit: {
+      enabled: options.rateLimit ?? true,
+      storage: "database",
+      window: 60,
+      max: 100,
+      customRules: {
+        "/sign-in/email": { window: 60, max: 10 },
+        "/sign-up/email": { window: 60, max: 10 },
+        "/request-password-reset": { window: 60, max: 5 },
+        "/two-factor/verify-totp": { window: 60, max: 10 },
+      },
+    },
+    databaseHooks: {
+      user: {
+        create: {
+          // Runs inside the unit of work (after better-auth's savepoint): the default role and the
+          // audit event commit with the user, or nothing does.
+          after: async (user) =>
+            guarded(async () => {
+              await permissions.assignDefaultRole(user.id);
+              await audit.recordAuditEvent({
+                action: "user.signed_up",
+                actor: { type: "user", id: user.id },
+                target: { type: "user", id: user.id },
+                metadata: { email: user.email },
+              });
+            }),
+        },
+      },
+    },
+    hooks: { before: createAuditBeforeHooks(audit), after: createAuditHooks(audit) },
+    plugins: [
+      organization({
+        sendInvitationEmail: async ({ id, email: to, organization: org, inviter }) =>
+          guarded(async () => {
+            await email.enqueueEmail({
+              to,
+              tenantId: org.id,
+              template: "invitation",
+              category: "account",
+              data: {
+                inviterName: inviter.user.name,
+                organizationName: org.name,
+                url: `${options.baseUrl}/api/auth/organization/accept-invitation?invitationId=${id}`,
+              },
+            });
+          }),
+        organizationHooks: {
+          afterCreateOrganization: async ({ organization: org, user }) =>
+            guarded(() =>
+              audit.recordAuditEvent({
+                action: "tenant.created",
+                tenantId: org.id,
+                actor: { type: "user", id: user.id },
+                target: { type: "tenant", id: org.id },
+                metadata: { name: org.name, slug: org.slug },
+              }),
+            ),
+          afterAddMember: async ({ member, organization: org }) =>
+            guarded(async () => {
+              await permissions.syncMemberRole({ userId: member.userId, tenantId: org.id, role: member.role });
+              await audit.recordAuditEvent({
+                action: "member.added",
+                tenantId: org.id,
+                target: { type: "user", id: member.userId },
+                metadata: { role: member.role },
+              });
+            }),
+          afterAcceptInvitation: async ({ member, organization: org, invitation }) =>
+            guarded(async () => {
+              await permissions.syncMemberRole({ userId: member.userId, tenantId: org.id, role: member.role });
+              await audit.recordAuditEvent({
+                action: "member.added",
+                tenantId: org.id,
+                actor: { type: "user", id: member.userId },
+                target: { type: "user", id: member.userId },
+                metadata: { role: member.role, invitationId: invitation.id },
+              });
+            }),
+          afterCreateInvitation: async ({ invitation, organization: org, inviter }) =>
+            guarded(() =>
+              audit.recordAuditEvent({
+                action: "member.invited",
+                tenantId: org.id,
+                actor: { type: "user", id: inviter.id },
+                target: { type: "invitation", id: invitation.id },
+                metadata: { email: invitation.email, role: invitation.role },
+              }),
+            ),
+          afterRemoveMember: async ({ member, organization: org }) =>
+            guarded(async () => {
+              await permissions.syncMemberRole({ userId: member.userId, tenantId: org.id, role: null });
+              await audit.recordAuditEvent({
+                action: "member.removed",
+                tenantId: org.id,
+                target: { type: "user", id: member.userId },
+              });
+            }),
+          afterUpdateMemberRole: async ({ member, previousRole, organization: org }) =>
+            guarded(async () => {
+              await permissions.syncMemberRole({ userId: member.userId, tenantId: org.id, role: member.role });
+              await audit.recordAuditEvent({
+                action: "member.role_changed",
+                tenantId: org.id,
+                target: { type: "user", id: member.userId },
+                changes: { before: { role: previousRole }, after: { role: member.role } },
+              });
+            }),
+        },
+      }),
+      admin(),
+      jwt({ jwt: { issuer: options.baseUrl, audience: options.baseUrl, expirationTime: "15m" } }),
+      bearer(),
+      twoFactor({ issuer: "sv-sdk" }),
+    ],
+  });
+}
+
+export type BetterAuth = ReturnType<typeof createBetterAuth>;

@@ -1,0 +1,128 @@
+/**
+ * Auth events for the audit trail, and the guard that keeps better-auth's callbacks honest.
+ * Never recorded: passwords, tokens, codes.
+ */
+import { createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import { markRollbackOnly, onRollback } from "../../db/unit-of-work.js";
+import type { AuditModule } from "../audit/index.js";
+
+/**
+ * Runs a callback whose failure must fail the unit of work. better-auth logs and swallows errors of
+ * some callbacks (the sign-up verification mail); marking the unit rollback-only means a failed
+ * enqueue can never leave a user without their verification email row.
+ */
+export async function guarded<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    markRollbackOnly(error);
+    throw error;
+  }
+}
+
+type AuthHookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
+
+const bodyField = (ctx: AuthHookContext, field: string): string | undefined => {
+  const value = (ctx.body as Record<string, unknown> | undefined)?.[field];
+  return typeof value === "string" ? value : undefined;
+};
+
+/** better-auth `hooks.before`: events whose actor is only known before the endpoint runs. */
+export function createAuditBeforeHooks(audit: AuditModule) {
+  return createAuthMiddleware(async (ctx) => {
+    if (ctx.path !== "/sign-out") return;
+    // The session is gone after sign-out; this write joins the request's unit of work, so it is
+    // rolled back with it should the sign-out fail.
+    const session = await getSessionFromCtx(ctx).catch(() => null);
+    if (!session) return;
+    await audit.recordAuditEvent({
+      action: "user.signed_out",
+      actor: { type: "user", id: session.user.id },
+      target: { type: "session", id: session.session.id },
+    });
+  });
+}
+
+/** better-auth `hooks.after`: one audit event per auth event, in the request's unit of work. */
+export function createAuditHooks(audit: AuditModule) {
+  return createAuthMiddleware(async (ctx) => {
+    const failed = isAPIError(ctx.context.returned);
+    const actorId = ctx.context.session?.user.id;
+    const actor = actorId ? ({ type: "user", id: actorId } as const) : undefined;
+    const targetUser = bodyField(ctx, "userId");
+
+    if (ctx.path === "/sign-in/email") {
+      if (failed) {
+        const error = ctx.context.returned as { body?: { code?: string }; statusCode?: number };
+        // The refused request rolls back; its audit event must stay.
+        await onRollback(() =>
+          audit.recordAuditEvent({
+            action: "user.sign_in_failed",
+            actor: { type: "system" },
+            metadata: { email: bodyField(ctx, "email"), reason: error.body?.code ?? String(error.statusCode) },
+          }),
+        );
+        return;
+      }
+      const signedIn = ctx.context.newSession;
+      if (signedIn) {
+        await audit.recordAuditEvent({
+          action: "user.signed_in",
+          actor: { type: "user", id: signedIn.user.id },
+          target: { type: "session", id: signedIn.session.id },
+        });
+      }
+      return;
+    }
+    if (failed) return;
+
+    switch (ctx.path) {
+      case "/request-password-reset":
+        await audit.recordAuditEvent({
+          action: "user.password_reset_requested",
+          metadata: { email: bodyField(ctx, "email") },
+        });
+        return;
+      case "/admin/ban-user":
+        await audit.recordAuditEvent({
+          action: "user.banned",
+          actor,
+          target: targetUser ? { type: "user", id: targetUser } : undefined,
+          metadata: { reason: bodyField(ctx, "banReason") },
+        });
+        return;
+      case "/admin/unban-user":
+        await audit.recordAuditEvent({ action: "user.unbanned", actor, target: targetUser ? { type: "user", id: targetUser } : undefined });
+        return;
+      case "/admin/impersonate-user":
+        await audit.recordAuditEvent({
+          action: "user.impersonation_started",
+          actor,
+          target: targetUser ? { type: "user", id: targetUser } : undefined,
+        });
+        return;
+      case "/admin/stop-impersonating": {
+        const session = ctx.context.session?.session as { impersonatedBy?: string | null } | undefined;
+        await audit.recordAuditEvent({
+          action: "user.impersonation_stopped",
+          actor: session?.impersonatedBy ? { type: "user", id: session.impersonatedBy } : actor,
+          target: actorId ? { type: "user", id: actorId } : undefined,
+        });
+        return;
+      }
+      case "/two-factor/enable":
+        await audit.recordAuditEvent({ action: "user.two_factor_enabled", actor, target: actorId ? { type: "user", id: actorId } : undefined });
+        return;
+      case "/two-factor/disable":
+        await audit.recordAuditEvent({ action: "user.two_factor_disabled", actor, target: actorId ? { type: "user", id: actorId } : undefined });
+        return;
+      case "/revoke-session":
+      case "/revoke-sessions":
+      case "/revoke-other-sessions":
+        await audit.recordAuditEvent({ action: "session.revoked", actor, metadata: { scope: ctx.path.slice(1) } });
+        return;
+      default:
+        return;
+    }
+  });
+}

@@ -1,0 +1,66 @@
+/**
+ * The request context for `/api/v1`: `c.get("user")`, `c.get("session")`, `c.get("tenant")`, and the
+ * unit of work's actor and tenant. The session comes from better-auth (cookie or bearer token); its
+ * refreshed cookies are forwarded (better-auth#1752: a server-side getSession drops them otherwise).
+ */
+import { and, eq } from "drizzle-orm";
+import type { MiddlewareHandler } from "hono";
+import { z } from "zod";
+import type { Router } from "../../db/router.js";
+import { runWithContext } from "../../db/unit-of-work.js";
+import "../../http/context.js";
+import type { BetterAuth } from "./better-auth.js";
+import { AuthErrors } from "./errors.js";
+import { members } from "./schema.js";
+
+const tenantHeader = z.uuid();
+
+export interface ResolvedSession {
+  user: { id: string; email: string; name: string; emailVerified: boolean; role?: string | null; banned?: boolean | null };
+  session: { id: string; expiresAt: Date; activeOrganizationId?: string | null; impersonatedBy?: string | null };
+}
+
+export async function resolveSession(auth: BetterAuth, headers: Headers): Promise<{ data: ResolvedSession | null; headers?: Headers }> {
+  try {
+    const result = await auth.api.getSession({ headers, returnHeaders: true });
+    return { data: (result.response as ResolvedSession | null) ?? null, headers: result.headers };
+  } catch {
+    // A malformed or forged cookie is simply no session.
+    return { data: null };
+  }
+}
+
+export function createSessionMiddleware(auth: BetterAuth, router: Router): MiddlewareHandler {
+  return async (c, next) => {
+    const { data, headers } = await resolveSession(auth, c.req.raw.headers);
+    c.set("user", data ? { id: data.user.id, email: data.user.email, name: data.user.name, emailVerified: data.user.emailVerified, role: data.user.role ?? null } : null);
+    c.set("session", data ? { id: data.session.id, expiresAt: data.session.expiresAt, activeOrganizationId: data.session.activeOrganizationId ?? null, impersonatedBy: data.session.impersonatedBy ?? null } : null);
+
+    let tenantId: string | null = data?.session.activeOrganizationId ?? null;
+    const requested = c.req.header("x-tenant-id");
+    if (requested !== undefined && data) {
+      if (!tenantHeader.safeParse(requested).success) throw AuthErrors.TENANT_HEADER_INVALID({ header: "X-Tenant-Id" });
+      const [membership] = await router
+        .db("auth")
+        .select({ id: members.id })
+        .from(members)
+        .where(and(eq(members.organizationId, requested), eq(members.userId, data.user.id)))
+        .limit(1);
+      if (!membership) throw AuthErrors.NOT_A_MEMBER({ tenantId: requested });
+      tenantId = requested;
+    }
+    c.set("tenant", tenantId ? { id: tenantId } : null);
+
+    const actor = data
+      ? { type: "user" as const, id: data.user.id, ...(data.session.impersonatedBy ? { impersonatedBy: data.session.impersonatedBy } : {}) }
+      : undefined;
+    await runWithContext({ actor, tenantId }, () => next());
+    for (const cookie of headers?.getSetCookie() ?? []) c.res.headers.append("set-cookie", cookie);
+  };
+}
+
+/** 401 problem+json unless the request carries a valid session. */
+export const requireSession: MiddlewareHandler = async (c, next) => {
+  if (!c.get("user")) throw AuthErrors.SESSION_REQUIRED();
+  await next();
+};

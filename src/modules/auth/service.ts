@@ -1,0 +1,77 @@
+/**
+ * The auth module's SDK surface: better-auth's server API plus the helpers scripts and tests need.
+ */
+import { eq } from "drizzle-orm";
+import type { Router } from "../../db/router.js";
+import { CommonErrors } from "../../errors.js";
+import type { AuditModule } from "../audit/index.js";
+import type { EmailModule } from "../email/index.js";
+import type { PermissionsModule } from "../permissions/index.js";
+import { createBetterAuth, type AuthOptions } from "./better-auth.js";
+import { createSessionMiddleware, resolveSession } from "./middleware.js";
+import { OWASP_SCRYPT } from "./password.js";
+import { users } from "./schema.js";
+
+export interface AuthModuleOptions {
+  router: Router;
+  audit: AuditModule;
+  permissions: PermissionsModule;
+  email: EmailModule;
+  options: AuthOptions;
+  production: boolean;
+}
+
+export function createAuthModule({ router, audit, permissions, email, options, production }: AuthModuleOptions) {
+  if (production && options.secret.length < 32) {
+    throw new Error("The auth secret (BETTER_AUTH_SECRET) must be at least 32 characters in production");
+  }
+  const cost = options.passwordCost ?? OWASP_SCRYPT;
+  if (production && (cost.ln < OWASP_SCRYPT.ln || cost.r < OWASP_SCRYPT.r)) {
+    throw new Error("A password hashing cost below OWASP's scrypt minimum (N=2^17, r=8, p=1) is refused in production");
+  }
+  const auth = createBetterAuth(options, { router, audit, permissions, email, production });
+
+  return {
+    /** better-auth's server API (`sdk.auth.api.signInEmail(...)`, organization, admin, two-factor …). */
+    api: auth.api,
+    /** better-auth's fetch handler, mounted at `/api/auth/*`. */
+    handler: auth.handler,
+    /** The better-auth instance itself. */
+    instance: auth,
+    /**
+     * The session of a request (cookie or bearer token), or null.
+     *
+     * @example
+     * const session = await sdk.auth.getSession(request.headers);
+     * if (!session) return new Response("Unauthorized", { status: 401 });
+     */
+    async getSession(headers: Headers) {
+      return (await resolveSession(auth, headers)).data;
+    },
+    /**
+     * Creates a user with a password (sign-up in one unit of work: user, account, default role, audit
+     * event, verification email). For scripts and tests; `emailVerified: true` marks the address verified.
+     *
+     * @example
+     * const user = await sdk.auth.createUser({ email: "ada@example.com", password: "correct horse", name: "Ada" });
+     */
+    async createUser(input: { email: string; password: string; name: string; emailVerified?: boolean }) {
+      return router.transaction(async () => {
+        const email = input.email.toLowerCase();
+        const [existing] = await router.db("auth").select({ id: users.id }).from(users).where(eq(users.email, email));
+        if (existing) throw CommonErrors.CONFLICT({ email }, "A user with this email already exists");
+        const result = await auth.api.signUpEmail({ body: { email, password: input.password, name: input.name } });
+        if (input.emailVerified) {
+          await router.db("auth").update(users).set({ emailVerified: true }).where(eq(users.id, result.user.id));
+        }
+        return { ...result.user, emailVerified: input.emailVerified ?? false };
+      });
+    },
+    /** Browser origins trusted for cookies and CORS. */
+    trustedOrigins: options.trustedOrigins ?? [],
+    /** Hono middleware giving `/api/v1` routes their user, session and tenant. */
+    sessionMiddleware: () => createSessionMiddleware(auth, router),
+  };
+}
+
+export type AuthModule = ReturnType<typeof createAuthModule>;
