@@ -1,33 +1,48 @@
 import type { Router } from "../../db/router.js";
-import { createRoutes } from "../../http/routes.js";
 import type { AuditModule } from "../audit/index.js";
+import { createPermissionCache, type PermissionCacheOptions } from "./cache.js";
+import { createChecks } from "./checks.js";
 import { seedBuiltInRoles } from "./seed.js";
+import { createPermissionsService } from "./service.js";
 
 export { permissionCache, roleInheritance, rolePermissions, roles, userRoles, permissionsSchema } from "./schema.js";
 export { BUILT_IN_ROLES, type BuiltInRole } from "./seed.js";
+export { PermissionsErrors } from "./errors.js";
+export { isValidPermission } from "./matcher.js";
+export { MEMBER_ROLES, type Assignment, type CreateRoleInput, type Role, type Scope } from "./service.js";
+export type { RequirePermissionOptions } from "./checks.js";
+export type { PermissionCacheOptions } from "./cache.js";
+export { createPermissionsRoutes, createMePermissionsRoutes, type PermissionsRoutesOptions } from "./routes.js";
 
 export interface PermissionsModuleOptions {
   router: Router;
   audit: AuditModule;
+  /** The in-process cache in front of `permission_cache`. */
+  cache?: PermissionCacheOptions;
 }
 
-/** The permissions module: the one authority for authorization. */
-export function createPermissionsModule({ router }: PermissionsModuleOptions) {
+/**
+ * The permissions module: the one authority for authorization. Tenant-scoped RBAC with role
+ * inheritance and wildcards; global assignments apply in every tenant (Casbin's RBAC with domains,
+ * with a global domain).
+ *
+ * @example
+ * const permissions = createPermissionsModule({ router, audit });
+ * await permissions.assignRole(userId, "admin", { tenant: tenantId });
+ * await permissions.can(userId, "roles:write", { tenant: tenantId }); // true
+ */
+export function createPermissionsModule({ router, audit, cache: cacheOptions }: PermissionsModuleOptions) {
+  const cache = createPermissionCache(router, cacheOptions);
   return {
+    ...createPermissionsService(router, audit),
+    ...createChecks(router, cache),
     /** Seeds the built-in roles (idempotent). */
     seed: () => seedBuiltInRoles(router),
+    /** Resolves once the cross-instance invalidation listener is up (until then nothing is cached). */
+    ready: () => cache.ready(),
     /** Stops background work (the invalidation listener). */
-    stop: async () => {},
+    stop: () => cache.stop(),
   };
 }
 
 export type PermissionsModule = ReturnType<typeof createPermissionsModule>;
-
-export interface PermissionsRoutesOptions {
-  permissions: PermissionsModule;
-}
-
-/** `/api/v1/permissions` routes (and `/api/v1/me/permissions`, mounted by the app). */
-export function createPermissionsRoutes(_options: PermissionsRoutesOptions) {
-  return createRoutes();
-}

@@ -1,0 +1,123 @@
+/**
+ * Checks: `can`, `permissionsOf`, and the `requirePermission` middleware.
+ *
+ * A check asks the in-process cache first; a miss costs exactly one query
+ * (`permissions.cached_permissions(user, tenant)`: the `permission_cache` row, filled on the spot when
+ * missing). Inside a unit of work that changed permissions the in-process cache is bypassed, and what
+ * that unit reads is never stored in it (it may roll back).
+ */
+import type { MiddlewareHandler } from "hono";
+import { sql } from "drizzle-orm";
+import type { Router } from "../../db/router.js";
+import { problemResponse } from "../../http/problem.js";
+import "../../http/context.js";
+import type { PermissionCache } from "./cache.js";
+import { PermissionsErrors } from "./errors.js";
+import { compileMatcher, isValidPermission, type Matcher } from "./matcher.js";
+import { inChangedUnit, scopeOf, type Scope } from "./service.js";
+
+export interface RequirePermissionOptions {
+  /**
+   * Which tenant the permission is checked in: the request's tenant (`c.get("tenant")`, global when
+   * none; the default), or always the global scope (platform-level routes).
+   */
+  tenant?: "context" | "global";
+}
+
+export function createChecks(router: Router, cache: PermissionCache) {
+  const db = router.db("permissions");
+
+  async function matcherFor(userId: string, tenant: string | null): Promise<Matcher> {
+    const bypass = inChangedUnit();
+    if (!bypass) {
+      const cached = cache.get(userId, tenant);
+      if (cached) return cached;
+    }
+    const generation = cache.generation;
+    const rows = await db.execute<{ permissions: string[] }>(
+      sql`select permissions.cached_permissions(${userId}::uuid, ${tenant}::uuid) as permissions`,
+    );
+    const matcher = compileMatcher(rows[0]?.permissions ?? []);
+    if (!bypass) cache.set(userId, tenant, matcher, generation);
+    return matcher;
+  }
+
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+  function checkUser(userId: string): boolean {
+    return UUID.test(userId);
+  }
+
+  /**
+   * Whether a user holds a permission in a tenant (global assignments count in every tenant) or, with
+   * no tenant, globally.
+   *
+   * @example
+   * if (await sdk.permissions.can(userId, "invoices:write", { tenant: tenantId })) { ... }
+   */
+  async function can(userId: string, permission: string, scope?: Scope): Promise<boolean> {
+    if (!isValidPermission(permission)) throw PermissionsErrors.INVALID_PERMISSION({ invalid: [permission] });
+    const tenant = scopeOf(scope);
+    if (!checkUser(userId)) return false;
+    return (await matcherFor(userId, tenant)).has(permission);
+  }
+
+  /**
+   * The effective permissions of a user in a tenant (or globally), wildcards as granted.
+   *
+   * @example
+   * const permissions = await sdk.permissions.permissionsOf(userId, { tenant: tenantId });
+   */
+  async function permissionsOf(userId: string, scope?: Scope): Promise<string[]> {
+    const tenant = scopeOf(scope);
+    if (!checkUser(userId)) return [];
+    return [...(await matcherFor(userId, tenant)).permissions];
+  }
+
+  /**
+   * Refuses with PERMISSION_DENIED (naming the first missing permission) unless the user holds all
+   * of `permissions`. Used before handing permissions out, so nobody grants more than they hold.
+   *
+   * @example
+   * await sdk.permissions.assertHolds(actorId, ["audit:read"], { tenant });
+   */
+  async function assertHolds(userId: string, permissions: readonly string[], scope?: Scope): Promise<void> {
+    const tenant = scopeOf(scope);
+    const matcher = await matcherFor(userId, tenant);
+    const missing = permissions.find((p) => !matcher.has(p));
+    if (missing !== undefined) {
+      throw PermissionsErrors.PERMISSION_DENIED(
+        { permission: missing, tenant },
+        `You cannot hand out '${missing}': you do not hold it${tenant ? " in this tenant" : ""}`,
+      );
+    }
+  }
+
+  /**
+   * Hono middleware: 401 without a signed-in user, 403 problem+json (`code: "PERMISSION_DENIED"`,
+   * `permission`) when the user lacks the permission in the request's tenant.
+   *
+   * @example
+   * app.get("/invoices", sdk.permissions.requirePermission("invoices:read"), (c) => ...);
+   */
+  function requirePermission(permission: string, options: RequirePermissionOptions = {}): MiddlewareHandler {
+    if (!isValidPermission(permission)) {
+      throw new Error(`requirePermission: '${permission}' is not a permission (resource:action, or *)`);
+    }
+    const global = options.tenant === "global";
+    return async (c, next) => {
+      const user = c.get("user");
+      if (!user) return problemResponse(c, 401, "UNAUTHENTICATED", "A valid session or bearer token is required");
+      const tenant = global ? null : (c.get("tenant")?.id ?? null);
+      if (!(await can(user.id, permission, { tenant }))) {
+        return problemResponse(c, 403, "PERMISSION_DENIED", `Missing permission '${permission}'`, {
+          permission,
+          tenant,
+        });
+      }
+      await next();
+    };
+  }
+
+  return { can, permissionsOf, assertHolds, requirePermission };
+}

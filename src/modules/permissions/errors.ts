@@ -1,0 +1,23 @@
+/**
+ * The permissions module's error codes: thrown by its verbs, mapped to problem+json by the app.
+ */
+import { defineErrors } from "../../errors.js";
+
+export const PermissionsErrors = defineErrors({
+  ROLE_NOT_FOUND: { status: 404, message: "Role not found" },
+  ROLE_NAME_TAKEN: { status: 409, message: "A role with this name already exists in this scope" },
+  ROLE_OUT_OF_SCOPE: {
+    status: 403,
+    message: "This role belongs to another scope: global roles are managed by platform administrators",
+  },
+  BUILT_IN_ROLE: { status: 403, message: "Built-in roles cannot be changed or deleted" },
+  INHERITANCE_CYCLE: { status: 400, message: "This inheritance would create a cycle" },
+  INVALID_PERMISSION: {
+    status: 400,
+    message: "A permission is `resource:action` (lowercase; `*` as the last segment is a wildcard) or `*`",
+  },
+  INVALID_TENANT: { status: 400, message: "A tenant is identified by its uuid" },
+  ASSIGNMENT_NOT_FOUND: { status: 404, message: "Assignment not found" },
+  UNKNOWN_MEMBER_ROLE: { status: 400, message: "This organization role has no built-in counterpart" },
+  PERMISSION_DENIED: { status: 403, message: "You do not have the permission this needs" },
+});

@@ -1,0 +1,32 @@
+/**
+ * Test-only helpers for this module's tests: users, tenants and audit rows inside the test's unit of
+ * work (so they roll back with it).
+ */
+import { randomUUID } from "node:crypto";
+import { and, eq } from "drizzle-orm";
+import type { Sdk } from "../../index.js";
+import { auditLogs } from "../audit/index.js";
+import { organizations, users } from "../auth/index.js";
+
+export async function createUser(sdk: Sdk, name = "Test User"): Promise<string> {
+  const id = randomUUID();
+  await sdk.router.db("auth").insert(users).values({ id, name, email: `${id}@example.test` });
+  return id;
+}
+
+export async function createTenant(sdk: Sdk): Promise<string> {
+  const id = randomUUID();
+  await sdk.router.db("auth").insert(organizations).values({ id, name: `Org ${id}`, slug: `org-${id}` });
+  return id;
+}
+
+/** Audit rows of one action on one target, read past tenant scoping inside the current transaction. */
+export function auditRows(sdk: Sdk, action: string, targetId: string) {
+  return sdk.withTenant("*", () =>
+    sdk.router
+      .db("audit")
+      .select()
+      .from(auditLogs)
+      .where(and(eq(auditLogs.action, action), eq(auditLogs.targetId, targetId))),
+  );
+}
