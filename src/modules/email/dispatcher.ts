@@ -1,0 +1,361 @@
+/**
+ * The dispatcher: claims due `email_sends` rows with `FOR UPDATE SKIP LOCKED` under a lease (so any
+ * number of instances share the queue without sending a row twice), commits the claim, sends outside
+ * any transaction, then records the outcome.
+ *
+ * Idempotency: a row sent on its own always uses its id as the Idempotency-Key. Rows first claimed
+ * together get a batch key — `b_` + sha256 of their sorted ids — stored on the rows in the claim
+ * itself. A retried or reclaimed batch whose rows come back together is re-sent under the same key
+ * (the provider answers from its idempotency cache if the first try got through). A batch that comes
+ * back split, or that the provider refused outright (validation), falls back to one send per row
+ * with the row's own key, and such rows never join a batch again (`batch_key = 'single'`).
+ * Residual risk, accepted: a batch that reached the provider without us learning it and then comes
+ * back split is sent per row under new keys; the claim orders by batch key so groups stay together.
+ *
+ * Audit: failures and dead rows get one event each; successful sends one `email.sent` event per batch
+ * and tenant (metadata.sendIds lists the rows), to keep the hot path at a constant number of writes.
+ */
+import { createHash, randomUUID } from "node:crypto";
+import { sql } from "drizzle-orm";
+import type { Router } from "../../db/router.js";
+import type { Logger } from "../../logger.js";
+import type { AuditModule } from "../audit/index.js";
+import { EMAIL_CHANNEL } from "./outbox.js";
+import type { EmailTransport, OutgoingEmail, SendFailure, SendOutcome } from "./transport.js";
+
+export interface DispatcherOptions {
+  /** Rows claimed (and sent in one batch request) per cycle, at most 100. Default 100. */
+  batchSize?: number;
+  /** How long a claim is held before another dispatcher may reclaim the row. Default 60 s. */
+  leaseMs?: number;
+  /** A provider request is abandoned (and retried) after this long; capped at half the lease. Default 30 s. */
+  requestTimeoutMs?: number;
+  /** Fallback poll when no NOTIFY arrives (retries coming due, missed notifications). Default 5 s. */
+  pollIntervalMs?: number;
+  /** First retry delay; doubles per attempt, with jitter. Default 1 s. */
+  backoffBaseMs?: number;
+  /** Longest retry delay. Default 1 h. */
+  backoffMaxMs?: number;
+  /** Claim-send-record cycles running at once in this process. Default 1. */
+  concurrency?: number;
+  /** Shows up in `claimed_by`; default a random id per dispatcher. */
+  id?: string;
+}
+
+export interface Dispatcher {
+  readonly id: string;
+  /** Claims up to `limit` due rows and commits the claim (tests simulate a crash with it). */
+  claim(limit?: number): Promise<ClaimedRow[]>;
+  /** One cycle: claim, send, record. Returns how many rows it claimed. */
+  dispatchOnce(): Promise<number>;
+  /** Starts the background loops and the NOTIFY listener. */
+  start(): Promise<void>;
+  /** Stops the loops (aborting requests in flight) and returns this dispatcher's claimed rows to the queue. */
+  stop(): Promise<void>;
+}
+
+export interface ClaimedRow {
+  id: string;
+  tenant_id: string | null;
+  to_address: string;
+  from_address: string | null;
+  subject: string;
+  html: string;
+  text: string;
+  headers: Record<string, string> | null;
+  attempts: number;
+  max_attempts: number;
+  batch_key: string | null;
+}
+
+interface Deps {
+  router: Router;
+  audit: AuditModule;
+  logger: Logger;
+  transport: EmailTransport;
+  from: string;
+}
+
+const SINGLE = "single";
+const textArray = (values: string[]) => sql`array[${sql.join(values.map((v) => sql`${v}`), sql`, `)}]`;
+const DISPATCHER_ACTOR = { type: "system" as const, id: "email-dispatcher" };
+
+export function batchKeyOf(ids: string[]): string {
+  return `b_${createHash("sha256").update([...ids].sort().join(",")).digest("hex")}`;
+}
+
+/** Exponential backoff with jitter (a random point in the upper half), never sooner than Retry-After. */
+export function retryDelay(attempt: number, base: number, max: number, retryAfterMs?: number): number {
+  const exponential = Math.min(max, base * 2 ** Math.max(0, attempt - 1));
+  const jittered = exponential / 2 + Math.random() * (exponential / 2);
+  return Math.max(jittered, retryAfterMs ?? 0);
+}
+
+interface Outcome {
+  row: ClaimedRow;
+  result: { ok: true; providerId: string } | SendFailure;
+  /** Sent in a batch request (its rows keep their batch key for a retry). */
+  batched: boolean;
+}
+
+export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): Dispatcher {
+  const { router, audit, logger, transport } = deps;
+  const id = options.id ?? `dispatcher-${randomUUID()}`;
+  const batchSize = Math.max(1, Math.min(options.batchSize ?? 100, transport.maxBatchSize));
+  const leaseMs = options.leaseMs ?? 60_000;
+  // A request outliving its lease could race a reclaim: keep it well inside.
+  const requestTimeoutMs = Math.min(options.requestTimeoutMs ?? 30_000, Math.floor(leaseMs / 2));
+  const pollIntervalMs = options.pollIntervalMs ?? 5_000;
+  const backoffBaseMs = options.backoffBaseMs ?? 1_000;
+  const backoffMaxMs = options.backoffMaxMs ?? 3_600_000;
+  const concurrency = Math.max(1, options.concurrency ?? 1);
+  const db = () => router.db("email");
+  const system = <T>(fn: () => Promise<T>) => router.withTenant("*", fn);
+
+  let stopController = new AbortController();
+  let loops: Promise<void>[] = [];
+  let running = false;
+  let stopping: Promise<void> | undefined;
+  let unlisten: (() => Promise<void>) | undefined;
+  let wakeUp: (() => void) | undefined;
+  let wakePromise: Promise<void> | undefined;
+
+  function wake() {
+    wakeUp?.();
+    wakeUp = undefined;
+    wakePromise = undefined;
+  }
+  function sleep(ms: number): Promise<void> {
+    wakePromise ??= new Promise<void>((resolve) => (wakeUp = resolve));
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([wakePromise, new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
+  }
+
+  async function claim(limit = batchSize): Promise<ClaimedRow[]> {
+    return system(async () => {
+      const rows = (await db().execute(sql`
+        with due as (
+          select id, batch_key from email.email_sends
+          where status in ('queued', 'sending') and next_attempt_at <= now()
+            and (lease_until is null or lease_until < now())
+          order by next_attempt_at, batch_key nulls last, id
+          limit ${limit}
+          for update skip locked
+        ), fresh as (
+          select 'b_' || encode(sha256(convert_to(string_agg(id::text, ',' order by id::text), 'UTF8')), 'hex') as key
+          from due where batch_key is null
+          having count(*) > 1
+        )
+        update email.email_sends s
+        set status = 'sending', claimed_by = ${id}, attempts = s.attempts + 1, updated_at = now(),
+            lease_until = now() + make_interval(secs => ${leaseMs / 1000}),
+            batch_key = coalesce(s.batch_key, (select key from fresh), ${SINGLE})
+        from due where s.id = due.id
+        returning s.id, s.tenant_id, s.to_address, s.from_address, s.subject, s.html, s.text, s.headers,
+                  s.attempts, s.max_attempts, s.batch_key
+      `)) as unknown as ClaimedRow[];
+      return [...rows];
+    });
+  }
+
+  const toOutgoing = (row: ClaimedRow): OutgoingEmail => ({
+    id: row.id,
+    from: row.from_address ?? deps.from,
+    to: row.to_address,
+    subject: row.subject,
+    html: row.html,
+    text: row.text,
+    headers: row.headers,
+  });
+
+  async function sendOne(rows: ClaimedRow[], idempotencyKey: string): Promise<SendOutcome> {
+    const signal = AbortSignal.any([stopController.signal, AbortSignal.timeout(requestTimeoutMs)]);
+    try {
+      return await transport.send(rows.map(toOutgoing), { idempotencyKey, signal });
+    } catch (error) {
+      return { ok: false, retryable: true, status: null, error: (error as Error).message ?? String(error) };
+    }
+  }
+
+  async function sendSingly(rows: ClaimedRow[]): Promise<Outcome[]> {
+    return Promise.all(
+      rows.map(async (row) => {
+        const outcome = await sendOne([row], row.id);
+        return { row, batched: false, result: outcome.ok ? { ok: true as const, providerId: outcome.providerIds[0]! } : outcome };
+      }),
+    );
+  }
+
+  async function send(rows: ClaimedRow[]): Promise<Outcome[]> {
+    const groups = new Map<string, ClaimedRow[]>();
+    for (const row of rows) {
+      const key = row.batch_key ?? SINGLE;
+      groups.set(key, [...(groups.get(key) ?? []), row]);
+    }
+    const outcomes: Promise<Outcome[]>[] = [];
+    for (const [key, group] of groups) {
+      const intact = key !== SINGLE && group.length > 1 && batchKeyOf(group.map((r) => r.id)) === key;
+      if (!intact) {
+        outcomes.push(sendSingly(group));
+        continue;
+      }
+      outcomes.push(
+        sendOne(group, key).then((outcome): Promise<Outcome[]> | Outcome[] => {
+          if (outcome.ok) {
+            return group.map((row, i) => ({ row, batched: true, result: { ok: true, providerId: outcome.providerIds[i]! } }));
+          }
+          // Refused as a whole (strict validation: nothing was sent), so each row goes alone.
+          if (!outcome.retryable) return sendSingly(group);
+          return group.map((row) => ({ row, batched: true, result: outcome }));
+        }),
+      );
+    }
+    return (await Promise.all(outcomes)).flat();
+  }
+
+  async function record(outcomes: Outcome[]): Promise<void> {
+    const sent = outcomes.filter((o) => o.result.ok);
+    const failed = outcomes.filter((o): o is Outcome & { result: SendFailure } => !o.result.ok);
+    await system(async () => {
+      if (sent.length > 0) {
+        const ids = sent.map((o) => o.row.id);
+        const providerIds = sent.map((o) => (o.result as { providerId: string }).providerId);
+        // A webhook may already have moved the row past `sent`; the guard on claimed_by keeps a
+        // dispatcher whose lease expired from clobbering whoever reclaimed the row.
+        await db().execute(sql`
+          update email.email_sends s
+          set status = case when s.status = 'sending' then 'sent' else s.status end,
+              provider_message_id = v.provider_id, sent_at = now(), updated_at = now(),
+              lease_until = null, claimed_by = null, last_error = null
+          from unnest(${textArray(ids)}::uuid[], ${textArray(providerIds)}::text[]) as v(id, provider_id)
+          where s.id = v.id and s.claimed_by = ${id}
+        `);
+        const byTenant = new Map<string | null, string[]>();
+        for (const o of sent) byTenant.set(o.row.tenant_id, [...(byTenant.get(o.row.tenant_id) ?? []), o.row.id]);
+        for (const [tenantId, sendIds] of byTenant) {
+          await audit.recordAuditEvent({
+            action: "email.sent",
+            actor: DISPATCHER_ACTOR,
+            tenantId,
+            target: { type: "email_send", id: sendIds[0]! },
+            metadata: { sendIds, count: sendIds.length, transport: transport.name },
+          });
+        }
+      }
+      for (const { row, result, batched } of failed) await recordFailure(row, result, batched);
+    });
+  }
+
+  async function recordFailure(row: ClaimedRow, result: SendFailure, batched: boolean) {
+    const error = result.status ? `${result.status} ${result.error}` : result.error;
+    if (result.retryable && stopController.signal.aborted) {
+      // Our own shutdown aborted the request: not the row's fault, so no attempt is spent.
+      await release([row.id]);
+      return;
+    }
+    const exhausted = row.attempts >= row.max_attempts;
+    if (!result.retryable || exhausted) {
+      const status = result.retryable ? "dead" : "failed";
+      await db().execute(sql`
+        update email.email_sends set status = ${status}, last_error = ${error}, lease_until = null,
+          claimed_by = null, updated_at = now()
+        where id = ${row.id} and claimed_by = ${id}
+      `);
+      await audit.recordAuditEvent({
+        action: `email.${status}`,
+        actor: DISPATCHER_ACTOR,
+        tenantId: row.tenant_id,
+        target: { type: "email_send", id: row.id },
+        metadata: { attempts: row.attempts, error, providerStatus: result.status },
+      });
+      return;
+    }
+    const delay = retryDelay(row.attempts, backoffBaseMs, backoffMaxMs, result.retryAfterMs);
+    await db().execute(sql`
+      update email.email_sends set status = 'queued', last_error = ${error}, lease_until = null, claimed_by = null,
+        next_attempt_at = now() + make_interval(secs => ${delay / 1000}), updated_at = now(),
+        batch_key = ${batched ? row.batch_key : SINGLE}
+      where id = ${row.id} and claimed_by = ${id}
+    `);
+    await audit.recordAuditEvent({
+      action: "email.retry_scheduled",
+      actor: DISPATCHER_ACTOR,
+      tenantId: row.tenant_id,
+      target: { type: "email_send", id: row.id },
+      metadata: { attempts: row.attempts, delayMs: Math.round(delay), error, providerStatus: result.status },
+    });
+  }
+
+  /** Returns claimed rows to the queue without spending an attempt. */
+  async function release(ids?: string[]) {
+    await system(() =>
+      db().execute(sql`
+        update email.email_sends set status = 'queued', lease_until = null, claimed_by = null,
+          attempts = greatest(attempts - 1, 0), updated_at = now()
+        where claimed_by = ${id} and status = 'sending'
+          ${ids ? sql`and id in ${ids}` : sql``}
+      `),
+    );
+  }
+
+  async function markDead(rows: ClaimedRow[]) {
+    // Rows whose earlier attempts all crashed mid-send: claiming spent their last attempt.
+    for (const row of rows) {
+      await recordFailure(row, { ok: false, retryable: true, status: null, error: "attempts exhausted (lease expired)" }, false);
+    }
+  }
+
+  async function dispatchOnce(): Promise<number> {
+    const claimed = await claim();
+    if (claimed.length === 0) return 0;
+    const exhausted = claimed.filter((r) => r.attempts > r.max_attempts);
+    const sendable = claimed.filter((r) => r.attempts <= r.max_attempts);
+    if (exhausted.length > 0) await system(() => markDead(exhausted));
+    if (sendable.length > 0) await record(await send(sendable));
+    return claimed.length;
+  }
+
+  async function loop() {
+    while (running) {
+      try {
+        const claimed = await dispatchOnce();
+        if (claimed < batchSize && running) await sleep(pollIntervalMs);
+      } catch (error) {
+        logger.error("email dispatcher cycle failed", { dispatcher: id, error: (error as Error).message });
+        if (running) await sleep(Math.min(pollIntervalMs, 1_000));
+      }
+    }
+  }
+
+  return {
+    id,
+    claim,
+    dispatchOnce,
+    async start() {
+      if (running) return;
+      if (stopping) await stopping;
+      stopping = undefined;
+      stopController = new AbortController();
+      running = true;
+      const pool = router.pool(router.databaseOf("email"));
+      const listener = await pool.sql.listen(EMAIL_CHANNEL, () => wake());
+      unlisten = () => listener.unlisten();
+      loops = Array.from({ length: concurrency }, () => loop());
+      logger.info("email dispatcher started", { dispatcher: id, transport: transport.name, batchSize, concurrency });
+    },
+    stop() {
+      stopping ??= (async () => {
+        running = false;
+        stopController.abort();
+        wake();
+        await Promise.all(loops);
+        loops = [];
+        await unlisten?.().catch(() => undefined);
+        unlisten = undefined;
+        await release();
+        logger.info("email dispatcher stopped", { dispatcher: id });
+      })();
+      return stopping;
+    },
+  };
+}

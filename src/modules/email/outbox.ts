@@ -1,0 +1,177 @@
+/**
+ * The transactional outbox: `enqueueEmail` renders the message and writes an `email_sends` row in the
+ * caller's unit of work, with a NOTIFY that PostgreSQL delivers only at commit. Rolled back, the row
+ * and the wake-up vanish together, so nothing is ever sent for work that did not happen. Nothing
+ * here talks to the provider.
+ */
+import { eq, sql } from "drizzle-orm";
+import type { Router } from "../../db/router.js";
+import { ambientTransaction, currentContext } from "../../db/unit-of-work.js";
+import type { AuditModule } from "../audit/index.js";
+// The schema file, not the module index: auth depends on email, and the index would make a cycle.
+import { users } from "../auth/schema.js";
+import { EmailErrors } from "./errors.js";
+import type { Preferences } from "./preferences.js";
+import { emailSends, type EmailSendStatus } from "./schema.js";
+import { localeChain } from "./template-store.js";
+import { isMandatoryCategory, renderContent, type EmailTemplateDefinition } from "./templates.js";
+
+/** The channel dispatchers LISTEN on. */
+export const EMAIL_CHANNEL = "sv_email";
+
+export interface EnqueueEmailInput {
+  /** The recipient; looked up from `userId` when omitted. */
+  to?: string;
+  /** The user the mail is for: their preferences apply and non-account mail gets an unsubscribe link. */
+  userId?: string;
+  /** A template key, e.g. `verify-email`. */
+  template: string;
+  /** The template's variables, validated by its definition. */
+  data: Record<string, unknown>;
+  /** Defaults to the template's category. `account` and `security` mail ignores opt-outs. */
+  category?: string;
+  /** Defaults to the unit of work's tenant; picks the tenant's template override. */
+  tenantId?: string | null;
+  /** A second enqueue with the same key returns the first send instead of adding one. */
+  idempotencyKey?: string;
+  locale?: string;
+}
+
+export interface EnqueueEmailResult {
+  id: string;
+  status: "queued" | "skipped";
+  skipReason?: "suppressed" | "opted_out";
+  /** True when `idempotencyKey` matched an earlier send, which is returned instead. */
+  duplicate?: boolean;
+}
+
+interface Deps {
+  router: Router;
+  audit: AuditModule;
+  definitions: ReadonlyMap<string, EmailTemplateDefinition>;
+  preferences: Preferences;
+  from: string;
+}
+
+interface Lookup extends Record<string, unknown> {
+  subject: string | null;
+  html: string | null;
+  text: string | null;
+  suppressed: boolean;
+  opted_out: boolean;
+}
+
+export function createOutbox({ router, audit, definitions, preferences, from }: Deps) {
+  const db = () => router.db("email");
+  const emailDatabase = router.databaseOf("email");
+
+  /** Runs `fn` in the caller's transaction when it is scoped to `tenantId`, else in one that is. */
+  function inTenantTransaction<T>(tenantId: string | null, fn: () => Promise<T>): Promise<T> {
+    const current = currentContext().tenantId ?? null;
+    if (ambientTransaction(emailDatabase) && (current || null) === (tenantId || null)) return fn();
+    return router.withTenant(tenantId, fn);
+  }
+
+  async function recipientOf(input: EnqueueEmailInput): Promise<string> {
+    if (input.to) return input.to;
+    if (input.userId) {
+      const [user] = await router.db("auth").select({ email: users.email }).from(users).where(eq(users.id, input.userId));
+      if (user) return user.email;
+    }
+    throw EmailErrors.RECIPIENT_REQUIRED({ userId: input.userId });
+  }
+
+  /**
+   * Queues an email in the caller's unit of work. Suppressed addresses and opted-out categories
+   * are recorded as `skipped` with the reason; account and security mail cannot be opted out of.
+   *
+   * @example
+   * await sdk.transaction(async () => {
+   *   const user = await createUser(...);
+   *   await sdk.email.enqueueEmail({ userId: user.id, to: user.email, template: "verify-email", data: { name: user.name, url } });
+   * }); // the dispatcher sends it after the commit, never before, never if rolled back
+   */
+  async function enqueueEmail(input: EnqueueEmailInput): Promise<EnqueueEmailResult> {
+    const definition = definitions.get(input.template);
+    if (!definition) throw EmailErrors.TEMPLATE_UNKNOWN_KEY({ key: input.template });
+    const category = input.category ?? definition.category;
+    const context = currentContext().tenantId;
+    const tenantId = input.tenantId !== undefined ? input.tenantId : context === "*" ? null : (context ?? null);
+    const locales = localeChain(input.locale);
+
+    return inTenantTransaction(tenantId, async () => {
+      const to = await recipientOf(input);
+      // One round trip for the template (tenant override first, most specific locale first), the
+      // suppression list and the user's preference.
+      const [found] = (await db().execute(sql`
+        select t.subject, t.html, t.text,
+          exists (select 1 from email.suppressions where email = ${to.toLowerCase()}) as suppressed,
+          coalesce((select opted_out from email.email_preferences
+                    where user_id = ${input.userId ?? null}::uuid and category = ${category}), false) as opted_out
+        from (select 1) as one
+        left join lateral (
+          select subject, html, text from email.email_templates
+          where key = ${input.template} and locale in ${locales}
+            and (tenant_id is null or tenant_id = ${tenantId}::uuid)
+          order by array_position(array[${sql.join(locales.map((l) => sql`${l}`), sql`, `)}]::text[], locale),
+                   tenant_id is null
+          limit 1
+        ) t on true
+      `)) as unknown as Lookup[];
+      if (!found?.subject) throw EmailErrors.TEMPLATE_NOT_FOUND({ key: input.template, locale: locales[0] });
+
+      const rendered = renderContent(definition, { subject: found.subject, html: found.html!, text: found.text! }, input.data);
+      const skipReason = found.suppressed
+        ? ("suppressed" as const)
+        : found.opted_out && !isMandatoryCategory(category)
+          ? ("opted_out" as const)
+          : undefined;
+      const status: EmailSendStatus = skipReason ? "skipped" : "queued";
+      const headers = preferences.unsubscribeHeaders(input.userId, category) ?? null;
+
+      const [row] = await db()
+        .insert(emailSends)
+        .values({
+          tenantId,
+          userId: input.userId ?? null,
+          toAddress: to,
+          fromAddress: from,
+          templateKey: input.template,
+          locale: locales[0]!,
+          category,
+          ...rendered,
+          headers,
+          status,
+          skipReason: skipReason ?? null,
+          idempotencyKey: input.idempotencyKey ?? null,
+        })
+        .onConflictDoNothing({ target: emailSends.idempotencyKey })
+        .returning({ id: emailSends.id });
+
+      if (!row) {
+        const [existing] = await db()
+          .select({ id: emailSends.id, status: emailSends.status, skipReason: emailSends.skipReason })
+          .from(emailSends)
+          .where(eq(emailSends.idempotencyKey, input.idempotencyKey!));
+        if (!existing) throw EmailErrors.SEND_NOT_FOUND({ idempotencyKey: input.idempotencyKey });
+        return {
+          id: existing.id,
+          status: existing.status === "skipped" ? "skipped" : "queued",
+          ...(existing.skipReason ? { skipReason: existing.skipReason as "suppressed" | "opted_out" } : {}),
+          duplicate: true,
+        };
+      }
+      // Delivered by PostgreSQL at commit, and dropped with a rollback.
+      if (status === "queued") await db().execute(sql`select pg_notify(${EMAIL_CHANNEL}, '')`);
+      await audit.recordAuditEvent({
+        action: skipReason ? "email.skipped" : "email.queued",
+        tenantId,
+        target: { type: "email_send", id: row.id },
+        metadata: { template: input.template, category, ...(skipReason ? { skipReason } : {}) },
+      });
+      return { id: row.id, status: status as "queued" | "skipped", ...(skipReason ? { skipReason } : {}) };
+    });
+  }
+
+  return { enqueueEmail };
+}
