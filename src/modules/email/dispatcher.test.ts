@@ -1,0 +1,280 @@
+/**
+ * The dispatcher against the real Resend SDK pointed at a local stand-in, on an isolated database
+ * (claims, NOTIFY and leases need real commits).
+ */
+import { randomUUID } from "node:crypto";
+import postgres from "postgres";
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { createSdk, type Sdk } from "../../index.js";
+import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
+import { batchKeyOf, retryDelay } from "./dispatcher.js";
+import { startFakeResend, type FakeResend } from "./testing/fake-resend.js";
+
+let db: IsolatedDatabase;
+let fake: FakeResend;
+let sdk: Sdk;
+let owner: postgres.Sql;
+
+const verifyData = { name: "Ada", url: "https://app.example.test/verify?token=abc" };
+
+beforeAll(async () => {
+  db = await createIsolatedDatabase(inject("svTestDatabase"));
+  fake = await startFakeResend();
+  owner = postgres(db.url, { max: 2, onnotice: () => {} });
+  sdk = createSdk({
+      databaseUrl: db.url,
+      environment: "test",
+      email: {
+        resendApiKey: "re_test_key",
+        resendBaseUrl: fake.url,
+        unsubscribeSecret: "s".repeat(32),
+        from: "Test <no-reply@example.test>",
+        dispatcherOptions: { leaseMs: 1_000, backoffBaseMs: 20, backoffMaxMs: 100, pollIntervalMs: 50, batchSize: 100 },
+      },
+  });
+});
+
+afterAll(async () => {
+  await sdk?.close();
+  await owner?.end({ timeout: 5 });
+  await fake?.close();
+  await db?.drop();
+});
+
+beforeEach(async () => {
+  fake.reset();
+  fake.latencyMs = 0;
+  await owner`delete from email.email_sends`;
+});
+
+async function enqueue(count: number, template = "verify-email"): Promise<string[]> {
+  return sdk.transaction(async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const { id } = await sdk.email.enqueueEmail({ to: `user${i}-${randomUUID()}@example.test`, template, data: verifyData });
+      ids.push(id);
+    }
+    return ids;
+  });
+}
+
+const rowsOf = (ids: string[]) =>
+  owner<{ id: string; status: string; attempts: number; provider_message_id: string | null; lease_until: Date | null; claimed_by: string | null; last_error: string | null; next_attempt_at: Date }[]>`
+    select id, status, attempts, provider_message_id, lease_until, claimed_by, last_error, next_attempt_at
+    from email.email_sends where id = any(${ids}::uuid[])`;
+
+const auditActions = async (id: string) =>
+  (await owner<{ action: string }[]>`select action from audit.audit_logs where target_id = ${id} order by id`).map((r) => r.action);
+
+async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Dispatches until every given row has left the queue (retries included). */
+async function drain(ids: string[], dispatchOnce = () => sdk.email.dispatchOnce()) {
+  await until(async () => {
+    await dispatchOnce();
+    return (await rowsOf(ids)).every((r) => !["queued", "sending"].includes(r.status));
+  });
+}
+
+describe("dispatcher", () => {
+  it("sends one row with its id as Idempotency-Key, and several through the batch endpoint under a batch key", async () => {
+    const [single] = await enqueue(1);
+    expect(await sdk.email.dispatchOnce()).toBe(1);
+    expect(fake.requests).toMatchObject([{ path: "/emails", idempotencyKey: single, authorization: "Bearer re_test_key" }]);
+
+    fake.reset();
+    const many = await enqueue(3);
+    expect(await sdk.email.dispatchOnce()).toBe(3);
+    expect(fake.requests).toHaveLength(1);
+    expect(fake.requests[0]).toMatchObject({ path: "/emails/batch", idempotencyKey: batchKeyOf(many) });
+    const rows = await rowsOf(many);
+    expect(rows.every((r) => r.status === "sent" && r.provider_message_id && !r.lease_until && !r.claimed_by)).toBe(true);
+    expect(new Set(fake.delivered.map((d) => d.sendId))).toEqual(new Set(many));
+    // One audit event per batch and tenant lists every send.
+    const [sent] = await owner<{ metadata: { sendIds: string[] } }[]>`
+      select metadata from audit.audit_logs where action = 'email.sent' and target_id = any(${many}::text[])`;
+    expect(new Set(sent!.metadata.sendIds)).toEqual(new Set(many));
+  });
+
+  it("retries 429 (honouring Retry-After) and 500 under one idempotency key, then sends once", async () => {
+    const [id] = await enqueue(1);
+    fake.script({ status: 429, retryAfter: 1 }, { status: 500 });
+    const before = Date.now();
+    await sdk.email.dispatchOnce();
+    const [afterRateLimit] = await rowsOf([id!]);
+    expect(afterRateLimit).toMatchObject({ status: "queued", attempts: 1, claimed_by: null });
+    expect(afterRateLimit!.last_error).toContain("429");
+    // Retry-After: 1 s beats the 20 ms backoff.
+    expect(afterRateLimit!.next_attempt_at.getTime() - before).toBeGreaterThanOrEqual(900);
+    expect(await sdk.email.dispatchOnce()).toBe(0);
+
+    await drain([id!]);
+    expect(fake.requests.map((r) => [r.answered, r.idempotencyKey])).toEqual([
+      [429, id],
+      [500, id],
+      [200, id],
+    ]);
+    expect(fake.delivered).toHaveLength(1);
+    expect(await auditActions(id!)).toEqual(["email.queued", "email.retry_scheduled", "email.retry_scheduled", "email.sent"]);
+  });
+
+  it("retries a failed batch as the same batch under the same key", async () => {
+    const ids = await enqueue(4);
+    fake.script({ status: 503 });
+    await drain(ids);
+    expect(fake.requests.map((r) => [r.path, r.answered, r.idempotencyKey])).toEqual([
+      ["/emails/batch", 503, batchKeyOf(ids)],
+      ["/emails/batch", 200, batchKeyOf(ids)],
+    ]);
+    expect(fake.delivered).toHaveLength(4);
+  });
+
+  it("abandons a hanging request after the timeout and retries it under the same key", async () => {
+    const [id] = await enqueue(1);
+    fake.script("hang");
+    const started = Date.now();
+    await sdk.email.dispatchOnce();
+    // The request timeout is capped at half the 1 s lease.
+    expect(Date.now() - started).toBeLessThan(900);
+    expect((await rowsOf([id!]))[0]).toMatchObject({ status: "queued", attempts: 1 });
+    await drain([id!]);
+    expect(fake.requests.map((r) => [r.answered, r.idempotencyKey])).toEqual([
+      ["hang", id],
+      [200, id],
+    ]);
+  });
+
+  it("marks a permanent 4xx failed, and sends a refused batch one row at a time", async () => {
+    const [single] = await enqueue(1);
+    fake.script({ status: 422, message: "Invalid `to` field" });
+    await sdk.email.dispatchOnce();
+    expect((await rowsOf([single!]))[0]).toMatchObject({ status: "failed", attempts: 1 });
+    expect(await auditActions(single!)).toEqual(["email.queued", "email.failed"]);
+
+    fake.reset();
+    const pair = await enqueue(2);
+    fake.script({ status: 422 });
+    await sdk.email.dispatchOnce();
+    expect(fake.requests.map((r) => [r.path, r.answered])).toEqual([
+      ["/emails/batch", 422],
+      ["/emails", 200],
+      ["/emails", 200],
+    ]);
+    expect(new Set(fake.requests.slice(1).map((r) => r.idempotencyKey))).toEqual(new Set(pair));
+    expect((await rowsOf(pair)).every((r) => r.status === "sent")).toBe(true);
+  });
+
+  it("marks a row dead when its attempts are exhausted", async () => {
+    const [id] = await enqueue(1);
+    await owner`update email.email_sends set max_attempts = 2 where id = ${id!}`;
+    fake.failAll({ status: 500 });
+    await drain([id!]);
+    expect((await rowsOf([id!]))[0]).toMatchObject({ status: "dead", attempts: 2 });
+    expect(fake.requests).toHaveLength(2);
+    expect(await auditActions(id!)).toEqual(["email.queued", "email.retry_scheduled", "email.dead"]);
+  });
+
+  it("reclaims a row after the lease when its dispatcher crashed between claim and send, and sends it once", async () => {
+    const ids = await enqueue(3);
+    const crashed = sdk.email.createDispatcher();
+    const survivor = sdk.email.createDispatcher();
+    expect(await crashed.claim()).toHaveLength(3);
+    // The lease holds: nobody else may take the rows yet.
+    expect(await survivor.dispatchOnce()).toBe(0);
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect(await survivor.dispatchOnce()).toBe(3);
+    expect(fake.requests).toHaveLength(1);
+    expect(fake.requests[0]).toMatchObject({ path: "/emails/batch", idempotencyKey: batchKeyOf(ids) });
+    expect(fake.delivered).toHaveLength(3);
+    expect((await rowsOf(ids)).every((r) => r.status === "sent" && r.attempts === 2)).toBe(true);
+  });
+
+  it("never lets two dispatchers send one row twice", async () => {
+    const ids = await enqueue(300);
+    fake.latencyMs = 5;
+    const a = sdk.email.createDispatcher({ batchSize: 40 });
+    const b = sdk.email.createDispatcher({ batchSize: 40 });
+    const work = { a: 0, b: 0 };
+    await Promise.all([
+      drain(ids, async () => (work.a += await a.dispatchOnce())),
+      drain(ids, async () => (work.b += await b.dispatchOnce())),
+    ]);
+    const sendIds = fake.delivered.map((d) => d.sendId);
+    expect(sendIds).toHaveLength(300);
+    expect(new Set(sendIds)).toEqual(new Set(ids));
+    expect(work.a + work.b).toBe(300);
+    expect(work.a).toBeGreaterThan(0);
+    expect(work.b).toBeGreaterThan(0);
+  });
+
+  it("wakes on NOTIFY at commit and sends nothing for a rolled-back transaction", async () => {
+    const dispatcher = sdk.email.createDispatcher({ pollIntervalMs: 60_000 });
+    await dispatcher.start();
+    try {
+      const rolledBack = `rolled-back-${randomUUID()}@example.test`;
+      await expect(
+        sdk.transaction(async () => {
+          await sdk.email.enqueueEmail({ to: rolledBack, template: "verify-email", data: verifyData });
+          throw new Error("abandon");
+        }),
+      ).rejects.toThrow("abandon");
+      const started = Date.now();
+      const [committed] = await enqueue(1);
+      // The 60 s poll cannot be what wakes it.
+      await until(async () => (await rowsOf([committed!]))[0]!.status === "sent", 5_000);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(fake.delivered.map((d) => d.sendId)).toEqual([committed]);
+      expect(fake.delivered.some((d) => d.to === rolledBack)).toBe(false);
+    } finally {
+      await dispatcher.stop();
+    }
+  });
+
+  it("returns its claimed rows to the queue on stop, without spending an attempt", async () => {
+    const dispatcher = sdk.email.createDispatcher({ pollIntervalMs: 60_000 });
+    fake.script("hang");
+    const [id] = await enqueue(1);
+    await dispatcher.start();
+    await until(() => fake.requests.length === 1);
+    await dispatcher.stop();
+    await dispatcher.stop(); // idempotent
+    expect((await rowsOf([id!]))[0]).toMatchObject({ status: "queued", attempts: 0, claimed_by: null, lease_until: null });
+  });
+
+  it("computes backoff that grows, stays jittered within bounds, and honours Retry-After", () => {
+    for (let attempt = 1; attempt <= 6; attempt++) {
+      const delay = retryDelay(attempt, 100, 1_000);
+      const ceiling = Math.min(1_000, 100 * 2 ** (attempt - 1));
+      expect(delay).toBeGreaterThanOrEqual(ceiling / 2);
+      expect(delay).toBeLessThanOrEqual(ceiling);
+    }
+    expect(retryDelay(1, 100, 1_000, 5_000)).toBe(5_000);
+  });
+});
+
+describe("development transport", () => {
+  it("records the rendered message instead of sending it", async () => {
+    const dev = createSdk({ databaseUrl: db.url, environment: "test" });
+    try {
+      const id = await dev.transaction(async () =>
+        (await dev.email.enqueueEmail({ to: "dev@example.test", template: "verify-email", data: verifyData })).id,
+      );
+      expect(dev.email.transport).toBe("development");
+      await dev.email.dispatchOnce();
+      const [message] = await dev.email.listDevMessages({ to: "dev@example.test" });
+      expect(message).toMatchObject({ sendId: id, subject: "Verify your email address" });
+      expect(message!.html).toContain("https://app.example.test/verify?token=abc");
+      expect((await dev.email.getDevMessage(message!.id)).id).toBe(message!.id);
+      expect((await rowsOf([id]))[0]).toMatchObject({ status: "sent" });
+      expect(fake.requests).toHaveLength(0);
+    } finally {
+      await dev.close();
+    }
+  });
+});
