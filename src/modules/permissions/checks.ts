@@ -14,7 +14,7 @@ import "../../http/context.js";
 import type { PermissionCache } from "./cache.js";
 import { PermissionsErrors } from "./errors.js";
 import { compileMatcher, isValidPermission, type Matcher } from "./matcher.js";
-import { inChangedUnit, scopeOf, type Scope } from "./service.js";
+import { assertPermissions, inChangedUnit, scopeOf, type Scope } from "./service.js";
 
 export interface RequirePermissionOptions {
   /**
@@ -75,6 +75,19 @@ export function createChecks(router: Router, cache: PermissionCache) {
   }
 
   /**
+   * Checks several permissions of one user at once (one lookup), answering each.
+   *
+   * @example
+   * const results = await sdk.permissions.checkMany(userId, ["audit:read", "roles:write"], { tenant });
+   */
+  async function checkMany(userId: string, permissions: readonly string[], scope?: Scope): Promise<Record<string, boolean>> {
+    assertPermissions(permissions);
+    const tenant = scopeOf(scope);
+    const matcher = checkUser(userId) ? await matcherFor(userId, tenant) : compileMatcher([]);
+    return Object.fromEntries(permissions.map((p) => [p, matcher.has(p)]));
+  }
+
+  /**
    * Refuses with PERMISSION_DENIED (naming the first missing permission) unless the user holds all
    * of `permissions`. Used before handing permissions out, so nobody grants more than they hold.
    *
@@ -119,5 +132,5 @@ export function createChecks(router: Router, cache: PermissionCache) {
     };
   }
 
-  return { can, permissionsOf, assertHolds, requirePermission };
+  return { can, checkMany, permissionsOf, assertHolds, requirePermission };
 }
