@@ -23,7 +23,7 @@ import {
   secondsFromEnv,
   serve,
 } from "./harness.js";
-import { formatTable, machineLine } from "./table.js";
+import { formatTable, loadAverage, machineLine } from "./table.js";
 import type { BenchContext, HttpResult, Row, Scenario } from "./types.js";
 
 const SCENARIOS_DIR = fileURLToPath(new URL("./scenarios", import.meta.url));
@@ -34,6 +34,7 @@ const quick = process.env.BENCH_QUICK === "1";
 const only = process.env.BENCH_ONLY;
 const resources = new BenchResources();
 const rows: Row[] = [];
+const loadAtStart = loadAverage();
 let failures = 0;
 
 function failedRow(scenario: string, error: unknown): Row {
@@ -110,7 +111,7 @@ async function main(): Promise<void> {
   const missed = rows.filter((r) => r.pass === false).length - failures;
   const elapsed = Math.round((performance.now() - started) / 1000);
   process.stdout.write(
-    `\n${formatTable(rows)}\n\n${machineLine(seconds, quick)}\n` +
+    `\n${formatTable(rows)}\n\n${machineLine(seconds, quick, loadAtStart)}\n` +
       `${rows.length} rows, ${missed} missed target, ${failures} failed to run; ${elapsed} s\n`,
   );
 }
@@ -122,7 +123,7 @@ try {
 } catch (error) {
   // Start-up or baselines failed: there is nothing to compare against, but say so in the table.
   rows.push(failedRow("bench", error));
-  process.stdout.write(`\n${formatTable(rows)}\n\n${machineLine(seconds, quick)}\n`);
+  process.stdout.write(`\n${formatTable(rows)}\n\n${machineLine(seconds, quick, loadAtStart)}\n`);
   exitCode = 1;
 } finally {
   await resources.release();

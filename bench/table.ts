@@ -1,7 +1,7 @@
 /**
  * One aligned table for every row of a run, and the line saying what machine measured it.
  */
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import type { Row } from "./types.js";
 
 const number = (value: number, digits = 0) =>
@@ -15,7 +15,7 @@ export function formatTable(rows: Row[]): string {
   const header = ["scenario", "throughput", "p50", "p99", "ratio", "target", "pass", "note"];
   const cells = rows.map((row) => [
     row.scenario,
-    `${number(row.throughput)} ${row.unit}`,
+    Number.isFinite(row.throughput) ? `${number(row.throughput)} ${row.unit}` : "—",
     ms(row.p50Ms),
     ms(row.p99Ms),
     row.ratio ? `${number(row.ratio.value, 2)}x ${row.ratio.against}` : "",
@@ -35,13 +35,17 @@ export function formatTable(rows: Row[]): string {
   return [line(header), rule, ...cells.map(line)].join("\n");
 }
 
-export function machineLine(seconds: number, quick: boolean): string {
+/** The 1-minute load average: other processes on a shared machine skew every number. */
+export const loadAverage = () => loadavg()[0]!.toFixed(2);
+
+export function machineLine(seconds: number, quick: boolean, loadAtStart: string): string {
   const cores = cpus();
   return [
     `node ${process.version}`,
     `${process.platform}/${process.arch}`,
     `${cores.length} cores (${cores[0]?.model.trim() ?? "unknown"})`,
     `${Math.round(totalmem() / 2 ** 30)} GiB`,
+    `load avg ${loadAtStart} at start, ${loadAverage()} at end`,
     `BENCH_SECONDS=${seconds}${quick ? " BENCH_QUICK=1" : ""}`,
     new Date().toISOString(),
   ].join(" · ") + "\nHTTP latencies come from autocannon at 1 ms resolution; in-process (ops/s) latencies are exact.";

@@ -45,9 +45,18 @@ const scenario: Scenario = async (ctx) => {
   const sql = baselinePool(database.url);
   const server = await ctx.serve(dbQueryApp(sql).fetch);
   try {
+    // Unmeasured warm-up, so run 1 is not flattered or penalised by JIT and pool start-up.
+    await ctx.load({ url: server.url, connections: DB_POOL_MAX, seconds: 1 });
     const runs: HttpResult[] = [];
+    // Server-side CPU per request (this process serves; autocannon runs in a child) is what #747
+    // shows growing, and unlike req/s it barely moves when other work shares the machine.
+    const cpuPerRequest: number[] = [];
     for (let run = 0; run < STABILITY_RUNS; run++) {
-      runs.push(await ctx.load({ url: server.url, connections: DB_POOL_MAX, seconds }));
+      const before = process.cpuUsage();
+      const result = await ctx.load({ url: server.url, connections: DB_POOL_MAX, seconds });
+      const used = process.cpuUsage(before);
+      runs.push(result);
+      cpuPerRequest.push((used.user + used.system) / Math.max(1, result.requestsPerSecond * seconds));
     }
     const first = runs[0]!;
     const last = runs[runs.length - 1]!;
@@ -65,6 +74,7 @@ const scenario: Scenario = async (ctx) => {
       note: [
         `runs ${runs.map((r) => Math.round(r.requestsPerSecond)).join(" / ")} req/s`,
         `drop ${((1 - ratio) * 100).toFixed(1)} %`,
+        `server CPU ${cpuPerRequest.map((us) => Math.round(us)).join(" / ")} µs/req`,
         errors > 0 ? `${errors} errors` : "",
         quick ? "BENCH_QUICK: 2 s runs, not the 10 s target" : "",
       ]
