@@ -11,10 +11,12 @@ import { requestId } from "hono/request-id";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Sdk } from "./index.js";
 import { renderDocsPage } from "./http/docs.js";
+import { mergeOpenApi, type OpenApiDocument } from "./http/openapi.js";
 import { createHealthRoutes } from "./http/health.js";
 import { errorToProblem, problemResponse, validationHook } from "./http/problem.js";
 import "./http/context.js";
 import { createAuditRoutes } from "./modules/audit/index.js";
+import { createAuthRoutes } from "./modules/auth/index.js";
 import { createEmailRoutes } from "./modules/email/index.js";
 import { createPermissionsRoutes } from "./modules/permissions/index.js";
 
@@ -115,6 +117,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
 
   app.route("/", createHealthRoutes(sdk.router));
   app.on(["GET", "POST"], "/api/auth/*", async (c) => asProblem(c, await sdk.auth.handler(c.req.raw)));
+  app.route("/api/v1/me", createAuthRoutes());
   app.route("/api/v1/permissions", createPermissionsRoutes({ permissions: sdk.permissions }));
   app.route("/api/v1/audit", createAuditRoutes({ audit: sdk.audit, permissions: sdk.permissions }));
   app.route("/api/v1/email", createEmailRoutes({ email: sdk.email, permissions: sdk.permissions }));
@@ -124,11 +127,17 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
     info: {
       title: "sv-sdk API",
       version: "0.1.0",
-      description: "Auth, permissions, audit and email. Errors are application/problem+json (RFC 9457).",
+      description:
+        "Auth, permissions, audit and email. Sign in at /api/auth (cookie or bearer token); errors are application/problem+json (RFC 9457).",
     },
   };
-  app.doc31("/openapi.json", documentConfig);
-  app.get("/docs", (c) => c.html(renderDocsPage(app.getOpenAPI31Document(documentConfig) as never)));
+  let document: Promise<OpenApiDocument> | undefined;
+  const openApiDocument = () =>
+    (document ??= sdk.auth
+      .openApiDocument()
+      .then((auth) => mergeOpenApi(app.getOpenAPI31Document(documentConfig) as OpenApiDocument, auth as OpenApiDocument, "/api/auth")));
+  app.get("/openapi.json", async (c) => c.json(await openApiDocument()));
+  app.get("/docs", async (c) => c.html(renderDocsPage((await openApiDocument()) as Parameters<typeof renderDocsPage>[0])));
 
   app.notFound((c) => problemResponse(c, 404, "NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`));
   app.onError((error, c) => errorToProblem(error, c, logger));

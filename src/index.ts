@@ -62,6 +62,7 @@ export function createSdk(options: SdkOptions) {
     audit,
     permissions,
     email,
+    logger,
     production,
     options: {
       ...options.auth,
@@ -121,6 +122,7 @@ export function createSdk(options: SdkOptions) {
     },
     /** Stops background work and closes every pool (with a timeout: a dead connection cannot hang it). */
     async close() {
+      await auth.stop();
       await email.stop();
       await permissions.stop();
       await router.close(5);

@@ -37,6 +37,7 @@ const sdk = createSdk({
   },
 });
 await sdk.seed();
+await sdk.auth.listen();
 const app = createApp(sdk, { trustedOrigins: config.trustedOrigins, bodyLimitBytes: config.bodyLimitBytes });
 
 const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => {

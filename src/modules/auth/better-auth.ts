@@ -5,14 +5,18 @@
  */
 import { betterAuth } from "better-auth";
 import { drizzleAdapter } from "better-auth/adapters/drizzle";
-import { admin, bearer, jwt, organization, twoFactor } from "better-auth/plugins";
+import { admin, bearer, jwt, openAPI, organization, twoFactor } from "better-auth/plugins";
 import type { Router } from "../../db/router.js";
+import type { Logger } from "../../logger.js";
 import type { AuditModule } from "../audit/index.js";
 import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
 import { createAuditBeforeHooks, createAuditHooks, guarded } from "./hooks.js";
 import { hashPassword, OWASP_SCRYPT, verifyPassword, type PasswordCost } from "./password.js";
+import type { Revocations } from "./revocations.js";
 import * as tables from "./schema.js";
+
+export const DEFAULT_COOKIE_CACHE_SECONDS = 300;
 
 export interface AuthOptions {
   /** At least 32 characters in production. */
@@ -36,11 +40,13 @@ export interface BetterAuthDependencies {
   audit: AuditModule;
   permissions: PermissionsModule;
   email: EmailModule;
+  revocations: Revocations;
+  logger: Logger;
   production: boolean;
 }
 
 export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependencies) {
-  const { router, audit, permissions, email, production } = deps;
+  const { router, audit, permissions, email, revocations, logger, production } = deps;
   const cost = options.passwordCost ?? OWASP_SCRYPT;
   const requireEmailVerification = options.requireEmailVerification ?? production;
 
@@ -72,6 +78,19 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
       cookiePrefix: "sv",
       useSecureCookies: production,
       defaultCookieAttributes: { httpOnly: true, sameSite: "lax", secure: production },
+      // better-auth turns both checks off when it detects a test runner; they are part of what our
+      // tests must prove, so they are on everywhere.
+      disableOriginCheck: false,
+      disableCSRFCheck: false,
+    },
+    logger: {
+      level: "warn",
+      log: (level, message, ...args) => {
+        const fields = args.length ? { details: args.map((a) => (a instanceof Error ? a.message : a)) } : {};
+        if (level === "error") logger.error(`better-auth: ${message}`, fields);
+        else if (level === "warn") logger.warn(`better-auth: ${message}`, fields);
+        else logger.debug(`better-auth: ${message}`, fields);
+      },
     },
     emailAndPassword: {
       enabled: true,
@@ -93,13 +112,14 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
           });
         }),
       onPasswordReset: async ({ user }) =>
-        guarded(() =>
-          audit.recordAuditEvent({
+        guarded(async () => {
+          await revocations.revokeUser(user.id);
+          await audit.recordAuditEvent({
             action: "user.password_reset_completed",
             actor: { type: "user", id: user.id },
             target: { type: "user", id: user.id },
-          }),
-        ),
+          });
+        }),
     },
     emailVerification: {
       sendOnSignUp: true,
@@ -124,7 +144,7 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
         ),
     },
     session: {
-      cookieCache: { enabled: true, maxAge: options.cookieCacheSeconds ?? 300 },
+      cookieCache: { enabled: true, maxAge: options.cookieCacheSeconds ?? DEFAULT_COOKIE_CACHE_SECONDS },
     },
     rateLimit: {
       enabled: options.rateLimit ?? true,
@@ -156,7 +176,7 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
         },
       },
     },
-    hooks: { before: createAuditBeforeHooks(audit), after: createAuditHooks(audit) },
+    hooks: { before: createAuditBeforeHooks(audit, revocations), after: createAuditHooks(audit, revocations) },
     plugins: [
       organization({
         sendInvitationEmail: async ({ id, email: to, organization: org, inviter }) =>
@@ -237,9 +257,16 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
         },
       }),
       admin(),
-      jwt({ jwt: { issuer: options.baseUrl, audience: options.baseUrl, expirationTime: "15m" } }),
+      jwt({
+        jwt: { issuer: options.baseUrl, audience: options.baseUrl, expirationTime: "15m" },
+        // Otherwise every session read signs a JWT (reading jwks): a query on the hot path
+        // (better-auth#3954). Services that want a JWT ask /api/auth/token.
+        disableSettingJwtHeader: true,
+      }),
       bearer(),
       twoFactor({ issuer: "sv-sdk" }),
+      // Only its document generator: /openapi.json merges it; /docs renders it without a CDN script.
+      openAPI({ disableDefaultReference: true }),
     ],
   });
 }

@@ -5,6 +5,7 @@
 import { createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
 import { markRollbackOnly, onRollback } from "../../db/unit-of-work.js";
 import type { AuditModule } from "../audit/index.js";
+import type { Revocations } from "./revocations.js";
 
 /**
  * Runs a callback whose failure must fail the unit of work. better-auth logs and swallows errors of
@@ -28,13 +29,14 @@ const bodyField = (ctx: AuthHookContext, field: string): string | undefined => {
 };
 
 /** better-auth `hooks.before`: events whose actor is only known before the endpoint runs. */
-export function createAuditBeforeHooks(audit: AuditModule) {
+export function createAuditBeforeHooks(audit: AuditModule, revocations: Revocations) {
   return createAuthMiddleware(async (ctx) => {
     if (ctx.path !== "/sign-out") return;
     // The session is gone after sign-out; this write joins the request's unit of work, so it is
     // rolled back with it should the sign-out fail.
     const session = await getSessionFromCtx(ctx).catch(() => null);
     if (!session) return;
+    await revocations.revokeUser(session.user.id);
     await audit.recordAuditEvent({
       action: "user.signed_out",
       actor: { type: "user", id: session.user.id },
@@ -43,8 +45,11 @@ export function createAuditBeforeHooks(audit: AuditModule) {
   });
 }
 
-/** better-auth `hooks.after`: one audit event per auth event, in the request's unit of work. */
-export function createAuditHooks(audit: AuditModule) {
+/**
+ * better-auth `hooks.after`: one audit event per auth event, in the request's unit of work, and the
+ * cookie-cache revocation of sessions that an event ended.
+ */
+export function createAuditHooks(audit: AuditModule, revocations: Revocations) {
   return createAuthMiddleware(async (ctx) => {
     const failed = isAPIError(ctx.context.returned);
     const actorId = ctx.context.session?.user.id;
@@ -84,6 +89,7 @@ export function createAuditHooks(audit: AuditModule) {
         });
         return;
       case "/admin/ban-user":
+        if (targetUser) await revocations.revokeUser(targetUser);
         await audit.recordAuditEvent({
           action: "user.banned",
           actor,
@@ -116,9 +122,19 @@ export function createAuditHooks(audit: AuditModule) {
       case "/two-factor/disable":
         await audit.recordAuditEvent({ action: "user.two_factor_disabled", actor, target: actorId ? { type: "user", id: actorId } : undefined });
         return;
+      case "/admin/revoke-user-session":
+      case "/admin/revoke-user-sessions":
+        if (targetUser) await revocations.revokeUser(targetUser);
+        await audit.recordAuditEvent({ action: "session.revoked", actor, target: targetUser ? { type: "user", id: targetUser } : undefined });
+        return;
+      case "/change-password":
+        if (actorId && (ctx.body as { revokeOtherSessions?: boolean } | undefined)?.revokeOtherSessions) await revocations.revokeUser(actorId);
+        await audit.recordAuditEvent({ action: "user.password_changed", actor, target: actorId ? { type: "user", id: actorId } : undefined });
+        return;
       case "/revoke-session":
       case "/revoke-sessions":
       case "/revoke-other-sessions":
+        if (actorId) await revocations.revokeUser(actorId);
         await audit.recordAuditEvent({ action: "session.revoked", actor, metadata: { scope: ctx.path.slice(1) } });
         return;
       default:

@@ -15,5 +15,6 @@ export {
 export { createAuthModule, type AuthModule, type AuthModuleOptions } from "./service.js";
 export type { AuthOptions } from "./better-auth.js";
 export { requireSession } from "./middleware.js";
+export { createAuthRoutes } from "./routes.js";
 export { AuthErrors } from "./errors.js";
 export { hashPassword, verifyPassword, OWASP_SCRYPT, TEST_ONLY_SCRYPT, type PasswordCost } from "./password.js";

@@ -11,6 +11,7 @@ import { runWithContext } from "../../db/unit-of-work.js";
 import "../../http/context.js";
 import type { BetterAuth } from "./better-auth.js";
 import { AuthErrors } from "./errors.js";
+import type { Revocations } from "./revocations.js";
 import { members } from "./schema.js";
 
 const tenantHeader = z.uuid();
@@ -20,9 +21,13 @@ export interface ResolvedSession {
   session: { id: string; expiresAt: Date; activeOrganizationId?: string | null; impersonatedBy?: string | null };
 }
 
-export async function resolveSession(auth: BetterAuth, headers: Headers): Promise<{ data: ResolvedSession | null; headers?: Headers }> {
+async function getSession(auth: BetterAuth, headers: Headers, fromDatabase: boolean) {
   try {
-    const result = await auth.api.getSession({ headers, returnHeaders: true });
+    const result = await auth.api.getSession({
+      headers,
+      returnHeaders: true,
+      query: fromDatabase ? { disableCookieCache: true } : undefined,
+    });
     return { data: (result.response as ResolvedSession | null) ?? null, headers: result.headers };
   } catch {
     // A malformed or forged cookie is simply no session.
@@ -30,9 +35,23 @@ export async function resolveSession(auth: BetterAuth, headers: Headers): Promis
   }
 }
 
-export function createSessionMiddleware(auth: BetterAuth, router: Router): MiddlewareHandler {
+/**
+ * The request's session: from the signed cookie cache when it is fresh (no query), confirmed against
+ * the database when this user's sessions were revoked within one cookie-cache age.
+ */
+export async function resolveSession(
+  auth: BetterAuth,
+  headers: Headers,
+  revocations?: Revocations,
+): Promise<{ data: ResolvedSession | null; headers?: Headers }> {
+  const cached = await getSession(auth, headers, false);
+  if (!cached.data || !revocations?.mustConfirm(cached.data.user.id)) return cached;
+  return getSession(auth, headers, true);
+}
+
+export function createSessionMiddleware(auth: BetterAuth, router: Router, revocations?: Revocations): MiddlewareHandler {
   return async (c, next) => {
-    const { data, headers } = await resolveSession(auth, c.req.raw.headers);
+    const { data, headers } = await resolveSession(auth, c.req.raw.headers, revocations);
     c.set("user", data ? { id: data.user.id, email: data.user.email, name: data.user.name, emailVerified: data.user.emailVerified, role: data.user.role ?? null } : null);
     c.set("session", data ? { id: data.session.id, expiresAt: data.session.expiresAt, activeOrganizationId: data.session.activeOrganizationId ?? null, impersonatedBy: data.session.impersonatedBy ?? null } : null);
 

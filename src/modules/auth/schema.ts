@@ -169,3 +169,14 @@ export const tenantPlacements = authSchema.table("tenant_placements", {
   state: text("state", { enum: ["active", "moving"] }).notNull().default("active"),
   updatedAt: timestamps.updatedAt,
 });
+
+/**
+ * When each user's sessions were last revoked (sign-out, ban, password reset). Instances consult it
+ * at start-up, and NOTIFY keeps them current, so cookie-cached sessions end everywhere at once.
+ */
+export const sessionRevocations = authSchema.table("session_revocations", {
+  userId: uuid("user_id")
+    .primaryKey()
+    .references(() => users.id, { onDelete: "cascade" }),
+  revokedAt: timestamp("revoked_at", { withTimezone: true }).notNull(),
+});

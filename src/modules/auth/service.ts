@@ -3,11 +3,13 @@
  */
 import { eq } from "drizzle-orm";
 import type { Router } from "../../db/router.js";
+import type { Logger } from "../../logger.js";
 import { CommonErrors } from "../../errors.js";
 import type { AuditModule } from "../audit/index.js";
 import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
-import { createBetterAuth, type AuthOptions } from "./better-auth.js";
+import { createBetterAuth, DEFAULT_COOKIE_CACHE_SECONDS, type AuthOptions } from "./better-auth.js";
+import { createRevocations } from "./revocations.js";
 import { createSessionMiddleware, resolveSession } from "./middleware.js";
 import { OWASP_SCRYPT } from "./password.js";
 import { users } from "./schema.js";
@@ -18,10 +20,11 @@ export interface AuthModuleOptions {
   permissions: PermissionsModule;
   email: EmailModule;
   options: AuthOptions;
+  logger: Logger;
   production: boolean;
 }
 
-export function createAuthModule({ router, audit, permissions, email, options, production }: AuthModuleOptions) {
+export function createAuthModule({ router, audit, permissions, email, options, logger, production }: AuthModuleOptions) {
   if (production && options.secret.length < 32) {
     throw new Error("The auth secret (BETTER_AUTH_SECRET) must be at least 32 characters in production");
   }
@@ -29,7 +32,8 @@ export function createAuthModule({ router, audit, permissions, email, options, p
   if (production && (cost.ln < OWASP_SCRYPT.ln || cost.r < OWASP_SCRYPT.r)) {
     throw new Error("A password hashing cost below OWASP's scrypt minimum (N=2^17, r=8, p=1) is refused in production");
   }
-  const auth = createBetterAuth(options, { router, audit, permissions, email, production });
+  const revocations = createRevocations(router, options.cookieCacheSeconds ?? DEFAULT_COOKIE_CACHE_SECONDS);
+  const auth = createBetterAuth(options, { router, audit, permissions, email, revocations, logger, production });
 
   return {
     /** better-auth's server API (`sdk.auth.api.signInEmail(...)`, organization, admin, two-factor …). */
@@ -46,7 +50,7 @@ export function createAuthModule({ router, audit, permissions, email, options, p
      * if (!session) return new Response("Unauthorized", { status: 401 });
      */
     async getSession(headers: Headers) {
-      return (await resolveSession(auth, headers)).data;
+      return (await resolveSession(auth, headers, revocations)).data;
     },
     /**
      * Creates a user with a password (sign-up in one unit of work: user, account, default role, audit
@@ -67,10 +71,16 @@ export function createAuthModule({ router, audit, permissions, email, options, p
         return { ...result.user, emailVerified: input.emailVerified ?? false };
       });
     },
+    /** better-auth's own OpenAPI document (paths relative to `/api/auth`). */
+    openApiDocument: () => auth.api.generateOpenAPISchema() as Promise<unknown>,
     /** Browser origins trusted for cookies and CORS. */
     trustedOrigins: options.trustedOrigins ?? [],
     /** Hono middleware giving `/api/v1` routes their user, session and tenant. */
-    sessionMiddleware: () => createSessionMiddleware(auth, router),
+    sessionMiddleware: () => createSessionMiddleware(auth, router, revocations),
+    /** Starts applying other instances' session revocations (LISTEN); `npm start` calls it. */
+    listen: () => revocations.listen(),
+    /** Stops listening. */
+    stop: () => revocations.stop(),
   };
 }
 
