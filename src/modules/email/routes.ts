@@ -108,6 +108,11 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
     if (!user) throw CommonErrors.UNAUTHENTICATED();
     return user;
   };
+  // Before validation, so a signed-out caller learns nothing about the body it sent.
+  const requireUser: MiddlewareHandler = async (c, next) => {
+    signedIn(c);
+    await next();
+  };
   const devGuard = permissions.requirePermission("email.dev_messages:read", { tenant: "global" });
   // Development messages hold live sign-in and reset links: readable without a permission only
   // where the environment is explicitly not production.
@@ -245,6 +250,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
       path: "/preferences",
       tags: ["Email"],
       summary: "The signed-in user's email preferences",
+      middleware: [requireUser] as const,
       responses: { 200: json(PreferencesSchema, "Preferences"), ...errorResponses(401) },
     }),
     async (c) => c.json({ preferences: await email.getPreferences(signedIn(c).id) }, 200),
@@ -256,6 +262,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
       path: "/preferences",
       tags: ["Email"],
       summary: "Opt the signed-in user in or out of categories (account and security mail cannot be opted out of)",
+      middleware: [requireUser] as const,
       request: { body: { required: true, content: { "application/json": { schema: UpdatePreferencesSchema } } } },
       responses: { 200: json(PreferencesSchema, "Updated preferences"), ...errorResponses(400, 401) },
     }),
