@@ -1,0 +1,93 @@
+/**
+ * Retention policy: audit events are kept for `retentionDays` (default 400 days: a full year plus a
+ * month of slack, so a yearly review always sees last year's events). Storage is one partition per
+ * UTC month, and retention drops whole partitions whose entire month is older than the cutoff: a
+ * partition straddling the cutoff, and the default partition, are kept whole — no row is ever
+ * deleted one by one, so the append-only guarantee holds for everything still stored.
+ *
+ * It runs only as a member of `sv_maintenance` (or the tables' owner), never as the runtime role, and
+ * records its own `audit.retention_applied` event in the same transaction as the drop. Sealed rows
+ * that leave with a dropped partition are excused by verify because of that event's `droppedBefore`.
+ */
+import { sql } from "drizzle-orm";
+import type { Router } from "../../db/router.js";
+import { AuditErrors } from "./errors.js";
+import type { createAuditService } from "./service.js";
+
+export const DEFAULT_RETENTION_DAYS = 400;
+
+export interface RetentionOptions {
+  /** Keep this many days of events (default 400). */
+  retentionDays?: number;
+  /** The current time (tests). */
+  now?: Date;
+}
+
+export interface RetentionResult {
+  cutoff: string;
+  retentionDays: number;
+  dropped: { partition: string; from: string; to: string }[];
+}
+
+type Recorder = ReturnType<typeof createAuditService>;
+
+export function createRetention(router: Router, recorder: Recorder) {
+  /**
+   * Creates the monthly partitions of the current month and `monthsAhead` more (default 3), through
+   * the `audit.ensure_partitions` function, so the runtime role needs no DDL right. Returns the names
+   * of the partitions created.
+   *
+   * @example
+   * await sdk.audit.ensurePartitions(3); // at start-up, and monthly
+   */
+  async function ensurePartitions(monthsAhead = 3): Promise<string[]> {
+    const rows = await router
+      .db("audit")
+      .execute<{ name: string }>(sql`select audit.ensure_partitions(${monthsAhead}::int) as name`);
+    return rows.map((r) => r.name);
+  }
+
+  /**
+   * Drops the partitions whose whole month is older than `retentionDays` and records an
+   * `audit.retention_applied` event, in one transaction. Needs a router connected as a member of
+   * `sv_maintenance` or as the owner (`createRouter(topology, { asOwner: true })`).
+   *
+   * @example
+   * const audit = createAuditModule({ router: createRouter(topology, { asOwner: true }) });
+   * const { dropped } = await audit.applyRetention({ retentionDays: 400 });
+   */
+  async function applyRetention(options: RetentionOptions = {}): Promise<RetentionResult> {
+    const retentionDays = options.retentionDays ?? DEFAULT_RETENTION_DAYS;
+    if (!Number.isInteger(retentionDays) || retentionDays < 1) {
+      throw AuditErrors.INVALID_AUDIT_EVENT({ retentionDays }, "retentionDays must be a positive whole number of days");
+    }
+    const cutoff = new Date((options.now ?? new Date()).getTime() - retentionDays * 86_400_000);
+    const db = router.db("audit");
+    return router.withTenant("*", async () => {
+      const [role] = await db.execute<{ role: string; allowed: boolean }>(sql`
+        select current_user as role,
+               pg_has_role(current_user, 'sv_maintenance', 'MEMBER')
+               or pg_has_role(current_user, (select relowner from pg_class where oid = 'audit.audit_logs'::regclass), 'MEMBER')
+               as allowed`);
+      if (!role?.allowed) throw AuditErrors.RETENTION_ROLE_REQUIRED({ role: role?.role });
+      const dropped = await db.execute<{ partition_name: string; range_start: string; range_end: string }>(sql`
+        select partition_name, range_start::text, range_end::text from audit.drop_partitions_before(${cutoff.toISOString()}::timestamptz)`);
+      const partitions = dropped.map((d) => ({
+        partition: d.partition_name,
+        from: new Date(d.range_start).toISOString(),
+        to: new Date(d.range_end).toISOString(),
+      }));
+      const droppedBefore = partitions.reduce<string | null>((max, p) => (max === null || p.to > max ? p.to : max), null);
+      await recorder.recordAuditEvent({
+        action: "audit.retention_applied",
+        tenantId: null,
+        actor: { type: "system", id: role.role },
+        target: { type: "audit_log", id: "retention" },
+        metadata: { retentionDays, cutoff: cutoff.toISOString(), droppedBefore, partitions },
+      });
+      return { cutoff: cutoff.toISOString(), retentionDays, dropped: partitions };
+    });
+  }
+
+  return { ensurePartitions, applyRetention };
+}

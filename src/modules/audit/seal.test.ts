@@ -1,0 +1,277 @@
+import { randomUUID } from "node:crypto";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { testSdkOptions } from "../../../test/support.js";
+import { createRouter } from "../../db/router.js";
+import { singleDatabase } from "../../db/topology.js";
+import { createSdk, type Sdk } from "../../index.js";
+import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
+import { createAuditModule } from "./index.js";
+
+// Sealing needs committed rows and a moving transaction horizon: its own database.
+let db: IsolatedDatabase;
+let sdk: Sdk;
+let owner: postgres.Sql;
+
+beforeAll(async () => {
+  db = await createIsolatedDatabase(inject("svTestDatabase"));
+  sdk = createSdk(testSdkOptions(db.url));
+  owner = postgres(db.url, { max: 2, onnotice: () => {} });
+});
+afterAll(async () => {
+  await sdk?.close();
+  await owner?.end({ timeout: 5 });
+  await db?.drop();
+});
+
+/**
+ * Seals until every committed row is sealed. Transactions of other test files on the same server
+ * hold the horizon back for a moment, so this retries instead of assuming one tick suffices.
+ */
+async function sealAll() {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    await sdk.audit.seal();
+    const result = await sdk.audit.verify();
+    if (result.ok && result.unsealedRows === 0) return result;
+    if (!result.ok) return result;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("rows stayed unsealed for 10 s");
+}
+
+/** Alters the trail as the owner, with the append-only trigger briefly off. */
+async function asTamperingOwner(fn: (tx: postgres.TransactionSql) => Promise<unknown>) {
+  await owner.begin(async (tx) => {
+    await tx`alter table audit.audit_logs disable trigger audit_logs_append_only`;
+    await fn(tx);
+    await tx`alter table audit.audit_logs enable trigger audit_logs_append_only`;
+  });
+}
+
+/** A row as JSON text, exactly (microseconds, bytea), to put it back after a tamper test. */
+async function snapshotRow(table: "audit_logs" | "audit_seals", id: string) {
+  const [row] = await owner.unsafe<{ j: string }[]>(`select row_to_json(t)::text as j from audit.${table} t where id = $1`, [id]);
+  return row!.j;
+}
+
+async function restoreRow(table: "audit_logs" | "audit_seals", json: string) {
+  await owner.unsafe(
+    `insert into audit.${table} overriding system value select * from json_populate_record(null::audit.${table}, ($1::text)::json)`,
+    [json],
+  );
+}
+
+async function writeEvents(tenantId: string | null, count: number, marker: string) {
+  await sdk.transaction(() =>
+    sdk.audit.recordAuditEvents(
+      Array.from({ length: count }, (_, i) => ({ action: "doc.edited", tenantId, target: { type: marker, id: String(i) } })),
+    ),
+  );
+}
+
+async function idOf(marker: string, targetId: string) {
+  const [row] = await owner<{ id: string }[]>`
+    select id::text from audit.audit_logs where target_type = ${marker} and target_id = ${targetId}`;
+  return row!.id;
+}
+
+describe("sealing and verify", () => {
+  it("seals committed rows per tenant into chains and verifies them", async () => {
+    const marker = randomUUID();
+    const [tenantA, tenantB] = [randomUUID(), randomUUID()];
+    await writeEvents(tenantA, 5, marker);
+    await writeEvents(tenantB, 3, marker);
+    await writeEvents(null, 2, marker);
+    const result = await sealAll();
+    expect(result).toMatchObject({ ok: true, unsealedRows: 0 });
+    if (!result.ok) return;
+    expect(result.rows).toBeGreaterThanOrEqual(10);
+    expect(Object.keys(result.heads)).toEqual(expect.arrayContaining([tenantA, tenantB, "platform"]));
+
+    // A second round chains onto the first.
+    await writeEvents(tenantA, 2, marker);
+    const again = await sealAll();
+    expect(again).toMatchObject({ ok: true, unsealedRows: 0 });
+    const [chain] = await owner<{ n: number; linked: number }[]>`
+      select count(*)::int as n, count(prev_seal_hash)::int as linked from audit.audit_seals where tenant_id = ${tenantA}`;
+    expect(chain).toEqual({ n: 2, linked: 1 });
+  });
+
+  it("never seals a row whose transaction is still open, and seals it once committed", async () => {
+    const marker = randomUUID();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let written!: () => void;
+    const inserted = new Promise<void>((r) => (written = r));
+    const open = sdk.transaction(async () => {
+      await sdk.audit.recordAuditEvent({ action: "doc.edited", target: { type: marker, id: "slow" } });
+      written();
+      await held;
+    });
+    await inserted;
+    await writeEvents(null, 1, marker); // a later, committed row with a larger id
+    await sdk.audit.seal();
+    const [sealedSlow] = await owner<{ n: number }[]>`
+      select count(*)::int as n from audit.audit_seals s join audit.audit_logs l
+        on l.txid >= s.from_txid and l.txid < s.to_txid and l.tenant_id is not distinct from s.tenant_id
+      where l.target_type = ${marker}`;
+    expect(sealedSlow!.n).toBe(0); // the open transaction holds the horizon below both rows
+    release();
+    await open;
+    expect(await sealAll()).toMatchObject({ ok: true, unsealedRows: 0 });
+  });
+
+  it("lets concurrent sealers produce one consistent chain", async () => {
+    const marker = randomUUID();
+    const tenant = randomUUID();
+    await Promise.all([writeEvents(tenant, 50, marker), writeEvents(tenant, 50, marker)]);
+    const other = createAuditModule({ router: sdk.router });
+    const results = await Promise.all([sdk.audit.seal(), other.seal(), sdk.audit.seal()]);
+    expect(results.filter((r) => r.locked).length).toBeGreaterThanOrEqual(1);
+    expect(await sealAll()).toMatchObject({ ok: true });
+  });
+
+  it("names a row altered by the owner", async () => {
+    const marker = randomUUID();
+    const tenant = randomUUID();
+    await writeEvents(tenant, 4, marker);
+    expect(await sealAll()).toMatchObject({ ok: true });
+    const victim = await idOf(marker, "2");
+    await asTamperingOwner((tx) => tx`update audit.audit_logs set action = 'doc.viewed' where id = ${victim}`);
+    try {
+      expect(await sdk.audit.verify()).toMatchObject({ ok: false, firstBadRow: { id: victim, reason: "altered" }, tenantId: tenant });
+    } finally {
+      await asTamperingOwner((tx) => tx`update audit.audit_logs set action = 'doc.edited' where id = ${victim}`);
+    }
+    expect(await sdk.audit.verify()).toMatchObject({ ok: true });
+  });
+
+  it("names a row deleted by the owner, and a row slipped into sealed history", async () => {
+    const marker = randomUUID();
+    const tenant = randomUUID();
+    await writeEvents(tenant, 3, marker);
+    expect(await sealAll()).toMatchObject({ ok: true });
+    const victim = await idOf(marker, "1");
+    const saved = await snapshotRow("audit_logs", victim);
+    await asTamperingOwner((tx) => tx`delete from audit.audit_logs where id = ${victim}`);
+    try {
+      expect(await sdk.audit.verify()).toMatchObject({ ok: false, firstBadRow: { id: victim, reason: "missing" } });
+    } finally {
+      await restoreRow("audit_logs", saved);
+    }
+    expect(await sdk.audit.verify()).toMatchObject({ ok: true });
+
+    // A row forged with a transaction id inside the sealed range of this tenant.
+    const [seal] = await owner<{ from_txid: string }[]>`
+      select from_txid::text from audit.audit_seals where tenant_id = ${tenant} order by audit_seals.id limit 1`;
+    const [forged] = await owner<{ id: string }[]>`
+      insert into audit.audit_logs (tenant_id, actor_type, action, target_type, target_id, txid)
+      values (${tenant}, 'system', 'doc.edited', ${marker}, 'forged', ${seal!.from_txid}) returning id::text`;
+    try {
+      expect(await sdk.audit.verify()).toMatchObject({ ok: false, firstBadRow: { id: forged!.id, reason: "reordered" } });
+    } finally {
+      await asTamperingOwner((tx) => tx`delete from audit.audit_logs where id = ${forged!.id}`);
+    }
+    expect(await sdk.audit.verify()).toMatchObject({ ok: true });
+  });
+
+  it("names a missing seal", async () => {
+    const marker = randomUUID();
+    const tenant = randomUUID();
+    await writeEvents(tenant, 2, marker);
+    await sealAll();
+    await writeEvents(tenant, 2, marker);
+    await sealAll();
+    const [first] = await owner<{ id: string }[]>`select id::text from audit.audit_seals where tenant_id = ${tenant} order by audit_seals.id limit 1`;
+    const saved = await snapshotRow("audit_seals", first!.id);
+    await owner.begin(async (tx) => {
+      await tx`alter table audit.audit_seals disable trigger audit_seals_append_only`;
+      await tx`delete from audit.audit_seals where id = ${first!.id}`;
+      await tx`alter table audit.audit_seals enable trigger audit_seals_append_only`;
+    });
+    try {
+      expect(await sdk.audit.verify()).toMatchObject({ ok: false, tenantId: tenant, firstBadRow: { reason: "missing" } });
+    } finally {
+      await restoreRow("audit_seals", saved);
+    }
+    expect(await sdk.audit.verify()).toMatchObject({ ok: true });
+  });
+
+  it("runs a background sealer until stopped (stop is idempotent)", async () => {
+    const marker = randomUUID();
+    await writeEvents(null, 3, marker);
+    sdk.audit.startSealer({ intervalMs: 50 });
+    sdk.audit.startSealer({ intervalMs: 50 });
+    let result = await sdk.audit.verify();
+    for (let i = 0; i < 100 && (!result.ok || result.unsealedRows > 0); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      result = await sdk.audit.verify();
+    }
+    await sdk.audit.stop();
+    await sdk.audit.stop();
+    expect(result).toMatchObject({ ok: true, unsealedRows: 0 });
+  });
+});
+
+describe("retention", () => {
+  it("refuses the runtime role", async () => {
+    await expect(sdk.audit.applyRetention()).rejects.toMatchObject({ code: "RETENTION_ROLE_REQUIRED" });
+  });
+
+  it("drops only whole months past the policy, audits itself, and verify excuses what left", async () => {
+    const marker = randomUUID();
+    // Two old months as partitions, plus rows in the default partition (before partitions existed).
+    await owner`create table audit.audit_logs_y2020m01 partition of audit.audit_logs for values from ('2020-01-01 00:00+00') to ('2020-02-01 00:00+00')`;
+    await owner`create table audit.audit_logs_y2020m02 partition of audit.audit_logs for values from ('2020-02-01 00:00+00') to ('2020-03-01 00:00+00')`;
+    for (const at of ["2020-01-15 00:00+00", "2020-02-20 00:00+00", "2019-06-01 00:00+00"]) {
+      await owner`insert into audit.audit_logs (occurred_at, actor_type, action, target_type, target_id) values (${at}, 'system', 'doc.edited', ${marker}, ${at})`;
+    }
+    expect(await sealAll()).toMatchObject({ ok: true });
+
+    const maintenance = createAuditModule({ router: createRouter(singleDatabase(db.url), { asOwner: true }) });
+    // Policy cutoff 2020-02-10: January is entirely older, February straddles the cutoff.
+    const result = await maintenance.applyRetention({ retentionDays: 10, now: new Date("2020-02-20T00:00:00Z") });
+    expect(result.dropped.map((d) => d.partition)).toEqual(["audit_logs_y2020m01"]);
+    const left = await owner<{ target_id: string }[]>`select target_id from audit.audit_logs where target_type = ${marker} order by target_id`;
+    expect(left.map((r) => r.target_id)).toEqual(["2019-06-01 00:00+00", "2020-02-20 00:00+00"]);
+    const [event] = await owner<{ metadata: { droppedBefore: string; partitions: unknown[] }; actor_type: string }[]>`
+      select metadata, actor_type from audit.audit_logs where action = 'audit.retention_applied' order by id desc limit 1`;
+    expect(event!.metadata.droppedBefore).toBe("2020-02-01T00:00:00.000Z");
+    expect(event!.metadata.partitions).toHaveLength(1);
+    expect(await sealAll()).toMatchObject({ ok: true, retiredRows: 1 });
+  });
+
+  it("runs as a member of sv_maintenance, which still cannot delete rows", async () => {
+    const role = `maint_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    await owner.unsafe(`create role ${role} login password 'maint' in role sv_maintenance`);
+    const url = new URL(db.url);
+    url.username = role;
+    url.password = "maint";
+    try {
+      const router = createRouter(singleDatabase(db.url, url.toString()));
+      const maintenance = createAuditModule({ router });
+      try {
+        const result = await maintenance.applyRetention({ retentionDays: 400 });
+        expect(result.retentionDays).toBe(400);
+        const [who] = await router.pool("main").sql<{ u: string }[]>`select current_user as u`;
+        expect(who!.u).toBe(role);
+        await expect(router.pool("main").sql`delete from audit.audit_logs where false`).rejects.toMatchObject({ code: "42501" });
+      } finally {
+        await router.close();
+      }
+    } finally {
+      await owner.unsafe(`drop owned by ${role}`).catch(() => undefined);
+      await owner.unsafe(`drop role ${role}`);
+    }
+  });
+
+  it("keeps monthly partitions ahead through the runtime role", async () => {
+    const created = await sdk.audit.ensurePartitions(5);
+    const again = await sdk.audit.ensurePartitions(5);
+    expect(again).toEqual([]);
+    const [row] = await owner<{ n: number }[]>`
+      select count(*)::int as n from pg_inherits where inhparent = 'audit.audit_logs'::regclass`;
+    expect(row!.n).toBeGreaterThanOrEqual(7); // default + this month + 5 ahead
+    expect(created.every((name) => /^audit_logs_y\d{4}m\d{2}$/.test(name))).toBe(true);
+  });
+});
