@@ -17,7 +17,12 @@ export function isValidPermission(permission: string): boolean {
 export interface Matcher {
   readonly permissions: readonly string[];
   has(permission: string): boolean;
+  /** The answer for a permission already asked (so already validated), without work; else undefined. */
+  known(permission: string): boolean | undefined;
 }
+
+/** Answers remembered per matcher: enough for every permission an application checks. */
+const MEMO_LIMIT = 1024;
 
 export function compileMatcher(permissions: readonly string[]): Matcher {
   const all = permissions.includes("*");
@@ -29,15 +34,22 @@ export function compileMatcher(permissions: readonly string[]): Matcher {
     else exact.add(p);
   }
   const noPrefixes = prefixes.size === 0;
+  const memo = new Map<string, boolean>();
+  const evaluate = (permission: string): boolean => {
+    if (all || exact.has(permission)) return true;
+    if (noPrefixes) return false;
+    for (let i = permission.indexOf(":"); i !== -1; i = permission.indexOf(":", i + 1)) {
+      if (prefixes.has(permission.slice(0, i))) return true;
+    }
+    return false;
+  };
   return {
     permissions,
     has(permission) {
-      if (all || exact.has(permission)) return true;
-      if (noPrefixes) return false;
-      for (let i = permission.indexOf(":"); i !== -1; i = permission.indexOf(":", i + 1)) {
-        if (prefixes.has(permission.slice(0, i))) return true;
-      }
-      return false;
+      const answer = evaluate(permission);
+      if (memo.size < MEMO_LIMIT) memo.set(permission, answer);
+      return answer;
     },
+    known: (permission) => memo.get(permission),
   };
 }

@@ -1,0 +1,151 @@
+/**
+ * Permissions: cached checks in-process, the query cost of an uncached check, and an authorized read
+ * endpoint (session from the cookie cache + requirePermission + one query) against the one-query
+ * baseline.
+ */
+import { createRouter } from "../../src/db/router.js";
+import { singleDatabase } from "../../src/db/topology.js";
+import { createApp } from "../../src/app.js";
+import { createSdk } from "../../src/index.js";
+import { createAuditModule } from "../../src/modules/audit/index.js";
+import { TEST_ONLY_SCRYPT } from "../../src/modules/auth/index.js";
+import { createPermissionsModule } from "../../src/modules/permissions/index.js";
+import { organizations } from "../../src/modules/auth/index.js";
+import { DB_POOL_MAX } from "../harness.js";
+import type { Row, Scenario } from "../types.js";
+
+const CACHED_TARGET = 1_000_000;
+const ENDPOINT_TARGET = 0.8;
+
+const scenario: Scenario = async (ctx) => {
+  const database = await ctx.freshDatabase();
+  const sdk = createSdk({
+    databaseUrl: database.url,
+    environment: "test",
+    auth: { passwordCost: TEST_ONLY_SCRYPT, rateLimit: false },
+  });
+  const rows: Row[] = [];
+  try {
+    const tenantId = crypto.randomUUID();
+    const email = `bench-${tenantId}@example.test`;
+    const password = "correct horse battery staple";
+    const user = await sdk.auth.createUser({ email, password, name: "Bench", emailVerified: true });
+    await sdk.transaction(async () => {
+      await sdk.router.db("auth").insert(organizations).values({ id: tenantId, name: "Bench", slug: `bench-${tenantId}` });
+    });
+    await sdk.permissions.assignRole(user.id, "auditor");
+    await sdk.permissions.assignRole(user.id, "admin", { tenant: tenantId });
+    await sdk.permissions.ready();
+
+    // 1. Cached checks, in-process: a tight loop of awaited checks (no per-call timing overhead).
+    const check = () => sdk.permissions.can(user.id, "audit:read", { tenant: tenantId });
+    if (!(await check())) throw new Error("the bench user should hold audit:read");
+    for (let i = 0; i < 200_000; i++) await check(); // JIT warm-up
+    let checks = 0;
+    const started = performance.now();
+    const deadline = started + Math.min(ctx.seconds, 3) * 1000;
+    while (performance.now() < deadline) {
+      for (let i = 0; i < 10_000; i++) await check();
+      checks += 10_000;
+    }
+    const cachedPerSecond = checks / ((performance.now() - started) / 1000);
+    rows.push({
+      scenario: "permissions: cached can() in-process",
+      throughput: cachedPerSecond,
+      unit: "checks/s",
+      target: ">= 1,000,000 checks/s",
+      pass: cachedPerSecond >= CACHED_TARGET,
+      note: "sequential awaited can(user, perm, { tenant }) on one hot entry",
+    });
+
+    // 2. An uncached check: queries counted on a router with a query hook, in-process cache off.
+    let queries = 0;
+    const counting = createRouter(singleDatabase(database.url), { onQuery: () => queries++ });
+    const uncached = createPermissionsModule({ router: counting, audit: createAuditModule({ router: counting }), cache: { enabled: false } });
+    try {
+      await uncached.can(user.id, "warm:up"); // a new connection reads the server's array types once
+      const counts: number[] = [];
+      for (const [permission, tenant] of [["audit:read", tenantId], ["roles:write", tenantId], ["audit:read", null]] as const) {
+        const before = queries;
+        await uncached.can(user.id, permission, { tenant });
+        counts.push(queries - before);
+      }
+      const worst = Math.max(...counts);
+      rows.push({
+        scenario: "permissions: uncached check, queries",
+        throughput: worst,
+        unit: "queries",
+        target: "= 1 query",
+        pass: counts.every((n) => n === 1),
+        note: `per check: ${counts.join(", ")} (permission_cache read or fill, one round trip)`,
+      });
+    } finally {
+      await uncached.stop();
+      await counting.close(5);
+    }
+
+    // 3. Authorized read endpoint: session (cookie cache) + requirePermission (cached) + one query.
+    const app = createApp(sdk, { logRequests: false });
+    const { sql } = sdk.router.pool("main");
+    app.get("/api/v1/bench/read", sdk.permissions.requirePermission("audit:read"), async (c) => {
+      const [row] = await sql<{ one: number }[]>`select 1 as one`;
+      return c.json({ one: row!.one });
+    });
+    // The same endpoint without the permission check: isolates what the check costs from the session.
+    app.get("/api/v1/bench/session-only", async (c) => {
+      const [row] = await sql<{ one: number }[]>`select 1 as one`;
+      return c.json({ one: row!.one });
+    });
+    const signIn = await sdk.auth.api.signInEmail({ body: { email, password }, returnHeaders: true });
+    const cookie = signIn.headers
+      .getSetCookie()
+      .map((line) => line.split(";")[0]!)
+      .filter((pair) => !pair.endsWith("="))
+      .join("; ");
+    const probe = await app.request("/api/v1/bench/read", { headers: { cookie } });
+    const sessionNote = probe.status === 200 ? "" : `probe answered ${probe.status}`;
+    const server = await ctx.serve(app.fetch);
+    try {
+      const headers = { cookie };
+      await ctx.load({ url: `${server.url}/api/v1/bench/read`, headers, connections: DB_POOL_MAX, seconds: 1 });
+      const result = await ctx.load({ url: `${server.url}/api/v1/bench/read`, headers, connections: DB_POOL_MAX });
+      const sessionOnly = await ctx.load({ url: `${server.url}/api/v1/bench/session-only`, headers, connections: DB_POOL_MAX });
+      const ratio = result.requestsPerSecond / ctx.baselines.dbQuery.requestsPerSecond;
+      rows.push({
+        scenario: "permissions: authorized read endpoint",
+        throughput: result.requestsPerSecond,
+        unit: "req/s",
+        p50Ms: result.p50Ms,
+        p99Ms: result.p99Ms,
+        ratio: { against: "db-query", value: ratio },
+        target: ">= 0.8x db-query",
+        pass: ratio >= ENDPOINT_TARGET && result.errors === 0 && result.non2xx === 0,
+        note: [
+          "session cookie cache + requirePermission(audit:read) + select 1; full createApp middleware stack",
+          `${DB_POOL_MAX} connections`,
+          sessionNote,
+          result.non2xx > 0 ? `${result.non2xx} non-2xx` : "",
+        ]
+          .filter(Boolean)
+          .join("; "),
+      });
+      rows.push({
+        scenario: "permissions: same endpoint without the check",
+        throughput: sessionOnly.requestsPerSecond,
+        unit: "req/s",
+        p50Ms: sessionOnly.p50Ms,
+        p99Ms: sessionOnly.p99Ms,
+        ratio: { against: "db-query", value: sessionOnly.requestsPerSecond / ctx.baselines.dbQuery.requestsPerSecond },
+        note: `session + select 1: the check costs ${(100 * (1 - result.requestsPerSecond / sessionOnly.requestsPerSecond)).toFixed(1)} % of it; the rest is the session and middleware stack`,
+      });
+    } finally {
+      await server.close();
+    }
+  } finally {
+    await sdk.close();
+    await database.drop();
+  }
+  return rows;
+};
+
+export default scenario;
