@@ -16,7 +16,7 @@ import { createHealthRoutes } from "./http/health.js";
 import { errorToProblem, problemResponse, validationHook } from "./http/problem.js";
 import "./http/context.js";
 import { createAuditRoutes } from "./modules/audit/index.js";
-import { createAuthRoutes } from "./modules/auth/index.js";
+import { CLIENT_IP_HEADER, createAuthRoutes } from "./modules/auth/index.js";
 import { createEmailRoutes } from "./modules/email/index.js";
 import { createPermissionsRoutes } from "./modules/permissions/index.js";
 
@@ -27,6 +27,8 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   /** Log one JSON line per request. Default true. */
   logRequests?: boolean;
+  /** A reverse proxy in front sets X-Forwarded-For (TRUST_PROXY=1). Default false. */
+  trustProxy?: boolean;
 }
 
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
@@ -45,12 +47,28 @@ async function asProblem(c: Context, response: Response): Promise<Response> {
 /** Thrown inside the unit of work to roll it back when the response is an error; never escapes. */
 class RollbackResponse extends Error {}
 
-function clientIp(c: Parameters<Parameters<OpenAPIHono["use"]>[1]>[0]): string | undefined {
+/**
+ * The client's address: the socket's, or — only when the operator says a proxy sets it — the first
+ * address of X-Forwarded-For. A client-supplied header is never trusted otherwise.
+ */
+function clientIp(c: Context, trustProxy: boolean): string | undefined {
+  if (trustProxy) {
+    const forwarded = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
+    if (forwarded) return forwarded;
+  }
   try {
     return getConnInfo(c).remote.address;
   } catch {
     return undefined; // app.request() in tests has no socket
   }
+}
+
+/** The request better-auth sees: the client address in our header, replacing any the client sent. */
+function authRequest(c: Context, ip: string | undefined): Request {
+  const headers = new Headers(c.req.raw.headers);
+  headers.delete(CLIENT_IP_HEADER);
+  if (ip) headers.set(CLIENT_IP_HEADER, ip);
+  return new Request(c.req.raw, { headers, duplex: "half" } as RequestInit);
 }
 
 /**
@@ -68,7 +86,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   app.use(async (c, next) => {
     const started = performance.now();
     await sdk.withContext(
-      { requestId: c.get("requestId"), ip: clientIp(c), userAgent: c.req.header("user-agent") },
+      { requestId: c.get("requestId"), ip: clientIp(c, options.trustProxy ?? false), userAgent: c.req.header("user-agent") },
       () => next(),
     );
     if (options.logRequests !== false) {
@@ -116,7 +134,9 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   });
 
   app.route("/", createHealthRoutes(sdk.router));
-  app.on(["GET", "POST"], "/api/auth/*", async (c) => asProblem(c, await sdk.auth.handler(c.req.raw)));
+  app.on(["GET", "POST"], "/api/auth/*", async (c) =>
+    asProblem(c, await sdk.auth.handler(authRequest(c, clientIp(c, options.trustProxy ?? false)))),
+  );
   app.route("/api/v1/me", createAuthRoutes());
   app.route("/api/v1/permissions", createPermissionsRoutes({ permissions: sdk.permissions }));
   app.route("/api/v1/audit", createAuditRoutes({ audit: sdk.audit, permissions: sdk.permissions }));

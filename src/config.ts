@@ -29,6 +29,7 @@ const envSchema = z.object({
   RESEND_WEBHOOK_SECRET: z.string().optional(),
   EMAIL_FROM: z.string().default("sv-sdk <no-reply@localhost>"),
   EMAIL_DISPATCHER: z.enum(["on", "off"]).default("on"),
+  TRUST_PROXY: z.enum(["0", "1"]).default("0"),
 });
 
 export interface Config {
@@ -44,6 +45,7 @@ export interface Config {
   trustedOrigins: string[];
   authSecret?: string;
   bodyLimitBytes: number;
+  trustProxy: boolean;
   logLevel: "debug" | "info" | "warn" | "error";
   email: {
     resendApiKey?: string;
@@ -90,6 +92,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     trustedOrigins: [...new Set([new URL(publicUrl).origin, ...e.TRUSTED_ORIGINS])],
     authSecret: e.BETTER_AUTH_SECRET,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    trustProxy: e.TRUST_PROXY === "1",
     logLevel: e.LOG_LEVEL,
     email: {
       resendApiKey: e.RESEND_API_KEY,

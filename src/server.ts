@@ -38,7 +38,11 @@ const sdk = createSdk({
 });
 await sdk.seed();
 await sdk.auth.listen();
-const app = createApp(sdk, { trustedOrigins: config.trustedOrigins, bodyLimitBytes: config.bodyLimitBytes });
+const app = createApp(sdk, {
+  trustedOrigins: config.trustedOrigins,
+  bodyLimitBytes: config.bodyLimitBytes,
+  trustProxy: config.trustProxy,
+});
 
 const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => {
   const seconds = ((performance.now() - started) / 1000).toFixed(1);

@@ -154,3 +154,35 @@ describe("revocation with the cookie cache on", () => {
     }
   });
 });
+
+describe("rate limiting", () => {
+  it("limits sign-in attempts per client across instances (stored in the database)", async () => {
+    const servers = await Promise.all(
+      [0, 1].map(async () => {
+        const port = await freePort();
+        const instance = createSdk(testSdkOptions(db.url, { auth: { secret, rateLimit: true } }));
+        const server = serve({ fetch: createApp(instance, { logRequests: false }).fetch, port, hostname: "127.0.0.1" });
+        return { url: `http://127.0.0.1:${port}`, instance, server };
+      }),
+    );
+    try {
+      const attempt = (url: string) =>
+        fetch(
+          `${url}/api/auth/sign-in/email`,
+          json("POST", { email: `nobody-${randomUUID()}@example.test`, password: "wrong password" }, { origin: TEST_ORIGIN, "x-forwarded-for": `10.0.0.${Math.floor(Math.random() * 200)}` }),
+        ).then((r) => r.status);
+      // Ten attempts a minute per client address, split over two instances; a forged
+      // X-Forwarded-For does not make each attempt a new client.
+      const statuses: number[] = [];
+      for (let i = 0; i < 10; i++) statuses.push(await attempt(servers[i % 2]!.url));
+      expect(statuses).toEqual(Array(10).fill(401));
+      expect(await attempt(servers[0]!.url)).toBe(429);
+      expect(await attempt(servers[1]!.url)).toBe(429);
+    } finally {
+      for (const { server, instance } of servers) {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await instance.close();
+      }
+    }
+  });
+});

@@ -13,10 +13,13 @@ import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
 import { createAuditBeforeHooks, createAuditHooks, guarded } from "./hooks.js";
 import { hashPassword, OWASP_SCRYPT, verifyPassword, type PasswordCost } from "./password.js";
+import { createRateLimitStorage } from "./rate-limit.js";
 import type { Revocations } from "./revocations.js";
 import * as tables from "./schema.js";
 
 export const DEFAULT_COOKIE_CACHE_SECONDS = 300;
+/** Request header carrying the client address to better-auth; set by the app, never trusted from clients. */
+export const CLIENT_IP_HEADER = "x-sv-client-ip";
 
 export interface AuthOptions {
   /** At least 32 characters in production. */
@@ -82,6 +85,9 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
       // tests must prove, so they are on everywhere.
       disableOriginCheck: false,
       disableCSRFCheck: false,
+      // The app sets this header from the socket (or a trusted proxy), replacing whatever the client
+      // sent: rate limits keyed on a client-supplied X-Forwarded-For could be dodged at will.
+      ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
     },
     logger: {
       level: "warn",
@@ -148,7 +154,7 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
     },
     rateLimit: {
       enabled: options.rateLimit ?? true,
-      storage: "database",
+      customStorage: createRateLimitStorage(router),
       window: 60,
       max: 100,
       customRules: {
@@ -160,6 +166,21 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
     },
     databaseHooks: {
       user: {
+        update: {
+          // Two-factor is on once the first TOTP code verifies and off after /two-factor/disable:
+          // both are this field changing, inside better-auth's savepoint of the request's unit.
+          before: async (data, ctx) => {
+            if (typeof data.twoFactorEnabled !== "boolean") return;
+            const userId = ctx?.context.session?.user.id;
+            await guarded(() =>
+              audit.recordAuditEvent({
+                action: data.twoFactorEnabled ? "user.two_factor_enabled" : "user.two_factor_disabled",
+                actor: userId ? { type: "user", id: userId } : undefined,
+                target: userId ? { type: "user", id: userId } : undefined,
+              }),
+            );
+          },
+        },
         create: {
           // Runs inside the unit of work (after better-auth's savepoint): the default role and the
           // audit event commit with the user, or nothing does.

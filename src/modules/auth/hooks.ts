@@ -116,12 +116,6 @@ export function createAuditHooks(audit: AuditModule, revocations: Revocations) {
         });
         return;
       }
-      case "/two-factor/enable":
-        await audit.recordAuditEvent({ action: "user.two_factor_enabled", actor, target: actorId ? { type: "user", id: actorId } : undefined });
-        return;
-      case "/two-factor/disable":
-        await audit.recordAuditEvent({ action: "user.two_factor_disabled", actor, target: actorId ? { type: "user", id: actorId } : undefined });
-        return;
       case "/admin/revoke-user-session":
       case "/admin/revoke-user-sessions":
         if (targetUser) await revocations.revokeUser(targetUser);

@@ -13,7 +13,7 @@ export {
   verifications,
 } from "./schema.js";
 export { createAuthModule, type AuthModule, type AuthModuleOptions } from "./service.js";
-export type { AuthOptions } from "./better-auth.js";
+export { CLIENT_IP_HEADER, type AuthOptions } from "./better-auth.js";
 export { requireSession } from "./middleware.js";
 export { createAuthRoutes } from "./routes.js";
 export { AuthErrors } from "./errors.js";
