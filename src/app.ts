@@ -18,7 +18,7 @@ import "./http/context.js";
 import { createAuditRoutes } from "./modules/audit/index.js";
 import { CLIENT_IP_HEADER, createAuthRoutes } from "./modules/auth/index.js";
 import { createEmailRoutes } from "./modules/email/index.js";
-import { createPermissionsRoutes } from "./modules/permissions/index.js";
+import { createMePermissionsRoutes, createPermissionsRoutes } from "./modules/permissions/index.js";
 
 export interface AppOptions {
   /** Origins allowed to call the API from a browser (CORS, and better-auth's origin check). */
@@ -138,6 +138,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
     asProblem(c, await sdk.auth.handler(authRequest(c, clientIp(c, options.trustProxy ?? false)))),
   );
   app.route("/api/v1/me", createAuthRoutes());
+  app.route("/api/v1/me", createMePermissionsRoutes({ permissions: sdk.permissions }));
   app.route("/api/v1/permissions", createPermissionsRoutes({ permissions: sdk.permissions }));
   app.route("/api/v1/audit", createAuditRoutes({ audit: sdk.audit, permissions: sdk.permissions }));
   app.route("/api/v1/email", createEmailRoutes({ email: sdk.email, permissions: sdk.permissions }));

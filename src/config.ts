@@ -29,6 +29,7 @@ const envSchema = z.object({
   RESEND_WEBHOOK_SECRET: z.string().optional(),
   EMAIL_FROM: z.string().default("sv-sdk <no-reply@localhost>"),
   EMAIL_DISPATCHER: z.enum(["on", "off"]).default("on"),
+  EMAIL_UNSUBSCRIBE_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
   TRUST_PROXY: z.enum(["0", "1"]).default("0"),
 });
 
@@ -53,6 +54,7 @@ export interface Config {
     webhookSecret?: string;
     from: string;
     dispatcher: boolean;
+    unsubscribeSecret?: string;
   };
 }
 
@@ -69,6 +71,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   if (production && !e.DATABASE_URL && !e.DATABASE_TOPOLOGY) {
     throw new Error("DATABASE_URL (or DATABASE_TOPOLOGY) is required when NODE_ENV=production: the embedded PostgreSQL is for development");
+  }
+  if (production && e.RESEND_API_KEY && !e.EMAIL_UNSUBSCRIBE_SECRET) {
+    throw new Error("EMAIL_UNSUBSCRIBE_SECRET (32+ characters) is required with RESEND_API_KEY in production: it signs one-click unsubscribe links");
   }
   let topology: Topology | undefined;
   if (e.DATABASE_TOPOLOGY) {
@@ -100,6 +105,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       webhookSecret: e.RESEND_WEBHOOK_SECRET,
       from: e.EMAIL_FROM,
       dispatcher: e.EMAIL_DISPATCHER === "on",
+      unsubscribeSecret: e.EMAIL_UNSUBSCRIBE_SECRET,
     },
   };
 }

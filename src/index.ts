@@ -52,8 +52,8 @@ export function createSdk(options: SdkOptions) {
 
   const audit = createAuditModule({ router });
   const permissions = createPermissionsModule({ router, audit });
-  const email = createEmailModule({ router, audit, logger, options: options.email ?? {} });
   const environment = options.environment ?? "development";
+  const email = createEmailModule({ router, audit, logger, options: { environment, ...options.email } });
   const production = environment === "production";
   const secret = options.auth?.secret ?? (production ? "" : randomBytes(32).toString("base64url"));
   const baseUrl = options.auth?.baseUrl ?? "http://localhost:3000";

@@ -9,7 +9,7 @@ import { resolveDatabase } from "./db/connect.js";
 import { describeMigration, migrateTopology } from "./db/migrate.js";
 import { createSdk } from "./index.js";
 import { createJsonLogger } from "./logger.js";
-import { developmentSecret } from "./dev-secret.js";
+import { sdkOptionsFromConfig } from "./sdk-from-config.js";
 
 const config = loadConfig(process.env);
 const logger = createJsonLogger(config.logLevel);
@@ -18,26 +18,10 @@ const started = performance.now();
 const { topology, embedded } = await resolveDatabase(config, (message) => logger.info(message));
 for (const report of await migrateTopology(topology)) logger.info(describeMigration(report));
 
-const sdk = createSdk({
-  topology,
-  environment: config.environment,
-  logger,
-  auth: {
-    secret: config.authSecret ?? (await developmentSecret(config.dataDir)),
-    baseUrl: config.publicUrl,
-    trustedOrigins: config.trustedOrigins,
-  },
-  email: {
-    from: config.email.from,
-    resendApiKey: config.email.resendApiKey,
-    resendBaseUrl: config.email.resendBaseUrl,
-    webhookSecret: config.email.webhookSecret,
-    publicUrl: config.publicUrl,
-    dispatcher: config.email.dispatcher,
-  },
-});
+const sdk = createSdk(await sdkOptionsFromConfig(config, topology, logger));
 await sdk.seed();
 await sdk.auth.listen();
+if (config.email.dispatcher) await sdk.email.startDispatcher();
 const app = createApp(sdk, {
   trustedOrigins: config.trustedOrigins,
   bodyLimitBytes: config.bodyLimitBytes,

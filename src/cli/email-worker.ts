@@ -8,6 +8,7 @@ import { loadConfig } from "../config.js";
 import { resolveDatabase } from "../db/connect.js";
 import { createSdk } from "../index.js";
 import { createJsonLogger } from "../logger.js";
+import { sdkOptionsFromConfig } from "../sdk-from-config.js";
 
 const config = loadConfig(process.env);
 const logger = createJsonLogger(config.logLevel);
@@ -16,21 +17,7 @@ if (!config.topology && !config.databaseUrl) {
   process.exit(1);
 }
 const { topology } = await resolveDatabase(config, (message) => logger.info(message));
-const sdk = createSdk({
-  topology,
-  environment: config.environment,
-  logger,
-  email: {
-    from: config.email.from,
-    resendApiKey: config.email.resendApiKey,
-    resendBaseUrl: config.email.resendBaseUrl,
-    webhookSecret: config.email.webhookSecret,
-    // Until config.ts carries it (EMAIL_UNSUBSCRIBE_SECRET), read here: links in mail are signed with it.
-    unsubscribeSecret: process.env.EMAIL_UNSUBSCRIBE_SECRET,
-    publicUrl: config.publicUrl,
-    environment: config.environment,
-  },
-});
+const sdk = createSdk(await sdkOptionsFromConfig(config, topology, logger));
 await sdk.email.startDispatcher();
 logger.info("email worker running", { transport: sdk.email.transport });
 

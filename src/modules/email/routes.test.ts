@@ -302,16 +302,18 @@ describe("development messages", () => {
     withRollback(sdk, async () => {
       const queued = await sdk.email.enqueueEmail({ to: "dev-route@example.test", template: "verify-email", data: { name: "A", url: "https://x.test/v" } });
       await sdk.email.dispatchOnce();
-      expect((await app.request("/api/v1/email/dev/messages")).status).toBe(401);
+      // Production-like: the development transport's messages need the platform permission.
+      const guarded = appFor(moduleWith({ environment: "production" }));
+      expect((await guarded.request("/api/v1/email/dev/messages")).status).toBe(401);
       const member = await newUser();
-      expect((await app.request("/api/v1/email/dev/messages", { headers: { "x-test-user": member } })).status).toBe(403);
+      expect((await guarded.request("/api/v1/email/dev/messages", { headers: { "x-test-user": member } })).status).toBe(403);
       const platformOwner = await newUser();
       await sdk.permissions.assignRole(platformOwner, "owner");
-      const list = await app.request("/api/v1/email/dev/messages?to=dev-route@example.test", { headers: { "x-test-user": platformOwner } });
+      const list = await guarded.request("/api/v1/email/dev/messages?to=dev-route@example.test", { headers: { "x-test-user": platformOwner } });
       expect(list.status).toBe(200);
       const { messages } = (await list.json()) as { messages: { id: string; sendId: string }[] };
       expect(messages[0]!.sendId).toBe(queued.id);
-      const one = await app.request(`/api/v1/email/dev/messages/${messages[0]!.id}`, { headers: { "x-test-user": platformOwner } });
+      const one = await guarded.request(`/api/v1/email/dev/messages/${messages[0]!.id}`, { headers: { "x-test-user": platformOwner } });
       expect(one.status).toBe(200);
 
       const open = appFor(moduleWith({ environment: "development" }));

@@ -2,13 +2,9 @@ import { describe, expect, it } from "vitest";
 import { json, signedInUser, tenantOf, useTestSdk, type SignedInUser } from "../../../test/support.js";
 import { withRollback } from "../../testing/rollback.js";
 import { members } from "../auth/index.js";
-import { createMePermissionsRoutes } from "./index.js";
 import { auditRows } from "./test-fixtures.js";
 
 const { sdk, app } = useTestSdk();
-// Until the app mounts it (see the module's report), GET /api/v1/me/permissions is mounted here,
-// behind the app's real session middleware. Hono freezes its router at the first request.
-app.route("/api/v1/me", createMePermissionsRoutes({ permissions: sdk.permissions }));
 
 const base = "/api/v1/permissions";
 
