@@ -21,6 +21,8 @@ export interface SdkOptions {
   /** `production` turns on the strict checks (secrets, secure cookies). */
   environment?: "development" | "test" | "production";
   logger?: Logger;
+  /** Called with every query's text (count queries in benchmarks and tests). */
+  onQuery?: (database: string, query: string) => void;
   /** Email delivery; see EmailOptions. */
   email?: EmailOptions;
   /**
@@ -48,7 +50,7 @@ export function createSdk(options: SdkOptions) {
       : undefined;
   if (!topology) throw new Error("createSdk needs `databaseUrl` or `topology` to know where the database is");
   const logger = options.logger ?? silentLogger;
-  const router: Router = createRouter(topology);
+  const router: Router = createRouter(topology, { onQuery: options.onQuery });
 
   const audit = createAuditModule({ router });
   const permissions = createPermissionsModule({ router, audit });

@@ -12,6 +12,7 @@ import "../../http/context.js";
 import type { BetterAuth } from "./better-auth.js";
 import { AuthErrors } from "./errors.js";
 import type { Revocations } from "./revocations.js";
+import type { SessionCache } from "./session-cache.js";
 import { members } from "./schema.js";
 
 const tenantHeader = z.uuid();
@@ -43,15 +44,25 @@ export async function resolveSession(
   auth: BetterAuth,
   headers: Headers,
   revocations?: Revocations,
+  cache?: SessionCache,
 ): Promise<{ data: ResolvedSession | null; headers?: Headers }> {
-  const cached = await getSession(auth, headers, false);
-  if (!cached.data || !revocations?.mustConfirm(cached.data.user.id)) return cached;
-  return getSession(auth, headers, true);
+  const remembered = cache?.get(headers);
+  if (remembered) return { data: remembered };
+  let resolved = await getSession(auth, headers, false);
+  if (resolved.data && revocations?.mustConfirm(resolved.data.user.id)) resolved = await getSession(auth, headers, true);
+  // A response that refreshes cookies changes the credential: only a settled one is remembered.
+  if (resolved.data && cache && !resolved.headers?.getSetCookie().length) cache.set(headers, resolved.data);
+  return resolved;
 }
 
-export function createSessionMiddleware(auth: BetterAuth, router: Router, revocations?: Revocations): MiddlewareHandler {
+export function createSessionMiddleware(
+  auth: BetterAuth,
+  router: Router,
+  revocations?: Revocations,
+  cache?: SessionCache,
+): MiddlewareHandler {
   return async (c, next) => {
-    const { data, headers } = await resolveSession(auth, c.req.raw.headers, revocations);
+    const { data, headers } = await resolveSession(auth, c.req.raw.headers, revocations, cache);
     c.set("user", data ? { id: data.user.id, email: data.user.email, name: data.user.name, emailVerified: data.user.emailVerified, role: data.user.role ?? null } : null);
     c.set("session", data ? { id: data.session.id, expiresAt: data.session.expiresAt, activeOrganizationId: data.session.activeOrganizationId ?? null, impersonatedBy: data.session.impersonatedBy ?? null } : null);
 

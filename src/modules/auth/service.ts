@@ -10,6 +10,7 @@ import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
 import { createBetterAuth, DEFAULT_COOKIE_CACHE_SECONDS, type AuthOptions } from "./better-auth.js";
 import { createRevocations } from "./revocations.js";
+import { createSessionCache } from "./session-cache.js";
 import { createSessionMiddleware, resolveSession } from "./middleware.js";
 import { OWASP_SCRYPT } from "./password.js";
 import { users } from "./schema.js";
@@ -34,6 +35,7 @@ export function createAuthModule({ router, audit, permissions, email, options, l
   }
   const revocations = createRevocations(router, options.cookieCacheSeconds ?? DEFAULT_COOKIE_CACHE_SECONDS);
   const auth = createBetterAuth(options, { router, audit, permissions, email, revocations, logger, production });
+  const sessionCache = createSessionCache(revocations);
 
   return {
     /** better-auth's server API (`sdk.auth.api.signInEmail(...)`, organization, admin, two-factor …). */
@@ -50,7 +52,7 @@ export function createAuthModule({ router, audit, permissions, email, options, l
      * if (!session) return new Response("Unauthorized", { status: 401 });
      */
     async getSession(headers: Headers) {
-      return (await resolveSession(auth, headers, revocations)).data;
+      return (await resolveSession(auth, headers, revocations, sessionCache)).data;
     },
     /**
      * Creates a user with a password (sign-up in one unit of work: user, account, default role, audit
@@ -76,7 +78,7 @@ export function createAuthModule({ router, audit, permissions, email, options, l
     /** Browser origins trusted for cookies and CORS. */
     trustedOrigins: options.trustedOrigins ?? [],
     /** Hono middleware giving `/api/v1` routes their user, session and tenant. */
-    sessionMiddleware: () => createSessionMiddleware(auth, router, revocations),
+    sessionMiddleware: () => createSessionMiddleware(auth, router, revocations, sessionCache),
     /** Starts applying other instances' session revocations (LISTEN); `npm start` calls it. */
     listen: () => revocations.listen(),
     /** Stops listening. */
