@@ -124,7 +124,13 @@ export function createRouter(topology: Topology, options: RouterOptions = {}): R
     db: (module) => handleFor(databaseOf(topology, module)),
     database: (name = "main") => handleFor(name),
     async transaction<T>(fn: () => Promise<T>): Promise<T> {
-      const level: UnitLevel = { parent: currentLevel(), afterRollback: [] };
+      const parent = currentLevel();
+      // Row-level security reads sv.tenant_id per transaction: each level runs with its context's
+      // tenant — a request's savepoint inside an open transaction included — and a savepoint that
+      // changed it hands the parent's back when it ends (a rolled-back one reverts it by itself).
+      const tenant = currentContext().tenantId ?? null;
+      const level: UnitLevel = { parent, afterRollback: [], tenant };
+      const inherited = parent?.tenant ?? null;
       const body = async () => {
         const result = await fn();
         if (level.failure !== undefined) throw level.failure;
@@ -136,11 +142,11 @@ export function createRouter(topology: Topology, options: RouterOptions = {}): R
         const outer = ambientTransaction(database);
         return (outer ?? pool(database).db).transaction(async (tx) => {
           const joined = tx as unknown as Database;
-          if (!outer) {
-            const { tenantId } = currentContext();
-            if (tenantId) await setTenant(joined, tenantId);
-          }
-          return runWithTransaction(database, joined, () => open(index + 1));
+          const changes = outer ? tenant !== inherited : tenant !== null;
+          if (changes) await setTenant(joined, tenant);
+          const result = await runWithTransaction(database, joined, () => open(index + 1));
+          if (outer && changes) await setTenant(joined, inherited);
+          return result;
         });
       };
       try {
@@ -152,18 +158,8 @@ export function createRouter(topology: Topology, options: RouterOptions = {}): R
       }
     },
     withTenant<T>(tenantId: string | null, fn: () => Promise<T>): Promise<T> {
-      const previous = currentContext().tenantId;
-      return runWithContext({ tenantId }, async () => {
-        const open = transactional.map((d) => ambientTransaction(d)).filter((t): t is Database => !!t);
-        if (open.length === 0) return router.transaction(fn);
-        for (const tx of open) await setTenant(tx, tenantId);
-        try {
-          return await fn();
-        } finally {
-          // A transaction aborted by fn's error refuses the reset; it is being rolled back anyway.
-          for (const tx of open) await setTenant(tx, previous).catch(() => undefined);
-        }
-      });
+      // A unit of work (or a savepoint of the open one) that carries the tenant.
+      return runWithContext({ tenantId }, () => router.transaction(fn));
     },
     async close(timeoutSeconds = 5) {
       await Promise.all([...pools.values()].map((p) => p.sql.end({ timeout: timeoutSeconds })));

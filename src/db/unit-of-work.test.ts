@@ -197,3 +197,25 @@ describe("rollback-only and after-rollback work", () => {
     expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${refused}`)).toBe(0);
   });
 });
+
+describe("tenant scope of nested units", () => {
+  const tenantSetting = async () => {
+    const [row] = await sdk.router.db("audit").execute<{ t: string | null }>(sql`select current_setting('sv.tenant_id', true) as t`);
+    return row!.t || null;
+  };
+
+  it("applies a savepoint's tenant inside an open transaction and hands the parent's back after", async () => {
+    const tenant = randomUUID();
+    await withRollback(sdk, async () => {
+      expect(await tenantSetting()).toBeNull();
+      await sdk.withContext({ tenantId: tenant }, () =>
+        sdk.transaction(async () => {
+          expect(await tenantSetting()).toBe(tenant);
+        }),
+      );
+      expect(await tenantSetting()).toBeNull();
+      await sdk.withTenant("*", async () => expect(await tenantSetting()).toBe("*"));
+      expect(await tenantSetting()).toBeNull();
+    });
+  });
+});

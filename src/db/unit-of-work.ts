@@ -32,6 +32,8 @@ export interface UnitLevel {
   afterRollback: (() => Promise<void>)[];
   /** Set by `markRollbackOnly`: the level must not commit even if its function resolves. */
   failure?: unknown;
+  /** The `sv.tenant_id` this level's transaction runs with (null: unset). */
+  tenant: string | null;
 }
 
 interface Store {
