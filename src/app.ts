@@ -133,7 +133,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
     }
   });
 
-  app.route("/", createHealthRoutes(sdk.router));
+  app.route("/", createHealthRoutes(sdk.router, logger));
   app.on(["GET", "POST"], "/api/auth/*", async (c) =>
     asProblem(c, await sdk.auth.handler(authRequest(c, clientIp(c, options.trustProxy ?? false)))),
   );

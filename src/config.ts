@@ -109,3 +109,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
   };
 }
+
+/**
+ * For entry points: the configuration, or — when it is wrong — the sentence saying what is wrong on
+ * stderr and exit code 1. A configuration mistake is the operator's to fix; a stack trace hides it.
+ */
+export function loadConfigOrExit(env: Record<string, string | undefined>): Config {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    process.stderr.write(`sv-sdk cannot start: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+}

@@ -127,6 +127,7 @@ export function createSdk(options: SdkOptions) {
       await auth.stop();
       await email.stop();
       await permissions.stop();
+      await audit.stop();
       await router.close(5);
     },
   };

@@ -4,14 +4,14 @@
  */
 import { serve } from "@hono/node-server";
 import { createApp } from "./app.js";
-import { loadConfig } from "./config.js";
+import { loadConfigOrExit } from "./config.js";
 import { resolveDatabase } from "./db/connect.js";
 import { describeMigration, migrateTopology } from "./db/migrate.js";
 import { createSdk } from "./index.js";
 import { createJsonLogger } from "./logger.js";
 import { sdkOptionsFromConfig } from "./sdk-from-config.js";
 
-const config = loadConfig(process.env);
+const config = loadConfigOrExit(process.env);
 const logger = createJsonLogger(config.logLevel);
 const started = performance.now();
 
@@ -21,6 +21,9 @@ for (const report of await migrateTopology(topology)) logger.info(describeMigrat
 const sdk = createSdk(await sdkOptionsFromConfig(config, topology, logger));
 await sdk.seed();
 await sdk.auth.listen();
+// Monthly audit partitions three months ahead; sealing committed audit rows in the background.
+await sdk.audit.ensurePartitions(3);
+sdk.audit.startSealer({ intervalMs: 10_000, onError: (error) => logger.error("audit sealing failed", { error: String(error) }) });
 if (config.email.dispatcher) await sdk.email.startDispatcher();
 const app = createApp(sdk, {
   trustedOrigins: config.trustedOrigins,

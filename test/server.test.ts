@@ -141,5 +141,7 @@ describe("the server process", () => {
     expect(started.output()).toContain(
       "BETTER_AUTH_SECRET must be set to at least 32 random characters when NODE_ENV=production",
     );
+    // The sentence, not a stack trace.
+    expect(started.output()).not.toMatch(/\n\s+at /);
   });
 });

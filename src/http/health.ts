@@ -4,6 +4,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Router } from "../db/router.js";
+import type { Logger } from "../logger.js";
 import { appliedMigrationCount, shippedMigrationCount } from "../db/migrate.js";
 import { createRoutes, errorResponses } from "./routes.js";
 import { AppError } from "../errors.js";
@@ -15,7 +16,7 @@ const DatabaseStatus = z.object({
   error: z.string().optional(),
 });
 
-export async function databaseStatuses(router: Router) {
+export async function databaseStatuses(router: Router, logger?: Logger) {
   const shipped = shippedMigrationCount();
   return Promise.all(
     Object.keys(router.topology.databases).map(async (name) => {
@@ -23,13 +24,15 @@ export async function databaseStatuses(router: Router) {
         const applied = await appliedMigrationCount(router.pool(name).sql);
         return { name, reachable: true, migrations: { applied, shipped } };
       } catch (error) {
-        return { name, reachable: false, error: (error as Error).message };
+        // The driver's message can name hosts and users: it goes to the log, not to the caller.
+        logger?.error("readiness check failed", { database: name, error: (error as Error).message });
+        return { name, reachable: false, error: "unreachable" };
       }
     }),
   );
 }
 
-export function createHealthRoutes(router: Router) {
+export function createHealthRoutes(router: Router, logger?: Logger) {
   const app = createRoutes();
   app.openapi(
     createRoute({
@@ -60,7 +63,7 @@ export function createHealthRoutes(router: Router) {
       },
     }),
     async (c) => {
-      const databases = await databaseStatuses(router);
+      const databases = await databaseStatuses(router, logger);
       const ready = databases.every((d) => d.reachable && d.migrations && d.migrations.applied === d.migrations.shipped);
       if (!ready) throw new AppError("NOT_READY", 503, "A database is unreachable or not migrated", { databases });
       return c.json({ status: "ready" as const, databases }, 200);

@@ -1,7 +1,7 @@
 /**
  * The `auth` schema: better-auth's tables (core + organization, admin, jwt, two-factor, database rate
  * limit) with uuid ids, plus the tenant placement row. Field keys match better-auth's field names; SQL
- * names are snake_case. `auth-schema.test.ts` checks these against better-auth's own table list, so a
+ * names are snake_case. `schema.test.ts` checks these against better-auth's own table list, so a
  * better-auth upgrade that adds a field fails a test instead of a sign-up.
  */
 import { boolean, index, integer, bigint, pgSchema, text, timestamp, uuid } from "drizzle-orm/pg-core";
