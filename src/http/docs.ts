@@ -16,7 +16,8 @@ interface OpenApiDocument {
   paths: Record<string, Record<string, OpenApiOperation>>;
 }
 
-const escapeHtml = (value: string) =>
+/** Escapes text for HTML content and double- or single-quoted attribute values. */
+export const escapeHtml = (value: string) =>
   value.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]!);
 
 const METHODS = ["get", "post", "put", "patch", "delete"];
