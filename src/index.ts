@@ -135,6 +135,10 @@ export function createSdk(options: SdkOptions) {
 
 export type Sdk = ReturnType<typeof createSdk>;
 export { AppError, CommonErrors, defineErrors } from "./errors.js";
+export { createApp, type App, type AppOptions } from "./app.js";
+export { createRoutes, errorResponses, ProblemSchema } from "./http/routes.js";
+export { defineEmailTemplate, type EmailTemplateDefinition } from "./modules/email/index.js";
+export { organizations, users } from "./modules/auth/index.js";
 export type { Actor, RequestContext } from "./db/unit-of-work.js";
 export type { TopologyInput } from "./db/topology.js";
 export type { Logger } from "./logger.js";
