@@ -1,0 +1,537 @@
+/**
+ * Moving one tenant to another database of the topology (`sv-sdk tenant:move`): copy its rows in
+ * batches, verify per-table counts and checksums on both sides, flip its placement in the control
+ * plane in one transaction, then remove the source rows.
+ *
+ * Which rows: every table of the tenant-scoped schemas (permissions, email, audit) with a `tenant_id`
+ * column holds the tenant's rows `where tenant_id = $tenant`; a table without one whose foreign key
+ * points at such a table (role_permissions, role_inheritance, email_events, dev_messages) holds the
+ * rows that reference the tenant's rows. Both are discovered from the catalog, not listed here, so a
+ * new tenant-scoped table moves without a change to this file. `auth` is the control plane and stays
+ * on main; the auth rows the moved rows reference (the organization, its users) are copied to the
+ * target first, with ON CONFLICT DO NOTHING, because foreign keys point at them there too.
+ *
+ * Platform rows a tenant's rows point at (the built-in global roles its members hold) are seeded in
+ * every database with ids of their own, so references to them are translated to the target's row of
+ * the same natural key (the table's unique key that includes tenant_id: a role's name). A platform
+ * row the target lacks stops the move before anything is copied (seed the target first).
+ *
+ * Consistency: the placement goes to state 'moving' first and stays there until the flip, so the
+ * runtime can refuse the tenant's writes meanwhile; a session advisory lock keeps two moves of one
+ * tenant apart. Resumable: the last copied primary key of each table is recorded in
+ * `auth.tenant_moves` after each batch; a re-run continues after it, and ON CONFLICT DO NOTHING makes
+ * the batch in flight at a crash harmless to copy again. The copy runs as the owner (row-level
+ * security does not apply to it), with TimeZone UTC on every connection so that row texts — and
+ * therefore checksums — are the same on both sides.
+ */
+import postgres from "postgres";
+import { appliedMigrationCount, shippedMigrationCount } from "./migrate.js";
+import { databaseOf, MODULES, type Topology } from "./topology.js";
+
+/** The schemas whose rows belong to tenants; `auth` is the control plane and never moves. */
+const TENANT_SCHEMAS = MODULES.filter((m) => m !== "auth");
+/**
+ * The audit trail is append-only history: its trigger refuses DELETE (and its seals cover the rows,
+ * so deleting them would make the source's `audit:verify` report them missing). Its rows are copied
+ * and verified like the others, but the source keeps them; after the flip they are a sealed record of
+ * what happened while the tenant lived there, not data the runtime reads.
+ */
+const KEPT_ON_SOURCE = new Set(["audit"]);
+/**
+ * Derived from the grant tables: triggers on those recompute it, so it is copied after them (a copy
+ * made before would be rewritten on the target behind the checksum).
+ */
+const COPIED_LAST = new Set(["permissions.permission_cache"]);
+/** `pg_try_advisory_lock(class, hashtext(tenant))`: 'svtm'. */
+const MOVE_LOCK_CLASS = 1_937_142_893;
+const DEFAULT_BATCH = 500;
+
+export interface TenantMoveProgress {
+  phase: "copy" | "verify" | "delete";
+  table: string;
+  /** Rows copied so far (over all tables, previous runs included). */
+  done: number;
+  total: number;
+}
+
+export interface MoveTenantOptions {
+  topology: Topology;
+  tenantId: string;
+  /** Name of the target database in the topology (migrated). */
+  to: string;
+  /** Rows per batch (default 500). */
+  batchSize?: number;
+  /** Continue an unfinished move of this tenant (without it an unfinished move is refused). */
+  resume?: boolean;
+  onProgress?: (progress: TenantMoveProgress) => void;
+  /** Called after each batch commits on the target; an error thrown here stops the move (tests use it to crash one). */
+  afterBatch?: (table: string) => void | Promise<void>;
+}
+
+export interface TableReport {
+  table: string;
+  rows: number;
+  /** md5 over the sorted md5 of every row's jsonb text: independent of row order. */
+  checksum: string;
+  /** False for the audit tables: the source keeps its copy (see KEPT_ON_SOURCE). */
+  removedFromSource: boolean;
+}
+
+export interface MoveTenantResult {
+  tenantId: string;
+  from: string;
+  to: string;
+  /** Nothing to do: the tenant already lives on `to`. */
+  alreadyThere: boolean;
+  resumed: boolean;
+  /** Rows inserted on the target by this run (a resumed run skips the batches copied before). */
+  rowsCopied: number;
+  rowsRemoved: number;
+  tables: TableReport[];
+}
+
+/** `usage`: the request cannot be carried out as given (exit 2); `failure`: it went wrong (exit 1). */
+export class TenantMoveError extends Error {
+  constructor(
+    message: string,
+    readonly kind: "usage" | "failure" = "failure",
+  ) {
+    super(message);
+    this.name = "TenantMoveError";
+  }
+}
+
+interface ForeignKey {
+  column: string;
+  references: string;
+  refColumn: string;
+}
+
+interface TablePlan {
+  /** `schema.table`, quoted for SQL in `sql`. */
+  name: string;
+  sql: string;
+  schema: string;
+  columns: string[];
+  primaryKey: string[];
+  identity: string[];
+  /** `where` clause over alias `t`, `$1` = tenant id. */
+  filter: string;
+  /** Foreign keys to auth tables: referenced rows are copied to the target first. */
+  authRefs: ForeignKey[];
+  /** Foreign keys to tenant-scoped tables whose referenced row may be a platform row. */
+  remapped: ForeignKey[];
+}
+
+const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
+const qualified = (name: string) => name.split(".").map(ident).join(".");
+
+function connect(url: string) {
+  return postgres(url, {
+    max: 1,
+    onnotice: () => {},
+    connect_timeout: 10,
+    connection: { TimeZone: "UTC", application_name: "sv-sdk tenant:move" },
+  });
+}
+
+/** Tables holding a tenant's rows, in an order that copies parents before children. */
+async function planTables(sql: postgres.Sql): Promise<TablePlan[]> {
+  const tables = await sql<{ name: string; schema: string; columns: string[]; pk: string[] | null; identity: string[] }[]>`
+    select n.nspname || '.' || c.relname as name, n.nspname as schema,
+           array(select a.attname::text from pg_attribute a
+                  where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped order by a.attnum) as columns,
+           (select array(select a.attname::text from unnest(i.indkey) with ordinality k(attnum, o)
+                          join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum order by k.o)
+              from pg_index i where i.indrelid = c.oid and i.indisunique and i.indpred is null and i.indexprs is null
+             order by i.indisprimary desc, i.indexrelid limit 1) as pk,
+           array(select a.attname::text from pg_attribute a
+                  where a.attrelid = c.oid and a.attidentity <> '' and not a.attisdropped) as identity
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where c.relkind in ('r', 'p') and not c.relispartition and n.nspname = any(${[...TENANT_SCHEMAS, "auth"]})
+     order by 1`;
+  const keys = await sql<{ table: string; column: string; references: string; refColumn: string; width: number }[]>`
+    select cn.nspname || '.' || c.relname as table, rn.nspname || '.' || r.relname as references,
+           (select attname::text from pg_attribute where attrelid = k.conrelid and attnum = k.conkey[1]) as column,
+           (select attname::text from pg_attribute where attrelid = k.confrelid and attnum = k.confkey[1]) as "refColumn",
+           cardinality(k.conkey) as width
+      from pg_constraint k
+      join pg_class c on c.oid = k.conrelid join pg_namespace cn on cn.oid = c.relnamespace
+      join pg_class r on r.oid = k.confrelid join pg_namespace rn on rn.oid = r.relnamespace
+     where k.contype = 'f' and k.conparentid = 0 and cn.nspname = any(${TENANT_SCHEMAS})`;
+  const byName = new Map(tables.map((t) => [t.name, t]));
+  const scoped = new Set(tables.filter((t) => t.schema !== "auth" && t.columns.includes("tenant_id")).map((t) => t.name));
+  const keysOf = (table: string) => keys.filter((k) => k.table === table);
+
+  const plans: TablePlan[] = [];
+  for (const t of tables) {
+    if (t.schema === "auth") continue;
+    const parents = keysOf(t.name).filter((k) => scoped.has(k.references));
+    let filter: string;
+    if (scoped.has(t.name)) filter = `t.tenant_id = $1`;
+    else if (parents.length > 0) {
+      // A row without a tenant column belongs to the tenant when it points at one of the tenant's rows.
+      filter = parents
+        .map((k) => `t.${ident(k.column)} in (select p.${ident(k.refColumn)} from ${qualified(k.references)} p where p.tenant_id = $1)`)
+        .join(" or ");
+    } else continue;
+    // The primary key, or else a unique key (permission_cache): the copy walks it in order.
+    if (!t.pk?.length) throw new TenantMoveError(`${t.name} has no primary or unique key: its rows cannot be copied resumably`);
+    for (const k of keysOf(t.name)) {
+      if (k.width !== 1) throw new TenantMoveError(`${t.name}: multi-column foreign keys are not supported by tenant moves`);
+    }
+    plans.push({
+      name: t.name,
+      sql: qualified(t.name),
+      schema: t.schema,
+      columns: t.columns,
+      primaryKey: t.pk,
+      identity: t.identity,
+      filter: `(${filter})`,
+      authRefs: keysOf(t.name).filter((k) => byName.get(k.references)?.schema === "auth"),
+      remapped: parents.filter((k) => k.references !== t.name && k.refColumn === "id"),
+    });
+  }
+
+  // Parents first (depth-first over the foreign keys between moved tables), derived tables last.
+  const ordered: TablePlan[] = [];
+  const visit = (plan: TablePlan, path: Set<string>) => {
+    if (ordered.includes(plan) || path.has(plan.name)) return;
+    path.add(plan.name);
+    for (const k of keysOf(plan.name)) {
+      const parent = plans.find((p) => p.name === k.references);
+      if (parent && parent !== plan) visit(parent, path);
+    }
+    ordered.push(plan);
+  };
+  for (const plan of plans.filter((p) => !COPIED_LAST.has(p.name))) visit(plan, new Set());
+  return [...ordered, ...plans.filter((p) => COPIED_LAST.has(p.name))];
+}
+
+/**
+ * Source platform-row id → target id, per referenced table, matched on the unique key that includes
+ * tenant_id (for roles: the name). Fails when a platform row the tenant's rows reference is missing
+ * on the target.
+ */
+async function platformRowMaps(plans: TablePlan[], source: postgres.Sql, target: postgres.Sql, tenantId: string) {
+  const maps = new Map<string, Record<string, string>>();
+  const referenced = [...new Set(plans.flatMap((p) => p.remapped.map((k) => k.references)))];
+  for (const table of referenced) {
+    // The platform rows the tenant's rows point at (none for most tables: only those need a match).
+    const used = new Set<string>();
+    for (const plan of plans) {
+      for (const k of plan.remapped.filter((r) => r.references === table)) {
+        const rows = await source.unsafe<{ id: string }[]>(
+          `select distinct r.id::text as id from ${plan.sql} t
+             join ${qualified(table)} r on r.id = t.${ident(k.column)} and r.tenant_id is null where ${plan.filter}`,
+          [tenantId],
+        );
+        for (const r of rows) used.add(r.id);
+      }
+    }
+    if (used.size === 0) continue;
+    const [unique] = await target<{ columns: string[] }[]>`
+      select array(select a.attname::text from unnest(k.conkey) c(attnum)
+                     join pg_attribute a on a.attrelid = k.conrelid and a.attnum = c.attnum) as columns
+        from pg_constraint k
+       where k.conrelid = ${table}::regclass and k.contype = 'u'
+         and exists (select 1 from pg_attribute a where a.attrelid = k.conrelid and a.attname = 'tenant_id' and a.attnum = any(k.conkey))`;
+    const natural = (unique?.columns ?? []).filter((c) => c !== "tenant_id");
+    if (natural.length === 0) throw new TenantMoveError(`${table} has no unique key with tenant_id to match platform rows by`);
+    const query = `select r.id::text as id, jsonb_build_array(${natural.map((c) => `r.${ident(c)}`).join(", ")})::text as key
+                     from ${qualified(table)} r where r.tenant_id is null`;
+    const onTarget = new Map((await target.unsafe<{ id: string; key: string }[]>(query)).map((r) => [r.key, r.id]));
+    const map: Record<string, string> = {};
+    const missing: string[] = [];
+    for (const row of await source.unsafe<{ id: string; key: string }[]>(query)) {
+      if (!used.has(row.id)) continue;
+      const id = onTarget.get(row.key);
+      if (id) map[row.id] = id;
+      else missing.push(row.key);
+    }
+    if (missing.length > 0) {
+      throw new TenantMoveError(
+        `the target lacks platform rows of ${table} the tenant uses (${missing.join(", ")}): run \`sv-sdk seed\` against it first`,
+      );
+    }
+    maps.set(table, map);
+  }
+  return maps;
+}
+
+/**
+ * The row as it must appear on the target: its jsonb, with platform references translated. The maps
+ * it uses are parameters $2, $3 … (`values`), after the tenant id.
+ */
+function projection(plan: TablePlan, maps: Map<string, Record<string, string>>): { expr: string; values: string[] } {
+  const remapped = plan.remapped.filter((k) => maps.has(k.references));
+  if (remapped.length === 0) return { expr: "to_jsonb(t)", values: [] };
+  const values: string[] = [];
+  const overrides = remapped.map((k) => {
+    values.push(JSON.stringify(maps.get(k.references)));
+    const c = `t.${ident(k.column)}`;
+    return `'${k.column}', coalesce($${values.length + 1}::text::jsonb ->> ${c}::text, ${c}::text)`;
+  });
+  return { expr: `(to_jsonb(t) || jsonb_build_object(${overrides.join(", ")}))`, values };
+}
+
+async function checksum(sql: postgres.Sql, plan: TablePlan, rowExpr: string, params: unknown[]) {
+  const [row] = await sql.unsafe<{ rows: number; checksum: string }[]>(
+    `select count(*)::int as rows, coalesce(md5(string_agg(h, '' order by h)), md5('')) as checksum
+       from (select md5(${rowExpr}::text) as h from ${plan.sql} t where ${plan.filter}) q`,
+    params as never[],
+  );
+  return row!;
+}
+
+/**
+ * Moves a tenant's rows to the database `to` of the topology and points its placement there.
+ *
+ * @example
+ * const result = await moveTenant({ topology, tenantId, to: "tenant_db_1", onProgress: (p) => bar.update(p.done, p.total) });
+ */
+export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenantResult> {
+  const { topology, tenantId, to } = options;
+  const batchSize = options.batchSize ?? DEFAULT_BATCH;
+  if (!topology.databases[to]) {
+    throw new TenantMoveError(`the topology has no database named '${to}' (it has: ${Object.keys(topology.databases).join(", ")})`, "usage");
+  }
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new TenantMoveError("the batch size must be a positive whole number", "usage");
+
+  const connections = new Map<string, postgres.Sql>();
+  const db = (name: string) => {
+    let sql = connections.get(name);
+    if (!sql) {
+      sql = connect(topology.databases[name]!.url);
+      connections.set(name, sql);
+    }
+    return sql;
+  };
+  const main = db("main");
+  try {
+    // Session-level: held on main's single connection until it closes, whatever happens.
+    const [lock] = await main<{ ok: boolean }[]>`select pg_try_advisory_lock(${MOVE_LOCK_CLASS}, hashtext(${tenantId})) as ok`;
+    if (!lock!.ok) throw new TenantMoveError(`another move of tenant ${tenantId} is running`);
+
+    const [org] = await main`select 1 from auth.organizations where id = ${tenantId}`;
+    if (!org) throw new TenantMoveError(`there is no tenant (organization) with id ${tenantId}`);
+    const [placement] = await main<{ database: string; state: string }[]>`
+      select database, state from auth.tenant_placements where tenant_id = ${tenantId}`;
+    const [unfinished] = await main<{ source: string; target: string; phase: string }[]>`
+      select source, target, phase from auth.tenant_moves where tenant_id = ${tenantId} and phase <> 'done'`;
+
+    let from: string;
+    if (unfinished) {
+      if (!options.resume) {
+        throw new TenantMoveError(
+          `an unfinished move of this tenant to '${unfinished.target}' exists (phase ${unfinished.phase}): run it again with --resume`,
+          "usage",
+        );
+      }
+      if (unfinished.target !== to) {
+        throw new TenantMoveError(`the unfinished move of this tenant goes to '${unfinished.target}': resume it with --to ${unfinished.target}`, "usage");
+      }
+      from = unfinished.source;
+    } else {
+      from = placement?.database ?? "main";
+      if (!placement) {
+        const elsewhere = TENANT_SCHEMAS.filter((s) => databaseOf(topology, s) !== "main");
+        if (elsewhere.length > 0) {
+          throw new TenantMoveError(
+            `the topology places ${elsewhere.join(", ")} outside main; moving a tenant without a placement out of a split topology is not supported yet`,
+          );
+        }
+      }
+      if (from === to) return { tenantId, from, to, alreadyThere: true, resumed: false, rowsCopied: 0, rowsRemoved: 0, tables: [] };
+    }
+    if (!topology.databases[from]) throw new TenantMoveError(`the tenant lives on '${from}', which the topology does not define`);
+
+    const shipped = shippedMigrationCount();
+    for (const name of [from, to]) {
+      const applied = await appliedMigrationCount(db(name));
+      if (applied !== shipped) {
+        throw new TenantMoveError(`database '${name}' is not migrated (${applied}/${shipped}): run \`sv-sdk migrate\` first`);
+      }
+    }
+    const source = db(from);
+    const target = db(to);
+
+    if (!unfinished) {
+      await main.begin(async (tx) => {
+        await tx`insert into auth.tenant_placements (tenant_id, database, state) values (${tenantId}, ${from}, 'moving')
+                 on conflict (tenant_id) do update set state = 'moving', updated_at = now()`;
+        await tx`insert into auth.tenant_moves (tenant_id, source, target) values (${tenantId}, ${from}, ${to})
+                 on conflict (tenant_id) do update set source = excluded.source, target = excluded.target,
+                   phase = 'copying', cursor = '{}', rows_copied = 0, started_at = now(), updated_at = now()`;
+      });
+    }
+
+    const plans = await planTables(target);
+    const tables: TableReport[] = [];
+    let rowsCopied = 0;
+    const phase = unfinished?.phase ?? "copying";
+
+    if (phase === "copying") {
+      const maps = await platformRowMaps(plans, source, target, tenantId);
+
+      const totals = new Map<string, number>();
+      for (const plan of plans) {
+        const [row] = await source.unsafe<{ n: number }[]>(`select count(*)::int as n from ${plan.sql} t where ${plan.filter}`, [tenantId]);
+        totals.set(plan.name, row!.n);
+      }
+      const total = [...totals.values()].reduce((a, b) => a + b, 0);
+      let done = 0;
+      for (const plan of plans) {
+        const [row] = await target.unsafe<{ n: number }[]>(`select count(*)::int as n from ${plan.sql} t where ${plan.filter}`, [tenantId]);
+        done += Math.min(row!.n, totals.get(plan.name)!);
+      }
+      options.onProgress?.({ phase: "copy", table: "", done, total });
+
+      if (from !== to && to !== "main") {
+        // The tenant's organization first: every tenant row's foreign key points at it.
+        await copyAuthRows(main, target, "auth.organizations", [tenantId]);
+      }
+      for (const plan of plans) {
+        await copyTable(plan, {
+          main,
+          source,
+          target,
+          tenantId,
+          batchSize,
+          to,
+          row: projection(plan, maps),
+          progress: (read, inserted) => {
+            rowsCopied += inserted;
+            done += read;
+            options.onProgress?.({ phase: "copy", table: plan.name, done: Math.min(done, total), total });
+          },
+          afterBatch: options.afterBatch,
+        });
+      }
+
+      for (const plan of plans) {
+        for (const column of plan.identity) {
+          // Copied ids came from the source's sequence: the target's must continue above them.
+          await target.unsafe(
+            `select setval(s, greatest(m, coalesce(pg_sequence_last_value(s), 1)))
+               from (select pg_get_serial_sequence($1, $2)::regclass as s,
+                            (select coalesce(max(${ident(column)}), 1) from ${plan.sql}) as m) q`,
+            [plan.name, column],
+          );
+        }
+      }
+
+      for (const plan of plans) {
+        options.onProgress?.({ phase: "verify", table: plan.name, done: total, total });
+        const row = projection(plan, maps);
+        const expected = await checksum(source, plan, row.expr, [tenantId, ...row.values]);
+        const actual = await checksum(target, plan, "to_jsonb(t)", [tenantId]);
+        if (expected.rows !== actual.rows || expected.checksum !== actual.checksum) {
+          throw new TenantMoveError(
+            `${plan.name} differs after the copy: ${expected.rows} rows (${expected.checksum}) on '${from}', ` +
+              `${actual.rows} rows (${actual.checksum}) on '${to}' — rows changed during the move, or rows with the same ` +
+              `primary key already exist on the target; the tenant stays on '${from}' (state 'moving')`,
+          );
+        }
+        tables.push({ table: plan.name, rows: actual.rows, checksum: actual.checksum, removedFromSource: !KEPT_ON_SOURCE.has(plan.schema) });
+      }
+
+      // The flip: one transaction in the control plane.
+      await main.begin(async (tx) => {
+        await tx`update auth.tenant_placements set database = ${to}, state = 'active', updated_at = now() where tenant_id = ${tenantId}`;
+        await tx`update auth.tenant_moves set phase = 'switched', updated_at = now() where tenant_id = ${tenantId}`;
+      });
+    } else {
+      for (const plan of plans) {
+        const report = await checksum(target, plan, "to_jsonb(t)", [tenantId]);
+        tables.push({ table: plan.name, rows: report.rows, checksum: report.checksum, removedFromSource: !KEPT_ON_SOURCE.has(plan.schema) });
+      }
+    }
+
+    // Source rows, children before parents, in one transaction: all of the tenant's rows go, or none.
+    let rowsRemoved = 0;
+    const toRemove = tables.filter((t) => t.removedFromSource).reduce((n, t) => n + t.rows, 0);
+    await source.begin(async (tx) => {
+      for (const plan of [...plans].reverse()) {
+        if (KEPT_ON_SOURCE.has(plan.schema)) continue;
+        const deleted = await tx.unsafe(`delete from ${plan.sql} t where ${plan.filter}`, [tenantId]);
+        rowsRemoved += deleted.count;
+        options.onProgress?.({ phase: "delete", table: plan.name, done: Math.min(rowsRemoved, toRemove), total: toRemove });
+      }
+    });
+    await main`update auth.tenant_moves set phase = 'done', updated_at = now() where tenant_id = ${tenantId}`;
+    return { tenantId, from, to, alreadyThere: false, resumed: !!unfinished, rowsCopied, rowsRemoved, tables };
+  } finally {
+    await Promise.all([...connections.values()].map((sql) => sql.end({ timeout: 5 })));
+  }
+}
+
+interface CopyContext {
+  main: postgres.Sql;
+  source: postgres.Sql;
+  target: postgres.Sql;
+  tenantId: string;
+  to: string;
+  batchSize: number;
+  row: { expr: string; values: string[] };
+  /** Rows read from the source and inserted on the target by one batch. */
+  progress: (read: number, inserted: number) => void;
+  afterBatch?: (table: string) => void | Promise<void>;
+}
+
+/** Copies a table's tenant rows in primary-key order, after the cursor recorded by an earlier run. */
+async function copyTable(plan: TablePlan, c: CopyContext): Promise<void> {
+  const pk = plan.primaryKey.map((k) => `t.${ident(k)}`).join(", ");
+  const cursorParam = c.row.values.length + 2;
+  const authColumns = plan.authRefs.map((k, i) => `t.${ident(k.column)}::text as a${i}`);
+  const select = (withCursor: boolean) =>
+    `select ${c.row.expr}::text as j, jsonb_build_object(${plan.primaryKey.map((k) => `'${k}', t.${ident(k)}`).join(", ")})::text as k
+            ${authColumns.map((a) => `, ${a}`).join("")}
+       from ${plan.sql} t
+      where ${plan.filter}
+            ${withCursor ? `and (${pk}) > (select ${plan.primaryKey.map((k) => `c.${ident(k)}`).join(", ")} from jsonb_populate_record(null::${plan.sql}, $${cursorParam}::text::jsonb) c)` : ""}
+      order by ${pk}
+      limit ${c.batchSize}`;
+
+  const [state] = await c.main<{ cursor: string | null }[]>`
+    select cursor ->> ${plan.name} as cursor from auth.tenant_moves where tenant_id = ${c.tenantId}`;
+  let cursor = state?.cursor ?? null;
+  for (;;) {
+    const params: unknown[] = [c.tenantId, ...c.row.values];
+    if (cursor !== null) params.push(cursor);
+    const rows = await c.source.unsafe<Record<string, string | null>[]>(select(cursor !== null), params as never[]);
+    if (rows.length === 0) return;
+    if (c.to !== "main") {
+      for (const [i, k] of plan.authRefs.entries()) {
+        const ids = [...new Set(rows.map((r) => r[`a${i}`]).filter((v): v is string => !!v))];
+        await copyAuthRows(c.main, c.target, k.references, ids);
+      }
+    }
+    const inserted = await c.target.unsafe(
+      `insert into ${plan.sql} overriding system value
+       select * from jsonb_populate_recordset(null::${plan.sql}, $1::text::jsonb) on conflict do nothing`,
+      [`[${rows.map((r) => r.j).join(",")}]`],
+    );
+    cursor = rows[rows.length - 1]!.k!;
+    await c.main`
+      update auth.tenant_moves
+         set cursor = jsonb_set(cursor, ${[plan.name]}, ${cursor}::text::jsonb),
+             rows_copied = rows_copied + ${inserted.count}, updated_at = now()
+       where tenant_id = ${c.tenantId}`;
+    c.progress(rows.length, inserted.count);
+    await c.afterBatch?.(plan.name);
+    if (rows.length < c.batchSize) return;
+  }
+}
+
+/** Copies control-plane rows (users, the organization) that moved rows reference, if missing. */
+async function copyAuthRows(main: postgres.Sql, target: postgres.Sql, table: string, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  const name = qualified(table);
+  const [row] = await main.unsafe<{ rows: string | null }[]>(
+    `select json_agg(r)::text as rows from ${name} r where r.id = any($1::uuid[])`,
+    [ids] as never[],
+  );
+  if (!row?.rows) return;
+  await target.unsafe(`insert into ${name} select * from jsonb_populate_recordset(null::${name}, $1::text::jsonb) on conflict do nothing`, [row.rows]);
+}
