@@ -52,8 +52,8 @@ export function renderDocsPage(document: OpenApiDocument): string {
 <title>${escapeHtml(document.info.title)} — API reference</title>
 <style>
 body{font:15px/1.5 system-ui,sans-serif;margin:0;display:flex;color:#1d2330}
-nav{width:220px;padding:1rem;background:#f4f5f7;min-height:100vh;box-sizing:border-box;position:sticky;top:0}
-main{flex:1;padding:1rem 2rem;max-width:960px}
+nav{width:220px;flex:none;padding:1rem;background:#f4f5f7;height:100vh;overflow:auto;box-sizing:border-box;position:sticky;top:0;align-self:flex-start}
+main{flex:1;min-width:0;padding:1rem 2rem;max-width:960px}
 .op{border:1px solid #dde1e6;border-radius:6px;padding:.5rem 1rem;margin:.75rem 0}
 .method{display:inline-block;min-width:4.5em;text-align:center;border-radius:4px;color:#fff;font-size:.8em;padding:.1em .4em}
 .get{background:#2f7d32}.post{background:#1f5fbf}.put{background:#8a5a00}.patch{background:#6b3fa0}.delete{background:#b3261e}
