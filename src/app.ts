@@ -11,6 +11,7 @@ import { requestId } from "hono/request-id";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Sdk } from "./index.js";
 import { renderDocsPage } from "./http/docs.js";
+import { createMailViewer } from "./http/mail-viewer.js";
 import { mergeOpenApi, type OpenApiDocument } from "./http/openapi.js";
 import { createHealthRoutes } from "./http/health.js";
 import { errorToProblem, problemResponse, validationHook } from "./http/problem.js";
@@ -137,11 +138,15 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   app.on(["GET", "POST"], "/api/auth/*", async (c) =>
     asProblem(c, await sdk.auth.handler(authRequest(c, clientIp(c, options.trustProxy ?? false)))),
   );
-  app.route("/api/v1/me", createAuthRoutes());
-  app.route("/api/v1/me", createMePermissionsRoutes({ permissions: sdk.permissions }));
-  app.route("/api/v1/permissions", createPermissionsRoutes({ permissions: sdk.permissions }));
-  app.route("/api/v1/audit", createAuditRoutes({ audit: sdk.audit, permissions: sdk.permissions }));
-  app.route("/api/v1/email", createEmailRoutes({ email: sdk.email, permissions: sdk.permissions }));
+  // One chain, so the app's type carries every /api/v1 route for the typed client (sv-sdk/client).
+  const api = app
+    .route("/api/v1/me", createAuthRoutes())
+    .route("/api/v1/me", createMePermissionsRoutes({ permissions: sdk.permissions }))
+    .route("/api/v1/permissions", createPermissionsRoutes({ permissions: sdk.permissions }))
+    .route("/api/v1/audit", createAuditRoutes({ audit: sdk.audit, permissions: sdk.permissions }))
+    .route("/api/v1/email", createEmailRoutes({ email: sdk.email, permissions: sdk.permissions }));
+  // Development only: recorded mail is readable when the development transport is active outside production.
+  if (sdk.email.devMessagesOpen) app.route("/dev/mail", createMailViewer({ email: sdk.email }));
 
   const documentConfig = {
     openapi: "3.1.0",
@@ -162,7 +167,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
 
   app.notFound((c) => problemResponse(c, 404, "NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`));
   app.onError((error, c) => errorToProblem(error, c, logger));
-  return app;
+  return api;
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -102,63 +102,62 @@ export function createAuditRoutes({ audit, permissions }: AuditRoutesOptions) {
   const canRead: MiddlewareHandler = (c, next) => (c.req.query("scope") === "platform" ? global(c, next) : inTenant(c, next));
   const tags = ["Audit"];
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/events",
-      tags,
-      summary: "Audit events, newest first, filtered, with a keyset cursor",
-      middleware: [canRead] as const,
-      request: { query: PageQuery },
-      responses: {
-        200: {
-          description: "One page of events",
-          content: {
-            "application/json": {
-              schema: z.object({ events: z.array(AuditEventSchema), nextCursor: z.string().nullable() }),
+  return app
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/events",
+        tags,
+        summary: "Audit events, newest first, filtered, with a keyset cursor",
+        middleware: [canRead] as const,
+        request: { query: PageQuery },
+        responses: {
+          200: {
+            description: "One page of events",
+            content: {
+              "application/json": {
+                schema: z.object({ events: z.array(AuditEventSchema), nextCursor: z.string().nullable() }),
+              },
             },
           },
+          ...errorResponses(400, 401, 403),
         },
-        ...errorResponses(400, 401, 403),
+      }),
+      async (c) => {
+        const query = c.req.valid("query");
+        const page = await audit.queryEvents({ ...filtersOf(c, query), limit: query.limit }, query.cursor);
+        return c.json(page, 200);
       },
-    }),
-    async (c) => {
-      const query = c.req.valid("query");
-      const page = await audit.queryEvents({ ...filtersOf(c, query), limit: query.limit }, query.cursor);
-      return c.json(page, 200);
-    },
-  );
+    )
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/events/export",
-      tags,
-      summary: "Every matching audit event, streamed as NDJSON or CSV (newest first)",
-      middleware: [canRead] as const,
-      request: { query: ExportQuery },
-      responses: {
-        200: {
-          description: "The events, one per line",
-          content: {
-            "application/x-ndjson": { schema: z.string().openapi({ description: "One AuditEvent JSON object per line" }) },
-            "text/csv": { schema: z.string().openapi({ description: "A header line, then one event per line" }) },
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/events/export",
+        tags,
+        summary: "Every matching audit event, streamed as NDJSON or CSV (newest first)",
+        middleware: [canRead] as const,
+        request: { query: ExportQuery },
+        responses: {
+          200: {
+            description: "The events, one per line",
+            content: {
+              "application/x-ndjson": { schema: z.string().openapi({ description: "One AuditEvent JSON object per line" }) },
+              "text/csv": { schema: z.string().openapi({ description: "A header line, then one event per line" }) },
+            },
           },
+          ...errorResponses(400, 401, 403),
         },
-        ...errorResponses(400, 401, 403),
+      }),
+      (c) => {
+        const query = c.req.valid("query");
+        const stream = audit.exportEvents(filtersOf(c, query), query.format);
+        const csv = query.format === "csv";
+        return c.body(stream, 200, {
+          "content-type": csv ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8",
+          "content-disposition": `attachment; filename="audit-events.${csv ? "csv" : "ndjson"}"`,
+          "cache-control": "no-store",
+        });
       },
-    }),
-    (c) => {
-      const query = c.req.valid("query");
-      const stream = audit.exportEvents(filtersOf(c, query), query.format);
-      const csv = query.format === "csv";
-      return c.body(stream, 200, {
-        "content-type": csv ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8",
-        "content-disposition": `attachment; filename="audit-events.${csv ? "csv" : "ndjson"}"`,
-        "cache-control": "no-store",
-      });
-    },
-  );
-
-  return app;
+    );
 }

@@ -16,30 +16,30 @@ const MeSchema = z
 
 export function createAuthRoutes() {
   const app = createRoutes();
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/",
-      tags: ["Auth"],
-      summary: "The signed-in user, their session and the tenant the request acts in",
-      middleware: [requireSession] as const,
-      responses: {
-        200: { description: "The request's identity", content: { "application/json": { schema: MeSchema } } },
-        ...errorResponses(400, 401, 403),
-      },
-    }),
-    (c) => {
-      const user = c.get("user")!;
-      const session = c.get("session")!;
-      return c.json(
-        {
-          user,
-          session: { id: session.id, expiresAt: new Date(session.expiresAt).toISOString(), impersonatedBy: session.impersonatedBy ?? null },
-          tenant: c.get("tenant"),
+  return app
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/",
+        tags: ["Auth"],
+        summary: "The signed-in user, their session and the tenant the request acts in",
+        middleware: [requireSession] as const,
+        responses: {
+          200: { description: "The request's identity", content: { "application/json": { schema: MeSchema } } },
+          ...errorResponses(400, 401, 403),
         },
-        200,
-      );
-    },
-  );
-  return app;
+      }),
+      (c) => {
+        const user = c.get("user")!;
+        const session = c.get("session")!;
+        return c.json(
+          {
+            user,
+            session: { id: session.id, expiresAt: new Date(session.expiresAt).toISOString(), impersonatedBy: session.impersonatedBy ?? null },
+            tenant: c.get("tenant"),
+          },
+          200,
+        );
+      },
+    );
 }

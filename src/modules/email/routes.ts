@@ -122,209 +122,208 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
     return devGuard(c, next);
   };
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/templates",
-      tags: ["Email"],
-      summary: "List templates: the tenant's overrides and the defaults",
-      middleware: [read] as const,
-      request: { query: z.object({ key: TemplateKey.optional() }) },
-      responses: {
-        200: json(z.object({ templates: z.array(TemplateSchema) }), "Templates"),
-        ...errorResponses(400, 401, 403),
+  return app
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/templates",
+        tags: ["Email"],
+        summary: "List templates: the tenant's overrides and the defaults",
+        middleware: [read] as const,
+        request: { query: z.object({ key: TemplateKey.optional() }) },
+        responses: {
+          200: json(z.object({ templates: z.array(TemplateSchema) }), "Templates"),
+          ...errorResponses(400, 401, 403),
+        },
+      }),
+      async (c) => {
+        const rows = await email.listTemplates({ tenantId: tenantOf(c), key: c.req.valid("query").key });
+        return c.json({ templates: rows.map(toTemplate) }, 200);
       },
-    }),
-    async (c) => {
-      const rows = await email.listTemplates({ tenantId: tenantOf(c), key: c.req.valid("query").key });
-      return c.json({ templates: rows.map(toTemplate) }, 200);
-    },
-  );
+    )
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/templates",
-      tags: ["Email"],
-      summary: "Create a template (inside a tenant: the tenant's override)",
-      middleware: [write] as const,
-      request: { body: { required: true, content: { "application/json": { schema: CreateTemplateSchema } } } },
-      responses: { 201: json(TemplateSchema, "Created"), ...errorResponses(400, 401, 403, 409) },
-    }),
-    async (c) => {
-      const row = await email.createTemplate({ tenantId: tenantOf(c), input: c.req.valid("json") });
-      return c.json(toTemplate(row), 201);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/templates/preview",
-      tags: ["Email"],
-      summary: "Render a template (stored or unsaved) with sample or given data",
-      middleware: [read] as const,
-      request: { body: { required: true, content: { "application/json": { schema: PreviewSchema } } } },
-      responses: { 200: json(RenderedSchema, "Rendered"), ...errorResponses(400, 401, 403, 404) },
-    }),
-    async (c) => c.json(await email.previewTemplate({ tenantId: tenantOf(c), input: c.req.valid("json") }), 200),
-  );
-
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/templates/{id}",
-      tags: ["Email"],
-      summary: "Read a template",
-      middleware: [read] as const,
-      request: { params: IdParams },
-      responses: { 200: json(TemplateSchema, "The template"), ...errorResponses(400, 401, 403, 404) },
-    }),
-    async (c) => c.json(toTemplate(await email.getTemplate({ tenantId: tenantOf(c), id: c.req.valid("param").id })), 200),
-  );
-
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/templates/{id}",
-      tags: ["Email"],
-      summary: "Change a template's content (its version goes up)",
-      middleware: [write] as const,
-      request: {
-        params: IdParams,
-        body: { required: true, content: { "application/json": { schema: UpdateTemplateSchema } } },
+    .openapi(
+      createRoute({
+        method: "post",
+        path: "/templates",
+        tags: ["Email"],
+        summary: "Create a template (inside a tenant: the tenant's override)",
+        middleware: [write] as const,
+        request: { body: { required: true, content: { "application/json": { schema: CreateTemplateSchema } } } },
+        responses: { 201: json(TemplateSchema, "Created"), ...errorResponses(400, 401, 403, 409) },
+      }),
+      async (c) => {
+        const row = await email.createTemplate({ tenantId: tenantOf(c), input: c.req.valid("json") });
+        return c.json(toTemplate(row), 201);
       },
-      responses: { 200: json(TemplateSchema, "Updated"), ...errorResponses(400, 401, 403, 404) },
-    }),
-    async (c) => {
-      const row = await email.updateTemplate({ tenantId: tenantOf(c), id: c.req.valid("param").id, input: c.req.valid("json") });
-      return c.json(toTemplate(row), 200);
-    },
-  );
+    )
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/templates/{id}",
-      tags: ["Email"],
-      summary: "Delete a template override",
-      middleware: [write] as const,
-      request: { params: IdParams },
-      responses: { 204: { description: "Deleted" }, ...errorResponses(400, 401, 403, 404, 409) },
-    }),
-    async (c) => {
-      await email.deleteTemplate({ tenantId: tenantOf(c), id: c.req.valid("param").id });
-      return c.body(null, 204);
-    },
-  );
+    .openapi(
+      createRoute({
+        method: "post",
+        path: "/templates/preview",
+        tags: ["Email"],
+        summary: "Render a template (stored or unsaved) with sample or given data",
+        middleware: [read] as const,
+        request: { body: { required: true, content: { "application/json": { schema: PreviewSchema } } } },
+        responses: { 200: json(RenderedSchema, "Rendered"), ...errorResponses(400, 401, 403, 404) },
+      }),
+      async (c) => c.json(await email.previewTemplate({ tenantId: tenantOf(c), input: c.req.valid("json") }), 200),
+    )
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/webhooks/resend",
-      tags: ["Email"],
-      summary: "Resend webhook (Svix signature over the raw body: svix-id, svix-timestamp, svix-signature)",
-      // No body validator on purpose: the signature covers the exact bytes, read raw below.
-      responses: {
-        200: json(
-          z.object({ outcome: z.enum(["processed", "replayed", "ignored"]), eventId: z.string() }),
-          "Accepted (a replayed event id is acknowledged and ignored)",
-        ),
-        ...errorResponses(401, 503),
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/templates/{id}",
+        tags: ["Email"],
+        summary: "Read a template",
+        middleware: [read] as const,
+        request: { params: IdParams },
+        responses: { 200: json(TemplateSchema, "The template"), ...errorResponses(400, 401, 403, 404) },
+      }),
+      async (c) => c.json(toTemplate(await email.getTemplate({ tenantId: tenantOf(c), id: c.req.valid("param").id })), 200),
+    )
+
+    .openapi(
+      createRoute({
+        method: "patch",
+        path: "/templates/{id}",
+        tags: ["Email"],
+        summary: "Change a template's content (its version goes up)",
+        middleware: [write] as const,
+        request: {
+          params: IdParams,
+          body: { required: true, content: { "application/json": { schema: UpdateTemplateSchema } } },
+        },
+        responses: { 200: json(TemplateSchema, "Updated"), ...errorResponses(400, 401, 403, 404) },
+      }),
+      async (c) => {
+        const row = await email.updateTemplate({ tenantId: tenantOf(c), id: c.req.valid("param").id, input: c.req.valid("json") });
+        return c.json(toTemplate(row), 200);
       },
-    }),
-    async (c) => {
-      const raw = await c.req.text();
-      const result = await email.handleResendWebhook(raw, {
-        "svix-id": c.req.header("svix-id"),
-        "svix-timestamp": c.req.header("svix-timestamp"),
-        "svix-signature": c.req.header("svix-signature"),
-      });
-      return c.json({ outcome: result.outcome, eventId: result.eventId }, 200);
-    },
-  );
+    )
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/preferences",
-      tags: ["Email"],
-      summary: "The signed-in user's email preferences",
-      middleware: [requireUser] as const,
-      responses: { 200: json(PreferencesSchema, "Preferences"), ...errorResponses(401) },
-    }),
-    async (c) => c.json({ preferences: await email.getPreferences(signedIn(c).id) }, 200),
-  );
-
-  app.openapi(
-    createRoute({
-      method: "put",
-      path: "/preferences",
-      tags: ["Email"],
-      summary: "Opt the signed-in user in or out of categories (account and security mail cannot be opted out of)",
-      middleware: [requireUser] as const,
-      request: { body: { required: true, content: { "application/json": { schema: UpdatePreferencesSchema } } } },
-      responses: { 200: json(PreferencesSchema, "Updated preferences"), ...errorResponses(400, 401) },
-    }),
-    async (c) => {
-      const user = signedIn(c);
-      return c.json({ preferences: await email.updatePreferences(user.id, c.req.valid("json").preferences) }, 200);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/unsubscribe",
-      tags: ["Email"],
-      summary: "RFC 8058 one-click unsubscribe: the signed token is the authorization, no session",
-      request: { query: z.object({ token: z.string().min(10).max(2000) }) },
-      responses: {
-        200: json(z.object({ unsubscribed: z.literal(true), category: z.string() }), "Unsubscribed"),
-        ...errorResponses(400),
+    .openapi(
+      createRoute({
+        method: "delete",
+        path: "/templates/{id}",
+        tags: ["Email"],
+        summary: "Delete a template override",
+        middleware: [write] as const,
+        request: { params: IdParams },
+        responses: { 204: { description: "Deleted" }, ...errorResponses(400, 401, 403, 404, 409) },
+      }),
+      async (c) => {
+        await email.deleteTemplate({ tenantId: tenantOf(c), id: c.req.valid("param").id });
+        return c.body(null, 204);
       },
-    }),
-    async (c) => {
-      const { category } = await email.unsubscribe(c.req.valid("query").token);
-      return c.json({ unsubscribed: true as const, category }, 200);
-    },
-  );
+    )
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/dev/messages",
-      tags: ["Email"],
-      summary: "Messages the development transport recorded (only without a Resend key)",
-      middleware: [devOnly] as const,
-      request: {
-        query: z.object({ to: z.string().max(320).optional(), limit: z.coerce.number().int().min(1).max(500).optional() }),
+    .openapi(
+      createRoute({
+        method: "post",
+        path: "/webhooks/resend",
+        tags: ["Email"],
+        summary: "Resend webhook (Svix signature over the raw body: svix-id, svix-timestamp, svix-signature)",
+        // No body validator on purpose: the signature covers the exact bytes, read raw below.
+        responses: {
+          200: json(
+            z.object({ outcome: z.enum(["processed", "replayed", "ignored"]), eventId: z.string() }),
+            "Accepted (a replayed event id is acknowledged and ignored)",
+          ),
+          ...errorResponses(401, 503),
+        },
+      }),
+      async (c) => {
+        const raw = await c.req.text();
+        const result = await email.handleResendWebhook(raw, {
+          "svix-id": c.req.header("svix-id"),
+          "svix-timestamp": c.req.header("svix-timestamp"),
+          "svix-signature": c.req.header("svix-signature"),
+        });
+        return c.json({ outcome: result.outcome, eventId: result.eventId }, 200);
       },
-      responses: {
-        200: json(z.object({ messages: z.array(DevMessageSchema) }), "Messages, newest first"),
-        ...errorResponses(400, 401, 403, 404),
+    )
+
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/preferences",
+        tags: ["Email"],
+        summary: "The signed-in user's email preferences",
+        middleware: [requireUser] as const,
+        responses: { 200: json(PreferencesSchema, "Preferences"), ...errorResponses(401) },
+      }),
+      async (c) => c.json({ preferences: await email.getPreferences(signedIn(c).id) }, 200),
+    )
+
+    .openapi(
+      createRoute({
+        method: "put",
+        path: "/preferences",
+        tags: ["Email"],
+        summary: "Opt the signed-in user in or out of categories (account and security mail cannot be opted out of)",
+        middleware: [requireUser] as const,
+        request: { body: { required: true, content: { "application/json": { schema: UpdatePreferencesSchema } } } },
+        responses: { 200: json(PreferencesSchema, "Updated preferences"), ...errorResponses(400, 401) },
+      }),
+      async (c) => {
+        const user = signedIn(c);
+        return c.json({ preferences: await email.updatePreferences(user.id, c.req.valid("json").preferences) }, 200);
       },
-    }),
-    async (c) => {
-      const rows = await email.listDevMessages(c.req.valid("query"));
-      return c.json({ messages: rows.map(toDevMessage) }, 200);
-    },
-  );
+    )
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/dev/messages/{id}",
-      tags: ["Email"],
-      summary: "One message the development transport recorded",
-      middleware: [devOnly] as const,
-      request: { params: IdParams },
-      responses: { 200: json(DevMessageSchema, "The message"), ...errorResponses(400, 401, 403, 404) },
-    }),
-    async (c) => c.json(toDevMessage(await email.getDevMessage(c.req.valid("param").id)), 200),
-  );
+    .openapi(
+      createRoute({
+        method: "post",
+        path: "/unsubscribe",
+        tags: ["Email"],
+        summary: "RFC 8058 one-click unsubscribe: the signed token is the authorization, no session",
+        request: { query: z.object({ token: z.string().min(10).max(2000) }) },
+        responses: {
+          200: json(z.object({ unsubscribed: z.literal(true), category: z.string() }), "Unsubscribed"),
+          ...errorResponses(400),
+        },
+      }),
+      async (c) => {
+        const { category } = await email.unsubscribe(c.req.valid("query").token);
+        return c.json({ unsubscribed: true as const, category }, 200);
+      },
+    )
 
-  return app;
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/dev/messages",
+        tags: ["Email"],
+        summary: "Messages the development transport recorded (only without a Resend key)",
+        middleware: [devOnly] as const,
+        request: {
+          query: z.object({ to: z.string().max(320).optional(), limit: z.coerce.number().int().min(1).max(500).optional() }),
+        },
+        responses: {
+          200: json(z.object({ messages: z.array(DevMessageSchema) }), "Messages, newest first"),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      }),
+      async (c) => {
+        const rows = await email.listDevMessages(c.req.valid("query"));
+        return c.json({ messages: rows.map(toDevMessage) }, 200);
+      },
+    )
+
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/dev/messages/{id}",
+        tags: ["Email"],
+        summary: "One message the development transport recorded",
+        middleware: [devOnly] as const,
+        request: { params: IdParams },
+        responses: { 200: json(DevMessageSchema, "The message"), ...errorResponses(400, 401, 403, 404) },
+      }),
+      async (c) => c.json(toDevMessage(await email.getDevMessage(c.req.valid("param").id)), 200),
+    );
 }
 
 function toDevMessage(row: Awaited<ReturnType<EmailModule["getDevMessage"]>>) {

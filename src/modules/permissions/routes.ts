@@ -93,262 +93,261 @@ export function createPermissionsRoutes({ permissions }: PermissionsRoutesOption
   const assign = permissions.requirePermission("roles:assign");
   const tags = ["Permissions"];
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/roles",
-      tags,
-      summary: "List roles: the global ones and, inside a tenant, the tenant's",
-      middleware: [read] as const,
-      responses: { 200: json(z.object({ roles: z.array(RoleSchema) }), "Roles"), ...errorResponses(400, 401, 403, 404) },
-    }),
-    async (c) => c.json({ roles: (await permissions.listRoles({ tenant: tenantOf(c) })).map(toRole) }, 200),
-  );
+  return app
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/roles",
+        tags,
+        summary: "List roles: the global ones and, inside a tenant, the tenant's",
+        middleware: [read] as const,
+        responses: { 200: json(z.object({ roles: z.array(RoleSchema) }), "Roles"), ...errorResponses(400, 401, 403, 404) },
+      }),
+      async (c) => c.json({ roles: (await permissions.listRoles({ tenant: tenantOf(c) })).map(toRole) }, 200),
+    )
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/roles",
-      tags,
-      summary: "Create a role in the current scope (the tenant's, or global)",
-      middleware: [write] as const,
-      request: {
-        body: body(
-          z.object({
-            name: RoleName,
-            description: z.string().max(500).nullable().optional(),
-            permissions: z.array(Permission).max(200).default([]),
-            inherits: z.array(RoleRef).max(50).default([]),
-          }),
-        ),
+    .openapi(
+      createRoute({
+        method: "post",
+        path: "/roles",
+        tags,
+        summary: "Create a role in the current scope (the tenant's, or global)",
+        middleware: [write] as const,
+        request: {
+          body: body(
+            z.object({
+              name: RoleName,
+              description: z.string().max(500).nullable().optional(),
+              permissions: z.array(Permission).max(200).default([]),
+              inherits: z.array(RoleRef).max(50).default([]),
+            }),
+          ),
+        },
+        responses: { 201: json(RoleSchema, "Created"), ...errorResponses(400, 401, 403, 404, 409) },
+      }),
+      async (c) => {
+        const input = c.req.valid("json");
+        const tenant = tenantOf(c);
+        const closure = await permissions.rolePermissionClosure(input.inherits, { tenant });
+        await permissions.assertHolds(userOf(c).id, [...input.permissions, ...closure], { tenant });
+        return c.json(toRole(await permissions.createRole(input, { tenant })), 201);
       },
-      responses: { 201: json(RoleSchema, "Created"), ...errorResponses(400, 401, 403, 404, 409) },
-    }),
-    async (c) => {
-      const input = c.req.valid("json");
-      const tenant = tenantOf(c);
-      const closure = await permissions.rolePermissionClosure(input.inherits, { tenant });
-      await permissions.assertHolds(userOf(c).id, [...input.permissions, ...closure], { tenant });
-      return c.json(toRole(await permissions.createRole(input, { tenant })), 201);
-    },
-  );
+    )
 
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/roles/{roleId}",
-      tags,
-      summary: "Read a role",
-      middleware: [read] as const,
-      request: { params: RoleParams },
-      responses: { 200: json(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
-    }),
-    async (c) => c.json(toRole(await permissions.getRole(c.req.valid("param").roleId, { tenant: tenantOf(c) })), 200),
-  );
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/roles/{roleId}",
+        tags,
+        summary: "Read a role",
+        middleware: [read] as const,
+        request: { params: RoleParams },
+        responses: { 200: json(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
+      }),
+      async (c) => c.json(toRole(await permissions.getRole(c.req.valid("param").roleId, { tenant: tenantOf(c) })), 200),
+    )
 
-  app.openapi(
-    createRoute({
-      method: "patch",
-      path: "/roles/{roleId}",
-      tags,
-      summary: "Rename a role or change its description",
-      middleware: [write] as const,
-      request: {
-        params: RoleParams,
-        body: body(z.object({ name: RoleName.optional(), description: z.string().max(500).nullable().optional() })),
+    .openapi(
+      createRoute({
+        method: "patch",
+        path: "/roles/{roleId}",
+        tags,
+        summary: "Rename a role or change its description",
+        middleware: [write] as const,
+        request: {
+          params: RoleParams,
+          body: body(z.object({ name: RoleName.optional(), description: z.string().max(500).nullable().optional() })),
+        },
+        responses: { 200: json(RoleSchema, "Updated"), ...errorResponses(400, 401, 403, 404, 409) },
+      }),
+      async (c) => {
+        const role = await permissions.updateRole(c.req.valid("param").roleId, c.req.valid("json"), { tenant: tenantOf(c) });
+        return c.json(toRole(role), 200);
       },
-      responses: { 200: json(RoleSchema, "Updated"), ...errorResponses(400, 401, 403, 404, 409) },
-    }),
-    async (c) => {
-      const role = await permissions.updateRole(c.req.valid("param").roleId, c.req.valid("json"), { tenant: tenantOf(c) });
-      return c.json(toRole(role), 200);
-    },
-  );
+    )
 
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/roles/{roleId}",
-      tags,
-      summary: "Delete a role (its grants, parents links and assignments go with it)",
-      middleware: [write] as const,
-      request: { params: RoleParams },
-      responses: { 204: { description: "Deleted" }, ...errorResponses(400, 401, 403, 404) },
-    }),
-    async (c) => {
-      await permissions.deleteRole(c.req.valid("param").roleId, { tenant: tenantOf(c) });
-      return c.body(null, 204);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/roles/{roleId}/permissions",
-      tags,
-      summary: "A role's permissions: granted directly, and effective (parents included)",
-      middleware: [read] as const,
-      request: { params: RoleParams },
-      responses: {
-        200: json(z.object({ permissions: z.array(z.string()), effective: z.array(z.string()) }), "Permissions"),
-        ...errorResponses(400, 401, 403, 404),
+    .openapi(
+      createRoute({
+        method: "delete",
+        path: "/roles/{roleId}",
+        tags,
+        summary: "Delete a role (its grants, parents links and assignments go with it)",
+        middleware: [write] as const,
+        request: { params: RoleParams },
+        responses: { 204: { description: "Deleted" }, ...errorResponses(400, 401, 403, 404) },
+      }),
+      async (c) => {
+        await permissions.deleteRole(c.req.valid("param").roleId, { tenant: tenantOf(c) });
+        return c.body(null, 204);
       },
-    }),
-    async (c) => {
-      const tenant = tenantOf(c);
-      const role = await permissions.getRole(c.req.valid("param").roleId, { tenant });
-      const effective = await permissions.rolePermissionClosure([role.id], { tenant });
-      return c.json({ permissions: role.permissions, effective }, 200);
-    },
-  );
+    )
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/roles/{roleId}/permissions",
-      tags,
-      summary: "Grant permissions to a role",
-      middleware: [write] as const,
-      request: { params: RoleParams, body: body(z.object({ permissions: z.array(Permission).min(1).max(200) })) },
-      responses: { 200: json(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
-    }),
-    async (c) => {
-      const tenant = tenantOf(c);
-      const { permissions: granted } = c.req.valid("json");
-      await permissions.assertHolds(userOf(c).id, granted, { tenant });
-      return c.json(toRole(await permissions.grantPermissions(c.req.valid("param").roleId, granted, { tenant })), 200);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/roles/{roleId}/permissions/{permission}",
-      tags,
-      summary: "Revoke one permission from a role (URL-encode the permission)",
-      middleware: [write] as const,
-      request: { params: z.object({ roleId: RoleRef, permission: Permission }) },
-      responses: { 200: json(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
-    }),
-    async (c) => {
-      const { roleId, permission } = c.req.valid("param");
-      return c.json(toRole(await permissions.revokePermission(roleId, permission, { tenant: tenantOf(c) })), 200);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "put",
-      path: "/roles/{roleId}/parents",
-      tags,
-      summary: "Replace the roles this role inherits from (a cycle is refused, naming it)",
-      middleware: [write] as const,
-      request: { params: RoleParams, body: body(z.object({ parents: z.array(RoleRef).max(50) })) },
-      responses: { 200: json(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
-    }),
-    async (c) => {
-      const tenant = tenantOf(c);
-      const { parents } = c.req.valid("json");
-      await permissions.assertHolds(userOf(c).id, await permissions.rolePermissionClosure(parents, { tenant }), { tenant });
-      return c.json(toRole(await permissions.setRoleParents(c.req.valid("param").roleId, parents, { tenant })), 200);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/assignments",
-      tags,
-      summary: "Assignments made in the current scope, optionally of one user",
-      middleware: [read] as const,
-      request: { query: z.object({ userId: z.uuid().optional() }) },
-      responses: {
-        200: json(z.object({ assignments: z.array(AssignmentSchema) }), "Assignments"),
-        ...errorResponses(400, 401, 403, 404),
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/roles/{roleId}/permissions",
+        tags,
+        summary: "A role's permissions: granted directly, and effective (parents included)",
+        middleware: [read] as const,
+        request: { params: RoleParams },
+        responses: {
+          200: json(z.object({ permissions: z.array(z.string()), effective: z.array(z.string()) }), "Permissions"),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      }),
+      async (c) => {
+        const tenant = tenantOf(c);
+        const role = await permissions.getRole(c.req.valid("param").roleId, { tenant });
+        const effective = await permissions.rolePermissionClosure([role.id], { tenant });
+        return c.json({ permissions: role.permissions, effective }, 200);
       },
-    }),
-    async (c) => {
-      const list = await permissions.listAssignments({ tenant: tenantOf(c), userId: c.req.valid("query").userId });
-      return c.json({ assignments: list.map(toAssignment) }, 200);
-    },
-  );
+    )
 
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/assignments",
-      tags,
-      summary: "Assign a role to a user in the current scope (idempotent)",
-      middleware: [assign] as const,
-      request: { body: body(z.object({ userId: z.uuid(), role: RoleRef })) },
-      responses: { 201: json(AssignmentSchema, "Assigned"), ...errorResponses(400, 401, 403, 404) },
-    }),
-    async (c) => {
-      const tenant = tenantOf(c);
-      const { userId, role } = c.req.valid("json");
-      await permissions.assertHolds(userOf(c).id, await permissions.rolePermissionClosure([role], { tenant }), { tenant });
-      return c.json(toAssignment(await permissions.assignRole(userId, role, { tenant })), 201);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "delete",
-      path: "/assignments/{assignmentId}",
-      tags,
-      summary: "Remove an assignment of the current scope",
-      middleware: [assign] as const,
-      request: { params: z.object({ assignmentId: z.uuid() }) },
-      responses: { 204: { description: "Removed" }, ...errorResponses(400, 401, 403, 404) },
-    }),
-    async (c) => {
-      await permissions.removeAssignment(c.req.valid("param").assignmentId, { tenant: tenantOf(c) });
-      return c.body(null, 204);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "post",
-      path: "/check",
-      tags,
-      summary: "Check one or many permissions of a user (yourself by default) in the current scope",
-      request: {
-        body: body(
-          z.object({
-            userId: z.uuid().optional(),
-            permissions: z.array(Permission).min(1).max(100),
-          }),
-        ),
+    .openapi(
+      createRoute({
+        method: "post",
+        path: "/roles/{roleId}/permissions",
+        tags,
+        summary: "Grant permissions to a role",
+        middleware: [write] as const,
+        request: { params: RoleParams, body: body(z.object({ permissions: z.array(Permission).min(1).max(200) })) },
+        responses: { 200: json(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
+      }),
+      async (c) => {
+        const tenant = tenantOf(c);
+        const { permissions: granted } = c.req.valid("json");
+        await permissions.assertHolds(userOf(c).id, granted, { tenant });
+        return c.json(toRole(await permissions.grantPermissions(c.req.valid("param").roleId, granted, { tenant })), 200);
       },
-      responses: {
-        200: json(
-          z.object({
-            userId: z.uuid(),
-            tenantId: z.uuid().nullable(),
-            allowed: z.boolean().openapi({ description: "true when every permission is held" }),
-            results: z.record(z.string(), z.boolean()),
-          }),
-          "Results",
-        ),
-        ...errorResponses(400, 401, 403, 404),
-      },
-    }),
-    async (c) => {
-      const user = userOf(c);
-      const tenant = tenantOf(c);
-      const input = c.req.valid("json");
-      const subject = input.userId ?? user.id;
-      const needed = subject === user.id ? "permissions:read:self" : "permissions:check";
-      if (!(await permissions.can(user.id, needed, { tenant }))) {
-        throw permissionDenied(needed, tenant);
-      }
-      const results = await permissions.checkMany(subject, input.permissions, { tenant });
-      return c.json({ userId: subject, tenantId: tenant, allowed: Object.values(results).every(Boolean), results }, 200);
-    },
-  );
+    )
 
-  return app;
+    .openapi(
+      createRoute({
+        method: "delete",
+        path: "/roles/{roleId}/permissions/{permission}",
+        tags,
+        summary: "Revoke one permission from a role (URL-encode the permission)",
+        middleware: [write] as const,
+        request: { params: z.object({ roleId: RoleRef, permission: Permission }) },
+        responses: { 200: json(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
+      }),
+      async (c) => {
+        const { roleId, permission } = c.req.valid("param");
+        return c.json(toRole(await permissions.revokePermission(roleId, permission, { tenant: tenantOf(c) })), 200);
+      },
+    )
+
+    .openapi(
+      createRoute({
+        method: "put",
+        path: "/roles/{roleId}/parents",
+        tags,
+        summary: "Replace the roles this role inherits from (a cycle is refused, naming it)",
+        middleware: [write] as const,
+        request: { params: RoleParams, body: body(z.object({ parents: z.array(RoleRef).max(50) })) },
+        responses: { 200: json(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
+      }),
+      async (c) => {
+        const tenant = tenantOf(c);
+        const { parents } = c.req.valid("json");
+        await permissions.assertHolds(userOf(c).id, await permissions.rolePermissionClosure(parents, { tenant }), { tenant });
+        return c.json(toRole(await permissions.setRoleParents(c.req.valid("param").roleId, parents, { tenant })), 200);
+      },
+    )
+
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/assignments",
+        tags,
+        summary: "Assignments made in the current scope, optionally of one user",
+        middleware: [read] as const,
+        request: { query: z.object({ userId: z.uuid().optional() }) },
+        responses: {
+          200: json(z.object({ assignments: z.array(AssignmentSchema) }), "Assignments"),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      }),
+      async (c) => {
+        const list = await permissions.listAssignments({ tenant: tenantOf(c), userId: c.req.valid("query").userId });
+        return c.json({ assignments: list.map(toAssignment) }, 200);
+      },
+    )
+
+    .openapi(
+      createRoute({
+        method: "post",
+        path: "/assignments",
+        tags,
+        summary: "Assign a role to a user in the current scope (idempotent)",
+        middleware: [assign] as const,
+        request: { body: body(z.object({ userId: z.uuid(), role: RoleRef })) },
+        responses: { 201: json(AssignmentSchema, "Assigned"), ...errorResponses(400, 401, 403, 404) },
+      }),
+      async (c) => {
+        const tenant = tenantOf(c);
+        const { userId, role } = c.req.valid("json");
+        await permissions.assertHolds(userOf(c).id, await permissions.rolePermissionClosure([role], { tenant }), { tenant });
+        return c.json(toAssignment(await permissions.assignRole(userId, role, { tenant })), 201);
+      },
+    )
+
+    .openapi(
+      createRoute({
+        method: "delete",
+        path: "/assignments/{assignmentId}",
+        tags,
+        summary: "Remove an assignment of the current scope",
+        middleware: [assign] as const,
+        request: { params: z.object({ assignmentId: z.uuid() }) },
+        responses: { 204: { description: "Removed" }, ...errorResponses(400, 401, 403, 404) },
+      }),
+      async (c) => {
+        await permissions.removeAssignment(c.req.valid("param").assignmentId, { tenant: tenantOf(c) });
+        return c.body(null, 204);
+      },
+    )
+
+    .openapi(
+      createRoute({
+        method: "post",
+        path: "/check",
+        tags,
+        summary: "Check one or many permissions of a user (yourself by default) in the current scope",
+        request: {
+          body: body(
+            z.object({
+              userId: z.uuid().optional(),
+              permissions: z.array(Permission).min(1).max(100),
+            }),
+          ),
+        },
+        responses: {
+          200: json(
+            z.object({
+              userId: z.uuid(),
+              tenantId: z.uuid().nullable(),
+              allowed: z.boolean().openapi({ description: "true when every permission is held" }),
+              results: z.record(z.string(), z.boolean()),
+            }),
+            "Results",
+          ),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      }),
+      async (c) => {
+        const user = userOf(c);
+        const tenant = tenantOf(c);
+        const input = c.req.valid("json");
+        const subject = input.userId ?? user.id;
+        const needed = subject === user.id ? "permissions:read:self" : "permissions:check";
+        if (!(await permissions.can(user.id, needed, { tenant }))) {
+          throw permissionDenied(needed, tenant);
+        }
+        const results = await permissions.checkMany(subject, input.permissions, { tenant });
+        return c.json({ userId: subject, tenantId: tenant, allowed: Object.values(results).every(Boolean), results }, 200);
+      },
+    );
 }
 
 function permissionDenied(permission: string, tenant: string | null) {
@@ -358,23 +357,23 @@ function permissionDenied(permission: string, tenant: string | null) {
 /** `/api/v1/me` routes (`GET /permissions`): the signed-in user's effective permissions here. */
 export function createMePermissionsRoutes({ permissions }: PermissionsRoutesOptions) {
   const app = createRoutes();
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/permissions",
-      tags: ["Permissions"],
-      summary: "Your effective permissions in the current tenant (global ones included)",
-      middleware: [permissions.requirePermission("permissions:read:self")] as const,
-      responses: {
-        200: json(z.object({ userId: z.uuid(), tenantId: z.uuid().nullable(), permissions: z.array(z.string()) }), "Permissions"),
-        ...errorResponses(400, 401, 403, 404),
+  return app
+    .openapi(
+      createRoute({
+        method: "get",
+        path: "/permissions",
+        tags: ["Permissions"],
+        summary: "Your effective permissions in the current tenant (global ones included)",
+        middleware: [permissions.requirePermission("permissions:read:self")] as const,
+        responses: {
+          200: json(z.object({ userId: z.uuid(), tenantId: z.uuid().nullable(), permissions: z.array(z.string()) }), "Permissions"),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      }),
+      async (c) => {
+        const user = userOf(c);
+        const tenant = tenantOf(c);
+        return c.json({ userId: user.id, tenantId: tenant, permissions: await permissions.permissionsOf(user.id, { tenant }) }, 200);
       },
-    }),
-    async (c) => {
-      const user = userOf(c);
-      const tenant = tenantOf(c);
-      return c.json({ userId: user.id, tenantId: tenant, permissions: await permissions.permissionsOf(user.id, { tenant }) }, 200);
-    },
-  );
-  return app;
+    );
 }
