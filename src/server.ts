@@ -41,6 +41,7 @@ const server = serve({ fetch: app.fetch, port: config.port, hostname: config.hos
       `  API      ${base}/api/v1`,
       `  Auth     ${base}/api/auth`,
       `  Docs     ${base}/docs`,
+      ...(sdk.email.devMessagesOpen ? [`  Mail     ${base}/dev/mail`] : []),
       `  OpenAPI  ${base}/openapi.json`,
       `  Ready    ${base}/ready`,
       "",

@@ -16,7 +16,6 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createApp } from "../src/app.js";
 import { freePort } from "../src/db/embedded.js";
-import { createMailViewer } from "../src/http/mail-viewer.js";
 import { createSdk, type Sdk } from "../src/index.js";
 import { devMessages } from "../src/modules/email/index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
@@ -34,7 +33,6 @@ beforeAll(async () => {
   database = await createIsolatedDatabase(inject("svTestDatabase"));
   sdk = createSdk(testSdkOptions(database.url));
   const app = createApp(sdk, { logRequests: false });
-  app.route("/dev/mail", createMailViewer({ email: sdk.email }));
   const port = await freePort();
   await new Promise<void>((resolve) => {
     server = serve({ fetch: app.fetch, port, hostname: "127.0.0.1" }, () => resolve());
