@@ -120,7 +120,7 @@ describe("moveTenant", () => {
 
     // Platform roles are the target's own rows, found by name.
     const [admin] = await targetSql<{ same: boolean }[]>`
-      select ur.role_id = r.id as same from permissions.user_roles ur, permissions.roles r
+      select bool_or(ur.role_id = r.id) as same from permissions.user_roles ur, permissions.roles r
        where ur.tenant_id = ${tenantId} and ur.user_id = ${users[1]!} and r.tenant_id is null and r.name = 'admin'`;
     expect(admin?.same).toBe(true);
     const onTarget = createSdk(testSdkOptions(target.url));
