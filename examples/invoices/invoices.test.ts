@@ -4,26 +4,43 @@
  */
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
-import { createSdk } from "sv-sdk";
+import { createSdk, type Sdk } from "sv-sdk";
 import { sql } from "drizzle-orm";
-import { addTestMember, createTestRole, createTestTenant, createTestUser, testSdkOptions, withRollback } from "sv-sdk/testing";
+import {
+  addTestMember,
+  createIsolatedDatabase,
+  createTestRole,
+  createTestTenant,
+  createTestUser,
+  testSdkOptions,
+  withRollback,
+  type IsolatedDatabase,
+} from "sv-sdk/testing";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createInvoicesApp } from "./app.js";
 import { INVOICES_MIGRATION } from "./schema.js";
 import { invoiceCreatedEmail } from "./service.js";
 
-const { url } = inject("svTestDatabase");
-const sdk = createSdk(testSdkOptions(url, { email: { templates: [invoiceCreatedEmail] } }));
-const app = createInvoicesApp(sdk, { logRequests: false });
-const owner = postgres(url, { max: 1, onnotice: () => {} });
+// The example's own database, cloned from sv-sdk's migrated template, with its own migration on top
+// (DDL on a database other test files share would lock auth.users under their feet).
+let database: IsolatedDatabase;
+let sdk: Sdk;
+let app: ReturnType<typeof createInvoicesApp>;
+let owner: postgres.Sql;
 
 beforeAll(async () => {
+  database = await createIsolatedDatabase(inject("svTestDatabase"));
+  owner = postgres(database.url, { max: 1, onnotice: () => {} });
   await owner.unsafe(INVOICES_MIGRATION);
-  await sdk.seed(); // registers the example's template
+  sdk = createSdk(testSdkOptions(database.url, { email: { templates: [invoiceCreatedEmail] } }));
+  app = createInvoicesApp(sdk, { logRequests: false });
+  // The example's own template; sv-sdk's roles and templates came with the template database.
+  await sdk.email.seed();
 });
 afterAll(async () => {
-  await sdk.close();
-  await owner.end({ timeout: 5 });
+  await sdk?.close();
+  await owner?.end({ timeout: 5 });
+  await database?.drop();
 });
 
 const post = (body: unknown, headers: Record<string, string>) =>

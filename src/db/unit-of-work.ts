@@ -63,6 +63,16 @@ export function runWithContext<T>(context: RequestContext, fn: () => T): T {
   return storage.run({ ...store, context: { ...store?.context, ...context }, transactions: store?.transactions ?? new Map() }, fn);
 }
 
+/**
+ * Fills in the current request's context (its actor and tenant, once the session is known) without
+ * opening a new scope. Only for the request's own context, set up by `runWithContext` at its start.
+ */
+export function updateContext(update: RequestContext): void {
+  const store = storage.getStore();
+  if (!store) throw new Error("updateContext needs a request context (runWithContext)");
+  Object.assign(store.context, update);
+}
+
 /** Runs `fn` with `tx` published as the open transaction of `database`. */
 export function runWithTransaction<T>(database: string, tx: Database, fn: () => T): T {
   const store = storage.getStore();

@@ -7,7 +7,7 @@ import { and, eq } from "drizzle-orm";
 import type { MiddlewareHandler } from "hono";
 import { z } from "zod";
 import type { Router } from "../../db/router.js";
-import { runWithContext } from "../../db/unit-of-work.js";
+import { currentStore, runWithContext, updateContext } from "../../db/unit-of-work.js";
 import "../../http/context.js";
 import type { BetterAuth } from "./better-auth.js";
 import { AuthErrors } from "./errors.js";
@@ -84,7 +84,14 @@ export function createSessionMiddleware(
     const actor = data
       ? { type: "user" as const, id: data.user.id, ...(data.session.impersonatedBy ? { impersonatedBy: data.session.impersonatedBy } : {}) }
       : undefined;
-    await runWithContext({ actor, tenantId }, () => next());
+    // createApp opened this request's context; the session fills it in rather than opening a second
+    // scope per request (measured: the nested scope cost a third of an authorized read's throughput).
+    if (currentStore()) {
+      updateContext({ actor, tenantId });
+      await next();
+    } else {
+      await runWithContext({ actor, tenantId }, () => next());
+    }
     for (const cookie of headers?.getSetCookie() ?? []) c.res.headers.append("set-cookie", cookie);
   };
 }
