@@ -6,6 +6,7 @@ import { createApp } from "../../src/app.js";
 import { createSdk } from "../../src/index.js";
 import { OWASP_SCRYPT, TEST_ONLY_SCRYPT } from "../../src/modules/auth/index.js";
 import { DB_POOL_MAX } from "../harness.js";
+import { cookieHeader } from "../../src/testing.js";
 import type { Row, Scenario } from "../types.js";
 
 const scenario: Scenario = async (ctx) => {
@@ -24,11 +25,7 @@ const scenario: Scenario = async (ctx) => {
     await sdk.auth.createUser({ email, password, name: "Bench", emailVerified: true });
     await sdk.auth.listen();
     const signIn = await sdk.auth.api.signInEmail({ body: { email, password }, returnHeaders: true });
-    const cookie = signIn.headers
-      .getSetCookie()
-      .map((line) => line.split(";")[0]!)
-      .filter((pair) => !pair.endsWith("="))
-      .join("; ");
+    const cookie = cookieHeader(signIn.headers);
 
     // 1. GET /api/v1/me: the full middleware stack and the session, no query of its own.
     const app = createApp(sdk, { logRequests: false });

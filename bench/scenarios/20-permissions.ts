@@ -12,6 +12,7 @@ import { TEST_ONLY_SCRYPT } from "../../src/modules/auth/index.js";
 import { createPermissionsModule } from "../../src/modules/permissions/index.js";
 import { organizations } from "../../src/modules/auth/index.js";
 import { DB_POOL_MAX } from "../harness.js";
+import { cookieHeader } from "../../src/testing.js";
 import type { Row, Scenario } from "../types.js";
 
 const CACHED_TARGET = 1_000_000;
@@ -97,11 +98,7 @@ const scenario: Scenario = async (ctx) => {
       return c.json({ one: row!.one });
     });
     const signIn = await sdk.auth.api.signInEmail({ body: { email, password }, returnHeaders: true });
-    const cookie = signIn.headers
-      .getSetCookie()
-      .map((line) => line.split(";")[0]!)
-      .filter((pair) => !pair.endsWith("="))
-      .join("; ");
+    const cookie = cookieHeader(signIn.headers);
     const probe = await app.request("/api/v1/bench/read", { headers: { cookie } });
     const sessionNote = probe.status === 200 ? "" : `probe answered ${probe.status}`;
     const server = await ctx.serve(app.fetch);

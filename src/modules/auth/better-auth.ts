@@ -8,7 +8,7 @@ import { drizzleAdapter } from "better-auth/adapters/drizzle";
 import { admin, bearer, jwt, openAPI, organization, twoFactor } from "better-auth/plugins";
 import type { Router } from "../../db/router.js";
 import type { Logger } from "../../logger.js";
-import type { AuditModule } from "../audit/index.js";
+import type { AuditEventInput, AuditModule } from "../audit/index.js";
 import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
 import { createAuditBeforeHooks, createAuditHooks, guarded } from "./hooks.js";
@@ -50,6 +50,19 @@ export interface BetterAuthDependencies {
 
 export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependencies) {
   const { router, audit, permissions, email, revocations, logger, production } = deps;
+
+  /** A membership change: the tenant-scoped role follows it in permissions, and it is audited. */
+  const mirrorMember = (
+    action: string,
+    tenantId: string,
+    userId: string,
+    role: string | null,
+    event: Pick<AuditEventInput, "actor" | "metadata" | "changes">,
+  ) =>
+    guarded(async () => {
+      await permissions.syncMemberRole({ userId, tenantId, role });
+      await audit.recordAuditEvent({ action, tenantId, target: { type: "user", id: userId }, ...event });
+    });
   const cost = options.passwordCost ?? OWASP_SCRYPT;
   const requireEmailVerification = options.requireEmailVerification ?? production;
 
@@ -226,25 +239,11 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
               }),
             ),
           afterAddMember: async ({ member, organization: org }) =>
-            guarded(async () => {
-              await permissions.syncMemberRole({ userId: member.userId, tenantId: org.id, role: member.role });
-              await audit.recordAuditEvent({
-                action: "member.added",
-                tenantId: org.id,
-                target: { type: "user", id: member.userId },
-                metadata: { role: member.role },
-              });
-            }),
+            mirrorMember("member.added", org.id, member.userId, member.role, { metadata: { role: member.role } }),
           afterAcceptInvitation: async ({ member, organization: org, invitation }) =>
-            guarded(async () => {
-              await permissions.syncMemberRole({ userId: member.userId, tenantId: org.id, role: member.role });
-              await audit.recordAuditEvent({
-                action: "member.added",
-                tenantId: org.id,
-                actor: { type: "user", id: member.userId },
-                target: { type: "user", id: member.userId },
-                metadata: { role: member.role, invitationId: invitation.id },
-              });
+            mirrorMember("member.added", org.id, member.userId, member.role, {
+              actor: { type: "user", id: member.userId },
+              metadata: { role: member.role, invitationId: invitation.id },
             }),
           afterCreateInvitation: async ({ invitation, organization: org, inviter }) =>
             guarded(() =>
@@ -257,23 +256,10 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
               }),
             ),
           afterRemoveMember: async ({ member, organization: org }) =>
-            guarded(async () => {
-              await permissions.syncMemberRole({ userId: member.userId, tenantId: org.id, role: null });
-              await audit.recordAuditEvent({
-                action: "member.removed",
-                tenantId: org.id,
-                target: { type: "user", id: member.userId },
-              });
-            }),
+            mirrorMember("member.removed", org.id, member.userId, null, {}),
           afterUpdateMemberRole: async ({ member, previousRole, organization: org }) =>
-            guarded(async () => {
-              await permissions.syncMemberRole({ userId: member.userId, tenantId: org.id, role: member.role });
-              await audit.recordAuditEvent({
-                action: "member.role_changed",
-                tenantId: org.id,
-                target: { type: "user", id: member.userId },
-                changes: { before: { role: previousRole }, after: { role: member.role } },
-              });
+            mirrorMember("member.role_changed", org.id, member.userId, member.role, {
+              changes: { before: { role: previousRole }, after: { role: member.role } },
             }),
         },
       }),
