@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { useTestSdk } from "../../../test/support.js";
 import { withRollback } from "../../testing/rollback.js";
 import { auditLogs } from "../audit/index.js";
-import { organizations, users } from "../auth/schema.js";
+import { organizations, users } from "../auth/index.js";
 import { emailPreferences, emailSends, emailTemplates, suppressions } from "./schema.js";
 
 const { sdk, owner } = useTestSdk({ email: { publicUrl: "https://app.example.test" } });

@@ -9,7 +9,7 @@ import type { Router } from "../../db/router.js";
 import { ambientTransaction, currentContext } from "../../db/unit-of-work.js";
 import type { AuditModule } from "../audit/index.js";
 // The schema file, not the module index: auth depends on email, and the index would make a cycle.
-import { users } from "../auth/schema.js";
+import { users } from "../auth/index.js";
 import { EmailErrors } from "./errors.js";
 import type { Preferences } from "./preferences.js";
 import { emailSends, type EmailSendStatus } from "./schema.js";

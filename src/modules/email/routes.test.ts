@@ -12,7 +12,7 @@ import { createRoutes } from "../../http/routes.js";
 import { silentLogger } from "../../logger.js";
 import { withRollback } from "../../testing/rollback.js";
 import { auditLogs } from "../audit/index.js";
-import { organizations, users } from "../auth/schema.js";
+import { organizations, users } from "../auth/index.js";
 import { createEmailModule, createEmailRoutes, type EmailModule, type EmailOptions } from "./index.js";
 import { emailEvents, emailPreferences, emailSends, suppressions } from "./schema.js";
 
