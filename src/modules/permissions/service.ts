@@ -103,13 +103,12 @@ export function createPermissionsService(router: Router, audit: AuditModule) {
   /** Runs a change in a savepoint scoped to `tenant`, marking the unit of work as changed. */
   async function change<T>(tenant: string | null, fn: () => Promise<T>): Promise<T> {
     try {
-      return await router.transaction(() =>
-        router.withTenant(tenant, async () => {
-          const root = rootLevel();
-          if (root) changedUnits.add(root);
-          return fn();
-        }),
-      );
+      // withTenant is a unit level of its own (a savepoint inside an open unit of work).
+      return await router.withTenant(tenant, async () => {
+        const root = rootLevel();
+        if (root) changedUnits.add(root);
+        return fn();
+      });
     } catch (error) {
       const mapped = fromDatabaseError(error);
       if ((mapped as { code?: string }).code === "CONFLICT") throw PermissionsErrors.ROLE_NAME_TAKEN();
