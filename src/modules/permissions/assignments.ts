@@ -1,0 +1,151 @@
+/**
+ * Assignment verbs: assign and unassign roles per tenant (or globally), list assignments, mirror
+ * organization member roles, and the default role given at sign-up. Each mutation is audited.
+ */
+import { and, asc, eq, inArray, isNull, or } from "drizzle-orm";
+import { PermissionsErrors } from "./errors.js";
+import { roles, userRoles } from "./schema.js";
+import { UUID, MEMBER_ROLES, type Scope, type Assignment, scopeOf, tenantIs } from "./model.js";
+import type { PermissionsStore } from "./store.js";
+
+export function createAssignmentVerbs(store: PermissionsStore) {
+  const { router, db, change, findRole, toAssignment, assignInScope, unassignInScope } = store;
+  return {
+    /**
+     * Assigns a role (id or name; the tenant's role or a global one) to a user in a scope. A global
+     * assignment (no tenant) is effective in every tenant. Idempotent: an existing assignment is
+     * returned unchanged and not audited again.
+     *
+     * @example
+     * await sdk.permissions.assignRole(userId, "admin", { tenant: tenantId });
+     */
+    async assignRole(userId: string, roleRef: string, scope?: Scope): Promise<Assignment> {
+      const tenant = scopeOf(scope);
+      return change(tenant, async () => assignInScope(userId, await findRole(roleRef, tenant), tenant));
+    },
+
+    /**
+     * Removes a user's assignment of a role in a scope.
+     *
+     * @example
+     * await sdk.permissions.unassignRole(userId, "admin", { tenant: tenantId });
+     */
+    async unassignRole(userId: string, roleRef: string, scope?: Scope): Promise<void> {
+      const tenant = scopeOf(scope);
+      await change(tenant, async () => {
+        const role = await findRole(roleRef, tenant);
+        const [row] = await db
+          .select()
+          .from(userRoles)
+          .where(and(eq(userRoles.userId, userId), eq(userRoles.roleId, role.id), tenantIs(tenant)));
+        if (!row) throw PermissionsErrors.ASSIGNMENT_NOT_FOUND({ userId, role: role.name });
+        await unassignInScope(row, role.name);
+      });
+    },
+
+    /**
+     * Removes an assignment by id; it must belong to the scope (a global one only from the global scope).
+     *
+     * @example
+     * await sdk.permissions.removeAssignment(assignmentId, { tenant });
+     */
+    async removeAssignment(assignmentId: string, scope?: Scope): Promise<void> {
+      const tenant = scopeOf(scope);
+      if (!UUID.test(assignmentId)) throw PermissionsErrors.ASSIGNMENT_NOT_FOUND({ assignmentId });
+      await change(tenant, async () => {
+        const [found] = await db
+          .select({ row: userRoles, roleName: roles.name })
+          .from(userRoles)
+          .innerJoin(roles, eq(roles.id, userRoles.roleId))
+          .where(eq(userRoles.id, assignmentId));
+        if (!found) throw PermissionsErrors.ASSIGNMENT_NOT_FOUND({ assignmentId });
+        if (found.row.tenantId !== tenant) throw PermissionsErrors.ROLE_OUT_OF_SCOPE({ assignmentId });
+        await unassignInScope(found.row, found.roleName);
+      });
+    },
+
+    /**
+     * Assignments made in one scope (a tenant's, or the global ones), optionally of one user.
+     *
+     * @example
+     * const assignments = await sdk.permissions.listAssignments({ tenant: tenantId, userId });
+     */
+    async listAssignments(filter: Scope & { userId?: string } = {}): Promise<Assignment[]> {
+      const tenant = scopeOf(filter);
+      return router.withTenant(tenant, async () => {
+        const rows = await db
+          .select({ row: userRoles, roleName: roles.name })
+          .from(userRoles)
+          .innerJoin(roles, eq(roles.id, userRoles.roleId))
+          .where(and(tenantIs(tenant), filter.userId ? eq(userRoles.userId, filter.userId) : undefined))
+          .orderBy(asc(userRoles.createdAt), asc(userRoles.id));
+        return Promise.all(rows.map((r) => toAssignment(r.row, r.roleName)));
+      });
+    },
+
+    /**
+     * Mirrors an organization member's role into the tenant-scoped assignment of the built-in role of
+     * the same name (`owner`, `admin`, `member`; better-auth's comma-separated multiple roles too).
+     * `role: null` means the member was removed: their built-in member-role assignments in the tenant
+     * go. Other assignments (custom roles, `auditor`) are left alone. Called by auth in the same
+     * transaction as the membership change.
+     *
+     * @example
+     * await sdk.permissions.syncMemberRole({ userId, tenantId: organizationId, role: "admin" });
+     */
+    async syncMemberRole(input: { userId: string; tenantId: string; role: string | null }): Promise<void> {
+      const tenant = scopeOf({ tenant: input.tenantId });
+      const wanted = (input.role ?? "")
+        .split(",")
+        .map((r) => r.trim())
+        .filter((r) => r.length > 0);
+      const unknown = wanted.filter((r) => !(MEMBER_ROLES as readonly string[]).includes(r));
+      if (unknown.length > 0) throw PermissionsErrors.UNKNOWN_MEMBER_ROLE({ roles: unknown });
+      await change(tenant, async () => {
+        const builtIns = await db
+          .select()
+          .from(roles)
+          .where(and(isNull(roles.tenantId), eq(roles.builtIn, true), inArray(roles.name, [...MEMBER_ROLES])));
+        const current = await db
+          .select()
+          .from(userRoles)
+          .where(
+            and(
+              eq(userRoles.userId, input.userId),
+              tenantIs(tenant),
+              inArray(
+                userRoles.roleId,
+                builtIns.map((r) => r.id),
+              ),
+            ),
+          );
+        for (const row of current) {
+          const role = builtIns.find((r) => r.id === row.roleId)!;
+          if (!wanted.includes(role.name)) await unassignInScope(row, role.name);
+        }
+        for (const name of wanted) {
+          const role = builtIns.find((r) => r.name === name);
+          if (!role) throw PermissionsErrors.ROLE_NOT_FOUND({ role: name }, `Built-in role '${name}' is missing: run seed()`);
+          if (!current.some((row) => row.roleId === role.id)) await assignInScope(input.userId, role, tenant);
+        }
+      });
+    },
+
+    /**
+     * The role every new user gets at sign-up: the global built-in `member`, which only lets a user
+     * read and check their own permissions (`permissions:read:self`) — it grants nothing inside any
+     * tenant. Tenant rights come from organization membership (syncMemberRole) or explicit assignments.
+     * Writes `role.assigned` in the caller's transaction.
+     *
+     * @example
+     * await sdk.transaction(async () => {
+     *   const user = await createUser(...);
+     *   await sdk.permissions.assignDefaultRole(user.id);
+     * });
+     */
+    async assignDefaultRole(userId: string): Promise<Assignment> {
+      return change(null, async () => assignInScope(userId, await findRole("member", null), null));
+    },
+
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * The permissions model shared by its verbs: scopes, the shapes verbs return, permission-string
+ * validation, and the marks that make a unit of work which changed permissions read its own writes.
+ */
+import { eq, isNull, or } from "drizzle-orm";
+import { currentContext, currentLevel, type UnitLevel } from "../../db/unit-of-work.js";
+import { PermissionsErrors } from "./errors.js";
+import { isValidPermission } from "./matcher.js";
+import type { AnyPgColumn } from "drizzle-orm/pg-core";
+import { roles, userRoles } from "./schema.js";
+
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The organization member roles mirrored into tenant-scoped assignments of the same built-in roles. */
+export const MEMBER_ROLES = ["owner", "admin", "member"] as const;
+/** The advisory lock class shared with 0005's triggers; key 0 serializes role-level changes. */
+export const LOCK_CLASS = 1936683632;
+
+export interface Scope {
+  /** A tenant id, or null/omitted for the global scope. */
+  tenant?: string | null;
+}
+
+export interface Role {
+  id: string;
+  tenantId: string | null;
+  name: string;
+  description: string | null;
+  builtIn: boolean;
+  /** Permissions granted directly (not through parents). */
+  permissions: string[];
+  /** Ids of the roles this one inherits from. */
+  inherits: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface Assignment {
+  id: string;
+  userId: string;
+  roleId: string;
+  roleName: string;
+  /** null: a global assignment, effective in every tenant. */
+  tenantId: string | null;
+  assignedBy: string | null;
+  createdAt: Date;
+}
+
+export interface CreateRoleInput {
+  name: string;
+  description?: string | null;
+  permissions?: string[];
+  /** Role ids or names (global or of the same tenant) to inherit from. */
+  inherits?: string[];
+}
+
+export type RoleRow = typeof roles.$inferSelect;
+
+/** Units of work (their outermost level) that changed permissions: their checks bypass the cache. */
+export const changedUnits = new WeakSet<UnitLevel>();
+
+export function rootLevel(): UnitLevel | undefined {
+  let level = currentLevel();
+  while (level?.parent) level = level.parent;
+  return level;
+}
+
+/** True inside a unit of work that changed permissions: checks must read its own writes. */
+export function inChangedUnit(): boolean {
+  const root = rootLevel();
+  return root !== undefined && changedUnits.has(root);
+}
+
+export function scopeOf(scope: Scope | undefined): string | null {
+  const tenant = scope?.tenant ?? null;
+  if (tenant !== null && !UUID.test(tenant)) throw PermissionsErrors.INVALID_TENANT({ tenant });
+  return tenant;
+}
+
+export function assertPermissions(permissions: readonly string[]): void {
+  const invalid = permissions.filter((p) => !isValidPermission(p));
+  if (invalid.length > 0) throw PermissionsErrors.INVALID_PERMISSION({ invalid });
+}
+
+export function actorUserId(): string | null {
+  const actor = currentContext().actor;
+  return actor?.type === "user" ? actor.id : null;
+}
+
+
+export function tenantIs(tenant: string | null, column: AnyPgColumn = userRoles.tenantId) {
+  return tenant === null ? isNull(column) : eq(column, tenant);
+}

@@ -1,0 +1,174 @@
+/**
+ * The lookups and writes the permissions verbs share: scoped reads of roles, grant and parent
+ * writes, assignment rows, and `change` — the savepoint every mutation runs in.
+ */
+import { and, asc, eq, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
+import type { Router } from "../../db/router.js";
+import { fromDatabaseError } from "../../errors.js";
+import type { AuditModule } from "../audit/index.js";
+import { PermissionsErrors } from "./errors.js";
+import { roleInheritance, rolePermissions, roles, userRoles } from "./schema.js";
+import { UUID, LOCK_CLASS, type Role, type Assignment, type RoleRow, changedUnits, rootLevel, actorUserId, tenantIs } from "./model.js";
+
+export function createPermissionsStore(router: Router, audit: AuditModule) {
+  const db = router.db("permissions");
+
+  /** Runs a change in a savepoint scoped to `tenant`, marking the unit of work as changed. */
+  async function change<T>(tenant: string | null, fn: () => Promise<T>): Promise<T> {
+    try {
+      // withTenant is a unit level of its own (a savepoint inside an open unit of work).
+      return await router.withTenant(tenant, async () => {
+        const root = rootLevel();
+        if (root) changedUnits.add(root);
+        return fn();
+      });
+    } catch (error) {
+      const mapped = fromDatabaseError(error);
+      if ((mapped as { code?: string }).code === "CONFLICT") throw PermissionsErrors.ROLE_NAME_TAKEN();
+      throw mapped;
+    }
+  }
+
+  /** Roles visible from `tenant` (the tenant's and the global ones) matching `where`. */
+  function visibleRoles(tenant: string | null, where: SQL | undefined) {
+    const scope = tenant === null ? isNull(roles.tenantId) : or(isNull(roles.tenantId), eq(roles.tenantId, tenant));
+    return db.select().from(roles).where(and(scope, where));
+  }
+
+  /** A role by id or name as seen from `tenant`; a tenant's role shadows a global one of that name. */
+  async function findRole(ref: string, tenant: string | null): Promise<RoleRow> {
+    const found = await visibleRoles(tenant, UUID.test(ref) ? eq(roles.id, ref) : eq(roles.name, ref));
+    const role = found.find((r) => r.tenantId !== null) ?? found[0];
+    if (!role) throw PermissionsErrors.ROLE_NOT_FOUND({ role: ref });
+    return role;
+  }
+
+  /** A role that may be changed from `tenant`: one of its own, and not built in. */
+  async function findOwnRole(ref: string, tenant: string | null): Promise<RoleRow> {
+    const role = await findRole(ref, tenant);
+    if (role.tenantId !== tenant) throw PermissionsErrors.ROLE_OUT_OF_SCOPE({ role: role.id });
+    if (role.builtIn) throw PermissionsErrors.BUILT_IN_ROLE({ role: role.name });
+    return role;
+  }
+
+  async function withGrants(rows: RoleRow[]): Promise<Role[]> {
+    if (rows.length === 0) return [];
+    const ids = rows.map((r) => r.id);
+    const [grants, parents] = await Promise.all([
+      db.select().from(rolePermissions).where(inArray(rolePermissions.roleId, ids)).orderBy(asc(rolePermissions.permission)),
+      db.select().from(roleInheritance).where(inArray(roleInheritance.roleId, ids)),
+    ]);
+    return rows.map((r) => ({
+      ...r,
+      permissions: grants.filter((g) => g.roleId === r.id).map((g) => g.permission),
+      inherits: parents.filter((p) => p.roleId === r.id).map((p) => p.inheritsRoleId),
+    }));
+  }
+
+  async function loadRole(id: string): Promise<Role> {
+    const [row] = await db.select().from(roles).where(eq(roles.id, id));
+    if (!row) throw PermissionsErrors.ROLE_NOT_FOUND({ role: id });
+    return (await withGrants([row]))[0]!;
+  }
+
+  async function insertGrants(roleId: string, permissions: readonly string[]): Promise<string[]> {
+    if (permissions.length === 0) return [];
+    const inserted = await db
+      .insert(rolePermissions)
+      .values([...new Set(permissions)].map((permission) => ({ roleId, permission })))
+      .onConflictDoNothing()
+      .returning({ permission: rolePermissions.permission });
+    return inserted.map((r) => r.permission).sort();
+  }
+
+  /** Replaces the parents of `role`, refusing a cycle with the path it would close. */
+  async function replaceParents(role: RoleRow, parentRefs: readonly string[], tenant: string | null): Promise<string[]> {
+    const parents = await Promise.all(parentRefs.map((ref) => findRole(ref, tenant)));
+    // Serializes inheritance changes, so two concurrent ones cannot close a cycle together.
+    await db.execute(sql`select pg_advisory_xact_lock(${LOCK_CLASS}::int, 0)`);
+    await db.delete(roleInheritance).where(eq(roleInheritance.roleId, role.id));
+    for (const parent of parents) {
+      const path = await pathBetween(parent.id, role.id);
+      if (path) {
+        const named = await db.select({ id: roles.id, name: roles.name }).from(roles).where(inArray(roles.id, path));
+        const names = [role.id, ...path].map((id) => named.find((n) => n.id === id)?.name ?? id);
+        throw PermissionsErrors.INHERITANCE_CYCLE(
+          { cycle: names },
+          `Role '${role.name}' cannot inherit from '${parent.name}': ${names.join(" -> ")} would be a cycle`,
+        );
+      }
+    }
+    const ids = [...new Set(parents.map((p) => p.id))];
+    if (ids.length > 0) {
+      await db.insert(roleInheritance).values(ids.map((inheritsRoleId) => ({ roleId: role.id, inheritsRoleId })));
+    }
+    return ids;
+  }
+
+  /** The inheritance path from `from` up to `to` (both included), if `to` is an ancestor of `from`. */
+  async function pathBetween(from: string, to: string): Promise<string[] | undefined> {
+    if (from === to) return [from];
+    const rows = await db.execute<{ path: string[] }>(sql`
+      with recursive walk(role_id, path) as (
+        select ${from}::uuid, array[${from}::uuid]
+        union all
+        select ri.inherits_role_id, w.path || ri.inherits_role_id
+          from permissions.role_inheritance ri join walk w on ri.role_id = w.role_id
+         where not ri.inherits_role_id = any(w.path)
+      )
+      select path::text[] as path from walk where role_id = ${to}::uuid limit 1`);
+    return rows[0]?.path;
+  }
+
+  async function toAssignment(row: typeof userRoles.$inferSelect, roleName: string): Promise<Assignment> {
+    return {
+      id: row.id,
+      userId: row.userId,
+      roleId: row.roleId,
+      roleName,
+      tenantId: row.tenantId,
+      assignedBy: row.assignedBy,
+      createdAt: row.createdAt,
+    };
+  }
+
+  async function assignInScope(userId: string, role: RoleRow, tenant: string | null): Promise<Assignment> {
+    const [inserted] = await db
+      .insert(userRoles)
+      .values({ userId, roleId: role.id, tenantId: tenant, assignedBy: actorUserId() })
+      .onConflictDoNothing()
+      .returning();
+    if (inserted) {
+      const after = await toAssignment(inserted, role.name);
+      await audit.recordAuditEvent({
+        action: "role.assigned",
+        target: { type: "user", id: userId },
+        tenantId: tenant,
+        metadata: { roleId: role.id, roleName: role.name },
+        changes: { after },
+      });
+      return after;
+    }
+    const [existing] = await db
+      .select()
+      .from(userRoles)
+      .where(and(eq(userRoles.userId, userId), eq(userRoles.roleId, role.id), tenantIs(tenant)));
+    return toAssignment(existing!, role.name);
+  }
+
+  async function unassignInScope(row: typeof userRoles.$inferSelect, roleName: string): Promise<void> {
+    await db.delete(userRoles).where(eq(userRoles.id, row.id));
+    await audit.recordAuditEvent({
+      action: "role.unassigned",
+      target: { type: "user", id: row.userId },
+      tenantId: row.tenantId,
+      metadata: { roleId: row.roleId, roleName },
+      changes: { before: await toAssignment(row, roleName) },
+    });
+  }
+
+
+  return { router, audit, db, change, visibleRoles, findRole, findOwnRole, withGrants, loadRole, insertGrants, replaceParents, pathBetween, toAssignment, assignInScope, unassignInScope };
+}
+
+export type PermissionsStore = ReturnType<typeof createPermissionsStore>;
