@@ -184,6 +184,22 @@ describe("enqueueEmail", () => {
       expect((await sendRow(reset.id)).headers).toBeNull();
     }));
 
+  it("treats mail to a user's address as that user's: their opt-out and their unsubscribe link apply", () =>
+    withRollback(sdk, async () => {
+      const user = await newUser();
+      const welcome = await email.enqueueEmail({ to: user.email.toUpperCase(), template: "welcome", data: { name: "Ada" } });
+      const row = await sendRow(welcome.id);
+      expect(row.userId).toBe(user.id);
+      expect(row.headers!["List-Unsubscribe-Post"]).toBe("List-Unsubscribe=One-Click");
+
+      await sdk.router.db("email").insert(emailPreferences).values({ userId: user.id, category: "product", optedOut: true });
+      const again = await email.enqueueEmail({ to: user.email, template: "welcome", data: { name: "Ada" } });
+      expect(again).toMatchObject({ status: "skipped", skipReason: "opted_out" });
+
+      const stranger = await email.enqueueEmail({ to: `nobody-${randomUUID()}@example.test`, template: "welcome", data: { name: "X" } });
+      expect((await sendRow(stranger.id)).userId).toBeNull();
+    }));
+
   it("returns the first send for a repeated idempotency key", () =>
     withRollback(sdk, async () => {
       const key = `signup-${randomUUID()}`;

@@ -72,11 +72,24 @@ export function createOutbox({ router, audit, definitions, preferences, from }: 
     return router.withTenant(tenantId, fn);
   }
 
-  async function recipientOf(input: EnqueueEmailInput): Promise<string> {
-    if (input.to) return input.to;
+  /**
+   * The address and, when there is one, the user it belongs to. Mail addressed to a user's address
+   * is that user's mail: their opt-outs apply and it carries their unsubscribe link (looked up only
+   * for categories that can be opted out of).
+   */
+  async function recipientOf(input: EnqueueEmailInput, category: string): Promise<{ to: string; userId?: string }> {
+    if (input.to) {
+      if (input.userId || isMandatoryCategory(category)) return { to: input.to, userId: input.userId };
+      const [owner] = await router
+        .db("auth")
+        .select({ id: users.id })
+        .from(users)
+        .where(eq(users.email, input.to.toLowerCase()));
+      return { to: input.to, userId: owner?.id };
+    }
     if (input.userId) {
       const [user] = await router.db("auth").select({ email: users.email }).from(users).where(eq(users.id, input.userId));
-      if (user) return user.email;
+      if (user) return { to: user.email, userId: input.userId };
     }
     throw EmailErrors.RECIPIENT_REQUIRED({ userId: input.userId });
   }
@@ -100,14 +113,14 @@ export function createOutbox({ router, audit, definitions, preferences, from }: 
     const locales = localeChain(input.locale);
 
     return inTenantTransaction(tenantId, async () => {
-      const to = await recipientOf(input);
+      const { to, userId } = await recipientOf(input, category);
       // One round trip for the template (tenant override first, most specific locale first), the
       // suppression list and the user's preference.
       const [found] = (await db().execute(sql`
         select t.subject, t.html, t.text,
           exists (select 1 from email.suppressions where email = ${to.toLowerCase()}) as suppressed,
           coalesce((select opted_out from email.email_preferences
-                    where user_id = ${input.userId ?? null}::uuid and category = ${category}), false) as opted_out
+                    where user_id = ${userId ?? null}::uuid and category = ${category}), false) as opted_out
         from (select 1) as one
         left join lateral (
           select subject, html, text from email.email_templates
@@ -127,13 +140,13 @@ export function createOutbox({ router, audit, definitions, preferences, from }: 
           ? ("opted_out" as const)
           : undefined;
       const status: EmailSendStatus = skipReason ? "skipped" : "queued";
-      const headers = preferences.unsubscribeHeaders(input.userId, category) ?? null;
+      const headers = preferences.unsubscribeHeaders(userId, category) ?? null;
 
       const [row] = await db()
         .insert(emailSends)
         .values({
           tenantId,
-          userId: input.userId ?? null,
+          userId: userId ?? null,
           toAddress: to,
           fromAddress: from,
           templateKey: input.template,
