@@ -63,6 +63,15 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
       await permissions.syncMemberRole({ userId, tenantId, role });
       await audit.recordAuditEvent({ action, tenantId, target: { type: "user", id: userId }, ...event });
     });
+
+  /** One audit event from a better-auth callback: its failure fails the unit of work. */
+  const audited = (event: AuditEventInput) => guarded(() => audit.recordAuditEvent(event));
+
+  /** Account mail to a user (verification, reset): an outbox row in the unit of work, never a send. */
+  const accountMail = (template: string, user: { id: string; email: string; name: string }, url: string) =>
+    guarded(async () => {
+      await email.enqueueEmail({ userId: user.id, to: user.email, template, category: "account", data: { name: user.name, url } });
+    });
   const cost = options.passwordCost ?? OWASP_SCRYPT;
   const requireEmailVerification = options.requireEmailVerification ?? production;
 
@@ -120,16 +129,7 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
       maxPasswordLength: 128,
       password: { hash: (password) => hashPassword(password, cost), verify: verifyPassword },
       revokeSessionsOnPasswordReset: true,
-      sendResetPassword: async ({ user, url }) =>
-        guarded(async () => {
-          await email.enqueueEmail({
-            userId: user.id,
-            to: user.email,
-            template: "reset-password",
-            category: "account",
-            data: { name: user.name, url },
-          });
-        }),
+      sendResetPassword: async ({ user, url }) => accountMail("reset-password", user, url),
       onPasswordReset: async ({ user }) =>
         guarded(async () => {
           await revocations.revokeUser(user.id);
@@ -143,24 +143,13 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
     emailVerification: {
       sendOnSignUp: true,
       autoSignInAfterVerification: false,
-      sendVerificationEmail: async ({ user, url }) =>
-        guarded(async () => {
-          await email.enqueueEmail({
-            userId: user.id,
-            to: user.email,
-            template: "verify-email",
-            category: "account",
-            data: { name: user.name, url },
-          });
-        }),
+      sendVerificationEmail: async ({ user, url }) => accountMail("verify-email", user, url),
       afterEmailVerification: async (user) =>
-        guarded(() =>
-          audit.recordAuditEvent({
-            action: "user.email_verified",
-            actor: { type: "user", id: user.id },
-            target: { type: "user", id: user.id },
-          }),
-        ),
+        audited({
+          action: "user.email_verified",
+          actor: { type: "user", id: user.id },
+          target: { type: "user", id: user.id },
+        }),
     },
     session: {
       cookieCache: { enabled: true, maxAge: options.cookieCacheSeconds ?? DEFAULT_COOKIE_CACHE_SECONDS },
@@ -185,13 +174,11 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
           before: async (data, ctx) => {
             if (typeof data.twoFactorEnabled !== "boolean") return;
             const userId = ctx?.context.session?.user.id;
-            await guarded(() =>
-              audit.recordAuditEvent({
-                action: data.twoFactorEnabled ? "user.two_factor_enabled" : "user.two_factor_disabled",
-                actor: userId ? { type: "user", id: userId } : undefined,
-                target: userId ? { type: "user", id: userId } : undefined,
-              }),
-            );
+            await audited({
+              action: data.twoFactorEnabled ? "user.two_factor_enabled" : "user.two_factor_disabled",
+              actor: userId ? { type: "user", id: userId } : undefined,
+              target: userId ? { type: "user", id: userId } : undefined,
+            });
           },
         },
         create: {
@@ -229,15 +216,13 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
           }),
         organizationHooks: {
           afterCreateOrganization: async ({ organization: org, user }) =>
-            guarded(() =>
-              audit.recordAuditEvent({
-                action: "tenant.created",
-                tenantId: org.id,
-                actor: { type: "user", id: user.id },
-                target: { type: "tenant", id: org.id },
-                metadata: { name: org.name, slug: org.slug },
-              }),
-            ),
+            audited({
+              action: "tenant.created",
+              tenantId: org.id,
+              actor: { type: "user", id: user.id },
+              target: { type: "tenant", id: org.id },
+              metadata: { name: org.name, slug: org.slug },
+            }),
           afterAddMember: async ({ member, organization: org }) =>
             mirrorMember("member.added", org.id, member.userId, member.role, { metadata: { role: member.role } }),
           afterAcceptInvitation: async ({ member, organization: org, invitation }) =>
@@ -246,15 +231,13 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
               metadata: { role: member.role, invitationId: invitation.id },
             }),
           afterCreateInvitation: async ({ invitation, organization: org, inviter }) =>
-            guarded(() =>
-              audit.recordAuditEvent({
-                action: "member.invited",
-                tenantId: org.id,
-                actor: { type: "user", id: inviter.id },
-                target: { type: "invitation", id: invitation.id },
-                metadata: { email: invitation.email, role: invitation.role },
-              }),
-            ),
+            audited({
+              action: "member.invited",
+              tenantId: org.id,
+              actor: { type: "user", id: inviter.id },
+              target: { type: "invitation", id: invitation.id },
+              metadata: { email: invitation.email, role: invitation.role },
+            }),
           afterRemoveMember: async ({ member, organization: org }) =>
             mirrorMember("member.removed", org.id, member.userId, null, {}),
           afterUpdateMemberRole: async ({ member, previousRole, organization: org }) =>
