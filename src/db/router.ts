@@ -11,7 +11,9 @@ import {
   ambientTransaction,
   currentContext,
   currentLevel,
+  currentStore,
   runInLevel,
+  runPinned,
   type UnitLevel,
   runWithContext,
   runWithTransaction,
@@ -37,13 +39,27 @@ export interface RouterOptions {
 
 export interface Router {
   readonly topology: Topology;
-  /** The ambient-transaction-aware handle for a module's database. */
+  /**
+   * The ambient-transaction-aware handle for a module's database. For the tenant-scoped modules
+   * (permissions, audit, email) it follows the unit of work's tenant: a tenant moved to a database
+   * of its own (`sv-sdk tenant:move`) is read and written there, with no change to the caller.
+   */
   db(module: ModuleName): Database;
   /** The ambient-transaction-aware handle for a named database (your own tables). */
   database(name?: string): Database;
   /** The raw postgres.js pool of a database (LISTEN/NOTIFY, COPY, benchmarks). */
   pool(database: string): Pool;
+  /** Where a module's schema lives by the topology (ignores tenant placement). */
   databaseOf(module: ModuleName): string;
+  /** Where a module's rows are read and written right now: `databaseOf`, or the current tenant's database. */
+  routedDatabase(module: ModuleName): string;
+  /** Every database of the topology, main first (each may hold moved tenants' rows). */
+  databases(): string[];
+  /**
+   * Runs `fn` with the tenant-scoped modules' handles pointed at `database`: for platform work
+   * (dispatching mail, sealing the audit trail) that visits every database in turn.
+   */
+  onDatabase<T>(database: string, fn: () => Promise<T>): Promise<T>;
   /**
    * Runs `fn` in a unit of work: opens a transaction on every database that hosts a module, or a
    * savepoint in each when one is already open. Commits when `fn` resolves, rolls back when it throws.
@@ -73,21 +89,43 @@ function createPool(name: string, config: DatabaseConfig, options: RouterOptions
   return { name, sql, db: drizzle(sql) as unknown as Database };
 }
 
-async function setTenant(tx: Database, tenantId: string | null | undefined): Promise<void> {
-  await tx.execute(rawSql`select set_config('sv.tenant_id', ${tenantId ?? ""}, true)`);
+/** The modules whose rows belong to tenants and move with them (placement.ts: kind "tenant"). */
+const TENANT_MODULES: ReadonlySet<ModuleName> = new Set(["permissions", "audit", "email"]);
+
+async function setTenant(tx: Database, tenantId: string | null | undefined, readOnly = false): Promise<void> {
+  if (readOnly) {
+    await tx.execute(rawSql`select set_config('sv.tenant_id', ${tenantId ?? ""}, true), set_config('transaction_read_only', 'on', true)`);
+  } else {
+    await tx.execute(rawSql`select set_config('sv.tenant_id', ${tenantId ?? ""}, true)`);
+  }
 }
 
-/** A handle that forwards every property to the ambient transaction of `database`, or to the pool. */
-function ambientHandle(database: string, base: Database, router: Router): Database {
-  return new Proxy(base, {
-    get(target, property) {
+/**
+ * Enters a tenant in the control-plane database (drizzle/0010): sets `sv.tenant_id`, holds the
+ * tenant's write gate (a move waits for the units holding it), and answers where the tenant lives.
+ */
+async function enterTenant(tx: Database, tenantId: string): Promise<{ database: string; state: string } | undefined> {
+  const rows = await tx.execute<{ database: string | null; state: string | null }>(
+    rawSql`select database, state from auth.enter_tenant(${tenantId})`,
+  );
+  const row = rows[0];
+  return row?.database ? { database: row.database, state: row.state ?? "active" } : undefined;
+}
+
+/**
+ * A handle that forwards every property to the ambient transaction of the database `resolve()`
+ * names at that moment, or to that database's pool.
+ */
+function ambientHandle(resolve: () => string, pool: (database: string) => Pool, router: Router): Database {
+  return new Proxy({} as Database, {
+    get(_target, property) {
       if (property === "transaction") {
         // Nested work (better-auth's adapter included) becomes a savepoint of the unit of work,
         // and the savepoint is published so module calls made inside it join it too.
-        return <T>(fn: (tx: Database) => Promise<T>) =>
-          router.transaction(() => fn(ambientTransaction(database)!));
+        return <T>(fn: (tx: Database) => Promise<T>) => router.transaction(() => fn(ambientTransaction(resolve())!));
       }
-      const current = ambientTransaction(database) ?? target;
+      const database = resolve();
+      const current = ambientTransaction(database) ?? pool(database).db;
       const value = Reflect.get(current, property, current);
       return typeof value === "function" ? value.bind(current) : value;
     },
@@ -101,27 +139,48 @@ export function createRouter(topology: Topology, options: RouterOptions = {}): R
   }
   // Databases that host at least one module, main first: a unit of work opens a transaction on each.
   const transactional = [...new Set(["main", ...MODULES.map((m) => databaseOf(topology, m))])];
-  const handles = new Map<string, Database>();
-  const handleFor = (database: string): Database => {
-    let handle = handles.get(database);
-    if (!handle) {
-      handle = ambientHandle(database, pool(database).db, router);
-      handles.set(database, handle);
-    }
-    return handle;
-  };
-
   const pool = (database: string): Pool => {
     const found = pools.get(database);
     if (!found) throw new Error(`The topology has no database named '${database}'`);
     return found;
   };
 
+  const handles = new Map<string, Database>();
+  const handleFor = (database: string): Database => {
+    let handle = handles.get(database);
+    if (!handle) {
+      pool(database); // an unknown name fails here, not at first use
+      handle = ambientHandle(() => database, pool, router);
+      handles.set(database, handle);
+    }
+    return handle;
+  };
+  const routedDatabase = (module: ModuleName): string => {
+    if (!TENANT_MODULES.has(module)) return databaseOf(topology, module);
+    const store = currentStore();
+    return store?.pinned ?? store?.level?.tenantDatabase ?? databaseOf(topology, module);
+  };
+  const moduleHandles = new Map<ModuleName, Database>();
+  const moduleHandle = (module: ModuleName): Database => {
+    let handle = moduleHandles.get(module);
+    if (!handle) {
+      handle = TENANT_MODULES.has(module) ? ambientHandle(() => routedDatabase(module), pool, router) : handleFor(databaseOf(topology, module));
+      moduleHandles.set(module, handle);
+    }
+    return handle;
+  };
+
   const router: Router = {
     topology,
     pool,
     databaseOf: (module) => databaseOf(topology, module),
-    db: (module) => handleFor(databaseOf(topology, module)),
+    routedDatabase,
+    databases: () => [...pools.keys()].sort((a, b) => (a === "main" ? -1 : b === "main" ? 1 : a.localeCompare(b))),
+    onDatabase: (database, fn) => {
+      pool(database);
+      return runPinned(database, fn);
+    },
+    db: moduleHandle,
     database: (name = "main") => handleFor(name),
     async transaction<T>(fn: () => Promise<T>): Promise<T> {
       const parent = currentLevel();
@@ -136,14 +195,33 @@ export function createRouter(topology: Topology, options: RouterOptions = {}): R
         if (level.failure !== undefined) throw level.failure;
         return result;
       };
+      // Main (the control plane) first: entering the tenant there says where its rows live, and
+      // that database joins the unit too. Workers pinned to a database open it as well.
+      const databases = [...transactional];
+      const pinned = currentStore()?.pinned;
+      if (pinned && !databases.includes(pinned)) databases.push(pinned);
+      if (tenant === inherited) level.tenantDatabase = parent?.tenantDatabase;
+      if (level.tenantDatabase && !databases.includes(level.tenantDatabase)) databases.push(level.tenantDatabase);
+      let moving = false;
       const open = (index: number): Promise<T> => {
-        if (index === transactional.length) return body();
-        const database = transactional[index]!;
+        if (index === databases.length) return body();
+        const database = databases[index]!;
         const outer = ambientTransaction(database);
         return (outer ?? pool(database).db).transaction(async (tx) => {
           const joined = tx as unknown as Database;
           const changes = outer ? tenant !== inherited : tenant !== null;
-          if (changes) await setTenant(joined, tenant);
+          if (database === "main" && changes && tenant !== null && tenant !== "*") {
+            const placement = await enterTenant(joined, tenant);
+            level.tenantDatabase = placement?.database;
+            moving = placement?.state === "moving";
+            if (placement && !pools.has(placement.database)) {
+              throw new Error(`Tenant ${tenant} lives on database '${placement.database}', which this topology does not define`);
+            }
+            if (placement && !databases.includes(placement.database)) databases.push(placement.database);
+          } else if (changes) {
+            // A moving tenant's rows are read-only where they are until the move ends (drizzle/0010).
+            await setTenant(joined, tenant, moving && database === level.tenantDatabase);
+          }
           const result = await runWithTransaction(database, joined, () => open(index + 1));
           if (outer && changes) await setTenant(joined, inherited);
           return result;

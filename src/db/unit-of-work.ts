@@ -34,12 +34,19 @@ export interface UnitLevel {
   failure?: unknown;
   /** The `sv.tenant_id` this level's transaction runs with (null: unset). */
   tenant: string | null;
+  /**
+   * The database holding the level's tenant's rows when the tenant has a placement of its own
+   * (`auth.tenant_placements`, read when the level enters the tenant); unset: each module's database.
+   */
+  tenantDatabase?: string;
 }
 
 interface Store {
   context: RequestContext;
   transactions: ReadonlyMap<string, Database>;
   level?: UnitLevel;
+  /** Tenant-scoped modules read and write this database (workers visiting each database in turn). */
+  pinned?: string;
 }
 
 const storage = new AsyncLocalStorage<Store>();
@@ -84,7 +91,13 @@ export function runWithTransaction<T>(database: string, tx: Database, fn: () => 
 /** Runs `fn` as a new unit level nested in the current one. */
 export function runInLevel<T>(level: UnitLevel, fn: () => T): T {
   const store = storage.getStore();
-  return storage.run({ context: store?.context ?? {}, transactions: store?.transactions ?? new Map(), level }, fn);
+  return storage.run({ ...store, context: store?.context ?? {}, transactions: store?.transactions ?? new Map(), level }, fn);
+}
+
+/** Runs `fn` with the tenant-scoped modules' handles pointed at `database` (see `Router.onDatabase`). */
+export function runPinned<T>(database: string, fn: () => T): T {
+  const store = storage.getStore();
+  return storage.run({ ...store, context: store?.context ?? {}, transactions: store?.transactions ?? new Map(), pinned: database }, fn);
 }
 
 export function currentLevel(): UnitLevel | undefined {
