@@ -44,6 +44,10 @@ export const CommonErrors = defineErrors({
   CONFLICT: { status: 409, message: "The request conflicts with existing data" },
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large" },
   UNAVAILABLE: { status: 503, message: "The service is not ready" },
+  TENANT_MOVING: {
+    status: 503,
+    message: "This tenant is being moved to another database: its data can be read, and writes resume when the move completes",
+  },
 });
 
 /**
@@ -65,6 +69,10 @@ export function fromDatabaseError(error: unknown): unknown {
       return CommonErrors.VALIDATION_FAILED({ constraint: pg.constraint_name }, "A value is not valid");
     case "42501":
       return CommonErrors.FORBIDDEN({}, "The database refused this operation");
+    case "25006":
+      // read_only_sql_transaction: the runtime opens a tenant's units read-only only while the
+      // tenant is being moved (src/db/router.ts, drizzle/0010).
+      return CommonErrors.TENANT_MOVING();
     default:
       return error;
   }

@@ -16,9 +16,10 @@
  * the same natural key (the table's unique key that includes tenant_id: a role's name). A platform
  * row the target lacks stops the move before anything is copied (seed the target first).
  *
- * Consistency: the placement goes to state 'moving' first and stays there until the flip, so the
- * runtime can refuse the tenant's writes meanwhile; a session advisory lock keeps two moves of one
- * tenant apart. Resumable: the last copied primary key of each table is recorded in
+ * Consistency: the placement goes to state 'moving' first and stays there until the flip; the move
+ * then waits for the units of work already writing to the tenant (its write gate), and every unit
+ * entering the tenant afterwards is read-only where the tenant's rows are (the API answers 503
+ * TENANT_MOVING to writes; reads go on). A session advisory lock keeps two moves of one tenant apart. Resumable: the last copied primary key of each table is recorded in
  * `auth.tenant_moves` after each batch; a re-run continues after it, and ON CONFLICT DO NOTHING makes
  * the batch in flight at a crash harmless to copy again. The copy runs as the owner (row-level
  * security does not apply to it), with TimeZone UTC on every connection so that row texts — and
@@ -50,6 +51,8 @@ export { TenantMoveError };
 const KEPT_ON_SOURCE = new Set(["audit"]);
 /** `pg_try_advisory_lock(class, hashtext(tenant))`: 'svtm'. */
 const MOVE_LOCK_CLASS = 1_937_142_893;
+/** The tenant's write gate, held shared by every unit of work in the tenant (auth.enter_tenant): 'svtw'. */
+const WRITE_GATE_CLASS = 1_937_142_903;
 const DEFAULT_BATCH = 500;
 
 export interface TenantMoveProgress {
@@ -181,6 +184,12 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
                    phase = 'copying', cursor = '{}', rows_copied = 0, started_at = now(), updated_at = now()`;
       });
     }
+
+    // Units of work that entered the tenant before it was marked 'moving' may still be writing to
+    // it: wait for them (each holds the tenant's write gate shared until it ends; drizzle/0010). Any
+    // unit entering from now on sees 'moving' and cannot write the tenant's rows.
+    await main`select pg_advisory_lock(${WRITE_GATE_CLASS}, hashtext(${tenantId}))`;
+    await main`select pg_advisory_unlock(${WRITE_GATE_CLASS}, hashtext(${tenantId}))`;
 
     const plans = await planTables(target);
     const tables: TableReport[] = [];

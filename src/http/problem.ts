@@ -80,7 +80,9 @@ export interface ErrorLogger {
 export function errorToProblem(error: unknown, c: Context, logger: ErrorLogger): Response {
   const mapped = fromDatabaseError(error);
   if (mapped instanceof AppError) {
-    return problemResponse(c, mapped.status, mapped.code, mapped.message, mapped.details ?? {});
+    const response = problemResponse(c, mapped.status, mapped.code, mapped.message, mapped.details ?? {});
+    if (mapped.code === "TENANT_MOVING") response.headers.set("retry-after", "5");
+    return response;
   }
   if (mapped instanceof ZodError) {
     return problemResponse(c, 400, "VALIDATION_FAILED", "The request is not valid", { errors: fieldErrors(mapped) });

@@ -37,7 +37,7 @@ export function createPermissionCache(router: Router, options: PermissionCacheOp
   let generation = 0;
   let listening = false;
   let starting: Promise<void> | undefined;
-  let unlisten: (() => Promise<void>) | undefined;
+  let unlisten: (() => Promise<void>)[] = [];
   let stopped = false;
 
   function clear() {
@@ -59,25 +59,33 @@ export function createPermissionCache(router: Router, options: PermissionCacheOp
     }
   }
 
-  /** Starts the listener once; entries are only stored while it is listening. */
+  /**
+   * Starts the listeners once — one per database of the topology, since a moved tenant's changes
+   * are notified by its own database; entries are only stored while every one is listening.
+   */
   function start(): void {
     if (!enabled || starting || stopped) return;
-    const { sql } = router.pool(router.databaseOf("permissions"));
-    starting = sql
-      .listen(NOTIFY_CHANNEL, onNotify, () => {
-        // Called on every (re)connection: whatever was missed meanwhile is unknown, so forget all.
-        clear();
-        listening = true;
-      })
-      .then((subscription) => {
-        unlisten = subscription.unlisten;
-        if (stopped) return subscription.unlisten();
-      })
-      .catch(() => {
+    const databases = router.databases();
+    const connected = new Set<string>();
+    starting = Promise.allSettled(
+      databases.map((database) =>
+        router.pool(database).sql.listen(NOTIFY_CHANNEL, onNotify, () => {
+          // Called on every (re)connection: whatever was missed meanwhile is unknown, so forget all.
+          clear();
+          connected.add(database);
+          listening = connected.size === databases.length;
+        }),
+      ),
+    ).then(async (results) => {
+      unlisten = results.flatMap((r) => (r.status === "fulfilled" ? [r.value.unlisten] : []));
+      if (stopped || unlisten.length < databases.length) {
+        await Promise.all(unlisten.map((u) => u().catch(() => undefined)));
+        unlisten = [];
         // No listener, no cache: checks keep working, one query each. Retry on a later check.
         listening = false;
-        starting = undefined;
-      });
+        if (!stopped) starting = undefined;
+      }
+    });
   }
 
   return {
@@ -123,7 +131,7 @@ export function createPermissionCache(router: Router, options: PermissionCacheOp
       listening = false;
       clear();
       await starting?.catch(() => undefined);
-      await unlisten?.().catch(() => undefined);
+      await Promise.all(unlisten.map((u) => u().catch(() => undefined)));
     },
   };
 }

@@ -3,7 +3,7 @@
  *
  * A check asks the in-process cache first; a miss costs exactly one query
  * (`permissions.cached_permissions(user, tenant)`: the `permission_cache` row, filled on the spot when
- * missing). Inside a unit of work that changed permissions the in-process cache is bypassed, and what
+ * missing), two for a tenant moved to a database of its own. Inside a unit of work that changed permissions the in-process cache is bypassed, and what
  * that unit reads is never stored in it (it may roll back).
  */
 import type { Context, MiddlewareHandler } from "hono";
@@ -25,7 +25,45 @@ export interface RequirePermissionOptions {
 }
 
 export function createChecks(router: Router, cache: PermissionCache) {
-  const db = router.db("permissions");
+  const home = router.databaseOf("permissions");
+
+  /**
+   * A user's effective permissions in a tenant (or globally). One query where the tenant's rows are
+   * in the permissions database — which also says whether the tenant was moved to a database of its
+   * own. For a moved tenant a second query asks that database: global assignments stay at home,
+   * the tenant's assignments live there, and what the user holds is the union of both.
+   */
+  async function effectivePermissions(userId: string, tenant: string | null): Promise<string[]> {
+    const here = router.database(home);
+    const placedOn = (rows: { placed: string | null }[]) => rows[0]?.placed ?? null;
+    let permissions: string[];
+    let placed: string | null = null;
+    if (home === "main") {
+      const rows = await here.execute<{ permissions: string[]; placed: string | null }>(
+        sql`select permissions.cached_permissions(${userId}::uuid, ${tenant}::uuid) as permissions,
+                   (select database from auth.tenant_placements where tenant_id = ${tenant}::uuid) as placed`,
+      );
+      permissions = rows[0]?.permissions ?? [];
+      placed = placedOn(rows);
+    } else {
+      const rows = await here.execute<{ permissions: string[] }>(
+        sql`select permissions.cached_permissions(${userId}::uuid, ${tenant}::uuid) as permissions`,
+      );
+      permissions = rows[0]?.permissions ?? [];
+      if (tenant !== null) {
+        placed = placedOn(
+          await router.database("main").execute<{ placed: string | null }>(
+            sql`select database as placed from auth.tenant_placements where tenant_id = ${tenant}::uuid`,
+          ),
+        );
+      }
+    }
+    if (placed === null || placed === home) return permissions;
+    const rows = await router
+      .database(placed)
+      .execute<{ permissions: string[] }>(sql`select permissions.cached_permissions(${userId}::uuid, ${tenant}::uuid) as permissions`);
+    return [...new Set([...permissions, ...(rows[0]?.permissions ?? [])])];
+  }
 
   async function matcherFor(userId: string, tenant: string | null): Promise<Matcher> {
     const bypass = inChangedUnit();
@@ -34,10 +72,7 @@ export function createChecks(router: Router, cache: PermissionCache) {
       if (cached) return cached;
     }
     const generation = cache.generation;
-    const rows = await db.execute<{ permissions: string[] }>(
-      sql`select permissions.cached_permissions(${userId}::uuid, ${tenant}::uuid) as permissions`,
-    );
-    const matcher = compileMatcher(rows[0]?.permissions ?? []);
+    const matcher = compileMatcher(await effectivePermissions(userId, tenant));
     if (!bypass) cache.set(userId, tenant, matcher, generation);
     return matcher;
   }

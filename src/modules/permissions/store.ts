@@ -3,6 +3,7 @@
  * writes, assignment rows, and `change` — the savepoint every mutation runs in.
  */
 import { and, asc, eq, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
+import { ensureControlPlaneRows } from "../../db/control-plane-rows.js";
 import type { Router } from "../../db/router.js";
 import { fromDatabaseError } from "../../errors.js";
 import type { AuditModule } from "../audit/index.js";
@@ -133,9 +134,12 @@ export function createPermissionsStore(router: Router, audit: AuditModule) {
   }
 
   async function assignInScope(userId: string, role: RoleRow, tenant: string | null): Promise<Assignment> {
+    const assignedBy = actorUserId();
+    // A tenant in a database of its own: the users the row references must exist there too.
+    await ensureControlPlaneRows(router, router.routedDatabase("permissions"), "users", [userId, assignedBy]);
     const [inserted] = await db
       .insert(userRoles)
-      .values({ userId, roleId: role.id, tenantId: tenant, assignedBy: actorUserId() })
+      .values({ userId, roleId: role.id, tenantId: tenant, assignedBy })
       .onConflictDoNothing()
       .returning();
     if (inserted) {
