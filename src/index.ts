@@ -117,10 +117,17 @@ export function createSdk(options: SdkOptions) {
      * await sdk.db().insert(invoices).values({ userId, total });
      */
     db: (database = "main") => router.database(database),
-    /** Seeds built-in roles and default email templates (idempotent). */
+    /**
+     * Seeds built-in roles and default email templates (idempotent) in every database of the
+     * topology: a tenant moved to a database of its own finds the platform rows there too.
+     */
     async seed() {
-      await permissions.seed();
-      await email.seed();
+      for (const database of router.databases()) {
+        await router.onDatabase(database, async () => {
+          await permissions.seed();
+          await email.seed();
+        });
+      }
     },
     /** Stops background work and closes every pool (with a timeout: a dead connection cannot hang it). */
     async close() {

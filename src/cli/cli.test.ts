@@ -139,15 +139,12 @@ describe("sv-sdk", () => {
   }, 300_000);
 
   it("tenant:move validates its options before touching a database", async () => {
-    const unacknowledged = await cli(["tenant:move", "--tenant", "7f9c0a52-3d7c-4d0e-9a53-8c3f6a1e2b4d", "--to", "main"]);
-    expect(unacknowledged.code).toBe(2);
-    expect(unacknowledged.stderr).toContain("--data-only");
-    const noTenant = await cli(["tenant:move", "--to", "main", "--data-only"]);
+    const noTenant = await cli(["tenant:move", "--to", "main"]);
     expect(noTenant.code).toBe(2);
     expect(noTenant.stderr).toContain("--tenant is required");
-    const badTenant = await cli(["tenant:move", "--tenant", "acme", "--to", "main", "--data-only"]);
+    const badTenant = await cli(["tenant:move", "--tenant", "acme", "--to", "main"]);
     expect(badTenant.code).toBe(2);
-    const unknownDb = await cli(["tenant:move", "--tenant", "7f9c0a52-3d7c-4d0e-9a53-8c3f6a1e2b4d", "--to", "elsewhere", "--data-only"]);
+    const unknownDb = await cli(["tenant:move", "--tenant", "7f9c0a52-3d7c-4d0e-9a53-8c3f6a1e2b4d", "--to", "elsewhere"]);
     expect(unknownDb.code).toBe(2);
     expect(unknownDb.stderr).toContain("no database named 'elsewhere'");
     const noDatabase = await cli(["email:worker"], { env: { DATABASE_URL: "" } });
@@ -166,7 +163,7 @@ describe("sv-sdk", () => {
         await sql`insert into permissions.roles (tenant_id, name) values (${tenantId}, 'editor'), (${tenantId}, 'viewer')`;
         const topology = JSON.stringify({ databases: { main: { url: main.url }, tenant_acme: { url: other.url } } });
         const env = { DATABASE_URL: main.url, DATABASE_TOPOLOGY: topology };
-        const moved = await cli(["tenant:move", "--tenant", tenantId, "--to", "tenant_acme", "--data-only", "--batch", "1"], { env });
+        const moved = await cli(["tenant:move", "--tenant", tenantId, "--to", "tenant_acme", "--batch", "1"], { env });
         expect(moved.code, moved.stderr).toBe(0);
         expect(moved.stdout).toContain(`moved tenant ${tenantId} from 'main' to 'tenant_acme'`);
         expect(moved.stdout).toMatch(/permissions\.roles\s+2 rows/);
@@ -175,7 +172,7 @@ describe("sv-sdk", () => {
         expect(placement).toEqual({ database: "tenant_acme", state: "active" });
         const [event] = await sql`select count(*)::int as n from audit.audit_logs where action = 'tenant.moved' and target_id = ${tenantId}`;
         expect(event).toEqual({ n: 1 });
-        const twice = await cli(["tenant:move", "--tenant", tenantId, "--to", "tenant_acme", "--data-only"], { env });
+        const twice = await cli(["tenant:move", "--tenant", tenantId, "--to", "tenant_acme"], { env });
         expect(twice.code, twice.stderr).toBe(0);
         expect(twice.stdout).toContain("already lives on 'tenant_acme'");
       } finally {

@@ -7,24 +7,26 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const tenantMoveCommand: Command = {
   name: "tenant:move",
   help: `
-Usage: sv-sdk tenant:move --tenant <uuid> --to <database> --data-only [--batch <n>] [--resume]
+Usage: sv-sdk tenant:move --tenant <uuid> --to <database> [--batch <n>] [--resume]
 
-Moves one tenant (organization) to another database of DATABASE_TOPOLOGY (both migrated): marks its
-placement 'moving', copies its rows (roles, grants, assignments, templates, email sends, audit trail)
-in batches, verifies per-table row counts and checksums on both sides, points its placement at the
-target in one transaction, then removes its rows from the source. The source keeps its copy of the
-tenant's audit trail: it is append-only, sealed history. Progress goes to stderr.
+Moves one tenant (organization) to another database of DATABASE_TOPOLOGY (both migrated and seeded):
+marks its placement 'moving' and waits for the tenant's writes in flight, copies its rows (roles,
+grants, assignments, templates, email sends, audit trail) in batches, verifies per-table row counts
+and checksums on both sides, points its placement at the target in one transaction, then removes its
+rows from the source. The source keeps its copy of the tenant's audit trail: it is append-only,
+sealed history. Progress goes to stderr.
+
+Running instances follow the placement without a restart: while the tenant moves its data can be
+read and its writes are refused (503 TENANT_MOVING, Retry-After); after the flip they are served
+from the target database. Every instance's DATABASE_TOPOLOGY must name the target database.
 
   --tenant <uuid>    the tenant (organization id)
   --to <database>    a database name of the topology, e.g. tenant_acme
   --batch <n>        rows per batch (default 500)
   --resume           continue an interrupted move (batches already copied are skipped)
-  --data-only        required: you know the API does not yet serve a moved tenant from its new
-                     database (queries are not routed by placement, writes are not blocked during
-                     the move), so this moves the data only
 
-An interrupted move leaves the tenant in state 'moving' (its writes should be refused meanwhile);
-run the same command with --resume to finish it.
+An interrupted move leaves the tenant in state 'moving' (its writes are refused meanwhile); run the
+same command with --resume to finish it.
 
 Exit codes: 0 moved (or already there), 1 failed, 2 bad options or configuration.`,
   async run(args) {
@@ -33,15 +35,7 @@ Exit codes: 0 moved (or already there), 1 failed, 2 bad options or configuration
       to: { type: "string" },
       batch: { type: "string" },
       resume: { type: "boolean" },
-      "data-only": { type: "boolean" },
     });
-    if (!options["data-only"]) {
-      throw new UsageError(
-        "tenant:move moves a tenant's data, but the API does not yet route a moved tenant's queries to its new database " +
-          "(nor block its writes during the move): after a move the running API would not see that tenant's data. " +
-          "Pass --data-only to move the data anyway.",
-      );
-    }
     if (!options.tenant) throw new UsageError("--tenant is required");
     if (!UUID.test(options.tenant)) throw new UsageError(`--tenant must be a tenant id (uuid), got '${options.tenant}'`);
     if (!options.to) throw new UsageError("--to is required");
