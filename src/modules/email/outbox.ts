@@ -5,11 +5,13 @@
  * here talks to the provider.
  */
 import { eq, sql } from "drizzle-orm";
+import { ensureControlPlaneRows } from "../../db/control-plane-rows.js";
 import type { Router } from "../../db/router.js";
 import { ambientTransaction, currentContext } from "../../db/unit-of-work.js";
 import type { AuditModule } from "../audit/index.js";
 // The schema file, not the module index: auth depends on email, and the index would make a cycle.
 import { users } from "../auth/index.js";
+import { createEmailDatabases } from "./databases.js";
 import { EmailErrors } from "./errors.js";
 import type { Preferences } from "./preferences.js";
 import { emailSends, type EmailSendStatus } from "./schema.js";
@@ -53,23 +55,64 @@ interface Deps {
   from: string;
 }
 
-interface Lookup extends Record<string, unknown> {
+interface TemplateRow extends Record<string, unknown> {
   subject: string | null;
   html: string | null;
   text: string | null;
+}
+
+interface RecipientFlags extends Record<string, unknown> {
   suppressed: boolean;
   opted_out: boolean;
 }
 
+interface LookupInput {
+  key: string;
+  tenantId: string | null;
+  locales: string[];
+  to: string;
+  userId: string | undefined;
+  category: string;
+}
+
 export function createOutbox({ router, audit, definitions, preferences, from }: Deps) {
   const db = () => router.db("email");
-  const emailDatabase = router.databaseOf("email");
+  const { home, schemaDb } = createEmailDatabases(router);
 
   /** Runs `fn` in the caller's transaction when it is scoped to `tenantId`, else in one that is. */
   function inTenantTransaction<T>(tenantId: string | null, fn: () => Promise<T>): Promise<T> {
     const current = currentContext().tenantId ?? null;
-    if (ambientTransaction(emailDatabase) && (current || null) === (tenantId || null)) return fn();
+    if (ambientTransaction(router.routedDatabase("email")) && (current || null) === (tenantId || null)) return fn();
     return router.withTenant(tenantId, fn);
+  }
+
+  /**
+   * The template (tenant override first, most specific locale first) from the tenant's database,
+   * and whether the address is suppressed or the user opted out, from the email schema's database
+   * (one list per deployment). One round trip when both are the same database, else one to each,
+   * in parallel.
+   */
+  async function lookup({ key, tenantId, locales, to, userId, category }: LookupInput) {
+    const template = sql`
+      select subject, html, text from email.email_templates
+      where key = ${key} and locale in ${locales}
+        and (tenant_id is null or tenant_id = ${tenantId}::uuid)
+      order by array_position(array[${sql.join(locales.map((l) => sql`${l}`), sql`, `)}]::text[], locale),
+               tenant_id is null
+      limit 1`;
+    const flags = sql`
+      select exists (select 1 from email.suppressions where email = ${to.toLowerCase()}) as suppressed,
+        coalesce((select opted_out from email.email_preferences
+                  where user_id = ${userId ?? null}::uuid and category = ${category}), false) as opted_out`;
+    if (router.routedDatabase("email") === home) {
+      const [row] = (await db().execute(sql`
+        select t.subject, t.html, t.text, f.suppressed, f.opted_out
+        from (${flags}) as f left join lateral (${template}) t on true
+      `)) as unknown as (TemplateRow & RecipientFlags)[];
+      return { found: row, flags: row! };
+    }
+    const [templates, flagRows] = await Promise.all([db().execute(template), schemaDb.execute(flags)]);
+    return { found: (templates as unknown as TemplateRow[])[0], flags: (flagRows as unknown as RecipientFlags[])[0]! };
   }
 
   /**
@@ -114,34 +157,23 @@ export function createOutbox({ router, audit, definitions, preferences, from }: 
 
     return inTenantTransaction(tenantId, async () => {
       const { to, userId } = await recipientOf(input, category);
-      // One round trip for the template (tenant override first, most specific locale first), the
-      // suppression list and the user's preference.
-      const [found] = (await db().execute(sql`
-        select t.subject, t.html, t.text,
-          exists (select 1 from email.suppressions where email = ${to.toLowerCase()}) as suppressed,
-          coalesce((select opted_out from email.email_preferences
-                    where user_id = ${userId ?? null}::uuid and category = ${category}), false) as opted_out
-        from (select 1) as one
-        left join lateral (
-          select subject, html, text from email.email_templates
-          where key = ${input.template} and locale in ${locales}
-            and (tenant_id is null or tenant_id = ${tenantId}::uuid)
-          order by array_position(array[${sql.join(locales.map((l) => sql`${l}`), sql`, `)}]::text[], locale),
-                   tenant_id is null
-          limit 1
-        ) t on true
-      `)) as unknown as Lookup[];
+      const { found, flags } = await lookup({ key: input.template, tenantId, locales, to, userId, category });
       if (!found?.subject) throw EmailErrors.TEMPLATE_NOT_FOUND({ key: input.template, locale: locales[0] });
 
       const rendered = renderContent(definition, { subject: found.subject, html: found.html!, text: found.text! }, input.data);
-      const skipReason = found.suppressed
+      const skipReason = flags.suppressed
         ? ("suppressed" as const)
-        : found.opted_out && !isMandatoryCategory(category)
+        : flags.opted_out && !isMandatoryCategory(category)
           ? ("opted_out" as const)
           : undefined;
       const status: EmailSendStatus = skipReason ? "skipped" : "queued";
       const headers = preferences.unsubscribeHeaders(userId, category) ?? null;
 
+      // The row's keys point at auth rows, which only main holds authoritatively: a tenant's own
+      // database gets a copy of the ones it lacks (a user who joined after the move).
+      const target = router.routedDatabase("email");
+      await ensureControlPlaneRows(router, target, "users", [userId]);
+      await ensureControlPlaneRows(router, target, "organizations", [tenantId]);
       const [row] = await db()
         .insert(emailSends)
         .values({

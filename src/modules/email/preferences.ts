@@ -6,8 +6,10 @@
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { and, eq } from "drizzle-orm";
+import { ensureControlPlaneRows } from "../../db/control-plane-rows.js";
 import type { Router } from "../../db/router.js";
 import type { AuditModule } from "../audit/index.js";
+import { createEmailDatabases } from "./databases.js";
 import { EmailErrors } from "./errors.js";
 import { emailPreferences } from "./schema.js";
 import { MANDATORY_CATEGORIES, OPTIONAL_CATEGORIES, isMandatoryCategory } from "./templates.js";
@@ -31,12 +33,13 @@ interface Deps {
 const b64url = (value: Buffer | string) => Buffer.from(value).toString("base64url");
 
 export function createPreferences({ router, audit, categories, unsubscribeSecret, publicUrl }: Deps) {
-  const db = () => router.db("email");
+  // One list per deployment, never per tenant: always the email schema's database.
+  const { home, schemaDb: db } = createEmailDatabases(router);
   const sign = (payload: string) => createHmac("sha256", unsubscribeSecret).update(`unsubscribe:${payload}`).digest();
   const known = [...new Set([...MANDATORY_CATEGORIES, ...OPTIONAL_CATEGORIES, ...categories])];
 
   async function readPreferences(userId: string): Promise<CategoryPreference[]> {
-    const rows = await db().select().from(emailPreferences).where(eq(emailPreferences.userId, userId));
+    const rows = await db.select().from(emailPreferences).where(eq(emailPreferences.userId, userId));
     const optedOut = new Map(rows.map((r) => [r.category, r.optedOut]));
     const all = [...new Set([...known, ...optedOut.keys()])];
     return all.map((category) => ({
@@ -47,7 +50,8 @@ export function createPreferences({ router, audit, categories, unsubscribeSecret
   }
 
   async function setOptedOut(userId: string, category: string, optedOut: boolean) {
-    await db()
+    await ensureControlPlaneRows(router, home, "users", [userId]);
+    await db
       .insert(emailPreferences)
       .values({ userId, category, optedOut })
       .onConflictDoUpdate({
@@ -132,7 +136,7 @@ export function createPreferences({ router, audit, categories, unsubscribeSecret
     async unsubscribe(token: string) {
       const { userId, category } = verifyUnsubscribeToken(token);
       return router.transaction(async () => {
-        const [current] = await db()
+        const [current] = await db
           .select({ optedOut: emailPreferences.optedOut })
           .from(emailPreferences)
           .where(and(eq(emailPreferences.userId, userId), eq(emailPreferences.category, category)));
