@@ -14,12 +14,18 @@
  *
  * Audit: failures and dead rows get one event each; successful sends one `email.sent` event per batch
  * and tenant (metadata.sendIds lists the rows), to keep the hot path at a constant number of writes.
+ *
+ * Databases: a tenant with a database of its own has its sends there, so each cycle makes one
+ * claim-send-record pass per database of the topology, pinned to it (`router.onDatabase`): the
+ * claim, the outcome, the audit events and the development transport's record all land beside the
+ * rows. The dispatcher LISTENs on every database, since the outbox notifies where it wrote.
  */
 import { createHash, randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Router } from "../../db/router.js";
 import type { Logger } from "../../logger.js";
 import type { AuditModule } from "../audit/index.js";
+import { createEmailDatabases } from "./databases.js";
 import { EMAIL_CHANNEL } from "./outbox.js";
 import type { EmailTransport, OutgoingEmail, SendFailure, SendOutcome } from "./transport.js";
 
@@ -44,9 +50,9 @@ export interface DispatcherOptions {
 
 export interface Dispatcher {
   readonly id: string;
-  /** Claims up to `limit` due rows and commits the claim (tests simulate a crash with it). */
+  /** Claims up to `limit` due rows, from each database in turn, and commits the claims (tests simulate a crash with it). */
   claim(limit?: number): Promise<ClaimedRow[]>;
-  /** One cycle: claim, send, record. Returns how many rows it claimed. */
+  /** One cycle: claim, send, record, once per database. Returns how many rows it claimed in all. */
   dispatchOnce(): Promise<number>;
   /** Starts the background loops and the NOTIFY listener. */
   start(): Promise<void>;
@@ -109,6 +115,8 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
   const backoffBaseMs = options.backoffBaseMs ?? 1_000;
   const backoffMaxMs = options.backoffMaxMs ?? 3_600_000;
   const concurrency = Math.max(1, options.concurrency ?? 1);
+  const databases = createEmailDatabases(router);
+  // Inside a pass pinned to one database, the email and audit handles are that database's.
   const db = () => router.db("email");
   const system = <T>(fn: () => Promise<T>) => router.withTenant("*", fn);
 
@@ -131,7 +139,8 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
     return Promise.race([wakePromise, new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
   }
 
-  async function claim(limit = batchSize): Promise<ClaimedRow[]> {
+  /** Claims up to `limit` due rows of the database this pass is pinned to. */
+  async function claimHere(limit: number): Promise<ClaimedRow[]> {
     return system(async () => {
       const rows = (await db().execute(sql`
         with due as (
@@ -156,6 +165,15 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
       `)) as unknown as ClaimedRow[];
       return [...rows];
     });
+  }
+
+  async function claim(limit = batchSize): Promise<ClaimedRow[]> {
+    const claimed: ClaimedRow[] = [];
+    for (const database of databases.all()) {
+      if (claimed.length >= limit) break;
+      claimed.push(...(await router.onDatabase(database, () => claimHere(limit - claimed.length))));
+    }
+    return claimed;
   }
 
   const toOutgoing = (row: ClaimedRow): OutgoingEmail => ({
@@ -286,7 +304,7 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
     });
   }
 
-  /** Returns claimed rows to the queue without spending an attempt. */
+  /** Returns claimed rows of the pinned database to the queue without spending an attempt. */
   async function release(ids?: string[]) {
     await system(() =>
       db().execute(sql`
@@ -305,14 +323,31 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
     }
   }
 
+  async function dispatchOn(database: string): Promise<number> {
+    return router.onDatabase(database, async () => {
+      const claimed = await claimHere(batchSize);
+      if (claimed.length === 0) return 0;
+      const exhausted = claimed.filter((r) => r.attempts > r.max_attempts);
+      const sendable = claimed.filter((r) => r.attempts <= r.max_attempts);
+      if (exhausted.length > 0) await system(() => markDead(exhausted));
+      if (sendable.length > 0) await record(await send(sendable));
+      return claimed.length;
+    });
+  }
+
   async function dispatchOnce(): Promise<number> {
-    const claimed = await claim();
-    if (claimed.length === 0) return 0;
-    const exhausted = claimed.filter((r) => r.attempts > r.max_attempts);
-    const sendable = claimed.filter((r) => r.attempts <= r.max_attempts);
-    if (exhausted.length > 0) await system(() => markDead(exhausted));
-    if (sendable.length > 0) await record(await send(sendable));
-    return claimed.length;
+    let claimed = 0;
+    let failure: Error | undefined;
+    // One pass per database; a database that fails does not hold up the others' mail.
+    for (const database of databases.all()) {
+      try {
+        claimed += await dispatchOn(database);
+      } catch (error) {
+        failure ??= new Error(`email dispatch on database '${database}' failed: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    if (failure) throw failure;
+    return claimed;
   }
 
   async function loop() {
@@ -337,9 +372,18 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
       stopping = undefined;
       stopController = new AbortController();
       running = true;
-      const pool = router.pool(router.databaseOf("email"));
-      const listener = await pool.sql.listen(EMAIL_CHANNEL, () => wake());
-      unlisten = () => listener.unlisten();
+      // The outbox notifies in the database it wrote to: a moved tenant's mail wakes us from there.
+      const listeners: { unlisten(): Promise<void> }[] = [];
+      try {
+        for (const database of databases.all()) listeners.push(await router.pool(database).sql.listen(EMAIL_CHANNEL, () => wake()));
+      } catch (error) {
+        running = false;
+        await Promise.all(listeners.map((l) => l.unlisten().catch(() => undefined)));
+        throw error;
+      }
+      unlisten = async () => {
+        await Promise.all(listeners.map((l) => l.unlisten()));
+      };
       loops = Array.from({ length: concurrency }, () => loop());
       logger.info("email dispatcher started", { dispatcher: id, transport: transport.name, batchSize, concurrency });
     },
@@ -352,7 +396,7 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
         loops = [];
         await unlisten?.().catch(() => undefined);
         unlisten = undefined;
-        await release();
+        for (const database of databases.all()) await router.onDatabase(database, () => release());
         logger.info("email dispatcher stopped", { dispatcher: id });
       })();
       return stopping;

@@ -94,6 +94,9 @@ export function createDevelopmentTransport(router: Router): EmailTransport {
     name: "development",
     maxBatchSize: 100,
     async send(emails) {
+      // A message references its send (send_id), so it is written in the database holding the send:
+      // the dispatcher sends each database's rows pinned to that database, which the routed email
+      // handle follows.
       const rows = await router
         .db("email")
         .insert(devMessages)
