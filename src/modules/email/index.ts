@@ -4,6 +4,7 @@ import { Resend } from "resend";
 import type { Router } from "../../db/router.js";
 import type { Logger } from "../../logger.js";
 import type { AuditModule } from "../audit/index.js";
+import { createEmailDatabases } from "./databases.js";
 import { createDispatcher, type Dispatcher, type DispatcherOptions } from "./dispatcher.js";
 import { EmailErrors } from "./errors.js";
 import { createOutbox } from "./outbox.js";
@@ -125,6 +126,7 @@ export function createEmailModule({ router, audit, logger, options }: EmailModul
   const outbox = createOutbox({ router, audit, definitions, preferences, from });
   const webhooks = createWebhooks({ router, audit, resend, webhookSecret: options.webhookSecret });
 
+  const databases = createEmailDatabases(router);
   const dispatchers = new Set<Dispatcher>();
   let defaultDispatcher: Dispatcher | undefined;
   const newDispatcher = (overrides: DispatcherOptions = {}) => {
@@ -190,40 +192,54 @@ export function createEmailModule({ router, audit, logger, options }: EmailModul
     },
 
     /**
-     * One send, across tenants (for operators and tests).
+     * One send, across tenants and the databases they live in (for operators and tests).
      *
      * @example
      * const send = await sdk.email.getSend(id);
      */
-    getSend: (id: string) =>
-      router.withTenant("*", async () => {
+    async getSend(id: string) {
+      const hit = await databases.findInAny(async () => {
         const [row] = await router.db("email").select().from(emailSends).where(eq(emailSends.id, id));
-        if (!row) throw EmailErrors.SEND_NOT_FOUND({ id });
         return row;
-      }),
+      });
+      if (!hit) throw EmailErrors.SEND_NOT_FOUND({ id });
+      return hit.found;
+    },
 
     /**
-     * Messages the development transport recorded, newest first.
+     * Messages the development transport recorded, in every database, newest first.
      *
      * @example
      * const [latest] = await sdk.email.listDevMessages({ to: "ada@example.test" });
      */
     async listDevMessages({ limit = 50, to }: { limit?: number; to?: string } = {}) {
       if (transport.name !== "development") throw EmailErrors.DEV_TRANSPORT_INACTIVE();
-      return router
-        .db("email")
-        .select()
-        .from(devMessages)
-        .where(to ? sql`lower(${devMessages.toAddress}) = ${to.toLowerCase()}` : undefined)
-        .orderBy(desc(devMessages.createdAt))
-        .limit(Math.min(Math.max(limit, 1), 500));
+      const count = Math.min(Math.max(limit, 1), 500);
+      // Each database's newest `count`, merged: a message is recorded beside its send (its tenant's database).
+      const perDatabase = await Promise.all(
+        databases.all().map((database) =>
+          router
+            .database(database)
+            .select()
+            .from(devMessages)
+            .where(to ? sql`lower(${devMessages.toAddress}) = ${to.toLowerCase()}` : undefined)
+            .orderBy(desc(devMessages.createdAt))
+            .limit(count),
+        ),
+      );
+      return perDatabase
+        .flat()
+        .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())
+        .slice(0, count);
     },
     /** @example const message = await sdk.email.getDevMessage(id); */
     async getDevMessage(id: string) {
       if (transport.name !== "development") throw EmailErrors.DEV_TRANSPORT_INACTIVE();
-      const [row] = await router.db("email").select().from(devMessages).where(eq(devMessages.id, id));
-      if (!row) throw EmailErrors.DEV_MESSAGE_NOT_FOUND({ id });
-      return row;
+      for (const database of databases.all()) {
+        const [row] = await router.database(database).select().from(devMessages).where(eq(devMessages.id, id));
+        if (row) return row;
+      }
+      throw EmailErrors.DEV_MESSAGE_NOT_FOUND({ id });
     },
   };
 

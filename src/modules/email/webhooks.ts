@@ -3,11 +3,16 @@
  * (5 minute timestamp tolerance); the event id (`svix-id`) is stored unique, so a replayed delivery
  * changes nothing. Status only moves forward (a late `delivered` does not undo `opened`); hard bounces
  * and complaints add the address to the suppression list.
+ *
+ * A send lives in its tenant's database, so the event is looked for in each database (the email
+ * schema's first) and recorded beside the send it concerns; an event for no known send is recorded
+ * in the email schema's database, as is the suppression list.
  */
 import { sql } from "drizzle-orm";
 import type { Resend } from "resend";
 import type { Router } from "../../db/router.js";
 import type { AuditModule } from "../audit/index.js";
+import { createEmailDatabases } from "./databases.js";
 import { EmailErrors } from "./errors.js";
 import { emailEvents, suppressions, type EmailSendStatus } from "./schema.js";
 
@@ -75,8 +80,92 @@ function sendIdTag(tags: NonNullable<EventPayload["data"]>["tags"]): string | un
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** One verified webhook delivery. */
+interface Delivery {
+  /** svix-id */
+  id: string;
+  type: string;
+  event: EventPayload;
+  providerId?: string;
+}
+
+interface FoundSend {
+  id: string;
+  tenant_id: string | null;
+  status: EmailSendStatus;
+}
+
 export function createWebhooks({ router, audit, resend, webhookSecret }: Deps) {
   const db = () => router.db("email");
+  const databases = createEmailDatabases(router);
+
+  /** The send an event concerns, in the database the handle is pinned to: by provider id, else by its send_id tag. */
+  async function findSend(providerId: string | undefined, tagged: string | undefined): Promise<FoundSend | undefined> {
+    if (!providerId && !(tagged && UUID.test(tagged))) return undefined;
+    const [send] = (await db().execute(sql`
+      select id, tenant_id, status from email.email_sends
+      where ${providerId ? sql`provider_message_id = ${providerId}` : sql`false`}
+         or ${tagged && UUID.test(tagged) ? sql`id = ${tagged}::uuid` : sql`false`}
+      order by (provider_message_id = ${providerId ?? null}) desc nulls last
+      limit 1
+    `)) as unknown as FoundSend[];
+    return send;
+  }
+
+  /** Records the event beside its send (in the pinned database), moves the send's status, suppresses. */
+  async function apply({ id, type, event, providerId }: Delivery, send: FoundSend | undefined): Promise<WebhookResult> {
+    const [inserted] = await db()
+      .insert(emailEvents)
+      .values({ providerEventId: id, sendId: send?.id ?? null, type, payload: event })
+      .onConflictDoNothing({ target: emailEvents.providerEventId })
+      .returning({ id: emailEvents.id });
+    if (!inserted) return { outcome: "replayed" as const, eventId: id, sendId: send?.id };
+
+    const next = STATUS_OF_EVENT[type];
+    let status: EmailSendStatus | undefined;
+    if (send && next) {
+      const earlier = Object.entries(STAGE)
+        .filter(([, stage]) => stage! < STAGE[next]!)
+        .map(([s]) => s);
+      const [updated] = (await db().execute(sql`
+        update email.email_sends set status = ${next}, updated_at = now(),
+          provider_message_id = coalesce(provider_message_id, ${providerId ?? null})
+        where id = ${send.id} and status in ${earlier}
+        returning status
+      `)) as unknown as { status: EmailSendStatus }[];
+      status = updated?.status;
+    }
+    await audit.recordAuditEvent({
+      action: "email.webhook_received",
+      actor: ACTOR,
+      tenantId: send?.tenant_id ?? null,
+      target: { type: "email_send", id: send?.id ?? id },
+      metadata: { eventId: id, type, providerMessageId: providerId, statusChanged: status ?? null },
+    });
+
+    const hardBounce = type === "email.bounced" && event.data?.bounce?.type?.toLowerCase() === "permanent";
+    if (hardBounce || type === "email.complained") {
+      const reason = hardBounce ? ("hard_bounce" as const) : ("complaint" as const);
+      const to = event.data?.to;
+      for (const address of (Array.isArray(to) ? to : to ? [to] : []).map((a) => a.toLowerCase())) {
+        const [added] = await databases.schemaDb
+          .insert(suppressions)
+          .values({ email: address, reason, sourceEventId: id })
+          .onConflictDoNothing()
+          .returning({ email: suppressions.email });
+        if (added) {
+          await audit.recordAuditEvent({
+            action: "email.suppressed",
+            actor: ACTOR,
+            tenantId: send?.tenant_id ?? null,
+            target: { type: "email_send", id: send?.id ?? id },
+            metadata: { reason, eventId: id },
+          });
+        }
+      }
+    }
+    return { outcome: next && send ? ("processed" as const) : ("ignored" as const), eventId: id, sendId: send?.id, status };
+  }
 
   /**
    * Verifies and applies one Resend webhook delivery. Pass the raw body, before any JSON parsing: the
@@ -100,72 +189,19 @@ export function createWebhooks({ router, audit, resend, webhookSecret }: Deps) {
     } catch (error) {
       throw EmailErrors.WEBHOOK_SIGNATURE_INVALID({ reason: (error as Error).message });
     }
-    const type = event?.type ?? "unknown";
+    const delivery: Delivery = { id, type: event?.type ?? "unknown", event, providerId: event.data?.email_id };
+    const tagged = sendIdTag(event.data?.tags);
 
-    // Webhooks are platform work: they may concern any tenant's sends.
-    return router.withTenant("*", async () => {
-      const providerId = event.data?.email_id;
-      const tagged = sendIdTag(event.data?.tags);
-      const [send] = (await db().execute(sql`
-        select id, tenant_id, status from email.email_sends
-        where ${providerId ? sql`provider_message_id = ${providerId}` : sql`false`}
-           or ${tagged && UUID.test(tagged) ? sql`id = ${tagged}::uuid` : sql`false`}
-        order by (provider_message_id = ${providerId ?? null}) desc nulls last
-        limit 1
-      `)) as unknown as { id: string; tenant_id: string | null; status: EmailSendStatus }[];
-
-      const [inserted] = await db()
-        .insert(emailEvents)
-        .values({ providerEventId: id, sendId: send?.id ?? null, type, payload: event })
-        .onConflictDoNothing({ target: emailEvents.providerEventId })
-        .returning({ id: emailEvents.id });
-      if (!inserted) return { outcome: "replayed" as const, eventId: id, sendId: send?.id };
-
-      const next = STATUS_OF_EVENT[type];
-      let status: EmailSendStatus | undefined;
-      if (send && next) {
-        const earlier = Object.entries(STAGE)
-          .filter(([, stage]) => stage! < STAGE[next]!)
-          .map(([s]) => s);
-        const [updated] = (await db().execute(sql`
-          update email.email_sends set status = ${next}, updated_at = now(),
-            provider_message_id = coalesce(provider_message_id, ${providerId ?? null})
-          where id = ${send.id} and status in ${earlier}
-          returning status
-        `)) as unknown as { status: EmailSendStatus }[];
-        status = updated?.status;
-      }
-      await audit.recordAuditEvent({
-        action: "email.webhook_received",
-        actor: ACTOR,
-        tenantId: send?.tenant_id ?? null,
-        target: { type: "email_send", id: send?.id ?? id },
-        metadata: { eventId: id, type, providerMessageId: providerId, statusChanged: status ?? null },
+    // Webhooks are platform work: they may concern any tenant's sends, in any database. The common
+    // case (the send is in the email schema's database) is one unit of work.
+    for (const database of databases.all()) {
+      const result = await databases.asPlatformOn(database, async () => {
+        const send = await findSend(delivery.providerId, tagged);
+        return send ? apply(delivery, send) : undefined;
       });
-
-      const hardBounce = type === "email.bounced" && event.data?.bounce?.type?.toLowerCase() === "permanent";
-      if (hardBounce || type === "email.complained") {
-        const reason = hardBounce ? ("hard_bounce" as const) : ("complaint" as const);
-        const to = event.data?.to;
-        for (const address of (Array.isArray(to) ? to : to ? [to] : []).map((a) => a.toLowerCase())) {
-          const [added] = await db()
-            .insert(suppressions)
-            .values({ email: address, reason, sourceEventId: id })
-            .onConflictDoNothing()
-            .returning({ email: suppressions.email });
-          if (added) {
-            await audit.recordAuditEvent({
-              action: "email.suppressed",
-              actor: ACTOR,
-              tenantId: send?.tenant_id ?? null,
-              target: { type: "email_send", id: send?.id ?? id },
-              metadata: { reason, eventId: id },
-            });
-          }
-        }
-      }
-      return { outcome: next && send ? ("processed" as const) : ("ignored" as const), eventId: id, sendId: send?.id, status };
-    });
+      if (result) return result;
+    }
+    return databases.asPlatformOn(databases.home, () => apply(delivery, undefined));
   }
 
   return { handleResendWebhook };
