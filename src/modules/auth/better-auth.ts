@@ -20,6 +20,12 @@ import * as tables from "./schema.js";
 export const DEFAULT_COOKIE_CACHE_SECONDS = 300;
 /** Request header carrying the client address to better-auth; set by the app, never trusted from clients. */
 export const CLIENT_IP_HEADER = "x-sv-client-ip";
+const COOKIE_PREFIX = "sv";
+
+/** better-auth's session-token cookie name for these options (`__Secure-` when cookies are secure). */
+export function sessionCookieName(production: boolean): string {
+  return `${production ? "__Secure-" : ""}${COOKIE_PREFIX}.session_token`;
+}
 
 export interface AuthOptions {
   /** At least 32 characters in production. */
@@ -100,7 +106,7 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
     }),
     advanced: {
       database: { generateId: "uuid" },
-      cookiePrefix: "sv",
+      cookiePrefix: COOKIE_PREFIX,
       useSecureCookies: production,
       defaultCookieAttributes: { httpOnly: true, sameSite: "lax", secure: production },
       // better-auth turns both checks off when it detects a test runner; they are part of what our

@@ -8,7 +8,7 @@ import { CommonErrors } from "../../errors.js";
 import type { AuditModule } from "../audit/index.js";
 import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
-import { createBetterAuth, DEFAULT_COOKIE_CACHE_SECONDS, type AuthOptions } from "./better-auth.js";
+import { createBetterAuth, DEFAULT_COOKIE_CACHE_SECONDS, sessionCookieName, type AuthOptions } from "./better-auth.js";
 import { createRevocations } from "./revocations.js";
 import { createSessionCache } from "./session-cache.js";
 import { createSessionMiddleware, resolveSession } from "./middleware.js";
@@ -35,7 +35,7 @@ export function createAuthModule({ router, audit, permissions, email, options, l
   }
   const revocations = createRevocations(router, options.cookieCacheSeconds ?? DEFAULT_COOKIE_CACHE_SECONDS);
   const auth = createBetterAuth(options, { router, audit, permissions, email, revocations, logger, production });
-  const sessionCache = createSessionCache(revocations);
+  const sessionCache = createSessionCache(revocations, { sessionCookie: sessionCookieName(production) });
 
   return {
     /** better-auth's server API (`sdk.auth.api.signInEmail(...)`, organization, admin, two-factor …). */

@@ -4,7 +4,8 @@ import { useTestSdk } from "../../../test/support.js";
 import { withRollback } from "../../testing/rollback.js";
 import type { ResolvedSession } from "./middleware.js";
 import { createRevocations } from "./revocations.js";
-import { createSessionCache } from "./session-cache.js";
+import { sessionCookieName } from "./better-auth.js";
+import { cookieValue, createSessionCache } from "./session-cache.js";
 
 const { sdk } = useTestSdk();
 
@@ -14,34 +15,55 @@ const session = (userId: string, expiresInMs: number): ResolvedSession => ({
 });
 
 describe("session cache", () => {
+  const sessionCookie = "sv.session_token";
+
   it("answers only the exact credential it was given", () => {
-    const cache = createSessionCache(createRevocations(sdk.router, 300));
+    const cache = createSessionCache(createRevocations(sdk.router, 300), { sessionCookie });
     const data = session(randomUUID(), 60_000);
-    cache.set(new Headers({ cookie: "sv.session_token=abc" }), data);
-    expect(cache.get(new Headers({ cookie: "sv.session_token=abc" }))).toBe(data);
-    expect(cache.get(new Headers({ cookie: "sv.session_token=abd" }))).toBeUndefined();
+    cache.set(new Headers({ cookie: "sv.session_token=abc; sv.session_data=xyz" }), data);
+    expect(cache.get(new Headers({ cookie: "sv.session_token=abc; sv.session_data=xyz" }))).toBe(data);
+    // The signed cookie-cache copy only repeats the session the token names.
+    expect(cache.get(new Headers({ cookie: "theme=dark; sv.session_token=abc" }))).toBe(data);
+    expect(cache.get(new Headers({ cookie: "sv.session_token=abd; sv.session_data=xyz" }))).toBeUndefined();
+    expect(cache.get(new Headers({ cookie: "xsv.session_token=abc" }))).toBeUndefined();
+    expect(cache.get(new Headers({ cookie: "sv.session_token=abc; sv.session_token=other" }))).toBeUndefined();
+    expect(cache.get(new Headers({ cookie: "sv.session_token=abc", authorization: "Bearer abc" }))).toBeUndefined();
     expect(cache.get(new Headers({ authorization: "Bearer abc" }))).toBeUndefined();
+    expect(cache.get(new Headers({ cookie: "sv.session_data=xyz" }))).toBeUndefined();
     expect(cache.get(new Headers())).toBeUndefined();
   });
 
+  it("reads one cookie out of a Cookie header, refusing an ambiguous one", () => {
+    expect(cookieValue("a=1; sv.session_token=t.sig; b=2", sessionCookie)).toBe("t.sig");
+    expect(cookieValue("sv.session_token=t.sig", sessionCookie)).toBe("t.sig");
+    expect(cookieValue("a=sv.session_token=x", sessionCookie)).toBeUndefined();
+    expect(cookieValue("sv.session_token=1; sv.session_token=2", sessionCookie)).toBeUndefined();
+    expect(cookieValue("", sessionCookie)).toBeUndefined();
+  });
+
+  it("keys on the cookie better-auth really sets", async () => {
+    const context = await sdk.auth.instance.$context;
+    expect(context.authCookies.sessionToken.name).toBe(sessionCookieName(false));
+  });
+
   it("never answers past the session's expiry or its time to live", async () => {
-    const cache = createSessionCache(createRevocations(sdk.router, 300), { ttlMs: 60_000 });
-    cache.set(new Headers({ cookie: "soon" }), session(randomUUID(), 20));
-    const shortLived = createSessionCache(createRevocations(sdk.router, 300), { ttlMs: 20 });
-    shortLived.set(new Headers({ cookie: "ttl" }), session(randomUUID(), 60_000));
+    const cache = createSessionCache(createRevocations(sdk.router, 300), { sessionCookie, ttlMs: 60_000 });
+    cache.set(new Headers({ cookie: "sv.session_token=soon" }), session(randomUUID(), 20));
+    const shortLived = createSessionCache(createRevocations(sdk.router, 300), { sessionCookie, ttlMs: 20 });
+    shortLived.set(new Headers({ cookie: "sv.session_token=ttl" }), session(randomUUID(), 60_000));
     await new Promise((r) => setTimeout(r, 40));
-    expect(cache.get(new Headers({ cookie: "soon" }))).toBeUndefined();
-    expect(shortLived.get(new Headers({ cookie: "ttl" }))).toBeUndefined();
+    expect(cache.get(new Headers({ cookie: "sv.session_token=soon" }))).toBeUndefined();
+    expect(shortLived.get(new Headers({ cookie: "sv.session_token=ttl" }))).toBeUndefined();
   });
 
   it("stops answering for a user as soon as their sessions are revoked", () =>
     withRollback(sdk, async () => {
       const revocations = createRevocations(sdk.router, 300);
-      const cache = createSessionCache(revocations);
+      const cache = createSessionCache(revocations, { sessionCookie });
       const [user] = await sdk.auth.createUser({ email: `c-${randomUUID()}@example.test`, password: "correct horse battery", name: "C" }).then((u) => [u]);
-      cache.set(new Headers({ cookie: "mine" }), session(user!.id, 60_000));
-      expect(cache.get(new Headers({ cookie: "mine" }))).toBeDefined();
+      cache.set(new Headers({ cookie: "sv.session_token=mine" }), session(user!.id, 60_000));
+      expect(cache.get(new Headers({ cookie: "sv.session_token=mine" }))).toBeDefined();
       await revocations.revokeUser(user!.id);
-      expect(cache.get(new Headers({ cookie: "mine" }))).toBeUndefined();
+      expect(cache.get(new Headers({ cookie: "sv.session_token=mine" }))).toBeUndefined();
     }));
 });

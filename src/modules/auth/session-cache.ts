@@ -2,8 +2,12 @@
  * An in-process cache of resolved sessions, in front of better-auth's getSession. With the cookie
  * cache on, getSession makes no query, yet its endpoint machinery costs about a millisecond of CPU
  * per call; this answers a credential seen recently from memory. It is safe because:
- * - the key is the request's whole credential (Authorization and Cookie headers), so only a
- *   combination better-auth already accepted can hit;
+ * - the key is the request's credential — its Authorization header and its session-token cookie
+ *   (signed by better-auth; the session it names is what any other cookie, such as the signed
+ *   cookie-cache copy, can only repeat) — so only a credential better-auth already accepted can hit.
+ *   A Cookie header naming the session token twice is ambiguous and never answered from here. The
+ *   whole Cookie header was the key before: hashing its ~1.2 KB for the map cost ~3 µs a request;
+ *
  * - an entry lives at most `ttlMs` and never past the session's expiry;
  * - a user whose sessions were revoked (sign-out, ban, reset — on any instance, via the revocation
  *   feed) is never answered from it until the revocation window has passed.
@@ -16,7 +20,24 @@ interface Entry {
   until: number;
 }
 
-export function createSessionCache(revocations: Revocations, options: { ttlMs?: number; maxEntries?: number } = {}) {
+/**
+ * The value of cookie `name` in a Cookie header; undefined when absent, or present twice.
+ */
+export function cookieValue(header: string, name: string): string | undefined {
+  const needle = `${name}=`;
+  let at = header.startsWith(needle) ? 0 : header.indexOf(`; ${needle}`);
+  if (at < 0) return undefined;
+  if (at > 0) at += 2;
+  const start = at + needle.length;
+  if (header.indexOf(needle, start) >= 0) return undefined;
+  const end = header.indexOf(";", start);
+  return header.slice(start, end < 0 ? undefined : end);
+}
+
+export function createSessionCache(
+  revocations: Revocations,
+  options: { sessionCookie: string; ttlMs?: number; maxEntries?: number },
+) {
   const ttlMs = options.ttlMs ?? 30_000;
   const maxEntries = options.maxEntries ?? 50_000;
   const entries = new Map<string, Entry>();
@@ -24,8 +45,9 @@ export function createSessionCache(revocations: Revocations, options: { ttlMs?: 
   const keyOf = (headers: Headers): string | undefined => {
     const authorization = headers.get("authorization");
     const cookie = headers.get("cookie");
-    if (!authorization && !cookie) return undefined;
-    return `${authorization ?? ""}\n${cookie ?? ""}`;
+    const token = cookie ? cookieValue(cookie, options.sessionCookie) : undefined;
+    if (!authorization && !token) return undefined;
+    return `${authorization ?? ""}\n${token ?? ""}`;
   };
 
   return {
