@@ -142,6 +142,25 @@ describe("a moved tenant", () => {
     expect(after.status).toBe(201);
   });
 
+  it("commits work that entered the tenant midway with the outer unit, or not at all", async () => {
+    // better-auth's membership hooks do this: an /api/auth unit (no tenant) mirrors a member into
+    // the tenant's permissions, which live in tenant_db.
+    const name = `midway-${randomUUID().slice(0, 8)}`;
+    const failing = sdk.transaction(async () => {
+      await sdk.permissions.createRole({ name, permissions: ["docs:read"] }, { tenant: tenantId });
+      throw new Error("the outer unit fails after the tenant's part finished");
+    });
+    await expect(failing).rejects.toThrow("outer unit fails");
+    expect(await count(tenantSql, "permissions.roles where name = $1", name)).toBe(0);
+
+    await sdk.transaction(async () => {
+      await sdk.permissions.createRole({ name, permissions: ["docs:read"] }, { tenant: tenantId });
+      // Not visible outside the unit until the outer unit commits.
+      expect(await count(tenantSql, "permissions.roles where name = $1", name)).toBe(0);
+    });
+    expect(await count(tenantSql, "permissions.roles where name = $1", name)).toBe(1);
+  });
+
   it("holds the tenant's write gate for as long as a unit of work is in the tenant", async () => {
     const tryGate = async () => {
       const [row] = await mainSql<{ ok: boolean }[]>`select pg_try_advisory_lock(${WRITE_GATE}, hashtext(${tenantId})) as ok`;

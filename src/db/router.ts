@@ -112,6 +112,80 @@ async function enterTenant(tx: Database, tenantId: string): Promise<{ database: 
   return row?.database ? { database: row.database, state: row.state ?? "active" } : undefined;
 }
 
+const ROLLBACK = Symbol("rollback");
+
+/** A transaction held open until `finish` says whether it commits. */
+interface HeldTransaction {
+  tx: Promise<Database>;
+  finish(commit: boolean): Promise<void>;
+}
+
+function holdTransaction(pool: Pool): HeldTransaction {
+  let decide!: (commit: boolean) => void;
+  const decision = new Promise<boolean>((resolve) => (decide = resolve));
+  let opened!: (tx: Database) => void;
+  let failed!: (error: unknown) => void;
+  const tx = new Promise<Database>((resolve, reject) => {
+    opened = resolve;
+    failed = reject;
+  });
+  const done = pool.db
+    .transaction(async (t) => {
+      opened(t as unknown as Database);
+      if (!(await decision)) throw ROLLBACK;
+    })
+    .then(
+      () => undefined,
+      (error: unknown) => {
+        if (error === ROLLBACK) return;
+        failed(error);
+        throw error;
+      },
+    );
+  done.catch(() => undefined); // observed through finish()
+  return {
+    tx,
+    async finish(commit) {
+      decide(commit);
+      await done;
+    },
+  };
+}
+
+const held = new WeakMap<UnitLevel, Map<string, HeldTransaction>>();
+
+function rootOf(level: UnitLevel): UnitLevel {
+  let root = level;
+  while (root.parent) root = root.parent;
+  return root;
+}
+
+/** The outermost level's transaction on `database`, opened on first use. */
+function joinAtRoot(level: UnitLevel, database: string, pool: (database: string) => Pool): Promise<Database> {
+  const root = rootOf(level);
+  let transactions = held.get(root);
+  if (!transactions) held.set(root, (transactions = new Map()));
+  let transaction = transactions.get(database);
+  if (!transaction) transactions.set(database, (transaction = holdTransaction(pool(database))));
+  return transaction.tx;
+}
+
+/** Commits (or rolls back) what nested levels opened at the outermost level; the first failure is thrown. */
+async function settleJoined(root: UnitLevel, commit: boolean): Promise<void> {
+  const transactions = held.get(root);
+  if (!transactions) return;
+  held.delete(root);
+  let failure: unknown;
+  for (const transaction of transactions.values()) {
+    try {
+      await transaction.finish(commit && failure === undefined);
+    } catch (error) {
+      failure ??= error;
+    }
+  }
+  if (failure !== undefined) throw failure;
+}
+
 /**
  * A handle that forwards every property to the ambient transaction of the database `resolve()`
  * names at that moment, or to that database's pool.
@@ -203,10 +277,28 @@ export function createRouter(topology: Topology, options: RouterOptions = {}): R
       if (tenant === inherited) level.tenantDatabase = parent?.tenantDatabase;
       if (level.tenantDatabase && !databases.includes(level.tenantDatabase)) databases.push(level.tenantDatabase);
       let moving = false;
-      const open = (index: number): Promise<T> => {
-        if (index === databases.length) return body();
+      // The outermost level commits what nested levels opened on databases it had not (see below)
+      // once its work is done, before its own transactions commit.
+      const finished = async (): Promise<T> => {
+        try {
+          const result = await body();
+          await settleJoined(level, true);
+          return result;
+        } catch (error) {
+          await settleJoined(level, false);
+          throw error;
+        }
+      };
+      const open = async (index: number): Promise<T> => {
+        if (index === databases.length) return parent ? body() : finished();
         const database = databases[index]!;
-        const outer = ambientTransaction(database);
+        let outer = ambientTransaction(database);
+        if (!outer && parent) {
+          // A nested level reaching a database the unit has not opened (a tenant entered midway):
+          // the transaction there belongs to the outermost level, so it commits with the unit, not
+          // when this level ends; this level is a savepoint in it.
+          outer = await joinAtRoot(level, database, pool);
+        }
         return (outer ?? pool(database).db).transaction(async (tx) => {
           const joined = tx as unknown as Database;
           const changes = outer ? tenant !== inherited : tenant !== null;
