@@ -6,7 +6,7 @@
  */
 import { sql, type SQL } from "drizzle-orm";
 import type { Router } from "../../db/router.js";
-import { currentContext, type Actor } from "../../db/unit-of-work.js";
+import { currentContext, currentLevel, type Actor } from "../../db/unit-of-work.js";
 import { AuditErrors } from "./errors.js";
 import { redact } from "./redact.js";
 
@@ -60,19 +60,32 @@ const INSERT_HEAD = sql`insert into audit.audit_logs
   (tenant_id, actor_type, actor_id, action, target_type, target_id, ip, user_agent, request_id, metadata, changes)
   values `;
 
-/**
- * Row-level security checks an inserted row's tenant against the transaction's `sv.tenant_id`. An
- * event naming a tenant other than the ambient one (a platform admin acting on a tenant, a system job)
- * is written with that tenant selected; the common case, an event of the ambient tenant, stays one
- * statement.
- */
-function needsOwnScope(event: AuditEventInput): boolean {
-  if (event.tenantId === undefined) return false;
-  const ambient = currentContext().tenantId;
-  return ambient !== "*" && (ambient ?? null) !== event.tenantId;
-}
+const isPlatform = (tenant: string | null) => tenant === null || tenant === "*";
 
 export function createAuditService(router: Router) {
+  /**
+   * The tenant an event must be written under in a unit level of its own (`router.withTenant`), or
+   * undefined when the ambient level will do. Two reasons to enter the event's tenant:
+   * - row-level security checks an inserted row's tenant against the transaction's `sv.tenant_id`;
+   * - entering a tenant is what routes its rows to the database it lives in: under the platform
+   *   scope (`"*"`: dispatcher, webhooks, system jobs) the ambient level writes to the audit
+   *   database, so an event of a tenant placed elsewhere would land beside, not with, its trail.
+   * Inside an open unit the level is a savepoint of the caller's transactions (a database the caller
+   * had not opened joins its outermost unit), so the event commits or rolls back with the work it
+   * records — atomically when both are in one database. With one database every tenant lives there
+   * and `"*"` passes row-level security: no level is needed.
+   */
+  function ownScope(event: AuditEventInput): string | null | undefined {
+    const tenant = event.tenantId !== undefined ? event.tenantId : (currentContext().tenantId ?? null);
+    const level = currentLevel();
+    // Outside a unit of work there is no transaction to carry sv.tenant_id nor a level to route by.
+    if (!level) return isPlatform(tenant) ? undefined : tenant;
+    // The level's tenant, not the context's: it is what the open transactions were entered with.
+    if (tenant === level.tenant || (isPlatform(tenant) && isPlatform(level.tenant))) return undefined;
+    if (level.tenant === "*" && router.databases().length === 1) return undefined;
+    return tenant;
+  }
+
   /**
    * Records one audit event in the ambient transaction: it commits with the change it describes, and
    * if it cannot be written the error fails the whole unit of work.
@@ -89,7 +102,8 @@ export function createAuditService(router: Router) {
    */
   async function recordAuditEvent(event: AuditEventInput): Promise<void> {
     const insert = () => router.db("audit").execute(sql`${INSERT_HEAD}${rowValues(event)}`);
-    await (needsOwnScope(event) ? router.withTenant(event.tenantId!, insert) : insert());
+    const scope = ownScope(event);
+    await (scope === undefined ? insert() : router.withTenant(scope, insert));
   }
 
   /**
@@ -101,12 +115,18 @@ export function createAuditService(router: Router) {
    */
   async function recordAuditEvents(events: readonly AuditEventInput[]): Promise<void> {
     if (events.length === 0) return;
-    const ambient = events.filter((e) => !needsOwnScope(e)).map(rowValues);
+    // One level per tenant, not per event: a batch for many tenants costs a savepoint per tenant.
+    const ambient: SQL[] = [];
     const scoped = new Map<string | null, SQL[]>();
-    for (const event of events.filter(needsOwnScope)) {
-      const group = scoped.get(event.tenantId!) ?? [];
+    for (const event of events) {
+      const scope = ownScope(event);
+      if (scope === undefined) {
+        ambient.push(rowValues(event));
+        continue;
+      }
+      const group = scoped.get(scope) ?? [];
       group.push(rowValues(event));
-      scoped.set(event.tenantId!, group);
+      scoped.set(scope, group);
     }
     const insert = async (rows: SQL[]) => {
       for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
