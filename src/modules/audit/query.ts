@@ -3,6 +3,12 @@
  * never holds the result in memory. Every read runs with a tenant selected (`sv.tenant_id`), so
  * row-level security confines it: a tenant id reads that tenant's events, `null` the platform's own
  * events, `"*"` every tenant's (for holders of a global permission).
+ *
+ * A tenant's trail can span databases: events stay sealed where they were written, and a tenant
+ * moved to a database of its own (`sv-sdk tenant:move`) writes its new events there. So every read
+ * visits every database of the topology and merges the results newest first; with one database that
+ * is the single query it always was. Event ids are per database: the order (and the cursor) breaks
+ * ties between databases by the database's position in `router.databases()`.
  */
 import { sql, type SQL } from "drizzle-orm";
 import type { Router } from "../../db/router.js";
@@ -87,15 +93,26 @@ function toEvent(row: EventRow): AuditEvent {
   };
 }
 
-export function encodeCursor(event: Pick<AuditEvent, "occurredAt" | "id">): string {
-  return Buffer.from(JSON.stringify([event.occurredAt, event.id])).toString("base64url");
+interface Cursor {
+  occurredAt: string;
+  id: string;
+  /** The database of the event the page ended on (only when the topology has several). */
+  database?: string;
 }
 
-function decodeCursor(cursor: string): { occurredAt: string; id: string } {
+export function encodeCursor(event: Pick<AuditEvent, "occurredAt" | "id">, database?: string): string {
+  const key = database === undefined ? [event.occurredAt, event.id] : [event.occurredAt, event.id, database];
+  return Buffer.from(JSON.stringify(key)).toString("base64url");
+}
+
+function decodeCursor(cursor: string): Cursor {
   try {
-    const [occurredAt, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown[];
-    if (typeof occurredAt === "string" && ISO_MICROS.test(occurredAt) && typeof id === "string" && /^\d{1,19}$/.test(id)) {
-      return { occurredAt, id };
+    const [occurredAt, id, database, ...rest] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown[];
+    if (
+      typeof occurredAt === "string" && ISO_MICROS.test(occurredAt) && typeof id === "string" && /^\d{1,19}$/.test(id) &&
+      (database === undefined || typeof database === "string") && rest.length === 0
+    ) {
+      return database === undefined ? { occurredAt, id } : { occurredAt, id, database };
     }
   } catch {
     // falls through to the error below
@@ -103,11 +120,25 @@ function decodeCursor(cursor: string): { occurredAt: string; id: string } {
   throw AuditErrors.INVALID_CURSOR();
 }
 
+/** Row of one database, with that database's position in `router.databases()`. */
+interface Located {
+  row: EventRow;
+  rank: number;
+}
+
+/** Newest first: occurred_at, then id, then the database's position (both descending). */
+function newestFirst(a: Located, b: Located): number {
+  if (a.row.occurred_at !== b.row.occurred_at) return a.row.occurred_at < b.row.occurred_at ? 1 : -1;
+  const [x, y] = [BigInt(a.row.id), BigInt(b.row.id)];
+  if (x !== y) return x < y ? 1 : -1;
+  return b.rank - a.rank;
+}
+
 /** `like` pattern for a literal prefix. */
 const prefixPattern = (prefix: string) => `${prefix.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
 
 /** The filter as a drizzle SQL condition (queries through the unit of work). */
-function where(filters: AuditFilters, cursor?: { occurredAt: string; id: string }): SQL {
+function where(filters: AuditFilters, cursor?: Cursor, inclusive = false): SQL {
   const parts: SQL[] = [sql`true`];
   if (filters.actorType) parts.push(sql`actor_type = ${filters.actorType}`);
   if (filters.actorId) parts.push(sql`actor_id = ${filters.actorId}`);
@@ -116,7 +147,10 @@ function where(filters: AuditFilters, cursor?: { occurredAt: string; id: string 
   if (filters.targetId) parts.push(sql`target_id = ${filters.targetId}`);
   if (filters.from) parts.push(sql`occurred_at >= ${filters.from.toISOString()}::timestamptz`);
   if (filters.to) parts.push(sql`occurred_at < ${filters.to.toISOString()}::timestamptz`);
-  if (cursor) parts.push(sql`(occurred_at, id) < (${cursor.occurredAt}::timestamptz, ${cursor.id}::bigint)`);
+  if (cursor) {
+    const key = sql`(${cursor.occurredAt}::timestamptz, ${cursor.id}::bigint)`;
+    parts.push(inclusive ? sql`(occurred_at, id) <= ${key}` : sql`(occurred_at, id) < ${key}`);
+  }
   return sql.join(parts, sql` and `);
 }
 
@@ -172,23 +206,40 @@ export function createAuditQueries(router: Router) {
   async function queryEvents(filters: AuditFilters = {}, cursor?: string | null): Promise<AuditPage> {
     const limit = Math.min(Math.max(filters.limit ?? 50, 1), 200);
     const after = cursor ? decodeCursor(cursor) : undefined;
-    const rows = await router.withTenant(scopeOf(filters), () =>
-      router.db("audit").execute<EventRow>(sql`
-        select ${sql.raw(COLUMNS)} from audit.audit_logs
-        where ${where(filters, after)}
-        order by audit_logs.occurred_at desc, audit_logs.id desc
-        limit ${limit + 1}`),
-    );
-    const events = [...rows].slice(0, limit).map(toEvent);
-    const nextCursor = rows.length > limit ? encodeCursor(events[events.length - 1]!) : null;
-    return { events, nextCursor };
+    const databases = router.databases();
+    const afterRank = after?.database === undefined ? databases.length : databases.indexOf(after.database);
+    if (afterRank < 0) throw AuditErrors.INVALID_CURSOR();
+    const scope = scopeOf(filters);
+    // Each database's newest `limit + 1` after the cursor: the page is among their union.
+    const rows: Located[] = [];
+    for (const [rank, database] of databases.entries()) {
+      // A row with the cursor's very (occurred_at, id) in a database listed before the cursor's
+      // sorts after the cursor's row: it belongs to the next pages.
+      const inclusive = rank < afterRank && after?.database !== undefined;
+      const found = await router.onDatabase(database, () =>
+        router.withTenant(scope, () =>
+          router.db("audit").execute<EventRow>(sql`
+            select ${sql.raw(COLUMNS)} from audit.audit_logs
+            where ${where(filters, after, inclusive)}
+            order by audit_logs.occurred_at desc, audit_logs.id desc
+            limit ${limit + 1}`),
+        ),
+      );
+      for (const row of found) rows.push({ row, rank });
+    }
+    if (databases.length > 1) rows.sort(newestFirst);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    const nextCursor =
+      rows.length > limit && last ? encodeCursor(toEvent(last.row), databases.length > 1 ? databases[last.rank] : undefined) : null;
+    return { events: page.map((r) => toEvent(r.row)), nextCursor };
   }
 
   /**
    * Every matching event, newest first, as a stream of NDJSON lines or CSV rows. Rows are read with a
    * server-side cursor in batches of 500, each read only when the consumer asks for more, so memory
-   * stays flat however large the export. It reads committed rows on a connection of its own (it
-   * outlives the request that started it).
+   * stays flat however large the export. It reads committed rows on a connection of its own in each
+   * database (it outlives the request that started it), merging them newest first.
    *
    * @example
    * return new Response(sdk.audit.exportEvents({ tenantId }, "csv"), { headers: { "content-type": "text/csv" } });
@@ -220,8 +271,54 @@ export function createAuditQueries(router: Router) {
     });
   }
 
+  /** Every database's rows merged newest first, in batches of EXPORT_BATCH. */
   async function* exportPages(scope: string | null, filters: AuditFilters): AsyncGenerator<EventRow[], void, undefined> {
-    const connection = await router.pool(router.databaseOf("audit")).sql.reserve();
+    const databases = router.databases();
+    if (databases.length === 1) {
+      yield* databasePages(databases[0]!, scope, filters);
+      return;
+    }
+    const sources = databases.map((database, rank) => ({
+      rank,
+      pages: databasePages(database, scope, filters),
+      rows: [] as EventRow[],
+      at: 0,
+      done: false,
+    }));
+    type Source = (typeof sources)[number];
+    const fill = async (source: Source) => {
+      while (!source.done && source.at >= source.rows.length) {
+        const next = await source.pages.next();
+        if (next.done) source.done = true;
+        else [source.rows, source.at] = [next.value, 0];
+      }
+    };
+    const head = (source: Source): Located => ({ row: source.rows[source.at]!, rank: source.rank });
+    try {
+      await Promise.all(sources.map(fill));
+      let batch: EventRow[] = [];
+      for (;;) {
+        let newest: Source | undefined;
+        for (const source of sources) {
+          if (source.at < source.rows.length && (!newest || newestFirst(head(source), head(newest)) < 0)) newest = source;
+        }
+        if (!newest) break;
+        batch.push(newest.rows[newest.at++]!);
+        await fill(newest);
+        if (batch.length === EXPORT_BATCH) {
+          yield batch;
+          batch = [];
+        }
+      }
+      if (batch.length > 0) yield batch;
+    } finally {
+      await Promise.all(sources.map((source) => source.pages.return(undefined)));
+    }
+  }
+
+  /** One database's matching rows, newest first, through a server-side cursor on a connection of its own. */
+  async function* databasePages(database: string, scope: string | null, filters: AuditFilters): AsyncGenerator<EventRow[], void, undefined> {
+    const connection = await router.pool(database).sql.reserve();
     let finished = false;
     try {
       await connection`begin isolation level repeatable read read only`;
