@@ -1,7 +1,7 @@
 /**
  * `npm run audit:retention [-- --days 400]`: drops the monthly audit partitions entirely older than
- * the retention policy (default 400 days, or AUDIT_RETENTION_DAYS) and records an
- * `audit.retention_applied` event. Connects with DATABASE_URL as given — a login that is a member of
+ * the retention policy (default 400 days, or AUDIT_RETENTION_DAYS) in every database of the topology
+ * and records an `audit.retention_applied` event in each. Connects with DATABASE_URL as given — a login that is a member of
  * `sv_maintenance`, or the owner — never as the runtime role; anything else is refused.
  */
 import { loadConfig } from "../config.js";
@@ -28,7 +28,7 @@ try {
   console.error(
     result.dropped.length === 0
       ? `nothing older than ${result.cutoff} to drop (policy: ${retentionDays} days)`
-      : `dropped ${result.dropped.map((d) => d.partition).join(", ")} (policy: ${retentionDays} days, cutoff ${result.cutoff})`,
+      : `dropped ${result.dropped.map((d) => `${d.database}: ${d.partition}`).join(", ")} (policy: ${retentionDays} days, cutoff ${result.cutoff})`,
   );
 } catch (error) {
   console.error(`audit retention failed: ${(error as Error).message}`);

@@ -1,8 +1,9 @@
 /**
- * `npm run audit:verify [-- --seal]`: checks every audit seal chain and sealed row of the configured
- * database (DATABASE_URL, DATABASE_TOPOLOGY or the embedded PostgreSQL) and prints the result as JSON.
- * `--seal` seals the committed rows first. Exit code 0 when the trail is intact, 1 when a row was
- * altered, is missing or was slipped in (the first one is named), 2 when verification could not run.
+ * `npm run audit:verify [-- --seal]`: checks every audit seal chain and sealed row of every database
+ * of the configured topology (DATABASE_URL, DATABASE_TOPOLOGY or the embedded PostgreSQL) and prints
+ * the result as JSON. `--seal` seals the committed rows first. Exit code 0 when the trail is intact,
+ * 1 when a row was altered, is missing or was slipped in (the first one is named, with its database),
+ * 2 when verification could not run.
  */
 import { loadConfig } from "../config.js";
 import { resolveDatabase } from "../db/connect.js";
@@ -21,9 +22,15 @@ try {
   const seconds = (performance.now() - started) / 1000;
   console.log(JSON.stringify({ ...result, seconds: Math.round(seconds * 1000) / 1000 }, null, 2));
   if (result.ok) {
-    console.error(`audit trail OK: ${result.rows} sealed rows in ${result.seals} seals, ${result.unsealedRows} not sealed yet`);
+    const databases = Object.keys(result.databases);
+    console.error(
+      `audit trail OK: ${result.rows} sealed rows in ${result.seals} seals, ${result.unsealedRows} not sealed yet ` +
+        `(${databases.length === 1 ? "database" : "databases"} ${databases.join(", ")})`,
+    );
   } else {
-    console.error(`audit trail BROKEN: row ${result.firstBadRow.id} ${result.firstBadRow.reason} — ${result.detail}`);
+    console.error(
+      `audit trail BROKEN in database '${result.database}': row ${result.firstBadRow.id} ${result.firstBadRow.reason} — ${result.detail}`,
+    );
     process.exitCode = 1;
   }
 } catch (error) {

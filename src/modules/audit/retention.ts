@@ -8,6 +8,10 @@
  * It runs only as a member of `sv_maintenance` (or the tables' owner), never as the runtime role, and
  * records its own `audit.retention_applied` event in the same transaction as the drop. Sealed rows
  * that leave with a dropped partition are excused by verify because of that event's `droppedBefore`.
+ *
+ * Every database of the topology holds a trail of its own (see seal.ts), so partitions are kept
+ * ahead and dropped in each, and each records its own `audit.retention_applied` event: verify reads
+ * `droppedBefore` in the database it checks.
  */
 import { sql } from "drizzle-orm";
 import type { Router } from "../../db/router.js";
@@ -26,31 +30,36 @@ export interface RetentionOptions {
 export interface RetentionResult {
   cutoff: string;
   retentionDays: number;
-  dropped: { partition: string; from: string; to: string }[];
+  dropped: { database: string; partition: string; from: string; to: string }[];
 }
 
 type Recorder = ReturnType<typeof createAuditService>;
 
 export function createRetention(router: Router, recorder: Recorder) {
   /**
-   * Creates the monthly partitions of the current month and `monthsAhead` more (default 3), through
-   * the `audit.ensure_partitions` function, so the runtime role needs no DDL right. Returns the names
-   * of the partitions created.
+   * Creates the monthly partitions of the current month and `monthsAhead` more (default 3) in every
+   * database of the topology, through the `audit.ensure_partitions` function, so the runtime role
+   * needs no DDL right. Returns the partitions created.
    *
    * @example
    * await sdk.audit.ensurePartitions(3); // at start-up, and monthly
    */
-  async function ensurePartitions(monthsAhead = 3): Promise<string[]> {
-    const rows = await router
-      .db("audit")
-      .execute<{ name: string }>(sql`select audit.ensure_partitions(${monthsAhead}::int) as name`);
-    return rows.map((r) => r.name);
+  async function ensurePartitions(monthsAhead = 3): Promise<{ database: string; partition: string }[]> {
+    const created: { database: string; partition: string }[] = [];
+    for (const database of router.databases()) {
+      const rows = await router.onDatabase(database, () =>
+        router.db("audit").execute<{ name: string }>(sql`select audit.ensure_partitions(${monthsAhead}::int) as name`),
+      );
+      for (const row of rows) created.push({ database, partition: row.name });
+    }
+    return created;
   }
 
   /**
    * Drops the partitions whose whole month is older than `retentionDays` and records an
-   * `audit.retention_applied` event, in one transaction. Needs a router connected as a member of
-   * `sv_maintenance` or as the owner (`createRouter(topology, { asOwner: true })`).
+   * `audit.retention_applied` event, in one transaction per database of the topology (each database
+   * keeps its own trail and its own record of what left it). Needs a router connected as a member
+   * of `sv_maintenance` or as the owner (`createRouter(topology, { asOwner: true })`).
    *
    * @example
    * const audit = createAuditModule({ router: createRouter(topology, { asOwner: true }) });
@@ -62,6 +71,16 @@ export function createRetention(router: Router, recorder: Recorder) {
       throw AuditErrors.INVALID_AUDIT_EVENT({ retentionDays }, "retentionDays must be a positive whole number of days");
     }
     const cutoff = new Date((options.now ?? new Date()).getTime() - retentionDays * 86_400_000);
+    const dropped: RetentionResult["dropped"] = [];
+    for (const database of router.databases()) {
+      const partitions = await router.onDatabase(database, () => dropBefore(cutoff, retentionDays));
+      for (const p of partitions) dropped.push({ database, ...p });
+    }
+    return { cutoff: cutoff.toISOString(), retentionDays, dropped };
+  }
+
+  /** Retention in the database the audit handle points at (one transaction). */
+  function dropBefore(cutoff: Date, retentionDays: number) {
     const db = router.db("audit");
     return router.withTenant("*", async () => {
       const [role] = await db.execute<{ role: string; allowed: boolean }>(sql`
@@ -85,7 +104,7 @@ export function createRetention(router: Router, recorder: Recorder) {
         target: { type: "audit_log", id: "retention" },
         metadata: { retentionDays, cutoff: cutoff.toISOString(), droppedBefore, partitions },
       });
-      return { cutoff: cutoff.toISOString(), retentionDays, dropped: partitions };
+      return partitions;
     });
   }
 

@@ -30,6 +30,11 @@
  *
  * Several instances may seal at once: each tick takes a transaction-level advisory lock, and a tick
  * that cannot get it skips (another instance is sealing the same rows). Writers never take it.
+ *
+ * Several databases: every database of the topology may hold audit rows (a tenant moved to a
+ * database of its own writes its events there; its older events stay where they were written). Each
+ * database's trail is sealed, chained and verified on its own, with its own transaction ids — those
+ * of two clusters cannot be compared, which is also why a tenant move does not copy the trail.
  */
 import { createHash } from "node:crypto";
 import type postgres from "postgres";
@@ -49,32 +54,50 @@ const ROW_HASH = `sha256(convert_to(jsonb_build_array(
     target_type, target_id, ip, user_agent, request_id, metadata, changes, txid::text)::text, 'UTF8'))`;
 const MICROS = `(extract(epoch from occurred_at) * 1000000)::bigint::text`;
 
-export interface SealResult {
-  /** False when another instance held the sealing lock. */
+/** One database's sealing tick. */
+export interface DatabaseSealResult {
+  /** False when another instance held this database's sealing lock. */
   locked: boolean;
   seals: number;
   rows: number;
-  /** Transactions below this id were final when the tick ran. */
+  /** Transactions below this id (of this database's cluster) were final when the tick ran. */
   horizon: string;
+}
+
+export interface SealResult {
+  /** False when another instance held the sealing lock of a database (that database was skipped). */
+  locked: boolean;
+  /** Totals over every database. */
+  seals: number;
+  rows: number;
+  databases: Record<string, DatabaseSealResult>;
 }
 
 export type BadRowReason = "altered" | "missing" | "reordered";
 
+/** One database's intact trail. */
+export interface DatabaseVerifyReport {
+  /** Sealed rows checked. */
+  rows: number;
+  seals: number;
+  /** Rows not sealed yet (written since the last tick, or still behind the horizon). */
+  unsealedRows: number;
+  /** Sealed rows gone with partitions dropped by retention. */
+  retiredRows: number;
+  /** The last seal hash of each tenant (`"platform"` for platform rows): pin them elsewhere. */
+  heads: Record<string, string>;
+}
+
 export type VerifyResult =
-  | {
+  | ({
       ok: true;
-      /** Sealed rows checked. */
-      rows: number;
-      seals: number;
-      /** Rows not sealed yet (written since the last tick, or still behind the horizon). */
-      unsealedRows: number;
-      /** Sealed rows gone with partitions dropped by retention. */
-      retiredRows: number;
-      /** The last seal hash of each tenant (`"platform"` for platform rows): pin them elsewhere. */
-      heads: Record<string, string>;
-    }
+      /** Per database: a tenant moved between databases has a chain in each. */
+      databases: Record<string, DatabaseVerifyReport>;
+    } & Omit<DatabaseVerifyReport, "heads">)
   | {
       ok: false;
+      /** The database whose trail is broken (the first one found, in `router.databases()` order). */
+      database: string;
       firstBadRow: { id: string; reason: BadRowReason };
       tenantId: string | null;
       sealId: string;
@@ -82,6 +105,8 @@ export type VerifyResult =
       rows: number;
       seals: number;
     };
+
+type DatabaseVerifyResult = ({ ok: true } & DatabaseVerifyReport) | Omit<Extract<VerifyResult, { ok: false }>, "database">;
 
 interface RowDigest {
   id: bigint;
@@ -149,7 +174,7 @@ function readDigest(bytes: Buffer, index: number): RowDigest {
   };
 }
 
-/** A transaction on the audit database's pool (as sv_app) that sees every tenant's rows. */
+/** A transaction on one database's pool (as sv_app) that sees every tenant's rows. */
 async function platformTransaction<T>(sql: postgres.Sql, mode: string, fn: (tx: postgres.TransactionSql) => Promise<T>) {
   return sql.begin(mode, async (tx) => {
     await tx`select set_config('sv.tenant_id', '*', true)`;
@@ -158,17 +183,39 @@ async function platformTransaction<T>(sql: postgres.Sql, mode: string, fn: (tx: 
 }
 
 export function createSealing(router: Router) {
-  const pool = () => router.pool(router.databaseOf("audit")).sql;
+  const pool = (database: string) => router.pool(database).sql;
 
   /**
-   * Seals the committed, not yet sealed rows of every tenant: one seal per tenant with new rows,
-   * chained to that tenant's previous seal. Safe to run from several instances at once.
+   * Seals the committed, not yet sealed rows of every tenant in every database of the topology: one
+   * seal per tenant and database with new rows, chained to that tenant's previous seal there. Safe
+   * to run from several instances at once. A database that cannot be sealed does not stop the
+   * others; the error, naming it, is thrown once they are done.
    *
    * @example
    * const { seals, rows } = await sdk.audit.seal();
    */
   async function seal(): Promise<SealResult> {
-    return platformTransaction(pool(), "read write", async (tx) => {
+    const result: SealResult = { locked: true, seals: 0, rows: 0, databases: {} };
+    const failures: string[] = [];
+    let cause: unknown;
+    for (const database of router.databases()) {
+      try {
+        const one = await sealDatabase(database);
+        result.databases[database] = one;
+        result.locked &&= one.locked;
+        result.seals += one.seals;
+        result.rows += one.rows;
+      } catch (error) {
+        cause ??= error;
+        failures.push(`database '${database}': ${(error as Error).message}`);
+      }
+    }
+    if (failures.length > 0) throw new Error(`audit sealing failed on ${failures.join("; ")}`, { cause });
+    return result;
+  }
+
+  async function sealDatabase(database: string): Promise<DatabaseSealResult> {
+    return platformTransaction(pool(database), "read write", async (tx) => {
       const [lock] = await tx<{ locked: boolean }[]>`select pg_try_advisory_xact_lock(${SEAL_LOCK_KEY}) as locked`;
       const [bounds] = await tx<{ horizon: string; frontier: string }[]>`
         select pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
@@ -228,15 +275,32 @@ export function createSealing(router: Router) {
   }
 
   /**
-   * Checks every seal chain and every sealed row, and names the first altered, missing or reordered
-   * row. Reads as the runtime role across all tenants, in one consistent snapshot.
+   * Checks every seal chain and every sealed row of every database of the topology, and names the
+   * database and the first altered, missing or reordered row. Reads as the runtime role across all
+   * tenants, in one consistent snapshot per database.
    *
    * @example
    * const result = await sdk.audit.verify();
-   * if (!result.ok) console.error(result.firstBadRow); // { id: "1042", reason: "altered" }
+   * if (!result.ok) console.error(result.database, result.firstBadRow); // "main" { id: "1042", reason: "altered" }
    */
   async function verify(): Promise<VerifyResult> {
-    return platformTransaction(pool(), "isolation level repeatable read read only", async (tx) => {
+    const totals = { rows: 0, seals: 0, unsealedRows: 0, retiredRows: 0 };
+    const databases: Record<string, DatabaseVerifyReport> = {};
+    for (const database of router.databases()) {
+      const result = await verifyDatabase(database);
+      if (!result.ok) return { ...result, database, rows: totals.rows + result.rows, seals: totals.seals + result.seals };
+      const { ok: _ok, ...report } = result;
+      databases[database] = report;
+      totals.rows += report.rows;
+      totals.seals += report.seals;
+      totals.unsealedRows += report.unsealedRows;
+      totals.retiredRows += report.retiredRows;
+    }
+    return { ok: true, ...totals, databases };
+  }
+
+  async function verifyDatabase(database: string): Promise<DatabaseVerifyResult> {
+    return platformTransaction(pool(database), "isolation level repeatable read read only", async (tx) => {
       const [retention] = await tx<{ micros: string | null }[]>`
         select (extract(epoch from max((metadata->>'droppedBefore')::timestamptz)) * 1000000)::bigint::text as micros
         from audit.audit_logs where tenant_id is null and action = 'audit.retention_applied'`;
@@ -271,7 +335,7 @@ export function createSealing(router: Router) {
           lastSealId = BigInt(s.id);
           seals++;
           const tenantId = s.tenant_id;
-          const fail = (id: bigint | string, reason: BadRowReason, detail: string): VerifyResult => ({
+          const fail = (id: bigint | string, reason: BadRowReason, detail: string): DatabaseVerifyResult => ({
             ok: false,
             firstBadRow: { id: String(id), reason },
             tenantId,
