@@ -3,7 +3,7 @@
  * transaction of each database. Module code never receives a transaction argument; the router's
  * handles resolve to the ambient transaction on every property access.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
+import { ContextSlot } from "./context-storage.js";
 import type { PostgresJsDatabase } from "drizzle-orm/postgres-js";
 
 export type Actor =
@@ -49,7 +49,7 @@ interface Store {
   pinned?: string;
 }
 
-const storage = new AsyncLocalStorage<Store>();
+const storage = new ContextSlot<Store>("sv-sdk unit of work");
 
 export function currentStore(): Store | undefined {
   return storage.getStore();

@@ -6,6 +6,7 @@
 import { betterAuth } from "better-auth";
 import { drizzleAdapter } from "better-auth/adapters/drizzle";
 import { admin, bearer, jwt, openAPI, organization, twoFactor } from "better-auth/plugins";
+import { shareBetterAuthStorage } from "../../db/context-storage.js";
 import type { Router } from "../../db/router.js";
 import type { Logger } from "../../logger.js";
 import type { AuditEventInput, AuditModule } from "../audit/index.js";
@@ -81,7 +82,7 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
   const cost = options.passwordCost ?? OWASP_SCRYPT;
   const requireEmailVerification = options.requireEmailVerification ?? production;
 
-  return betterAuth({
+  const auth = betterAuth({
     appName: "sv-sdk",
     baseURL: options.baseUrl,
     basePath: "/api/auth",
@@ -265,6 +266,9 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
       openAPI({ disableDefaultReference: true }),
     ],
   });
+  // better-auth has made its global by now; its AsyncLocalStorage instances are created on first use.
+  shareBetterAuthStorage();
+  return auth;
 }
 
 export type BetterAuth = ReturnType<typeof createBetterAuth>;
