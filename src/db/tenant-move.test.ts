@@ -1,7 +1,7 @@
 /**
  * Tenant moves between two real databases cloned from the migrated template: the tenant's rows arrive
  * with equal counts and checksums, platform references are translated to the target's own rows, the
- * placement flips, the source keeps only the audit trail, and a crashed move resumes to the same end.
+ * placement flips, the audit trail stays (sealed) on the source only, and a crashed move resumes to the same end.
  */
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
@@ -21,10 +21,10 @@ const TENANT_ROWS: Record<string, string> = {
   "permissions.role_inheritance": "role_id in (select id from permissions.roles where tenant_id = $1)",
   "email.email_templates": "tenant_id = $1",
   "email.email_sends": "tenant_id = $1",
-  "audit.audit_logs": "tenant_id = $1",
 };
+const TRAIL = "select count(*)::int as n from audit.audit_logs where tenant_id = $1";
 /** Rows whose every column is copied as is (no platform role ids in them). */
-const UNCHANGED = ["permissions.roles", "permissions.role_permissions", "email.email_templates", "email.email_sends", "audit.audit_logs"];
+const UNCHANGED = ["permissions.roles", "permissions.role_permissions", "email.email_templates", "email.email_sends"];
 
 let source: IsolatedDatabase;
 let target: IsolatedDatabase;
@@ -103,6 +103,8 @@ describe("moveTenant", () => {
     const tenantId = await populateTenant("acme");
     const before = await snapshot(sourceSql, tenantId);
     for (const table of Object.keys(TENANT_ROWS)) expect(before[table]!.rows, table).toBeGreaterThan(0);
+    const [trail] = await sourceSql.unsafe<{ n: number }[]>(TRAIL, [tenantId]);
+    expect(trail!.n).toBeGreaterThan(0);
 
     const progress: number[] = [];
     const result = await move({ tenantId, to: "tenant_db", batchSize: 2, onProgress: (p) => p.phase === "copy" && progress.push(p.done) });
@@ -139,10 +141,11 @@ describe("moveTenant", () => {
     expect(record).toEqual({ source: "main", target: "tenant_db", phase: "done" });
 
     const left = await snapshot(sourceSql, tenantId);
-    for (const table of Object.keys(TENANT_ROWS)) {
-      if (table.startsWith("audit.")) expect(left[table], table).toEqual(before[table]);
-      else expect(left[table]!.rows, table).toBe(0);
-    }
+    for (const table of Object.keys(TENANT_ROWS)) expect(left[table]!.rows, table).toBe(0);
+    // The audit trail is not copied (tenant-move-plan.ts, STAYS_WHERE_WRITTEN): it stays sealed on the source.
+    expect(result.tables.some((t) => t.table.startsWith("audit."))).toBe(false);
+    expect((await sourceSql.unsafe<{ n: number }[]>(TRAIL, [tenantId]))[0]).toEqual(trail);
+    expect((await targetSql.unsafe<{ n: number }[]>(TRAIL, [tenantId]))[0]).toEqual({ n: 0 });
 
     // Moving it again to where it is does nothing.
     expect(await move({ tenantId, to: "tenant_db" })).toMatchObject({ alreadyThere: true, rowsCopied: 0 });

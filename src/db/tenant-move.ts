@@ -3,11 +3,12 @@
  * batches, verify per-table counts and checksums on both sides, flip its placement in the control
  * plane in one transaction, then remove the source rows.
  *
- * Which rows: every table of the tenant-scoped schemas (permissions, email, audit) with a `tenant_id`
+ * Which rows: every table of the tenant-scoped schemas (permissions, email) with a `tenant_id`
  * column holds the tenant's rows `where tenant_id = $tenant`; a table without one whose foreign key
  * points at such a table (role_permissions, role_inheritance, email_events, dev_messages) holds the
  * rows that reference the tenant's rows. Both are discovered from the catalog, not listed here, so a
- * new tenant-scoped table moves without a change to this file. `auth` is the control plane and stays
+ * new tenant-scoped table moves without a change to this file. The audit trail stays where it was
+ * written (tenant-move-plan.ts says why). `auth` is the control plane and stays
  * on main; the auth rows the moved rows reference (the organization, its users) are copied to the
  * target first, with ON CONFLICT DO NOTHING, because foreign keys point at them there too.
  *
@@ -42,13 +43,6 @@ import {
 
 export { TenantMoveError };
 
-/**
- * The audit trail is append-only history: its trigger refuses DELETE (and its seals cover the rows,
- * so deleting them would make the source's `audit:verify` report them missing). Its rows are copied
- * and verified like the others, but the source keeps them; after the flip they are a sealed record of
- * what happened while the tenant lived there, not data the runtime reads.
- */
-const KEPT_ON_SOURCE = new Set(["audit"]);
 /** `pg_try_advisory_lock(class, hashtext(tenant))`: 'svtm'. */
 const MOVE_LOCK_CLASS = 1_937_142_893;
 /** The tenant's write gate, held shared by every unit of work in the tenant (auth.enter_tenant): 'svtw'. */
@@ -82,8 +76,6 @@ export interface TableReport {
   rows: number;
   /** md5 over the sorted md5 of every row's jsonb text: independent of row order. */
   checksum: string;
-  /** False for the audit tables: the source keeps its copy (see KEPT_ON_SOURCE). */
-  removedFromSource: boolean;
 }
 
 export interface MoveTenantResult {
@@ -258,7 +250,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
               `primary key already exist on the target; the tenant stays on '${from}' (state 'moving')`,
           );
         }
-        tables.push({ table: plan.name, rows: actual.rows, checksum: actual.checksum, removedFromSource: !KEPT_ON_SOURCE.has(plan.schema) });
+        tables.push({ table: plan.name, rows: actual.rows, checksum: actual.checksum });
       }
 
       // The flip: one transaction in the control plane.
@@ -269,16 +261,15 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
     } else {
       for (const plan of plans) {
         const report = await checksum(target, plan, "to_jsonb(t)", [tenantId]);
-        tables.push({ table: plan.name, rows: report.rows, checksum: report.checksum, removedFromSource: !KEPT_ON_SOURCE.has(plan.schema) });
+        tables.push({ table: plan.name, rows: report.rows, checksum: report.checksum });
       }
     }
 
     // Source rows, children before parents, in one transaction: all of the tenant's rows go, or none.
     let rowsRemoved = 0;
-    const toRemove = tables.filter((t) => t.removedFromSource).reduce((n, t) => n + t.rows, 0);
+    const toRemove = tables.reduce((n, t) => n + t.rows, 0);
     await source.begin(async (tx) => {
       for (const plan of [...plans].reverse()) {
-        if (KEPT_ON_SOURCE.has(plan.schema)) continue;
         const deleted = await tx.unsafe(`delete from ${plan.sql} t where ${plan.filter}`, [tenantId]);
         rowsRemoved += deleted.count;
         options.onProgress?.({ phase: "delete", table: plan.name, done: Math.min(rowsRemoved, toRemove), total: toRemove });

@@ -5,8 +5,8 @@ export const auditVerifyCommand: Command = {
   help: `
 Usage: sv-sdk audit:verify [--seal]
 
-Checks every audit seal chain and every sealed row of the configured database (DATABASE_URL,
-DATABASE_TOPOLOGY or the embedded PostgreSQL) and prints the result as JSON on stdout, with a one-line
+Checks every audit seal chain and every sealed row of every configured database (DATABASE_URL,
+each database of DATABASE_TOPOLOGY, or the embedded PostgreSQL) and prints the result as JSON on stdout, with a one-line
 summary on stderr: OK with the row and seal counts, or the first altered, missing or reordered row.
 
   --seal   seal the committed rows first

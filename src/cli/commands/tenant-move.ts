@@ -11,10 +11,10 @@ Usage: sv-sdk tenant:move --tenant <uuid> --to <database> [--batch <n>] [--resum
 
 Moves one tenant (organization) to another database of DATABASE_TOPOLOGY (both migrated and seeded):
 marks its placement 'moving' and waits for the tenant's writes in flight, copies its rows (roles,
-grants, assignments, templates, email sends, audit trail) in batches, verifies per-table row counts
-and checksums on both sides, points its placement at the target in one transaction, then removes its
-rows from the source. The source keeps its copy of the tenant's audit trail: it is append-only,
-sealed history. Progress goes to stderr.
+grants, assignments, templates, email sends) in batches, verifies per-table row counts and checksums
+on both sides, points its placement at the target in one transaction, then removes its rows from the
+source. The audit trail is not copied: events stay sealed in the database that wrote them, and
+audit:verify, queries and exports read every database. Progress goes to stderr.
 
 Running instances follow the placement without a restart: while the tenant moves its data can be
 read and its writes are refused (503 TENANT_MOVING, Retry-After); after the flip they are served
@@ -71,7 +71,7 @@ Exit codes: 0 moved (or already there), 1 failed, 2 bad options or configuration
         return;
       }
       for (const t of result.tables) {
-        process.stdout.write(`${t.table.padEnd(32)} ${String(t.rows).padStart(8)} rows  ${t.checksum}${t.removedFromSource ? "" : "  (kept on source)"}\n`);
+        process.stdout.write(`${t.table.padEnd(32)} ${String(t.rows).padStart(8)} rows  ${t.checksum}\n`);
       }
       process.stdout.write(
         `moved tenant ${tenantId} from '${result.from}' to '${result.to}'${result.resumed ? " (resumed)" : ""}: ` +
