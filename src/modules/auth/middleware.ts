@@ -9,6 +9,7 @@ import { z } from "zod";
 import type { Router } from "../../db/router.js";
 import { currentStore, runWithContext, updateContext, type Actor } from "../../db/unit-of-work.js";
 import type { SessionInfo, SessionUser } from "../../http/context.js";
+import { requestHeader } from "../../http/headers.js";
 import type { BetterAuth } from "./better-auth.js";
 import { AuthErrors } from "./errors.js";
 import type { Revocations } from "./revocations.js";
@@ -107,7 +108,7 @@ export function createSessionMiddleware(
 
   /** The tenant the request acts in: X-Tenant-Id when the user is a member of it, else the active organization. */
   const tenantOf = async (c: Context, data: ResolvedSession): Promise<string | null> => {
-    const requested = c.req.header("x-tenant-id");
+    const requested = requestHeader(c, "x-tenant-id");
     if (requested === undefined) return data.session.activeOrganizationId ?? null;
     if (!tenantHeader.safeParse(requested).success) throw AuthErrors.TENANT_HEADER_INVALID({ header: "X-Tenant-Id" });
     const [membership] = await router
@@ -123,8 +124,8 @@ export function createSessionMiddleware(
   return (c, next) => {
     // The hot path — a credential answered from the session cache, no tenant header — stays
     // synchronous: no promise of its own (each costs the AsyncLocalStorage hooks on Node 20).
-    const remembered = cache?.get(c.req.raw.headers);
-    if (remembered && c.req.header("x-tenant-id") === undefined) {
+    const remembered = cache?.get({ get: (name) => requestHeader(c, name) });
+    if (remembered && requestHeader(c, "x-tenant-id") === undefined) {
       return proceed(c, next, remembered, remembered.session.activeOrganizationId ?? null);
     }
     return (async () => {

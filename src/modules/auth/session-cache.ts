@@ -34,6 +34,11 @@ export function cookieValue(header: string, name: string): string | undefined {
   return header.slice(start, end < 0 ? undefined : end);
 }
 
+/** Where the credential headers come from: a Headers object, or the request's parsed headers. */
+export interface HeaderSource {
+  get(name: string): string | null | undefined;
+}
+
 export function createSessionCache(
   revocations: Revocations,
   options: { sessionCookie: string; ttlMs?: number; maxEntries?: number },
@@ -42,7 +47,7 @@ export function createSessionCache(
   const maxEntries = options.maxEntries ?? 50_000;
   const entries = new Map<string, Entry>();
 
-  const keyOf = (headers: Headers): string | undefined => {
+  const keyOf = (headers: HeaderSource): string | undefined => {
     const authorization = headers.get("authorization");
     const cookie = headers.get("cookie");
     const token = cookie ? cookieValue(cookie, options.sessionCookie) : undefined;
@@ -51,7 +56,7 @@ export function createSessionCache(
   };
 
   return {
-    get(headers: Headers): ResolvedSession | undefined {
+    get(headers: HeaderSource): ResolvedSession | undefined {
       const key = keyOf(headers);
       if (!key) return undefined;
       const entry = entries.get(key);
@@ -62,7 +67,7 @@ export function createSessionCache(
       }
       return entry.data;
     },
-    set(headers: Headers, data: ResolvedSession): void {
+    set(headers: HeaderSource, data: ResolvedSession): void {
       const key = keyOf(headers);
       if (!key) return;
       if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
