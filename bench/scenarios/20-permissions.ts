@@ -11,12 +11,16 @@ import { createAuditModule } from "../../src/modules/audit/index.js";
 import { TEST_ONLY_SCRYPT } from "../../src/modules/auth/index.js";
 import { createPermissionsModule } from "../../src/modules/permissions/index.js";
 import { organizations } from "../../src/modules/auth/index.js";
-import { DB_POOL_MAX } from "../harness.js";
+import { baselinePool, DB_POOL_MAX, dbQueryApp } from "../harness.js";
 import { cookieHeader } from "../../src/testing.js";
-import type { Row, Scenario } from "../types.js";
+import type { HttpResult, Row, Scenario } from "../types.js";
 
 const CACHED_TARGET = 1_000_000;
 const ENDPOINT_TARGET = 0.8;
+/** Endpoint/baseline pairs measured alternately; the row reports the median pair. */
+const ROUNDS = 5;
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 const scenario: Scenario = async (ctx) => {
   const database = await ctx.freshDatabase();
@@ -102,26 +106,50 @@ const scenario: Scenario = async (ctx) => {
     const probe = await app.request("/api/v1/bench/read", { headers: { cookie } });
     const sessionNote = probe.status === 200 ? "" : `probe answered ${probe.status}`;
     const server = await ctx.serve(app.fetch);
+    // The one-query baseline again, served from this process and measured alternately with the
+    // endpoint: the start-of-run baseline is minutes older, and on this shared machine the same
+    // load swings ±15 % from one minute to the next. Adjacent pairs share the machine's state.
+    const baselineSql = baselinePool(database.url);
+    const baseline = await ctx.serve(dbQueryApp(baselineSql).fetch);
     try {
       const headers = { cookie };
-      await ctx.load({ url: `${server.url}/api/v1/bench/read`, headers, connections: DB_POOL_MAX, seconds: 1 });
-      const result = await ctx.load({ url: `${server.url}/api/v1/bench/read`, headers, connections: DB_POOL_MAX });
+      const endpoint = { url: `${server.url}/api/v1/bench/read`, headers, connections: DB_POOL_MAX };
+      const oneQuery = { url: baseline.url, connections: DB_POOL_MAX };
+      await ctx.load({ ...endpoint, seconds: 1 });
+      await ctx.load({ ...oneQuery, seconds: 1 });
+      const pairs: { endpoint: HttpResult; baseline: HttpResult }[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        // ABBAABAB…: neither side always goes first.
+        if (round % 2 === 0) {
+          const b = await ctx.load(oneQuery);
+          pairs.push({ baseline: b, endpoint: await ctx.load(endpoint) });
+        } else {
+          const e = await ctx.load(endpoint);
+          pairs.push({ endpoint: e, baseline: await ctx.load(oneQuery) });
+        }
+      }
+      const ratios = pairs.map((p) => p.endpoint.requestsPerSecond / p.baseline.requestsPerSecond);
+      const middle = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!;
+      const result = pairs[ratios.indexOf(middle)]!.endpoint;
+      const failures = pairs.reduce((n, p) => n + p.endpoint.errors + p.endpoint.non2xx, 0);
+      const baselineMedian = median(pairs.map((p) => p.baseline.requestsPerSecond));
       const sessionOnly = await ctx.load({ url: `${server.url}/api/v1/bench/session-only`, headers, connections: DB_POOL_MAX });
-      const ratio = result.requestsPerSecond / ctx.baselines.dbQuery.requestsPerSecond;
       rows.push({
         scenario: "permissions: authorized read endpoint",
         throughput: result.requestsPerSecond,
         unit: "req/s",
         p50Ms: result.p50Ms,
         p99Ms: result.p99Ms,
-        ratio: { against: "db-query", value: ratio },
+        ratio: { against: "db-query", value: middle },
         target: ">= 0.8x db-query",
-        pass: ratio >= ENDPOINT_TARGET && result.errors === 0 && result.non2xx === 0,
+        pass: middle >= ENDPOINT_TARGET && failures === 0,
         note: [
           "session cookie cache + requirePermission(audit:read) + select 1; full createApp middleware stack",
           `${DB_POOL_MAX} connections`,
+          `median of ${ROUNDS} pairs with the one-query baseline run alternately in this process: ${ratios.map((r) => r.toFixed(2)).join(" / ")}`,
+          `against the start-of-run baseline ${(result.requestsPerSecond / ctx.baselines.dbQuery.requestsPerSecond).toFixed(2)}x`,
           sessionNote,
-          result.non2xx > 0 ? `${result.non2xx} non-2xx` : "",
+          failures > 0 ? `${failures} errors or non-2xx` : "",
         ]
           .filter(Boolean)
           .join("; "),
@@ -132,10 +160,12 @@ const scenario: Scenario = async (ctx) => {
         unit: "req/s",
         p50Ms: sessionOnly.p50Ms,
         p99Ms: sessionOnly.p99Ms,
-        ratio: { against: "db-query", value: sessionOnly.requestsPerSecond / ctx.baselines.dbQuery.requestsPerSecond },
-        note: `session + select 1: the check costs ${(100 * (1 - result.requestsPerSecond / sessionOnly.requestsPerSecond)).toFixed(1)} % of it; the rest is the session and middleware stack`,
+        ratio: { against: "db-query", value: sessionOnly.requestsPerSecond / baselineMedian },
+        note: `session + select 1, against the median interleaved baseline (${Math.round(baselineMedian)} req/s): what the session and middleware stack cost without the check`,
       });
     } finally {
+      await baseline.close();
+      await baselineSql.end({ timeout: 5 });
       await server.close();
     }
   } finally {
