@@ -67,7 +67,7 @@ export function createSessionMiddleware(
   router: Router,
   revocations?: Revocations,
   cache?: SessionCache,
-): MiddlewareHandler {
+): (c: Context, next: Next) => Promise<void> {
   // What a session looks like to routes, built once per resolved session (the session cache hands
   // out the same object for a credential), not once per request.
   const views = new WeakMap<ResolvedSession, SessionView>();
