@@ -58,6 +58,11 @@ export interface Router {
   /**
    * Runs `fn` with the tenant-scoped modules' handles pointed at `database`: for platform work
    * (dispatching mail, sealing the audit trail) that visits every database in turn.
+   *
+   * @example
+   * for (const database of sdk.router.databases()) {
+   *   await sdk.router.onDatabase(database, () => sdk.withTenant("*", () => purgeExpired()));
+   * }
    */
   onDatabase<T>(database: string, fn: () => Promise<T>): Promise<T>;
   /**
