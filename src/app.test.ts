@@ -212,6 +212,20 @@ describe("API description", () => {
     expect(result.valid, result.valid ? "" : compileErrors(result)).toBe(true);
   });
 
+  it("documents the 503 TENANT_MOVING every /api/v1 write can meet, and only there", async () => {
+    const document = (await (await app.request("/openapi.json")).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, { description: string }> }>>;
+    };
+    const writes = Object.entries(document.paths)
+      .filter(([path]) => path.startsWith("/api/v1/"))
+      .flatMap(([path, item]) => ["post", "put", "patch", "delete"].filter((m) => item[m]).map((m) => [path, m] as const));
+    expect(writes.length).toBeGreaterThan(10);
+    for (const [path, method] of writes) expect(document.paths[path]![method]!.responses["503"], `${method} ${path}`).toBeDefined();
+    expect(document.paths["/api/v1/permissions/roles"]!.post!.responses["503"]!.description).toContain("TENANT_MOVING");
+    expect(document.paths["/api/v1/permissions/roles"]!.get!.responses["503"]).toBeUndefined();
+    expect(document.paths["/api/auth/sign-in/email"]!.post!.responses["503"]).toBeUndefined();
+  });
+
   it("/docs renders an HTML page listing the paths", async () => {
     const res = await app.request("/docs");
     expect(res.status).toBe(200);

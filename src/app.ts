@@ -12,7 +12,7 @@ import { corsForOrigins } from "./http/cors.js";
 import { requestHeader, withResponseHeaders } from "./http/headers.js";
 import { renderDocsPage } from "./http/docs.js";
 import { createMailViewer } from "./http/mail-viewer.js";
-import { mergeOpenApi, type OpenApiDocument } from "./http/openapi.js";
+import { mergeOpenApi, withTenantMovingResponses, type OpenApiDocument } from "./http/openapi.js";
 import { createHealthRoutes } from "./http/health.js";
 import { errorToProblem, problemResponse, validationHook } from "./http/problem.js";
 import "./http/context.js";
@@ -175,7 +175,11 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   const openApiDocument = () =>
     (document ??= sdk.auth
       .openApiDocument()
-      .then((auth) => mergeOpenApi(app.getOpenAPI31Document(documentConfig) as OpenApiDocument, auth as OpenApiDocument, "/api/auth")));
+      .then((auth) =>
+        withTenantMovingResponses(
+          mergeOpenApi(app.getOpenAPI31Document(documentConfig) as OpenApiDocument, auth as OpenApiDocument, "/api/auth"),
+        ),
+      ));
   app.get("/openapi.json", async (c) => c.json(await openApiDocument()));
   app.get("/docs", async (c) => c.html(renderDocsPage((await openApiDocument()) as Parameters<typeof renderDocsPage>[0])));
 

@@ -37,3 +37,38 @@ export function mergeOpenApi(base: OpenApiDocument, mounted: OpenApiDocument, pr
     tags: [...(base.tags ?? []), ...(mounted.tags ?? []).filter((t) => !base.tags?.some((b) => b.name === t.name))],
   };
 }
+
+const WRITES = ["post", "put", "patch", "delete"];
+
+/**
+ * Every write of the /api/v1 routes can meet a tenant that is being moved to another database: it is
+ * then refused with 503 TENANT_MOVING and Retry-After (src/db/router.ts). Documented once here for
+ * all of them rather than in each route's definition; a route that already documents a 503 keeps it.
+ */
+export function withTenantMovingResponses(document: OpenApiDocument, prefix = "/api/v1/"): OpenApiDocument {
+  const paths: OpenApiDocument["paths"] = {};
+  for (const [path, item] of Object.entries(document.paths)) {
+    if (!path.startsWith(prefix)) {
+      paths[path] = item;
+      continue;
+    }
+    const operations: Record<string, unknown> = { ...item };
+    for (const method of WRITES) {
+      const operation = operations[method] as { responses?: Record<string, unknown> } | undefined;
+      if (!operation || operation.responses?.["503"]) continue;
+      operations[method] = {
+        ...operation,
+        responses: {
+          ...operation.responses,
+          503: {
+            description: "The tenant the request acts in is being moved to another database (code TENANT_MOVING): retry after Retry-After seconds",
+            headers: { "Retry-After": { schema: { type: "integer" }, description: "Seconds to wait before retrying" } },
+            content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } },
+          },
+        },
+      };
+    }
+    paths[path] = operations;
+  }
+  return { ...document, paths };
+}
