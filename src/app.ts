@@ -156,7 +156,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   const api = app
     .route("/api/v1/me", createAuthRoutes())
     .route("/api/v1/me", createMePermissionsRoutes({ permissions: sdk.permissions }))
-    .route("/api/v1/permissions", createPermissionsRoutes({ permissions: sdk.permissions }))
+    .route("/api/v1/permissions", createPermissionsRoutes({ permissions: sdk.permissions, isMember: sdk.auth.isMember }))
     .route("/api/v1/audit", createAuditRoutes({ audit: sdk.audit, permissions: sdk.permissions }))
     .route("/api/v1/email", createEmailRoutes({ email: sdk.email, permissions: sdk.permissions }));
   // Development only: recorded mail is readable when the development transport is active outside production.

@@ -14,6 +14,7 @@ import { moveTenant } from "../src/db/tenant-move.js";
 import { parseTopology, type Topology } from "../src/db/topology.js";
 import { createSdk, type Sdk } from "../src/index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
+import { addTestMember } from "../src/testing.js";
 import { json, signedInUser, tenantOf, testSdkOptions, type SignedInUser } from "./support.js";
 
 /** The tenant write gate's advisory lock class (drizzle/0010, 'svtw'). */
@@ -89,6 +90,9 @@ describe("a moved tenant", () => {
   });
 
   it("is written in its own database: the assignment, the user it names, and its audit row", async () => {
+    // bob joins after the move: better-auth's member hook mirrors his membership into tenant_db.
+    await addTestMember(sdk, tenantId, bob.user.id);
+    expect(await count(tenantSql, "permissions.user_roles where user_id = $1 and tenant_id = $2", bob.user.id, tenantId)).toBe(1);
     const assigned = await app.request("/api/v1/permissions/assignments", json("POST", { userId: bob.user.id, role: "editor" }, headers));
     expect(assigned.status).toBe(201);
     const { id } = (await assigned.json()) as { id: string };
@@ -96,7 +100,8 @@ describe("a moved tenant", () => {
     expect(await count(mainSql, "permissions.user_roles where id = $1", id)).toBe(0);
     // bob joined after the move: his user row was copied so the foreign key holds there.
     expect(await count(tenantSql, "auth.users where id = $1", bob.user.id)).toBe(1);
-    expect(await count(tenantSql, "audit.audit_logs where tenant_id = $1 and action = 'role.assigned' and target_id = $2", tenantId, bob.user.id)).toBe(1);
+    // Two events, both beside the tenant's rows: the mirrored member role and the editor role.
+    expect(await count(tenantSql, "audit.audit_logs where tenant_id = $1 and action = 'role.assigned' and target_id = $2", tenantId, bob.user.id)).toBe(2);
     expect(await count(mainSql, "audit.audit_logs where tenant_id = $1 and action = 'role.assigned' and target_id = $2", tenantId, bob.user.id)).toBe(0);
     expect(await sdk.permissions.can(bob.user.id, "docs:write", { tenant: tenantId })).toBe(true);
   });

@@ -9,6 +9,7 @@ import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { json, signedInUser, tenantOf, useTestSdk } from "../../../test/support.js";
 import { withRollback } from "../../testing/rollback.js";
+import { addTestMember } from "../../testing.js";
 
 const { sdk, app } = useTestSdk();
 const MUTATING = new Set(["post", "put", "patch", "delete"]);
@@ -139,7 +140,8 @@ describe("audit coverage of mutating routes", () => {
     await withRollback(sdk, async () => {
       const owner = await signedInUser(sdk);
       const other = await signedInUser(sdk);
-      const { headers } = await tenantOf(sdk, owner);
+      const { tenant, headers } = await tenantOf(sdk, owner);
+      await addTestMember(sdk, tenant.id, other.user.id); // tenant roles go to members only
       const state: State = { headers, otherUserId: other.user.id };
       for (const [op, call] of CALLS) {
         if (!operations.has(op)) continue; // a route that no longer exists

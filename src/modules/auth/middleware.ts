@@ -56,6 +56,17 @@ export async function resolveSession(
   return resolved;
 }
 
+/** Whether the user is a member of the tenant (organization). */
+export async function isMember(router: Router, userId: string, tenantId: string): Promise<boolean> {
+  const [membership] = await router
+    .db("auth")
+    .select({ id: members.id })
+    .from(members)
+    .where(and(eq(members.organizationId, tenantId), eq(members.userId, userId)))
+    .limit(1);
+  return membership !== undefined;
+}
+
 interface SessionView {
   user: SessionUser;
   session: SessionInfo;
@@ -111,13 +122,7 @@ export function createSessionMiddleware(
     const requested = requestHeader(c, "x-tenant-id");
     if (requested === undefined) return data.session.activeOrganizationId ?? null;
     if (!tenantHeader.safeParse(requested).success) throw AuthErrors.TENANT_HEADER_INVALID({ header: "X-Tenant-Id" });
-    const [membership] = await router
-      .db("auth")
-      .select({ id: members.id })
-      .from(members)
-      .where(and(eq(members.organizationId, requested), eq(members.userId, data.user.id)))
-      .limit(1);
-    if (!membership) throw AuthErrors.NOT_A_MEMBER({ tenantId: requested });
+    if (!(await isMember(router, data.user.id, requested))) throw AuthErrors.NOT_A_MEMBER({ tenantId: requested });
     return requested;
   };
 

@@ -11,7 +11,7 @@ import type { PermissionsModule } from "../permissions/index.js";
 import { createBetterAuth, DEFAULT_COOKIE_CACHE_SECONDS, sessionCookieName, type AuthOptions } from "./better-auth.js";
 import { createRevocations } from "./revocations.js";
 import { createSessionCache } from "./session-cache.js";
-import { createSessionMiddleware, resolveSession } from "./middleware.js";
+import { createSessionMiddleware, isMember, resolveSession } from "./middleware.js";
 import { OWASP_SCRYPT } from "./password.js";
 import { users } from "./schema.js";
 
@@ -77,6 +77,13 @@ export function createAuthModule({ router, audit, permissions, email, options, l
     openApiDocument: () => auth.api.generateOpenAPISchema() as Promise<unknown>,
     /** Browser origins trusted for cookies and CORS. */
     trustedOrigins: options.trustedOrigins ?? [],
+    /**
+     * Whether a user is a member of a tenant (organization).
+     *
+     * @example
+     * if (!(await sdk.auth.isMember(userId, tenantId))) throw new Error("not in this tenant");
+     */
+    isMember: (userId: string, tenantId: string) => isMember(router, userId, tenantId),
     /** Hono middleware giving `/api/v1` routes their user, session and tenant. */
     sessionMiddleware: () => createSessionMiddleware(auth, router, revocations, sessionCache),
     /** Starts applying other instances' session revocations (LISTEN); `npm start` calls it. */

@@ -127,17 +127,27 @@ describe("assignments over HTTP", () => {
       const owner = await signedInUser(sdk);
       const other = await signedInUser(sdk);
       const { tenant, headers } = await tenantOf(sdk, owner);
+      const inTenant = async () => (await auditRows(sdk, "role.assigned", other.user.id)).filter((r) => r.tenantId === tenant.id).length;
 
+      // Not a member yet: a tenant's roles go to its members only.
+      const outsider = await app.request(`${base}/assignments`, json("POST", { userId: other.user.id, role: "auditor" }, headers));
+      expect(outsider.status).toBe(404);
+      expect(await outsider.json()).toMatchObject({ code: "USER_NOT_IN_TENANT" });
+      expect(await inTenant()).toBe(0);
+      expect(await sdk.permissions.can(other.user.id, "audit:read", { tenant: tenant.id })).toBe(false);
+
+      await joinTenant(other, tenant.id, "member");
+      const before = await inTenant();
       const assigned = await app.request(`${base}/assignments`, json("POST", { userId: other.user.id, role: "auditor" }, headers));
       expect(assigned.status).toBe(201);
       const assignment = (await assigned.json()) as { id: string; tenantId: string };
       expect(assignment.tenantId).toBe(tenant.id);
-      // (The other one is the global `member` of sign-up.)
-      expect((await auditRows(sdk, "role.assigned", other.user.id)).filter((r) => r.tenantId === tenant.id)).toHaveLength(1);
+      expect(await inTenant()).toBe(before + 1);
       expect(await sdk.permissions.can(other.user.id, "audit:read", { tenant: tenant.id })).toBe(true);
 
       const listed = await app.request(`${base}/assignments?userId=${other.user.id}`, { headers });
-      expect(((await listed.json()) as { assignments: { roleName: string }[] }).assignments.map((a) => a.roleName)).toEqual(["auditor"]);
+      const roleNames = ((await listed.json()) as { assignments: { roleName: string }[] }).assignments.map((a) => a.roleName);
+      expect(roleNames.sort()).toEqual(["auditor", "member"]); // member: mirrored from the membership
       const all = (await (await app.request(`${base}/assignments`, { headers })).json()) as { assignments: { userId: string }[] };
       expect(all.assignments.map((a) => a.userId)).toEqual(expect.arrayContaining([owner.user.id, other.user.id]));
 

@@ -20,6 +20,11 @@ import type { Assignment, Role } from "./service.js";
 
 export interface PermissionsRoutesOptions {
   permissions: PermissionsModule;
+  /**
+   * Whether a user is a member of a tenant: a tenant's roles are assigned to its members only (a role
+   * held in a tenant by someone outside it is a grant nobody asked for). Without it, not checked.
+   */
+  isMember?: (userId: string, tenantId: string) => Promise<boolean>;
 }
 
 const Permission = z
@@ -86,7 +91,7 @@ const userOf = (c: Context) => {
 };
 
 /** `/api/v1/permissions` routes. */
-export function createPermissionsRoutes({ permissions }: PermissionsRoutesOptions) {
+export function createPermissionsRoutes({ permissions, isMember }: PermissionsRoutesOptions) {
   const app = createRoutes();
   const read = permissions.requirePermission("roles:read");
   const write = permissions.requirePermission("roles:write");
@@ -287,6 +292,7 @@ export function createPermissionsRoutes({ permissions }: PermissionsRoutesOption
       async (c) => {
         const tenant = tenantOf(c);
         const { userId, role } = c.req.valid("json");
+        if (tenant !== null && isMember && !(await isMember(userId, tenant))) throw PermissionsErrors.USER_NOT_IN_TENANT({ userId });
         await permissions.assertHolds(userOf(c).id, await permissions.rolePermissionClosure([role], { tenant }), { tenant });
         return c.json(toAssignment(await permissions.assignRole(userId, role, { tenant })), 201);
       },
