@@ -50,6 +50,8 @@ interface Store {
 }
 
 const storage = new ContextSlot<Store>("sv-sdk unit of work");
+/** A scope with no open transaction (shared: a store's map is never changed, only replaced). */
+const NO_TRANSACTIONS: ReadonlyMap<string, Database> = new Map();
 
 export function currentStore(): Store | undefined {
   return storage.getStore();
@@ -67,7 +69,7 @@ export function ambientTransaction(database: string): Database | undefined {
 /** Runs `fn` with `context` merged over the current one; open transactions stay joined. */
 export function runWithContext<T>(context: RequestContext, fn: () => T): T {
   const store = storage.getStore();
-  return storage.run({ ...store, context: { ...store?.context, ...context }, transactions: store?.transactions ?? new Map() }, fn);
+  return storage.run({ ...store, context: { ...store?.context, ...context }, transactions: store?.transactions ?? NO_TRANSACTIONS }, fn);
 }
 
 /**
@@ -91,13 +93,13 @@ export function runWithTransaction<T>(database: string, tx: Database, fn: () => 
 /** Runs `fn` as a new unit level nested in the current one. */
 export function runInLevel<T>(level: UnitLevel, fn: () => T): T {
   const store = storage.getStore();
-  return storage.run({ ...store, context: store?.context ?? {}, transactions: store?.transactions ?? new Map(), level }, fn);
+  return storage.run({ ...store, context: store?.context ?? {}, transactions: store?.transactions ?? NO_TRANSACTIONS, level }, fn);
 }
 
 /** Runs `fn` with the tenant-scoped modules' handles pointed at `database` (see `Router.onDatabase`). */
 export function runPinned<T>(database: string, fn: () => T): T {
   const store = storage.getStore();
-  return storage.run({ ...store, context: store?.context ?? {}, transactions: store?.transactions ?? new Map(), pinned: database }, fn);
+  return storage.run({ ...store, context: store?.context ?? {}, transactions: store?.transactions ?? NO_TRANSACTIONS, pinned: database }, fn);
 }
 
 export function currentLevel(): UnitLevel | undefined {
