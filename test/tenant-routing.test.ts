@@ -8,20 +8,18 @@
  */
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../src/app.js";
 import { moveTenant } from "../src/db/tenant-move.js";
-import { parseTopology, type Topology } from "../src/db/topology.js";
+import type { Topology } from "../src/db/topology.js";
 import { createSdk, type Sdk } from "../src/index.js";
-import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
 import { addTestMember } from "../src/testing.js";
-import { json, signedInUser, tenantOf, testSdkOptions, type SignedInUser } from "./support.js";
+import { json, signedInUser, tenantOf, testSdkOptions, useTwoDatabases, type SignedInUser } from "./support.js";
 
 /** The tenant write gate's advisory lock class (drizzle/0010, 'svtw'). */
 const WRITE_GATE = 1_937_142_903;
 
-let main: IsolatedDatabase;
-let dedicated: IsolatedDatabase;
+const databases = useTwoDatabases();
 let mainSql: postgres.Sql;
 let tenantSql: postgres.Sql;
 let topology: Topology;
@@ -38,15 +36,10 @@ const count = async (sql: postgres.Sql, query: string, ...params: unknown[]) => 
 };
 
 beforeAll(async () => {
-  const template = inject("svTestDatabase");
-  [main, dedicated] = await Promise.all([createIsolatedDatabase(template), createIsolatedDatabase(template)]);
-  mainSql = postgres(main.url, { max: 2, onnotice: () => {} });
-  tenantSql = postgres(dedicated.url, { max: 2, onnotice: () => {} });
-  const input = { databases: { main: { url: main.url }, tenant_db: { url: dedicated.url } } };
-  topology = parseTopology(input);
+  ({ mainSql, tenantSql, topology } = databases);
   // Deleting the dedicated database's platform roles first proves seed() reaches it.
   await tenantSql`delete from permissions.roles where tenant_id is null`;
-  sdk = createSdk(testSdkOptions(main.url, { topology: input }));
+  sdk = createSdk(testSdkOptions(databases.main.url, { topology }));
   await sdk.seed();
   app = createApp(sdk, { logRequests: false });
   owner = await signedInUser(sdk);
@@ -61,10 +54,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sdk?.close();
-  await mainSql?.end({ timeout: 5 });
-  await tenantSql?.end({ timeout: 5 });
-  await main?.drop();
-  await dedicated?.drop();
 });
 
 describe("a moved tenant", () => {
@@ -107,7 +96,7 @@ describe("a moved tenant", () => {
   });
 
   it("stops granting a revoked permission once its own database notifies the change", async () => {
-    const other = createSdk(testSdkOptions(main.url, { topology: { databases: { main: { url: main.url }, tenant_db: { url: dedicated.url } } } }));
+    const other = createSdk(testSdkOptions(databases.main.url, { topology }));
     try {
       await other.permissions.ready();
       const role = await sdk.permissions.createRole({ name: `temp-${randomUUID().slice(0, 8)}`, permissions: ["reports:read"] }, { tenant: tenantId });

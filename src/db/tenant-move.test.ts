@@ -5,12 +5,11 @@
  */
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { testSdkOptions } from "../../test/support.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testSdkOptions, useTwoDatabases } from "../../test/support.js";
 import { createSdk, type Sdk } from "../index.js";
-import { createIsolatedDatabase, type IsolatedDatabase } from "../testing/database.js";
 import { moveTenant, TenantMoveError, type MoveTenantOptions } from "./tenant-move.js";
-import { parseTopology, type Topology } from "./topology.js";
+import type { Topology } from "./topology.js";
 
 /** Tables with a tenant_id, and how to find a tenant's rows in those without one. */
 const TENANT_ROWS: Record<string, string> = {
@@ -26,8 +25,8 @@ const TRAIL = "select count(*)::int as n from audit.audit_logs where tenant_id =
 /** Rows whose every column is copied as is (no platform role ids in them). */
 const UNCHANGED = ["permissions.roles", "permissions.role_permissions", "email.email_templates", "email.email_sends"];
 
-let source: IsolatedDatabase;
-let target: IsolatedDatabase;
+// TimeZone UTC, like the move's own connections: row texts (and checksums) compare equal.
+const databases = useTwoDatabases({ TimeZone: "UTC" });
 let sourceSql: postgres.Sql;
 let targetSql: postgres.Sql;
 let topology: Topology;
@@ -73,18 +72,13 @@ async function populateTenant(name: string) {
 const move = (options: Omit<MoveTenantOptions, "topology">) => moveTenant({ topology, ...options });
 
 beforeAll(async () => {
-  const test = inject("svTestDatabase");
-  [source, target] = await Promise.all([createIsolatedDatabase(test), createIsolatedDatabase(test)]);
-  const connection = { TimeZone: "UTC" };
-  sourceSql = postgres(source.url, { max: 2, onnotice: () => {}, connection });
-  targetSql = postgres(target.url, { max: 2, onnotice: () => {}, connection });
-  topology = parseTopology({ databases: { main: { url: source.url }, tenant_db: { url: target.url } } });
+  ({ mainSql: sourceSql, tenantSql: targetSql, topology } = databases);
   // A database seeded on its own gives the platform roles ids of its own: the move must translate them.
   await targetSql`delete from permissions.roles where tenant_id is null`;
-  const seeder = createSdk(testSdkOptions(target.url));
+  const seeder = createSdk(testSdkOptions(databases.tenantDb.url));
   await seeder.seed();
   await seeder.close();
-  sdk = createSdk(testSdkOptions(source.url));
+  sdk = createSdk(testSdkOptions(databases.main.url));
   for (const name of ["ada", "bob"]) {
     users.push((await sdk.auth.createUser({ email: `${name}-${randomUUID()}@example.test`, password: "correct horse battery", name })).id);
   }
@@ -92,10 +86,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sdk?.close();
-  await sourceSql?.end({ timeout: 5 });
-  await targetSql?.end({ timeout: 5 });
-  await source?.drop();
-  await target?.drop();
 });
 
 describe("moveTenant", () => {
@@ -125,7 +115,7 @@ describe("moveTenant", () => {
       select bool_or(ur.role_id = r.id) as same from permissions.user_roles ur, permissions.roles r
        where ur.tenant_id = ${tenantId} and ur.user_id = ${users[1]!} and r.tenant_id is null and r.name = 'admin'`;
     expect(admin?.same).toBe(true);
-    const onTarget = createSdk(testSdkOptions(target.url));
+    const onTarget = createSdk(testSdkOptions(databases.tenantDb.url));
     try {
       expect(await onTarget.permissions.can(users[1]!, "roles:write", { tenant: tenantId })).toBe(true);
       expect(await onTarget.permissions.can(users[0]!, "docs:write", { tenant: tenantId })).toBe(true);

@@ -7,17 +7,15 @@
  */
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { testSdkOptions } from "../../../test/support.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testSdkOptions, useTwoDatabases } from "../../../test/support.js";
 import { createRouter } from "../../db/router.js";
 import { moveTenant } from "../../db/tenant-move.js";
-import { parseTopology, type Topology } from "../../db/topology.js";
+import type { Topology } from "../../db/topology.js";
 import { createSdk, type Sdk } from "../../index.js";
-import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 import { createAuditModule, type AuditEvent } from "./index.js";
 
-let a: IsolatedDatabase;
-let b: IsolatedDatabase;
+const databases = useTwoDatabases();
 let ownerA: postgres.Sql;
 let ownerB: postgres.Sql;
 let topology: Topology;
@@ -54,15 +52,11 @@ async function exported(filters: Parameters<Sdk["audit"]["exportEvents"]>[0]): P
 }
 
 beforeAll(async () => {
-  const test = inject("svTestDatabase");
-  [a, b] = await Promise.all([createIsolatedDatabase(test), createIsolatedDatabase(test)]);
-  ownerA = postgres(a.url, { max: 2, onnotice: () => {} });
-  ownerB = postgres(b.url, { max: 2, onnotice: () => {} });
-  topology = parseTopology({ databases: { main: { url: a.url }, tenant_db: { url: b.url } } });
-  const seeder = createSdk(testSdkOptions(b.url));
+  ({ mainSql: ownerA, tenantSql: ownerB, topology } = databases);
+  const seeder = createSdk(testSdkOptions(databases.tenantDb.url));
   await seeder.seed();
   await seeder.close();
-  sdk = createSdk(testSdkOptions(a.url, { topology }));
+  sdk = createSdk(testSdkOptions(databases.main.url, { topology }));
 
   for (const id of [moved, stay]) await ownerA`insert into auth.organizations (id, name, slug) values (${id}, 'org', ${`org-${id}`})`;
   // History written while the tenant lived on main: sealed there, plus one event not sealed yet.
@@ -76,10 +70,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sdk?.close();
-  await ownerA?.end({ timeout: 5 });
-  await ownerB?.end({ timeout: 5 });
-  await a?.drop();
-  await b?.drop();
 });
 
 describe("audit across databases", () => {

@@ -6,20 +6,18 @@
  */
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import postgres from "postgres";
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
-import { testSdkOptions } from "../../../test/support.js";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { testSdkOptions, useTwoDatabases } from "../../../test/support.js";
 import { moveTenant } from "../../db/tenant-move.js";
-import { parseTopology, type Topology } from "../../db/topology.js";
+import type { Topology } from "../../db/topology.js";
 import { createMailViewer } from "../../http/mail-viewer.js";
 import { createSdk, type Sdk } from "../../index.js";
-import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 import { startFakeResend, type FakeResend } from "./testing/fake-resend.js";
 
 const webhookSecret = `whsec_${randomBytes(24).toString("base64")}`;
 const welcome = { name: "Ada" };
 
-let main: IsolatedDatabase;
-let tenantDb: IsolatedDatabase;
+const databases = useTwoDatabases();
 let mainSql: postgres.Sql;
 let tenantSql: postgres.Sql;
 let topology: Topology;
@@ -68,19 +66,15 @@ const createUser = async (name: string) =>
   (await sdk.auth.createUser({ email: address(name), password: "correct horse battery", name, emailVerified: true })).id;
 
 beforeAll(async () => {
-  const test = inject("svTestDatabase");
-  [main, tenantDb] = await Promise.all([createIsolatedDatabase(test), createIsolatedDatabase(test)]);
-  mainSql = postgres(main.url, { max: 2, onnotice: () => {} });
-  tenantSql = postgres(tenantDb.url, { max: 2, onnotice: () => {} });
+  ({ mainSql, tenantSql, topology } = databases);
   // The default templates a moved tenant falls back to live in its own database too.
-  const seeder = createSdk(testSdkOptions(tenantDb.url));
+  const seeder = createSdk(testSdkOptions(databases.tenantDb.url));
   await seeder.seed();
   await seeder.close();
 
   fake = await startFakeResend();
-  topology = parseTopology({ databases: { main: { url: main.url }, tenant_db: { url: tenantDb.url } } });
   sdk = createSdk(
-    testSdkOptions(main.url, {
+    testSdkOptions(databases.main.url, {
       topology,
       email: {
         resendApiKey: "re_test_key",
@@ -101,10 +95,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await sdk?.close();
   await fake?.close();
-  await mainSql?.end({ timeout: 5 });
-  await tenantSql?.end({ timeout: 5 });
-  await main?.drop();
-  await tenantDb?.drop();
 });
 
 beforeEach(() => fake.reset());
@@ -206,7 +196,7 @@ describe("email with a tenant in its own database", () => {
 
   it("records development mail beside its send, and lists and shows it from every database", async () => {
     await until(async () => (await sdk.email.dispatchOnce()) === 0);
-    const dev = createSdk(testSdkOptions(main.url, { topology }));
+    const dev = createSdk(testSdkOptions(databases.main.url, { topology }));
     try {
       const to = address("dev");
       const [movedSend, mainSend] = await Promise.all([
