@@ -36,23 +36,13 @@
  * database's trail is sealed, chained and verified on its own, with its own transaction ids — those
  * of two clusters cannot be compared, which is also why a tenant move does not copy the trail.
  */
-import { createHash } from "node:crypto";
 import type postgres from "postgres";
 import type { Router } from "../../db/router.js";
+import { DIGEST_BYTES, DigestList, MICROS, readDigest, ROW_HASH, sealHash, sha256 } from "./chain.js";
 
 /** Fixed, arbitrary: every sealer of one database takes the same lock (the migrator's key + 1). */
 const SEAL_LOCK_KEY = 7_246_155_348;
-/** id (8) + occurred_at in µs (8) + first 16 bytes of the row's sha256. */
-const DIGEST_BYTES = 32;
 const CURSOR_ROWS = 2000;
-
-/** The row hash, computed by PostgreSQL from the canonical jsonb text of every column. */
-// Queries select `id::text as id`: ORDER BY must name the table's column (audit_logs.id), or it
-// would sort by the text output column ('10' < '9').
-const ROW_HASH = `sha256(convert_to(jsonb_build_array(
-    id::text, (extract(epoch from occurred_at) * 1000000)::bigint::text, tenant_id, actor_type, actor_id, action,
-    target_type, target_id, ip, user_agent, request_id, metadata, changes, txid::text)::text, 'UTF8'))`;
-const MICROS = `(extract(epoch from occurred_at) * 1000000)::bigint::text`;
 
 /** One database's sealing tick. */
 export interface DatabaseSealResult {
@@ -107,72 +97,6 @@ export type VerifyResult =
     };
 
 type DatabaseVerifyResult = ({ ok: true } & DatabaseVerifyReport) | Omit<Extract<VerifyResult, { ok: false }>, "database">;
-
-interface RowDigest {
-  id: bigint;
-  micros: bigint;
-  hash: Buffer;
-}
-
-const sha256 = (data: Buffer | string) => createHash("sha256").update(data).digest("hex");
-
-function sealHash(seal: {
-  prevSealHash: string | null;
-  tenantId: string | null;
-  fromTxid: bigint;
-  toTxid: bigint;
-  fromId: bigint;
-  toId: bigint;
-  rowCount: number;
-  rowsHash: string;
-}): string {
-  return sha256(
-    JSON.stringify([
-      seal.prevSealHash,
-      seal.tenantId,
-      String(seal.fromTxid),
-      String(seal.toTxid),
-      String(seal.fromId),
-      String(seal.toId),
-      seal.rowCount,
-      seal.rowsHash,
-    ]),
-  );
-}
-
-/** Growable buffer of 32-byte digests, one per row, in id order. */
-class DigestList {
-  private buffer = Buffer.alloc(DIGEST_BYTES * 64);
-  count = 0;
-  firstId = 0n;
-  lastId = 0n;
-  push(id: bigint, micros: bigint, hash: Buffer) {
-    if ((this.count + 1) * DIGEST_BYTES > this.buffer.length) {
-      const grown = Buffer.alloc(this.buffer.length * 2);
-      this.buffer.copy(grown);
-      this.buffer = grown;
-    }
-    const at = this.count * DIGEST_BYTES;
-    this.buffer.writeBigInt64BE(id, at);
-    this.buffer.writeBigInt64BE(micros, at + 8);
-    hash.copy(this.buffer, at + 16, 0, 16);
-    if (this.count === 0) this.firstId = id;
-    this.lastId = id;
-    this.count++;
-  }
-  bytes(): Buffer {
-    return this.buffer.subarray(0, this.count * DIGEST_BYTES);
-  }
-}
-
-function readDigest(bytes: Buffer, index: number): RowDigest {
-  const at = index * DIGEST_BYTES;
-  return {
-    id: bytes.readBigInt64BE(at),
-    micros: bytes.readBigInt64BE(at + 8),
-    hash: bytes.subarray(at + 16, at + 32),
-  };
-}
 
 /** A transaction on one database's pool (as sv_app) that sees every tenant's rows. */
 async function platformTransaction<T>(sql: postgres.Sql, mode: string, fn: (tx: postgres.TransactionSql) => Promise<T>) {
