@@ -6,7 +6,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { getConnInfo } from "@hono/node-server/conninfo";
+import type { IncomingMessage } from "node:http";
 import type { Sdk } from "./index.js";
 import { corsForOrigins } from "./http/cors.js";
 import { requestHeader, withResponseHeaders } from "./http/headers.js";
@@ -57,11 +57,9 @@ function clientIp(c: Context, trustProxy: boolean): string | undefined {
     const forwarded = requestHeader(c, "x-forwarded-for")?.split(",")[0]?.trim();
     if (forwarded) return forwarded;
   }
-  try {
-    return getConnInfo(c).remote.address;
-  } catch {
-    return undefined; // app.request() in tests has no socket
-  }
+  // The socket's address, as @hono/node-server's getConnInfo() reads it (without building its
+  // object per request); app.request() in tests has no socket.
+  return (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket?.remoteAddress;
 }
 
 /** The request better-auth sees: the client address in our header, replacing any the client sent. */
@@ -94,8 +92,10 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   // log line — and, for /api/v1, the session. Each layer of the chain costs a few promises per
   // request, and on Node 20 every promise pays the AsyncLocalStorage hooks: measured, this is one
   // layer where there were four.
-  app.use(async (c, next) => {
-    const started = performance.now();
+  const logRequests = options.logRequests !== false;
+  const trustProxy = options.trustProxy ?? false;
+  app.use((c, next) => {
+    const started = logRequests ? performance.now() : 0;
     let id = requestHeader(c, "x-request-id");
     if (!id || id.length > 255 || /[^\w\-=]/.test(id)) id = crypto.randomUUID();
     c.set("requestId", id);
@@ -105,18 +105,20 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
     // the transaction starts with the tenant set for row-level security. Called from this layer
     // rather than registered as one more (a layer is a few promises per request, see above).
     const rest = path.startsWith("/api/v1/") ? () => session(c, next) : next;
-    await sdk.withContext({ requestId: id, ip: clientIp(c, options.trustProxy ?? false), userAgent: requestHeader(c, "user-agent") }, () =>
+    // Not an async function: the chain's own promise is returned (or, to log, one `then` on it).
+    const done = sdk.withContext({ requestId: id, ip: clientIp(c, trustProxy), userAgent: requestHeader(c, "user-agent") }, () =>
       withResponseHeaders(c, rest, { set: { "x-request-id": id } }, corsHeaders),
     );
-    if (options.logRequests !== false) {
+    if (!logRequests) return done;
+    return done.then(() => {
       logger.info("request", {
         requestId: id,
         method: c.req.method,
-        path: c.req.path,
+        path,
         status: c.res.status,
         durationMs: Math.round((performance.now() - started) * 10) / 10,
       });
-    }
+    });
   });
   app.options("/api/*", cors.preflight);
 
@@ -150,7 +152,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
 
   app.route("/", createHealthRoutes(sdk.router, logger));
   app.on(["GET", "POST"], "/api/auth/*", async (c) =>
-    asProblem(c, await sdk.auth.handler(authRequest(c, clientIp(c, options.trustProxy ?? false)))),
+    asProblem(c, await sdk.auth.handler(authRequest(c, clientIp(c, trustProxy)))),
   );
   // One chain, so the app's type carries every /api/v1 route for the typed client (sv-sdk/client).
   const api = app
