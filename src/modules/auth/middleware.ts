@@ -129,7 +129,7 @@ export function createSessionMiddleware(
   return (c, next) => {
     // The hot path — a credential answered from the session cache, no tenant header — stays
     // synchronous: no promise of its own (each costs the AsyncLocalStorage hooks on Node 20).
-    const remembered = cache?.get({ get: (name) => requestHeader(c, name) });
+    const remembered = cache?.lookup(requestHeader(c, "authorization"), requestHeader(c, "cookie"));
     if (remembered && requestHeader(c, "x-tenant-id") === undefined) {
       return proceed(c, next, remembered, remembered.session.activeOrganizationId ?? null);
     }

@@ -31,6 +31,15 @@ describe("session cache", () => {
     expect(cache.get(new Headers({ authorization: "Bearer abc" }))).toBeUndefined();
     expect(cache.get(new Headers({ cookie: "sv.session_data=xyz" }))).toBeUndefined();
     expect(cache.get(new Headers())).toBeUndefined();
+    // The request middleware's lookup from the two header values answers the same.
+    expect(cache.lookup(undefined, "theme=dark; sv.session_token=abc")).toBe(data);
+    expect(cache.lookup("Bearer abc", "sv.session_token=abc")).toBeUndefined();
+    expect(cache.lookup(undefined, undefined)).toBeUndefined();
+    // A bearer credential has an entry of its own, never answered for a cookie.
+    const bearer = session(randomUUID(), 60_000);
+    cache.set(new Headers({ authorization: "Bearer abc" }), bearer);
+    expect(cache.lookup("Bearer abc", undefined)).toBe(bearer);
+    expect(cache.lookup(undefined, "sv.session_token=abc")).toBe(data);
   });
 
   it("reads one cookie out of a Cookie header, refusing an ambiguous one", () => {
