@@ -1,19 +1,19 @@
 /**
  * The pieces of a BenchContext: a throwaway PostgreSQL, servers on 127.0.0.1, HTTP load from
- * autocannon in a child process (so the load generator does not share the server's event loop),
+ * autocannon in a child process (so the load generator does not share the server's event loop; one
+ * process for the whole run, see bench/load-generator.mjs),
  * in-process timing, and the two baselines every ratio is measured against.
  */
-import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
+import { fork, type ChildProcess } from "node:child_process";
 import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
 import { serve as serveNode } from "@hono/node-server";
 import { Hono } from "hono";
 import postgres from "postgres";
 import { createIsolatedDatabase, startTestDatabase, type TestDatabase } from "../src/testing/database.js";
 import type { BenchContext, HttpResult, LoadOptions, OpsResult } from "./types.js";
 
-const require = createRequire(import.meta.url);
-const AUTOCANNON_CLI = require.resolve("autocannon");
+const LOAD_GENERATOR = fileURLToPath(new URL("./load-generator.mjs", import.meta.url));
 
 /** The only host load may target: a benchmark never sends traffic off this machine. */
 export const LOAD_HOST = "127.0.0.1";
@@ -35,42 +35,90 @@ function assertLocal(url: string): void {
   if (host !== LOAD_HOST) throw new Error(`Benchmark load only targets ${LOAD_HOST}; refusing ${url}`);
 }
 
-interface AutocannonJson {
-  requests: { average: number; total: number };
-  latency: { p50: number; p99: number };
-  errors: number;
-  timeouts: number;
-  non2xx: number;
+interface GeneratorReply {
+  requests?: number;
+  seconds?: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  errors?: number;
+  non2xx?: number;
+  error?: string;
 }
 
-/** Runs autocannon's CLI against a 127.0.0.1 URL for a bounded time and returns its summary. */
-export async function load(options: LoadOptions & { seconds: number }): Promise<HttpResult> {
-  assertLocal(options.url);
-  const connections = options.connections ?? 50;
-  const args = [AUTOCANNON_CLI, "--json", "-c", String(connections), "-d", String(options.seconds), "-t", "10"];
-  if (options.method) args.push("-m", options.method);
-  for (const [name, value] of Object.entries(options.headers ?? {})) args.push("-H", `${name}=${value}`);
-  if (options.body !== undefined) args.push("-b", options.body);
-  args.push(options.url);
+/**
+ * The load generator (bench/load-generator.mjs): one child process for the whole run, started on the
+ * first load. It does not keep the bench alive, and it exits when the bench does.
+ */
+let generator: ChildProcess | undefined;
+let generatorBusy: Promise<unknown> = Promise.resolve();
 
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
+function loadGenerator(): ChildProcess {
+  if (generator && generator.exitCode === null && generator.connected) return generator;
+  const child = fork(LOAD_GENERATOR, [], { stdio: ["ignore", "ignore", "pipe", "ipc"] });
+  child.unref();
+  (child.channel as { unref?: () => void } | undefined)?.unref?.();
+  (child.stderr as { unref?: () => void } | null)?.unref?.();
+  generator = child;
+  return child;
+}
+
+/** Stops the load generator (the end of a run). */
+export function stopLoadGenerator(): void {
+  generator?.kill();
+  generator = undefined;
+}
+
+async function runLoad(options: LoadOptions & { seconds: number }): Promise<HttpResult> {
+  const child = loadGenerator();
   let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  // autocannon stops itself after `seconds`; this only guards against a stuck child.
-  const guard = setTimeout(() => child.kill("SIGKILL"), (options.seconds + 30) * 1000);
-  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-  clearTimeout(guard);
-  if (code !== 0) throw new Error(`autocannon exited with ${code}: ${stderr.trim().split("\n").slice(-3).join(" ")}`);
-  const result = JSON.parse(stdout) as AutocannonJson;
-  return {
-    requestsPerSecond: result.requests.average,
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    errors: result.errors + result.timeouts,
-    non2xx: result.non2xx,
-  };
+  const onStderr = (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000));
+  child.stderr?.on("data", onStderr);
+  let guard: NodeJS.Timeout | undefined;
+  try {
+    const reply = await new Promise<GeneratorReply>((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`the load generator exited with ${code}: ${stderr.trim().split("\n").slice(-3).join(" ")}`));
+      child.once("exit", onExit);
+      child.once("message", (message: GeneratorReply) => {
+        child.off("exit", onExit);
+        resolve(message);
+      });
+      // autocannon stops itself after `seconds`; this only guards against a stuck generator.
+      guard = setTimeout(() => {
+        child.kill("SIGKILL");
+        reject(new Error(`the load generator did not answer within ${options.seconds + 30} s`));
+      }, (options.seconds + 30) * 1000);
+      child.send({
+        url: options.url,
+        connections: options.connections ?? 50,
+        seconds: options.seconds,
+        method: options.method,
+        headers: options.headers,
+        body: options.body,
+      });
+    });
+    if (reply.error !== undefined) throw new Error(`autocannon failed: ${reply.error}`);
+    return {
+      requestsPerSecond: reply.requests! / reply.seconds!,
+      p50Ms: reply.p50Ms!,
+      p99Ms: reply.p99Ms!,
+      errors: reply.errors!,
+      non2xx: reply.non2xx!,
+    };
+  } finally {
+    clearTimeout(guard);
+    child.stderr?.off("data", onStderr);
+  }
+}
+
+/**
+ * Runs autocannon against a 127.0.0.1 URL for a bounded time and returns its summary. Loads run one at
+ * a time: one that is asked for while another runs waits for it.
+ */
+export function load(options: LoadOptions & { seconds: number }): Promise<HttpResult> {
+  assertLocal(options.url);
+  const result = generatorBusy.then(() => runLoad(options));
+  generatorBusy = result.catch(() => undefined);
+  return result;
 }
 
 /** A percentile of sorted samples (nearest rank). */
@@ -190,6 +238,7 @@ export class BenchResources {
 
   /** Releases everything left open, then stops PostgreSQL; bounded so the run always ends. */
   async release(timeoutMs = 30_000): Promise<void> {
+    stopLoadGenerator();
     const work = (async () => {
       for (const cleanup of this.cleanups.reverse()) await cleanup().catch(() => undefined);
       await this.database?.stop();
