@@ -21,11 +21,11 @@ const ENDPOINT_TARGET = 0.8;
  * Endpoint/baseline pairs measured alternately; the row reports the median pair. Many short pairs
  * rather than a few long ones: the two loads of a pair are a second apart, so they share the
  * machine's state, and on this shared machine a burst of another tenant's load that lands on one
- * load of a pair moves that pair by up to ±30 %; the median of 25 pairs is moved by few of them.
- * (With a load generator process per load, as before, each load cost ~0.4 s to start and the row
- * could afford 9 pairs of 3 s; its median read 0.78–0.88 across runs of the same code.)
+ * load of a pair moves that pair by up to ±30 %; the median of 41 pairs is moved by few of them.
+ * Measured on the same code: medians of 9 pairs of 3 s (a process started per load) read 0.78–0.88
+ * across runs; medians of 20 pairs of 1 s read 0.85–0.87 across three runs.
  */
-const ROUNDS = 25;
+const ROUNDS = 41;
 const PAIR_LOAD_SECONDS = 1;
 /** The endpoint without the check, once, for its own row. */
 const SESSION_ONLY_SECONDS = 3;
