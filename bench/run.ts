@@ -5,7 +5,7 @@
  *
  *   BENCH_SECONDS=5    default duration of one load (1..120)
  *   BENCH_QUICK=1      short driver-stability runs (2 s instead of 10 s), marked in the table
- *   BENCH_ONLY=20      run only the scenario files whose name contains this text (baselines always run)
+ *   BENCH_ONLY=15,20   run only the scenario files whose name contains one of these texts (baselines always run)
  *
  * Exit code 1 when a scenario failed to run; targets missed are shown in the `pass` column.
  */
@@ -83,7 +83,8 @@ async function measureBaselines(): Promise<BenchContext["baselines"]> {
 
 async function scenarioFiles(): Promise<string[]> {
   const names = (await readdir(SCENARIOS_DIR)).filter((n) => n.endsWith(".ts") && !n.endsWith(".d.ts")).sort();
-  return names.filter((n) => !only || n.includes(only) || n.startsWith("10-")).map((n) => join(SCENARIOS_DIR, n));
+  const wanted = only?.split(",").filter(Boolean);
+  return names.filter((n) => !wanted || wanted.some((w) => n.includes(w)) || n.startsWith("10-")).map((n) => join(SCENARIOS_DIR, n));
 }
 
 async function main(): Promise<void> {
