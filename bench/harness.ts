@@ -121,6 +121,9 @@ export function load(options: LoadOptions & { seconds: number }): Promise<HttpRe
   return result;
 }
 
+/** The middle value (the upper middle one of an even count). */
+export const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
 /** A percentile of sorted samples (nearest rank). */
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;

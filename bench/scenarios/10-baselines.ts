@@ -7,12 +7,10 @@
  * (porsager/postgres#747), so the load keeps exactly as many requests in flight as the pool has
  * connections.
  */
-import { baselinePool, dbQueryApp, DB_POOL_MAX } from "../harness.js";
+import { baselinePool, dbQueryApp, DB_POOL_MAX, median } from "../harness.js";
 import type { HttpResult, Row, Scenario } from "../types.js";
 
 const STABILITY_RUNS = 4;
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const MAX_DROP = 0.1;
 
 const httpNote = (result: HttpResult, extra: string) =>

@@ -11,7 +11,7 @@ import { createAuditModule } from "../../src/modules/audit/index.js";
 import { TEST_ONLY_SCRYPT } from "../../src/modules/auth/index.js";
 import { createPermissionsModule } from "../../src/modules/permissions/index.js";
 import { organizations } from "../../src/modules/auth/index.js";
-import { baselinePool, DB_POOL_MAX, dbQueryApp } from "../harness.js";
+import { baselinePool, DB_POOL_MAX, dbQueryApp, median } from "../harness.js";
 import { cookieHeader } from "../../src/testing.js";
 import type { HttpResult, Row, Scenario } from "../types.js";
 
@@ -30,7 +30,6 @@ const PAIR_LOAD_SECONDS = 1;
 /** The endpoint without the check, once, for its own row. */
 const SESSION_ONLY_SECONDS = 3;
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** "pairs 0.62–1.13, middle half 0.80–0.90": how far the pairs scatter around their median. */
 function spread(ratios: number[]): string {
@@ -147,7 +146,7 @@ const scenario: Scenario = async (ctx) => {
         }
       }
       const ratios = pairs.map((p) => p.endpoint.requestsPerSecond / p.baseline.requestsPerSecond);
-      const middle = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!;
+      const middle = median(ratios);
       const result = pairs[ratios.indexOf(middle)]!.endpoint;
       const failures = pairs.reduce((n, p) => n + p.endpoint.errors + p.endpoint.non2xx, 0);
       const baselineMedian = median(pairs.map((p) => p.baseline.requestsPerSecond));
