@@ -23,13 +23,12 @@ const ENDPOINT_TARGET = 0.8;
  * machine's state, and on this shared machine a burst of another tenant's load that lands on one
  * load of a pair moves that pair by up to ±30 %; the median of 41 pairs is moved by few of them.
  * Measured on the same code: medians of 9 pairs of 3 s (a process started per load) read 0.78–0.88
- * across runs; medians of 20 pairs of 1 s read 0.85–0.87 across three runs.
+ * across runs; medians of 41 pairs of 1 s read 0.82–0.88 across nine runs, full runs 0.82–0.85.
  */
 const ROUNDS = 41;
 const PAIR_LOAD_SECONDS = 1;
 /** The endpoint without the check, once, for its own row. */
 const SESSION_ONLY_SECONDS = 3;
-
 
 /** "pairs 0.62–1.13, middle half 0.80–0.90": how far the pairs scatter around their median. */
 function spread(ratios: number[]): string {
