@@ -236,6 +236,24 @@ describe("dispatcher", () => {
     }
   });
 
+  it("does not lose a NOTIFY that arrives while a pass is still sending", async () => {
+    const dispatcher = sdk.email.createDispatcher({ pollIntervalMs: 60_000, requestTimeoutMs: 400 });
+    fake.script("hang");
+    await enqueue(1);
+    await dispatcher.start();
+    try {
+      await until(() => fake.requests.length === 1);
+      // Committed while the pass that claimed the first row waits on the provider: nobody sleeps yet.
+      const [second] = await enqueue(1);
+      // The 60 s poll cannot be what picks it up.
+      await until(async () => (await rowsOf([second!]))[0]!.status === "sent", 5_000);
+      expect(fake.requests[0]!.answered).toBe("hang");
+      expect(fake.delivered.map((d) => d.sendId)).toContain(second);
+    } finally {
+      await dispatcher.stop();
+    }
+  });
+
   it("returns its claimed rows to the queue on stop, without spending an attempt", async () => {
     const dispatcher = sdk.email.createDispatcher({ pollIntervalMs: 60_000 });
     fake.script("hang");

@@ -127,13 +127,24 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
   let unlisten: (() => Promise<void>) | undefined;
   let wakeUp: (() => void) | undefined;
   let wakePromise: Promise<void> | undefined;
+  // A wake-up that came while no cycle slept (a NOTIFY during a pass, which may have claimed before
+  // that commit): the next sleep returns at once instead of waiting out the poll.
+  let wokenMeanwhile = false;
 
   function wake() {
-    wakeUp?.();
+    if (!wakeUp) {
+      wokenMeanwhile = true;
+      return;
+    }
+    wakeUp();
     wakeUp = undefined;
     wakePromise = undefined;
   }
   function sleep(ms: number): Promise<void> {
+    if (wokenMeanwhile) {
+      wokenMeanwhile = false;
+      return Promise.resolve();
+    }
     wakePromise ??= new Promise<void>((resolve) => (wakeUp = resolve));
     let timer: NodeJS.Timeout | undefined;
     return Promise.race([wakePromise, new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
