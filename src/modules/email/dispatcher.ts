@@ -27,6 +27,7 @@ import type { Logger } from "../../logger.js";
 import type { AuditModule } from "../audit/index.js";
 import { createEmailDatabases } from "./databases.js";
 import { EMAIL_CHANNEL } from "./outbox.js";
+import { createWakeSignal } from "./wake-signal.js";
 import type { EmailTransport, OutgoingEmail, SendFailure, SendOutcome } from "./transport.js";
 
 export interface DispatcherOptions {
@@ -125,30 +126,7 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
   let running = false;
   let stopping: Promise<void> | undefined;
   let unlisten: (() => Promise<void>) | undefined;
-  let wakeUp: (() => void) | undefined;
-  let wakePromise: Promise<void> | undefined;
-  // A wake-up that came while no cycle slept (a NOTIFY during a pass, which may have claimed before
-  // that commit): the next sleep returns at once instead of waiting out the poll.
-  let wokenMeanwhile = false;
-
-  function wake() {
-    if (!wakeUp) {
-      wokenMeanwhile = true;
-      return;
-    }
-    wakeUp();
-    wakeUp = undefined;
-    wakePromise = undefined;
-  }
-  function sleep(ms: number): Promise<void> {
-    if (wokenMeanwhile) {
-      wokenMeanwhile = false;
-      return Promise.resolve();
-    }
-    wakePromise ??= new Promise<void>((resolve) => (wakeUp = resolve));
-    let timer: NodeJS.Timeout | undefined;
-    return Promise.race([wakePromise, new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
-  }
+  const { wake, sleep } = createWakeSignal();
 
   /** Claims up to `limit` due rows of the database this pass is pinned to. */
   async function claimHere(limit: number): Promise<ClaimedRow[]> {
