@@ -44,6 +44,15 @@ export const CommonErrors = defineErrors({
   CONFLICT: { status: 409, message: "The request conflicts with existing data" },
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large" },
   UNAVAILABLE: { status: 503, message: "The service is not ready" },
+  /** A database this request needs is down, unreachable or restarting: retry shortly. */
+  DATABASE_UNAVAILABLE: { status: 503, message: "A database this request needs is unavailable; retry shortly" },
+  /**
+   * The database is up but the work could not get through in time: no free connection within the
+   * acquire timeout, a statement or lock timeout, a deadlock it was chosen to break. Retry shortly.
+   */
+  DATABASE_BUSY: { status: 503, message: "The database is busy; retry shortly" },
+  /** The request's own deadline (or the unit of work's) passed; nothing it did was kept. */
+  DEADLINE_EXCEEDED: { status: 503, message: "The request took too long and was abandoned; retry shortly" },
   TENANT_MOVING: {
     status: 503,
     message: "This tenant is being moved to another database: its data can be read, and writes resume when the move completes",
@@ -55,10 +64,12 @@ export const CommonErrors = defineErrors({
  * broken foreign key or check is bad input. Anything else is returned unchanged (a 500).
  */
 export function fromDatabaseError(error: unknown): unknown {
-  // drizzle wraps driver errors (DrizzleQueryError) with the driver's error as `cause`.
-  const pg = (hasCode(error) ? error : (error as { cause?: unknown } | undefined)?.cause) as
-    | { code?: string; constraint_name?: string }
-    | undefined;
+  if (error instanceof AppError) return error;
+  // drizzle wraps driver errors (DrizzleQueryError) with the driver's error as `cause` — and the
+  // pool gate's own AppErrors (acquire timeout, deadline) the same way.
+  const cause = (error as { cause?: unknown } | undefined)?.cause;
+  if (cause instanceof AppError) return cause;
+  const pg = (hasCode(error) ? error : cause) as { code?: string; constraint_name?: string } | undefined;
   switch (pg?.code) {
     case "23505":
       return CommonErrors.CONFLICT({ constraint: pg.constraint_name }, "A record with these values already exists");
@@ -73,9 +84,65 @@ export function fromDatabaseError(error: unknown): unknown {
       // read_only_sql_transaction: the runtime opens a tenant's units read-only only while the
       // tenant is being moved (src/db/router.ts, drizzle/0010).
       return CommonErrors.TENANT_MOVING();
-    default:
-      return error;
+    default: {
+      const transient = unavailability(pg);
+      if (!transient) return error;
+      (transient as { cause?: unknown }).cause = error;
+      return transient;
+    }
   }
+}
+
+/**
+ * postgres.js's own codes for a connection that failed or went away, and Node's socket errors. The
+ * driver's message names hosts and users: it goes to the log, never into the problem document.
+ */
+const CONNECTION_CODES = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "CONNECTION_ENDED",
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+/**
+ * A failure that says nothing about the request and everything about the database's state right
+ * now: the caller should retry (503), never read it as "signed out" (401) or a bug (500).
+ */
+function unavailability(pg: { code?: string } | undefined): AppError | undefined {
+  const code = pg?.code;
+  if (!code) return undefined;
+  if (CONNECTION_CODES.has(code)) return CommonErrors.DATABASE_UNAVAILABLE();
+  // 08: connection exception; 57P01-57P03: admin/crash shutdown, cannot connect now; 53: out of
+  // connections, memory or disk.
+  if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03" || code.startsWith("53")) {
+    return CommonErrors.DATABASE_UNAVAILABLE();
+  }
+  // 57014 statement timeout (or a cancel), 55P03 lock timeout, 40P01 deadlock, 40001 serialization,
+  // 25P03 idle-in-transaction timeout: the database chose to stop this work; a retry may pass.
+  if (code === "57014" || code === "55P03" || code === "40P01" || code === "40001" || code === "25P03") {
+    return CommonErrors.DATABASE_BUSY({ sqlstate: code });
+  }
+  return undefined;
+}
+
+/**
+ * The "retry shortly" (503) error an error stands for, looking through the causes libraries wrap
+ * driver errors in (drizzle's DrizzleQueryError, better-auth's APIError); undefined when it is not one.
+ */
+export function transientError(error: unknown): AppError | undefined {
+  for (let cause = error, depth = 0; cause && depth < 6; cause = (cause as { cause?: unknown }).cause, depth++) {
+    const mapped = cause instanceof AppError ? cause : fromDatabaseError(cause);
+    if (mapped instanceof AppError && mapped.status === 503) return mapped;
+  }
+  return undefined;
 }
 
 function hasCode(error: unknown): boolean {

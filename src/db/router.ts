@@ -7,13 +7,18 @@
 import { drizzle } from "drizzle-orm/postgres-js";
 import { sql as rawSql } from "drizzle-orm";
 import postgres from "postgres";
+import { transientError } from "../errors.js";
+import { Deadline, earliest } from "./deadline.js";
+import { createPoolGate, gatedClient, type PoolGate } from "./pool-gate.js";
 import {
   ambientTransaction,
   currentContext,
   currentLevel,
   currentStore,
+  holdsTransaction,
   runInLevel,
   runPinned,
+  type PublishedTransaction,
   type UnitLevel,
   runWithContext,
   runWithTransaction,
@@ -26,8 +31,10 @@ export const RUNTIME_ROLE = "sv_app";
 
 export interface Pool {
   name: string;
+  /** The pool's client, behind its gate (acquire timeout, no re-entry from a unit holding one of its connections). */
   sql: postgres.Sql;
   db: Database;
+  gate: PoolGate;
 }
 
 export interface RouterOptions {
@@ -35,6 +42,11 @@ export interface RouterOptions {
   asOwner?: boolean;
   /** Hook called with every query text (benchmarks and tests count queries with it). */
   onQuery?: (database: string, query: string) => void;
+  /**
+   * A unit of work asking its own pool for a second connection: fail (default), or report and go on
+   * (then only the acquire timeout stands between the pool and a deadlock under load).
+   */
+  onPoolReentry?: "throw" | ((message: string) => void);
 }
 
 export interface Router {
@@ -78,20 +90,46 @@ export interface Router {
   close(timeoutSeconds?: number): Promise<void>;
 }
 
+/**
+ * The server-side deadlines, as startup parameters: every session starts with them, so every
+ * transaction has them without a round trip of its own. (Behind PgBouncer in transaction mode,
+ * startup parameters do not reach the server: there they must travel with each transaction's first
+ * statement — see DESIGN, "Scale-out".)
+ */
+function sessionDefaults(config: DatabaseConfig): Record<string, string> {
+  return {
+    application_name: "sv-sdk",
+    statement_timeout: String(config.pool.statementTimeoutMs),
+    lock_timeout: String(config.pool.lockTimeoutMs),
+    idle_in_transaction_session_timeout: String(config.pool.idleInTransactionTimeoutMs),
+  };
+}
+
 function createPool(name: string, config: DatabaseConfig, options: RouterOptions): Pool {
   const url = options.asOwner ? config.url : (config.appUrl ?? config.url);
   const assumeRole = !options.asOwner && !config.appUrl;
-  const sql = postgres(url, {
+  const client = postgres(url, {
     max: config.pool.max,
     idle_timeout: config.pool.idleTimeoutSeconds,
     connect_timeout: config.pool.connectTimeoutSeconds,
     onnotice: () => {},
     // A startup parameter is applied by the server as a setting: `role` makes every connection of
     // the pool act as sv_app from its first query, with no extra round trip.
-    connection: assumeRole ? { role: RUNTIME_ROLE, application_name: "sv-sdk" } : { application_name: "sv-sdk" },
+    connection: assumeRole ? { role: RUNTIME_ROLE, ...sessionDefaults(config) } : sessionDefaults(config),
     debug: options.onQuery ? (_connection, query) => options.onQuery!(name, query) : undefined,
   });
-  return { name, sql, db: drizzle(sql) as unknown as Database };
+  const gateOptions = {
+    name,
+    max: config.pool.max,
+    acquireTimeoutMs: config.pool.acquireTimeoutMs,
+    queryTimeoutMs: config.pool.queryTimeoutMs,
+    holdsConnection: () => holdsTransaction(name),
+    deadline: () => currentContext().deadline,
+    onReentry: options.onPoolReentry,
+  };
+  const gate = createPoolGate(gateOptions);
+  const sql = gatedClient(client, gate, gateOptions);
+  return { name, sql, db: drizzle(sql) as unknown as Database, gate };
 }
 
 /** The modules whose rows belong to tenants and move with them (placement.ts: kind "tenant"). */
@@ -118,6 +156,7 @@ async function enterTenant(tx: Database, tenantId: string): Promise<{ database: 
 }
 
 const ROLLBACK = Symbol("rollback");
+const UNIT_ENDED = new Error("sv-sdk: this unit of work has ended; its transaction can no longer be used");
 
 /** A transaction held open until `finish` says whether it commits. */
 interface HeldTransaction {
@@ -173,6 +212,17 @@ function joinAtRoot(level: UnitLevel, database: string, pool: (database: string)
   let transaction = transactions.get(database);
   if (!transaction) transactions.set(database, (transaction = holdTransaction(pool(database))));
   return transaction.tx;
+}
+
+/**
+ * Rolls back, without waiting, what nested levels opened at the outermost level when it failed
+ * before settling them (its deadline passed while one of them was still opening).
+ */
+function abandonJoined(root: UnitLevel): void {
+  const transactions = held.get(root);
+  if (!transactions) return;
+  held.delete(root);
+  for (const transaction of transactions.values()) transaction.finish(false).catch(() => undefined);
 }
 
 /** Commits (or rolls back) what nested levels opened at the outermost level; the first failure is thrown. */
@@ -266,12 +316,20 @@ export function createRouter(topology: Topology, options: RouterOptions = {}): R
       // Row-level security reads sv.tenant_id per transaction: each level runs with its context's
       // tenant — a request's savepoint inside an open transaction included — and a savepoint that
       // changed it hands the parent's back when it ends (a rolled-back one reverts it by itself).
-      const tenant = currentContext().tenantId ?? null;
-      const level: UnitLevel = { parent, afterRollback: [], tenant };
+      const context = currentContext();
+      const tenant = context.tenantId ?? null;
+      // The whole unit ends by one deadline: the request's, or the pool's transaction timeout. Each
+      // level races it, so a unit stuck on one database (frozen, unreachable) rolls back and gives
+      // back the connections it holds on the others instead of keeping them until it answers.
+      const own = parent ? undefined : Deadline.in(topology.databases.main!.pool.transactionTimeoutMs, "transaction");
+      const deadline = parent?.deadline ?? earliest(context.deadline, own)!;
+      const level: UnitLevel = { parent, afterRollback: [], tenant, deadline };
       const inherited = parent?.tenant ?? null;
       const body = async () => {
         const result = await fn();
         if (level.failure !== undefined) throw level.failure;
+        // Work that finished after the deadline is not committed: the caller has been told it failed.
+        if (deadline.expired()) throw deadline.error();
         return result;
       };
       // Main (the control plane) first: entering the tenant there says where its rows live, and
@@ -302,34 +360,47 @@ export function createRouter(topology: Topology, options: RouterOptions = {}): R
           // A nested level reaching a database the unit has not opened (a tenant entered midway):
           // the transaction there belongs to the outermost level, so it commits with the unit, not
           // when this level ends; this level is a savepoint in it.
-          outer = await joinAtRoot(level, database, pool);
+          outer = await deadline.race(joinAtRoot(level, database, pool));
         }
-        return (outer ?? pool(database).db).transaction(async (tx) => {
+        const opening = (outer ?? pool(database).db).transaction(async (tx) => {
+          // Opened after the deadline (BEGIN waited on a slow or frozen server): the caller is gone.
+          if (deadline.expired()) throw deadline.error();
           const joined = tx as unknown as Database;
-          const changes = outer ? tenant !== inherited : tenant !== null;
-          if (database === "main" && changes && tenant !== null && tenant !== "*") {
-            const placement = await enterTenant(joined, tenant);
-            level.tenantDatabase = placement?.database;
-            moving = placement?.state === "moving";
-            if (placement && !pools.has(placement.database)) {
-              throw new Error(`Tenant ${tenant} lives on database '${placement.database}', which this topology does not define`);
+          const published: PublishedTransaction = { db: joined };
+          try {
+            const changes = outer ? tenant !== inherited : tenant !== null;
+            if (database === "main" && changes && tenant !== null && tenant !== "*") {
+              const placement = await enterTenant(joined, tenant);
+              level.tenantDatabase = placement?.database;
+              moving = placement?.state === "moving";
+              if (placement && !pools.has(placement.database)) {
+                throw new Error(`Tenant ${tenant} lives on database '${placement.database}', which this topology does not define`);
+              }
+              if (placement && !databases.includes(placement.database)) databases.push(placement.database);
+            } else if (changes) {
+              // A moving tenant's rows are read-only where they are until the move ends (drizzle/0010).
+              await setTenant(joined, tenant, moving && database === level.tenantDatabase);
             }
-            if (placement && !databases.includes(placement.database)) databases.push(placement.database);
-          } else if (changes) {
-            // A moving tenant's rows are read-only where they are until the move ends (drizzle/0010).
-            await setTenant(joined, tenant, moving && database === level.tenantDatabase);
+            const result = await deadline.race(runWithTransaction(database, published, () => open(index + 1)));
+            if (outer && changes) await setTenant(joined, inherited);
+            return result;
+          } finally {
+            published.ended = deadline.expired() ? deadline.error() : UNIT_ENDED;
           }
-          const result = await runWithTransaction(database, joined, () => open(index + 1));
-          if (outer && changes) await setTenant(joined, inherited);
-          return result;
         });
+        return deadline.race(opening);
       };
       try {
         return await runInLevel(level, () => open(0));
       } catch (error) {
+        if (!parent) abandonJoined(level);
         // This level has rolled back; what must outlive it runs now, in the enclosing level.
         for (const work of level.afterRollback) await router.transaction(work);
-        throw error;
+        // A database that could not answer, or answered "too busy", is the caller's to retry: say so
+        // with one error (503), whatever library the failure surfaced through.
+        throw (parent ? undefined : transientError(error)) ?? error;
+      } finally {
+        if (deadline === own) own.dispose();
       }
     },
     withTenant<T>(tenantId: string | null, fn: () => Promise<T>): Promise<T> {

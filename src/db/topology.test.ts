@@ -9,7 +9,17 @@ describe("parseTopology", () => {
     expect(topology.databases.main).toEqual({
       url,
       replicas: [],
-      pool: { max: 10, idleTimeoutSeconds: 30, connectTimeoutSeconds: 10 },
+      pool: {
+        max: 10,
+        idleTimeoutSeconds: 30,
+        connectTimeoutSeconds: 3,
+        acquireTimeoutMs: 5_000,
+        statementTimeoutMs: 5_000,
+        lockTimeoutMs: 2_000,
+        idleInTransactionTimeoutMs: 10_000,
+        transactionTimeoutMs: 30_000,
+        queryTimeoutMs: 10_000,
+      },
     });
     expect(databaseOf(topology, "audit")).toBe("main");
     expect(singleDatabase(url)).toEqual(topology);

@@ -25,11 +25,32 @@ export const databaseConfigSchema = z.object({
    */
   appUrl: postgresUrl.optional(),
   replicas: z.array(postgresUrl).default([]),
+  /**
+   * The runtime pool and the deadlines of everything that runs on it. The defaults suit an API:
+   * work that cannot finish in a few seconds fails with a 503 the client can retry, instead of
+   * holding connections others are waiting for.
+   */
   pool: z
     .object({
       max: z.number().int().min(1).max(200).default(10),
       idleTimeoutSeconds: z.number().int().min(0).default(30),
-      connectTimeoutSeconds: z.number().int().min(1).default(10),
+      /** Opening a connection (a down or unreachable server fails within this). */
+      connectTimeoutSeconds: z.number().int().min(1).default(3),
+      /** Longest wait for a free connection before a 503. */
+      acquireTimeoutMs: z.number().int().min(1).default(5_000),
+      /** PostgreSQL `statement_timeout` of every statement. */
+      statementTimeoutMs: z.number().int().min(1).default(5_000),
+      /** PostgreSQL `lock_timeout`: a lock wait longer than this fails the statement. */
+      lockTimeoutMs: z.number().int().min(1).default(2_000),
+      /** PostgreSQL `idle_in_transaction_session_timeout`: a transaction left idle this long is ended by the server. */
+      idleInTransactionTimeoutMs: z.number().int().min(1).default(10_000),
+      /**
+       * Client side: how long a unit of work outside a request may take from its first statement to
+       * its commit, and how long a standalone query waits for an answer. A frozen server answers
+       * nothing; the server's own timeouts cannot fire there.
+       */
+      transactionTimeoutMs: z.number().int().min(1).default(30_000),
+      queryTimeoutMs: z.number().int().min(1).default(10_000),
     })
     .prefault({}),
 });

@@ -4,6 +4,7 @@
  * handles resolve to the ambient transaction on every property access.
  */
 import { ContextSlot } from "./context-storage.js";
+import type { Deadline } from "./deadline.js";
 import type { PostgresJsDatabase } from "drizzle-orm/postgres-js";
 
 export type Actor =
@@ -20,10 +21,35 @@ export interface RequestContext {
   tenantId?: string | null;
   ip?: string;
   userAgent?: string;
+  /** When the work of this context must be done (a request's deadline); units of work end by it too. */
+  deadline?: Deadline;
+  /**
+   * Shared by every context nested in a request's (one object, carried by reference): a database
+   * failure (down, frozen, busy) noted here by a library that reports it as its own 500
+   * (better-auth) makes the HTTP layer answer 503 with Retry-After instead.
+   */
+  incidents?: { unavailable?: Error };
+}
+
+/** Notes, for the request being served, that a database failure made its work fail. */
+export function noteUnavailable(error: Error): void {
+  const incidents = storage.getStore()?.context.incidents;
+  if (incidents) incidents.unavailable ??= error;
 }
 
 /** A drizzle handle: the pool, or a transaction on it. Both answer the same query API. */
 export type Database = PostgresJsDatabase<Record<string, never>>;
+
+/**
+ * A transaction published to the work inside it. `ended` is set when its level ends (committed,
+ * rolled back, or abandoned at its deadline): work still running after that — the rest of a body
+ * that outlived its deadline — must not reach the connection, which is back in the pool and may
+ * already carry someone else's transaction.
+ */
+export interface PublishedTransaction {
+  readonly db: Database;
+  ended?: Error;
+}
 
 /** One `transaction()` call: the outermost one, or a savepoint level nested in it. */
 export interface UnitLevel {
@@ -34,6 +60,8 @@ export interface UnitLevel {
   failure?: unknown;
   /** The `sv.tenant_id` this level's transaction runs with (null: unset). */
   tenant: string | null;
+  /** When the whole unit must be done (the outermost level's, shared by the levels inside it). */
+  deadline: Deadline;
   /**
    * The database holding the level's tenant's rows when the tenant has a placement of its own
    * (`auth.tenant_placements`, read when the level enters the tenant); unset: each module's database.
@@ -43,7 +71,7 @@ export interface UnitLevel {
 
 interface Store {
   context: RequestContext;
-  transactions: ReadonlyMap<string, Database>;
+  transactions: ReadonlyMap<string, PublishedTransaction>;
   level?: UnitLevel;
   /** Tenant-scoped modules read and write this database (workers visiting each database in turn). */
   pinned?: string;
@@ -51,7 +79,7 @@ interface Store {
 
 const storage = new ContextSlot<Store>("sv-sdk unit of work");
 /** A scope with no open transaction (shared: a store's map is never changed, only replaced). */
-const NO_TRANSACTIONS: ReadonlyMap<string, Database> = new Map();
+const NO_TRANSACTIONS: ReadonlyMap<string, PublishedTransaction> = new Map();
 
 export function currentStore(): Store | undefined {
   return storage.getStore();
@@ -62,8 +90,17 @@ export function currentContext(): RequestContext {
   return storage.getStore()?.context ?? {};
 }
 
+/** The open transaction of `database` in this unit of work; throws when the unit has ended under the caller. */
 export function ambientTransaction(database: string): Database | undefined {
-  return storage.getStore()?.transactions.get(database);
+  const published = storage.getStore()?.transactions.get(database);
+  if (published?.ended) throw published.ended;
+  return published?.db;
+}
+
+/** Whether the current unit of work holds a connection of `database` (an open transaction on it). */
+export function holdsTransaction(database: string): boolean {
+  const published = storage.getStore()?.transactions.get(database);
+  return published !== undefined && published.ended === undefined;
 }
 
 /** Runs `fn` with `context` merged over the current one; open transactions stay joined. */
@@ -83,7 +120,7 @@ export function updateContext(update: RequestContext): void {
 }
 
 /** Runs `fn` with `tx` published as the open transaction of `database`. */
-export function runWithTransaction<T>(database: string, tx: Database, fn: () => T): T {
+export function runWithTransaction<T>(database: string, tx: PublishedTransaction, fn: () => T): T {
   const store = storage.getStore();
   const transactions = new Map(store?.transactions);
   transactions.set(database, tx);
