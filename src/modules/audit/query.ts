@@ -12,7 +12,7 @@
  */
 import { sql, type SQL } from "drizzle-orm";
 import type { Router } from "../../db/router.js";
-import { currentContext } from "../../db/unit-of-work.js";
+import { currentContext, runWithContext } from "../../db/unit-of-work.js";
 import type { ActorType } from "./schema.js";
 import { AuditErrors } from "./errors.js";
 
@@ -154,24 +154,6 @@ function where(filters: AuditFilters, cursor?: Cursor, inclusive = false): SQL {
   return sql.join(parts, sql` and `);
 }
 
-/** The same filter as text with positional parameters (the export's own connection). */
-function whereText(filters: AuditFilters): { text: string; params: string[] } {
-  const params: string[] = [];
-  const parts = ["true"];
-  const add = (condition: (p: string) => string, value: string) => {
-    params.push(value);
-    parts.push(condition(`$${params.length}`));
-  };
-  if (filters.actorType) add((p) => `actor_type = ${p}`, filters.actorType);
-  if (filters.actorId) add((p) => `actor_id = ${p}`, filters.actorId);
-  if (filters.action) add((p) => `action like ${p}`, prefixPattern(filters.action));
-  if (filters.targetType) add((p) => `target_type = ${p}`, filters.targetType);
-  if (filters.targetId) add((p) => `target_id = ${p}`, filters.targetId);
-  if (filters.from) add((p) => `occurred_at >= ${p}::timestamptz`, filters.from.toISOString());
-  if (filters.to) add((p) => `occurred_at < ${p}::timestamptz`, filters.to.toISOString());
-  return { text: parts.join(" and "), params };
-}
-
 const CSV_COLUMNS = [
   "id", "occurred_at", "tenant_id", "actor_type", "actor_id", "action", "target_type", "target_id",
   "ip", "user_agent", "request_id", "metadata", "changes",
@@ -236,10 +218,10 @@ export function createAuditQueries(router: Router) {
   }
 
   /**
-   * Every matching event, newest first, as a stream of NDJSON lines or CSV rows. Rows are read with a
-   * server-side cursor in batches of 500, each read only when the consumer asks for more, so memory
-   * stays flat however large the export. It reads committed rows on a connection of its own in each
-   * database (it outlives the request that started it), merging them newest first.
+   * Every matching event, newest first, as a stream of NDJSON lines or CSV rows. Rows are read in
+   * keyset pages of 500, each read only when the consumer asks for more, so memory stays flat however
+   * large the export, and a slow reader holds no connection. Every database's rows are merged newest
+   * first.
    *
    * @example
    * return new Response(sdk.audit.exportEvents({ tenantId }, "csv"), { headers: { "content-type": "text/csv" } });
@@ -316,24 +298,30 @@ export function createAuditQueries(router: Router) {
     }
   }
 
-  /** One database's matching rows, newest first, through a server-side cursor on a connection of its own. */
+  /**
+   * One database's matching rows, newest first, in keyset pages of EXPORT_BATCH: each page is one
+   * short query, so an export holds no connection (and no transaction) while its client reads
+   * slowly. Events committed while an export runs may or may not appear in it.
+   */
   async function* databasePages(database: string, scope: string | null, filters: AuditFilters): AsyncGenerator<EventRow[], void, undefined> {
-    const connection = await router.pool(database).sql.reserve();
-    let finished = false;
-    try {
-      await connection`begin isolation level repeatable read read only`;
-      await connection`select set_config('sv.tenant_id', ${scope ?? ""}, true)`;
-      const { text, params } = whereText(filters);
-      const query = connection.unsafe<EventRow[]>(
-        `select ${COLUMNS} from audit.audit_logs where ${text} order by audit_logs.occurred_at desc, audit_logs.id desc`,
-        params,
+    let after: Cursor | undefined;
+    for (;;) {
+      // The export outlives its request: pages are not bound to the request's deadline.
+      const rows = await runWithContext({ deadline: undefined }, () =>
+        router.onDatabase(database, () =>
+          router.withTenant(scope, () =>
+            router.db("audit").execute<EventRow>(sql`
+              select ${sql.raw(COLUMNS)} from audit.audit_logs
+              where ${where(filters, after)}
+              order by audit_logs.occurred_at desc, audit_logs.id desc
+              limit ${EXPORT_BATCH}`),
+          ),
+        ),
       );
-      for await (const rows of query.cursor(EXPORT_BATCH)) yield rows;
-      await connection`commit`;
-      finished = true;
-    } finally {
-      if (!finished) await connection`rollback`.catch(() => undefined);
-      connection.release();
+      if (rows.length > 0) yield [...rows];
+      if (rows.length < EXPORT_BATCH) return;
+      const last = rows[rows.length - 1]!;
+      after = { occurredAt: last.occurred_at, id: last.id };
     }
   }
 
