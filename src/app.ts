@@ -15,6 +15,9 @@ import { createMailViewer } from "./http/mail-viewer.js";
 import { mergeOpenApi, withTenantMovingResponses, type OpenApiDocument } from "./http/openapi.js";
 import { createHealthRoutes } from "./http/health.js";
 import { errorToProblem, problemResponse, validationHook } from "./http/problem.js";
+import { Deadline } from "./db/deadline.js";
+import { currentContext } from "./db/unit-of-work.js";
+import { AppError } from "./errors.js";
 import "./http/context.js";
 import { createAuditRoutes } from "./modules/audit/index.js";
 import { CLIENT_IP_HEADER, createAuthRoutes } from "./modules/auth/index.js";
@@ -30,12 +33,24 @@ export interface AppOptions {
   logRequests?: boolean;
   /** A reverse proxy in front sets X-Forwarded-For (TRUST_PROXY=1). Default false. */
   trustProxy?: boolean;
+  /**
+   * Every request's deadline: past it the request is answered 503 (DEADLINE_EXCEEDED, Retry-After)
+   * and its unit of work rolls back. Default 10 s.
+   */
+  requestTimeoutMs?: number;
+  /** Longest accepted path and query string, in bytes (414 above). Default 8 KiB. */
+  maxUrlLength?: number;
 }
 
 const MUTATING = ["POST", "PUT", "PATCH", "DELETE"];
+/** better-auth's GET routes that write more than one row: they run in a unit of work like a POST. */
+const WRITING_AUTH_GETS = ["/api/auth/verify-email"];
 
 /** better-auth answers errors as `{ code, message }` JSON; the API answers every error as problem+json. */
 async function asProblem(c: Context, response: Response): Promise<Response> {
+  // A 500 better-auth made of a database that could not answer is a 503 the client may retry.
+  const unavailable = response.status >= 500 ? currentContext().incidents?.unavailable : undefined;
+  if (unavailable) throw unavailable;
   if (response.status < 400 || !response.headers.get("content-type")?.includes("application/json")) return response;
   const body = (await response.clone().json().catch(() => ({}))) as { code?: string; message?: string };
   const problem = problemResponse(c, response.status, body.code ?? `HTTP_${response.status}`, body.message ?? "Request refused");
@@ -62,12 +77,18 @@ function clientIp(c: Context, trustProxy: boolean): string | undefined {
   return (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket?.remoteAddress;
 }
 
-/** The request better-auth sees: the client address in our header, replacing any the client sent. */
-function authRequest(c: Context, ip: string | undefined): Request {
+/**
+ * The request better-auth sees: the client address in our header, replacing any the client sent,
+ * and the body as read in full (a middleware may have parsed it already; the whole body is read
+ * before the handler runs either way).
+ */
+async function authRequest(c: Context, ip: string | undefined): Promise<Request> {
   const headers = new Headers(c.req.raw.headers);
   headers.delete(CLIENT_IP_HEADER);
   if (ip) headers.set(CLIENT_IP_HEADER, ip);
-  return new Request(c.req.raw, { headers, duplex: "half" } as RequestInit);
+  const method = c.req.method;
+  const body = method === "GET" || method === "HEAD" ? undefined : await c.req.arrayBuffer();
+  return new Request(c.req.url, { method, headers, body: body?.byteLength ? body : undefined });
 }
 
 /**
@@ -94,6 +115,8 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   // layer where there were four.
   const logRequests = options.logRequests !== false;
   const trustProxy = options.trustProxy ?? false;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+  const maxUrlLength = options.maxUrlLength ?? 8 * 1024;
   app.use((c, next) => {
     const started = logRequests ? performance.now() : 0;
     let id = requestHeader(c, "x-request-id");
@@ -105,9 +128,22 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
     // the transaction starts with the tenant set for row-level security. Called from this layer
     // rather than registered as one more (a layer is a few promises per request, see above).
     const rest = path.startsWith("/api/v1/") ? () => session(c, next) : next;
+    const deadline = Deadline.in(requestTimeoutMs, "request");
+    const context = { requestId: id, ip: clientIp(c, trustProxy), userAgent: requestHeader(c, "user-agent"), deadline, incidents: {} };
     // Not an async function: the chain's own promise is returned (or, to log, one `then` on it).
-    const done = sdk.withContext({ requestId: id, ip: clientIp(c, trustProxy), userAgent: requestHeader(c, "user-agent") }, () =>
-      withResponseHeaders(c, rest, { set: { "x-request-id": id } }, corsHeaders),
+    const chain =
+      c.req.url.length - c.req.url.indexOf("/", 8) > maxUrlLength
+        ? Promise.resolve(void (c.res = problemResponse(c, 414, "URI_TOO_LONG", `The path and query may be at most ${maxUrlLength} bytes`)))
+        : sdk.withContext(context, () => withResponseHeaders(c, rest, { set: { "x-request-id": id } }, corsHeaders));
+    // Past the deadline the client gets its answer; the work still running is cut off where it next
+    // touches the database (its unit of work races the same deadline and rolls back).
+    const done = deadline.race(chain).then(
+      () => deadline.dispose(),
+      (error: unknown) => {
+        deadline.dispose();
+        if (!(error instanceof AppError && error.code === "DEADLINE_EXCEEDED")) throw error;
+        c.res = errorToProblem(error, c, logger);
+      },
     );
     if (!logRequests) return done;
     return done.then(() => {
@@ -130,7 +166,13 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
     "*",
     bodyLimit({
       maxSize: options.bodyLimitBytes ?? 1024 * 1024,
-      onError: (c) => problemResponse(c, 413, "PAYLOAD_TOO_LARGE", "The request body is too large"),
+      // The rest of the refused body is still on its way: a keep-alive socket would read it as the
+      // next request. The connection ends with this answer.
+      onError: (c) => {
+        const response = problemResponse(c, 413, "PAYLOAD_TOO_LARGE", "The request body is too large");
+        response.headers.set("connection", "close");
+        return response;
+      },
     }),
   );
 
@@ -147,12 +189,15 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
       if (!(error instanceof RollbackResponse)) throw error;
     }
   };
+  // Auth's rate limits and password-hashing gate decide before a unit of work holds a connection.
+  app.use("/api/auth/*", ...sdk.auth.guardMiddleware());
   app.on(MUTATING, "/api/*", unitOfWork);
-  app.on(["GET", "HEAD"], "/api/auth/*", unitOfWork);
+  // Other GETs (get-session above all) read, or write at most one row: no transaction of their own.
+  for (const path of WRITING_AUTH_GETS) app.get(path, unitOfWork);
 
   app.route("/", createHealthRoutes(sdk.router, logger));
   app.on(["GET", "POST"], "/api/auth/*", async (c) =>
-    asProblem(c, await sdk.auth.handler(authRequest(c, clientIp(c, trustProxy)))),
+    asProblem(c, await sdk.auth.handler(await authRequest(c, clientIp(c, trustProxy)))),
   );
   // One chain, so the app's type carries every /api/v1 route for the typed client (sv-sdk/client).
   const api = app

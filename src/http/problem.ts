@@ -76,12 +76,58 @@ export interface ErrorLogger {
   error(message: string, fields: Record<string, unknown>): void;
 }
 
+/**
+ * Seconds a client should wait before retrying: what the error says (a rate limit's window), else
+ * a short pause for anything transient (a 503).
+ */
+export function retryAfterOf(error: AppError): number | undefined {
+  const stated = error.details?.retryAfter;
+  if (typeof stated === "number") return stated;
+  if (error.code === "TENANT_MOVING") return 5;
+  if (error.status === 503) return 2;
+  return undefined;
+}
+
+/** The driver-level cause of an error, for the log (never for the client). */
+function causeOf(error: unknown): string | undefined {
+  const cause = (error as { cause?: unknown })?.cause ?? error;
+  if (cause instanceof AppError) return undefined;
+  const { code, message } = cause as { code?: string; message?: string };
+  return code ? `${code}${message ? `: ${message}` : ""}` : message;
+}
+
+/**
+ * An error for the log: each error of its cause chain by name, code and message, and the query text
+ * of a failed query — never its bound parameters (drizzle puts them in its message: tokens, hashes).
+ */
+export function describeError(error: unknown): Record<string, unknown>[] {
+  const chain: Record<string, unknown>[] = [];
+  for (let e = error, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    if (!(e instanceof Error)) {
+      chain.push({ value: String(e) });
+      break;
+    }
+    const query = (e as { query?: unknown }).query;
+    const entry: Record<string, unknown> = { name: e.name, code: (e as { code?: unknown }).code };
+    if (typeof query === "string") entry.query = query;
+    else entry.message = e.message;
+    if (depth === 0) entry.stack = e.stack?.split("\n").slice(1, 6).join("\n");
+    chain.push(entry);
+  }
+  return chain;
+}
+
 /** Maps anything thrown in a handler to a problem document; unknown errors are logged, never shown. */
 export function errorToProblem(error: unknown, c: Context, logger: ErrorLogger): Response {
   const mapped = fromDatabaseError(error);
   if (mapped instanceof AppError) {
     const response = problemResponse(c, mapped.status, mapped.code, mapped.message, mapped.details ?? {});
-    if (mapped.code === "TENANT_MOVING") response.headers.set("retry-after", "5");
+    const retryAfter = retryAfterOf(mapped);
+    if (retryAfter !== undefined) response.headers.set("retry-after", String(retryAfter));
+    if (mapped.status >= 500) {
+      // A 503 says nothing about the request; the cause (the database's state) is the operator's.
+      logger.error("request refused: unavailable", { requestId: c.get("requestId"), code: mapped.code, cause: causeOf(error) });
+    }
     return response;
   }
   if (mapped instanceof ZodError) {
@@ -92,10 +138,6 @@ export function errorToProblem(error: unknown, c: Context, logger: ErrorLogger):
     const code = status === 413 ? "PAYLOAD_TOO_LARGE" : status === 400 ? "BAD_REQUEST" : `HTTP_${status}`;
     return problemResponse(c, status, code, mapped.message || TITLES[status] || "Error");
   }
-  logger.error("unhandled error", {
-    requestId: c.get("requestId"),
-    path: new URL(c.req.url).pathname,
-    error: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error),
-  });
+  logger.error("unhandled error", { requestId: c.get("requestId"), path: c.req.path, error: describeError(error) });
   return problemResponse(c, 500, "INTERNAL", "Something went wrong on our side; the request id identifies it in our logs");
 }

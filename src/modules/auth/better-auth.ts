@@ -7,14 +7,16 @@ import { betterAuth } from "better-auth";
 import { drizzleAdapter } from "better-auth/adapters/drizzle";
 import { admin, bearer, jwt, openAPI, organization, twoFactor } from "better-auth/plugins";
 import { shareBetterAuthStorage } from "../../db/context-storage.js";
+import { noteUnavailable } from "../../db/unit-of-work.js";
+import { transientError } from "../../errors.js";
 import type { Router } from "../../db/router.js";
 import type { Logger } from "../../logger.js";
 import type { AuditEventInput, AuditModule } from "../audit/index.js";
 import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
 import { createAuditBeforeHooks, createAuditHooks, guarded } from "./hooks.js";
-import { hashPassword, OWASP_SCRYPT, verifyPassword, type PasswordCost } from "./password.js";
-import { createRateLimitStorage } from "./rate-limit.js";
+import { OWASP_SCRYPT, type PasswordCost } from "./password.js";
+import { passwordFunctions } from "./password-work.js";
 import type { Revocations } from "./revocations.js";
 import * as tables from "./schema.js";
 
@@ -37,12 +39,28 @@ export interface AuthOptions {
   trustedOrigins?: string[];
   /** Refuse sign-in until the email is verified. Default: true in production, false elsewhere. */
   requireEmailVerification?: boolean;
-  /** Rate limiting of auth routes, stored in the database (holds across instances). Default on. */
+  /** Rate limiting of auth routes (credential routes counted in the database, across instances). Default on. */
   rateLimit?: boolean;
+  /** Password hashes in flight at once; other requests that hash wait, holding no connection. Default: the cores. */
+  hashingConcurrency?: number;
   /** Password hashing cost. Default OWASP scrypt; a cheaper cost is refused in production. */
   passwordCost?: PasswordCost;
   /** Seconds a signed session cookie answers without a database read. Default 300. */
   cookieCacheSeconds?: number;
+}
+
+/** The innermost cause's message: what failed, without the query text and parameters wrappers add. */
+function messageOf(error: unknown): string {
+  let cause = error;
+  while ((cause as { cause?: unknown })?.cause) cause = (cause as { cause?: unknown }).cause;
+  return cause instanceof Error ? `${(cause as { code?: string }).code ?? cause.name}: ${cause.message}` : String(cause);
+}
+
+function noteDatabaseFailures(values: unknown[]): void {
+  for (const value of values) {
+    const transient = transientError(value);
+    if (transient) noteUnavailable(transient);
+  }
 }
 
 export interface BetterAuthDependencies {
@@ -121,12 +139,19 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
     logger: {
       level: "warn",
       log: (level, message, ...args) => {
-        const fields = args.length ? { details: args.map((a) => (a instanceof Error ? a.message : a)) } : {};
+        noteDatabaseFailures(args);
+        // An error's own message only: a driver error wrapped by drizzle carries the query's parameters.
+        const fields = args.length ? { details: args.map((a) => (a instanceof Error ? messageOf(a) : a)) } : {};
         if (level === "error") logger.error(`better-auth: ${message}`, fields);
         else if (level === "warn") logger.warn(`better-auth: ${message}`, fields);
         else logger.debug(`better-auth: ${message}`, fields);
       },
     },
+    // A failure that is not one of better-auth's own answers (a database error above all) is thrown
+    // to the app, which maps it once: 503 with Retry-After when the database is down, frozen or busy,
+    // else a 500 logged without the query's parameters. (Otherwise better-call prints the raw error,
+    // bound parameters — password hashes included — to the console and answers a bare 500.)
+    onAPIError: { throw: true },
     emailAndPassword: {
       enabled: true,
       requireEmailVerification,
@@ -134,7 +159,8 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
       autoSignIn: false,
       minPasswordLength: 8,
       maxPasswordLength: 128,
-      password: { hash: (password) => hashPassword(password, cost), verify: verifyPassword },
+      // Answers computed before the unit of work opened when the request's route hashes (password-work.ts).
+      password: passwordFunctions(cost),
       revokeSessionsOnPasswordReset: true,
       sendResetPassword: async ({ user, url }) => accountMail("reset-password", user, url),
       onPasswordReset: async ({ user }) =>
@@ -161,18 +187,9 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
     session: {
       cookieCache: { enabled: true, maxAge: options.cookieCacheSeconds ?? DEFAULT_COOKIE_CACHE_SECONDS },
     },
-    rateLimit: {
-      enabled: options.rateLimit ?? true,
-      customStorage: createRateLimitStorage(router),
-      window: 60,
-      max: 100,
-      customRules: {
-        "/sign-in/email": { window: 60, max: 10 },
-        "/sign-up/email": { window: 60, max: 10 },
-        "/request-password-reset": { window: 60, max: 5 },
-        "/two-factor/verify-totp": { window: 60, max: 10 },
-      },
-    },
+    // Limits are enforced in front of the request's unit of work (rate-limit.ts): better-auth's own
+    // limiter runs inside it and would hold the request's connection while it asks for another.
+    rateLimit: { enabled: false },
     databaseHooks: {
       user: {
         update: {

@@ -12,6 +12,7 @@ import type { SessionInfo, SessionUser } from "../../http/context.js";
 import { requestHeader } from "../../http/headers.js";
 import type { BetterAuth } from "./better-auth.js";
 import { AuthErrors } from "./errors.js";
+import { transientError } from "../../errors.js";
 import type { Revocations } from "./revocations.js";
 import type { SessionCache } from "./session-cache.js";
 import { members } from "./schema.js";
@@ -31,7 +32,10 @@ async function getSession(auth: BetterAuth, headers: Headers, fromDatabase: bool
       query: fromDatabase ? { disableCookieCache: true } : undefined,
     });
     return { data: (result.response as ResolvedSession | null) ?? null, headers: result.headers };
-  } catch {
+  } catch (error) {
+    // A database that cannot answer is a 503, never "signed out": a 401 makes frontends drop the user.
+    const transient = transientError(error);
+    if (transient) throw transient;
     // A malformed or forged cookie is simply no session.
     return { data: null };
   }

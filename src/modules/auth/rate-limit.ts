@@ -1,27 +1,91 @@
 /**
- * Rate-limit storage for better-auth, in `auth.rate_limits`. It writes on the pool, outside the
- * request's unit of work: a refused sign-in rolls its unit back, and its attempt must still count.
- * One upsert checks and counts at once (a fixed window), so instances racing on one client cannot
- * all slip under the limit.
+ * Rate limits for `/api/auth/*`, in front of the request's unit of work.
+ *
+ * better-auth's own limiter runs inside its handler, i.e. inside the request's transaction: with
+ * database storage it asked the pool for a second connection while the request held one, and 20
+ * concurrent sign-ups wedged a pool of 10 for good. Here the limit is decided before the unit of work
+ * opens, so its single statement holds nothing else:
+ * - the routes that guard credentials (sign-in, sign-up, reset, two-factor) are counted in
+ *   `auth.rate_limits` by one atomic upsert, shared by every instance (a fixed window; a refused
+ *   sign-in's attempt still counts, since it is not part of the refused request's transaction);
+ * - every other auth route (get-session above all: every client calls it on page load) is counted
+ *   in memory per instance, so a cached session costs no statement at all.
  */
 import { sql } from "drizzle-orm";
+import type { MiddlewareHandler } from "hono";
 import type { Router } from "../../db/router.js";
+import { currentContext } from "../../db/unit-of-work.js";
+import { AuthErrors } from "./errors.js";
 
-export function createRateLimitStorage(router: Router) {
-  const db = router.pool(router.databaseOf("auth")).db;
-  return {
-    async consume(key: string, rule: { window: number; max: number }) {
-      const now = Date.now();
-      const windowMs = rule.window * 1000;
-      const [row] = await db.execute<{ count: number; window_start: string }>(sql`
-        insert into auth.rate_limits (key, count, last_request) values (${key}, 1, ${now})
-        on conflict (key) do update set
-          count = case when auth.rate_limits.last_request <= ${now - windowMs} then 1 else auth.rate_limits.count + 1 end,
-          last_request = case when auth.rate_limits.last_request <= ${now - windowMs} then ${now} else auth.rate_limits.last_request end
-        returning count, last_request::text as window_start`);
-      const allowed = row!.count <= rule.max;
-      const retryAfter = allowed ? null : Math.max(1, Math.ceil((Number(row!.window_start) + windowMs - now) / 1000));
-      return { allowed, retryAfter };
-    },
+export interface RateLimitRule {
+  /** Seconds. */
+  window: number;
+  max: number;
+}
+
+/** Limits per client address on the routes that guard credentials (paths below /api/auth). */
+export const CREDENTIAL_RULES: Readonly<Record<string, RateLimitRule>> = {
+  "/sign-in/email": { window: 60, max: 10 },
+  "/sign-up/email": { window: 60, max: 10 },
+  "/request-password-reset": { window: 60, max: 5 },
+  "/reset-password": { window: 60, max: 10 },
+  "/send-verification-email": { window: 60, max: 5 },
+  "/change-password": { window: 60, max: 10 },
+  "/two-factor/verify-totp": { window: 60, max: 10 },
+  "/two-factor/verify-backup-code": { window: 60, max: 10 },
+  "/two-factor/verify-otp": { window: 60, max: 10 },
+};
+
+/** Every other auth route, per client address and instance. */
+export const DEFAULT_RULE: RateLimitRule = { window: 60, max: 600 };
+
+export interface AuthRateLimitOptions {
+  router: Router;
+  /** Off only where a test says so in its name; on by default. */
+  enabled: boolean;
+}
+
+/** A fixed-window counter in `auth.rate_limits`: one upsert counts and answers. */
+async function consumeStored(router: Router, key: string, rule: RateLimitRule) {
+  const now = Date.now();
+  const windowMs = rule.window * 1000;
+  const [row] = await router.db("auth").execute<{ count: number; window_start: string }>(sql`
+    insert into auth.rate_limits (key, count, last_request) values (${key}, 1, ${now})
+    on conflict (key) do update set
+      count = case when auth.rate_limits.last_request <= ${now - windowMs} then 1 else auth.rate_limits.count + 1 end,
+      last_request = case when auth.rate_limits.last_request <= ${now - windowMs} then ${now} else auth.rate_limits.last_request end
+    returning count, last_request::text as window_start`);
+  return { allowed: row!.count <= rule.max, resetAt: Number(row!.window_start) + windowMs };
+}
+
+/** Per-instance fixed windows in memory, swept as they expire. */
+function createMemoryWindows(rule: RateLimitRule) {
+  const windows = new Map<string, { count: number; resetAt: number }>();
+  let sweepAt = 0;
+  return (key: string, now: number) => {
+    if (now >= sweepAt) {
+      for (const [k, w] of windows) if (w.resetAt <= now) windows.delete(k);
+      sweepAt = now + rule.window * 1000;
+    }
+    let window = windows.get(key);
+    if (!window || window.resetAt <= now) windows.set(key, (window = { count: 0, resetAt: now + rule.window * 1000 }));
+    window.count++;
+    return { allowed: window.count <= rule.max, resetAt: window.resetAt };
+  };
+}
+
+/** Middleware for `/api/auth/*`: 429 problem+json with Retry-After over the limit. Mount it before the unit of work. */
+export function createAuthRateLimit(options: AuthRateLimitOptions): MiddlewareHandler {
+  const { router, enabled } = options;
+  const memory = createMemoryWindows(DEFAULT_RULE);
+  return async (c, next) => {
+    if (!enabled) return next();
+    const path = c.req.path.slice(c.req.path.indexOf("/api/auth") + "/api/auth".length);
+    const client = currentContext().ip ?? "unknown";
+    const rule = CREDENTIAL_RULES[path];
+    const now = Date.now();
+    const { allowed, resetAt } = rule ? await consumeStored(router, `${client}|${path}`, rule) : memory(client, now);
+    if (!allowed) throw AuthErrors.RATE_LIMITED({ retryAfter: Math.max(1, Math.ceil((resetAt - now) / 1000)) });
+    return next();
   };
 }

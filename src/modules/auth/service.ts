@@ -12,6 +12,9 @@ import { createBetterAuth, DEFAULT_COOKIE_CACHE_SECONDS, sessionCookieName, type
 import { createRevocations } from "./revocations.js";
 import { createSessionCache } from "./session-cache.js";
 import { createSessionMiddleware, isMember, resolveSession } from "./middleware.js";
+import { createAuthRateLimit } from "./rate-limit.js";
+import { createPasswordWork } from "./password-work.js";
+import type { MiddlewareHandler } from "hono";
 import { OWASP_SCRYPT } from "./password.js";
 import { users } from "./schema.js";
 
@@ -84,6 +87,14 @@ export function createAuthModule({ router, audit, permissions, email, options, l
      * if (!(await sdk.auth.isMember(userId, tenantId))) throw new Error("not in this tenant");
      */
     isMember: (userId: string, tenantId: string) => isMember(router, userId, tenantId),
+    /**
+     * Hono middleware for `/api/auth/*`, mounted before the request's unit of work: rate limits (429),
+     * then the password work of the routes that hash (computed while holding no connection).
+     */
+    guardMiddleware: (): MiddlewareHandler[] => [
+      createAuthRateLimit({ router, enabled: options.rateLimit ?? true }),
+      createPasswordWork({ router, cost, concurrency: options.hashingConcurrency }),
+    ],
     /** Hono middleware giving `/api/v1` routes their user, session and tenant. */
     sessionMiddleware: () => createSessionMiddleware(auth, router, revocations, sessionCache),
     /** Starts applying other instances' session revocations (LISTEN); `npm start` calls it. */
