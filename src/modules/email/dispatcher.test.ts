@@ -8,7 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "v
 import { createSdk, type Sdk } from "../../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 import { batchKeyOf, retryDelay } from "./dispatcher.js";
-import { startFakeResend, type FakeResend } from "./testing/fake-resend.js";
+import { startFakeResend, type FakeResend, type FakeResendAnswer } from "./testing/fake-resend.js";
 
 let db: IsolatedDatabase;
 let fake: FakeResend;
@@ -273,6 +273,43 @@ describe("dispatcher", () => {
       expect(delay).toBeLessThanOrEqual(ceiling);
     }
     expect(retryDelay(1, 100, 1_000, 5_000)).toBe(5_000);
+  });
+});
+
+describe("dispatcher under provider faults", () => {
+  it.each<[string, Exclude<FakeResendAnswer, "hang">]>([
+    ["a 503 with an HTML page", { status: 503, body: "<html><body>503 Service Unavailable</body></html>", contentType: "text/html" }],
+    ["a 503 whose JSON body is {}", { status: 503, body: "{}" }],
+    ["a 503 whose JSON body has no statusCode", { status: 503, body: '{"message":"no healthy upstream"}' }],
+    ["a 502 with an empty body", { status: 502, body: "", contentType: "text/plain" }],
+  ])("keeps a row queued on %s, then sends it exactly once when the provider recovers", async (_, answer) => {
+    const [id] = await enqueue(1);
+    fake.script(answer);
+    await sdk.email.dispatchOnce();
+    const [row] = await rowsOf([id!]);
+    expect(row).toMatchObject({ status: "queued", attempts: 1, claimed_by: null });
+    expect(row!.last_error).toBeTruthy();
+    expect(await auditActions(id!)).toEqual(["email.queued", "email.retry_scheduled"]);
+
+    await drain([id!]);
+    expect((await rowsOf([id!]))[0]).toMatchObject({ status: "sent", attempts: 2 });
+    expect(fake.requests.map((r) => [r.answered, r.idempotencyKey])).toEqual([
+      [answer.status, id],
+      [200, id],
+    ]);
+    expect(fake.delivered.map((d) => d.sendId)).toEqual([id]);
+  });
+
+  it("retries a batch answered 503 without statusCode as the same batch under the same key", async () => {
+    const ids = await enqueue(3);
+    fake.script({ status: 503, body: "{}" });
+    await drain(ids);
+    expect(fake.requests.map((r) => [r.path, r.answered, r.idempotencyKey])).toEqual([
+      ["/emails/batch", 503, batchKeyOf(ids)],
+      ["/emails/batch", 200, batchKeyOf(ids)],
+    ]);
+    expect(new Set(fake.delivered.map((d) => d.sendId))).toEqual(new Set(ids));
+    expect(fake.delivered).toHaveLength(3);
   });
 });
 
