@@ -3,12 +3,14 @@
  * (claims, NOTIFY and leases need real commits).
  */
 import { randomUUID } from "node:crypto";
+import v8 from "node:v8";
+import vm from "node:vm";
 import postgres from "postgres";
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from "vitest";
 import { createSdk, type Sdk } from "../../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
-import { batchKeyOf, retryDelay } from "./dispatcher.js";
-import { startFakeResend, type FakeResend } from "./testing/fake-resend.js";
+import { batchKeyOf, retryDelay, withDeadline } from "./dispatcher.js";
+import { startFakeResend, type FakeResend, type FakeResendAnswer } from "./testing/fake-resend.js";
 
 let db: IsolatedDatabase;
 let fake: FakeResend;
@@ -273,6 +275,134 @@ describe("dispatcher", () => {
       expect(delay).toBeLessThanOrEqual(ceiling);
     }
     expect(retryDelay(1, 100, 1_000, 5_000)).toBe(5_000);
+  });
+});
+
+/** A full garbage collection on demand, without starting the worker with --expose-gc. */
+function inProcessGc(): () => void {
+  v8.setFlagsFromString("--expose-gc");
+  return vm.runInNewContext("gc") as () => void;
+}
+
+describe("dispatcher under provider faults", () => {
+  it("keeps its request deadline through garbage collections, retries the hung row and keeps sending (nodejs/node#57736)", async () => {
+    const gc = inProcessGc();
+    // The lease is 1 s (module options): 400 ms is inside half of it.
+    const dispatcher = sdk.email.createDispatcher({ requestTimeoutMs: 400, pollIntervalMs: 50 });
+    fake.script("hang");
+    const [hung] = await enqueue(1);
+    await dispatcher.start();
+    try {
+      await until(() => fake.requests.length === 1);
+      // While the request hangs. A full collection takes a while here, so not many more.
+      gc();
+      gc();
+      await until(async () => (await rowsOf([hung!]))[0]!.status === "sent", 5_000);
+      const [later] = await enqueue(1);
+      await until(async () => (await rowsOf([later!]))[0]!.status === "sent", 5_000);
+      expect(fake.requests.map((r) => [r.answered, r.idempotencyKey])).toEqual([
+        ["hang", hung],
+        [200, hung],
+        [200, later],
+      ]);
+      expect(fake.delivered).toHaveLength(2);
+    } finally {
+      await dispatcher.stop();
+    }
+  });
+
+  it("moves on when a request ignores its abort, and leaves the row to its lease", async () => {
+    // The SDK's fetch, minus the signal: the request can only end when the stand-in answers.
+    const realFetch = globalThis.fetch;
+    const deaf = vi.spyOn(globalThis, "fetch").mockImplementation((input, init) => realFetch(input, { ...init, signal: null }));
+    try {
+      const dispatcher = sdk.email.createDispatcher({ requestTimeoutMs: 200 });
+      fake.script("hang");
+      const [hung] = await enqueue(1);
+      const started = Date.now();
+      expect(await dispatcher.dispatchOnce()).toBe(1);
+      // Deadline plus grace, inside the 1 s lease.
+      expect(Date.now() - started).toBeLessThan(900);
+      // Still claimed: nobody sends it again while the abandoned request might.
+      expect((await rowsOf([hung!]))[0]).toMatchObject({ status: "sending", attempts: 1, claimed_by: dispatcher.id });
+      expect(await dispatcher.dispatchOnce()).toBe(0);
+
+      const [later] = await enqueue(1);
+      expect(await dispatcher.dispatchOnce()).toBe(1);
+      expect((await rowsOf([later!]))[0]).toMatchObject({ status: "sent" });
+
+      // Once the lease runs out, the row is claimed again and sent under its own key.
+      await drain([hung!], () => dispatcher.dispatchOnce());
+      expect((await rowsOf([hung!]))[0]).toMatchObject({ status: "sent", attempts: 2 });
+      expect(fake.requests.map((r) => [r.answered, r.idempotencyKey])).toEqual([
+        ["hang", hung],
+        [200, later],
+        [200, hung],
+      ]);
+    } finally {
+      deaf.mockRestore();
+    }
+  });
+
+  it.each<[string, Exclude<FakeResendAnswer, "hang">]>([
+    ["a 503 with an HTML page", { status: 503, body: "<html><body>503 Service Unavailable</body></html>", contentType: "text/html" }],
+    ["a 503 whose JSON body is {}", { status: 503, body: "{}" }],
+    ["a 503 whose JSON body has no statusCode", { status: 503, body: '{"message":"no healthy upstream"}' }],
+    ["a 502 with an empty body", { status: 502, body: "", contentType: "text/plain" }],
+  ])("keeps a row queued on %s, then sends it exactly once when the provider recovers", async (_, answer) => {
+    const [id] = await enqueue(1);
+    fake.script(answer);
+    await sdk.email.dispatchOnce();
+    const [row] = await rowsOf([id!]);
+    expect(row).toMatchObject({ status: "queued", attempts: 1, claimed_by: null });
+    expect(row!.last_error).toBeTruthy();
+    expect(await auditActions(id!)).toEqual(["email.queued", "email.retry_scheduled"]);
+
+    await drain([id!]);
+    expect((await rowsOf([id!]))[0]).toMatchObject({ status: "sent", attempts: 2 });
+    expect(fake.requests.map((r) => [r.answered, r.idempotencyKey])).toEqual([
+      [answer.status, id],
+      [200, id],
+    ]);
+    expect(fake.delivered.map((d) => d.sendId)).toEqual([id]);
+  });
+
+  it("retries a batch answered 503 without statusCode as the same batch under the same key", async () => {
+    const ids = await enqueue(3);
+    fake.script({ status: 503, body: "{}" });
+    await drain(ids);
+    expect(fake.requests.map((r) => [r.path, r.answered, r.idempotencyKey])).toEqual([
+      ["/emails/batch", 503, batchKeyOf(ids)],
+      ["/emails/batch", 200, batchKeyOf(ids)],
+    ]);
+    expect(new Set(fake.delivered.map((d) => d.sendId))).toEqual(new Set(ids));
+    expect(fake.delivered).toHaveLength(3);
+  });
+});
+
+describe("withDeadline", () => {
+  const listening = (signal: AbortSignal) =>
+    new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason as Error)));
+
+  it("aborts on time with AbortSignal.timeout out of order, and abandons a request that ignores the abort", async () => {
+    // What nodejs/node#57736 does to a collected timeout signal: it never fires.
+    const neverFires = vi.spyOn(AbortSignal, "timeout").mockImplementation(() => new AbortController().signal);
+    try {
+      const started = Date.now();
+      await expect(withDeadline(listening, { timeoutMs: 50, graceMs: 50 })).rejects.toMatchObject({ name: "TimeoutError" });
+      expect(await withDeadline(() => new Promise<never>(() => {}), { timeoutMs: 50, graceMs: 50 })).toEqual({ settled: false });
+      expect(Date.now() - started).toBeLessThan(1_000);
+    } finally {
+      neverFires.mockRestore();
+    }
+  });
+
+  it("aborts when its parent does, and reports a request answered in time as settled", async () => {
+    const parent = new AbortController();
+    const stopped = withDeadline(listening, { timeoutMs: 60_000, graceMs: 50, parent: parent.signal });
+    parent.abort(new Error("stopping"));
+    await expect(stopped).rejects.toThrow("stopping");
+    expect(await withDeadline(async () => "answer", { timeoutMs: 50, graceMs: 50 })).toEqual({ settled: true, value: "answer", timedOut: false });
   });
 });
 

@@ -12,6 +12,10 @@
  * Residual risk, accepted: a batch that reached the provider without us learning it and then comes
  * back split is sent per row under new keys; the claim orders by batch key so groups stay together.
  *
+ * Deadlines: every provider request has one, from a timer this file holds (see `withDeadline`), and a
+ * request that ignores its abort is abandoned so the cycle moves on; its rows stay claimed and come
+ * back when their lease runs out, to be sent again under the same key.
+ *
  * Audit: failures and dead rows get one event each; successful sends one `email.sent` event per batch
  * and tenant (metadata.sendIds lists the rows), to keep the hot path at a constant number of writes.
  *
@@ -35,7 +39,11 @@ export interface DispatcherOptions {
   batchSize?: number;
   /** How long a claim is held before another dispatcher may reclaim the row. Default 60 s. */
   leaseMs?: number;
-  /** A provider request is abandoned (and retried) after this long; capped at half the lease. Default 30 s. */
+  /**
+   * A provider request is aborted (and retried) after this long; capped at half the lease. Default 30 s.
+   * A request that is still running `min(requestTimeoutMs, 1 s)` after its abort ignored it: the cycle
+   * stops waiting for it and its rows are retried when their lease runs out.
+   */
   requestTimeoutMs?: number;
   /** Fallback poll when no NOTIFY arrives (retries coming due, missed notifications). Default 5 s. */
   pollIntervalMs?: number;
@@ -98,6 +106,50 @@ export function retryDelay(attempt: number, base: number, max: number, retryAfte
   return Math.max(jittered, retryAfterMs ?? 0);
 }
 
+/** A request settled (in time, or after its deadline aborted it), or was abandoned: it ignored its abort. */
+export type Deadlined<T> = { settled: true; value: T; timedOut: boolean } | { settled: false };
+
+/**
+ * Runs `request` with a signal that aborts after `timeoutMs`, or as soon as `parent` aborts. The
+ * deadline is a `setTimeout` held here, not `AbortSignal.timeout`: on Node 20 a pending
+ * `AbortSignal.timeout` combined through `AbortSignal.any` can be garbage-collected and never fire
+ * (nodejs/node#57736), and one hung request then stalls the caller for good. A request still running
+ * `graceMs` after its abort ignored it: it is left to finish on its own (its result and any rejection
+ * dropped) and `{ settled: false }` comes back instead.
+ *
+ * @example
+ * const answer = await withDeadline((signal) => fetch(url, { signal }), { timeoutMs: 5_000, graceMs: 1_000 });
+ * if (!answer.settled) logger.warn("the request ignored its abort and was left behind");
+ */
+export async function withDeadline<T>(
+  request: (signal: AbortSignal) => Promise<T>,
+  { timeoutMs, graceMs, parent }: { timeoutMs: number; graceMs: number; parent?: AbortSignal },
+): Promise<Deadlined<T>> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  let abandon!: () => void;
+  const abandoned = new Promise<Deadlined<T>>((resolve) => (abandon = () => resolve({ settled: false })));
+  const abort = (reason: unknown) => {
+    if (controller.signal.aborted) return;
+    clearTimeout(timer);
+    controller.abort(reason);
+    timer = setTimeout(abandon, graceMs);
+  };
+  const onParentAbort = () => abort(parent!.reason);
+  timer = setTimeout(() => abort(new DOMException(`no answer within ${timeoutMs} ms`, "TimeoutError")), timeoutMs);
+  if (parent?.aborted) onParentAbort();
+  else parent?.addEventListener("abort", onParentAbort, { once: true });
+  const pending = (async () => request(controller.signal))();
+  pending.catch(() => undefined);
+  try {
+    const timedOut = () => (controller.signal.reason as Error | undefined)?.name === "TimeoutError";
+    return await Promise.race([pending.then((value): Deadlined<T> => ({ settled: true, value, timedOut: timedOut() })), abandoned]);
+  } finally {
+    clearTimeout(timer);
+    parent?.removeEventListener("abort", onParentAbort);
+  }
+}
+
 interface Outcome {
   row: ClaimedRow;
   result: { ok: true; providerId: string } | SendFailure;
@@ -112,6 +164,8 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
   const leaseMs = options.leaseMs ?? 60_000;
   // A request outliving its lease could race a reclaim: keep it well inside.
   const requestTimeoutMs = Math.min(options.requestTimeoutMs ?? 30_000, Math.floor(leaseMs / 2));
+  // Deadline plus grace stays within the lease, so an abandoned row is still ours until it expires.
+  const abandonAfterMs = Math.min(requestTimeoutMs, 1_000);
   const pollIntervalMs = options.pollIntervalMs ?? 5_000;
   const backoffBaseMs = options.backoffBaseMs ?? 1_000;
   const backoffMaxMs = options.backoffMaxMs ?? 3_600_000;
@@ -175,24 +229,41 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
     headers: row.headers,
   });
 
-  async function sendOne(rows: ClaimedRow[], idempotencyKey: string): Promise<SendOutcome> {
-    const signal = AbortSignal.any([stopController.signal, AbortSignal.timeout(requestTimeoutMs)]);
+  /** The request's outcome, or "abandoned" when it ignored its abort (its rows are left to their lease). */
+  async function sendOne(rows: ClaimedRow[], idempotencyKey: string): Promise<SendOutcome | "abandoned"> {
     try {
-      return await transport.send(rows.map(toOutgoing), { idempotencyKey, signal });
+      const answer = await withDeadline((signal) => transport.send(rows.map(toOutgoing), { idempotencyKey, signal }), {
+        timeoutMs: requestTimeoutMs,
+        graceMs: abandonAfterMs,
+        parent: stopController.signal,
+      });
+      // The SDK reports an aborted fetch as a network failure (no status); say what happened.
+      if (answer.settled && answer.timedOut && !answer.value.ok && answer.value.status === null) {
+        return { ...answer.value, error: `no answer within ${requestTimeoutMs} ms` };
+      }
+      if (answer.settled) return answer.value;
+      logger.warn("email provider request ignored its abort; its rows wait for their lease", {
+        dispatcher: id,
+        sendIds: rows.map((r) => r.id),
+      });
+      return "abandoned";
     } catch (error) {
       return { ok: false, retryable: true, status: null, error: (error as Error).message ?? String(error) };
     }
   }
 
   async function sendSingly(rows: ClaimedRow[]): Promise<Outcome[]> {
-    return Promise.all(
-      rows.map(async (row) => {
+    const outcomes = await Promise.all(
+      rows.map(async (row): Promise<Outcome[]> => {
         const outcome = await sendOne([row], row.id);
-        return { row, batched: false, result: outcome.ok ? { ok: true as const, providerId: outcome.providerIds[0]! } : outcome };
+        if (outcome === "abandoned") return [];
+        return [{ row, batched: false, result: outcome.ok ? { ok: true as const, providerId: outcome.providerIds[0]! } : outcome }];
       }),
     );
+    return outcomes.flat();
   }
 
+  /** Outcomes of the rows that got an answer; abandoned rows have none and stay claimed. */
   async function send(rows: ClaimedRow[]): Promise<Outcome[]> {
     const groups = new Map<string, ClaimedRow[]>();
     for (const row of rows) {
@@ -208,6 +279,7 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
       }
       outcomes.push(
         sendOne(group, key).then((outcome): Promise<Outcome[]> | Outcome[] => {
+          if (outcome === "abandoned") return [];
           if (outcome.ok) {
             return group.map((row, i) => ({ row, batched: true, result: { ok: true, providerId: outcome.providerIds[i]! } }));
           }

@@ -1,8 +1,11 @@
 /**
  * Transports: Resend through its SDK, and — with no API key — a development transport that records
  * each rendered message in `email.dev_messages` for a developer to read through the API. Outcomes are
- * classified once here: 429, 5xx, network failures and timeouts are retryable; any other 4xx is
- * permanent.
+ * classified once here. Only a definite refusal is permanent: a 4xx answered in Resend's JSON error
+ * shape, except 408, 429 and 409 `concurrent_idempotent_requests`. Everything else — 5xx, network
+ * failures, timeouts, a non-JSON body (a proxy's page), an error body without a usable `statusCode`,
+ * a success without message ids — is retryable, under the same Idempotency-Key, so a degraded
+ * provider costs a delay, never a message.
  */
 import { Resend } from "resend";
 import type { Router } from "../../db/router.js";
@@ -22,7 +25,10 @@ export interface OutgoingEmail {
 export type SendFailure = {
   ok: false;
   retryable: boolean;
-  /** The provider's status, or null for a network failure or timeout. */
+  /**
+   * The HTTP status when the SDK tells it, else null: a network failure, a timeout, or an error body
+   * without `statusCode` (Resend SDK 6 hands back a JSON error body as it is, without the status).
+   */
   status: number | null;
   error: string;
   /** From the provider's Retry-After header. */
@@ -70,24 +76,52 @@ export function createResendTransport(resend: Resend): EmailTransport {
         emails.length === 1
           ? await resend.emails.send(payload(emails[0]!), { idempotencyKey, signal })
           : await resend.batch.send(emails.map(payload), { idempotencyKey, signal });
-      if (!result.error) {
-        const data = result.data as { id: string } | { data: { id: string }[] };
-        return { ok: true, providerIds: "data" in data ? data.data.map((d) => d.id) : [data.id] };
-      }
-      const status = result.error.statusCode;
-      // 409 concurrent_idempotent_requests: the same key is still being processed; try again later.
-      const retryable =
-        status === null || status === 429 || status >= 500 || result.error.name === "concurrent_idempotent_requests";
-      return {
-        ok: false,
-        retryable,
-        status,
-        error: `${result.error.name}: ${result.error.message}`,
-        retryAfterMs: parseRetryAfter(result.headers?.["retry-after"]),
-      };
+      if (!result.error) return accepted(result.data, emails.length);
+      return refused(result.error, result.headers);
     },
   };
 }
+
+/** A success carries one message id per email sent; anything else (a `null` body too) is retried. */
+function accepted(data: unknown, count: number): SendOutcome {
+  const items = count === 1 ? [data] : (data as { data?: unknown } | null)?.data;
+  const ids = Array.isArray(items) ? items.map((item) => (item as { id?: unknown } | null)?.id) : [];
+  if (ids.length === count && ids.every((id): id is string => typeof id === "string" && id.length > 0)) {
+    return { ok: true, providerIds: ids };
+  }
+  return { ok: false, retryable: true, status: null, error: `unexpected answer: ${excerpt(data)}` };
+}
+
+/**
+ * Resend SDK 6 builds `result.error` three ways: a network failure (statusCode null, headers null); a
+ * body that is not JSON (statusCode = the HTTP status, name `application_error`); otherwise the parsed
+ * body itself, whatever it holds — `{}`, `null`, a proxy's JSON — with no HTTP status beside it.
+ * So a status is trusted only when it is an HTTP status code, and a 4xx is definite only when the
+ * answer is JSON (a 4xx page from a proxy in front of Resend is not Resend refusing the message).
+ */
+function refused(error: unknown, headers: Record<string, string> | null): SendFailure {
+  const { statusCode, name, message } = (typeof error === "object" && error !== null ? error : {}) as Record<string, unknown>;
+  const status = typeof statusCode === "number" && Number.isInteger(statusCode) && statusCode >= 100 && statusCode <= 599 ? statusCode : null;
+  const json = /\bjson\b/i.test(headers?.["content-type"] ?? "");
+  const definite =
+    status !== null &&
+    json &&
+    status >= 400 &&
+    status < 500 &&
+    status !== 408 &&
+    status !== 429 &&
+    // The same key is still being processed: ask again later.
+    name !== "concurrent_idempotent_requests";
+  return {
+    ok: false,
+    retryable: !definite,
+    status,
+    error: typeof name === "string" && typeof message === "string" ? `${name}: ${message}` : `unexpected error body: ${excerpt(error)}`,
+    retryAfterMs: parseRetryAfter(headers?.["retry-after"]),
+  };
+}
+
+const excerpt = (value: unknown) => (JSON.stringify(value) ?? String(value)).slice(0, 200);
 
 export function createDevelopmentTransport(router: Router): EmailTransport {
   return {

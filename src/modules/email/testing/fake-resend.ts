@@ -2,7 +2,9 @@
  * A local stand-in for Resend's HTTP API (POST /emails, POST /emails/batch) on 127.0.0.1, for tests
  * and benchmarks: point the Resend SDK at it with `baseUrl`. It records every request with its
  * Idempotency-Key, answers an already-seen key from its idempotency cache the way Resend does (so
- * `delivered` holds each message once), and can be scripted to answer 429, 5xx, 4xx or hang.
+ * `delivered` holds each message once), and can be scripted to answer 429, 5xx, 4xx or hang — with
+ * Resend's JSON error shape, or with any body at all (an HTML page, `{}`, nothing), the way a proxy
+ * or a degraded provider answers.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -27,8 +29,14 @@ export interface FakeResendEmail {
   headers?: Record<string, string>;
 }
 
-/** A scripted answer: an error status (with Retry-After seconds for 429), or never answering. */
-export type FakeResendAnswer = { status: number; retryAfter?: number; name?: string; message?: string } | "hang";
+/**
+ * A scripted answer: an error status (with Retry-After seconds for 429), or never answering (the
+ * request stays open until `close()`). `body` replaces Resend's JSON error (`{ statusCode, name,
+ * message }`) with exactly these bytes, sent as `contentType` (default `application/json`).
+ */
+export type FakeResendAnswer =
+  | { status: number; retryAfter?: number; name?: string; message?: string; body?: string; contentType?: string }
+  | "hang";
 
 export interface FakeResend {
   /** Base URL for `new Resend(key, { baseUrl })`. */
@@ -150,6 +158,10 @@ export async function startFakeResend(): Promise<FakeResend> {
     if (answer) {
       record(answer.status);
       const headers: Record<string, string> = answer.retryAfter !== undefined ? { "retry-after": String(answer.retryAfter) } : {};
+      if (answer.body !== undefined) {
+        res.writeHead(answer.status, { "content-type": answer.contentType ?? "application/json", ...headers });
+        return res.end(answer.body);
+      }
       return reply(
         res,
         answer.status,
