@@ -151,7 +151,7 @@ describe("health and readiness", () => {
     const shipped = shippedMigrationCount();
     expect(await res.json()).toEqual({
       status: "ready",
-      databases: [{ name: "main", reachable: true, migrations: { applied: shipped, shipped } }],
+      databases: [{ name: "main", state: "ready", reachable: true, migrations: { applied: shipped, shipped } }],
     });
   });
 
@@ -181,7 +181,7 @@ describe("health and readiness", () => {
       expect(await problemOf(res)).toMatchObject({
         status: 503,
         code: "NOT_READY",
-        databases: [{ name: "main", reachable: true, migrations: { applied: shipped - 1, shipped } }],
+        databases: [{ name: "main", state: "not_migrated", reachable: true, migrations: { applied: shipped - 1, shipped } }],
       });
     });
   });
@@ -194,7 +194,35 @@ describe("health and readiness", () => {
     try {
       const res = await createApp(sdk, { logRequests: false }).request("/ready");
       expect(res.status).toBe(503);
-      expect(await problemOf(res)).toMatchObject({ code: "NOT_READY", databases: [{ name: "main", reachable: false }] });
+      expect(await problemOf(res)).toMatchObject({ code: "NOT_READY", databases: [{ name: "main", state: "unreachable", reachable: false }] });
+    } finally {
+      await sdk.close();
+    }
+  });
+
+  it("/ready stays 200 (degraded) while only a database other than the control plane is unreachable, 503 when strict", async () => {
+    const port = await freePort();
+    const { url } = inject("svTestDatabase");
+    const sdk = createSdk({
+      topology: {
+        databases: {
+          main: { url },
+          tenant_db: { url: `postgres://nobody:x@127.0.0.1:${port}/none`, pool: { connectTimeoutSeconds: 2 } },
+        },
+      },
+    });
+    try {
+      const served = createApp(sdk, { logRequests: false });
+      const res = await served.request("/ready");
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({
+        status: "degraded",
+        databases: [
+          { name: "main", state: "ready" },
+          { name: "tenant_db", state: "unreachable", reachable: false },
+        ],
+      });
+      expect((await served.request("/ready?strict=1")).status).toBe(503);
     } finally {
       await sdk.close();
     }

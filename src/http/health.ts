@@ -1,6 +1,8 @@
 /**
- * `/health` (the process is alive) and `/ready` (every database reachable as the runtime role, and
- * its migrations current).
+ * `/health` (the process is alive) and `/ready`: each database's state (reachable as the runtime role,
+ * migrations current). The instance is ready while the control plane (main) is: a tenant or schema
+ * database that is down costs only what lives there, so a load balancer must not take every instance
+ * out for it. `?strict=1` (or `strict: true`) asks for every database.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Router } from "../db/router.js";
@@ -8,31 +10,42 @@ import type { Logger } from "../logger.js";
 import { appliedMigrationCount, shippedMigrationCount } from "../db/migrate.js";
 import { createRoutes, errorResponses } from "./routes.js";
 import { AppError } from "../errors.js";
+import { Deadline } from "../db/deadline.js";
 
 const DatabaseStatus = z.object({
   name: z.string(),
+  state: z.enum(["ready", "unreachable", "not_migrated"]),
   reachable: z.boolean(),
   migrations: z.object({ applied: z.number().int(), shipped: z.number().int() }).optional(),
   error: z.string().optional(),
 });
+
+/** A database that does not answer within this is reported unreachable (a frozen server answers nothing). */
+const CHECK_TIMEOUT_MS = 2_000;
 
 export async function databaseStatuses(router: Router, logger?: Logger) {
   const shipped = shippedMigrationCount();
   return Promise.all(
     Object.keys(router.topology.databases).map(async (name) => {
       try {
-        const applied = await appliedMigrationCount(router.pool(name).sql);
-        return { name, reachable: true, migrations: { applied, shipped } };
+        const applied = await Deadline.in(CHECK_TIMEOUT_MS, "readiness check").race(appliedMigrationCount(router.pool(name).sql));
+        const state = applied === shipped ? ("ready" as const) : ("not_migrated" as const);
+        return { name, state, reachable: true, migrations: { applied, shipped } };
       } catch (error) {
         // The driver's message can name hosts and users: it goes to the log, not to the caller.
-        logger?.error("readiness check failed", { database: name, error: (error as Error).message });
-        return { name, reachable: false, error: "unreachable" };
+        logger?.warn("readiness check failed", { database: name, error: (error as Error).message });
+        return { name, state: "unreachable" as const, reachable: false, error: "unreachable" };
       }
     }),
   );
 }
 
-export function createHealthRoutes(router: Router, logger?: Logger) {
+export interface HealthOptions {
+  /** Ready only when every database is (default: when the control plane is). */
+  strict?: boolean;
+}
+
+export function createHealthRoutes(router: Router, logger?: Logger, options: HealthOptions = {}) {
   const app = createRoutes();
   app.openapi(
     createRoute({
@@ -51,22 +64,32 @@ export function createHealthRoutes(router: Router, logger?: Logger) {
       method: "get",
       path: "/ready",
       tags: ["Operations"],
-      summary: "Readiness: every database reachable and migrated",
+      summary: "Readiness: the control plane (or, strict, every database) reachable and migrated; each database's state",
+      request: { query: z.object({ strict: z.enum(["0", "1", "true", "false"]).optional() }) },
       responses: {
         200: {
-          description: "Ready",
+          description: "Ready (status `degraded` when a database other than the control plane is not)",
           content: {
-            "application/json": { schema: z.object({ status: z.literal("ready"), databases: z.array(DatabaseStatus) }) },
+            "application/json": {
+              schema: z.object({ status: z.enum(["ready", "degraded"]), databases: z.array(DatabaseStatus) }),
+            },
           },
         },
-        ...errorResponses(503),
+        ...errorResponses(400, 503),
       },
     }),
     async (c) => {
+      const query = c.req.valid("query");
+      const strict = query.strict === undefined ? (options.strict ?? false) : query.strict === "1" || query.strict === "true";
       const databases = await databaseStatuses(router, logger);
-      const ready = databases.every((d) => d.reachable && d.migrations && d.migrations.applied === d.migrations.shipped);
-      if (!ready) throw new AppError("NOT_READY", 503, "A database is unreachable or not migrated", { databases });
-      return c.json({ status: "ready" as const, databases }, 200);
+      const required = strict ? databases : databases.filter((d) => d.name === "main");
+      if (required.some((d) => d.state !== "ready")) {
+        throw new AppError("NOT_READY", 503, strict ? "A database is unreachable or not migrated" : "The control plane database is unreachable or not migrated", {
+          databases,
+        });
+      }
+      const status = databases.every((d) => d.state === "ready") ? ("ready" as const) : ("degraded" as const);
+      return c.json({ status, databases }, 200);
     },
   );
   return app;
