@@ -135,3 +135,9 @@ BEGIN
     PERFORM pg_notify('sv_permissions', 'user:' || u::text) FROM unnest(distinct_users) AS u;
   END IF;
 END $$;
+--> statement-breakpoint
+-- The paged assignments list (GET /api/v1/permissions/assignments) walks a tenant's rows in
+-- (created_at, id) order; this index serves it and every lookup by tenant the old one served.
+DROP INDEX "permissions"."user_roles_tenant_idx";
+--> statement-breakpoint
+CREATE INDEX "user_roles_tenant_created_idx" ON "permissions"."user_roles" USING btree ("tenant_id","created_at","id");

@@ -58,6 +58,18 @@ export interface CreateRoleInput {
 
 export type RoleRow = typeof roles.$inferSelect;
 
+/** One page of roles; `nextCursor` is null on the last page. */
+export interface RolePage {
+  roles: Role[];
+  nextCursor: string | null;
+}
+
+/** One page of assignments; `nextCursor` is null on the last page. */
+export interface AssignmentPage {
+  assignments: Assignment[];
+  nextCursor: string | null;
+}
+
 /** Units of work (their outermost level) that changed permissions: their checks bypass the cache. */
 export const changedUnits = new WeakSet<UnitLevel>();
 
