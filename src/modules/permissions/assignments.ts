@@ -2,11 +2,28 @@
  * Assignment verbs: assign and unassign roles per tenant (or globally), list assignments, mirror
  * organization member roles, and the default role given at sign-up. Each mutation is audited.
  */
-import { and, asc, eq, inArray, isNull, or } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, or, sql } from "drizzle-orm";
 import { PermissionsErrors } from "./errors.js";
 import { roles, userRoles } from "./schema.js";
-import { UUID, MEMBER_ROLES, type Scope, type Assignment, scopeOf, tenantIs } from "./model.js";
+import { UUID, MEMBER_ROLES, type Scope, type Assignment, type AssignmentPage, scopeOf, tenantIs } from "./model.js";
+import { decodeCursor, encodeCursor, pageLimit, type PageOptions } from "./page.js";
 import type { PermissionsStore } from "./store.js";
+
+/**
+ * An assignment's creation time in whole microseconds since the epoch, as text: exactly what
+ * PostgreSQL stores (a JavaScript Date keeps milliseconds, and a cursor rounded to them would skip or
+ * repeat rows created within one millisecond).
+ */
+const createdMicros = sql<string>`(extract(epoch from ${userRoles.createdAt}) * 1000000)::bigint::text`;
+
+/** An assignments cursor's key: the last row's creation time (createdMicros) and id. */
+const isAssignmentKey = (key: unknown[]): key is [string, string] =>
+  key.length === 2 &&
+  typeof key[0] === "string" &&
+  /^\d{1,16}$/.test(key[0]) &&
+  Number.isSafeInteger(Number(key[0])) &&
+  typeof key[1] === "string" &&
+  UUID.test(key[1]);
 
 export function createAssignmentVerbs(store: PermissionsStore) {
   const { router, db, change, findRole, toAssignment, assignInScope, unassignInScope } = store;
@@ -80,6 +97,46 @@ export function createAssignmentVerbs(store: PermissionsStore) {
           .where(and(tenantIs(tenant), filter.userId ? eq(userRoles.userId, filter.userId) : undefined))
           .orderBy(asc(userRoles.createdAt), asc(userRoles.id));
         return Promise.all(rows.map((r) => toAssignment(r.row, r.roleName)));
+      });
+    },
+
+    /**
+     * One page of the assignments made in a scope (optionally of one user), in `listAssignments`'
+     * order: oldest first. Pass `nextCursor` back as `cursor` for the next page; a cursor is only
+     * accepted with the scope and `userId` that issued it (INVALID_CURSOR otherwise).
+     *
+     * @example
+     * const first = await sdk.permissions.listAssignmentsPage({ tenant: tenantId, limit: 100 });
+     * const second = first.nextCursor
+     *   ? await sdk.permissions.listAssignmentsPage({ tenant: tenantId, limit: 100, cursor: first.nextCursor })
+     *   : undefined;
+     */
+    async listAssignmentsPage(filter: Scope & { userId?: string } & PageOptions = {}): Promise<AssignmentPage> {
+      const tenant = scopeOf(filter);
+      const limit = pageLimit(filter.limit);
+      const userId = filter.userId ?? null;
+      const after = filter.cursor ? decodeCursor(filter.cursor, "assignments", [tenant, userId], isAssignmentKey) : undefined;
+      return router.withTenant(tenant, async () => {
+        const rows = await db
+          .select({ row: userRoles, roleName: roles.name, createdMicros })
+          .from(userRoles)
+          .innerJoin(roles, eq(roles.id, userRoles.roleId))
+          .where(
+            and(
+              tenantIs(tenant),
+              userId ? eq(userRoles.userId, userId) : undefined,
+              after
+                ? sql`(${userRoles.createdAt}, ${userRoles.id}) > (timestamptz 'epoch' + ${after[0]}::bigint * interval '1 microsecond', ${after[1]}::uuid)`
+                : undefined,
+            ),
+          )
+          .orderBy(asc(userRoles.createdAt), asc(userRoles.id))
+          .limit(limit + 1);
+        const page = rows.slice(0, limit);
+        const last = page.at(-1);
+        const nextCursor =
+          rows.length > limit && last ? encodeCursor("assignments", [tenant, userId], [last.createdMicros, last.row.id]) : null;
+        return { assignments: await Promise.all(page.map((r) => toAssignment(r.row, r.roleName))), nextCursor };
       });
     },
 

@@ -1,6 +1,7 @@
 /**
  * The in-process cache across SDK instances: two SDKs on one database that really commits.
  */
+import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { testSdkOptions } from "../../../test/support.js";
 import { createRouter } from "../../db/router.js";
@@ -8,7 +9,7 @@ import { singleDatabase } from "../../db/topology.js";
 import { createSdk, type Sdk } from "../../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 import { createAuditModule } from "../audit/index.js";
-import { createPermissionsModule } from "./index.js";
+import { createPermissionsModule, permissionCache } from "./index.js";
 import { createTenant, createUser } from "./test-fixtures.js";
 
 let database: IsolatedDatabase;
@@ -122,5 +123,39 @@ describe("query cost", () => {
     } finally {
       await cached.close();
     }
+  });
+});
+
+describe("filling permission_cache", () => {
+  it("stores a row only from a check that is a transaction of its own, and never while a change is under way", async () => {
+    const user = await a.transaction(() => createUser(a));
+    await a.permissions.createRole({ name: "report-reader", permissions: ["reports:read"] });
+    await a.permissions.assignRole(user, "report-reader");
+    const checks = createPermissionsModule({ router: a.router, audit: a.audit, cache: { enabled: false } });
+    const stored = async () =>
+      (await a.router.db("permissions").select().from(permissionCache).where(eq(permissionCache.userId, user))).map((r) => r.permissions);
+
+    // Inside a unit of work: answered, not stored (and no lock taken that a later change would upgrade).
+    expect(await a.transaction(() => checks.can(user, "reports:read"))).toBe(true);
+    expect(await stored()).toEqual([]);
+
+    // While another unit's change holds the model lock: answered from what is committed, not stored.
+    let locked!: () => void;
+    let release!: () => void;
+    const lockTaken = new Promise<void>((resolve) => (locked = resolve));
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const change = a.transaction(async () => {
+      await a.permissions.grantPermissions("report-reader", ["reports:export"]);
+      locked();
+      await released;
+    });
+    await lockTaken;
+    expect(await checks.can(user, "reports:export")).toBe(false);
+    expect(await stored()).toEqual([]);
+    release();
+    await change;
+
+    expect(await checks.can(user, "reports:export")).toBe(true);
+    expect(await stored()).toEqual([["reports:export", "reports:read"]]);
   });
 });

@@ -2,13 +2,17 @@
  * Checks: `can`, `permissionsOf`, and the `requirePermission` middleware.
  *
  * A check asks the in-process cache first; a miss costs exactly one query
- * (`permissions.cached_permissions(user, tenant)`: the `permission_cache` row, filled on the spot when
- * missing), two for a tenant moved to a database of its own. Inside a unit of work that changed permissions the in-process cache is bypassed, and what
- * that unit reads is never stored in it (it may roll back).
+ * (`permissions.cached_permissions(user, tenant, store)`: the `permission_cache` row, computed on the
+ * spot when missing), two for a tenant moved to a database of its own. Only a check that is a
+ * transaction of its own stores the computed row (`store`); inside a unit of work it takes no lock and
+ * stores nothing, so a unit that checks and then changes permissions cannot deadlock with another
+ * (drizzle/0011). Inside a unit of work that changed permissions the in-process cache is bypassed, and
+ * what that unit reads is never stored in it (it may roll back).
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { sql } from "drizzle-orm";
 import type { Router } from "../../db/router.js";
+import { ambientTransaction } from "../../db/unit-of-work.js";
 import { problemResponse } from "../../http/problem.js";
 import "../../http/context.js";
 import type { PermissionCache } from "./cache.js";
@@ -36,19 +40,21 @@ export function createChecks(router: Router, cache: PermissionCache) {
   async function effectivePermissions(userId: string, tenant: string | null): Promise<string[]> {
     const here = router.database(home);
     const placedOn = (rows: { placed: string | null }[]) => rows[0]?.placed ?? null;
+    // The handle runs the query in the unit of work's transaction on that database when one is open,
+    // else as a transaction of its own: only then may the fill store its row (drizzle/0011).
+    const cachedPermissions = (database: string) =>
+      sql`permissions.cached_permissions(${userId}::uuid, ${tenant}::uuid, ${ambientTransaction(database) === undefined}::boolean)`;
     let permissions: string[];
     let placed: string | null = null;
     if (home === "main") {
       const rows = await here.execute<{ permissions: string[]; placed: string | null }>(
-        sql`select permissions.cached_permissions(${userId}::uuid, ${tenant}::uuid) as permissions,
+        sql`select ${cachedPermissions(home)} as permissions,
                    (select database from auth.tenant_placements where tenant_id = ${tenant}::uuid) as placed`,
       );
       permissions = rows[0]?.permissions ?? [];
       placed = placedOn(rows);
     } else {
-      const rows = await here.execute<{ permissions: string[] }>(
-        sql`select permissions.cached_permissions(${userId}::uuid, ${tenant}::uuid) as permissions`,
-      );
+      const rows = await here.execute<{ permissions: string[] }>(sql`select ${cachedPermissions(home)} as permissions`);
       permissions = rows[0]?.permissions ?? [];
       if (tenant !== null) {
         placed = placedOn(
@@ -61,7 +67,7 @@ export function createChecks(router: Router, cache: PermissionCache) {
     if (placed === null || placed === home) return permissions;
     const rows = await router
       .database(placed)
-      .execute<{ permissions: string[] }>(sql`select permissions.cached_permissions(${userId}::uuid, ${tenant}::uuid) as permissions`);
+      .execute<{ permissions: string[] }>(sql`select ${cachedPermissions(placed)} as permissions`);
     return [...new Set([...permissions, ...(rows[0]?.permissions ?? [])])];
   }
 

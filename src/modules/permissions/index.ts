@@ -9,7 +9,16 @@ export { permissionCache, roleInheritance, rolePermissions, roles, userRoles, pe
 export { BUILT_IN_ROLES, type BuiltInRole } from "./seed.js";
 export { PermissionsErrors } from "./errors.js";
 export { isValidPermission } from "./matcher.js";
-export { MEMBER_ROLES, type Assignment, type CreateRoleInput, type Role, type Scope } from "./service.js";
+export {
+  MEMBER_ROLES,
+  type Assignment,
+  type AssignmentPage,
+  type CreateRoleInput,
+  type PageOptions,
+  type Role,
+  type RolePage,
+  type Scope,
+} from "./service.js";
 export type { RequirePermissionOptions } from "./checks.js";
 export type { PermissionCacheOptions } from "./cache.js";
 export { createPermissionsRoutes, createMePermissionsRoutes, type PermissionsRoutesOptions } from "./routes.js";

@@ -2,7 +2,7 @@
  * The permissions model shared by its verbs: scopes, the shapes verbs return, permission-string
  * validation, and the marks that make a unit of work which changed permissions read its own writes.
  */
-import { eq, isNull, or } from "drizzle-orm";
+import { eq, isNull, or, sql } from "drizzle-orm";
 import { currentContext, currentLevel, type UnitLevel } from "../../db/unit-of-work.js";
 import { PermissionsErrors } from "./errors.js";
 import { isValidPermission } from "./matcher.js";
@@ -12,8 +12,11 @@ import { roles, userRoles } from "./schema.js";
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** The organization member roles mirrored into tenant-scoped assignments of the same built-in roles. */
 export const MEMBER_ROLES = ["owner", "admin", "member"] as const;
-/** The advisory lock class shared with 0005's triggers; key 0 serializes role-level changes. */
-export const LOCK_CLASS = 1936683632;
+/**
+ * The model lock (drizzle/0011: advisory class 1936683632 = 'sv_p', key 0), exclusive to the end of
+ * the transaction: every change of roles, grants, parents or assignments holds it before its first row.
+ */
+export const MODEL_LOCK = sql`select pg_advisory_xact_lock(1936683632, 0)`;
 
 export interface Scope {
   /** A tenant id, or null/omitted for the global scope. */
@@ -54,6 +57,18 @@ export interface CreateRoleInput {
 }
 
 export type RoleRow = typeof roles.$inferSelect;
+
+/** One page of roles; `nextCursor` is null on the last page. */
+export interface RolePage {
+  roles: Role[];
+  nextCursor: string | null;
+}
+
+/** One page of assignments; `nextCursor` is null on the last page. */
+export interface AssignmentPage {
+  assignments: Assignment[];
+  nextCursor: string | null;
+}
 
 /** Units of work (their outermost level) that changed permissions: their checks bypass the cache. */
 export const changedUnits = new WeakSet<UnitLevel>();

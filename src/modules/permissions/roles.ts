@@ -5,8 +5,13 @@
 import { and, asc, eq, or, sql } from "drizzle-orm";
 import { PermissionsErrors } from "./errors.js";
 import { rolePermissions, roles } from "./schema.js";
-import { type Scope, type Role, type CreateRoleInput, scopeOf, assertPermissions, tenantIs } from "./model.js";
+import { type Scope, type Role, type RolePage, type CreateRoleInput, scopeOf, assertPermissions, tenantIs } from "./model.js";
+import { decodeCursor, encodeCursor, pageLimit, type PageOptions } from "./page.js";
 import type { PermissionsStore } from "./store.js";
+
+/** A roles cursor's key: whether the last role was global, and its name (unique in its scope). */
+const isRoleKey = (key: unknown[]): key is [boolean, string] =>
+  key.length === 2 && typeof key[0] === "boolean" && typeof key[1] === "string";
 
 export function createRoleVerbs(store: PermissionsStore) {
   const { router, audit, db, change, visibleRoles, findRole, findOwnRole, withGrants, loadRole, insertGrants, replaceParents } = store;
@@ -119,6 +124,33 @@ export function createRoleVerbs(store: PermissionsStore) {
       return router.withTenant(tenant, async () =>
         withGrants(await visibleRoles(tenant, undefined).orderBy(asc(roles.tenantId), asc(roles.name))),
       );
+    },
+
+    /**
+     * One page of the roles visible from a scope, in `listRoles`' order: the tenant's own, then the
+     * global ones, each by name. Pass `nextCursor` back as `cursor` for the next page; a cursor is
+     * only accepted in the scope that issued it (INVALID_CURSOR otherwise).
+     *
+     * @example
+     * let page = await sdk.permissions.listRolesPage({ tenant: tenantId, limit: 100 });
+     * while (page.nextCursor) {
+     *   page = await sdk.permissions.listRolesPage({ tenant: tenantId, limit: 100, cursor: page.nextCursor });
+     * }
+     */
+    async listRolesPage(options: Scope & PageOptions = {}): Promise<RolePage> {
+      const tenant = scopeOf(options);
+      const limit = pageLimit(options.limit);
+      const after = options.cursor ? decodeCursor(options.cursor, "roles", [tenant], isRoleKey) : undefined;
+      const global = sql`(${roles.tenantId} is null)`;
+      return router.withTenant(tenant, async () => {
+        const rows = await visibleRoles(tenant, after ? sql`(${global}, ${roles.name}) > (${after[0]}::boolean, ${after[1]}::text)` : undefined)
+          .orderBy(global, asc(roles.name))
+          .limit(limit + 1);
+        const page = rows.slice(0, limit);
+        const last = page.at(-1);
+        const nextCursor = rows.length > limit && last ? encodeCursor("roles", [tenant], [last.tenantId === null, last.name]) : null;
+        return { roles: await withGrants(page), nextCursor };
+      });
     },
 
     /**

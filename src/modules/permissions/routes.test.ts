@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { json, signedInUser, tenantOf, useTestSdk, type SignedInUser } from "../../../test/support.js";
 import { withRollback } from "../../testing/rollback.js";
 import { members } from "../auth/index.js";
-import { auditRows } from "./test-fixtures.js";
+import { auditRows, createUser } from "./test-fixtures.js";
 
 const { sdk, app } = useTestSdk();
 
@@ -243,5 +243,111 @@ describe("checks over HTTP", () => {
       const denied = await app.request("/api/v1/me/permissions", { headers: bare.headers });
       expect(denied.status).toBe(403);
       expect(await denied.json()).toMatchObject({ permission: "permissions:read:self" });
+    }));
+});
+
+/** Follows `nextCursor` from the first page of `path` (`limit` rows a page); the ids seen and the pages read. */
+async function walk(path: string, key: "roles" | "assignments", limit: number, headers: Record<string, string>) {
+  const ids: string[] = [];
+  let pages = 0;
+  let cursor: string | null = null;
+  do {
+    const query = new URLSearchParams({ limit: String(limit), ...(cursor ? { cursor } : {}) });
+    const res = await app.request(`${path}?${query}`, { headers });
+    expect(res.status).toBe(200);
+    const page = (await res.json()) as Record<typeof key, { id: string }[]> & { nextCursor: string | null };
+    expect(page[key].length).toBeLessThanOrEqual(limit);
+    ids.push(...page[key].map((row) => row.id));
+    cursor = page.nextCursor;
+    pages++;
+  } while (cursor !== null && pages < 50);
+  return { ids, pages };
+}
+
+const cursorOf = (parts: unknown[]) => Buffer.from(JSON.stringify(parts)).toString("base64url");
+
+describe("paging the lists over HTTP", () => {
+  it("pages roles and assignments in the unpaged order, without overlap or gap", () =>
+    withRollback(sdk, async () => {
+      const owner = await signedInUser(sdk);
+      const { tenant, headers } = await tenantOf(sdk, owner);
+      for (const name of ["page-a", "page-b", "page-c", "page-d", "page-e"]) {
+        expect((await app.request(`${base}/roles`, json("POST", { name }, headers))).status).toBe(201);
+      }
+      for (let i = 0; i < 5; i++) await sdk.permissions.assignRole(await createUser(sdk), "auditor", { tenant: tenant.id });
+
+      const allRoles = (await (await app.request(`${base}/roles?limit=200`, { headers })).json()) as { roles: { id: string }[]; nextCursor: null };
+      expect(allRoles.nextCursor).toBeNull();
+      expect(allRoles.roles.length).toBe(5 + 4); // and the 4 built-in roles
+      const roles = await walk(`${base}/roles`, "roles", 4, headers);
+      expect(roles.pages).toBe(3);
+      expect(roles.ids).toEqual(allRoles.roles.map((r) => r.id));
+
+      const allAssignments = (await sdk.permissions.listAssignments({ tenant: tenant.id })).map((a) => a.id);
+      expect(allAssignments.length).toBe(6); // and the owner's
+      const assignments = await walk(`${base}/assignments`, "assignments", 2, headers);
+      expect(assignments.pages).toBe(3);
+      expect(assignments.ids).toEqual(allAssignments);
+      // Existing clients: no paging parameters, the same fields (the first 50 rows).
+      const plain = (await (await app.request(`${base}/assignments`, { headers })).json()) as { assignments: { id: string }[] };
+      expect(plain.assignments.map((a) => a.id)).toEqual(allAssignments);
+    }));
+
+  it("answers a malformed or tampered cursor and a bad limit with 400 problem+json", () =>
+    withRollback(sdk, async () => {
+      const owner = await signedInUser(sdk);
+      const { tenant, headers } = await tenantOf(sdk, owner);
+      const bad = [
+        `${base}/roles?cursor=not-a-cursor`,
+        `${base}/roles?cursor=${cursorOf(["roles", tenant.id, "yes", 42])}`,
+        `${base}/roles?cursor=${cursorOf(["assignments", tenant.id, null, "1", "00000000-0000-4000-8000-000000000000"])}`,
+        `${base}/assignments?cursor=${cursorOf(["assignments", tenant.id, null, "99999999999999999", "00000000-0000-4000-8000-000000000000"])}`,
+        `${base}/assignments?cursor=${cursorOf(["assignments", tenant.id, null, "1", "1; drop table x"])}`,
+        `${base}/assignments?cursor=${"A".repeat(1025)}`,
+      ];
+      for (const url of bad) {
+        const res = await app.request(url, { headers });
+        expect(res.status, url).toBe(400);
+        expect(res.headers.get("content-type")).toContain("application/problem+json");
+      }
+      const invalid = await app.request(`${base}/assignments?cursor=${cursorOf(["assignments", tenant.id])}`, { headers });
+      expect(await invalid.json()).toMatchObject({ code: "INVALID_CURSOR" });
+      for (const limit of ["0", "201", "1.5", "ten"]) {
+        const res = await app.request(`${base}/roles?limit=${limit}`, { headers });
+        expect(res.status, limit).toBe(400);
+        expect(((await res.json()) as { errors: { path: string }[] }).errors[0]!.path).toBe("limit");
+      }
+    }));
+
+  it("refuses another tenant's cursor, and no cursor reaches another tenant's rows", () =>
+    withRollback(sdk, async () => {
+      const a = await tenantOf(sdk, await signedInUser(sdk));
+      const b = await tenantOf(sdk, await signedInUser(sdk));
+      expect((await app.request(`${base}/roles`, json("POST", { name: "b-secret" }, b.headers))).status).toBe(201);
+      const pageB = (await (await app.request(`${base}/roles?limit=1`, { headers: b.headers })).json()) as { nextCursor: string };
+      const assignmentsB = (await (await app.request(`${base}/assignments?limit=1`, { headers: b.headers })).json()) as {
+        assignments: unknown[];
+        nextCursor: string | null;
+      };
+      expect(assignmentsB.assignments).toHaveLength(1);
+
+      const stolen = await app.request(`${base}/roles?cursor=${pageB.nextCursor}`, { headers: a.headers });
+      expect(stolen.status).toBe(400);
+      const body = await stolen.text();
+      expect(body).toContain("INVALID_CURSOR");
+      expect(body).not.toContain("b-secret");
+
+      // A cursor forged for A's own scope, positioned before everything: still only A's and global rows.
+      const forged = await app.request(`${base}/roles?limit=200&cursor=${cursorOf(["roles", a.tenant.id, false, ""])}`, { headers: a.headers });
+      const roles = ((await forged.json()) as { roles: { name: string; tenantId: string | null }[] }).roles;
+      expect(roles.map((r) => r.name)).not.toContain("b-secret");
+      expect(roles.every((r) => r.tenantId === null || r.tenantId === a.tenant.id)).toBe(true);
+      const forgedAssignments = await app.request(
+        `${base}/assignments?cursor=${cursorOf(["assignments", a.tenant.id, null, "0", "00000000-0000-4000-8000-000000000000"])}`,
+        { headers: a.headers },
+      );
+      const listed = ((await forgedAssignments.json()) as { assignments: { tenantId: string }[] }).assignments;
+      expect(listed.length).toBeGreaterThan(0);
+      expect(listed.every((x) => x.tenantId === a.tenant.id)).toBe(true);
     }));
 });

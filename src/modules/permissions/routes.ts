@@ -16,6 +16,7 @@ import { createRoutes, errorResponses } from "../../http/routes.js";
 import "../../http/context.js";
 import { PermissionsErrors } from "./errors.js";
 import type { PermissionsModule } from "./index.js";
+import { PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX } from "./page.js";
 import type { Assignment, Role } from "./service.js";
 
 export interface PermissionsRoutesOptions {
@@ -66,6 +67,28 @@ const AssignmentSchema = z
   .openapi("RoleAssignment");
 
 const RoleParams = z.object({ roleId: RoleRef });
+/** Keyset paging of the list routes (src/modules/permissions/page.ts). */
+const PageQuery = z.object({
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(PAGE_LIMIT_MAX)
+    .default(PAGE_LIMIT_DEFAULT)
+    .openapi({ description: `Rows per page: 1–${PAGE_LIMIT_MAX}, default ${PAGE_LIMIT_DEFAULT}`, example: 50 }),
+  cursor: z
+    .string()
+    .min(1)
+    .max(1024)
+    .optional()
+    .openapi({
+      description: "`nextCursor` of the previous page (opaque); valid only for the same list in the same tenant, else 400 INVALID_CURSOR",
+    }),
+});
+const NextCursor = z
+  .string()
+  .nullable()
+  .openapi({ description: "Pass it as `cursor` for the next page; null on the last page" });
 const body = <T extends z.ZodType>(schema: T) => ({
   required: true,
   content: { "application/json": { schema } },
@@ -104,11 +127,18 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         method: "get",
         path: "/roles",
         tags,
-        summary: "List roles: the global ones and, inside a tenant, the tenant's",
+        summary: "List roles: the tenant's, then the global ones, each by name; paged",
         middleware: [read] as const,
-        responses: { 200: json(z.object({ roles: z.array(RoleSchema) }), "Roles"), ...errorResponses(400, 401, 403, 404) },
+        request: { query: PageQuery },
+        responses: {
+          200: json(z.object({ roles: z.array(RoleSchema), nextCursor: NextCursor }), "One page of roles"),
+          ...errorResponses(400, 401, 403, 404),
+        },
       }),
-      async (c) => c.json({ roles: (await permissions.listRoles({ tenant: tenantOf(c) })).map(toRole) }, 200),
+      async (c) => {
+        const page = await permissions.listRolesPage({ tenant: tenantOf(c), ...c.req.valid("query") });
+        return c.json({ roles: page.roles.map(toRole), nextCursor: page.nextCursor }, 200);
+      },
     )
 
     .openapi(
@@ -265,17 +295,17 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         method: "get",
         path: "/assignments",
         tags,
-        summary: "Assignments made in the current scope, optionally of one user",
+        summary: "Assignments made in the current scope, optionally of one user, oldest first; paged",
         middleware: [read] as const,
-        request: { query: z.object({ userId: z.uuid().optional() }) },
+        request: { query: PageQuery.extend({ userId: z.uuid().optional() }) },
         responses: {
-          200: json(z.object({ assignments: z.array(AssignmentSchema) }), "Assignments"),
+          200: json(z.object({ assignments: z.array(AssignmentSchema), nextCursor: NextCursor }), "One page of assignments"),
           ...errorResponses(400, 401, 403, 404),
         },
       }),
       async (c) => {
-        const list = await permissions.listAssignments({ tenant: tenantOf(c), userId: c.req.valid("query").userId });
-        return c.json({ assignments: list.map(toAssignment) }, 200);
+        const page = await permissions.listAssignmentsPage({ tenant: tenantOf(c), ...c.req.valid("query") });
+        return c.json({ assignments: page.assignments.map(toAssignment), nextCursor: page.nextCursor }, 200);
       },
     )
 

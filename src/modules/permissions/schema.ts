@@ -63,7 +63,8 @@ export const userRoles = permissionsSchema.table(
   },
   (t) => [
     unique("user_roles_user_role_tenant_key").on(t.userId, t.roleId, t.tenantId).nullsNotDistinct(),
-    index("user_roles_tenant_idx").on(t.tenantId),
+    // A tenant's assignments in keyset order (the paged list); also every lookup by tenant.
+    index("user_roles_tenant_created_idx").on(t.tenantId, t.createdAt, t.id),
   ],
 );
 

@@ -22,10 +22,13 @@ export {
   MEMBER_ROLES,
   scopeOf,
   type Assignment,
+  type AssignmentPage,
   type CreateRoleInput,
   type Role,
+  type RolePage,
   type Scope,
 } from "./model.js";
+export type { PageOptions } from "./page.js";
 
 export function createPermissionsService(router: Router, audit: AuditModule) {
   const store = createPermissionsStore(router, audit);

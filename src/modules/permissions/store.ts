@@ -9,18 +9,23 @@ import { fromDatabaseError } from "../../errors.js";
 import type { AuditModule } from "../audit/index.js";
 import { PermissionsErrors } from "./errors.js";
 import { roleInheritance, rolePermissions, roles, userRoles } from "./schema.js";
-import { UUID, LOCK_CLASS, type Role, type Assignment, type RoleRow, changedUnits, rootLevel, actorUserId, tenantIs } from "./model.js";
+import { UUID, MODEL_LOCK, type Role, type Assignment, type RoleRow, changedUnits, rootLevel, actorUserId, tenantIs } from "./model.js";
 
 export function createPermissionsStore(router: Router, audit: AuditModule) {
   const db = router.db("permissions");
 
-  /** Runs a change in a savepoint scoped to `tenant`, marking the unit of work as changed. */
+  /**
+   * Runs a change in a savepoint scoped to `tenant`, marking the unit of work as changed. Its first
+   * statement takes the model lock (drizzle/0011: key 0, exclusive, to the end of the transaction), so
+   * what the verb reads before writing is current and concurrent changes run one after the other.
+   */
   async function change<T>(tenant: string | null, fn: () => Promise<T>): Promise<T> {
     try {
       // withTenant is a unit level of its own (a savepoint inside an open unit of work).
       return await router.withTenant(tenant, async () => {
         const root = rootLevel();
         if (root) changedUnits.add(root);
+        await lockModel();
         return fn();
       });
     } catch (error) {
@@ -28,6 +33,18 @@ export function createPermissionsStore(router: Router, audit: AuditModule) {
       if ((mapped as { code?: string }).code === "CONFLICT") throw PermissionsErrors.ROLE_NAME_TAKEN();
       throw mapped;
     }
+  }
+
+  /**
+   * Takes the model lock where this change writes. For a tenant on a database of its own, the home
+   * database's lock is taken first: every unit of work locks the databases in the same order, so two
+   * units changing global and moved-tenant rows in opposite orders cannot deadlock across databases
+   * (which no database could detect).
+   */
+  async function lockModel(): Promise<void> {
+    const home = router.databaseOf("permissions");
+    if (router.routedDatabase("permissions") !== home) await router.database(home).execute(MODEL_LOCK);
+    await db.execute(MODEL_LOCK);
   }
 
   /** Roles visible from `tenant` (the tenant's and the global ones) matching `where`. */
@@ -85,8 +102,7 @@ export function createPermissionsStore(router: Router, audit: AuditModule) {
   /** Replaces the parents of `role`, refusing a cycle with the path it would close. */
   async function replaceParents(role: RoleRow, parentRefs: readonly string[], tenant: string | null): Promise<string[]> {
     const parents = await Promise.all(parentRefs.map((ref) => findRole(ref, tenant)));
-    // Serializes inheritance changes, so two concurrent ones cannot close a cycle together.
-    await db.execute(sql`select pg_advisory_xact_lock(${LOCK_CLASS}::int, 0)`);
+    // change() holds the model lock: no concurrent change can close a cycle together with this one.
     await db.delete(roleInheritance).where(eq(roleInheritance.roleId, role.id));
     for (const parent of parents) {
       const path = await pathBetween(parent.id, role.id);
