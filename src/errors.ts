@@ -77,7 +77,15 @@ export function fromDatabaseError(error: unknown): unknown {
       return CommonErrors.VALIDATION_FAILED({ constraint: pg.constraint_name }, "A referenced record does not exist");
     case "23514":
     case "22P02":
+    case "22001":
+    case "22003":
+    case "22007":
+    case "22008":
       return CommonErrors.VALIDATION_FAILED({ constraint: pg.constraint_name }, "A value is not valid");
+    case "22021":
+    case "22P05":
+      // A NUL character (or one PostgreSQL cannot encode) in a text or JSON value.
+      return CommonErrors.VALIDATION_FAILED({}, "A value contains a character that cannot be stored (NUL)");
     case "42501":
       return CommonErrors.FORBIDDEN({}, "The database refused this operation");
     case "25006":

@@ -105,11 +105,20 @@ export function encodeCursor(event: Pick<AuditEvent, "occurredAt" | "id">, datab
   return Buffer.from(JSON.stringify(key)).toString("base64url");
 }
 
+const MAX_BIGINT = 2n ** 63n - 1n;
+
+/** A date and time that exists (no month 13, no hour 25): the calendar round-trips it. */
+function isRealInstant(iso: string): boolean {
+  const millis = Date.parse(iso);
+  return Number.isFinite(millis) && new Date(millis).toISOString().slice(0, 19) === iso.slice(0, 19);
+}
+
 function decodeCursor(cursor: string): Cursor {
   try {
     const [occurredAt, id, database, ...rest] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown[];
     if (
-      typeof occurredAt === "string" && ISO_MICROS.test(occurredAt) && typeof id === "string" && /^\d{1,19}$/.test(id) &&
+      typeof occurredAt === "string" && ISO_MICROS.test(occurredAt) && isRealInstant(occurredAt) &&
+      typeof id === "string" && /^\d{1,19}$/.test(id) && BigInt(id) <= MAX_BIGINT &&
       (database === undefined || typeof database === "string") && rest.length === 0
     ) {
       return database === undefined ? { occurredAt, id } : { occurredAt, id, database };

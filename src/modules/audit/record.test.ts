@@ -127,8 +127,8 @@ describe("recordAuditEvent", () => {
     await expect(
       sdk.transaction(async () => {
         await sdk.router.db("auth").insert(users).values(user);
-        // jsonb refuses NUL characters: the database fails the insert, so the change fails too.
-        await sdk.audit.recordAuditEvent({ action: "user.created", metadata: { bad: "\u0000" } });
+        // jsonb refuses an unpaired surrogate: the database fails the insert, so the change fails too.
+        await sdk.audit.recordAuditEvent({ action: "user.created", metadata: { bad: "\ud800" } });
       }),
     ).rejects.toThrow();
     const [found] = await owner`select count(*)::int as n from auth.users where id = ${user.id}`;

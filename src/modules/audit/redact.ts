@@ -9,7 +9,14 @@ export function redact<T>(value: T): T {
   return redactValue(value, new WeakSet()) as T;
 }
 
+/**
+ * NUL cannot be stored in PostgreSQL text or jsonb: a refused sign-in whose email carried one would
+ * fail its own audit event. The trail records U+FFFD in its place.
+ */
+const NUL = /\u0000/g;
+
 function redactValue(value: unknown, seen: WeakSet<object>): unknown {
+  if (typeof value === "string") return value.includes("\u0000") ? value.replace(NUL, "\uFFFD") : value;
   if (value === null || typeof value !== "object") return value;
   if (value instanceof Date) return value.toISOString();
   // `seen` holds the ancestors only: an object referenced twice is copied twice, a cycle is cut.
@@ -19,7 +26,7 @@ function redactValue(value: unknown, seen: WeakSet<object>): unknown {
     if (Array.isArray(value)) return value.map((item) => redactValue(item, seen));
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value)) {
-      out[key] = SECRET_KEY.test(key) ? REDACTED : redactValue(item, seen);
+      out[redactValue(key, seen) as string] = SECRET_KEY.test(key) ? REDACTED : redactValue(item, seen);
     }
     return out;
   } finally {
