@@ -9,12 +9,14 @@ import { bodyLimit } from "hono/body-limit";
 import type { IncomingMessage } from "node:http";
 import type { Sdk } from "./index.js";
 import { corsForOrigins } from "./http/cors.js";
+import { clientAddressResolver, type TrustProxy } from "./http/client-address.js";
 import { requestHeader, withResponseHeaders } from "./http/headers.js";
 import { renderDocsPage } from "./http/docs.js";
 import { createMailViewer } from "./http/mail-viewer.js";
 import { mergeOpenApi, withTenantMovingResponses, type OpenApiDocument } from "./http/openapi.js";
 import { createHealthRoutes } from "./http/health.js";
 import { errorToProblem, problemResponse, validationHook } from "./http/problem.js";
+import { jsonBodyGuard } from "./http/body-guard.js";
 import { Deadline } from "./db/deadline.js";
 import { currentContext } from "./db/unit-of-work.js";
 import { AppError } from "./errors.js";
@@ -31,8 +33,12 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   /** Log one JSON line per request. Default true. */
   logRequests?: boolean;
-  /** A reverse proxy in front sets X-Forwarded-For (TRUST_PROXY=1). Default false. */
-  trustProxy?: boolean;
+  /**
+   * Reverse proxies in front that append to X-Forwarded-For: their number, or their addresses/CIDR
+   * blocks (TRUST_PROXY). The client address is read from the header's right end. `true` means one.
+   * Default false: the socket's address, whatever the header says.
+   */
+  trustProxy?: boolean | TrustProxy;
   /**
    * Every request's deadline: past it the request is answered 503 (DEADLINE_EXCEEDED, Retry-After)
    * and its unit of work rolls back. Default 10 s.
@@ -51,8 +57,9 @@ async function asProblem(c: Context, response: Response): Promise<Response> {
   // A 500 better-auth made of a database that could not answer is a 503 the client may retry.
   const unavailable = response.status >= 500 ? currentContext().incidents?.unavailable : undefined;
   if (unavailable) throw unavailable;
-  if (response.status < 400 || !response.headers.get("content-type")?.includes("application/json")) return response;
-  const body = (await response.clone().json().catch(() => ({}))) as { code?: string; message?: string };
+  if (response.status < 400) return response;
+  const json = response.headers.get("content-type")?.includes("application/json");
+  const body = (json ? await response.clone().json().catch(() => ({})) : {}) as { code?: string; message?: string };
   const problem = problemResponse(c, response.status, body.code ?? `HTTP_${response.status}`, body.message ?? "Request refused");
   response.headers.forEach((value, key) => {
     if (key !== "content-type" && key !== "content-length") problem.headers.append(key, value);
@@ -63,18 +70,17 @@ async function asProblem(c: Context, response: Response): Promise<Response> {
 /** Thrown inside the unit of work to roll it back when the response is an error; never escapes. */
 class RollbackResponse extends Error {}
 
-/**
- * The client's address: the socket's, or — only when the operator says a proxy sets it — the first
- * address of X-Forwarded-For. A client-supplied header is never trusted otherwise.
- */
-function clientIp(c: Context, trustProxy: boolean): string | undefined {
-  if (trustProxy) {
-    const forwarded = requestHeader(c, "x-forwarded-for")?.split(",")[0]?.trim();
-    if (forwarded) return forwarded;
-  }
-  // The socket's address, as @hono/node-server's getConnInfo() reads it (without building its
-  // object per request); app.request() in tests has no socket.
+/** The socket's address, as @hono/node-server's getConnInfo() reads it; app.request() in tests has none. */
+function socketAddress(c: Context): string | undefined {
   return (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket?.remoteAddress;
+}
+
+/**
+ * The path as logged: a path segment that looks like a token (a reset link's, say) is replaced, so a
+ * clicked link never writes a live credential into the logs. Query strings are never logged.
+ */
+export function loggablePath(path: string): string {
+  return path.replace(/\/(reset-password|verify-email|callback|accept-invitation)\/[^/]+/g, "/$1/:token").replace(/\/[A-Za-z0-9_\-.~%]{32,}(?=\/|$)/g, "/:redacted");
 }
 
 /**
@@ -114,7 +120,9 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   // request, and on Node 20 every promise pays the AsyncLocalStorage hooks: measured, this is one
   // layer where there were four.
   const logRequests = options.logRequests !== false;
-  const trustProxy = options.trustProxy ?? false;
+  const trustProxy = options.trustProxy === true ? 1 : (options.trustProxy ?? false);
+  const resolveClient = clientAddressResolver(trustProxy);
+  const clientIp = (c: Context) => resolveClient(socketAddress(c), trustProxy === false ? undefined : requestHeader(c, "x-forwarded-for"));
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   const maxUrlLength = options.maxUrlLength ?? 8 * 1024;
   app.use((c, next) => {
@@ -129,7 +137,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
     // rather than registered as one more (a layer is a few promises per request, see above).
     const rest = path.startsWith("/api/v1/") ? () => session(c, next) : next;
     const deadline = Deadline.in(requestTimeoutMs, "request");
-    const context = { requestId: id, ip: clientIp(c, trustProxy), userAgent: requestHeader(c, "user-agent"), deadline, incidents: {} };
+    const context = { requestId: id, ip: clientIp(c), userAgent: requestHeader(c, "user-agent"), deadline, incidents: {} };
     // Not an async function: the chain's own promise is returned (or, to log, one `then` on it).
     const chain =
       c.req.url.length - c.req.url.indexOf("/", 8) > maxUrlLength
@@ -150,7 +158,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
       logger.info("request", {
         requestId: id,
         method: c.req.method,
-        path,
+        path: loggablePath(path),
         status: c.res.status,
         durationMs: Math.round((performance.now() - started) * 10) / 10,
       });
@@ -176,6 +184,8 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
     }),
   );
 
+  app.on(MUTATING, "*", jsonBodyGuard);
+
   // A mutating API request is one unit of work: it commits when the response is a success and rolls
   // back otherwise, so an error never leaves a half-written row. Every auth request is one too
   // (better-auth writes on some GETs, e.g. verify-email).
@@ -197,7 +207,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
 
   app.route("/", createHealthRoutes(sdk.router, logger));
   app.on(["GET", "POST"], "/api/auth/*", async (c) =>
-    asProblem(c, await sdk.auth.handler(await authRequest(c, clientIp(c, trustProxy)))),
+    asProblem(c, await sdk.auth.handler(await authRequest(c, currentContext().ip))),
   );
   // One chain, so the app's type carries every /api/v1 route for the typed client (sv-sdk/client).
   const api = app

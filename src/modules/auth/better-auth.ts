@@ -15,6 +15,7 @@ import type { AuditEventInput, AuditModule } from "../audit/index.js";
 import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
 import { createAuditBeforeHooks, createAuditHooks, guarded } from "./hooks.js";
+import { createTenantExits } from "./tenant-exits.js";
 import { OWASP_SCRYPT, type PasswordCost } from "./password.js";
 import { passwordFunctions } from "./password-work.js";
 import type { Revocations } from "./revocations.js";
@@ -28,6 +29,14 @@ const COOKIE_PREFIX = "sv";
 /** better-auth's session-token cookie name for these options (`__Secure-` when cookies are secure). */
 export function sessionCookieName(production: boolean): string {
   return `${production ? "__Secure-" : ""}${COOKIE_PREFIX}.session_token`;
+}
+
+/** Every cookie that carries a session: the token, the signed cookie-cache copy, the remember flag. */
+export function sessionCookieNames(production: boolean): { token: string; cache: string; all: string[] } {
+  const name = (suffix: string) => `${production ? "__Secure-" : ""}${COOKIE_PREFIX}.${suffix}`;
+  const token = name("session_token");
+  const cache = name("session_data");
+  return { token, cache, all: [token, cache, name("dont_remember")] };
 }
 
 export interface AuthOptions {
@@ -75,6 +84,7 @@ export interface BetterAuthDependencies {
 
 export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependencies) {
   const { router, audit, permissions, email, revocations, logger, production } = deps;
+  const exits = createTenantExits({ router, permissions, revocations });
 
   /** A membership change: the tenant-scoped role follows it in permissions, and it is audited. */
   const mirrorMember = (
@@ -221,7 +231,7 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
         },
       },
     },
-    hooks: { before: createAuditBeforeHooks(audit, revocations), after: createAuditHooks(audit, revocations) },
+    hooks: { before: createAuditBeforeHooks(audit, revocations, exits), after: createAuditHooks(audit, revocations, exits) },
     plugins: [
       organization({
         sendInvitationEmail: async ({ id, email: to, organization: org, inviter }) =>
@@ -263,7 +273,21 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
               metadata: { email: invitation.email, role: invitation.role },
             }),
           afterRemoveMember: async ({ member, organization: org }) =>
-            mirrorMember("member.removed", org.id, member.userId, null, {}),
+            guarded(async () => {
+              await exits.leaveTenant(member.userId, org.id, "member.removed");
+              await audit.recordAuditEvent({ action: "member.removed", tenantId: org.id, target: { type: "user", id: member.userId } });
+            }),
+          beforeDeleteOrganization: async ({ organization: org, user }) =>
+            guarded(async () => {
+              await exits.closeTenant(org.id);
+              await audit.recordAuditEvent({
+                action: "tenant.deleted",
+                tenantId: org.id,
+                actor: { type: "user", id: user.id },
+                target: { type: "tenant", id: org.id },
+                metadata: { name: org.name, slug: org.slug },
+              });
+            }),
           afterUpdateMemberRole: async ({ member, previousRole, organization: org }) =>
             mirrorMember("member.role_changed", org.id, member.userId, member.role, {
               changes: { before: { role: previousRole }, after: { role: member.role } },

@@ -2,10 +2,11 @@
  * Auth events for the audit trail, and the guard that keeps better-auth's callbacks honest.
  * Never recorded: passwords, tokens, codes.
  */
-import { createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
 import { markRollbackOnly, onRollback } from "../../db/unit-of-work.js";
 import type { AuditModule } from "../audit/index.js";
 import type { Revocations } from "./revocations.js";
+import type { TenantExits } from "./tenant-exits.js";
 
 /**
  * Runs a callback whose failure must fail the unit of work. better-auth logs and swallows errors of
@@ -21,6 +22,9 @@ export async function guarded<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The member fields better-auth can sort a member list by (anything else failed deep inside it: a 500). */
+const MEMBER_SORT_FIELDS = new Set(["id", "organizationId", "userId", "role", "createdAt"]);
+
 type AuthHookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 
 const bodyField = (ctx: AuthHookContext, field: string): string | undefined => {
@@ -29,8 +33,39 @@ const bodyField = (ctx: AuthHookContext, field: string): string | undefined => {
 };
 
 /** better-auth `hooks.before`: events whose actor is only known before the endpoint runs. */
-export function createAuditBeforeHooks(audit: AuditModule, revocations: Revocations) {
+export function createAuditBeforeHooks(audit: AuditModule, revocations: Revocations, exits: TenantExits) {
   return createAuthMiddleware(async (ctx) => {
+    if (ctx.path === "/admin/remove-user") {
+      // Before the user row goes (and cascades): every tenant assignment leaves audited, in this unit.
+      const userId = bodyField(ctx, "userId");
+      const session = await getSessionFromCtx(ctx).catch(() => null);
+      if (!userId || !session) return;
+      await exits.leaveAll(userId, "user.deleted");
+      await audit.recordAuditEvent({
+        action: "user.deleted",
+        actor: { type: "user", id: session.user.id },
+        target: { type: "user", id: userId },
+      });
+      return;
+    }
+    if (ctx.path === "/revoke-session") {
+      // better-auth answers `status: true` for any token; a token that is not one of the caller's
+      // sessions must not be recorded as a revocation (nor drop the caller's cached sessions).
+      const token = bodyField(ctx, "token");
+      const session = await getSessionFromCtx(ctx).catch(() => null);
+      const found = token ? await ctx.context.internalAdapter.findSession(token).catch(() => null) : null;
+      if (!session || !found || found.user.id !== session.user.id) {
+        throw new APIError("NOT_FOUND", { code: "SESSION_NOT_FOUND", message: "No session of yours has this token" });
+      }
+      return;
+    }
+    if (ctx.path === "/organization/list-members") {
+      const sortBy = (ctx.query as Record<string, unknown> | undefined)?.sortBy;
+      if (sortBy !== undefined && !MEMBER_SORT_FIELDS.has(String(sortBy))) {
+        throw new APIError("BAD_REQUEST", { code: "INVALID_SORT_FIELD", message: `sortBy must be one of ${[...MEMBER_SORT_FIELDS].join(", ")}` });
+      }
+      return;
+    }
     if (ctx.path !== "/sign-out") return;
     // The session is gone after sign-out; this write joins the request's unit of work, so it is
     // rolled back with it should the sign-out fail.
@@ -49,10 +84,13 @@ export function createAuditBeforeHooks(audit: AuditModule, revocations: Revocati
  * better-auth `hooks.after`: one audit event per auth event, in the request's unit of work, and the
  * cookie-cache revocation of sessions that an event ended.
  */
-export function createAuditHooks(audit: AuditModule, revocations: Revocations) {
+export function createAuditHooks(audit: AuditModule, revocations: Revocations, exits: TenantExits) {
   return createAuthMiddleware(async (ctx) => {
     const failed = isAPIError(ctx.context.returned);
     const actorId = ctx.context.session?.user.id;
+    // better-auth sets the context's session for some endpoints only (not set-active, leave, …):
+    // the request's own session names the actor then (read only where needed: get-session is hot).
+    const requester = async () => actorId ?? (await getSessionFromCtx(ctx).catch(() => null))?.user.id;
     const actor = actorId ? ({ type: "user", id: actorId } as const) : undefined;
     const targetUser = bodyField(ctx, "userId");
 
@@ -89,7 +127,10 @@ export function createAuditHooks(audit: AuditModule, revocations: Revocations) {
         });
         return;
       case "/admin/ban-user":
-        if (targetUser) await revocations.revokeUser(targetUser);
+        if (targetUser) {
+          await revocations.revokeUser(targetUser);
+          await exits.leaveAll(targetUser, "user.banned");
+        }
         await audit.recordAuditEvent({
           action: "user.banned",
           actor,
@@ -98,9 +139,33 @@ export function createAuditHooks(audit: AuditModule, revocations: Revocations) {
         });
         return;
       case "/admin/unban-user":
+        if (targetUser) await exits.restoreMemberRoles(targetUser);
         await audit.recordAuditEvent({ action: "user.unbanned", actor, target: targetUser ? { type: "user", id: targetUser } : undefined });
         return;
+      case "/organization/leave": {
+        const tenantId = bodyField(ctx, "organizationId");
+        const leaver = await requester();
+        if (!leaver || !tenantId) return;
+        // better-auth's leave runs no member hook: the way out is taken here, in the same unit.
+        await exits.leaveTenant(leaver, tenantId, "member.left");
+        await audit.recordAuditEvent({
+          action: "member.left",
+          tenantId,
+          actor: { type: "user", id: leaver },
+          target: { type: "user", id: leaver },
+        });
+        return;
+      }
+      case "/organization/set-active":
+      case "/update-user":
+      case "/update-session": {
+        // What the session says changed: every instance reads it afresh on the next request.
+        const user = await requester();
+        if (user) await revocations.sessionsChanged(user);
+        return;
+      }
       case "/admin/impersonate-user":
+        if (actorId) await revocations.sessionsChanged(actorId);
         await audit.recordAuditEvent({
           action: "user.impersonation_started",
           actor,
@@ -109,6 +174,8 @@ export function createAuditHooks(audit: AuditModule, revocations: Revocations) {
         return;
       case "/admin/stop-impersonating": {
         const session = ctx.context.session?.session as { impersonatedBy?: string | null } | undefined;
+        if (actorId) await revocations.revokeUser(actorId);
+        if (session?.impersonatedBy) await revocations.sessionsChanged(session.impersonatedBy);
         await audit.recordAuditEvent({
           action: "user.impersonation_stopped",
           actor: session?.impersonatedBy ? { type: "user", id: session.impersonatedBy } : actor,

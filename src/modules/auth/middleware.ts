@@ -3,7 +3,6 @@
  * unit of work's actor and tenant. The session comes from better-auth (cookie or bearer token); its
  * refreshed cookies are forwarded (better-auth#1752: a server-side getSession drops them otherwise).
  */
-import { and, eq } from "drizzle-orm";
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { z } from "zod";
 import type { Router } from "../../db/router.js";
@@ -15,7 +14,7 @@ import { AuthErrors } from "./errors.js";
 import { transientError } from "../../errors.js";
 import type { Revocations } from "./revocations.js";
 import type { SessionCache } from "./session-cache.js";
-import { members } from "./schema.js";
+import type { Memberships } from "./memberships.js";
 
 const tenantHeader = z.uuid();
 
@@ -60,29 +59,27 @@ export async function resolveSession(
   return resolved;
 }
 
-/** Whether the user is a member of the tenant (organization). */
-export async function isMember(router: Router, userId: string, tenantId: string): Promise<boolean> {
-  const [membership] = await router
-    .db("auth")
-    .select({ id: members.id })
-    .from(members)
-    .where(and(eq(members.organizationId, tenantId), eq(members.userId, userId)))
-    .limit(1);
-  return membership !== undefined;
-}
-
 interface SessionView {
   user: SessionUser;
   session: SessionInfo;
   actor: Extract<Actor, { type: "user" }>;
 }
 
-export function createSessionMiddleware(
-  auth: BetterAuth,
-  router: Router,
-  revocations?: Revocations,
-  cache?: SessionCache,
-): (c: Context, next: Next) => Promise<void> {
+export interface SessionMiddlewareOptions {
+  auth: BetterAuth;
+  router: Router;
+  revocations: Revocations;
+  cache: SessionCache;
+  memberships: Memberships;
+  /** Browser origins allowed to write with a session cookie. */
+  trustedOrigins: readonly string[];
+}
+
+const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+export function createSessionMiddleware(options: SessionMiddlewareOptions): (c: Context, next: Next) => Promise<void> {
+  const { auth, revocations, cache, memberships } = options;
+  const trusted = new Set(options.trustedOrigins);
   // What a session looks like to routes, built once per resolved session (the session cache hands
   // out the same object for a credential), not once per request.
   const views = new WeakMap<ResolvedSession, SessionView>();
@@ -121,25 +118,48 @@ export function createSessionMiddleware(
     return runWithContext({ actor, tenantId }, () => next());
   };
 
-  /** The tenant the request acts in: X-Tenant-Id when the user is a member of it, else the active organization. */
-  const tenantOf = async (c: Context, data: ResolvedSession): Promise<string | null> => {
+  /**
+   * A write authenticated by the session cookie must come from a trusted browser origin: the cookie
+   * travels with any site's form or fetch, a bearer token does not.
+   */
+  const checkOrigin = (c: Context) => {
+    if (!MUTATING.has(c.req.method) || requestHeader(c, "authorization") !== undefined) return;
+    const origin = requestHeader(c, "origin");
+    if (origin === undefined || !trusted.has(origin)) throw AuthErrors.ORIGIN_NOT_TRUSTED({ origin: origin ?? null });
+  };
+
+  /** The tenant the request asks to act in: X-Tenant-Id, else the session's active organization. */
+  const requestedTenant = (c: Context, data: ResolvedSession): string | null => {
     const requested = requestHeader(c, "x-tenant-id");
     if (requested === undefined) return data.session.activeOrganizationId ?? null;
     if (!tenantHeader.safeParse(requested).success) throw AuthErrors.TENANT_HEADER_INVALID({ header: "X-Tenant-Id" });
-    if (!(await isMember(router, data.user.id, requested))) throw AuthErrors.NOT_A_MEMBER({ tenantId: requested });
     return requested;
   };
 
+  const notAMember = (tenantId: string) => AuthErrors.NOT_A_MEMBER({ tenantId });
+
   return (c, next) => {
-    // The hot path — a credential answered from the session cache, no tenant header — stays
-    // synchronous: no promise of its own (each costs the AsyncLocalStorage hooks on Node 20).
-    const remembered = cache?.lookup(requestHeader(c, "authorization"), requestHeader(c, "cookie"));
-    if (remembered && requestHeader(c, "x-tenant-id") === undefined) {
-      return proceed(c, next, remembered, remembered.session.activeOrganizationId ?? null);
+    // The hot path — a credential answered from the session cache, acting where membership is
+    // known — stays synchronous: no promise of its own (each costs the AsyncLocalStorage hooks on Node 20).
+    const remembered = cache.lookup(requestHeader(c, "authorization"), requestHeader(c, "cookie"));
+    if (remembered) {
+      const tenant = requestedTenant(c, remembered);
+      const member = tenant === null ? true : memberships.cached(remembered.user.id, tenant);
+      if (member === false) throw notAMember(tenant!);
+      if (member === true) {
+        checkOrigin(c);
+        return proceed(c, next, remembered, tenant);
+      }
     }
     return (async () => {
       const { data, headers } = remembered ? { data: remembered, headers: undefined } : await resolveSession(auth, c.req.raw.headers, revocations, cache);
-      await proceed(c, next, data, data ? await tenantOf(c, data) : null);
+      let tenant: string | null = null;
+      if (data) {
+        checkOrigin(c);
+        tenant = requestedTenant(c, data);
+        if (tenant !== null && !(await memberships.isMember(data.user.id, tenant))) throw notAMember(tenant);
+      }
+      await proceed(c, next, data, tenant);
       for (const cookie of headers?.getSetCookie() ?? []) c.res.headers.append("set-cookie", cookie);
     })();
   };

@@ -8,10 +8,12 @@ import { CommonErrors } from "../../errors.js";
 import type { AuditModule } from "../audit/index.js";
 import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
-import { createBetterAuth, DEFAULT_COOKIE_CACHE_SECONDS, sessionCookieName, type AuthOptions } from "./better-auth.js";
+import { createBetterAuth, DEFAULT_COOKIE_CACHE_SECONDS, sessionCookieName, sessionCookieNames, type AuthOptions } from "./better-auth.js";
+import { createSessionTruth } from "./session-truth.js";
 import { createRevocations } from "./revocations.js";
 import { createSessionCache } from "./session-cache.js";
-import { createSessionMiddleware, isMember, resolveSession } from "./middleware.js";
+import { createSessionMiddleware, resolveSession } from "./middleware.js";
+import { createMemberships } from "./memberships.js";
 import { createAuthRateLimit } from "./rate-limit.js";
 import { createPasswordWork } from "./password-work.js";
 import type { MiddlewareHandler } from "hono";
@@ -39,12 +41,27 @@ export function createAuthModule({ router, audit, permissions, email, options, l
   const revocations = createRevocations(router, options.cookieCacheSeconds ?? DEFAULT_COOKIE_CACHE_SECONDS);
   const auth = createBetterAuth(options, { router, audit, permissions, email, revocations, logger, production });
   const sessionCache = createSessionCache(revocations, { sessionCookie: sessionCookieName(production) });
+  const memberships = createMemberships(router, revocations);
+  const admit = createSessionTruth({ auth, revocations, cache: sessionCache, cookies: sessionCookieNames(production), secure: production });
+  const trustedOrigins = options.trustedOrigins ?? [];
 
   return {
     /** better-auth's server API (`sdk.auth.api.signInEmail(...)`, organization, admin, two-factor …). */
     api: auth.api,
-    /** better-auth's fetch handler, mounted at `/api/auth/*`. */
-    handler: auth.handler,
+    /**
+     * better-auth's fetch handler, mounted at `/api/auth/*`, behind the one session truth: a session
+     * ended on any instance is refused here as on `/api/v1` (session-truth.ts).
+     */
+    async handler(request: Request): Promise<Response> {
+      const admitted = await admit(request);
+      const response = await auth.handler(admitted.request);
+      if (admitted.clearCookies.length === 0) return response;
+      const cleared = new Response(response.body, response);
+      // A cookie the response sets itself (a sign-in's new session) is not cleared after it.
+      const set = new Set(response.headers.getSetCookie().map((line) => line.slice(0, line.indexOf("="))));
+      for (const line of admitted.clearCookies) if (!set.has(line.slice(0, line.indexOf("=")))) cleared.headers.append("set-cookie", line);
+      return cleared;
+    },
     /** The better-auth instance itself. */
     instance: auth,
     /**
@@ -79,14 +96,14 @@ export function createAuthModule({ router, audit, permissions, email, options, l
     /** better-auth's own OpenAPI document (paths relative to `/api/auth`). */
     openApiDocument: () => auth.api.generateOpenAPISchema() as Promise<unknown>,
     /** Browser origins trusted for cookies and CORS. */
-    trustedOrigins: options.trustedOrigins ?? [],
+    trustedOrigins,
     /**
      * Whether a user is a member of a tenant (organization).
      *
      * @example
      * if (!(await sdk.auth.isMember(userId, tenantId))) throw new Error("not in this tenant");
      */
-    isMember: (userId: string, tenantId: string) => isMember(router, userId, tenantId),
+    isMember: (userId: string, tenantId: string) => memberships.isMember(userId, tenantId),
     /**
      * Hono middleware for `/api/auth/*`, mounted before the request's unit of work: rate limits (429),
      * then the password work of the routes that hash (computed while holding no connection).
@@ -96,7 +113,8 @@ export function createAuthModule({ router, audit, permissions, email, options, l
       createPasswordWork({ router, cost, concurrency: options.hashingConcurrency }),
     ],
     /** Hono middleware giving `/api/v1` routes their user, session and tenant. */
-    sessionMiddleware: () => createSessionMiddleware(auth, router, revocations, sessionCache),
+    sessionMiddleware: () =>
+      createSessionMiddleware({ auth, router, revocations, cache: sessionCache, memberships, trustedOrigins }),
     /** Starts applying other instances' session revocations (LISTEN); `npm start` calls it. */
     listen: () => revocations.listen(),
     /** Stops listening. */

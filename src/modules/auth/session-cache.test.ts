@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { useTestSdk } from "../../../test/support.js";
 import { withRollback } from "../../testing/rollback.js";
 import type { ResolvedSession } from "./middleware.js";
@@ -14,11 +14,40 @@ const session = (userId: string, expiresInMs: number): ResolvedSession => ({
   session: { id: randomUUID(), expiresAt: new Date(Date.now() + expiresInMs) },
 });
 
+/** A session feed that hears other instances (the cache keeps answers only then). */
+const feeds: ReturnType<typeof createRevocations>[] = [];
+async function listeningFeed() {
+  const feed = createRevocations(sdk.router, 300);
+  await feed.listen();
+  feeds.push(feed);
+  return feed;
+}
+afterAll(() => Promise.all(feeds.map((f) => f.stop())));
+
 describe("session cache", () => {
   const sessionCookie = "sv.session_token";
 
-  it("answers only the exact credential it was given", () => {
+  it("keeps nothing while it cannot hear other instances' sign-outs", () => {
     const cache = createSessionCache(createRevocations(sdk.router, 300), { sessionCookie });
+    cache.set(new Headers({ cookie: "sv.session_token=abc" }), session(randomUUID(), 60_000));
+    expect(cache.get(new Headers({ cookie: "sv.session_token=abc" }))).toBeUndefined();
+  });
+
+  it("forgets a user whose sessions changed (active tenant, impersonation), here and on every instance", () =>
+    withRollback(sdk, async () => {
+      const feed = await listeningFeed();
+      const cache = createSessionCache(feed, { sessionCookie });
+      const [user] = await sdk.auth.createUser({ email: `d-${randomUUID()}@example.test`, password: "correct horse battery", name: "D" }).then((u) => [u]);
+      const other = session(randomUUID(), 60_000);
+      cache.set(new Headers({ cookie: "sv.session_token=mine" }), session(user!.id, 60_000));
+      cache.set(new Headers({ cookie: "sv.session_token=theirs" }), other);
+      await feed.sessionsChanged(user!.id);
+      expect(cache.get(new Headers({ cookie: "sv.session_token=mine" }))).toBeUndefined();
+      expect(cache.get(new Headers({ cookie: "sv.session_token=theirs" }))).toBe(other);
+    }));
+
+  it("answers only the exact credential it was given", async () => {
+    const cache = createSessionCache(await listeningFeed(), { sessionCookie });
     const data = session(randomUUID(), 60_000);
     cache.set(new Headers({ cookie: "sv.session_token=abc; sv.session_data=xyz" }), data);
     expect(cache.get(new Headers({ cookie: "sv.session_token=abc; sv.session_data=xyz" }))).toBe(data);
@@ -56,9 +85,10 @@ describe("session cache", () => {
   });
 
   it("never answers past the session's expiry or its time to live", async () => {
-    const cache = createSessionCache(createRevocations(sdk.router, 300), { sessionCookie, ttlMs: 60_000 });
+    const feed = await listeningFeed();
+    const cache = createSessionCache(feed, { sessionCookie, ttlMs: 60_000 });
     cache.set(new Headers({ cookie: "sv.session_token=soon" }), session(randomUUID(), 20));
-    const shortLived = createSessionCache(createRevocations(sdk.router, 300), { sessionCookie, ttlMs: 20 });
+    const shortLived = createSessionCache(feed, { sessionCookie, ttlMs: 20 });
     shortLived.set(new Headers({ cookie: "sv.session_token=ttl" }), session(randomUUID(), 60_000));
     await new Promise((r) => setTimeout(r, 40));
     expect(cache.get(new Headers({ cookie: "sv.session_token=soon" }))).toBeUndefined();
@@ -67,7 +97,7 @@ describe("session cache", () => {
 
   it("stops answering for a user as soon as their sessions are revoked", () =>
     withRollback(sdk, async () => {
-      const revocations = createRevocations(sdk.router, 300);
+      const revocations = await listeningFeed();
       const cache = createSessionCache(revocations, { sessionCookie });
       const [user] = await sdk.auth.createUser({ email: `c-${randomUUID()}@example.test`, password: "correct horse battery", name: "C" }).then((u) => [u]);
       cache.set(new Headers({ cookie: "sv.session_token=mine" }), session(user!.id, 60_000));

@@ -9,7 +9,8 @@
  *   whole Cookie header was the key before: hashing its ~1.2 KB for the map cost ~3 µs a request;
  * - an entry lives at most `ttlMs` and never past the session's expiry;
  * - a user whose sessions were revoked (sign-out, ban, reset — on any instance, via the revocation
- *   feed) is never answered from it until the revocation window has passed.
+ *   feed) is never answered from it until the revocation window has passed, and one whose sessions
+ *   changed (active tenant, impersonation) is dropped from it.
  */
 import type { ResolvedSession } from "./middleware.js";
 import type { Revocations } from "./revocations.js";
@@ -68,6 +69,12 @@ export function createSessionCache(
     return entry.data;
   };
 
+  // A user whose sessions changed (on any instance) is read afresh on their next request.
+  revocations.subscribe((event) => {
+    if (event.userId === "*") return entries.clear();
+    for (const [key, entry] of entries) if (entry.data.user.id === event.userId) entries.delete(key);
+  });
+
   return {
     /** The remembered session for a request's headers. */
     get: (headers: HeaderSource): ResolvedSession | undefined => lookup(headers.get("authorization"), headers.get("cookie")),
@@ -76,6 +83,12 @@ export function createSessionCache(
     set(headers: HeaderSource, data: ResolvedSession): void {
       const key = keyOf(headers.get("authorization"), headers.get("cookie"));
       if (!key) return;
+      // Only while other instances' session events arrive: an answer kept without them could
+      // outlive a sign-out elsewhere. The feed starts on first use.
+      if (!revocations.live) {
+        revocations.listen().catch(() => undefined);
+        return;
+      }
       if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
       entries.set(key, { data, until: Math.min(Date.now() + ttlMs, new Date(data.session.expiresAt).getTime()) });
     },

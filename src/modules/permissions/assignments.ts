@@ -2,7 +2,7 @@
  * Assignment verbs: assign and unassign roles per tenant (or globally), list assignments, mirror
  * organization member roles, and the default role given at sign-up. Each mutation is audited.
  */
-import { and, asc, eq, inArray, isNull, or, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNotNull, isNull, or, sql } from "drizzle-orm";
 import { PermissionsErrors } from "./errors.js";
 import { roles, userRoles } from "./schema.js";
 import { UUID, MEMBER_ROLES, type Scope, type Assignment, type AssignmentPage, scopeOf, tenantIs } from "./model.js";
@@ -26,7 +26,7 @@ const isAssignmentKey = (key: unknown[]): key is [string, string] =>
   UUID.test(key[1]);
 
 export function createAssignmentVerbs(store: PermissionsStore) {
-  const { router, db, change, findRole, toAssignment, assignInScope, unassignInScope } = store;
+  const { router, db, change, findRole, toAssignment, assignInScope, unassignInScope, guardLastOwner } = store;
   return {
     /**
      * Assigns a role (id or name; the tenant's role or a global one) to a user in a scope. A global
@@ -56,6 +56,7 @@ export function createAssignmentVerbs(store: PermissionsStore) {
           .from(userRoles)
           .where(and(eq(userRoles.userId, userId), eq(userRoles.roleId, role.id), tenantIs(tenant)));
         if (!row) throw PermissionsErrors.ASSIGNMENT_NOT_FOUND({ userId, role: role.name });
+        await guardLastOwner(row, role.name);
         await unassignInScope(row, role.name);
       });
     },
@@ -77,6 +78,7 @@ export function createAssignmentVerbs(store: PermissionsStore) {
           .where(eq(userRoles.id, assignmentId));
         if (!found) throw PermissionsErrors.ASSIGNMENT_NOT_FOUND({ assignmentId });
         if (found.row.tenantId !== tenant) throw PermissionsErrors.ROLE_OUT_OF_SCOPE({ assignmentId });
+        await guardLastOwner(found.row, found.roleName);
         await unassignInScope(found.row, found.roleName);
       });
     },
@@ -202,6 +204,43 @@ export function createAssignmentVerbs(store: PermissionsStore) {
      */
     async assignDefaultRole(userId: string): Promise<Assignment> {
       return change(null, async () => assignInScope(userId, await findRole("member", null), null));
+    },
+
+    /**
+     * A user's way out of a tenant (removed, left, the tenant deleted, the user banned or deleted):
+     * every assignment the user holds in the tenant goes — the mirrored member role, `auditor`,
+     * custom roles alike — each audited as `role.unassigned` with the reason. Returns how many.
+     *
+     * @example
+     * await sdk.permissions.revokeTenantAccess({ userId, tenantId, reason: "member.left" });
+     */
+    async revokeTenantAccess(input: { userId: string; tenantId: string; reason: string }): Promise<number> {
+      const tenant = scopeOf({ tenant: input.tenantId });
+      return change(tenant, async () => {
+        const held = await db
+          .select({ row: userRoles, roleName: roles.name })
+          .from(userRoles)
+          .innerJoin(roles, eq(roles.id, userRoles.roleId))
+          .where(and(eq(userRoles.userId, input.userId), tenantIs(tenant)));
+        for (const { row, roleName } of held) await unassignInScope(row, roleName, { reason: input.reason });
+        return held.length;
+      });
+    },
+
+    /**
+     * The tenants in which a user holds any assignment (for revoking all of them at once: a ban).
+     *
+     * @example
+     * for (const tenantId of await sdk.permissions.tenantsWithAssignments(userId)) { ... }
+     */
+    async tenantsWithAssignments(userId: string): Promise<string[]> {
+      return router.withTenant("*", async () => {
+        const rows = await db
+          .selectDistinct({ tenantId: userRoles.tenantId })
+          .from(userRoles)
+          .where(and(eq(userRoles.userId, userId), isNotNull(userRoles.tenantId)));
+        return rows.map((r) => r.tenantId!);
+      });
     },
 
   };

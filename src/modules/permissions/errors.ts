@@ -18,6 +18,10 @@ export const PermissionsErrors = defineErrors({
   },
   INVALID_TENANT: { status: 400, message: "A tenant is identified by its uuid" },
   ASSIGNMENT_NOT_FOUND: { status: 404, message: "Assignment not found" },
+  LAST_OWNER: {
+    status: 409,
+    message: "This is the tenant's last owner: only a platform administrator can remove it (make someone else owner first)",
+  },
   USER_NOT_IN_TENANT: { status: 404, message: "No member of this tenant has this id: invite the user first" },
   UNKNOWN_MEMBER_ROLE: { status: 400, message: "This organization role has no built-in counterpart" },
   PERMISSION_DENIED: { status: 403, message: "You do not have the permission this needs" },

@@ -380,6 +380,11 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         if (!(await permissions.can(user.id, needed, { tenant }))) {
           throw permissionDenied(needed, tenant);
         }
+        // A tenant admin checks its own members only: what anyone else holds (a platform
+        // administrator's global roles, say) is none of the tenant's business.
+        if (subject !== user.id && tenant !== null && isMember && !(await isMember(subject, tenant))) {
+          throw PermissionsErrors.USER_NOT_IN_TENANT({ userId: subject });
+        }
         const results = await permissions.checkMany(subject, input.permissions, { tenant });
         return c.json({ userId: subject, tenantId: tenant, allowed: Object.values(results).every(Boolean), results }, 200);
       },

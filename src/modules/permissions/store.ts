@@ -176,19 +176,38 @@ export function createPermissionsStore(router: Router, audit: AuditModule) {
     return toAssignment(existing!, role.name);
   }
 
-  async function unassignInScope(row: typeof userRoles.$inferSelect, roleName: string): Promise<void> {
+  async function unassignInScope(row: typeof userRoles.$inferSelect, roleName: string, why: { reason?: string } = {}): Promise<void> {
     await db.delete(userRoles).where(eq(userRoles.id, row.id));
     await audit.recordAuditEvent({
       action: "role.unassigned",
       target: { type: "user", id: row.userId },
       tenantId: row.tenantId,
-      metadata: { roleId: row.roleId, roleName },
+      metadata: { roleId: row.roleId, roleName, ...(why.reason ? { reason: why.reason } : {}) },
       changes: { before: await toAssignment(row, roleName) },
     });
   }
 
 
-  return { router, audit, db, change, visibleRoles, findRole, findOwnRole, withGrants, loadRole, insertGrants, replaceParents, pathBetween, toAssignment, assignInScope, unassignInScope };
+  /**
+   * A tenant keeps an owner: its last `owner` assignment goes only by a platform administrator (a
+   * global `*`) or trusted code (no user actor), never by a tenant admin locking the owner out.
+   */
+  async function guardLastOwner(row: typeof userRoles.$inferSelect, roleName: string): Promise<void> {
+    if (roleName !== "owner" || row.tenantId === null) return;
+    const [count] = await db.execute<{ owners: number }>(sql`
+      select count(*)::int as owners from permissions.user_roles ur
+        join permissions.roles r on r.id = ur.role_id and r.tenant_id is null and r.built_in and r.name = 'owner'
+       where ur.tenant_id = ${row.tenantId}::uuid`);
+    if ((count?.owners ?? 0) > 1) return;
+    const actor = actorUserId();
+    if (actor === null) return;
+    const [held] = await db.execute<{ admin: boolean }>(
+      sql`select '*' = any(permissions.effective_permissions(${actor}::uuid, null::uuid)) as admin`,
+    );
+    if (!held?.admin) throw PermissionsErrors.LAST_OWNER({ tenantId: row.tenantId, userId: row.userId });
+  }
+
+  return { router, audit, db, change, visibleRoles, findRole, findOwnRole, withGrants, loadRole, insertGrants, replaceParents, pathBetween, toAssignment, assignInScope, unassignInScope, guardLastOwner };
 }
 
 export type PermissionsStore = ReturnType<typeof createPermissionsStore>;
