@@ -67,6 +67,8 @@ export interface Router {
   routedDatabase(module: ModuleName): string;
   /** Every database of the topology, main first (each may hold moved tenants' rows). */
   databases(): string[];
+  /** Whether the caller runs inside a unit of work (an open transaction or savepoint). */
+  inUnitOfWork(): boolean;
   /**
    * Runs `fn` with the tenant-scoped modules' handles pointed at `database`: for platform work
    * (dispatching mail, sealing the audit trail) that visits every database in turn.
@@ -304,6 +306,7 @@ export function createRouter(topology: Topology, options: RouterOptions = {}): R
     pool,
     databaseOf: (module) => databaseOf(topology, module),
     routedDatabase,
+    inUnitOfWork: () => currentLevel() !== undefined,
     databases: () => [...pools.keys()].sort((a, b) => (a === "main" ? -1 : b === "main" ? 1 : a.localeCompare(b))),
     onDatabase: (database, fn) => {
       pool(database);
