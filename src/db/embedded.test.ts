@@ -69,8 +69,8 @@ describe("startEmbeddedPostgres", () => {
       return false;
     }
   };
-  const start = async (dir = join(dataDir, "pg")) => {
-    const handle = await startEmbeddedPostgres({ dataDir: dir, database: "postgres" });
+  const start = async (dir = join(dataDir, "pg"), detached = false) => {
+    const handle = await startEmbeddedPostgres({ dataDir: dir, database: "postgres", detached });
     pids.add(handle.pid);
     return handle;
   };
@@ -109,16 +109,20 @@ describe("startEmbeddedPostgres", () => {
     return { child, pid };
   };
 
-  it("runs PostgreSQL in a session of its own (a terminal's Ctrl-C does not reach it), and stop() ends it", async () => {
-    const handle = await start();
-    // /proc/<pid>/stat after the command: state, ppid, pgrp, session.
-    const [, , pgid, sid] = readFileSync(`/proc/${handle.pid}/stat`, "utf8").split(") ")[1]!.split(" ").map(Number);
-    expect(sid).toBe(handle.pid);
-    expect(pgid).toBe(handle.pid);
-    expect(await selectOne(handle.url)).toBe(1);
-    await handle.stop();
-    expect(alive(handle.pid)).toBe(false);
+  it("detached, runs PostgreSQL in a session of its own (a terminal's Ctrl-C does not reach it); stop() ends it", async () => {
+    // /proc/<pid>/stat after the command: state, ppid, process group, session.
+    const groupAndSession = (pid: number) => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ").slice(2, 4).map(Number);
+    const detached = await start(join(dataDir, "pg"), true);
+    expect(groupAndSession(detached.pid)).toEqual([detached.pid, detached.pid]);
+    expect(await selectOne(detached.url)).toBe(1);
+    await detached.stop();
+    expect(alive(detached.pid)).toBe(false);
     expect(readdirSync(join(dataDir, "pg"))).not.toContain("owner.pid");
+
+    // By default it stays in the caller's process group, and goes down with it.
+    const attached = await start();
+    expect(groupAndSession(attached.pid)).toEqual(groupAndSession(process.pid));
+    await attached.stop();
   }, 90_000);
 
   it("stops and replaces the PostgreSQL a killed owner left running", async () => {

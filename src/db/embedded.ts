@@ -8,10 +8,10 @@
  * absence is a sentence saying what to install.
  *
  * The package's `initialise()` runs initdb; the server is started here, not by the package's
- * `start()`, which spawns `postgres` in our process group: Ctrl-C in a terminal then reached
- * PostgreSQL too, and it shut down under requests the API was still finishing. Started in a session
- * of its own, it is stopped by its owner after the owner has drained — or found by the next start
- * if the owner was killed (see `clearLeftovers`).
+ * `start()`, which always spawns `postgres` in our process group: Ctrl-C in a terminal then reached
+ * PostgreSQL too, and it shut down under requests the API was still finishing. `npm start` runs it
+ * in a session of its own (`detached`) and stops it after draining; what a killed owner leaves
+ * running is found by the next start (see `clearLeftovers`).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -30,6 +30,13 @@ export interface EmbeddedPostgresOptions {
   /** Database created (if missing) and returned in `url`. */
   database?: string;
   persistent?: boolean;
+  /**
+   * Run PostgreSQL in a session of its own (setsid), out of reach of signals to the caller's process
+   * group — a terminal's Ctrl-C — so that a server can finish its requests first. The caller must
+   * then stop it, on signals too. Default false: it goes down with the caller's process group, as a
+   * test run's cluster should when the run is interrupted.
+   */
+  detached?: boolean;
   log?: (message: string) => void;
 }
 
@@ -247,11 +254,11 @@ async function tail(file: string, lines = 20): Promise<string> {
 }
 
 /**
- * Spawns the postmaster in a session of its own (setsid: signals to the terminal's process group do
- * not reach it), its output appended to `logFile`, and resolves with its pid once it accepts
- * connections.
+ * Spawns the postmaster — `detached`: in a session of its own (setsid), where signals to the
+ * terminal's process group do not reach it — its output appended to `logFile`, and resolves with its
+ * pid once it accepts connections.
  */
-async function spawnPostmaster(binary: string, clusterDir: string, port: number, logFile: string): Promise<number> {
+async function spawnPostmaster(binary: string, clusterDir: string, port: number, logFile: string, detached: boolean): Promise<number> {
   const user = runAs();
   // Appended across runs (an earlier crash's lines stay readable), unless it has grown large.
   if (((await stat(logFile).catch(() => undefined))?.size ?? 0) > 10 * 1024 * 1024) await truncate(logFile);
@@ -260,7 +267,7 @@ async function spawnPostmaster(binary: string, clusterDir: string, port: number,
   try {
     if (user) await chown(logFile, user.uid, user.gid);
     child = spawn(binary, ["-D", clusterDir, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"], {
-      detached: true,
+      detached,
       stdio: ["ignore", out.fd, out.fd],
       ...user,
       // PostgreSQL needs none of our secrets in its environment.
@@ -334,7 +341,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   } else {
     port = options.port ?? (await freePort());
     await writeFile(ownerFile, `${process.pid}\n`);
-    pid = await spawnPostmaster(binary, clusterDir, port, join(dataDir, "postgres.log"));
+    pid = await spawnPostmaster(binary, clusterDir, port, join(dataDir, "postgres.log"), options.detached ?? false);
     stop = ({ timeoutMs } = {}) =>
       (stopped ??= (async () => {
         await stopPostmaster(pid, timeoutMs);
