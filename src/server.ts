@@ -109,6 +109,10 @@ onShutdownSignal((signal) => void shutdown(signal, startup), logger);
 startup = start();
 startup.catch((error: unknown) => {
   if (stopping) return;
-  logger.error("start-up failed", error instanceof Error ? { error: error.message, stack: error.stack } : { error: String(error) });
+  const message = error instanceof Error ? error.message : String(error);
+  // The sentence for the operator, as for a configuration mistake; the stack only in debug logs.
+  process.stderr.write(`sv-sdk cannot start: ${message}\n`);
+  logger.error("start-up failed", { error: message });
+  if (error instanceof Error) logger.debug("start-up failure", { stack: error.stack });
   void shutdown("start-up failed", Promise.resolve(), 1);
 });
