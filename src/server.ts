@@ -76,8 +76,14 @@ async function start(): Promise<void> {
   );
 }
 
-async function shutdown(reason: string, startup: Promise<void>, code = 0): Promise<never> {
+let shuttingDown: Promise<never> | undefined;
+/** Idempotent: a signal during a shutdown that a failed start-up began joins it. */
+function shutdown(reason: string, startup: Promise<void>, code = 0): Promise<never> {
   stopping = true;
+  return (shuttingDown ??= stopInOrder(reason, startup, code));
+}
+
+async function stopInOrder(reason: string, startup: Promise<void>, code: number): Promise<never> {
   logger.info("shutting down", { reason, timeoutMs });
   // The steps below are bounded; this is for a bug in them.
   setTimeout(() => {
@@ -106,6 +112,11 @@ async function shutdown(reason: string, startup: Promise<void>, code = 0): Promi
 
 let startup: Promise<void> = Promise.resolve();
 onShutdownSignal((signal) => void shutdown(signal, startup), logger);
+// A crash must not leave the embedded PostgreSQL running either (it is in a session of its own).
+process.on("uncaughtException", (error) => {
+  logger.error("uncaught exception", { error: error.message, stack: error.stack });
+  void shutdown("uncaught exception", startup, 1);
+});
 startup = start();
 startup.catch((error: unknown) => {
   if (stopping) return;
