@@ -1,4 +1,5 @@
-# Production image: compiled JavaScript, production dependencies only, non-root user.
+# Production image: compiled JavaScript, production dependencies only (no embedded PostgreSQL: it is
+# a development dependency, so DATABASE_URL is required), non-root user.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -16,5 +17,8 @@ COPY --from=build /app/dist ./dist
 COPY drizzle ./drizzle
 USER node
 EXPOSE 3000
-# Migrations run first (under an advisory lock, so several replicas may start together).
-CMD ["sh", "-c", "node dist/cli/migrate.js && node dist/server.js"]
+# node is PID 1 (exec form, no shell in between), so `docker stop`'s SIGTERM reaches it: it stops
+# accepting, finishes requests in flight and exits within SHUTDOWN_TIMEOUT_MS (default 10 s; give
+# the container a longer stop timeout). It applies the migrations itself at start, under an
+# advisory lock, so several replicas may start together.
+CMD ["node", "dist/server.js"]

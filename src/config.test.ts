@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "./config.js";
+import { CONFIG_VARIABLES, loadConfig } from "./config.js";
 
 const secret = "s".repeat(32);
 const databaseUrl = "postgres://owner:pw@db:5432/sv_sdk";
@@ -53,9 +53,9 @@ describe("loadConfig", () => {
     expect(() =>
       loadConfig({ NODE_ENV: "production", DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: "short" }),
     ).toThrow(message);
-    expect(loadConfig({ NODE_ENV: "production", DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: secret }).authSecret).toBe(
-      secret,
-    );
+    expect(
+      loadConfig({ NODE_ENV: "production", DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: secret, EMAIL_TRANSPORT: "log" }).authSecret,
+    ).toBe(secret);
   });
 
   it("outside production, runs without a secret", () => {
@@ -75,5 +75,56 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ DATABASE_TOPOLOGY: JSON.stringify({ databases: {} }) })).toThrow(
       "DATABASE_TOPOLOGY is not a valid topology: Invalid database topology — databases.main: a database named 'main' is required",
     );
+  });
+
+  it("treats an empty (or blank) variable as unset, for every variable", () => {
+    expect(CONFIG_VARIABLES).toContain("DATABASE_URL");
+    for (const blank of ["", "  "]) {
+      const env = Object.fromEntries(CONFIG_VARIABLES.map((name) => [name, blank]));
+      expect(loadConfig(env)).toEqual(loadConfig({}));
+    }
+    // As compose and CI write it: `DATABASE_URL=` beside a real value of another variable.
+    expect(loadConfig({ DATABASE_URL: "", PORT: "8080" }).databaseUrl).toBeUndefined();
+    expect(() => loadConfig({ NODE_ENV: "production", BETTER_AUTH_SECRET: secret, DATABASE_URL: "", EMAIL_TRANSPORT: "log" })).toThrow(
+      /^DATABASE_URL \(or DATABASE_TOPOLOGY\) is required when NODE_ENV=production/,
+    );
+  });
+
+  it("waits SHUTDOWN_TIMEOUT_MS (default 10 s) for a graceful shutdown", () => {
+    expect(loadConfig({}).shutdownTimeoutMs).toBe(10_000);
+    expect(loadConfig({ SHUTDOWN_TIMEOUT_MS: "3000" }).shutdownTimeoutMs).toBe(3000);
+    expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: "10" })).toThrow(/^Invalid configuration — SHUTDOWN_TIMEOUT_MS: /);
+  });
+});
+
+describe("EMAIL_TRANSPORT", () => {
+  const production = { NODE_ENV: "production", DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: secret };
+  const unsubscribe = "u".repeat(32);
+
+  it("defaults to resend with RESEND_API_KEY, else to the development recorder outside production", () => {
+    expect(loadConfig({}).email.transport).toBe("development");
+    expect(loadConfig({ RESEND_API_KEY: "re_123" }).email.transport).toBe("resend");
+    expect(loadConfig({ ...production, RESEND_API_KEY: "re_123", EMAIL_UNSUBSCRIBE_SECRET: unsubscribe }).email.transport).toBe("resend");
+  });
+
+  it("in production without a Resend key, refuses to start with a sentence naming both ways out", () => {
+    expect(() => loadConfig(production)).toThrow(
+      "NODE_ENV=production needs a real email transport: set RESEND_API_KEY (and EMAIL_UNSUBSCRIBE_SECRET) to send through Resend, " +
+        "or EMAIL_TRANSPORT=log to deliver nothing and only log each message (email verification is then not required)",
+    );
+    expect(() => loadConfig({ ...production, RESEND_API_KEY: "" })).toThrow(/EMAIL_TRANSPORT=log/);
+  });
+
+  it("log is allowed everywhere, production included", () => {
+    expect(loadConfig({ ...production, EMAIL_TRANSPORT: "log" }).email.transport).toBe("log");
+    expect(loadConfig({ EMAIL_TRANSPORT: "log", RESEND_API_KEY: "re_123" }).email.transport).toBe("log");
+  });
+
+  it("refuses the development recorder in production and resend without a key", () => {
+    expect(() => loadConfig({ ...production, EMAIL_TRANSPORT: "development" })).toThrow(
+      "EMAIL_TRANSPORT=development records mail in the database and is refused when NODE_ENV=production: use resend (with RESEND_API_KEY) or log",
+    );
+    expect(() => loadConfig({ EMAIL_TRANSPORT: "resend" })).toThrow("EMAIL_TRANSPORT=resend needs RESEND_API_KEY");
+    expect(() => loadConfig({ EMAIL_TRANSPORT: "smtp" })).toThrow(/^Invalid configuration — EMAIL_TRANSPORT: /);
   });
 });

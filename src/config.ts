@@ -30,8 +30,16 @@ const envSchema = z.object({
   EMAIL_FROM: z.string().default("sv-sdk <no-reply@localhost>"),
   EMAIL_DISPATCHER: z.enum(["on", "off"]).default("on"),
   EMAIL_UNSUBSCRIBE_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  EMAIL_TRANSPORT: z.enum(["resend", "log", "development"]).optional(),
   TRUST_PROXY: z.enum(["0", "1"]).default("0"),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(10_000),
 });
+
+/** Every variable `loadConfig` reads. */
+export const CONFIG_VARIABLES = Object.keys(envSchema.shape) as (keyof typeof envSchema.shape)[];
+
+/** `resend` sends; `log` delivers nothing and logs each message; `development` records mail for /dev/mail. */
+export type EmailTransportName = "resend" | "log" | "development";
 
 export interface Config {
   environment: "development" | "test" | "production";
@@ -48,7 +56,10 @@ export interface Config {
   bodyLimitBytes: number;
   trustProxy: boolean;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** How long a graceful shutdown may take before the process stops what is left and exits 1. */
+  shutdownTimeoutMs: number;
   email: {
+    transport: EmailTransportName;
     resendApiKey?: string;
     resendBaseUrl?: string;
     webhookSecret?: string;
@@ -59,7 +70,11 @@ export interface Config {
 }
 
 export function loadConfig(env: Record<string, string | undefined>): Config {
-  const parsed = envSchema.safeParse(env);
+  // `DATABASE_URL=` is how compose files and CI pass "not set": an empty or blank value means unset,
+  // for every variable, so defaults apply instead of a validation error.
+  const parsed = envSchema.safeParse(
+    Object.fromEntries(CONFIG_VARIABLES.map((name) => [name, env[name]?.trim() ? env[name] : undefined])),
+  );
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     throw new Error(`Invalid configuration — ${problems}`);
@@ -72,7 +87,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (production && !e.DATABASE_URL && !e.DATABASE_TOPOLOGY) {
     throw new Error("DATABASE_URL (or DATABASE_TOPOLOGY) is required when NODE_ENV=production: the embedded PostgreSQL is for development");
   }
-  if (production && e.RESEND_API_KEY && !e.EMAIL_UNSUBSCRIBE_SECRET) {
+  const transport = emailTransport(e.EMAIL_TRANSPORT, !!e.RESEND_API_KEY, production);
+  if (production && transport === "resend" && !e.EMAIL_UNSUBSCRIBE_SECRET) {
     throw new Error("EMAIL_UNSUBSCRIBE_SECRET (32+ characters) is required with RESEND_API_KEY in production: it signs one-click unsubscribe links");
   }
   let topology: Topology | undefined;
@@ -99,7 +115,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     trustProxy: e.TRUST_PROXY === "1",
     logLevel: e.LOG_LEVEL,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     email: {
+      transport,
       resendApiKey: e.RESEND_API_KEY,
       resendBaseUrl: e.RESEND_BASE_URL,
       webhookSecret: e.RESEND_WEBHOOK_SECRET,
@@ -108,6 +126,28 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       unsubscribeSecret: e.EMAIL_UNSUBSCRIBE_SECRET,
     },
   };
+}
+
+/**
+ * Production never falls back to the development recorder silently: mail that is not sent must be a
+ * decision (EMAIL_TRANSPORT=log), not the effect of a missing key.
+ */
+function emailTransport(chosen: EmailTransportName | undefined, hasResendKey: boolean, production: boolean): EmailTransportName {
+  if (chosen === "resend" && !hasResendKey) throw new Error("EMAIL_TRANSPORT=resend needs RESEND_API_KEY");
+  if (chosen === "development" && production) {
+    throw new Error(
+      "EMAIL_TRANSPORT=development records mail in the database and is refused when NODE_ENV=production: use resend (with RESEND_API_KEY) or log",
+    );
+  }
+  if (chosen) return chosen;
+  if (hasResendKey) return "resend";
+  if (production) {
+    throw new Error(
+      "NODE_ENV=production needs a real email transport: set RESEND_API_KEY (and EMAIL_UNSUBSCRIBE_SECRET) to send through Resend, " +
+        "or EMAIL_TRANSPORT=log to deliver nothing and only log each message (email verification is then not required)",
+    );
+  }
+  return "development";
 }
 
 /**

@@ -18,10 +18,14 @@ export async function sdkOptionsFromConfig(config: Config, topology: Topology, l
       secret: config.authSecret ?? (production ? undefined : await developmentSecret(config.dataDir)),
       baseUrl: config.publicUrl,
       trustedOrigins: config.trustedOrigins,
+      // With EMAIL_TRANSPORT=log no verification mail arrives: requiring it would lock every new user out.
+      ...(config.email.transport === "log" ? { requireEmailVerification: false } : {}),
     },
     email: {
       from: config.email.from,
-      resendApiKey: config.email.resendApiKey,
+      transport: config.email.transport,
+      // Only the resend transport uses the key (EMAIL_TRANSPORT=log beside a key sends nothing).
+      resendApiKey: config.email.transport === "resend" ? config.email.resendApiKey : undefined,
       resendBaseUrl: config.email.resendBaseUrl,
       webhookSecret: config.email.webhookSecret,
       unsubscribeSecret:

@@ -1,40 +1,66 @@
 /**
  * `npm start`: configuration from the environment, the embedded PostgreSQL when no DATABASE_URL is
- * given, migrations, seeds, then the API. Shuts down in order on SIGTERM/SIGINT.
+ * given, migrations, seeds, then the API.
+ *
+ * On SIGTERM or SIGINT — from the start, so a signal during start-up is handled too — it shuts down
+ * in order within SHUTDOWN_TIMEOUT_MS: the start-up step in progress ends, the HTTP server stops
+ * accepting and drains (requests in flight finish; after half the timeout, the connections left are
+ * closed), background work and pools stop, and the embedded PostgreSQL — in a session of its own,
+ * so a terminal's Ctrl-C reaches only us — stops last, with time kept for it. A step that overruns is
+ * left behind and the exit code is 1; the cluster is stopped either way.
  */
-import { serve } from "@hono/node-server";
 import { createApp } from "./app.js";
+import { onShutdownSignal, shutdownInOrder } from "./cli/shutdown.js";
 import { loadConfigOrExit } from "./config.js";
 import { resolveDatabase } from "./db/connect.js";
+import type { EmbeddedPostgresHandle } from "./db/embedded.js";
 import { describeMigration, migrateTopology } from "./db/migrate.js";
-import { createSdk } from "./index.js";
+import { startServer, type RunningServer } from "./http/serve.js";
+import { createSdk, type Sdk } from "./index.js";
 import { createJsonLogger } from "./logger.js";
 import { sdkOptionsFromConfig } from "./sdk-from-config.js";
 
 const config = loadConfigOrExit(process.env);
 const logger = createJsonLogger(config.logLevel);
+const timeoutMs = config.shutdownTimeoutMs;
 const started = performance.now();
 
-const { topology, embedded } = await resolveDatabase(config, (message) => logger.info(message));
-for (const report of await migrateTopology(topology)) logger.info(describeMigration(report));
+let stopping = false;
+let embedded: EmbeddedPostgresHandle | undefined;
+let sdk: Sdk | undefined;
+let http: RunningServer | undefined;
 
-const sdk = createSdk(await sdkOptionsFromConfig(config, topology, logger));
-await sdk.seed();
-await sdk.auth.listen();
-// Monthly audit partitions three months ahead; sealing committed audit rows in the background.
-await sdk.audit.ensurePartitions(3);
-sdk.audit.startSealer({ intervalMs: 10_000, onError: (error) => logger.error("audit sealing failed", { error: String(error) }) });
-if (config.email.dispatcher) await sdk.email.startDispatcher();
-const app = createApp(sdk, {
-  trustedOrigins: config.trustedOrigins,
-  bodyLimitBytes: config.bodyLimitBytes,
-  trustProxy: config.trustProxy,
-});
+/** Start-up, step by step; it stops between steps once a shutdown has begun. */
+async function start(): Promise<void> {
+  const database = await resolveDatabase(config, (message) => logger.info(message));
+  embedded = database.embedded;
+  if (stopping) return;
+  for (const report of await migrateTopology(database.topology)) logger.info(describeMigration(report));
+  if (stopping) return;
 
-const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => {
+  sdk = createSdk(await sdkOptionsFromConfig(config, database.topology, logger));
+  await sdk.seed();
+  await sdk.auth.listen();
+  // Monthly audit partitions three months ahead; sealing committed audit rows in the background.
+  await sdk.audit.ensurePartitions(3);
+  sdk.audit.startSealer({ intervalMs: 10_000, onError: (error) => logger.error("audit sealing failed", { error: String(error) }) });
+  if (config.email.dispatcher) await sdk.email.startDispatcher();
+  if (stopping) return;
+
+  const app = createApp(sdk, {
+    trustedOrigins: config.trustedOrigins,
+    bodyLimitBytes: config.bodyLimitBytes,
+    trustProxy: config.trustProxy,
+  });
+  http = await startServer(app.fetch, { port: config.port, hostname: config.host });
+  if (config.email.transport === "log") {
+    logger.warn("EMAIL_TRANSPORT=log: no email is delivered (each message is logged without its subject, body or links), and email verification is not required to sign in");
+  }
+
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   const base = config.publicUrl;
-  process.stdout.write(
+  // For people, on stderr: stdout carries only the JSON log lines.
+  process.stderr.write(
     [
       "",
       `  sv-sdk is up in ${seconds}s${embedded ? " (embedded PostgreSQL in " + config.dataDir + "/postgres)" : ""}`,
@@ -42,33 +68,62 @@ const server = serve({ fetch: app.fetch, port: config.port, hostname: config.hos
       `  Auth     ${base}/api/auth`,
       `  Docs     ${base}/docs`,
       ...(sdk.email.devMessagesOpen ? [`  Mail     ${base}/dev/mail`] : []),
+      ...(config.email.transport === "log" ? ["  Mail     not delivered (EMAIL_TRANSPORT=log); email verification is off"] : []),
       `  OpenAPI  ${base}/openapi.json`,
       `  Ready    ${base}/ready`,
       "",
     ].join("\n") + "\n",
   );
-});
-
-let stopping = false;
-async function shutdown(signal: string) {
-  if (stopping) return;
-  stopping = true;
-  logger.info("shutting down", { signal });
-  // A second signal, or a stuck step, must not keep the process alive forever.
-  const force = setTimeout(() => {
-    logger.error("shutdown timed out; exiting");
-    process.exit(1);
-  }, 15_000);
-  force.unref();
-  // Stop accepting, let in-flight requests finish, then background work, pools, and the cluster.
-  await new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    if ("closeIdleConnections" in server) (server as { closeIdleConnections(): void }).closeIdleConnections();
-  });
-  await sdk.close();
-  await embedded?.stop();
-  logger.info("stopped");
-  process.exit(0);
 }
-process.on("SIGTERM", () => void shutdown("SIGTERM"));
-process.on("SIGINT", () => void shutdown("SIGINT"));
+
+let shuttingDown: Promise<never> | undefined;
+/** Idempotent: a signal during a shutdown that a failed start-up began joins it. */
+function shutdown(reason: string, startup: Promise<void>, code = 0): Promise<never> {
+  stopping = true;
+  return (shuttingDown ??= stopInOrder(reason, startup, code));
+}
+
+async function stopInOrder(reason: string, startup: Promise<void>, code: number): Promise<never> {
+  logger.info("shutting down", { reason, timeoutMs });
+  // The steps below are bounded; this is for a bug in them.
+  setTimeout(() => {
+    logger.error("shutdown did not end; exiting");
+    process.exit(1);
+  }, timeoutMs + 2000).unref();
+  const usesEmbedded = !config.topology && !config.databaseUrl;
+  const clean = await shutdownInOrder(
+    [
+      // The step in progress ends first (start() then stops), so that everything it started is known.
+      { name: "start-up", run: () => startup.catch(() => {}) },
+      { name: "the HTTP server", run: (ms) => http?.close({ graceMs: Math.min(ms, timeoutMs / 2) }) },
+      { name: "background work and pools", run: () => sdk?.close() },
+      {
+        name: "the embedded PostgreSQL",
+        reserveMs: usesEmbedded ? Math.min(3000, Math.floor(timeoutMs * 0.3)) : 0,
+        run: (ms) => embedded?.stop({ timeoutMs: ms }),
+      },
+    ],
+    timeoutMs,
+    logger,
+  );
+  logger.info("stopped");
+  process.exit(clean ? code : 1);
+}
+
+let startup: Promise<void> = Promise.resolve();
+onShutdownSignal((signal) => void shutdown(signal, startup), logger);
+// A crash must not leave the embedded PostgreSQL running either (it is in a session of its own).
+process.on("uncaughtException", (error) => {
+  logger.error("uncaught exception", { error: error.message, stack: error.stack });
+  void shutdown("uncaught exception", startup, 1);
+});
+startup = start();
+startup.catch((error: unknown) => {
+  if (stopping) return;
+  const message = error instanceof Error ? error.message : String(error);
+  // The sentence for the operator, as for a configuration mistake; the stack only in debug logs.
+  process.stderr.write(`sv-sdk cannot start: ${message}\n`);
+  logger.error("start-up failed", { error: message });
+  if (error instanceof Error) logger.debug("start-up failure", { stack: error.stack });
+  void shutdown("start-up failed", Promise.resolve(), 1);
+});

@@ -5,9 +5,9 @@
  * `sv_maintenance`, or the owner — never as the runtime role; anything else is refused.
  */
 import { loadConfig } from "../config.js";
-import { resolveDatabase } from "../db/connect.js";
 import { createRouter } from "../db/router.js";
 import { createAuditModule, DEFAULT_RETENTION_DAYS } from "../modules/audit/index.js";
+import { withTopology } from "./command.js";
 
 const args = process.argv.slice(2);
 const daysArg = args.includes("--days") ? args[args.indexOf("--days") + 1] : process.env.AUDIT_RETENTION_DAYS;
@@ -18,22 +18,22 @@ if (!Number.isInteger(retentionDays) || retentionDays < 1) {
 }
 
 const config = loadConfig(process.env);
-const { topology, embedded } = await resolveDatabase(config, (m) => console.error(m));
-// asOwner: connect with the URL's own login (maintenance or owner), without assuming sv_app.
-const router = createRouter(topology, { asOwner: true });
-try {
-  const audit = createAuditModule({ router });
-  const result = await audit.applyRetention({ retentionDays });
-  console.log(JSON.stringify(result, null, 2));
-  console.error(
-    result.dropped.length === 0
-      ? `nothing older than ${result.cutoff} to drop (policy: ${retentionDays} days)`
-      : `dropped ${result.dropped.map((d) => `${d.database}: ${d.partition}`).join(", ")} (policy: ${retentionDays} days, cutoff ${result.cutoff})`,
-  );
-} catch (error) {
-  console.error(`audit retention failed: ${(error as Error).message}`);
-  process.exitCode = 1;
-} finally {
-  await router.close();
-  await embedded?.stop();
-}
+await withTopology(config, false, async (topology) => {
+  // asOwner: connect with the URL's own login (maintenance or owner), without assuming sv_app.
+  const router = createRouter(topology, { asOwner: true });
+  try {
+    const audit = createAuditModule({ router });
+    const result = await audit.applyRetention({ retentionDays });
+    console.log(JSON.stringify(result, null, 2));
+    console.error(
+      result.dropped.length === 0
+        ? `nothing older than ${result.cutoff} to drop (policy: ${retentionDays} days)`
+        : `dropped ${result.dropped.map((d) => `${d.database}: ${d.partition}`).join(", ")} (policy: ${retentionDays} days, cutoff ${result.cutoff})`,
+    );
+  } catch (error) {
+    console.error(`audit retention failed: ${(error as Error).message}`);
+    process.exitCode = 1;
+  } finally {
+    await router.close();
+  }
+});

@@ -6,37 +6,37 @@
  * 2 when verification could not run.
  */
 import { loadConfig } from "../config.js";
-import { resolveDatabase } from "../db/connect.js";
 import { createRouter } from "../db/router.js";
 import { createAuditModule } from "../modules/audit/index.js";
+import { withTopology } from "./command.js";
 
 const sealFirst = process.argv.slice(2).includes("--seal");
 const config = loadConfig(process.env);
-const { topology, embedded } = await resolveDatabase(config, (m) => console.error(m));
-const router = createRouter(topology);
-try {
-  const audit = createAuditModule({ router });
-  if (sealFirst) console.error(`sealed: ${JSON.stringify(await audit.seal())}`);
-  const started = performance.now();
-  const result = await audit.verify();
-  const seconds = (performance.now() - started) / 1000;
-  console.log(JSON.stringify({ ...result, seconds: Math.round(seconds * 1000) / 1000 }, null, 2));
-  if (result.ok) {
-    const databases = Object.keys(result.databases);
-    console.error(
-      `audit trail OK: ${result.rows} sealed rows in ${result.seals} seals, ${result.unsealedRows} not sealed yet ` +
-        `(${databases.length === 1 ? "database" : "databases"} ${databases.join(", ")})`,
-    );
-  } else {
-    console.error(
-      `audit trail BROKEN in database '${result.database}': row ${result.firstBadRow.id} ${result.firstBadRow.reason} — ${result.detail}`,
-    );
-    process.exitCode = 1;
+await withTopology(config, false, async (topology) => {
+  const router = createRouter(topology);
+  try {
+    const audit = createAuditModule({ router });
+    if (sealFirst) console.error(`sealed: ${JSON.stringify(await audit.seal())}`);
+    const started = performance.now();
+    const result = await audit.verify();
+    const seconds = (performance.now() - started) / 1000;
+    console.log(JSON.stringify({ ...result, seconds: Math.round(seconds * 1000) / 1000 }, null, 2));
+    if (result.ok) {
+      const databases = Object.keys(result.databases);
+      console.error(
+        `audit trail OK: ${result.rows} sealed rows in ${result.seals} seals, ${result.unsealedRows} not sealed yet ` +
+          `(${databases.length === 1 ? "database" : "databases"} ${databases.join(", ")})`,
+      );
+    } else {
+      console.error(
+        `audit trail BROKEN in database '${result.database}': row ${result.firstBadRow.id} ${result.firstBadRow.reason} — ${result.detail}`,
+      );
+      process.exitCode = 1;
+    }
+  } catch (error) {
+    console.error(`audit verification failed to run: ${(error as Error).message}`);
+    process.exitCode = 2;
+  } finally {
+    await router.close();
   }
-} catch (error) {
-  console.error(`audit verification failed to run: ${(error as Error).message}`);
-  process.exitCode = 2;
-} finally {
-  await router.close();
-  await embedded?.stop();
-}
+});

@@ -12,6 +12,7 @@ import { createSdk, type Sdk } from "../index.js";
 import { createJsonLogger } from "../logger.js";
 import { sdkOptionsFromConfig } from "../sdk-from-config.js";
 import postgres from "postgres";
+import { onShutdownSignal, shutdownInOrder, signalExitCode } from "./shutdown.js";
 
 export interface Command {
   name: string;
@@ -55,17 +56,40 @@ export function cliLogger(config: Config) {
 /**
  * Runs `fn` on the configured databases. `external`: the command works on the API's database and
  * needs DATABASE_URL or DATABASE_TOPOLOGY; otherwise the embedded PostgreSQL is used as `npm start`
- * would (and stopped afterwards).
+ * would (and stopped afterwards — or shared, while `npm start` runs on the same data directory).
+ *
+ * The embedded PostgreSQL runs in a session of its own, out of reach of a terminal's Ctrl-C: on
+ * SIGINT or SIGTERM the command stops it (within SHUTDOWN_TIMEOUT_MS) and exits 130 or 143.
  */
 export async function withTopology<T>(config: Config, external: boolean, fn: (topology: Topology) => Promise<T>): Promise<T> {
   if (external && !config.topology && !config.databaseUrl) {
     throw new UsageError("DATABASE_URL (or DATABASE_TOPOLOGY) is required: this command works on the API's database, and the embedded PostgreSQL belongs to `npm start`");
   }
-  const { topology, embedded } = await resolveDatabase(config, (message) => process.stderr.write(`${message}\n`));
+  const resolving = resolveDatabase(config, (message) => process.stderr.write(`${message}\n`));
+  const usesEmbedded = !config.topology && !config.databaseUrl;
+  const removeSignalHandlers = usesEmbedded
+    ? onShutdownSignal((signal) => {
+        process.stderr.write(`sv-sdk: ${signal}: stopping the embedded PostgreSQL\n`);
+        const embedded = resolving.then((database) => database.embedded, () => undefined);
+        void shutdownInOrder(
+          [
+            { name: "start-up", run: () => embedded },
+            { name: "the embedded PostgreSQL", reserveMs: Math.floor(config.shutdownTimeoutMs / 2), run: async (ms) => (await embedded)?.stop({ timeoutMs: ms }) },
+          ],
+          config.shutdownTimeoutMs,
+          cliLogger(config),
+        ).then(() => process.exit(signalExitCode(signal)));
+      })
+    : () => {};
   try {
-    return await fn(topology);
+    const { topology, embedded } = await resolving;
+    try {
+      return await fn(topology);
+    } finally {
+      await embedded?.stop({ timeoutMs: config.shutdownTimeoutMs });
+    }
   } finally {
-    await embedded?.stop();
+    removeSignalHandlers();
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * Where the database is, for entry points: the configured topology, `DATABASE_URL`, or — with neither
- * — the embedded PostgreSQL kept in the data directory.
+ * — the embedded PostgreSQL kept in the data directory. The caller stops `embedded`, on signals too.
  */
 import { join } from "node:path";
 import type { Config } from "../config.js";
@@ -18,6 +18,8 @@ export async function resolveDatabase(config: Config, log: (message: string) => 
   const embedded = await startEmbeddedPostgres({
     dataDir: join(config.dataDir, "postgres"),
     port: config.embeddedPostgresPort,
+    // Out of reach of a terminal's Ctrl-C: the entry point stops it, after finishing its own work.
+    detached: true,
     log,
   });
   return { topology: singleDatabase(embedded.url), embedded };

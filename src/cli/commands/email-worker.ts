@@ -1,4 +1,5 @@
 import { cliConfig, cliLogger, parseOptions, withSdk, withTopology, type Command } from "../command.js";
+import { onShutdownSignal } from "../shutdown.js";
 
 export const emailWorkerCommand: Command = {
   name: "email:worker",
@@ -9,7 +10,7 @@ Runs the email dispatcher without the API: it claims queued sends (FOR UPDATE SK
 number of workers may run), delivers them through Resend (RESEND_API_KEY) or the development
 transport, and retries with backoff. It works on the API's database, so DATABASE_URL or
 DATABASE_TOPOLOGY is required. On SIGTERM/SIGINT it stops claiming, aborts requests in flight and
-returns its claimed rows to the queue.
+returns its claimed rows to the queue, within SHUTDOWN_TIMEOUT_MS (default 10 s; exit 1 past it).
 
 Exit codes: 0 stopped cleanly, 1 failed, 2 bad options or configuration.`,
   async run(args) {
@@ -20,16 +21,15 @@ Exit codes: 0 stopped cleanly, 1 failed, 2 bad options or configuration.`,
       withSdk(config, topology, async (sdk) => {
         await sdk.email.startDispatcher();
         logger.info("email worker running", { transport: sdk.email.transport });
-        const signal = await new Promise<string>((resolve) => {
-          process.once("SIGTERM", () => resolve("SIGTERM"));
-          process.once("SIGINT", () => resolve("SIGINT"));
-        });
+        // Handlers that stay: under `npm run`, Ctrl-C arrives twice (from the terminal, and forwarded
+        // by npm), and a second SIGINT without a handler would kill the worker mid-shutdown.
+        const signal = await new Promise<NodeJS.Signals>((resolve) => onShutdownSignal(resolve, logger));
         logger.info("email worker shutting down", { signal });
         // A stuck step must not keep the process alive forever.
         setTimeout(() => {
           logger.error("email worker shutdown timed out; exiting");
           process.exit(1);
-        }, 15_000).unref();
+        }, config.shutdownTimeoutMs).unref();
       }),
     );
     logger.info("email worker stopped");

@@ -6,13 +6,14 @@ import type { Logger } from "../../logger.js";
 import type { AuditModule } from "../audit/index.js";
 import { createEmailDatabases } from "./databases.js";
 import { createDispatcher, type Dispatcher, type DispatcherOptions } from "./dispatcher.js";
+import { createLogTransport } from "./log-transport.js";
 import { EmailErrors } from "./errors.js";
 import { createOutbox } from "./outbox.js";
 import { createPreferences } from "./preferences.js";
 import { devMessages, emailSends } from "./schema.js";
 import { createTemplateStore } from "./template-store.js";
 import { DEFAULT_TEMPLATES, type EmailTemplateDefinition } from "./templates.js";
-import { createDevelopmentTransport, createResendTransport } from "./transport.js";
+import { createDevelopmentTransport, createResendTransport, type EmailTransport } from "./transport.js";
 import { createWebhooks } from "./webhooks.js";
 
 export {
@@ -45,6 +46,12 @@ export interface EmailOptions {
   from?: string;
   /** Without a key, the development transport records messages instead of sending them. */
   resendApiKey?: string;
+  /**
+   * `resend` (needs `resendApiKey`), `log` (nothing is delivered: one log line per message, without
+   * its subject, body or links) or `development` (recorded for /dev/mail). Default: `resend` with a
+   * key, else `development`.
+   */
+  transport?: "resend" | "log" | "development";
   /** Point the Resend SDK elsewhere (a local stand-in in tests). */
   resendBaseUrl?: string;
   /** Verifies Resend webhooks (Svix signatures). */
@@ -85,6 +92,8 @@ const DEFAULT_FROM = "sv-sdk <no-reply@localhost>";
  * await email.startDispatcher();
  */
 export function createEmailModule({ router, audit, logger, options }: EmailModuleOptions) {
+  const transportName = options.transport ?? (options.resendApiKey ? "resend" : "development");
+  if (transportName === "resend" && !options.resendApiKey) throw new Error("EmailOptions.transport 'resend' needs resendApiKey");
   if (options.resendApiKey && !options.unsubscribeSecret) {
     throw new Error(
       "EmailOptions.unsubscribeSecret is required when resendApiKey is set: it signs the one-click unsubscribe links real recipients get",
@@ -102,7 +111,7 @@ export function createEmailModule({ router, audit, logger, options }: EmailModul
     unsubscribeSecret = randomBytes(32);
     logger.warn("email: no unsubscribeSecret given; using a random per-process secret (development transport only)");
   }
-  if (!options.resendApiKey && options.environment === "production") {
+  if (transportName === "development" && options.environment === "production") {
     logger.warn("email: no Resend API key in production; messages are recorded by the development transport, not sent");
   }
 
@@ -113,7 +122,12 @@ export function createEmailModule({ router, audit, logger, options }: EmailModul
     ? new Resend(options.resendApiKey, { baseUrl: options.resendBaseUrl })
     : // The verifier needs an instance; this one never makes a request.
       new Resend("re_webhook_verification_only", { baseUrl: "http://127.0.0.1:9" });
-  const transport = options.resendApiKey ? createResendTransport(resend) : createDevelopmentTransport(router);
+  const transport =
+    transportName === "resend"
+      ? createResendTransport(resend)
+      : transportName === "log"
+        ? createLogTransport(logger)
+        : createDevelopmentTransport(router);
 
   const store = createTemplateStore({ router, audit, definitions });
   const preferences = createPreferences({
@@ -130,14 +144,19 @@ export function createEmailModule({ router, audit, logger, options }: EmailModul
   const dispatchers = new Set<Dispatcher>();
   let defaultDispatcher: Dispatcher | undefined;
   const newDispatcher = (overrides: DispatcherOptions = {}) => {
-    const dispatcher = createDispatcher({ router, audit, logger, transport, from }, { ...options.dispatcherOptions, ...overrides });
+    // The dispatcher reads a transport's name only for its log lines and audit metadata; EmailTransport
+    // (transport.ts) does not list `log` among its names yet.
+    const dispatcher = createDispatcher(
+      { router, audit, logger, transport: transport as EmailTransport, from },
+      { ...options.dispatcherOptions, ...overrides },
+    );
     dispatchers.add(dispatcher);
     return dispatcher;
   };
   const dispatcherOf = () => (defaultDispatcher ??= newDispatcher());
 
   const module = {
-    /** `resend`, or `development` when no API key is set. */
+    /** `resend`, `log`, or `development` (the default without an API key). */
     transport: transport.name,
     /** Whether development messages are readable without a permission. */
     devMessagesOpen: transport.name === "development" && !!options.environment && options.environment !== "production",
