@@ -2,17 +2,20 @@
 # a development dependency, so DATABASE_URL is required), non-root user.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
+# patches/ before the install: `prepare` applies them (postgres.js, see README "Dependencies we patch").
 COPY package.json package-lock.json ./
+COPY patches ./patches
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build
+RUN npm run build && npm prune --omit=dev && npm cache clean --force
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev && npm cache clean --force
+# The pruned, already patched dependencies (a second install would run `prepare` without patch-package).
+COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY drizzle ./drizzle
 USER node
