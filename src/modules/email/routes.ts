@@ -35,6 +35,7 @@ const TemplateSchema = z
   })
   .openapi("EmailTemplate");
 
+/** Subject, HTML and text are Liquid templates (see the README's email section). */
 const content = {
   subject: z.string().min(1).max(998),
   html: z.string().min(1).max(200_000),
@@ -148,9 +149,13 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         path: "/templates",
         tags: ["Email"],
         summary: "Create a template (inside a tenant: the tenant's override)",
+        description:
+          "Subject, HTML and text are Liquid. Refused with 400 when a part does not parse (TEMPLATE_SYNTAX_INVALID, " +
+          "naming the part, line and column) or reads an undeclared variable; with 422 " +
+          "when the definition's sample data does not render within the limits (TEMPLATE_RENDER_FAILED).",
         middleware: [write] as const,
         request: { body: { required: true, content: { "application/json": { schema: CreateTemplateSchema } } } },
-        responses: { 201: json(TemplateSchema, "Created"), ...errorResponses(400, 401, 403, 409) },
+        responses: { 201: json(TemplateSchema, "Created"), ...errorResponses(400, 401, 403, 409, 422) },
       }),
       async (c) => {
         const row = await email.createTemplate({ tenantId: tenantOf(c), input: c.req.valid("json") });
@@ -166,7 +171,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         summary: "Render a template (stored or unsaved) with sample or given data",
         middleware: [read] as const,
         request: { body: { required: true, content: { "application/json": { schema: PreviewSchema } } } },
-        responses: { 200: json(RenderedSchema, "Rendered"), ...errorResponses(400, 401, 403, 404) },
+        responses: { 200: json(RenderedSchema, "Rendered"), ...errorResponses(400, 401, 403, 404, 422) },
       }),
       async (c) => c.json(await email.previewTemplate({ tenantId: tenantOf(c), input: c.req.valid("json") }), 200),
     )
@@ -195,7 +200,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
           params: IdParams,
           body: { required: true, content: { "application/json": { schema: UpdateTemplateSchema } } },
         },
-        responses: { 200: json(TemplateSchema, "Updated"), ...errorResponses(400, 401, 403, 404) },
+        responses: { 200: json(TemplateSchema, "Updated"), ...errorResponses(400, 401, 403, 404, 422) },
       }),
       async (c) => {
         const row = await email.updateTemplate({ tenantId: tenantOf(c), id: c.req.valid("param").id, input: c.req.valid("json") });

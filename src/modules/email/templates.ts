@@ -1,13 +1,17 @@
 /**
  * Template definitions and rendering. A definition (in code) declares a template's key, category and
  * variables as a zod object; the database holds its content (subject, HTML, text) per locale, a shipped
- * default with `tenant_id` null and optional per-tenant overrides. Variables are `{{name}}`
- * placeholders: HTML-escaped in the HTML body, CR/LF-stripped in the subject (no header injection).
+ * default with `tenant_id` null and optional per-tenant overrides. Content is Liquid (`render.ts`):
+ * `{{ name }}`, `{% if %}`, `{% for %}`, filters; variables are HTML-escaped in the HTML body and the
+ * subject is kept to one line (no header injection). A `{{name}}` template written for the regex
+ * renderer this replaced renders exactly as it did.
  */
 import { z } from "zod";
+import { AppError } from "../../errors.js";
 import { EmailErrors } from "./errors.js";
+import { compileContent, renderParts, variablesOf, type CompiledContent, type TemplateContent } from "./render.js";
 
-const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
+export type { TemplateContent } from "./render.js";
 
 /** Categories a user can never opt out of: they carry sign-in, recovery and security information. */
 export const MANDATORY_CATEGORIES = ["account", "security"] as const;
@@ -17,42 +21,119 @@ export const OPTIONAL_CATEGORIES = ["product", "marketing", "digest"] as const;
 export const isMandatoryCategory = (category: string) =>
   (MANDATORY_CATEGORIES as readonly string[]).includes(category);
 
-export interface TemplateContent {
-  subject: string;
-  html: string;
-  text: string;
-}
-
 export interface EmailTemplateDefinition {
   key: string;
   /** The category mail of this template is sent in unless the caller says otherwise. */
   category: string;
   /** The variables; unknown keys are rejected, so a typo fails loudly instead of rendering blank. */
   variables: z.ZodObject<z.ZodRawShape>;
-  /** Data the preview renders with. */
+  /** Data the preview renders with, and every new content is tried with before it is stored. */
   sample: Record<string, unknown>;
   /** The content seeded as the default (locale `en`). */
   defaults: TemplateContent;
 }
 
 /**
- * Declares a template: its variables, sample data and default content.
+ * Declares a template: its variables, sample data and default content. Content that would be
+ * refused through the API (a syntax error, an undeclared variable, a render of the sample that
+ * fails) fails here, at startup.
  *
  * @example
  * const receipt = defineEmailTemplate({
  *   key: "receipt", category: "account",
- *   variables: z.object({ name: z.string(), total: z.string() }),
- *   sample: { name: "Ada", total: "€12.00" },
- *   defaults: { subject: "Your receipt", html: "<p>Hi {{name}}, you paid {{total}}.</p>", text: "Hi {{name}}, you paid {{total}}." },
+ *   variables: z.object({ name: z.string(), items: z.array(z.object({ label: z.string(), price: z.string() })) }),
+ *   sample: { name: "Ada", items: [{ label: "Tea", price: "€3.00" }] },
+ *   defaults: {
+ *     subject: "Your receipt",
+ *     html: "<p>Hi {{ name }},</p><ul>{% for item in items %}<li>{{ item.label }}: {{ item.price }}</li>{% endfor %}</ul>",
+ *     text: "Hi {{ name }},\n{% for item in items %}- {{ item.label }}: {{ item.price }}\n{% endfor %}",
+ *   },
  * });
  * createSdk({ databaseUrl, email: { templates: [receipt] } });
  */
 export function defineEmailTemplate(definition: EmailTemplateDefinition): EmailTemplateDefinition {
-  const undeclared = undeclaredVariables(definition.defaults, definition.variables);
-  if (undeclared.length > 0) {
-    throw new Error(`Email template '${definition.key}' uses undeclared variables: ${undeclared.join(", ")}`);
+  try {
+    checkTemplateContent(definition, definition.defaults);
+  } catch (error) {
+    if (!(error instanceof AppError)) throw error;
+    throw new Error(`Email template '${definition.key}' has default content that cannot be used (${error.code}): ${JSON.stringify(error.details)}`);
   }
   return definition;
+}
+
+/** The variable names a piece of content reads. */
+export function placeholders(content: TemplateContent): string[] {
+  return variablesOf(compileContent(content));
+}
+
+/** Variables the content reads that the definition does not declare (a typo would otherwise fail every send). */
+export function undeclaredVariables(content: TemplateContent, variables: z.ZodObject<z.ZodRawShape>): string[] {
+  const declared = new Set(Object.keys(variables.shape));
+  return placeholders(content).filter((name) => !declared.has(name));
+}
+
+/**
+ * Everything that makes content unusable, refused before it is stored (each a 400 or 422 naming the
+ * part): invalid Liquid, variables the definition does not declare, and a render of the definition's
+ * sample data that fails or runs out of its limits.
+ *
+ * @example
+ * checkTemplateContent(definition, { subject: "Hi {{ name }}", html: "<p>{{ name }}</p>", text: "{{ name }}" });
+ */
+export function checkTemplateContent(definition: EmailTemplateDefinition, content: TemplateContent): CompiledContent {
+  const compiled = compileContent(content);
+  const declared = Object.keys(definition.variables.shape);
+  const undeclared = variablesOf(compiled).filter((name) => !declared.includes(name));
+  if (undeclared.length > 0) {
+    throw EmailErrors.TEMPLATE_UNDECLARED_VARIABLE({ key: definition.key, undeclared, declared });
+  }
+  renderParts(compiled, valuesFor(definition, validData(definition, definition.sample)));
+  return compiled;
+}
+
+function validData(definition: EmailTemplateDefinition, data: unknown): Record<string, unknown> {
+  const parsed = definition.variables.safeParse(data ?? {});
+  if (!parsed.success) {
+    throw EmailErrors.TEMPLATE_DATA_INVALID({
+      template: definition.key,
+      errors: parsed.error.issues.map((i) => ({ path: i.path.join(".") || "(root)", message: i.message })),
+    });
+  }
+  return parsed.data as Record<string, unknown>;
+}
+
+/**
+ * Every declared variable is in scope, null when the data leaves it out: an optional variable prints
+ * as nothing and tests false in `{% if %}`, while a name no definition declares is still an error.
+ */
+function valuesFor(definition: EmailTemplateDefinition, data: Record<string, unknown>): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  for (const name of Object.keys(definition.variables.shape)) values[name] = data[name] ?? null;
+  return values;
+}
+
+/**
+ * Validates `data` against the definition and renders the content.
+ *
+ * @example
+ * const { subject, html } = renderContent(definition, content, { name: "Ada", url: "https://…" });
+ */
+export function renderContent(
+  definition: EmailTemplateDefinition,
+  content: TemplateContent,
+  data: unknown,
+): TemplateContent {
+  const values = valuesFor(definition, validData(definition, data));
+  let compiled: CompiledContent;
+  try {
+    compiled = compileContent(content);
+  } catch (error) {
+    // Stored content that no longer parses (written before templates were checked as Liquid) is the
+    // template's fault, not the caller's.
+    if (error instanceof AppError && error.code === "TEMPLATE_SYNTAX_INVALID") throw EmailErrors.TEMPLATE_RENDER_FAILED(error.details);
+    throw error;
+  }
+  return renderParts(compiled, values);
 }
 
 /** Only http(s) links: a `javascript:` URL in an href would run in some mail clients' web views. */
@@ -137,57 +218,3 @@ export const DEFAULT_TEMPLATES: readonly EmailTemplateDefinition[] = [
     },
   }),
 ];
-
-/** The variable names a piece of content uses. */
-export function placeholders(content: TemplateContent): string[] {
-  const names = new Set<string>();
-  for (const part of [content.subject, content.html, content.text]) {
-    for (const match of part.matchAll(PLACEHOLDER)) names.add(match[1]!);
-  }
-  return [...names];
-}
-
-/** Placeholders the definition does not declare (a typo would otherwise render as blank). */
-export function undeclaredVariables(content: TemplateContent, variables: z.ZodObject<z.ZodRawShape>): string[] {
-  const declared = new Set(Object.keys(variables.shape));
-  return placeholders(content).filter((name) => !declared.has(name));
-}
-
-export function escapeHtml(value: string): string {
-  return value
-    .replaceAll("&", "&amp;")
-    .replaceAll("<", "&lt;")
-    .replaceAll(">", "&gt;")
-    .replaceAll('"', "&quot;")
-    .replaceAll("'", "&#39;");
-}
-
-const display = (value: unknown) => (value === undefined || value === null ? "" : String(value));
-
-/**
- * Validates `data` against the definition and renders the content.
- *
- * @example
- * const { subject, html } = renderContent(definition, content, { name: "Ada", url: "https://…" });
- */
-export function renderContent(
-  definition: EmailTemplateDefinition,
-  content: TemplateContent,
-  data: unknown,
-): TemplateContent {
-  const parsed = definition.variables.safeParse(data ?? {});
-  if (!parsed.success) {
-    throw EmailErrors.TEMPLATE_DATA_INVALID({
-      template: definition.key,
-      errors: parsed.error.issues.map((i) => ({ path: i.path.join(".") || "(root)", message: i.message })),
-    });
-  }
-  const values = parsed.data as Record<string, unknown>;
-  const fill = (template: string, encode: (value: string) => string) =>
-    template.replace(PLACEHOLDER, (_, name: string) => encode(display(values[name])));
-  return {
-    subject: fill(content.subject, (v) => v.replace(/[\r\n]+/g, " ")).trim(),
-    html: fill(content.html, escapeHtml),
-    text: fill(content.text, (v) => v),
-  };
-}
