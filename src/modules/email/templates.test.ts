@@ -62,6 +62,44 @@ describe("rendering what rendered before", () => {
       }
     }
   });
+
+  it("keeps every shipped default's subject and text, and its HTML's words and links, inside the new layout", () => {
+    for (const template of legacy.templates) {
+      const current = definition(template.key);
+      expect(current.defaults.subject).toBe(template.content.subject);
+      expect(current.defaults.text).toBe(template.content.text);
+      const [sample, ...others] = template.renders;
+      const hostile = others.at(-1)!;
+      for (const { data, output } of [sample!, hostile]) {
+        const now = renderContent(current, current.defaults, data);
+        expect(now.subject).toBe(output.subject);
+        expect(now.text).toBe(output.text);
+        expect(visibleText(now.html)).toBe(visibleText(output.html));
+        expect(hrefs(now.html)).toEqual(hrefs(output.html));
+      }
+    }
+  });
+
+  it("leaves out what an optional variable would have said when it is missing, instead of an empty link", () => {
+    const welcome = renderContent(definition("welcome"), definition("welcome").defaults, { name: "Ada" });
+    expect(visibleText(welcome.html)).toBe("Welcome, Ada! Your account is ready.");
+    expect(welcome.html).not.toContain('href=""');
+    const notice = renderContent(definition("security-notice"), definition("security-notice").defaults, { name: "Ada", event: "E" });
+    expect(notice.html).not.toMatch(/<p[^>]*><\/p>/);
+  });
+
+  it("lays the shipped HTML out for phones: one fluid column of at most 600 px, tables, inline styles, nothing fetched", () => {
+    for (const d of DEFAULT_TEMPLATES) {
+      const { html } = renderContent(d, d.defaults, d.sample);
+      expect(html).toContain('<meta name="viewport" content="width=device-width, initial-scale=1">');
+      expect(html).toContain('role="presentation"');
+      expect(html).toMatch(/width:100%;max-width:600px/);
+      expect(html).not.toMatch(/<style|<link|<script|<img|\bsrc=|url\(|@import/i);
+      // Every URL in the message is one the data gave it.
+      const urls = html.match(/https?:\/\/[^"'<\s]+/g) ?? [];
+      for (const url of urls) expect(Object.values(d.sample)).toContain(url);
+    }
+  });
 });
 
 describe("the template language", () => {

@@ -139,8 +139,48 @@ export function renderContent(
 /** Only http(s) links: a `javascript:` URL in an href would run in some mail clients' web views. */
 const link = () => z.url({ protocol: /^https?$/ });
 
-const layout = (body: string) =>
-  `<!doctype html><html><body style="font-family:system-ui,sans-serif;line-height:1.5;color:#111">${body}</body></html>`;
+const FONT = "font-family:-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,Helvetica,Arial,sans-serif";
+
+/**
+ * The shipped defaults' HTML: one centred column, at most 600 px wide and the full width of a phone,
+ * laid out with tables and inline styles because that is what mail clients render alike (no
+ * stylesheet, web font or image to fetch).
+ */
+function layout(body: string): string {
+  return [
+    `<!doctype html>`,
+    `<html lang="en">`,
+    `<head>`,
+    `<meta charset="utf-8">`,
+    `<meta name="viewport" content="width=device-width, initial-scale=1">`,
+    `<meta name="x-apple-disable-message-reformatting">`,
+    `<meta name="color-scheme" content="light">`,
+    `</head>`,
+    `<body style="margin:0;padding:0;width:100%;background-color:#f4f4f5;">`,
+    `<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="width:100%;background-color:#f4f4f5;">`,
+    `<tr><td align="center" style="padding:24px 12px;">`,
+    `<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="width:100%;max-width:600px;background-color:#ffffff;border:1px solid #e4e4e7;border-radius:8px;">`,
+    `<tr><td style="padding:32px 24px;${FONT};font-size:16px;line-height:1.5;color:#111111;text-align:left;word-break:break-word;">`,
+    body,
+    `</td></tr>`,
+    `</table>`,
+    `</td></tr>`,
+    `</table>`,
+    `</body>`,
+    `</html>`,
+  ].join("\n");
+}
+
+const paragraph = (html: string) => `<p style="margin:0 0 16px;">${html}</p>`;
+
+/** A link drawn as a button, large enough to tap; the whole cell is the target in most clients. */
+const button = (href: string, label: string) =>
+  `<table role="presentation" cellpadding="0" cellspacing="0" border="0" style="margin:8px 0 24px;"><tr>` +
+  `<td align="center" bgcolor="#111111" style="border-radius:6px;background-color:#111111;">` +
+  `<a href="${href}" style="display:inline-block;padding:12px 24px;${FONT};font-size:16px;font-weight:600;line-height:1.25;color:#ffffff;text-decoration:none;border-radius:6px;">${label}</a>` +
+  `</td></tr></table>`;
+
+const inlineLink = (href: string, label: string) => `<a href="${href}" style="color:#1d4ed8;text-decoration:underline;">${label}</a>`;
 
 export const DEFAULT_TEMPLATES: readonly EmailTemplateDefinition[] = [
   defineEmailTemplate({
@@ -151,7 +191,10 @@ export const DEFAULT_TEMPLATES: readonly EmailTemplateDefinition[] = [
     defaults: {
       subject: "Verify your email address",
       html: layout(
-        `<p>Hi {{name}},</p><p>Confirm your email address to finish signing up:</p><p><a href="{{url}}">Verify email</a></p><p>If you did not sign up, ignore this message.</p>`,
+        paragraph("Hi {{name}},") +
+          paragraph("Confirm your email address to finish signing up:") +
+          button("{{url}}", "Verify email") +
+          paragraph("If you did not sign up, ignore this message."),
       ),
       text: "Hi {{name}},\n\nConfirm your email address to finish signing up:\n{{url}}\n\nIf you did not sign up, ignore this message.\n",
     },
@@ -164,7 +207,10 @@ export const DEFAULT_TEMPLATES: readonly EmailTemplateDefinition[] = [
     defaults: {
       subject: "Reset your password",
       html: layout(
-        `<p>Hi {{name}},</p><p>Someone asked to reset your password. If it was you, choose a new one:</p><p><a href="{{url}}">Reset password</a></p><p>If it was not you, ignore this message; your password is unchanged.</p>`,
+        paragraph("Hi {{name}},") +
+          paragraph("Someone asked to reset your password. If it was you, choose a new one:") +
+          button("{{url}}", "Reset password") +
+          paragraph("If it was not you, ignore this message; your password is unchanged."),
       ),
       text: "Hi {{name}},\n\nSomeone asked to reset your password. If it was you, choose a new one:\n{{url}}\n\nIf it was not you, ignore this message; your password is unchanged.\n",
     },
@@ -183,7 +229,8 @@ export const DEFAULT_TEMPLATES: readonly EmailTemplateDefinition[] = [
     defaults: {
       subject: "{{inviterName}} invited you to {{organizationName}}",
       html: layout(
-        `<p>{{inviterName}} invited you to join <strong>{{organizationName}}</strong>.</p><p><a href="{{url}}">Accept the invitation</a></p>`,
+        paragraph("{{inviterName}} invited you to join <strong>{{organizationName}}</strong>.") +
+          button("{{url}}", "Accept the invitation"),
       ),
       text: "{{inviterName}} invited you to join {{organizationName}}.\n\nAccept the invitation:\n{{url}}\n",
     },
@@ -196,7 +243,11 @@ export const DEFAULT_TEMPLATES: readonly EmailTemplateDefinition[] = [
     sample: { name: "Ada Lovelace", url: "https://app.example.test/" },
     defaults: {
       subject: "Welcome, {{name}}",
-      html: layout(`<p>Welcome, {{name}}!</p><p>Your account is ready: <a href="{{url}}">{{url}}</a></p>`),
+      html: layout(
+        paragraph("Welcome, {{name}}!") +
+          `{% if url %}${paragraph(`Your account is ready: ${inlineLink("{{url}}", "{{url}}")}`)}` +
+          `{% else %}${paragraph("Your account is ready.")}{% endif %}`,
+      ),
       text: "Welcome, {{name}}!\n\nYour account is ready: {{url}}\n",
     },
   }),
@@ -212,7 +263,10 @@ export const DEFAULT_TEMPLATES: readonly EmailTemplateDefinition[] = [
     defaults: {
       subject: "Security notice: {{event}}",
       html: layout(
-        `<p>Hi {{name}},</p><p><strong>{{event}}</strong></p><p>{{details}}</p><p>If this was not you, change your password now.</p>`,
+        paragraph("Hi {{name}},") +
+          paragraph("<strong>{{event}}</strong>") +
+          `{% if details %}${paragraph("{{details}}")}{% endif %}` +
+          paragraph("If this was not you, change your password now."),
       ),
       text: "Hi {{name}},\n\n{{event}}\n{{details}}\n\nIf this was not you, change your password now.\n",
     },
