@@ -144,6 +144,58 @@ describe("templates routes", () => {
     }));
 });
 
+describe("templates are Liquid, checked before they are stored", () => {
+  const problemOf = async (res: Response) => {
+    expect(res.headers.get("content-type")).toBe("application/problem+json");
+    return (await res.json()) as { code: string; errors: { path: string; message: string }[] };
+  };
+
+  it("previews unsaved Liquid with conditionals, loops and filters, escaping variables in the HTML", () =>
+    withRollback(sdk, async () => {
+      const admin = await tenantAdmin();
+      const content = {
+        subject: "{% if url %}Ready{% else %}Almost ready{% endif %}, {{ name | capitalize }}",
+        html: "{% assign words = name | split: ' ' %}<p>{% for word in words %}[{{ word }}]{% endfor %}</p>",
+        text: "{{ name | truncate: 5 }}",
+      };
+      const res = await app.request("/api/v1/email/templates/preview", json("POST", { key: "welcome", content, data: { name: "ada <b>l</b>" } }, admin.headers));
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ subject: "Almost ready, Ada <b>l</b>", html: "<p>[ada][&lt;b&gt;l&lt;/b&gt;]</p>", text: "ad..." });
+    }));
+
+  it("refuses a template that does not parse or reaches for a file (400 naming the part and line), on create and update", () =>
+    withRollback(sdk, async () => {
+      const admin = await tenantAdmin();
+      const broken = await app.request("/api/v1/email/templates", json("POST", { ...template, html: "<p>\n{% if name %}Hi" }, admin.headers));
+      expect(broken.status).toBe(400);
+      expect(await problemOf(broken)).toMatchObject({
+        code: "TEMPLATE_SYNTAX_INVALID",
+        errors: [{ path: "html", message: expect.stringMatching(/not closed, line:2/) }],
+      });
+
+      const created = (await (await app.request("/api/v1/email/templates", json("POST", template, admin.headers))).json()) as { id: string; version: number };
+      const include = await app.request(`/api/v1/email/templates/${created.id}`, json("PATCH", { text: "{% include '/etc/passwd' %}" }, admin.headers));
+      expect(include.status).toBe(400);
+      expect(await problemOf(include)).toMatchObject({
+        code: "TEMPLATE_SYNTAX_INVALID",
+        errors: [{ path: "text", message: expect.stringContaining("the include tag is not available") }],
+      });
+      const unchanged = await app.request(`/api/v1/email/templates/${created.id}`, { headers: admin.headers });
+      expect(await unchanged.json()).toMatchObject({ text: template.text, version: 1 });
+    }));
+
+  it("refuses a template that would loop for minutes with the definition's sample data (422), answering quickly", () =>
+    withRollback(sdk, async () => {
+      const admin = await tenantAdmin();
+      const started = Date.now();
+      const looping = "{% for a in (1..500) %}{% for b in (1..500) %}{% for c in (1..500) %}{{ name }}{% endfor %}{% endfor %}{% endfor %}";
+      const res = await app.request("/api/v1/email/templates", json("POST", { ...template, html: looping }, admin.headers));
+      expect(res.status).toBe(422);
+      expect(await problemOf(res)).toMatchObject({ code: "TEMPLATE_RENDER_FAILED", errors: [{ path: "html", message: expect.stringMatching(/limit exceeded/) }] });
+      expect(Date.now() - started).toBeLessThan(2_000);
+    }));
+});
+
 function signed(body: string, options: { id?: string; timestamp?: number; secret?: string } = {}) {
   const id = options.id ?? `msg_${randomUUID()}`;
   const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
