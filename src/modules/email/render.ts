@@ -180,8 +180,8 @@ export function variablesOf(compiled: CompiledContent): string[] {
  *
  * The subject becomes one line: CR and LF are what would let data start a header of its own
  * (`Bcc:`), and a display name or an event description with a line break in it should still send,
- * so each run of them becomes one space rather than failing the mail. This covers data, filters
- * and string literals alike.
+ * so each run of them becomes one space rather than failing the mail. Stored subjects cannot
+ * contain them at all (`subjectProblem`); this covers data, filters and string literals alike.
  */
 export function renderParts(compiled: CompiledContent, values: Record<string, unknown>): TemplateContent {
   const deadline = performance.now() + RENDER_LIMITS.renderMs;
@@ -211,4 +211,15 @@ const LINE_BREAKS = /[\r\n]+/g;
 /** A header value: each run of CR/LF becomes one space. */
 export function oneLine(value: string): string {
   return value.replace(LINE_BREAKS, " ").trim();
+}
+
+/** A subject as stored: one line. Also the API's validation pattern, so the two cannot drift apart. */
+export const SUBJECT_ONE_LINE = {
+  pattern: /^[^\r\n]*$/,
+  message: "must be a single line: CR and LF are not allowed in a mail header",
+};
+
+/** What is wrong with a stored subject, in the API's `errors` shape (a 400 naming `subject`), if anything. */
+export function subjectProblem(subject: string): { path: "subject"; message: string } | undefined {
+  return SUBJECT_ONE_LINE.pattern.test(subject) ? undefined : { path: "subject", message: SUBJECT_ONE_LINE.message };
 }

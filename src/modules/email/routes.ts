@@ -8,6 +8,7 @@ import { CommonErrors } from "../../errors.js";
 import "../../http/context.js";
 import { createRoutes, errorResponses } from "../../http/routes.js";
 import type { EmailModule } from "./index.js";
+import { SUBJECT_ONE_LINE } from "./render.js";
 import type { EmailTemplateRow } from "./template-store.js";
 
 /** What the routes need from the permissions module. */
@@ -37,7 +38,12 @@ const TemplateSchema = z
 
 /** Subject, HTML and text are Liquid templates (see the README's email section). */
 const content = {
-  subject: z.string().min(1).max(998),
+  // One header line: a CR or LF would let the subject start a header of its own.
+  subject: z
+    .string()
+    .min(1)
+    .max(998)
+    .regex(SUBJECT_ONE_LINE.pattern, SUBJECT_ONE_LINE.message),
   html: z.string().min(1).max(200_000),
   text: z.string().min(1).max(100_000),
 };
@@ -151,7 +157,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         summary: "Create a template (inside a tenant: the tenant's override)",
         description:
           "Subject, HTML and text are Liquid. Refused with 400 when a part does not parse (TEMPLATE_SYNTAX_INVALID, " +
-          "naming the part, line and column) or reads an undeclared variable; with 422 " +
+          "naming the part, line and column), reads an undeclared variable, or the subject has CR/LF; with 422 " +
           "when the definition's sample data does not render within the limits (TEMPLATE_RENDER_FAILED).",
         middleware: [write] as const,
         request: { body: { required: true, content: { "application/json": { schema: CreateTemplateSchema } } } },

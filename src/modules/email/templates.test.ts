@@ -206,6 +206,14 @@ describe("the sandbox", () => {
 });
 
 describe("the subject is one header line", () => {
+  it("refuses a stored subject with CR or LF, naming subject", () => {
+    for (const subject of ["Hi\r\nBcc: x@evil.test", "Hi\nthere", "Hi\r"]) {
+      const error = thrown(() => checkTemplateContent(receipt, { subject, html: "h", text: "t" }));
+      expect(error).toMatchObject({ code: "VALIDATION_FAILED", status: 400 });
+      expect(error.details!.errors).toEqual([{ path: "subject", message: expect.stringContaining("CR and LF") }]);
+    }
+  });
+
   it("turns line breaks from data, filters or literals into one space", () => {
     const content = { subject: "Hi {{ name }}{{ note | newline_to_br | strip_html }}{{ '' | append: note }}", html: "h", text: "{{ name }}" };
     const rendered = renderContent(receipt, content, { name: "Ada\r\nBcc: x@evil.test", items: [], note: "\n\r\nX-Evil: 1\r" });

@@ -7,9 +7,9 @@
  * renderer this replaced renders exactly as it did.
  */
 import { z } from "zod";
-import { AppError } from "../../errors.js";
+import { AppError, CommonErrors } from "../../errors.js";
 import { EmailErrors } from "./errors.js";
-import { compileContent, renderParts, variablesOf, type CompiledContent, type TemplateContent } from "./render.js";
+import { compileContent, renderParts, subjectProblem, variablesOf, type CompiledContent, type TemplateContent } from "./render.js";
 
 export type { TemplateContent } from "./render.js";
 
@@ -35,8 +35,8 @@ export interface EmailTemplateDefinition {
 
 /**
  * Declares a template: its variables, sample data and default content. Content that would be
- * refused through the API (a syntax error, an undeclared variable, a render of the sample that
- * fails) fails here, at startup.
+ * refused through the API (a syntax error, an undeclared variable, a subject on two lines, a render
+ * of the sample that fails) fails here, at startup.
  *
  * @example
  * const receipt = defineEmailTemplate({
@@ -74,13 +74,15 @@ export function undeclaredVariables(content: TemplateContent, variables: z.ZodOb
 
 /**
  * Everything that makes content unusable, refused before it is stored (each a 400 or 422 naming the
- * part): invalid Liquid, variables the definition does not declare, and a render of the definition's
- * sample data that fails or runs out of its limits.
+ * part): CR/LF in the subject, invalid Liquid, variables the definition does not declare, and a
+ * render of the definition's sample data that fails or runs out of its limits.
  *
  * @example
  * checkTemplateContent(definition, { subject: "Hi {{ name }}", html: "<p>{{ name }}</p>", text: "{{ name }}" });
  */
 export function checkTemplateContent(definition: EmailTemplateDefinition, content: TemplateContent): CompiledContent {
+  const subject = subjectProblem(content.subject);
+  if (subject) throw CommonErrors.VALIDATION_FAILED({ errors: [subject] });
   const compiled = compileContent(content);
   const declared = Object.keys(definition.variables.shape);
   const undeclared = variablesOf(compiled).filter((name) => !declared.includes(name));
