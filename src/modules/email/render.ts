@@ -75,6 +75,13 @@ function htmlEscapeFilter(this: FilterThis, value: unknown): string {
   return escapeHtml(text);
 }
 
+const UNESCAPES: Record<string, string> = { "&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#34;": '"', "&#39;": "'" };
+
+function htmlEscapeOnceFilter(this: FilterThis, value: unknown): string {
+  const unescaped = display(value).replace(/&(?:amp|lt|gt|quot|#34|#39);/g, (entity) => UNESCAPES[entity]!);
+  return htmlEscapeFilter.call(this, unescaped);
+}
+
 function createEngine(part: "markup" | "plain"): Liquid {
   const liquid = new Liquid({
     strictVariables: true,
@@ -97,11 +104,12 @@ function createEngine(part: "markup" | "plain"): Liquid {
     });
   }
   if (part === "markup") {
-    // `raw` would print data unescaped. `escape` is marked raw itself so that `{{ x | escape }}`,
-    // written out of habit, escapes once instead of twice.
+    // `raw` would print data unescaped. The escaping filters are marked raw themselves so that
+    // `{{ x | escape }}`, written out of habit, escapes once instead of twice.
     delete liquid.filters.raw;
     liquid.registerFilter("escape", { handler: htmlEscapeFilter, raw: true });
     liquid.registerFilter("xml_escape", { handler: htmlEscapeFilter, raw: true });
+    liquid.registerFilter("escape_once", { handler: htmlEscapeOnceFilter, raw: true });
   }
   return liquid;
 }
@@ -112,7 +120,7 @@ const engines: Record<ContentPart, Liquid> = (() => {
 })();
 
 /** A LiquidJS message without the engine's internals, with a hint where the bare one would puzzle. */
-function describe(part: ContentPart, error: unknown): string {
+function messageOf(part: ContentPart, error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   if (part === "html" && /^undefined filter: raw\b/.test(message)) {
     return `${message} (the HTML part always escapes variables; write markup in the template, not in the data)`;
@@ -160,7 +168,7 @@ export function compileContent(content: TemplateContent): CompiledContent {
     } catch (error) {
       // The size limit is an AssertionError, not a LiquidError.
       if (!(error instanceof LiquidError) && !(error instanceof AssertionError)) throw error;
-      errors.push({ path: part, message: describe(part, error) });
+      errors.push({ path: part, message: messageOf(part, error) });
     }
   }
   if (errors.length > 0) throw EmailErrors.TEMPLATE_SYNTAX_INVALID({ errors });
@@ -193,7 +201,7 @@ export function renderParts(compiled: CompiledContent, values: Record<string, un
       output = String(engines[part].renderSync(compiled[part], values, { renderLimit }));
     } catch (error) {
       if (!(error instanceof LiquidError)) throw error;
-      throw EmailErrors.TEMPLATE_RENDER_FAILED({ errors: [{ path: part, message: describe(part, error) }] });
+      throw EmailErrors.TEMPLATE_RENDER_FAILED({ errors: [{ path: part, message: messageOf(part, error) }] });
     }
     // `length` before anything else touches the string: a long output may still be a cheap rope.
     if (output.length > RENDER_LIMITS.output[part]) {

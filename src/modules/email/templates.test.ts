@@ -119,12 +119,14 @@ describe("the template language", () => {
   });
 
   it("HTML-escapes every output in the HTML part, once, and nothing in the subject or the text", () => {
-    const content = { subject: "Hi {{ name }}", html: "<p>{{ name }} {{ name | escape }} {{ name | append: '<br>' }}</p>", text: "{{ name }}" };
-    const rendered = renderContent(receipt, content, { name: `<b>"A" & 'B'</b>`, items: [] });
-    expect(rendered.html).toBe(
-      "<p>&lt;b&gt;&quot;A&quot; &amp; &#39;B&#39;&lt;/b&gt; &lt;b&gt;&quot;A&quot; &amp; &#39;B&#39;&lt;/b&gt; " +
-        "&lt;b&gt;&quot;A&quot; &amp; &#39;B&#39;&lt;/b&gt;&lt;br&gt;</p>",
-    );
+    const content = {
+      subject: "Hi {{ name }}",
+      html: "<p>{{ name }}|{{ name | escape }}|{{ name | escape_once }}|{{ name | append: '<br>' }}|{{ note | escape_once }}</p>",
+      text: "{{ name }}",
+    };
+    const rendered = renderContent(receipt, content, { name: `<b>"A" & 'B'</b>`, items: [], note: "&lt;i&gt; & <u>" });
+    const escaped = "&lt;b&gt;&quot;A&quot; &amp; &#39;B&#39;&lt;/b&gt;";
+    expect(rendered.html).toBe(`<p>${escaped}|${escaped}|${escaped}|${escaped}&lt;br&gt;|&lt;i&gt; &amp; &lt;u&gt;</p>`);
     expect(rendered.subject).toBe(`Hi <b>"A" & 'B'</b>`);
     expect(rendered.text).toBe(`<b>"A" & 'B'</b>`);
   });
