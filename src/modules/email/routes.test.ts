@@ -15,6 +15,7 @@ import { auditLogs } from "../audit/index.js";
 import { organizations, users } from "../auth/index.js";
 import { createEmailModule, createEmailRoutes, type EmailModule, type EmailOptions } from "./index.js";
 import { emailEvents, emailPreferences, emailSends, suppressions } from "./schema.js";
+import { startFakeResend } from "./testing/fake-resend.js";
 
 const webhookSecret = `whsec_${randomBytes(24).toString("base64")}`;
 const { sdk } = useTestSdk({ email: { webhookSecret, publicUrl: "https://app.example.test" } });
@@ -141,6 +142,110 @@ describe("templates routes", () => {
       expect(bad.status).toBe(400);
       expect(await bad.json()).toMatchObject({ code: "TEMPLATE_DATA_INVALID" });
       expect((await app.request("/api/v1/email/templates/preview", json("POST", { key: "welcome" }))).status).toBe(401);
+    }));
+});
+
+describe("templates are Liquid, checked before they are stored", () => {
+  const problemOf = async (res: Response) => {
+    expect(res.headers.get("content-type")).toBe("application/problem+json");
+    return (await res.json()) as { code: string; errors: { path: string; message: string }[] };
+  };
+
+  it("previews unsaved Liquid with conditionals, loops and filters, escaping variables in the HTML", () =>
+    withRollback(sdk, async () => {
+      const admin = await tenantAdmin();
+      const content = {
+        subject: "{% if url %}Ready{% else %}Almost ready{% endif %}, {{ name | capitalize }}",
+        html: "{% assign words = name | split: ' ' %}<p>{% for word in words %}[{{ word }}]{% endfor %}</p>",
+        text: "{{ name | truncate: 5 }}",
+      };
+      const res = await app.request("/api/v1/email/templates/preview", json("POST", { key: "welcome", content, data: { name: "ada <b>l</b>" } }, admin.headers));
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ subject: "Almost ready, Ada <b>l</b>", html: "<p>[ada][&lt;b&gt;l&lt;/b&gt;]</p>", text: "ad..." });
+    }));
+
+  it("refuses a template that does not parse or reaches for a file (400 naming the part and line), on create and update", () =>
+    withRollback(sdk, async () => {
+      const admin = await tenantAdmin();
+      const broken = await app.request("/api/v1/email/templates", json("POST", { ...template, html: "<p>\n{% if name %}Hi" }, admin.headers));
+      expect(broken.status).toBe(400);
+      expect(await problemOf(broken)).toMatchObject({
+        code: "TEMPLATE_SYNTAX_INVALID",
+        errors: [{ path: "html", message: expect.stringMatching(/not closed, line:2/) }],
+      });
+
+      const created = (await (await app.request("/api/v1/email/templates", json("POST", template, admin.headers))).json()) as { id: string; version: number };
+      const include = await app.request(`/api/v1/email/templates/${created.id}`, json("PATCH", { text: "{% include '/etc/passwd' %}" }, admin.headers));
+      expect(include.status).toBe(400);
+      expect(await problemOf(include)).toMatchObject({
+        code: "TEMPLATE_SYNTAX_INVALID",
+        errors: [{ path: "text", message: expect.stringContaining("the include tag is not available") }],
+      });
+      const unchanged = await app.request(`/api/v1/email/templates/${created.id}`, { headers: admin.headers });
+      expect(await unchanged.json()).toMatchObject({ text: template.text, version: 1 });
+    }));
+
+  it("refuses a template that would loop for minutes with the definition's sample data (422), answering quickly", () =>
+    withRollback(sdk, async () => {
+      const admin = await tenantAdmin();
+      const started = Date.now();
+      const looping = "{% for a in (1..500) %}{% for b in (1..500) %}{% for c in (1..500) %}{{ name }}{% endfor %}{% endfor %}{% endfor %}";
+      const res = await app.request("/api/v1/email/templates", json("POST", { ...template, html: looping }, admin.headers));
+      expect(res.status).toBe(422);
+      expect(await problemOf(res)).toMatchObject({ code: "TEMPLATE_RENDER_FAILED", errors: [{ path: "html", message: expect.stringMatching(/limit exceeded/) }] });
+      expect(Date.now() - started).toBeLessThan(2_000);
+    }));
+});
+
+describe("the subject is one header line", () => {
+  it("sends a variable's CR/LF as a space: it never reaches the provider as a header", () =>
+    withRollback(sdk, async () => {
+      const fake = await startFakeResend();
+      try {
+        const email = moduleWith({ resendApiKey: "re_test_key", unsubscribeSecret: "u".repeat(32), resendBaseUrl: fake.url });
+        const to = `r-${randomUUID()}@example.test`;
+        const queued = await email.enqueueEmail({ to, template: "welcome", data: { name: "Ada\r\nBcc: x@evil.test\r\n\r\n<b>hi</b>" } });
+        const [row] = await sdk.router.db("email").select().from(emailSends).where(eq(emailSends.id, queued.id));
+        expect(row!.subject).toBe("Welcome, Ada Bcc: x@evil.test <b>hi</b>");
+        await email.dispatchOnce();
+        const sent = fake.requests.flatMap((r) => (Array.isArray(r.body) ? r.body : [r.body])) as Record<string, unknown>[];
+        expect(sent).toHaveLength(1);
+        expect(sent[0]).toMatchObject({ to, subject: "Welcome, Ada Bcc: x@evil.test <b>hi</b>" });
+        expect(Object.keys(sent[0]!).map((k) => k.toLowerCase())).not.toContain("bcc");
+        expect(Object.keys((sent[0]!.headers ?? {}) as object).map((k) => k.toLowerCase())).not.toContain("bcc");
+        // Only the bodies may carry line breaks; nothing that becomes a header line does.
+        const headerValues = [sent[0]!.subject, sent[0]!.from, sent[0]!.to, ...Object.values((sent[0]!.headers ?? {}) as object)];
+        for (const value of headerValues) expect(String(value)).not.toMatch(/[\r\n]/);
+        expect(fake.delivered.map((m) => m.to)).toEqual([to]);
+      } finally {
+        await fake.close();
+      }
+    }));
+
+  it("refuses CR or LF in a stored subject with a 400 naming subject, through the API and the SDK", () =>
+    withRollback(sdk, async () => {
+      const admin = await tenantAdmin();
+      const injected = { ...template, subject: "Hi {{name}}\r\nBcc: x@evil.test" };
+      const created = await app.request("/api/v1/email/templates", json("POST", injected, admin.headers));
+      expect(created.status).toBe(400);
+      expect(created.headers.get("content-type")).toBe("application/problem+json");
+      expect(await created.json()).toMatchObject({ code: "VALIDATION_FAILED", errors: [{ path: "subject", message: expect.stringContaining("CR and LF") }] });
+
+      const ok = (await (await app.request("/api/v1/email/templates", json("POST", template, admin.headers))).json()) as { id: string };
+      const updated = await app.request(`/api/v1/email/templates/${ok.id}`, json("PATCH", { subject: "Hi\nthere" }, admin.headers));
+      expect(updated.status).toBe(400);
+      expect(await updated.json()).toMatchObject({ code: "VALIDATION_FAILED", errors: [{ path: "subject" }] });
+      const preview = await app.request("/api/v1/email/templates/preview", json("POST", { key: "welcome", content: { ...injected, key: undefined } }, admin.headers));
+      expect(preview.status).toBe(400);
+
+      // The SDK verb refuses it too (no route in front of it).
+      await expect(sdk.email.createTemplate({ tenantId: admin.tenant, input: { ...injected, locale: "fr" } })).rejects.toMatchObject({
+        code: "VALIDATION_FAILED",
+        details: { errors: [{ path: "subject", message: expect.stringContaining("CR and LF") }] },
+      });
+      await expect(sdk.email.updateTemplate({ tenantId: admin.tenant, id: ok.id, input: { subject: "a\rb" } })).rejects.toMatchObject({
+        code: "VALIDATION_FAILED",
+      });
     }));
 });
 

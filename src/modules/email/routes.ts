@@ -8,6 +8,7 @@ import { CommonErrors } from "../../errors.js";
 import "../../http/context.js";
 import { createRoutes, errorResponses } from "../../http/routes.js";
 import type { EmailModule } from "./index.js";
+import { SUBJECT_ONE_LINE } from "./render.js";
 import type { EmailTemplateRow } from "./template-store.js";
 
 /** What the routes need from the permissions module. */
@@ -35,8 +36,14 @@ const TemplateSchema = z
   })
   .openapi("EmailTemplate");
 
+/** Subject, HTML and text are Liquid templates (see the README's email section). */
 const content = {
-  subject: z.string().min(1).max(998),
+  // One header line: a CR or LF would let the subject start a header of its own.
+  subject: z
+    .string()
+    .min(1)
+    .max(998)
+    .regex(SUBJECT_ONE_LINE.pattern, SUBJECT_ONE_LINE.message),
   html: z.string().min(1).max(200_000),
   text: z.string().min(1).max(100_000),
 };
@@ -148,9 +155,13 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         path: "/templates",
         tags: ["Email"],
         summary: "Create a template (inside a tenant: the tenant's override)",
+        description:
+          "Subject, HTML and text are Liquid. Refused with 400 when a part does not parse (TEMPLATE_SYNTAX_INVALID, " +
+          "naming the part, line and column), reads an undeclared variable, or the subject has CR/LF; with 422 " +
+          "when the definition's sample data does not render within the limits (TEMPLATE_RENDER_FAILED).",
         middleware: [write] as const,
         request: { body: { required: true, content: { "application/json": { schema: CreateTemplateSchema } } } },
-        responses: { 201: json(TemplateSchema, "Created"), ...errorResponses(400, 401, 403, 409) },
+        responses: { 201: json(TemplateSchema, "Created"), ...errorResponses(400, 401, 403, 409, 422) },
       }),
       async (c) => {
         const row = await email.createTemplate({ tenantId: tenantOf(c), input: c.req.valid("json") });
@@ -166,7 +177,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         summary: "Render a template (stored or unsaved) with sample or given data",
         middleware: [read] as const,
         request: { body: { required: true, content: { "application/json": { schema: PreviewSchema } } } },
-        responses: { 200: json(RenderedSchema, "Rendered"), ...errorResponses(400, 401, 403, 404) },
+        responses: { 200: json(RenderedSchema, "Rendered"), ...errorResponses(400, 401, 403, 404, 422) },
       }),
       async (c) => c.json(await email.previewTemplate({ tenantId: tenantOf(c), input: c.req.valid("json") }), 200),
     )
@@ -195,7 +206,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
           params: IdParams,
           body: { required: true, content: { "application/json": { schema: UpdateTemplateSchema } } },
         },
-        responses: { 200: json(TemplateSchema, "Updated"), ...errorResponses(400, 401, 403, 404) },
+        responses: { 200: json(TemplateSchema, "Updated"), ...errorResponses(400, 401, 403, 404, 422) },
       }),
       async (c) => {
         const row = await email.updateTemplate({ tenantId: tenantOf(c), id: c.req.valid("param").id, input: c.req.valid("json") });

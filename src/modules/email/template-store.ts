@@ -8,12 +8,7 @@ import type { Router } from "../../db/router.js";
 import type { AuditModule } from "../audit/index.js";
 import { EmailErrors } from "./errors.js";
 import { emailTemplates } from "./schema.js";
-import {
-  renderContent,
-  undeclaredVariables,
-  type EmailTemplateDefinition,
-  type TemplateContent,
-} from "./templates.js";
+import { checkTemplateContent, renderContent, type EmailTemplateDefinition, type TemplateContent } from "./templates.js";
 
 export type EmailTemplateRow = typeof emailTemplates.$inferSelect;
 
@@ -64,17 +59,6 @@ export function createTemplateStore({ router, audit, definitions }: Deps) {
     return definition;
   }
 
-  function checkContent(definition: EmailTemplateDefinition, content: TemplateContent) {
-    const undeclared = undeclaredVariables(content, definition.variables);
-    if (undeclared.length > 0) {
-      throw EmailErrors.TEMPLATE_UNDECLARED_VARIABLE({
-        key: definition.key,
-        undeclared,
-        declared: Object.keys(definition.variables.shape),
-      });
-    }
-  }
-
   async function findVisible(tenantId: string | null, id: string): Promise<EmailTemplateRow> {
     const [row] = await db()
       .select()
@@ -120,7 +104,8 @@ export function createTemplateStore({ router, audit, definitions }: Deps) {
 
     /**
      * Creates a template: inside a tenant, that tenant's override of the default with the same key and
-     * locale. Its placeholders must be variables the key's definition declares.
+     * locale. Its content is Liquid; it must parse, read only variables the key's definition declares,
+     * keep the subject on one line and render the definition's sample data within the limits.
      *
      * @example
      * await sdk.email.createTemplate({ tenantId, input: { key: "welcome", subject: "Hi {{name}}", html, text } });
@@ -128,7 +113,7 @@ export function createTemplateStore({ router, audit, definitions }: Deps) {
     async createTemplate({ tenantId = null, input }: { tenantId?: string | null; input: CreateTemplateInput }) {
       const definition = definitionOf(input.key);
       const content = { subject: input.subject, html: input.html, text: input.text };
-      checkContent(definition, content);
+      checkTemplateContent(definition, content);
       return scoped(tenantId, async () => {
         const [row] = await db()
           .insert(emailTemplates)
@@ -161,7 +146,7 @@ export function createTemplateStore({ router, audit, definitions }: Deps) {
           html: input.html ?? before.html,
           text: input.text ?? before.text,
         };
-        checkContent(definitionOf(before.key), content);
+        checkTemplateContent(definitionOf(before.key), content);
         const [row] = await db()
           .update(emailTemplates)
           .set({ ...content, version: sql`${emailTemplates.version} + 1`, updatedAt: new Date() })
@@ -216,7 +201,7 @@ export function createTemplateStore({ router, audit, definitions }: Deps) {
       const definition = definitionOf(input.key);
       return scoped(tenantId, async () => {
         let content = input.content;
-        if (content) checkContent(definition, content);
+        if (content) checkTemplateContent(definition, content);
         else content = await resolveContent(tenantId, input.key, input.locale);
         return renderContent(definition, content, input.data ?? definition.sample);
       });
