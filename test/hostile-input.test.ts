@@ -12,7 +12,7 @@
  * request that made it), and before/after the run. The only writes allowed are listed in
  * `ALLOWED` (test/hostile/rows.ts) with their reason.
  *
- * Bounded: HOSTILE_RUNS requests per operation (default 40) and HOSTILE_TIME_LIMIT_S (default 600).
+ * Bounded: HOSTILE_RUNS requests per operation (default 30) and HOSTILE_TIME_LIMIT_S (default 600).
  * Replay: HOSTILE_SEED=<the seed printed> (and HOSTILE_ROUTES="POST /api/v1/permissions/roles,…" to
  * run only some operations; each operation's samples depend only on the seed and the operation).
  * HOSTILE_REPORT=<file> also writes the full report there.
@@ -35,7 +35,7 @@ import { operationsOf, type Operation } from "./hostile/openapi.js";
 import { formatReport, showBytes, type Failure } from "./hostile/report.js";
 import { ALLOWED, changes, rowCounter, unexplained, type Counts } from "./hostile/rows.js";
 
-const RUNS = Number(process.env.HOSTILE_RUNS ?? 40);
+const RUNS = Number(process.env.HOSTILE_RUNS ?? 30);
 const TIME_LIMIT_MS = Number(process.env.HOSTILE_TIME_LIMIT_S ?? 600) * 1000;
 const SEED = process.env.HOSTILE_SEED ? Number(process.env.HOSTILE_SEED) : randomBytes(4).readUInt32BE() >>> 1;
 const ONLY = process.env.HOSTILE_ROUTES?.split(",").map((s) => s.trim()).filter(Boolean);
@@ -278,7 +278,7 @@ describe("hostile input, generated, against a real server", () => {
     }
     for (const incident of incidents) reasons.push(`connection: ${incident}`);
     // A connection that fails here may have been broken by the request before it on the same connection.
-    if ((incidents.length || !res) && previous) reasons.push(`connection-context: the request before it on this connection was ${previous}`);
+    if ((incidents.length || !res) && previous) reasons.push(`connection-context: the requests before it were ${previous}`);
     if (Object.keys(written).length) reasons.push(`rows written: ${JSON.stringify(written)}`);
     if (!reasons.length) return undefined;
     return {
@@ -313,8 +313,12 @@ describe("hostile input, generated, against a real server", () => {
       let previous: Counts = baseline;
       let sent = 0;
       let timedOut: string | undefined;
-      /** The last generated request and how it ended, for failures of the connection after it. */
-      let previousRequest: string | undefined;
+      /**
+       * The last two requests and how they ended, for failures of the connection after them (after a
+       * refused body the connection can fail on the next request or on the one after it).
+       */
+      let recent: string[] = [];
+      const previousOf = () => (recent.length ? recent.join(", then ") : undefined);
       const selected = operations.filter((op) => !ONLY || ONLY.some((o) => op.key === o || op.key.includes(o)));
       expect(selected.length, "operations to run").toBeGreaterThan(0);
 
@@ -347,9 +351,9 @@ describe("hostile input, generated, against a real server", () => {
             trace.push(JSON.stringify({ requestId, route: op.key, index, status: res?.status, ms: res?.ms, bytes: built.request.body?.length ?? 0, defects: plan.defects.map((d) => d.label) }));
           }
           if (!idle) incidents.push("the server was still handling requests 30 s after the answer");
-          const failure = judge(plan, index, built, requestId, res, written, incidents, previousRequest);
+          const failure = judge(plan, index, built, requestId, res, written, incidents, previousOf());
           if (failure) failures.push(failure);
-          previousRequest = `${requestId} (${op.key}#${index}: ${plan.defects.map((d) => d.label).join("; ")} → ${res ? res.status : "no response"})`;
+          recent = [...recent, `${requestId} (${op.key}#${index}: ${plan.defects.map((d) => d.label).join("; ")} → ${res ? res.status : "no response"})`].slice(-2);
         }
         const incidentsBefore = client.incidents.length;
         await checkSessions(op.key, failures);
@@ -365,12 +369,12 @@ describe("hostile input, generated, against a real server", () => {
             request: { method: "GET", path: "/api/v1/me (health check after the operation's requests)", headers: {}, body: "(empty)", chunked: false },
             reasons: [
               ...healthIncidents.map((incident) => `connection: ${incident.kind} (${incident.detail})`),
-              `connection-context: the request before it on this connection was ${previousRequest}`,
+              `connection-context: the requests before it were ${previousOf()}`,
             ],
             serverLog: [],
           });
         }
-        previousRequest = "a health check (GET /api/v1/me)";
+        recent = ["health checks (GET /api/v1/me) → 200"];
         routeSeconds.set(op.key, (performance.now() - routeStarted) / 1000);
         // Restored sessions are deliberate writes: the next request is compared with what they left.
         const restored = await counter.count();

@@ -488,6 +488,11 @@ function bodyDefects(ctx: Context, sureOnly: boolean): fc.Arbitrary<Defect>[] {
 }
 
 const OVERSIZED = Symbol("oversized");
+/** Noise that takes the request away from the route or its session: drawn less often. */
+const RARE = Symbol("rare");
+/** Defects worth more draws (tampered cursors: few routes have one, and it was a known 500). */
+const FAVOURED = Symbol("favoured");
+const rare = <T>(arbitrary: fc.Arbitrary<T>) => Object.assign(arbitrary, { [RARE]: true });
 
 /** A body above the limit, with Content-Length or chunked; marked, to be drawn less often. */
 function oversized(ctx: Context): fc.Arbitrary<Defect> {
@@ -542,7 +547,10 @@ function queryDefects(ctx: Context, sure: boolean): fc.Arbitrary<Defect>[] {
     const read = ctx.ours || p.required || ctx.op.method === "GET";
     if (sure && !read) continue;
     const values = paramValues(p, ctx);
-    if (values.length) out.push(fc.constantFrom(...values).map((b): Defect => ({ where: "query", label: `query ${p.name}: ${b.label}`, name: p.name, op: "set", value: urlText(b) })));
+    if (values.length) {
+      const arbitrary = fc.constantFrom(...values).map((b): Defect => ({ where: "query", label: `query ${p.name}: ${b.label}`, name: p.name, op: "set", value: urlText(b) }));
+      out.push(p.name === "cursor" ? Object.assign(arbitrary, { [FAVOURED]: true }) : arbitrary);
+    }
     if (isString(p.schema)) {
       out.push(fc.constantFrom(...ODD_ENCODED).map((b): Defect => ({ where: "query", label: `query ${p.name}: ${b.label}`, name: p.name, op: "set", value: String(b.value) })));
     }
@@ -576,29 +584,31 @@ function tenantHeaderDefects(ctx: Context): fc.Arbitrary<Defect> {
 
 function noise(ctx: Context): fc.Arbitrary<Defect>[] {
   const out: fc.Arbitrary<Defect>[] = [
-    fc.constantFrom<[string, string]>(
+    rare(fc.constantFrom<[string, string]>(
       ["https://evil.example", "an untrusted Origin"],
       ["null", "Origin: null"],
       ["http://localhost:3000.evil.example", "an Origin extending the trusted one"],
-    ).map(([value, label]): Defect => ({ where: "header", name: "origin", value, label })),
-    fc.constantFrom(
+    ).map(([value, label]): Defect => ({ where: "header", name: "origin", value, label }))),
+    rare(fc.constantFrom(
       "Bearer not-a-token",
       "Bearer ",
       `Bearer ${ctx.other.token}x`,
       "Basic YWRtaW46YWRtaW4=",
       `Bearer ${"A".repeat(6_000)}`,
-    ).map((value): Defect => ({ where: "header", name: "authorization", value, label: `Authorization: ${value.slice(0, 30)}` })),
-    fc.constantFrom(
+    ).map((value): Defect => ({ where: "header", name: "authorization", value, label: `Authorization: ${value.slice(0, 30)}` }))),
+    rare(fc.constantFrom(
       `sv.session_token=${ctx.own.token.slice(0, -2)}xx`,
       `sv.session_token=${"%00".repeat(10)}`,
       `sv.session_data=${"e".repeat(4_000)}`,
       `${ctx.own.cookie}; ${ctx.other.cookie}`,
-    ).map((value): Defect => ({ where: "header", name: "cookie", value, label: `a tampered or conflicting Cookie` })),
+    ).map((value): Defect => ({ where: "header", name: "cookie", value, label: `a tampered or conflicting Cookie` }))),
     fc.constantFrom("1.2.3.4", "127.0.0.1, 10.0.0.1").map((value): Defect => ({ where: "header", name: "x-forwarded-for", value, label: `X-Forwarded-For: ${value}` })),
     fc.constant<Defect>({ where: "chunked", label: "the body chunked" }),
-    fc
-      .constantFrom("trailing-slash", "double-slash", "upper-case", "dot-segment", "matrix")
-      .map((variant): Defect => ({ where: "path-variant", label: `path variant: ${variant}`, variant: variant as "trailing-slash" })),
+    rare(
+      fc
+        .constantFrom("trailing-slash", "double-slash", "upper-case", "dot-segment", "matrix")
+        .map((variant): Defect => ({ where: "path-variant", label: `path variant: ${variant}`, variant: variant as "trailing-slash" })),
+    ),
     fc
       .constantFrom(
         ["__proto__", "%00"],
@@ -682,18 +692,23 @@ function forAuth(op: Operation, fx: Fixtures, auth: Auth): fc.Arbitrary<Plan> {
     path: fc.record(Object.fromEntries(op.pathParams.map((p) => [p.name, validValue(p.schema, p.name, 0, ctx, "path").map(String)]))),
   });
   const sure = sureDefects(ctx);
-  const extra = noise(ctx);
+  const extra = noise(ctx).map((arbitrary) => ({ arbitrary, weight: RARE in arbitrary ? 1 : 3 }));
   // Oversized bodies (1.1 MB each) are about one draw in ten, whatever else the route offers.
   const others = Math.max(1, sure.filter((a) => !(OVERSIZED in a)).length);
-  const weighted = sure.map((arbitrary) => ({ arbitrary, weight: OVERSIZED in arbitrary ? 1 : Math.max(1, Math.round(9 / others)) }));
+  const base = Math.max(1, Math.round(9 / others));
+  const weighted = sure.map((arbitrary) => ({ arbitrary, weight: OVERSIZED in arbitrary ? 1 : FAVOURED in arbitrary ? base * 12 : base }));
   const primary = sure.length ? fc.oneof(...weighted) : fc.constant(undefined);
   return fc
     .tuple(
       skeleton,
       primary,
-      fc.array(fc.oneof(...extra), { minLength: sure.length ? 0 : 1, maxLength: 2 }),
+      // Noise: none half of the time, so that most requests show their defect to the route itself.
+      fc.oneof(
+        { arbitrary: fc.constant([] as Defect[]), weight: sure.length ? 3 : 0 },
+        { arbitrary: fc.array(fc.oneof(...extra), { minLength: 1, maxLength: 2 }), weight: 3 },
+      ),
       // A second defect a third of the time.
-      fc.oneof({ arbitrary: fc.constant(undefined), weight: 2 }, { arbitrary: fc.oneof(...(sure.length ? sure : extra)), weight: 1 }),
+      fc.oneof({ arbitrary: fc.constant(undefined), weight: 2 }, { arbitrary: sure.length ? fc.oneof(...weighted) : fc.oneof(...extra), weight: 1 }),
     )
     .map(([s, first, noises, second]) => ({
       op,
@@ -786,6 +801,8 @@ export function buildRequest(plan: Plan, fx: Fixtures): Built {
     headers.authorization = `Bearer ${actor.token}`;
     described.authorization = `Bearer <${actor.label}'s session token>`;
   }
+  // A signed-in client of /api/v1 names the tenant it acts in (defects replace or drop it).
+  if (actor && op.path.startsWith("/api/v1/")) headers["x-tenant-id"] = described["x-tenant-id"] = actor.tenantId;
 
   let body: Buffer | undefined;
   let contentType: string | null | undefined;

@@ -105,7 +105,9 @@ export class KeepAliveClient {
         resolve(response);
       };
       const headers: Record<string, string | string[]> = { ...req.headers, "x-request-id": requestId };
+      // Framing is always explicit: Node sends an unframed body on a GET or DELETE otherwise.
       if (req.body && !req.chunked) headers["content-length"] = String(req.body.length);
+      if (req.body && req.chunked) headers["transfer-encoding"] = "chunked";
       const outgoing = request({
         agent: this.agent,
         host: "127.0.0.1",

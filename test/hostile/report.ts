@@ -62,10 +62,17 @@ export function causeOf(f: Failure): string {
   } catch {
     code = (f.response?.body ?? "").slice(0, 60);
   }
-  const log = f.serverLog[0] ? ` | server: ${logEssence(f.serverLog[0])}` : "";
+  const line = f.serverLog.find((l) => l.startsWith("unhandled error")) ?? f.serverLog[0];
+  const log = line ? ` | server: ${logEssence(line)}` : "";
   // A broken connection is grouped by how the request before it on the connection ended.
   const context = f.reasons.find((r) => r.startsWith("connection-context"));
-  const after = context ? ` | after a ${/→ (\S+?)\)?$/.exec(context)?.[1] ?? context.slice(-40)} on the same connection` : "";
+  const statuses = context ? [...context.matchAll(/→ (\w+(?: \w+)?)\)/g)].map((m) => m[1]) : [];
+  const oversized = f.defects.some((d) => d.includes("over the limit"));
+  const after = oversized
+    ? " | the request itself was over the body limit"
+    : context
+      ? ` | after ${statuses.includes("413") ? "a 413" : statuses.join(", then ") || "health checks"} on the same connection`
+      : "";
   return `${kinds.join(" + ")}${connection.length ? ` (${[...new Set(connection)].join(", ")})` : ""} | ${status} ${code}${log}${after}`;
 }
 
