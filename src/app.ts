@@ -5,7 +5,6 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { IncomingMessage } from "node:http";
 import type { Sdk } from "./index.js";
 import { corsForOrigins } from "./http/cors.js";
@@ -16,7 +15,7 @@ import { createMailViewer } from "./http/mail-viewer.js";
 import { mergeOpenApi, withTenantMovingResponses, type OpenApiDocument } from "./http/openapi.js";
 import { createHealthRoutes } from "./http/health.js";
 import { errorToProblem, problemResponse, validationHook } from "./http/problem.js";
-import { jsonBodyGuard } from "./http/body-guard.js";
+import { requestBody } from "./http/body-guard.js";
 import { Deadline } from "./db/deadline.js";
 import { currentContext } from "./db/unit-of-work.js";
 import { AppError } from "./errors.js";
@@ -166,25 +165,11 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   });
   app.options("/api/*", cors.preflight);
 
-  // Only requests that carry a body are limited (registered for those methods, so a GET does not
-  // even pass through): the check reads the body stream, which makes @hono/node-server build a full
-  // Request — measured at roughly half the CPU of a cached GET.
-  app.on(
-    MUTATING,
-    "*",
-    bodyLimit({
-      maxSize: options.bodyLimitBytes ?? 1024 * 1024,
-      // The rest of the refused body is still on its way: a keep-alive socket would read it as the
-      // next request. The connection ends with this answer.
-      onError: (c) => {
-        const response = problemResponse(c, 413, "PAYLOAD_TOO_LARGE", "The request body is too large");
-        response.headers.set("connection", "close");
-        return response;
-      },
-    }),
-  );
-
-  app.on(MUTATING, "*", jsonBodyGuard);
+  // Bodies are read whole and checked before any route runs (size, and JSON well-formedness);
+  // registered for the methods that carry one, so a GET does not even pass through: reading the
+  // body makes @hono/node-server build a full Request — measured at roughly half the CPU of a
+  // cached GET.
+  app.on(MUTATING, "*", requestBody({ maxBytes: options.bodyLimitBytes ?? 1024 * 1024 }));
 
   // A mutating API request is one unit of work: it commits when the response is a success and rolls
   // back otherwise, so an error never leaves a half-written row. Every auth request is one too

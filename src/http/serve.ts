@@ -66,6 +66,27 @@ export async function startServer(fetch: Fetch, options: StartServerOptions): Pr
     },
   }) as Server;
   server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5_000;
+  // A request Node's parser refuses (bytes that are not HTTP, a head too large, too slow) never
+  // reaches the app: it still gets a problem document, then the connection closes.
+  server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || error.code === "ECONNRESET") return socket.destroy();
+    const [status, title, code] =
+      error.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "Request Header Fields Too Large", "HEADERS_TOO_LARGE"]
+        : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? [408, "Request Timeout", "REQUEST_TIMEOUT"]
+          : [400, "Bad Request", "MALFORMED_REQUEST"];
+    const body = JSON.stringify({
+      type: `urn:sv-sdk:problem:${code.toLowerCase().replaceAll("_", "-")}`,
+      title,
+      status,
+      code,
+      detail: status === 400 ? "The request is not valid HTTP (its request line or headers could not be read)" : title,
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
 
   let closing: Promise<void> | undefined;
   const inFlight = new Set<ServerResponse>();
