@@ -10,7 +10,7 @@ import type { Sdk } from "./index.js";
 import { corsForOrigins } from "./http/cors.js";
 import { clientAddressResolver, type TrustProxy } from "./http/client-address.js";
 import { requestHeader, withResponseHeaders } from "./http/headers.js";
-import { renderDocsPage } from "./http/docs.js";
+import { createDocsRoutes } from "./http/docs.js";
 import { createMailViewer } from "./http/mail-viewer.js";
 import { mergeOpenApi, withTenantMovingResponses, type OpenApiDocument } from "./http/openapi.js";
 import { createHealthRoutes } from "./http/health.js";
@@ -223,7 +223,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
         ),
       ));
   app.get("/openapi.json", async (c) => c.json(await openApiDocument()));
-  app.get("/docs", async (c) => c.html(renderDocsPage((await openApiDocument()) as Parameters<typeof renderDocsPage>[0])));
+  app.route("/docs", createDocsRoutes({ document: openApiDocument }));
 
   app.notFound((c) => problemResponse(c, 404, "NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`));
   app.onError((error, c) => errorToProblem(error, c, logger));
