@@ -16,6 +16,7 @@ import { mergeOpenApi, withTenantMovingResponses, type OpenApiDocument } from ".
 import { createHealthRoutes } from "./http/health.js";
 import { errorToProblem, problemResponse, validationHook } from "./http/problem.js";
 import { requestBody } from "./http/body-guard.js";
+import { authBodyTypes } from "./http/auth-body-types.js";
 import { Deadline } from "./db/deadline.js";
 import { currentContext } from "./db/unit-of-work.js";
 import { AppError } from "./errors.js";
@@ -184,6 +185,8 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
       if (!(error instanceof RollbackResponse)) throw error;
     }
   };
+  // Fields better-auth would coerce from another type are refused first (its document states them).
+  app.post("/api/auth/*", authBodyTypes(() => openApiDocument()));
   // Auth's rate limits and password-hashing gate decide before a unit of work holds a connection.
   app.use("/api/auth/*", ...sdk.auth.guardMiddleware());
   app.on(MUTATING, "/api/*", unitOfWork);

@@ -17,7 +17,7 @@
  * run only some operations; each operation's samples depend only on the seed and the operation).
  * HOSTILE_REPORT=<file> also writes the full report there.
  */
-import { serve, type ServerType } from "@hono/node-server";
+import { startServer, type RunningServer } from "../src/http/serve.js";
 import fc from "fast-check";
 import { randomBytes, randomUUID } from "node:crypto";
 import { writeFileSync } from "node:fs";
@@ -51,7 +51,7 @@ function seedOf(key: string): number {
 describe("hostile input, generated, against a real server", () => {
   let database: IsolatedDatabase;
   let sdk: Sdk;
-  let server: ServerType;
+  let server: RunningServer | undefined;
   let client: KeepAliveClient;
   let owner: postgres.Sql;
   let fixtures: Fixtures;
@@ -183,9 +183,8 @@ describe("hostile input, generated, against a real server", () => {
         throw error;
       }
     };
-    await new Promise<void>((resolve) => {
-      server = serve({ fetch, port, hostname: "127.0.0.1" }, () => resolve());
-    });
+    // The server as src/server.ts runs it (its limits, and its answer to requests Node cannot parse).
+    server = await startServer(fetch, { port, hostname: "127.0.0.1" });
     client = new KeepAliveClient(port);
 
     const a = await createTestUser(sdk, { name: "Owner A" });
@@ -210,7 +209,7 @@ describe("hostile input, generated, against a real server", () => {
 
   afterAll(async () => {
     client?.close();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    await server?.close({ graceMs: 1_000 });
     await sdk?.close();
     await owner?.end({ timeout: 5 });
     await database?.drop();

@@ -85,8 +85,8 @@ describe("membership is the gate", () => {
     expect(events.some((e) => e.action === "member.left")).toBe(true);
 
     // Creating roles and reading the audit trail in the old tenant: refused everywhere.
-    const create = () =>
-      otherApp.request("/api/v1/permissions/roles", json("POST", { name: `r-${randomUUID().slice(0, 8)}`, permissions: [] }, v1(leaver, tenant.id))).then((r) => r.status);
+    const create = async () =>
+      (await otherApp.request("/api/v1/permissions/roles", json("POST", { name: `r-${randomUUID().slice(0, 8)}`, permissions: [] }, v1(leaver, tenant.id)))).status;
     expect(await within1s(create, 403)).toBe(403);
     expect((await app.request("/api/v1/audit/events", { headers: v1(leaver, tenant.id) })).status).toBe(403);
   });
@@ -103,7 +103,8 @@ describe("membership is the gate", () => {
     const sessionCookie = Object.entries(Object.fromEntries(cookie.split("; ").map((c) => c.split("=") as [string, string])))
       .map(([k, val]) => `${k}=${val}`)
       .join("; ");
-    const me = () => otherApp.request("/api/v1/me", { headers: { cookie: sessionCookie } }).then(async (r) => ((await r.json()) as { tenant: { id: string } | null }).tenant?.id ?? null);
+    const me = async () =>
+      ((await (await otherApp.request("/api/v1/me", { headers: { cookie: sessionCookie } })).json()) as { tenant: { id: string } | null }).tenant?.id ?? null;
     expect(await me()).toBe(tenant.id);
 
     const removed = await app.request(
@@ -168,8 +169,8 @@ describe("one session truth", () => {
     const user = await createTestUser(sdk);
     const headers = { cookie: user.cookie, origin: TEST_ORIGIN };
     expect(user.cookie).toContain("session_data");
-    const session = () =>
-      otherApp.request("/api/auth/get-session", { headers }).then(async (r) => ((await r.json()) as { user?: unknown } | null)?.user !== undefined);
+    const session = async () =>
+      ((await (await otherApp.request("/api/auth/get-session", { headers })).json()) as { user?: unknown } | null)?.user !== undefined;
     expect(await session()).toBe(true);
 
     expect((await app.request("/api/auth/sign-out", { method: "POST", headers })).status).toBe(200);
