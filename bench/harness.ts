@@ -107,6 +107,8 @@ async function runLoad(options: LoadOptions & { seconds: number }): Promise<Http
       url: options.url,
       connections: options.connections ?? 50,
       seconds: options.seconds,
+      amount: options.amount,
+      timeoutSeconds: options.timeoutSeconds,
       method: options.method,
       headers: options.headers,
       body: options.body,

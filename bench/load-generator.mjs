@@ -3,7 +3,8 @@
 // process start (~0.4 s of node + autocannon before each load with the CLI), and many short loads
 // can alternate. Plain JavaScript, so it starts without a TypeScript loader.
 //
-// Message in:  { url, connections, seconds, method?, headers?, body?, vary? }   (the bench checks url is 127.0.0.1)
+// Message in:  { url, connections, seconds, amount?, timeoutSeconds?, method?, headers?, body?, vary? }
+//              (the bench checks url is 127.0.0.1; with `amount`, that many requests instead of `seconds`)
 //              or { mixed: <spec> }: a mixed-traffic load (see mixed-load.mjs)
 // Message out: { requests, seconds, p50Ms, p99Ms, errors, non2xx, statuses } or { mixed: <result> } or { error }
 //
@@ -24,8 +25,9 @@ process.on("message", (message) => {
     );
     return;
   }
-  const { url, connections, seconds, method, headers, body, vary } = message;
-  const options = { url, connections, duration: seconds, timeout: 10 };
+  const { url, connections, seconds, amount, timeoutSeconds, method, headers, body, vary } = message;
+  const options = { url, connections, duration: seconds, timeout: timeoutSeconds ?? 10 };
+  if (amount !== undefined) options.amount = amount;
   // autocannon takes a key that is present but undefined as the value (an undefined method fails).
   if (method !== undefined) options.method = method;
   if (headers !== undefined) options.headers = headers;

@@ -81,6 +81,12 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   }
 
   const pid = child.pid!;
+  const cpuMicros = async () => {
+    // Fields 14 and 15 of /proc/<pid>/stat (utime, stime), counted after the command's closing parenthesis.
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLOCK_TICKS;
+  };
   return {
     url,
     pid,
@@ -90,11 +96,18 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
       if (!kib) throw new Error(`no VmRSS in /proc/${pid}/status (has the server exited?)`);
       return Number(kib[1]) * 1024;
     },
-    async cpuMicros() {
-      // Fields 14 and 15 of /proc/<pid>/stat (utime, stime), counted after the command's closing parenthesis.
-      const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLOCK_TICKS;
+    cpuMicros,
+    async settle(maxMs = 30_000) {
+      // Work a load left behind (requests still being answered after the client went away, e.g.
+      // queued password hashes) would otherwise land on the next load, or on another server's.
+      const until = Date.now() + maxMs;
+      let before = await cpuMicros();
+      while (Date.now() < until) {
+        await sleep(250);
+        const now = await cpuMicros();
+        if (now - before < 0.05 * 250_000) return;
+        before = now;
+      }
     },
     stderr: () => stderr,
     problems: () => [...problems],

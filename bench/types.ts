@@ -31,6 +31,13 @@ export interface LoadOptions {
   /** Default 50. Keep in-flight DB queries within the pool (postgres.js #747). */
   connections?: number;
   /**
+   * Send this many requests and report the rate over the time they took, instead of loading for
+   * `seconds` (which then only bounds the wait). For slow requests a fixed window would cut off.
+   */
+  amount?: number;
+  /** A request not answered within this counts as an error. Default 10. */
+  timeoutSeconds?: number;
+  /**
    * Makes each request distinct: `clientAddressHeader` gets a new IPv4 address per request (a
    * per-client rate limit then sees many clients; only for a server that trusts the header), and
    * every `uniqueToken` in the body becomes a value unique in the run (a new email per sign-up).
@@ -88,6 +95,8 @@ export interface ServerProcess {
   rssBytes(): Promise<number>;
   /** Its CPU time so far (user + system), in microseconds (Linux /proc). */
   cpuMicros(): Promise<number>;
+  /** Resolves once the server has used under 5 % of a core for 250 ms (at most `maxMs`, default 30 s). */
+  settle(maxMs?: number): Promise<void>;
   /** The last few KB of its stderr. */
   stderr(): string;
   /** Its last 20 warning and error log lines (JSON lines on stdout). */
