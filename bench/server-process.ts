@@ -97,6 +97,11 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
       return Number(kib[1]) * 1024;
     },
     cpuMicros,
+    async mainThreadMicros() {
+      // /proc/<pid>/schedstat is the main thread's: time on a CPU, time runnable but waiting for one.
+      const [onCpu, waiting] = (await readFile(`/proc/${pid}/schedstat`, "utf8")).split(" ").map(Number);
+      return { onCpu: onCpu! / 1000, waiting: waiting! / 1000 };
+    },
     async settle(maxMs = 30_000) {
       // Work a load left behind (requests still being answered after the client went away, e.g.
       // queued password hashes) would otherwise land on the next load, or on another server's.

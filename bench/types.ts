@@ -95,6 +95,11 @@ export interface ServerProcess {
   rssBytes(): Promise<number>;
   /** Its CPU time so far (user + system), in microseconds (Linux /proc). */
   cpuMicros(): Promise<number>;
+  /**
+   * Its main thread (the event loop) so far, in microseconds: on a CPU, and runnable but waiting for
+   * one — on a shared machine, the time other processes took from it (Linux /proc schedstat).
+   */
+  mainThreadMicros(): Promise<{ onCpu: number; waiting: number }>;
   /** Resolves once the server has used under 5 % of a core for 250 ms (at most `maxMs`, default 30 s). */
   settle(maxMs?: number): Promise<void>;
   /** The last few KB of its stderr. */

@@ -172,7 +172,9 @@ const scenario: Scenario = async (ctx) => {
           () => undefined,
         );
         observer<{ what: string; n: number }[]>`
-          select coalesce(state, '?') || coalesce(' / ' || wait_event_type || ':' || wait_event, '') as what, count(*)::int as n
+          select coalesce(state, '?') || coalesce(' / ' || wait_event_type || ':' || wait_event, '')
+                 || case when state = 'idle in transaction' then ' after "' || left(regexp_replace(query, '\\s+', ' ', 'g'), 48) || '"' else '' end as what,
+                 count(*)::int as n
           from pg_stat_activity where datname = current_database() and application_name = 'sv-sdk' and pid <> pg_backend_pid()
           group by 1`.then(
           (found) => {
@@ -183,6 +185,7 @@ const scenario: Scenario = async (ctx) => {
         );
       }, 1000);
       const cpuBefore = await server.cpuMicros();
+      const threadBefore = await server.mainThreadMicros();
       const deliveredBefore = fake.delivered.length;
       let result;
       try {
@@ -193,10 +196,13 @@ const scenario: Scenario = async (ctx) => {
       }
       const connectionsBy = [...activity]
         .sort((a, b) => b[1] - a[1])
-        .slice(0, 6)
+        .slice(0, 8)
         .map(([what, n]) => `${(n / Math.max(1, activitySamples)).toFixed(1)} ${what}`)
         .join(", ");
       const cpuSeconds = ((await server.cpuMicros()) - cpuBefore) / 1e6;
+      const threadAfter = await server.mainThreadMicros();
+      const loopOnCpu = (threadAfter.onCpu - threadBefore.onCpu) / 1e6 / result.seconds;
+      const loopWaiting = (threadAfter.waiting - threadBefore.waiting) / 1e6 / result.seconds;
       const delivered = fake.delivered.length - deliveredBefore;
 
       const rows: Row[] = [];
@@ -223,7 +229,7 @@ const scenario: Scenario = async (ctx) => {
         note: [
           `${errors} errors (5xx ${sum(serverErrors)}, socket ${sum((s) => s.socketErrors)}), ${timeouts} timeouts (10 s), ${sum(tooMany)} x 429, ${sum(otherRefusals)} other 4xx`,
           `connections: reads ${counts.reads}, mutations ${counts.mutations}, sign-ins ${counts.signIns}, email ${counts.email}`,
-          `server CPU ${(cpuSeconds / result.seconds).toFixed(2)} cores`,
+          `server CPU ${(cpuSeconds / result.seconds).toFixed(2)} cores; its event loop on a CPU ${(loopOnCpu * 100).toFixed(0)} % of the time, runnable but waiting for one ${(loopWaiting * 100).toFixed(0)} %`,
           `server's connections on average: ${connectionsBy}`,
           `${delivered} emails delivered to the stand-in meanwhile`,
           `warm-up ${warmUpSeconds} s: ${warmUpTrouble} errors/timeouts`,

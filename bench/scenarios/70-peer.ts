@@ -16,6 +16,7 @@
  * Requests to /api/auth come from a new client address each (X-Forwarded-For; ours trusts it with
  * TRUST_PROXY=1, the peer reads it by default), so neither side's per-client limit answers 429.
  */
+import { randomBytes } from "node:crypto";
 import postgres from "postgres";
 import { createApp } from "../../src/app.js";
 import { createSdk } from "../../src/index.js";
@@ -65,7 +66,7 @@ const scenario: Scenario = async (ctx) => {
       env: {
         NODE_ENV: "production",
         DATABASE_URL: peerDb.url,
-        BETTER_AUTH_SECRET: crypto.randomUUID() + crypto.randomUUID(),
+        BETTER_AUTH_SECRET: randomBytes(32).toString("base64url"),
         BETTER_AUTH_URL: PUBLIC_ORIGIN,
       },
     });
