@@ -11,7 +11,8 @@ import { serve as serveNode } from "@hono/node-server";
 import { Hono } from "hono";
 import postgres from "postgres";
 import { createIsolatedDatabase, startTestDatabase, type TestDatabase } from "../src/testing/database.js";
-import type { BenchContext, HttpResult, LoadOptions, OpsResult } from "./types.js";
+import { startServerProcess } from "./server-process.js";
+import type { BenchContext, HttpResult, LoadOptions, MixedLoadOptions, MixedLoadResult, OpsResult } from "./types.js";
 
 const LOAD_GENERATOR = fileURLToPath(new URL("./load-generator.mjs", import.meta.url));
 
@@ -42,6 +43,8 @@ interface GeneratorReply {
   p99Ms?: number;
   errors?: number;
   non2xx?: number;
+  statuses?: Record<string, number>;
+  mixed?: MixedLoadResult;
   error?: string;
 }
 
@@ -68,7 +71,8 @@ export function stopLoadGenerator(): void {
   generator = undefined;
 }
 
-async function runLoad(options: LoadOptions & { seconds: number }): Promise<HttpResult> {
+/** Sends one message to the load generator and waits for its answer, at most `seconds + 30` s. */
+async function ask(message: object, seconds: number): Promise<GeneratorReply> {
   const child = loadGenerator();
   let stderr = "";
   const onStderr = (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000));
@@ -78,36 +82,55 @@ async function runLoad(options: LoadOptions & { seconds: number }): Promise<Http
     const reply = await new Promise<GeneratorReply>((resolve, reject) => {
       const onExit = (code: number | null) => reject(new Error(`the load generator exited with ${code}: ${stderr.trim().split("\n").slice(-3).join(" ")}`));
       child.once("exit", onExit);
-      child.once("message", (message: GeneratorReply) => {
+      child.once("message", (answer: GeneratorReply) => {
         child.off("exit", onExit);
-        resolve(message);
+        resolve(answer);
       });
-      // autocannon stops itself after `seconds`; this only guards against a stuck generator.
+      // Loads stop themselves after `seconds`; this only guards against a stuck generator.
       guard = setTimeout(() => {
         child.kill("SIGKILL");
-        reject(new Error(`the load generator did not answer within ${options.seconds + 30} s`));
-      }, (options.seconds + 30) * 1000);
-      child.send({
-        url: options.url,
-        connections: options.connections ?? 50,
-        seconds: options.seconds,
-        method: options.method,
-        headers: options.headers,
-        body: options.body,
-      });
+        reject(new Error(`the load generator did not answer within ${seconds + 30} s`));
+      }, (seconds + 30) * 1000);
+      child.send(message);
     });
-    if (reply.error !== undefined) throw new Error(`autocannon failed: ${reply.error}`);
-    return {
-      requestsPerSecond: reply.requests! / reply.seconds!,
-      p50Ms: reply.p50Ms!,
-      p99Ms: reply.p99Ms!,
-      errors: reply.errors!,
-      non2xx: reply.non2xx!,
-    };
+    if (reply.error !== undefined) throw new Error(`the load generator failed: ${reply.error}`);
+    return reply;
   } finally {
     clearTimeout(guard);
     child.stderr?.off("data", onStderr);
   }
+}
+
+async function runLoad(options: LoadOptions & { seconds: number }): Promise<HttpResult> {
+  const reply = await ask(
+    {
+      url: options.url,
+      connections: options.connections ?? 50,
+      seconds: options.seconds,
+      amount: options.amount,
+      timeoutSeconds: options.timeoutSeconds,
+      method: options.method,
+      headers: options.headers,
+      body: options.body,
+      vary: options.vary,
+    },
+    options.seconds,
+  );
+  return {
+    requestsPerSecond: reply.requests! / reply.seconds!,
+    p50Ms: reply.p50Ms!,
+    p99Ms: reply.p99Ms!,
+    errors: reply.errors!,
+    non2xx: reply.non2xx!,
+    statuses: reply.statuses ?? {},
+  };
+}
+
+/** One generator at a time: a load asked for while another runs waits for it. */
+function queued<T>(work: () => Promise<T>): Promise<T> {
+  const result = generatorBusy.then(work);
+  generatorBusy = result.catch(() => undefined);
+  return result;
 }
 
 /**
@@ -116,9 +139,17 @@ async function runLoad(options: LoadOptions & { seconds: number }): Promise<Http
  */
 export function load(options: LoadOptions & { seconds: number }): Promise<HttpResult> {
   assertLocal(options.url);
-  const result = generatorBusy.then(() => runLoad(options));
-  generatorBusy = result.catch(() => undefined);
-  return result;
+  return queued(() => runLoad(options));
+}
+
+/**
+ * Mixed traffic (bench/mixed-load.mjs) against a 127.0.0.1 server for a bounded time: every flow's
+ * connections at once, each request timed and its answer counted by status.
+ */
+export function mixedLoad(options: MixedLoadOptions): Promise<MixedLoadResult> {
+  assertLocal(options.base);
+  const timeoutSeconds = Math.ceil((options.timeoutMs ?? 10_000) / 1000);
+  return queued(async () => (await ask({ mixed: options }, options.seconds + timeoutSeconds)).mixed!);
 }
 
 /** The middle value (the upper middle one of an even count). */
@@ -254,13 +285,21 @@ export function createContext(
   resources: BenchResources,
   seconds: number,
   baselines: BenchContext["baselines"],
+  quick: boolean,
 ): BenchContext {
   return {
     seconds,
+    quick,
     baselines,
     freshDatabase: () => resources.freshDatabase(),
     serve: async (fetch) => resources.track(await serve(fetch)),
     load: (options) => load({ ...options, seconds: options.seconds ?? seconds }),
+    mixedLoad,
+    startServer: async (options) => {
+      const server = await startServerProcess(options);
+      resources.track({ close: () => server.stop() });
+      return server;
+    },
     measure: (fn, options = {}) => measure(fn, { ...options, defaultSeconds: seconds }),
   };
 }

@@ -7,6 +7,7 @@
  *   BENCH_QUICK=1      short driver-stability runs (2 s instead of 10 s), marked in the table
  *   BENCH_ONLY=15,20   run only the scenario files whose name contains one of these texts (baselines always run)
  *
+ * A scenario file may export `timeoutMs` (default 240 s) when it needs longer.
  * Exit code 1 when a scenario failed to run; targets missed are shown in the `pass` column.
  */
 import { readdir } from "node:fs/promises";
@@ -93,15 +94,15 @@ async function main(): Promise<void> {
   await resources.start();
   process.stderr.write(`bench: measuring baselines (${seconds} s each)\n`);
   const baselines = await measureBaselines();
-  const ctx = createContext(resources, seconds, baselines);
+  const ctx = createContext(resources, seconds, baselines, quick);
 
   for (const file of await scenarioFiles()) {
     const name = basename(file, ".ts");
     process.stderr.write(`bench: ${name}\n`);
     try {
-      const module = (await import(pathToFileURL(file).href)) as { default?: Scenario };
+      const module = (await import(pathToFileURL(file).href)) as { default?: Scenario; timeoutMs?: number };
       if (typeof module.default !== "function") throw new Error("does not default-export a scenario function");
-      const produced = await withTimeout(module.default(ctx), SCENARIO_TIMEOUT_MS, name);
+      const produced = await withTimeout(module.default(ctx), module.timeoutMs ?? SCENARIO_TIMEOUT_MS, name);
       if (!Array.isArray(produced) || produced.length === 0) throw new Error("returned no rows");
       rows.push(...produced);
     } catch (error) {

@@ -15,7 +15,7 @@ export function formatTable(rows: Row[]): string {
   const header = ["scenario", "throughput", "p50", "p99", "ratio", "target", "pass", "note"];
   const cells = rows.map((row) => [
     row.scenario,
-    Number.isFinite(row.throughput) ? `${number(row.throughput)} ${row.unit}` : "—",
+    Number.isFinite(row.throughput) ? `${number(row.throughput, Math.abs(row.throughput) < 10 && !Number.isInteger(row.throughput) ? 1 : 0)} ${row.unit}` : "—",
     ms(row.p50Ms),
     ms(row.p99Ms),
     row.ratio ? `${number(row.ratio.value, 2)}x ${row.ratio.against}` : "",
