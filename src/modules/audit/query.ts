@@ -146,9 +146,14 @@ function newestFirst(a: Located, b: Located): number {
 /** `like` pattern for a literal prefix. */
 const prefixPattern = (prefix: string) => `${prefix.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
 
-/** The filter as a drizzle SQL condition (queries through the unit of work). */
-function where(filters: AuditFilters, cursor?: Cursor, inclusive = false): SQL {
-  const parts: SQL[] = [sql`true`];
+/**
+ * The filter as a drizzle SQL condition. The scope is stated as well as enforced by row-level
+ * security: the policy compares text with a setting, which no index can serve, so without it a
+ * page read every partition and sorted (15× slower at 1M rows); with it (tenant_id, occurred_at,
+ * id) serves the keyset.
+ */
+function where(scope: string | null, filters: AuditFilters, cursor?: Cursor, inclusive = false): SQL {
+  const parts: SQL[] = [scope === "*" ? sql`true` : scope === null ? sql`tenant_id is null` : sql`tenant_id = ${scope}::uuid`];
   if (filters.actorType) parts.push(sql`actor_type = ${filters.actorType}`);
   if (filters.actorId) parts.push(sql`actor_id = ${filters.actorId}`);
   if (filters.action) parts.push(sql`action like ${prefixPattern(filters.action)}`);
@@ -211,7 +216,7 @@ export function createAuditQueries(router: Router) {
         router.withTenant(scope, () =>
           router.db("audit").execute<EventRow>(sql`
             select ${sql.raw(COLUMNS)} from audit.audit_logs
-            where ${where(filters, after, inclusive)}
+            where ${where(scope, filters, after, inclusive)}
             order by audit_logs.occurred_at desc, audit_logs.id desc
             limit ${limit + 1}`),
         ),
@@ -321,7 +326,7 @@ export function createAuditQueries(router: Router) {
           router.withTenant(scope, () =>
             router.db("audit").execute<EventRow>(sql`
               select ${sql.raw(COLUMNS)} from audit.audit_logs
-              where ${where(filters, after)}
+              where ${where(scope, filters, after)}
               order by audit_logs.occurred_at desc, audit_logs.id desc
               limit ${EXPORT_BATCH}`),
           ),
