@@ -95,6 +95,14 @@ describe("loadConfig", () => {
     expect(loadConfig({ SHUTDOWN_TIMEOUT_MS: "3000" }).shutdownTimeoutMs).toBe(3000);
     expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: "10" })).toThrow(/^Invalid configuration — SHUTDOWN_TIMEOUT_MS: /);
   });
+
+  it("reads TRUST_PROXY as a hop count or the proxies' addresses, and explains a bad one", () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: "0" }).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: "1" }).trustProxy).toBe(1);
+    expect(loadConfig({ TRUST_PROXY: "10.0.0.0/8, 192.168.1.1" }).trustProxy).toEqual(["10.0.0.0/8", "192.168.1.1"]);
+    expect(() => loadConfig({ TRUST_PROXY: "yes" })).toThrow(/TRUST_PROXY: 'yes' is not an IP address or CIDR block/);
+  });
 });
 
 describe("EMAIL_TRANSPORT", () => {

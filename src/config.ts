@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { parseTopology, type Topology } from "./db/topology.js";
+import { parseTrustProxy, type TrustProxy } from "./http/client-address.js";
 
 const csv = z
   .string()
@@ -31,7 +32,7 @@ const envSchema = z.object({
   EMAIL_DISPATCHER: z.enum(["on", "off"]).default("on"),
   EMAIL_UNSUBSCRIBE_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
   EMAIL_TRANSPORT: z.enum(["resend", "log", "development"]).optional(),
-  TRUST_PROXY: z.enum(["0", "1"]).default("0"),
+  TRUST_PROXY: z.string().optional(),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(10_000),
 });
 
@@ -54,7 +55,8 @@ export interface Config {
   trustedOrigins: string[];
   authSecret?: string;
   bodyLimitBytes: number;
-  trustProxy: boolean;
+  /** Proxies in front that append to X-Forwarded-For: their number, or their addresses (src/http/client-address.ts). */
+  trustProxy: TrustProxy;
   logLevel: "debug" | "info" | "warn" | "error";
   /** How long a graceful shutdown may take before the process stops what is left and exits 1. */
   shutdownTimeoutMs: number;
@@ -113,7 +115,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     trustedOrigins: [...new Set([new URL(publicUrl).origin, ...e.TRUSTED_ORIGINS])],
     authSecret: e.BETTER_AUTH_SECRET,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
-    trustProxy: e.TRUST_PROXY === "1",
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     email: {
