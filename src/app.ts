@@ -14,7 +14,8 @@ import { createDocsRoutes } from "./http/docs.js";
 import { createMailViewer } from "./http/mail-viewer.js";
 import { mergeOpenApi, withTenantMovingResponses, type OpenApiDocument } from "./http/openapi.js";
 import { createHealthRoutes } from "./http/health.js";
-import { errorToProblem, problemResponse, validationHook } from "./http/problem.js";
+import { describeError, errorToProblem, fieldErrors, problemResponse, validationHook } from "./http/problem.js";
+import { z } from "zod";
 import { requestBody } from "./http/body-guard.js";
 import { authBodyTypes } from "./http/auth-body-types.js";
 import { Deadline } from "./db/deadline.js";
@@ -49,6 +50,19 @@ export interface AppOptions {
 }
 
 const MUTATING = ["POST", "PUT", "PATCH", "DELETE"];
+const PASSWORD_RESET_REQUEST = "/api/auth/request-password-reset";
+const resetRequestBody = z.object({ email: z.email().max(320), redirectTo: z.string().max(2048).optional() });
+
+/** A redirect target after a reset: a path on this site, or a URL on a trusted origin. */
+function redirectAllowed(target: string, trustedOrigins: readonly string[]): boolean {
+  if (target.startsWith("/") && !target.startsWith("//")) return true;
+  try {
+    return trustedOrigins.includes(new URL(target).origin);
+  } catch {
+    return false;
+  }
+}
+
 /** better-auth's GET routes that write more than one row: they run in a unit of work like a POST. */
 const WRITING_AUTH_GETS = ["/api/auth/verify-email"];
 
@@ -189,9 +203,35 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   app.post("/api/auth/*", authBodyTypes(() => openApiDocument()));
   // Auth's rate limits and password-hashing gate decide before a unit of work holds a connection.
   app.use("/api/auth/*", ...sdk.auth.guardMiddleware());
-  app.on(MUTATING, "/api/*", unitOfWork);
+  app.on(MUTATING, "/api/*", (c, next) => (c.req.path === PASSWORD_RESET_REQUEST ? next() : unitOfWork(c, next)));
   // Other GETs (get-session above all) read, or write at most one row: no transaction of their own.
   for (const path of WRITING_AUTH_GETS) app.get(path, unitOfWork);
+  // A reset request is answered before any of its work is done, the same for every email: the work
+  // (a token, the mail in the outbox, the audit event) for a known address took measurably longer
+  // than the nothing done for an unknown one, which told an observer which addresses have accounts.
+  app.post(PASSWORD_RESET_REQUEST, async (c) => {
+    const parsed = resetRequestBody.safeParse(await c.req.json().catch(() => undefined));
+    if (!parsed.success) {
+      return problemResponse(c, 400, "VALIDATION_FAILED", "The request is not valid", { errors: fieldErrors(parsed.error) });
+    }
+    const redirectTo = parsed.data.redirectTo;
+    if (redirectTo !== undefined && !redirectAllowed(redirectTo, sdk.auth.trustedOrigins)) {
+      return problemResponse(c, 403, "INVALID_REDIRECT_URL", "redirectTo must be a path or a URL on a trusted origin");
+    }
+    const request = await authRequest(c, currentContext().ip);
+    const { requestId, ip, userAgent } = currentContext();
+    setImmediate(() => {
+      sdk
+        .withContext({ requestId, ip, userAgent, deadline: undefined, incidents: {} }, () =>
+          sdk.transaction(async () => {
+            const response = await sdk.auth.handler(request);
+            if (response.status >= 400) throw new Error(`better-auth answered ${response.status}`);
+          }),
+        )
+        .catch((error: unknown) => logger.error("password reset request failed after its answer", { requestId, error: describeError(error) }));
+    });
+    return c.json({ status: true, message: "If this email exists in our system, check your email for the reset link" }, 200);
+  });
 
   app.route("/", createHealthRoutes(sdk.router, logger));
   app.on(["GET", "POST"], "/api/auth/*", async (c) =>

@@ -213,6 +213,44 @@ describe("one session truth", () => {
   });
 });
 
+describe("password reset requests", () => {
+  it("are answered before their work is done, the same for known and unknown emails", async () => {
+    const user = await createTestUser(sdk);
+    // While the reset's work is blocked, the answer for a known email still comes at once.
+    const locker = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const lock = locker.begin(async (tx) => {
+        await tx`lock table auth.verifications in access exclusive mode`;
+        await held;
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      const ask = (email: string) =>
+        app.request("/api/auth/request-password-reset", json("POST", { email }, { origin: TEST_ORIGIN, "x-forwarded-for": randomUUID() }));
+      const started = Date.now();
+      const known = await ask(user.user.email);
+      const unknown = await ask(`nobody-${randomUUID()}@example.test`);
+      expect(Date.now() - started).toBeLessThan(1_500);
+      expect(known.status).toBe(200);
+      expect(await known.json()).toEqual(await unknown.json());
+      release();
+      await lock;
+      const mail = async () =>
+        (await owner<{ n: number }[]>`select count(*)::int as n from email.email_sends where to_address = ${user.user.email} and template_key = 'reset-password'`)[0]!.n;
+      expect(await within1s(mail, 1)).toBe(1);
+    } finally {
+      await locker.end({ timeout: 5 });
+    }
+    // A redirect off the trusted origins is refused at once, for every email alike.
+    const evil = await app.request(
+      "/api/auth/request-password-reset",
+      json("POST", { email: user.user.email, redirectTo: "https://evil.example/steal" }, { origin: TEST_ORIGIN }),
+    );
+    expect(evil.status).toBe(403);
+  });
+});
+
 describe("origins and proxies", () => {
   it("refuses a cookie-authenticated write from a foreign, null or missing Origin; a bearer token needs none", async () => {
     const user = await createTestUser(sdk);
