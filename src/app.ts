@@ -23,7 +23,7 @@ import { currentContext } from "./db/unit-of-work.js";
 import { AppError } from "./errors.js";
 import "./http/context.js";
 import { createAuditRoutes } from "./modules/audit/index.js";
-import { CLIENT_IP_HEADER, createAuthRoutes } from "./modules/auth/index.js";
+import { CLIENT_IP_HEADER, createAuthRoutes, createTokenRoutes } from "./modules/auth/index.js";
 import { createEmailRoutes } from "./modules/email/index.js";
 import { createMePermissionsRoutes, createPermissionsRoutes } from "./modules/permissions/index.js";
 
@@ -240,6 +240,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   // One chain, so the app's type carries every /api/v1 route for the typed client (sv-sdk/client).
   const api = app
     .route("/api/v1/me", createAuthRoutes())
+    .route("/api/v1/tokens", createTokenRoutes({ revokedWithin: sdk.auth.revokedWithin, ttlSeconds: sdk.auth.jwtTtlSeconds }))
     .route("/api/v1/me", createMePermissionsRoutes({ permissions: sdk.permissions }))
     .route("/api/v1/permissions", createPermissionsRoutes({ permissions: sdk.permissions, isMember: sdk.auth.isMember }))
     .route("/api/v1/audit", createAuditRoutes({ audit: sdk.audit, permissions: sdk.permissions }))

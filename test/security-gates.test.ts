@@ -4,6 +4,7 @@
  * instances share it, as two servers of one deployment would).
  */
 import { randomUUID } from "node:crypto";
+import { decodeJwt } from "jose";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createApp } from "../src/app.js";
@@ -210,6 +211,29 @@ describe("one session truth", () => {
     const [events] = await owner<{ n: number }[]>`
       select count(*)::int as n from audit.audit_logs where action = 'session.revoked' and actor_id = ${caller.user.id}`;
     expect(events!.n).toBe(0);
+  });
+});
+
+describe("tokens for other services", () => {
+  it("live five minutes, name the session and tenant, and are listed as revoked within a second of a sign-out", async () => {
+    const user = await createTestUser(sdk);
+    const { tenant } = await createTestTenant(sdk, user);
+    const minted = await app.request("/api/auth/token", { headers: user.headers });
+    expect(minted.status).toBe(200);
+    const claims = decodeJwt(((await minted.json()) as { token: string }).token);
+    expect(claims.exp! - claims.iat!).toBe(300);
+    expect(claims).toMatchObject({ sub: user.user.id, tid: tenant.id });
+    expect(typeof claims.sid).toBe("string");
+
+    const listed = async () => {
+      const body = (await (await otherApp.request("/api/v1/tokens/revocations")).json()) as { ttlSeconds: number; revoked: { sub: string; revokedAt: number }[] };
+      expect(body.ttlSeconds).toBe(300);
+      // A service rejects a token of a listed sub issued at or before revokedAt.
+      return body.revoked.some((r) => r.sub === user.user.id && r.revokedAt >= claims.iat!);
+    };
+    expect(await listed()).toBe(false);
+    expect((await app.request("/api/auth/sign-out", { method: "POST", headers: user.headers })).status).toBe(200);
+    expect(await within1s(listed, true)).toBe(true);
   });
 });
 

@@ -22,6 +22,8 @@ import type { Revocations } from "./revocations.js";
 import * as tables from "./schema.js";
 
 export const DEFAULT_COOKIE_CACHE_SECONDS = 300;
+/** Lifetime of the JWTs `/api/auth/token` mints for other services. */
+export const DEFAULT_JWT_TTL_SECONDS = 300;
 /** Request header carrying the client address to better-auth; set by the app, never trusted from clients. */
 export const CLIENT_IP_HEADER = "x-sv-client-ip";
 const COOKIE_PREFIX = "sv";
@@ -56,6 +58,8 @@ export interface AuthOptions {
   passwordCost?: PasswordCost;
   /** Seconds a signed session cookie answers without a database read. Default 300. */
   cookieCacheSeconds?: number;
+  /** Lifetime of the JWTs minted for other services (`/api/auth/token`). Default 300. */
+  jwtTtlSeconds?: number;
 }
 
 /** The innermost cause's message: what failed, without the query text and parameters wrappers add. */
@@ -296,7 +300,19 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
       }),
       admin(),
       jwt({
-        jwt: { issuer: options.baseUrl, audience: options.baseUrl, expirationTime: "15m" },
+        jwt: {
+          issuer: options.baseUrl,
+          audience: options.baseUrl,
+          // Short-lived: a service that verifies it offline honours a sign-out through the
+          // revocation list (GET /api/v1/tokens/revocations) or at the latest when it expires.
+          expirationTime: `${options.jwtTtlSeconds ?? DEFAULT_JWT_TTL_SECONDS}s`,
+          // sub is the user; sid the session (revoked with it), tid the tenant it acted in.
+          definePayload: ({ user, session }) => ({
+            sid: session.id,
+            tid: (session as { activeOrganizationId?: string | null }).activeOrganizationId ?? null,
+            email: user.email,
+          }),
+        },
         // Otherwise every session read signs a JWT (reading jwks): a query on the hot path
         // (better-auth#3954). Services that want a JWT ask /api/auth/token.
         disableSettingJwtHeader: true,

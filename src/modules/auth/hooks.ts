@@ -156,6 +156,7 @@ export function createAuditHooks(audit: AuditModule, revocations: Revocations, e
         });
         return;
       }
+      case "/organization/create":
       case "/organization/set-active":
       case "/update-user":
       case "/update-session": {

@@ -10,7 +10,8 @@
  *   cookie-cache age that user's sessions are confirmed against the database instead of the cookie;
  *   kept in `auth.session_revocations` and loaded at start-up, so a new instance knows them too;
  * - `changed` (active tenant set, impersonation ended, profile updated): cached resolutions of that
- *   user's sessions are dropped, and the next request reads the session afresh;
+ *   user's sessions are dropped, and their cookie-cache copies are confirmed against the database
+ *   for one cookie-cache age, so the next request — on any route — sees the change;
  * - `membership` (added to or removed from a tenant): cached memberships of that user are dropped.
  * Everyone else's hot path stays query-free.
  */
@@ -36,7 +37,9 @@ export function createRevocations(router: Router, cookieCacheSeconds: number) {
   let live = false;
 
   const apply = (event: SessionEvent, at: number) => {
-    if (event.kind === "revoked") {
+    // Either way the signed cookie-cache copies of the user's sessions are out of date: they are
+    // confirmed against the database for one cookie-cache age (here and in better-auth's routes).
+    if (event.kind === "revoked" || event.kind === "changed") {
       revokedAt.set(event.userId, Math.max(at, revokedAt.get(event.userId) ?? 0));
       // Entries older than the window no longer matter.
       if (revokedAt.size > 10_000) {

@@ -43,3 +43,55 @@ export function createAuthRoutes() {
       },
     );
 }
+
+const RevocationsSchema = z
+  .object({
+    ttlSeconds: z.number().int().openapi({ description: "Lifetime of the tokens: entries older than this no longer matter" }),
+    revoked: z.array(
+      z.object({
+        sub: z.string().openapi({ description: "The user whose sessions ended" }),
+        revokedAt: z.number().int().openapi({ description: "Seconds since the epoch: a token of this sub issued at or before it is revoked" }),
+      }),
+    ),
+  })
+  .openapi("TokenRevocations");
+
+export interface TokenRoutesOptions {
+  /** The users whose sessions ended within the tokens' lifetime. */
+  revokedWithin(seconds: number): Promise<{ userId: string; revokedAt: Date }[]>;
+  ttlSeconds: number;
+}
+
+/**
+ * `GET /api/v1/tokens/revocations`: what a service that verifies our JWTs offline (JWKS) needs to
+ * honour a sign-out, a ban or a password reset before the token expires — reject a token whose `sub`
+ * is listed with a `revokedAt` at or after its `iat`. Public, like a certificate revocation list:
+ * it names opaque user ids only, and only for one token lifetime.
+ */
+export function createTokenRoutes(options: TokenRoutesOptions) {
+  const app = createRoutes();
+  return app.openapi(
+    createRoute({
+      method: "get",
+      path: "/revocations",
+      tags: ["Auth"],
+      summary: "Users whose tokens were revoked within the tokens' lifetime (poll it; a few seconds' cache is fine)",
+      security: [],
+      responses: {
+        200: { description: "The revocations that still matter", content: { "application/json": { schema: RevocationsSchema } } },
+        ...errorResponses(503),
+      },
+    }),
+    async (c) => {
+      const rows = await options.revokedWithin(options.ttlSeconds);
+      c.header("cache-control", "public, max-age=5");
+      return c.json(
+        {
+          ttlSeconds: options.ttlSeconds,
+          revoked: rows.map((r) => ({ sub: r.userId, revokedAt: Math.floor(r.revokedAt.getTime() / 1000) })),
+        },
+        200,
+      );
+    },
+  );
+}

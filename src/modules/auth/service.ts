@@ -1,14 +1,14 @@
 /**
  * The auth module's SDK surface: better-auth's server API plus the helpers scripts and tests need.
  */
-import { eq } from "drizzle-orm";
+import { eq, gt } from "drizzle-orm";
 import type { Router } from "../../db/router.js";
 import type { Logger } from "../../logger.js";
 import { CommonErrors } from "../../errors.js";
 import type { AuditModule } from "../audit/index.js";
 import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
-import { createBetterAuth, DEFAULT_COOKIE_CACHE_SECONDS, sessionCookieName, sessionCookieNames, type AuthOptions } from "./better-auth.js";
+import { createBetterAuth, DEFAULT_COOKIE_CACHE_SECONDS, DEFAULT_JWT_TTL_SECONDS, sessionCookieName, sessionCookieNames, type AuthOptions } from "./better-auth.js";
 import { createSessionTruth } from "./session-truth.js";
 import { createRevocations } from "./revocations.js";
 import { createSessionCache } from "./session-cache.js";
@@ -18,7 +18,7 @@ import { createAuthRateLimit } from "./rate-limit.js";
 import { createPasswordWork } from "./password-work.js";
 import type { MiddlewareHandler } from "hono";
 import { OWASP_SCRYPT } from "./password.js";
-import { users } from "./schema.js";
+import { sessionRevocations, users } from "./schema.js";
 
 export interface AuthModuleOptions {
   router: Router;
@@ -115,6 +115,21 @@ export function createAuthModule({ router, audit, permissions, email, options, l
     /** Hono middleware giving `/api/v1` routes their user, session and tenant. */
     sessionMiddleware: () =>
       createSessionMiddleware({ auth, router, revocations, cache: sessionCache, memberships, trustedOrigins }),
+    /** Lifetime of the JWTs minted for other services, in seconds. */
+    jwtTtlSeconds: options.jwtTtlSeconds ?? DEFAULT_JWT_TTL_SECONDS,
+    /**
+     * The users whose sessions ended (signed out, banned, reset, revoked) within the last `seconds`.
+     *
+     * @example
+     * const recent = await sdk.auth.revokedWithin(300);
+     */
+    async revokedWithin(seconds: number) {
+      return router
+        .db("auth")
+        .select({ userId: sessionRevocations.userId, revokedAt: sessionRevocations.revokedAt })
+        .from(sessionRevocations)
+        .where(gt(sessionRevocations.revokedAt, new Date(Date.now() - seconds * 1000)));
+    },
     /** Starts applying other instances' session revocations (LISTEN); `npm start` calls it. */
     listen: () => revocations.listen(),
     /** Stops listening. */
