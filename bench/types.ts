@@ -146,7 +146,7 @@ export interface BenchContext {
 export interface Row {
   scenario: string;
   throughput: number;
-  unit: "req/s" | "ops/s" | "rows/s" | "emails/s" | "queries" | "checks/s" | "MB/s" | "MiB" | "ms" | "s";
+  unit: "ratio" | "req/s" | "ops/s" | "rows/s" | "emails/s" | "queries" | "checks/s" | "MB/s" | "MiB" | "ms" | "s";
   p50Ms?: number;
   p99Ms?: number;
   /** Ratio against a baseline or a sibling row measured in the same run. */
