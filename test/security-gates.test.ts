@@ -214,6 +214,27 @@ describe("one session truth", () => {
   });
 });
 
+describe("session lifetime", () => {
+  it("ends a session at its absolute lifetime however it is used, on /api/v1 and /api/auth alike", async () => {
+    const brief = createSdk({ ...protectedOptions(db.url), auth: { ...protectedOptions(db.url).auth, sessionMaxAgeSeconds: 2 } });
+    const briefApp = createApp(brief, { logRequests: false });
+    try {
+      await brief.auth.listen();
+      const user = await createTestUser(brief);
+      const me = async (headers: Record<string, string>) => (await briefApp.request("/api/v1/me", { headers })).status;
+      expect(await me(user.headers)).toBe(200);
+      expect(await me({ authorization: `Bearer ${user.token}` })).toBe(200);
+      await new Promise((r) => setTimeout(r, 2_300));
+      expect(await me(user.headers)).toBe(401);
+      expect(await me({ authorization: `Bearer ${user.token}` })).toBe(401);
+      const session = await briefApp.request("/api/auth/get-session", { headers: { authorization: `Bearer ${user.token}` } });
+      expect(await session.json()).toBeNull();
+    } finally {
+      await brief.close();
+    }
+  });
+});
+
 describe("tokens for other services", () => {
   it("live five minutes, name the session and tenant, and are listed as revoked within a second of a sign-out", async () => {
     const user = await createTestUser(sdk);

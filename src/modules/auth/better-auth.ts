@@ -22,6 +22,8 @@ import type { Revocations } from "./revocations.js";
 import * as tables from "./schema.js";
 
 export const DEFAULT_COOKIE_CACHE_SECONDS = 300;
+/** A session ends this long after sign-in however it is used (ASVS 7.3.2): 30 days. */
+export const DEFAULT_SESSION_MAX_AGE_SECONDS = 30 * 24 * 3600;
 /** Lifetime of the JWTs `/api/auth/token` mints for other services. */
 export const DEFAULT_JWT_TTL_SECONDS = 300;
 /** Request header carrying the client address to better-auth; set by the app, never trusted from clients. */
@@ -60,6 +62,12 @@ export interface AuthOptions {
   cookieCacheSeconds?: number;
   /** Lifetime of the JWTs minted for other services (`/api/auth/token`). Default 300. */
   jwtTtlSeconds?: number;
+  /**
+   * Absolute session lifetime: a session ends this long after sign-in, however often it is used.
+   * Default 30 days. (Inactivity: a session unused for 7 days ends — better-auth's expiry, extended
+   * at most once a day while in use.)
+   */
+  sessionMaxAgeSeconds?: number;
 }
 
 /** The innermost cause's message: what failed, without the query text and parameters wrappers add. */

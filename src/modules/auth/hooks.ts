@@ -41,6 +41,8 @@ export function createAuditBeforeHooks(audit: AuditModule, revocations: Revocati
       const session = await getSessionFromCtx(ctx).catch(() => null);
       if (!userId || !session) return;
       await exits.leaveAll(userId, "user.deleted");
+      // Sessions go with the user; cookie-cached copies of them must stop working everywhere too.
+      await revocations.revokeUser(userId);
       await audit.recordAuditEvent({
         action: "user.deleted",
         actor: { type: "user", id: session.user.id },

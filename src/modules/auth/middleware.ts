@@ -11,6 +11,7 @@ import type { SessionInfo, SessionUser } from "../../http/context.js";
 import { requestHeader } from "../../http/headers.js";
 import type { BetterAuth } from "./better-auth.js";
 import { AuthErrors } from "./errors.js";
+import { DEFAULT_SESSION_MAX_AGE_SECONDS } from "./better-auth.js";
 import { transientError } from "../../errors.js";
 import type { Revocations } from "./revocations.js";
 import type { SessionCache } from "./session-cache.js";
@@ -20,7 +21,13 @@ const tenantHeader = z.uuid();
 
 export interface ResolvedSession {
   user: { id: string; email: string; name: string; emailVerified: boolean; role?: string | null; banned?: boolean | null };
-  session: { id: string; expiresAt: Date; activeOrganizationId?: string | null; impersonatedBy?: string | null };
+  session: { id: string; expiresAt: Date; createdAt?: Date | string; activeOrganizationId?: string | null; impersonatedBy?: string | null };
+}
+
+/** When a session ends whatever its use (ASVS 7.3.2): its start plus the absolute lifetime. */
+export function absoluteEnd(data: ResolvedSession, maxAgeMs: number): number {
+  const created = data.session.createdAt === undefined ? Date.now() : new Date(data.session.createdAt).getTime();
+  return created + maxAgeMs;
 }
 
 async function getSession(auth: BetterAuth, headers: Headers, fromDatabase: boolean) {
@@ -49,11 +56,14 @@ export async function resolveSession(
   headers: Headers,
   revocations?: Revocations,
   cache?: SessionCache,
+  maxAgeMs = DEFAULT_SESSION_MAX_AGE_SECONDS * 1000,
 ): Promise<{ data: ResolvedSession | null; headers?: Headers }> {
   const remembered = cache?.get(headers);
   if (remembered) return { data: remembered };
   let resolved = await getSession(auth, headers, false);
   if (resolved.data && revocations?.mustConfirm(resolved.data.user.id)) resolved = await getSession(auth, headers, true);
+  // better-auth extends a session in use for ever; past its absolute lifetime it is over.
+  if (resolved.data && absoluteEnd(resolved.data, maxAgeMs) <= Date.now()) return { data: null };
   // A response that refreshes cookies changes the credential: only a settled one is remembered.
   if (resolved.data && cache && !resolved.headers?.getSetCookie().length) cache.set(headers, resolved.data);
   return resolved;
@@ -73,6 +83,8 @@ export interface SessionMiddlewareOptions {
   memberships: Memberships;
   /** Browser origins allowed to write with a session cookie. */
   trustedOrigins: readonly string[];
+  /** Absolute session lifetime in milliseconds. */
+  sessionMaxAgeMs: number;
 }
 
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
@@ -152,7 +164,7 @@ export function createSessionMiddleware(options: SessionMiddlewareOptions): (c: 
       }
     }
     return (async () => {
-      const { data, headers } = remembered ? { data: remembered, headers: undefined } : await resolveSession(auth, c.req.raw.headers, revocations, cache);
+      const { data, headers } = remembered ? { data: remembered, headers: undefined } : await resolveSession(auth, c.req.raw.headers, revocations, cache, options.sessionMaxAgeMs);
       let tenant: string | null = null;
       if (data) {
         checkOrigin(c);

@@ -8,7 +8,7 @@ import { CommonErrors } from "../../errors.js";
 import type { AuditModule } from "../audit/index.js";
 import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
-import { createBetterAuth, DEFAULT_COOKIE_CACHE_SECONDS, DEFAULT_JWT_TTL_SECONDS, sessionCookieName, sessionCookieNames, type AuthOptions } from "./better-auth.js";
+import { createBetterAuth, DEFAULT_COOKIE_CACHE_SECONDS, DEFAULT_JWT_TTL_SECONDS, DEFAULT_SESSION_MAX_AGE_SECONDS, sessionCookieName, sessionCookieNames, type AuthOptions } from "./better-auth.js";
 import { createSessionTruth } from "./session-truth.js";
 import { createRevocations } from "./revocations.js";
 import { createSessionCache } from "./session-cache.js";
@@ -40,9 +40,17 @@ export function createAuthModule({ router, audit, permissions, email, options, l
   }
   const revocations = createRevocations(router, options.cookieCacheSeconds ?? DEFAULT_COOKIE_CACHE_SECONDS);
   const auth = createBetterAuth(options, { router, audit, permissions, email, revocations, logger, production });
-  const sessionCache = createSessionCache(revocations, { sessionCookie: sessionCookieName(production) });
+  const sessionMaxAgeMs = (options.sessionMaxAgeSeconds ?? DEFAULT_SESSION_MAX_AGE_SECONDS) * 1000;
+  const sessionCache = createSessionCache(revocations, { sessionCookie: sessionCookieName(production), sessionMaxAgeMs });
   const memberships = createMemberships(router, revocations);
-  const admit = createSessionTruth({ auth, revocations, cache: sessionCache, cookies: sessionCookieNames(production), secure: production });
+  const admit = createSessionTruth({
+    auth,
+    revocations,
+    cache: sessionCache,
+    cookies: sessionCookieNames(production),
+    secure: production,
+    sessionMaxAgeMs,
+  });
   const trustedOrigins = options.trustedOrigins ?? [];
 
   return {
@@ -72,7 +80,7 @@ export function createAuthModule({ router, audit, permissions, email, options, l
      * if (!session) return new Response("Unauthorized", { status: 401 });
      */
     async getSession(headers: Headers) {
-      return (await resolveSession(auth, headers, revocations, sessionCache)).data;
+      return (await resolveSession(auth, headers, revocations, sessionCache, sessionMaxAgeMs)).data;
     },
     /**
      * Creates a user with a password (sign-up in one unit of work: user, account, default role, audit
@@ -114,7 +122,7 @@ export function createAuthModule({ router, audit, permissions, email, options, l
     ],
     /** Hono middleware giving `/api/v1` routes their user, session and tenant. */
     sessionMiddleware: () =>
-      createSessionMiddleware({ auth, router, revocations, cache: sessionCache, memberships, trustedOrigins }),
+      createSessionMiddleware({ auth, router, revocations, cache: sessionCache, memberships, trustedOrigins, sessionMaxAgeMs }),
     /** Lifetime of the JWTs minted for other services, in seconds. */
     jwtTtlSeconds: options.jwtTtlSeconds ?? DEFAULT_JWT_TTL_SECONDS,
     /**

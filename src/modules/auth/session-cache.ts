@@ -12,7 +12,7 @@
  *   feed) is never answered from it until the revocation window has passed, and one whose sessions
  *   changed (active tenant, impersonation) is dropped from it.
  */
-import type { ResolvedSession } from "./middleware.js";
+import { absoluteEnd, type ResolvedSession } from "./middleware.js";
 import type { Revocations } from "./revocations.js";
 
 interface Entry {
@@ -41,7 +41,7 @@ export interface HeaderSource {
 
 export function createSessionCache(
   revocations: Revocations,
-  options: { sessionCookie: string; ttlMs?: number; maxEntries?: number },
+  options: { sessionCookie: string; ttlMs?: number; maxEntries?: number; sessionMaxAgeMs?: number },
 ) {
   const ttlMs = options.ttlMs ?? 30_000;
   const maxEntries = options.maxEntries ?? 50_000;
@@ -90,7 +90,8 @@ export function createSessionCache(
         return;
       }
       if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
-      entries.set(key, { data, until: Math.min(Date.now() + ttlMs, new Date(data.session.expiresAt).getTime()) });
+      const end = Math.min(new Date(data.session.expiresAt).getTime(), absoluteEnd(data, options.sessionMaxAgeMs ?? Infinity));
+      entries.set(key, { data, until: Math.min(Date.now() + ttlMs, end) });
     },
   };
 }

@@ -22,6 +22,7 @@ export interface SessionTruthOptions {
   cache: SessionCache;
   cookies: { token: string; cache: string; all: string[] };
   secure: boolean;
+  sessionMaxAgeMs: number;
 }
 
 /** The Cookie header without the named cookies. */
@@ -33,7 +34,7 @@ function withoutCookies(header: string, names: readonly string[]): string {
     .join("; ");
 }
 
-export function createSessionTruth({ auth, revocations, cache, cookies, secure }: SessionTruthOptions) {
+export function createSessionTruth({ auth, revocations, cache, cookies, secure, sessionMaxAgeMs }: SessionTruthOptions) {
   const expired = cookies.all.map(
     (name) => `${name}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax${secure || name.startsWith("__Secure-") ? "; Secure" : ""}`,
   );
@@ -42,16 +43,19 @@ export function createSessionTruth({ auth, revocations, cache, cookies, secure }
    * session cookies cleared, when the session is gone).
    */
   return async function admit(request: Request): Promise<{ request: Request; clearCookies: string[] }> {
-    const header = request.headers.get("cookie");
-    const carriesSession = header ? cookieValue(header, cookies.token) !== undefined : false;
+    const header = request.headers.get("cookie") ?? "";
+    const bearer = /^bearer /i.test(request.headers.get("authorization") ?? "");
+    const carriesSession = bearer || cookieValue(header, cookies.token) !== undefined;
     if (!carriesSession) return { request, clearCookies: [] };
-    const resolved = await resolveSession(auth, request.headers, revocations, cache);
+    const resolved = await resolveSession(auth, request.headers, revocations, cache, sessionMaxAgeMs);
     const stale = !resolved.data;
     if (!stale && !revocations.mustConfirm(resolved.data!.user.id)) return { request, clearCookies: [] };
     const headers = new Headers(request.headers);
-    const kept = withoutCookies(header!, stale ? cookies.all : [cookies.cache]);
+    const kept = withoutCookies(header, stale ? cookies.all : [cookies.cache]);
     if (kept) headers.set("cookie", kept);
     else headers.delete("cookie");
+    // A bearer token of an ended session (past its absolute lifetime, say) goes too.
+    if (stale) headers.delete("authorization");
     const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
     return {
       request: new Request(request.url, { method: request.method, headers, body: body?.byteLength ? body : undefined }),
