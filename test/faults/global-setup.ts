@@ -11,6 +11,7 @@
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import postgres from "postgres";
 import type { TestProject } from "vitest/node";
 import { startEmbeddedPostgres } from "../../src/db/embedded.js";
 import { migrateDatabase } from "../../src/db/migrate.js";
@@ -30,7 +31,25 @@ export default async function setup(project: TestProject) {
   await chmod(root, 0o755);
   const golden = join(root, "golden");
   const started = Date.now();
-  const cluster = await startEmbeddedPostgres({ dataDir: golden, database: GOLDEN_DATABASE });
+  try {
+    await createGolden(golden);
+  } catch (error) {
+    await killLeftovers(root);
+    await rm(root, { recursive: true, force: true });
+    throw error;
+  }
+  process.stderr.write(`[faults] golden cluster ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${golden})\n`);
+  project.provide("faults", { root, golden });
+  return async () => {
+    const killed = await killLeftovers(root);
+    if (killed.length > 0) process.stderr.write(`[faults] teardown killed leftovers: ${killed.join(", ")}\n`);
+    await rm(root, { recursive: true, force: true });
+  };
+}
+
+/** Initialises a cluster in `dir`, migrates and seeds its database, adds the fault routes' table, and stops it. */
+async function createGolden(dir: string): Promise<void> {
+  const cluster = await startEmbeddedPostgres({ dataDir: dir, database: GOLDEN_DATABASE });
   try {
     await migrateDatabase("main", cluster.url);
     const seeder = createSdk({ databaseUrl: cluster.url });
@@ -39,9 +58,8 @@ export default async function setup(project: TestProject) {
     } finally {
       await seeder.close();
     }
-    // The test-only table the fault routes write (harness/fault-routes.ts), granted as an SDK user's
-    // own migration would grant theirs.
-    const { default: postgres } = await import("postgres");
+    // The test-only table of the fault route (harness/fault-routes.ts), granted to the runtime role
+    // as an SDK user's own migration grants theirs.
     const owner = postgres(cluster.url, { max: 1, onnotice: () => {} });
     try {
       await owner.unsafe(FAULT_TABLES_SQL);
@@ -51,11 +69,4 @@ export default async function setup(project: TestProject) {
   } finally {
     await cluster.stop();
   }
-  process.stderr.write(`[faults] golden cluster ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${golden})\n`);
-  project.provide("faults", { root, golden });
-  return async () => {
-    const killed = await killLeftovers(root);
-    if (killed.length > 0) process.stderr.write(`[faults] teardown killed leftovers: ${killed.join(", ")}\n`);
-    await rm(root, { recursive: true, force: true });
-  };
 }

@@ -9,6 +9,7 @@ import { createApp, type App, type AppOptions } from "../../../src/app.js";
 import type { TopologyInput } from "../../../src/db/topology.js";
 import { startServer } from "../../../src/http/serve.js";
 import { createSdk, type Sdk } from "../../../src/index.js";
+import { createJsonLogger } from "../../../src/logger.js";
 import type { Cleanup } from "./processes.js";
 
 /** The pool every scenario runs with: small, as the DESIGN asks for fault tests. */
@@ -16,6 +17,8 @@ export const POOL_MAX = 5;
 
 export interface RunningApp {
   sdk: Sdk;
+  /** The app's warnings and errors (JSON lines), for failure messages and diagnoses. */
+  logs: string[];
   url: string;
   /** The Origin the app trusts (its base URL's). */
   origin: string;
@@ -26,14 +29,16 @@ export async function startApp(
   cleanup: Cleanup,
   options: { mount?: (app: App, sdk: Sdk) => void; app?: AppOptions } = {},
 ): Promise<RunningApp> {
-  const sdk = createSdk({ topology, environment: "test", auth: { secret: randomUUID() + randomUUID() } });
+  const logs: string[] = [];
+  const logger = createJsonLogger("warn", (line) => void logs.push(line.trimEnd()));
+  const sdk = createSdk({ topology, environment: "test", logger, auth: { secret: randomUUID() + randomUUID() } });
   cleanup.defer("sdk", () => sdk.close());
   const app = createApp(sdk, { logRequests: false, ...options.app });
   options.mount?.(app, sdk);
   await sdk.auth.listen();
   const running = await startServer(app.fetch, { port: 0 });
   cleanup.defer("http server", () => running.close({ graceMs: 1000 }));
-  return { sdk, url: running.url, origin: "http://localhost:3000" };
+  return { sdk, logs, url: running.url, origin: "http://localhost:3000" };
 }
 
 /** A database with the scenario's pool (max POOL_MAX, everything else at its default). */
