@@ -66,3 +66,29 @@ export async function appConnections(owner: postgres.Sql): Promise<AppConnection
     from pg_stat_activity where datname = current_database() and application_name = 'sv-sdk'`;
   return { total: row!.total, listeners: row!.listeners, pool: row!.total - row!.listeners };
 }
+
+export interface RolePairs {
+  /** Role names whose row and `role.created` audit event both committed. */
+  committed: Set<string>;
+  /** Names with one of the two only. */
+  partial: string[];
+}
+
+/**
+ * What a real mutation committed: each role of `tenantId` named with `prefix`, and its `role.created`
+ * audit event (same transaction), read as the owner of the database the tenant lives on.
+ */
+export async function rolePairs(owner: postgres.Sql, tenantId: string, prefix: string): Promise<RolePairs> {
+  const rows = await owner<{ name: string | null; role_id: string | null; audit_id: string | null }[]>`
+    with r as (select id::text as id, name from permissions.roles where tenant_id = ${tenantId} and name like ${prefix + "%"}),
+         a as (select target_id as id, changes->'after'->>'name' as name from audit.audit_logs
+               where action = 'role.created' and tenant_id = ${tenantId} and changes->'after'->>'name' like ${prefix + "%"})
+    select coalesce(r.name, a.name) as name, r.id as role_id, a.id as audit_id from r full join a on a.id = r.id`;
+  const committed = new Set<string>();
+  const partial: string[] = [];
+  for (const row of rows) {
+    if (row.role_id && row.audit_id) committed.add(row.name!);
+    else partial.push(`${row.name} (${row.role_id ? "role without its audit event" : "audit event without its role"})`);
+  }
+  return { committed, partial };
+}
