@@ -68,7 +68,7 @@ describe("tenant B's database frozen (SIGSTOP)", () => {
     expect(outcome(await createRole(headersB, "b-before"))).toBe("201");
 
     // A's latency with nothing frozen, for the report.
-    const baseline = runLoad(2, async (client, i) =>
+    const baseline = runLoad(cleanup, 2, async (client, i) =>
       client === 0 ? { kind: "A read", answer: await readRoles(headersA) } : { kind: "A write", answer: await createRole(headersA, `a-base-${i}`) },
     );
     await sleep(1_500);
@@ -80,10 +80,10 @@ describe("tenant B's database frozen (SIGSTOP)", () => {
     let stopLoad = false;
     let thawedAt = Number.POSITIVE_INFINITY;
     // A: a reader and a writer, back to back. B: clients that retry as soon as they are answered.
-    const loadA = runLoad(2, async (client, i) =>
+    const loadA = runLoad(cleanup, 2, async (client, i) =>
       client === 0 ? { kind: "A read", answer: await readRoles(headersA) } : { kind: "A write", answer: await createRole(headersA, `a-${i}`) },
     );
-    const loadB = runLoad(FROZEN_TENANT_CLIENTS, async (client, i) => {
+    const loadB = runLoad(cleanup, FROZEN_TENANT_CLIENTS, async (client, i) => {
       if (stopLoad) return undefined;
       return client === 0 ? { kind: "B write", answer: await createRole(headersB, `b-${i}`) } : { kind: "B read", answer: await readRoles(headersB) };
     });

@@ -50,7 +50,7 @@ describe("SIGTERM to the server under load", () => {
   it("finishes requests in flight, refuses new connections, and exits 0 with its PostgreSQL within the timeout", async () => {
     expect(processesUnder(join(dataDir, "postgres")).length, "the embedded PostgreSQL is not running").toBeGreaterThan(0);
     const attempted: string[] = [];
-    const load = runLoad(4, async (client, i) => {
+    const load = runLoad(cleanup, 4, async (client, i) => {
       if (client < 2) return { kind: "read", answer: await send(`${server.url}/api/v1/permissions/roles?limit=5`, { headers: tenant.headers, timeoutMs: 15_000 }) };
       const name = `s-${client}-${i}`;
       attempted.push(name);

@@ -1,8 +1,8 @@
 /**
  * Scenario 6 — kill -9 between commit and email dispatch. The real server sends through Resend's
- * API, pointed (RESEND_BASE_URL) at the local stand-in (fake-resend.ts, in this process), which
- * counts deliveries and Idempotency-Keys and answers a key it has seen from its idempotency cache,
- * as Resend does. A sign-up commits its verification mail to the outbox; the server is SIGKILLed:
+ * API, pointed (RESEND_BASE_URL, through a tap that notes each request's arrival) at the local
+ * stand-in (fake-resend.ts, in this process), which counts deliveries and Idempotency-Keys and
+ * answers a key it has seen from its idempotency cache, as Resend does. A sign-up commits its verification mail to the outbox; the server is SIGKILLed:
  *
  * - before the dispatcher sends (it is off for that run: EMAIL_DISPATCHER=off): after a restart with
  *   the dispatcher on, the mail is sent exactly once;
@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startFakeResend, type FakeResend } from "../../src/modules/email/testing/fake-resend.js";
 import { ownerSql } from "./harness/app.js";
 import { describe as outcome, send } from "./harness/http.js";
+import { startProviderTap, type ProviderTap } from "./harness/provider-tap.js";
 import { waitFor } from "./harness/load.js";
 import { Cleanup, exitWithin, sleep, startCluster, startServerProcess, type ServerProcess } from "./harness/processes.js";
 
@@ -24,6 +25,7 @@ let root: string;
 let env: Record<string, string>;
 let owner: postgres.Sql;
 let fake: FakeResend;
+let tap: ProviderTap;
 
 interface OutboxRow {
   id: string;
@@ -39,11 +41,12 @@ beforeAll(async () => {
   owner = ownerSql(cluster.url, cleanup);
   fake = await startFakeResend();
   cleanup.defer("fake Resend", () => fake.close());
+  tap = await startProviderTap(fake.url, cleanup);
   env = {
     DATABASE_URL: cluster.url,
     DATA_DIR: `${root}/mail-server-data`,
     RESEND_API_KEY: "re_faults_test",
-    RESEND_BASE_URL: fake.url,
+    RESEND_BASE_URL: tap.url,
   };
 });
 afterAll(() => cleanup.run());
@@ -110,11 +113,11 @@ describe("kill -9 between commit and email dispatch", () => {
     fake.latencyMs = 3_000;
     const email = `carol-${Date.now()}@example.test`;
     const row = await signUp(first, email);
-    // Claimed (committed before the send), then the request is on its way to the stand-in.
-    const claimed = await waitFor(async () => (await outbox(email))[0]?.status === "sending", 10_000, 50);
-    expect(claimed, "the dispatcher did not claim the row within 10 s").toBeDefined();
-    await sleep(500);
+    // The provider request has arrived (the claim committed before it): kill while the stand-in holds it.
+    const arrived = await waitFor(async () => tap.arrived.includes(row.id), 10_000, 20);
+    expect(arrived, "the dispatcher sent nothing within 10 s").toBeDefined();
     await kill9(first);
+    expect(deliveredFor(row.id), "the stand-in accepted the message before the kill").toEqual([]);
     // The stand-in accepts the held request although its client is gone: the provider has the mail.
     expect(await waitFor(async () => deliveredFor(row.id).length === 1, 5_000, 50)).toBeDefined();
     fake.latencyMs = 0;

@@ -59,7 +59,7 @@ describe("PostgreSQL stopped and started under mixed load", () => {
       send(`${server.url}/api/v1/permissions/roles`, { method: "POST", headers: tenant.headers, body: { name, permissions: ["docs:read"] }, timeoutMs: 15_000 });
     const attempted: string[] = [];
     let signIns = 0;
-    const load = runLoad(5, async (client, i) => {
+    const load = runLoad(cleanup, 5, async (client, i) => {
       if (client < 2) return { kind: "read", answer: await readRoles() };
       if (client < 4) {
         const name = `r-${client}-${i}`;

@@ -87,7 +87,7 @@ describe("a backend terminated mid-transaction", () => {
 
   it("under load, with every connection of the pool terminated at once: each unit 503 within 2 s, no partial rows, every later request served", async () => {
     // Reads keep coming while the writers hold every connection; they queue for a turn at the pool.
-    const reads = runLoad(2, async () => ({ kind: "read", answer: await readRoles() }), 50);
+    const reads = runLoad(cleanup, 2, async () => ({ kind: "read", answer: await readRoles() }), 50);
     const writers = Array.from({ length: POOL_MAX }, (_, i) => write(`multi-${i}`, [4]));
     let pids: number[] = [];
     const holding = await waitFor(async () => (pids = await sleepingBackends("multi-")).length === POOL_MAX, 5_000);

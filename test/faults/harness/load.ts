@@ -3,7 +3,7 @@
  * answered, until told to stop — every answer kept with its kind and timing for the assertions.
  */
 import type { Answer } from "./http.js";
-import { sleep } from "./processes.js";
+import { sleep, type Cleanup } from "./processes.js";
 
 export interface Sample extends Answer {
   kind: string;
@@ -17,9 +17,11 @@ export interface Load {
 
 /**
  * Runs `clients` loops of `next(client, iteration)`; each resolves with the kind of request it sent
- * and its answer. `pauseMs` between one client's requests (0: back to back).
+ * and its answer. `pauseMs` between one client's requests (0: back to back). `cleanup` stops it if
+ * the scenario fails before it does.
  */
 export function runLoad(
+  cleanup: Cleanup,
   clients: number,
   next: (client: number, iteration: number) => Promise<{ kind: string; answer: Answer } | undefined>,
   pauseMs = 0,
@@ -33,7 +35,7 @@ export function runLoad(
       if (pauseMs > 0 && !stopped) await sleep(pauseMs);
     }
   });
-  return {
+  const load: Load = {
     samples,
     async stop() {
       stopped = true;
@@ -41,6 +43,8 @@ export function runLoad(
       return samples;
     },
   };
+  cleanup.defer("load", () => load.stop());
+  return load;
 }
 
 /** The p-th percentile (0–100) of `values`, nearest rank; NaN for none. */
