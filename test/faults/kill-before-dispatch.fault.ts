@@ -26,6 +26,8 @@ let env: Record<string, string>;
 let owner: postgres.Sql;
 let fake: FakeResend;
 let tap: ProviderTap;
+/** A server left running, dispatcher on, by the first scenario: the second starts from it (one start fewer). */
+let dispatching: ServerProcess | undefined;
 
 interface OutboxRow {
   id: string;
@@ -104,11 +106,11 @@ describe("kill -9 between commit and email dispatch", () => {
     expect(deliveredFor(row.id)).toHaveLength(1);
     expect(requestsFor(row.id)).toHaveLength(1);
     expect(after!.provider_message_id).toBe(deliveredFor(row.id)[0]!.providerId);
-    await stop(second);
+    dispatching = second;
   });
 
   it("delivers one message when the kill lands while the provider request is in flight", async () => {
-    const first = await start({ EMAIL_DISPATCHER: "on" });
+    const first = dispatching ?? (await start({ EMAIL_DISPATCHER: "on" }));
     // The stand-in holds each request 3 s before it accepts it (and answers).
     fake.latencyMs = 3_000;
     const email = `carol-${Date.now()}@example.test`;
