@@ -31,7 +31,7 @@ let base = "";
 
 beforeAll(async () => {
   database = await createIsolatedDatabase(inject("svTestDatabase"));
-  sdk = createSdk(testSdkOptions(database.url));
+  sdk = createSdk(testSdkOptions(database));
   const app = createApp(sdk, { logRequests: false });
   const port = await freePort();
   await new Promise<void>((resolve) => {
