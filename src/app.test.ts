@@ -167,7 +167,7 @@ describe("health and readiness", () => {
       } finally {
         await owner.end({ timeout: 5 });
       }
-      sdk = createSdk({ databaseUrl: isolated.url, environment: "test" });
+      sdk = createSdk({ databaseUrl: isolated.url, databaseAppUrl: isolated.appUrl, environment: "test" });
     });
     afterAll(async () => {
       await sdk?.close();
@@ -202,11 +202,11 @@ describe("health and readiness", () => {
 
   it("/ready stays 200 (degraded) while only a database other than the control plane is unreachable, 503 when strict", async () => {
     const port = await freePort();
-    const { url } = inject("svTestDatabase");
+    const { url, appUrl } = inject("svTestDatabase");
     const sdk = createSdk({
       topology: {
         databases: {
-          main: { url },
+          main: { url, appUrl },
           tenant_db: { url: `postgres://nobody:x@127.0.0.1:${port}/none`, pool: { connectTimeoutSeconds: 2 } },
         },
       },

@@ -14,5 +14,6 @@ export {
   createTestUser,
   TEST_ORIGIN,
   testSdkOptions,
+  type TestDatabaseUrls,
   type TestUser,
 } from "./testing/factories.js";

@@ -37,7 +37,7 @@ beforeAll(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   // The page's cookie requests carry this origin: better-auth refuses untrusted ones.
-  sdk = createSdk(testSdkOptions(database.url, { auth: { baseUrl: base, trustedOrigins: [base] } }));
+  sdk = createSdk(testSdkOptions(database, { auth: { baseUrl: base, trustedOrigins: [base] } }));
   const app = createApp(sdk, { logRequests: false });
   await new Promise<void>((resolve) => {
     server = serve({ fetch: app.fetch, port, hostname: "127.0.0.1" }, () => resolve());

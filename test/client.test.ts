@@ -22,7 +22,7 @@ beforeAll(async () => {
   database = await createIsolatedDatabase(inject("svTestDatabase"));
   const port = await freePort();
   baseUrl = `http://127.0.0.1:${port}`;
-  sdk = createSdk(testSdkOptions(database.url, { auth: { baseUrl } }));
+  sdk = createSdk(testSdkOptions(database, { auth: { baseUrl } }));
   server = serve({ fetch: createApp(sdk, { logRequests: false }).fetch, port, hostname: "127.0.0.1" });
 });
 afterAll(async () => {

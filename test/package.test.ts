@@ -31,7 +31,7 @@ import { eq } from "drizzle-orm";
 import { createSdk, users } from "sv-sdk";
 import { withRollback } from "sv-sdk/testing";
 
-const sdk = createSdk({ databaseUrl: process.env.DATABASE_URL, environment: "test" });
+const sdk = createSdk({ databaseUrl: process.env.DATABASE_URL, databaseAppUrl: process.env.DATABASE_APP_URL, environment: "test" });
 const email = "packed-" + Date.now() + "@example.test";
 let inside = 0;
 await withRollback(sdk, async () => {
@@ -68,7 +68,7 @@ it(
     const { stdout } = await run("node", ["consumer.mjs"], {
       cwd: project,
       timeout: 60_000,
-      env: { ...process.env, DATABASE_URL: database.url },
+      env: { ...process.env, DATABASE_URL: database.url, DATABASE_APP_URL: database.appUrl },
     });
     expect(JSON.parse(stdout.trim().split("\n").pop()!)).toEqual({ inside: 1, after: 0 });
   },

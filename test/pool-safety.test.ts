@@ -31,7 +31,7 @@ afterAll(async () => {
 /** An SDK as production runs it (rate limits on, OWASP password cost), on a pool of `max`. */
 function productionLikeSdk(max: number, pool: Record<string, number> = {}): Sdk {
   return createSdk({
-    topology: { databases: { main: { url: db.url, pool: { max, ...pool } } } },
+    topology: { databases: { main: { url: db.url, appUrl: db.appUrl, pool: { max, ...pool } } } },
     environment: "test",
     auth: { secret: randomUUID() + randomUUID() },
   });

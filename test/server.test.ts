@@ -151,6 +151,7 @@ describe("the server process", () => {
     const started = startServer({
       NODE_ENV: "test",
       DATABASE_URL: database.url,
+      DATABASE_APP_URL: database.appUrl,
       PORT: String(port),
       HOST: "127.0.0.1",
       LOG_LEVEL: "info",

@@ -1,7 +1,7 @@
 /**
  * Shared set-up for this repository's tests, on top of `sv-sdk/testing` (src/testing.ts): an SDK and
- * app on the shared test database, and an owner connection for assertions that must see past
- * row-level security; two databases for a tenant placed on one of its own.
+ * app on the shared test database (running as its sv_app login), and an owner connection for
+ * assertions that must see past row-level security; two databases for a tenant placed on one of its own.
  */
 import postgres from "postgres";
 import { afterAll, beforeAll, inject } from "vitest";
@@ -15,10 +15,10 @@ export { cookieHeader, TEST_ORIGIN, testSdkOptions } from "../src/testing.js";
 export type SignedInUser = TestUser;
 
 export function useTestSdk(options: Partial<SdkOptions> = {}, appOptions: AppOptions = {}) {
-  const { url } = inject("svTestDatabase");
-  const sdk = createSdk(testSdkOptions(url, options));
+  const database = inject("svTestDatabase");
+  const sdk = createSdk(testSdkOptions(database, options));
   const app = createApp(sdk, { logRequests: false, ...appOptions });
-  const owner = postgres(url, { max: 2, onnotice: () => {} });
+  const owner = postgres(database.url, { max: 2, onnotice: () => {} });
   afterAll(async () => {
     await sdk.close();
     await owner.end({ timeout: 5 });
@@ -45,7 +45,7 @@ export interface TwoDatabases {
   /** Owner connections, past row-level security. */
   mainSql: postgres.Sql;
   tenantSql: postgres.Sql;
-  /** `{ main, tenant_db }`, parsed. */
+  /** `{ main, tenant_db }` with their sv_app logins, parsed. */
   topology: Topology;
 }
 
@@ -63,7 +63,9 @@ export function useTwoDatabases(connection: Record<string, string> = {}): TwoDat
       tenantDb,
       mainSql: postgres(main.url, { max: 2, onnotice: () => {}, connection }),
       tenantSql: postgres(tenantDb.url, { max: 2, onnotice: () => {}, connection }),
-      topology: parseTopology({ databases: { main: { url: main.url }, tenant_db: { url: tenantDb.url } } }),
+      topology: parseTopology({
+        databases: { main: { url: main.url, appUrl: main.appUrl }, tenant_db: { url: tenantDb.url, appUrl: tenantDb.appUrl } },
+      }),
     });
   }, 60_000);
   afterAll(async () => {

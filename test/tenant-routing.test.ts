@@ -39,7 +39,7 @@ beforeAll(async () => {
   ({ mainSql, tenantSql, topology } = databases);
   // Deleting the dedicated database's platform roles first proves seed() reaches it.
   await tenantSql`delete from permissions.roles where tenant_id is null`;
-  sdk = createSdk(testSdkOptions(databases.main.url, { topology }));
+  sdk = createSdk(testSdkOptions(databases.main, { topology }));
   await sdk.seed();
   app = createApp(sdk, { logRequests: false });
   owner = await signedInUser(sdk);
@@ -96,7 +96,7 @@ describe("a moved tenant", () => {
   });
 
   it("stops granting a revoked permission once its own database notifies the change", async () => {
-    const other = createSdk(testSdkOptions(databases.main.url, { topology }));
+    const other = createSdk(testSdkOptions(databases.main, { topology }));
     try {
       await other.permissions.ready();
       const role = await sdk.permissions.createRole({ name: `temp-${randomUUID().slice(0, 8)}`, permissions: ["reports:read"] }, { tenant: tenantId });

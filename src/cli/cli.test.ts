@@ -30,7 +30,7 @@ interface Ran {
 function cli(args: string[], options: { env?: Record<string, string>; stdin?: string; ms?: number } = {}): Promise<Ran> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/index.ts", ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", DATA_DIR: dataDir, DATABASE_URL: db.url, ...options.env },
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", DATA_DIR: dataDir, DATABASE_URL: db.url, DATABASE_APP_URL: db.appUrl, ...options.env },
     stdio: ["pipe", "pipe", "pipe"],
   });
   let stdout = "";
@@ -119,7 +119,7 @@ describe("sv-sdk", () => {
     expect(again.stderr).toContain("already exists");
     expect(again.stdout + again.stderr).not.toContain("another long password");
 
-    const sdk = createSdk(testSdkOptions(db.url));
+    const sdk = createSdk(testSdkOptions(db));
     try {
       const signedIn = await sdk.auth.api.signInEmail({ body: { email: "ada@example.test", password: password! } });
       const userId = signedIn.user.id;
@@ -161,7 +161,9 @@ describe("sv-sdk", () => {
         const tenantId = "7f9c0a52-3d7c-4d0e-9a53-8c3f6a1e2b4d";
         await sql`insert into auth.organizations (id, name, slug) values (${tenantId}, 'Acme', 'acme')`;
         await sql`insert into permissions.roles (tenant_id, name) values (${tenantId}, 'editor'), (${tenantId}, 'viewer')`;
-        const topology = JSON.stringify({ databases: { main: { url: main.url }, tenant_acme: { url: other.url } } });
+        const topology = JSON.stringify({
+          databases: { main: { url: main.url, appUrl: main.appUrl }, tenant_acme: { url: other.url, appUrl: other.appUrl } },
+        });
         const env = { DATABASE_URL: main.url, DATABASE_TOPOLOGY: topology };
         const moved = await cli(["tenant:move", "--tenant", tenantId, "--to", "tenant_acme", "--batch", "1"], { env });
         expect(moved.code, moved.stderr).toBe(0);

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import postgres from "postgres";
 import { describe, expect, inject, it } from "vitest";
+import { createIsolatedDatabase } from "../testing/database.js";
 import { migrateDatabase, shippedMigrationCount, appliedMigrationCount } from "./migrate.js";
 
 /** An empty database (not cloned from the migrated template) on the test server; dropped by `drop`. */
@@ -122,6 +123,53 @@ describe("migrateDatabase", () => {
     const db = await emptyDatabase();
     try {
       expect(await withSql(db.url, appliedMigrationCount)).toBe(0);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+describe("the runtime login (appUrl)", () => {
+  const loginUrl = (base: string, user: string, password: string) => {
+    const url = new URL(base);
+    url.username = user;
+    url.password = password;
+    return url.toString();
+  };
+
+  it("creates a login of its own, a member of sv_app only; a new password in the URL replaces the old one", async () => {
+    const db = await createIsolatedDatabase(inject("svTestDatabase"));
+    const name = `sv_app_rt_${randomBytes(4).toString("hex")}`;
+    try {
+      const first = loginUrl(db.url, name, "first password");
+      await migrateDatabase("main", db.url, { appUrl: first });
+      const member = await withSql(first, (sql) => sql<{ rolname: string }[]>`
+        select rolname from pg_roles where pg_has_role(session_user, oid, 'MEMBER') order by 1`);
+      expect(member.map((r) => r.rolname)).toEqual([name, "sv_app"].sort());
+      expect(await withSql(first, (sql) => sql`select 1 from auth.users limit 1`)).toBeDefined();
+
+      const second = loginUrl(db.url, name, "second password");
+      await migrateDatabase("main", db.url, { appUrl: second });
+      const [who] = await withSql(second, (sql) => sql<{ u: string }[]>`select session_user as u`);
+      expect(who!.u).toBe(name);
+      await expect(withSql(first, (sql) => sql`select 1`)).rejects.toMatchObject({ code: "28P01" });
+    } finally {
+      await withSql(db.url, (sql) => sql.unsafe(`drop role if exists ${name}`));
+      await db.drop();
+    }
+  });
+
+  it("refuses a URL naming the owner — working password or not — and leaves the owner as it was", async () => {
+    const db = await createIsolatedDatabase(inject("svTestDatabase"));
+    try {
+      const owner = new URL(db.url);
+      await expect(migrateDatabase("main", db.url, { appUrl: db.url })).rejects.toThrow(
+        new RegExp(`logs in as ${owner.username} \\(superuser.*owner of the database.*the runtime must log in as a role that can neither become the owner`),
+      );
+      const wrong = loginUrl(db.url, decodeURIComponent(owner.username), "not the owner's password");
+      await expect(migrateDatabase("main", db.url, { appUrl: wrong })).rejects.toThrow(/the runtime must log in as a role that can neither become the owner/);
+      // Its password was not touched: the owner still logs in with its own.
+      expect(await withSql(db.url, (sql) => sql`select 1 as one`)).toEqual([{ one: 1 }]);
     } finally {
       await db.drop();
     }

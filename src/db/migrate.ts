@@ -1,12 +1,18 @@
 /**
  * Applies the SQL migrations in `drizzle/` to every database of the topology, each under an advisory
  * lock so that instances starting together migrate once. Applying twice changes nothing.
+ *
+ * It is also where the runtime login is set up (no migration file may hold a password): given the
+ * login's URL, the owner makes its user able to log in with its password, then logs in as it and
+ * checks that it cannot become anything more than sv_app.
  */
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { drizzle } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import { RUNTIME_ROLE } from "./router.js";
 import type { Topology } from "./topology.js";
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));
@@ -35,7 +41,18 @@ export async function appliedMigrationCount(sql: postgres.Sql): Promise<number> 
   return row?.count ?? 0;
 }
 
-export async function migrateDatabase(database: string, url: string): Promise<MigrationReport> {
+export interface MigrateOptions {
+  /**
+   * URL of the runtime login (DATABASE_APP_URL, a topology database's `appUrl`). Its user is `sv_app`
+   * itself or a login of its own, which is created if missing and made a member of sv_app; either way
+   * it can then log in with the URL's password. An existing role that can become the owner, a
+   * superuser or anything that bypasses row-level security is refused, never altered.
+   */
+  appUrl?: string;
+}
+
+export async function migrateDatabase(database: string, url: string, options: MigrateOptions = {}): Promise<MigrationReport> {
+  let report: MigrationReport;
   // One connection, so the advisory lock and the migration share a session.
   const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
   try {
@@ -44,22 +61,151 @@ export async function migrateDatabase(database: string, url: string): Promise<Mi
       const appliedBefore = await appliedMigrationCount(sql);
       await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_FOLDER });
       const appliedNow = await appliedMigrationCount(sql);
-      return { database, appliedBefore, appliedNow, total: shippedMigrationCount() };
+      // A login that already works is left alone: instances restarting change no role (roles are
+      // cluster-wide, and concurrent ALTER ROLEs of one role fail).
+      if (options.appUrl && !(await canLogIn(options.appUrl))) await setUpRuntimeLogin(sql, options.appUrl);
+      report = { database, appliedBefore, appliedNow, total: shippedMigrationCount() };
     } finally {
       await sql`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
     }
   } finally {
     await sql.end({ timeout: 5 });
   }
+  if (options.appUrl) await verifyRuntimeLogin(database, options.appUrl);
+  return report;
 }
 
 /** Migrates every database of the topology (dedicated tenant databases are named there too). */
 export async function migrateTopology(topology: Topology): Promise<MigrationReport[]> {
   const reports: MigrationReport[] = [];
   for (const [name, config] of Object.entries(topology.databases)) {
-    reports.push(await migrateDatabase(name, config.url));
+    reports.push(await migrateDatabase(name, config.url, { appUrl: config.appUrl }));
   }
   return reports;
+}
+
+/** The schemas whose tables and functions sv-sdk owns: a runtime login must own none of them. */
+const OWN_SCHEMAS = ["auth", "email", "audit", "permissions", "drizzle"];
+
+function loginOf(appUrl: string): { user: string; password?: string } {
+  const url = new URL(appUrl);
+  const user = decodeURIComponent(url.username);
+  if (!user) throw new Error("the runtime login URL (DATABASE_APP_URL / appUrl) names no user: give sv_app, or a login of its own");
+  return { user, password: url.password ? decodeURIComponent(url.password) : undefined };
+}
+
+const identifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
+const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
+
+/**
+ * The password as a SCRAM-SHA-256 verifier, which PostgreSQL stores as given: the password itself
+ * never reaches the server, so no statement log can show it. Derived from the password's UTF-8 bytes,
+ * as postgres.js derives its proof (no SASLprep), so the runtime pool logs in with it.
+ */
+function scramVerifier(password: string): string {
+  const iterations = 4096;
+  const salt = randomBytes(16);
+  const salted = pbkdf2Sync(password, salt, iterations, 32, "sha256");
+  const storedKey = createHash("sha256").update(createHmac("sha256", salted).update("Client Key").digest()).digest();
+  const serverKey = createHmac("sha256", salted).update("Server Key").digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
+}
+
+/** Whether the URL's login gets in (false when it is refused, missing or has another password). */
+async function canLogIn(appUrl: string): Promise<boolean> {
+  const sql = postgres(appUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+  try {
+    await sql`select 1`;
+    return true;
+  } catch (error) {
+    // 28P01 wrong password; 28000 no such role, not allowed to log in, or no pg_hba.conf entry.
+    const code = (error as { code?: string }).code;
+    if (code === "28P01" || code === "28000") return false;
+    throw error;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/**
+ * What makes a role dangerous as a runtime login, for every role `role` can act as (itself and every
+ * role it is a member of): one line per role that is a superuser, may create roles or databases,
+ * replicate, bypass row-level security, or owns this database or sv-sdk's tables.
+ */
+async function powersOf(sql: postgres.Sql, role: string): Promise<string[]> {
+  const rows = await sql<{ rolname: string; powers: string[] }[]>`
+    select r.rolname, array_remove(array[
+      case when r.rolsuper then 'superuser' end,
+      case when r.rolcreaterole then 'CREATEROLE' end,
+      case when r.rolcreatedb then 'CREATEDB' end,
+      case when r.rolreplication then 'REPLICATION' end,
+      case when r.rolbypassrls then 'BYPASSRLS' end,
+      case when r.oid = d.datdba then 'owner of the database' end,
+      case when exists (select 1 from pg_namespace n where n.nspowner = r.oid and n.nspname = any(${OWN_SCHEMAS}))
+             or exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                        where c.relowner = r.oid and n.nspname = any(${OWN_SCHEMAS}))
+             or exists (select 1 from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                        where p.proowner = r.oid and n.nspname = any(${OWN_SCHEMAS}))
+           then 'owner of sv-sdk''s schemas' end
+    ], null) as powers
+    from pg_roles r, pg_database d
+    where d.datname = current_database() and pg_has_role(${role}::name, r.oid, 'MEMBER')
+    order by r.rolname`;
+  return rows.filter((r) => r.powers.length > 0).map((r) => `${r.rolname === role ? r.rolname : `${role} → ${r.rolname}`} (${r.powers.join(", ")})`);
+}
+
+const NOT_A_RUNTIME_LOGIN =
+  "the runtime must log in as a role that can neither become the owner nor bypass row-level security: " +
+  "name sv_app, or a login of its own (the migration creates it as a member of sv_app only)";
+
+/** As the owner: creates the login if missing, lets it log in with the URL's password, makes it act as sv_app. */
+async function setUpRuntimeLogin(owner: postgres.Sql, appUrl: string): Promise<void> {
+  const { user, password } = loginOf(appUrl);
+  const [existing] = await owner<{ exists: boolean }[]>`select exists (select 1 from pg_roles where rolname = ${user}) as exists`;
+  if (existing!.exists) {
+    const powers = await powersOf(owner, user);
+    if (powers.length > 0) throw new Error(`DATABASE_APP_URL logs in as ${powers.join("; ")}: ${NOT_A_RUNTIME_LOGIN}`);
+  }
+  const withPassword = password === undefined ? "" : ` PASSWORD ${literal(scramVerifier(password))}`;
+  try {
+    if (!existing!.exists) {
+      try {
+        // CREATE ROLE's defaults: NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT.
+        await owner.unsafe(`create role ${identifier(user)} with login${withPassword}`);
+      } catch (error) {
+        if ((error as { code?: string }).code !== "42710") throw error; // another database of the cluster created it
+      }
+    }
+    await owner.unsafe(`alter role ${identifier(user)} with login${withPassword}`);
+    if (user !== RUNTIME_ROLE) await owner.unsafe(`grant ${identifier(RUNTIME_ROLE)} to ${identifier(user)}`);
+  } catch (error) {
+    // The statement carries the password's verifier: only PostgreSQL's own sentence goes on.
+    throw new Error(
+      `the owner could not set up the runtime login "${user}" (${(error as Error).message}); ` +
+        `create it yourself: CREATE ROLE ${identifier(user)} LOGIN PASSWORD '…' IN ROLE ${RUNTIME_ROLE}`,
+    );
+  }
+}
+
+/** Logged in as the runtime login: it acts as sv_app and can become nothing more. */
+async function verifyRuntimeLogin(database: string, appUrl: string): Promise<void> {
+  const { user } = loginOf(appUrl);
+  const sql = postgres(appUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+  try {
+    let acts: boolean;
+    let powers: string[];
+    try {
+      const [row] = await sql<{ acts: boolean }[]>`select pg_has_role(session_user, ${RUNTIME_ROLE}, 'USAGE') as acts`;
+      acts = row!.acts;
+      powers = await powersOf(sql, user);
+    } catch (error) {
+      throw new Error(`database '${database}': cannot log in as the runtime login "${user}": ${(error as Error).message}`);
+    }
+    if (powers.length > 0) throw new Error(`database '${database}': DATABASE_APP_URL logs in as ${powers.join("; ")}: ${NOT_A_RUNTIME_LOGIN}`);
+    if (!acts) throw new Error(`database '${database}': the runtime login "${user}" is not sv_app nor a member of it`);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
 }
 
 export function describeMigration(report: MigrationReport): string {

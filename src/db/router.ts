@@ -107,9 +107,22 @@ function sessionDefaults(config: DatabaseConfig): Record<string, string> {
   };
 }
 
+let warnedOwnerRuntime = false;
+
 function createPool(name: string, config: DatabaseConfig, options: RouterOptions): Pool {
   const url = options.asOwner ? config.url : (config.appUrl ?? config.url);
   const assumeRole = !options.asOwner && !config.appUrl;
+  if (assumeRole && !warnedOwnerRuntime) {
+    // Kept working for SDK users who give only the owner's URL, but it is not a wall: the session
+    // still belongs to the owner, and `SET ROLE NONE` from injected SQL takes its powers back.
+    warnedOwnerRuntime = true;
+    process.emitWarning(
+      `sv-sdk: database '${name}' has no runtime login (appUrl / databaseAppUrl / DATABASE_APP_URL): the pool logs in as the owner ` +
+        "and only assumes sv_app, which injected SQL can undo with SET ROLE. Give it a login for sv_app " +
+        "(migrating with that URL sets its password); entry points refuse to start without one in production.",
+      { code: "SV_SDK_OWNER_RUNTIME" },
+    );
+  }
   const client = postgres(url, {
     max: config.pool.max,
     idle_timeout: config.pool.idleTimeoutSeconds,

@@ -64,12 +64,12 @@ describe("cross-schema foreign keys", () => {
 });
 
 describe("database roles", () => {
-  it("sv_app, sv_readonly and sv_auditor exist and cannot log in", async () => {
+  it("sv_app, sv_readonly and sv_auditor exist; only sv_app logs in (migrating set up its login)", async () => {
     const rows = await owner<{ rolname: string; rolcanlogin: boolean; rolsuper: boolean }[]>`
       select rolname, rolcanlogin, rolsuper from pg_roles
       where rolname in ('sv_app', 'sv_readonly', 'sv_auditor') order by 1`;
     expect(rows.map((r) => ({ ...r }))).toEqual([
-      { rolname: "sv_app", rolcanlogin: false, rolsuper: false },
+      { rolname: "sv_app", rolcanlogin: true, rolsuper: false },
       { rolname: "sv_auditor", rolcanlogin: false, rolsuper: false },
       { rolname: "sv_readonly", rolcanlogin: false, rolsuper: false },
     ]);

@@ -2,19 +2,25 @@
  * Test databases: one real PostgreSQL (embedded, or the server of TEST_DATABASE_URL), a template
  * database migrated once, a shared database cloned from it for rolled-back tests, and fresh clones for
  * tests that must really commit.
+ *
+ * Each comes with two URLs, as a deployment does: `url` logs in as the owner (migrations, assertions
+ * that must see past row-level security) and `appUrl` as the `sv_app` login the SDK under test runs as.
  */
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { startEmbeddedPostgres } from "../db/embedded.js";
 import { migrateDatabase } from "../db/migrate.js";
+import { RUNTIME_ROLE } from "../db/router.js";
 import { createSdk } from "../index.js";
 
 export interface TestDatabase {
   /** Owner URL of the shared test database (rolled-back tests run here). */
   url: string;
+  /** The `sv_app` login's URL of the shared test database: what SDKs under test connect with. */
+  appUrl: string;
   /** Owner URL of the server's maintenance database (creating and dropping clones). */
   adminUrl: string;
   /** Name of the migrated template database clones are made from. */
@@ -27,6 +33,20 @@ const withDatabase = (url: string, database: string) => {
   u.pathname = `/${database}`;
   return u.toString();
 };
+
+/**
+ * The `sv_app` login's URL of `database`. Its password is derived from the server's admin URL rather
+ * than drawn at random: test runs sharing one TEST_DATABASE_URL server then set the same password and
+ * never lock each other out. (A deployment's password is its own; see README, "Database roles".)
+ */
+function appUrlOf(adminUrl: string, database: string): string {
+  const url = new URL(withDatabase(adminUrl, database));
+  url.password = createHmac("sha256", `${url.username}:${decodeURIComponent(url.password)}@${url.host}`)
+    .update("sv-sdk test runtime login")
+    .digest("base64url");
+  url.username = RUNTIME_ROLE;
+  return url.toString();
+}
 
 async function admin<T>(adminUrl: string, fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
   const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
@@ -46,7 +66,7 @@ async function admin<T>(adminUrl: string, fn: (sql: postgres.Sql) => Promise<T>)
  * import { startTestDatabase } from "sv-sdk/testing";
  * export default async function ({ provide }) {
  *   const db = await startTestDatabase();
- *   provide("svTestDatabase", { url: db.url, adminUrl: db.adminUrl, template: db.template });
+ *   provide("svTestDatabase", { url: db.url, appUrl: db.appUrl, adminUrl: db.adminUrl, template: db.template });
  *   return () => db.stop();
  * }
  */
@@ -71,9 +91,11 @@ export async function startTestDatabase(options: { externalUrl?: string } = {}):
   }
 
   await admin(adminUrl, (sql) => sql.unsafe(`create database "${template}"`));
-  await migrateDatabase("main", withDatabase(adminUrl, template));
+  // Migrating sets up the sv_app login, as on a real start-up; roles are cluster-wide, so every clone
+  // has it.
+  await migrateDatabase("main", withDatabase(adminUrl, template), { appUrl: appUrlOf(adminUrl, template) });
   // Built-in roles and default templates belong in the template, as on a real start-up.
-  const seeder = createSdk({ databaseUrl: withDatabase(adminUrl, template) });
+  const seeder = createSdk({ databaseUrl: withDatabase(adminUrl, template), databaseAppUrl: appUrlOf(adminUrl, template) });
   try {
     await seeder.seed();
   } finally {
@@ -83,6 +105,7 @@ export async function startTestDatabase(options: { externalUrl?: string } = {}):
 
   return {
     url: withDatabase(adminUrl, shared),
+    appUrl: appUrlOf(adminUrl, shared),
     adminUrl,
     template,
     async stop() {
@@ -98,7 +121,10 @@ export async function startTestDatabase(options: { externalUrl?: string } = {}):
 }
 
 export interface IsolatedDatabase {
+  /** Owner URL. */
   url: string;
+  /** The `sv_app` login's URL: what SDKs under test connect with. */
+  appUrl: string;
   name: string;
   drop(): Promise<void>;
 }
@@ -109,11 +135,11 @@ export interface IsolatedDatabase {
  *
  * @example
  * const db = await createIsolatedDatabase(inject("svTestDatabase"));
- * const sdk = createSdk({ databaseUrl: db.url });
+ * const sdk = createSdk({ databaseUrl: db.url, databaseAppUrl: db.appUrl });
  * // ...
  * await sdk.close(); await db.drop();
  */
-export async function createIsolatedDatabase(test: { adminUrl: string; template: string }): Promise<IsolatedDatabase> {
+export async function createIsolatedDatabase(test: { adminUrl: string; template: string; appUrl: string }): Promise<IsolatedDatabase> {
   const name = `sv_iso_${randomBytes(6).toString("hex")}`;
   // Cloning needs the template to be idle; a clone started at the same moment by another worker
   // makes PostgreSQL refuse ("source database is being accessed"), so retry briefly.
@@ -129,6 +155,7 @@ export async function createIsolatedDatabase(test: { adminUrl: string; template:
   return {
     name,
     url: withDatabase(test.adminUrl, name),
+    appUrl: withDatabase(test.appUrl, name),
     drop: () => admin(test.adminUrl, (sql) => sql.unsafe(`drop database if exists "${name}" with (force)`)).then(() => {}),
   };
 }

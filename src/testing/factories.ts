@@ -10,10 +10,28 @@ import { TEST_ONLY_SCRYPT } from "../modules/auth/index.js";
 /** The origin browsers send with cookie requests in tests (the SDK's default base URL). */
 export const TEST_ORIGIN = "http://localhost:3000";
 
-/** SDK options for tests: cheap password hashing and no rate limiting (tests that need them opt in). */
-export function testSdkOptions(databaseUrl: string, options: Partial<SdkOptions> = {}): SdkOptions {
+/**
+ * A test database: the owner's URL, and the `sv_app` login's URL the SDK runs as (what
+ * `inject("svTestDatabase")` and `createIsolatedDatabase` give).
+ */
+export interface TestDatabaseUrls {
+  url: string;
+  appUrl?: string;
+}
+
+/**
+ * SDK options for tests: cheap password hashing and no rate limiting (tests that need them opt in).
+ * Given a test database, the SDK runs as its `sv_app` login; given only a URL (the older form), as
+ * that URL's user assuming sv_app — with a warning, since that is not a wall.
+ *
+ * @example
+ * const sdk = createSdk(testSdkOptions(inject("svTestDatabase"), { email: { templates } }));
+ */
+export function testSdkOptions(database: string | TestDatabaseUrls, options: Partial<SdkOptions> = {}): SdkOptions {
+  const { url, appUrl } = typeof database === "string" ? { url: database, appUrl: undefined } : database;
   return {
-    databaseUrl,
+    databaseUrl: url,
+    ...(appUrl ? { databaseAppUrl: appUrl } : {}),
     environment: "test",
     ...options,
     auth: { passwordCost: TEST_ONLY_SCRYPT, rateLimit: false, ...options.auth },
@@ -24,11 +42,11 @@ export function testSdkOptions(databaseUrl: string, options: Partial<SdkOptions>
  * An SDK for tests.
  *
  * @example
- * const sdk = createTestSdk(inject("svTestDatabase").url);
+ * const sdk = createTestSdk(inject("svTestDatabase"));
  * afterAll(() => sdk.close());
  */
-export function createTestSdk(databaseUrl: string, options: Partial<SdkOptions> = {}): Sdk {
-  return createSdk(testSdkOptions(databaseUrl, options));
+export function createTestSdk(database: string | TestDatabaseUrls, options: Partial<SdkOptions> = {}): Sdk {
+  return createSdk(testSdkOptions(database, options));
 }
 
 export interface TestUser {

@@ -53,10 +53,10 @@ async function exported(filters: Parameters<Sdk["audit"]["exportEvents"]>[0]): P
 
 beforeAll(async () => {
   ({ mainSql: ownerA, tenantSql: ownerB, topology } = databases);
-  const seeder = createSdk(testSdkOptions(databases.tenantDb.url));
+  const seeder = createSdk(testSdkOptions(databases.tenantDb));
   await seeder.seed();
   await seeder.close();
-  sdk = createSdk(testSdkOptions(databases.main.url, { topology }));
+  sdk = createSdk(testSdkOptions(databases.main, { topology }));
 
   for (const id of [moved, stay]) await ownerA`insert into auth.organizations (id, name, slug) values (${id}, 'org', ${`org-${id}`})`;
   // History written while the tenant lived on main: sealed there, plus one event not sealed yet.

@@ -15,7 +15,7 @@ let owner: postgres.Sql;
 
 beforeAll(async () => {
   db = await createIsolatedDatabase(inject("svTestDatabase"));
-  sdk = createSdk(testSdkOptions(db.url));
+  sdk = createSdk(testSdkOptions(db));
   owner = postgres(db.url, { max: 2, onnotice: () => {} });
 });
 afterAll(async () => {

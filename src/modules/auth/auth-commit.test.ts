@@ -24,7 +24,7 @@ const secret = randomUUID() + randomUUID();
 
 beforeAll(async () => {
   db = await createIsolatedDatabase(inject("svTestDatabase"));
-  sdk = createSdk(testSdkOptions(db.url, { auth: { secret } }));
+  sdk = createSdk(testSdkOptions(db, { auth: { secret } }));
   app = createApp(sdk, { logRequests: false });
   owner = postgres(db.url, { max: 2, onnotice: () => {} });
 });
@@ -97,7 +97,7 @@ describe("tokens for other services", () => {
   it("issues a JWT at /api/auth/token that verifies with jose against /api/auth/jwks over HTTP", async () => {
     const port = await freePort();
     const baseUrl = `http://127.0.0.1:${port}`;
-    const served = createSdk(testSdkOptions(db.url, { auth: { baseUrl, secret } }));
+    const served = createSdk(testSdkOptions(db, { auth: { baseUrl, secret } }));
     const server = serve({ fetch: createApp(served, { logRequests: false }).fetch, port, hostname: "127.0.0.1" });
     try {
       const email = `jwt-${randomUUID()}@example.test`;
@@ -128,7 +128,7 @@ describe("tokens for other services", () => {
 
 describe("revocation with the cookie cache on", () => {
   it("ends a signed-out session on another instance within a second, cookie cache or not", async () => {
-    const other = createSdk(testSdkOptions(db.url, { auth: { secret } }));
+    const other = createSdk(testSdkOptions(db, { auth: { secret } }));
     const otherApp = createApp(other, { logRequests: false });
     await other.auth.listen();
     try {
@@ -160,7 +160,7 @@ describe("rate limiting", () => {
     const servers = await Promise.all(
       [0, 1].map(async () => {
         const port = await freePort();
-        const instance = createSdk(testSdkOptions(db.url, { auth: { secret, rateLimit: true } }));
+        const instance = createSdk(testSdkOptions(db, { auth: { secret, rateLimit: true } }));
         const server = serve({ fetch: createApp(instance, { logRequests: false }).fetch, port, hostname: "127.0.0.1" });
         return { url: `http://127.0.0.1:${port}`, instance, server };
       }),

@@ -158,15 +158,16 @@ describe("two-factor", () => {
 });
 
 describe("production rules", () => {
-  const { url } = inject("svTestDatabase");
+  const database = inject("svTestDatabase");
+  const { url, appUrl } = database;
 
   it("refuses to create an SDK with a short secret in production", () => {
-    expect(() => createSdk({ databaseUrl: url, environment: "production", auth: { secret: "too-short" } })).toThrow(/at least 32 characters/);
-    expect(() => createSdk({ databaseUrl: url, environment: "production" })).toThrow(/at least 32 characters/);
+    expect(() => createSdk({ databaseUrl: url, databaseAppUrl: appUrl, environment: "production", auth: { secret: "too-short" } })).toThrow(/at least 32 characters/);
+    expect(() => createSdk({ databaseUrl: url, databaseAppUrl: appUrl, environment: "production" })).toThrow(/at least 32 characters/);
   });
 
   it("sets Secure cookies and refuses sign-in before verification in production", async () => {
-    const prod = createSdk(testSdkOptions(url, { environment: "production", auth: { secret: randomUUID() + randomUUID(), passwordCost: OWASP_SCRYPT } }));
+    const prod = createSdk(testSdkOptions(database, { environment: "production", auth: { secret: randomUUID() + randomUUID(), passwordCost: OWASP_SCRYPT } }));
     const prodApp = createApp(prod, { logRequests: false });
     try {
       await withRollback(prod, async () => {
@@ -191,7 +192,7 @@ describe("production rules", () => {
 
   it("refuses a password hashing cost below OWASP's in production", () => {
     expect(() =>
-      createSdk({ databaseUrl: url, environment: "production", auth: { secret: "s".repeat(40), passwordCost: { ln: 11, r: 8, p: 1 } } }),
+      createSdk({ databaseUrl: url, databaseAppUrl: appUrl, environment: "production", auth: { secret: "s".repeat(40), passwordCost: { ln: 11, r: 8, p: 1 } } }),
     ).toThrow(/OWASP/);
   });
 });

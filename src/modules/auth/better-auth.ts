@@ -325,7 +325,7 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
         // (better-auth#3954). Services that want a JWT ask /api/auth/token.
         disableSettingJwtHeader: true,
       }),
-      bearer(),
+      bearer({ requireSignature: true }),
       twoFactor({ issuer: "sv-sdk" }),
       // Only its document generator: /openapi.json merges it; /docs renders it without a CDN script.
       openAPI({ disableDefaultReference: true }),

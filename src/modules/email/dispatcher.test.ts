@@ -25,6 +25,7 @@ beforeAll(async () => {
   owner = postgres(db.url, { max: 2, onnotice: () => {} });
   sdk = createSdk({
       databaseUrl: db.url,
+      databaseAppUrl: db.appUrl,
       environment: "test",
       email: {
         resendApiKey: "re_test_key",
@@ -408,7 +409,7 @@ describe("withDeadline", () => {
 
 describe("development transport", () => {
   it("records the rendered message instead of sending it", async () => {
-    const dev = createSdk({ databaseUrl: db.url, environment: "test" });
+    const dev = createSdk({ databaseUrl: db.url, databaseAppUrl: db.appUrl, environment: "test" });
     try {
       const id = await dev.transaction(async () =>
         (await dev.email.enqueueEmail({ to: "dev@example.test", template: "verify-email", data: verifyData })).id,

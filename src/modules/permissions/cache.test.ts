@@ -18,8 +18,8 @@ let b: Sdk;
 
 beforeAll(async () => {
   database = await createIsolatedDatabase(inject("svTestDatabase"));
-  a = createSdk(testSdkOptions(database.url));
-  b = createSdk(testSdkOptions(database.url));
+  a = createSdk(testSdkOptions(database));
+  b = createSdk(testSdkOptions(database));
   await Promise.all([a.permissions.ready(), b.permissions.ready()]);
 });
 
@@ -42,7 +42,7 @@ async function untilFalse(check: () => Promise<boolean>, limitMs = 3000): Promis
 /** Counts the queries `fn` sends, through a module on a router with a query hook. */
 function countingModule(options: { cache: boolean }) {
   const counter = { queries: 0 };
-  const router = createRouter(singleDatabase(database.url), { onQuery: () => counter.queries++ });
+  const router = createRouter(singleDatabase(database.url, database.appUrl), { onQuery: () => counter.queries++ });
   const permissions = createPermissionsModule({ router, audit: createAuditModule({ router }), cache: { enabled: options.cache } });
   return {
     permissions,

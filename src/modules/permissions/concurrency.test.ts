@@ -21,7 +21,7 @@ let owner: postgres.Sql;
 
 beforeAll(async () => {
   database = await createIsolatedDatabase(inject("svTestDatabase"));
-  sdk = createSdk(testSdkOptions(database.url));
+  sdk = createSdk(testSdkOptions(database));
   owner = postgres(database.url, { max: 2, onnotice: () => {} });
   await sdk.permissions.ready();
 });
