@@ -14,6 +14,8 @@ export {
   createTestUser,
   TEST_ORIGIN,
   testSdkOptions,
+  cheapHashingTestSdkOptions,
+  withoutRateLimits,
   type TestDatabaseUrls,
   type TestUser,
 } from "./testing/factories.js";

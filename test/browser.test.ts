@@ -22,7 +22,7 @@ import { freePort } from "../src/db/embedded.js";
 import { createSdk, type Sdk } from "../src/index.js";
 import { devMessages } from "../src/modules/email/index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
-import { testSdkOptions } from "./support.js";
+import { cheapHashingTestSdkOptions } from "./support.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const STEP_TIMEOUT_MS = 15_000;
@@ -37,7 +37,7 @@ beforeAll(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   // The page's cookie requests carry this origin: better-auth refuses untrusted ones.
-  sdk = createSdk(testSdkOptions(database, { auth: { baseUrl: base, trustedOrigins: [base] } }));
+  sdk = createSdk(cheapHashingTestSdkOptions(database, { auth: { baseUrl: base, trustedOrigins: [base] } }));
   const app = createApp(sdk, { logRequests: false });
   await new Promise<void>((resolve) => {
     server = serve({ fetch: app.fetch, port, hostname: "127.0.0.1" }, () => resolve());

@@ -10,7 +10,7 @@ import { createApp } from "../src/app.js";
 import { createClient } from "../src/client.js";
 import { freePort } from "../src/db/embedded.js";
 import { createSdk, type Sdk } from "../src/index.js";
-import { testSdkOptions } from "../src/testing.js";
+import { cheapHashingTestSdkOptions } from "../src/testing.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
 
 let database: IsolatedDatabase;
@@ -22,7 +22,7 @@ beforeAll(async () => {
   database = await createIsolatedDatabase(inject("svTestDatabase"));
   const port = await freePort();
   baseUrl = `http://127.0.0.1:${port}`;
-  sdk = createSdk(testSdkOptions(database, { auth: { baseUrl } }));
+  sdk = createSdk(cheapHashingTestSdkOptions(database, { auth: { baseUrl } }));
   server = serve({ fetch: createApp(sdk, { logRequests: false }).fetch, port, hostname: "127.0.0.1" });
 });
 afterAll(async () => {

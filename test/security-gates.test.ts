@@ -12,7 +12,7 @@ import { clientAddressResolver, parseTrustProxy } from "../src/http/client-addre
 import { loggablePath } from "../src/app.js";
 import { createSdk, type Sdk } from "../src/index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
-import { addTestMember, cookieHeader, createTestTenant, createTestUser, TEST_ORIGIN, testSdkOptions, type TestUser } from "../src/testing.js";
+import { addTestMember, cookieHeader, createTestTenant, createTestUser, TEST_ORIGIN, cheapHashingTestSdkOptions, type TestUser } from "../src/testing.js";
 import { json } from "./support.js";
 
 let db: IsolatedDatabase;
@@ -23,17 +23,14 @@ let other: Sdk;
 let otherApp: ReturnType<typeof createApp>;
 const secret = randomUUID() + randomUUID();
 
-/** Rate limits on, cookie cache on (default); cheap hashing, since no test here is about password cost. */
-const protectedOptions = (url: string) => {
-  const base = testSdkOptions(url, { auth: { secret } });
-  return { ...base, auth: { ...base.auth, rateLimit: true } };
-};
+/** Rate limits on, cookie cache on (the defaults); cheap hashing, since no test here is about password cost. */
+const protectedOptions = (database: IsolatedDatabase) => cheapHashingTestSdkOptions(database, { auth: { secret } });
 
 beforeAll(async () => {
   db = await createIsolatedDatabase(inject("svTestDatabase"));
   owner = postgres(db.url, { max: 2, onnotice: () => {} });
-  sdk = createSdk(protectedOptions(db.url));
-  other = createSdk(protectedOptions(db.url));
+  sdk = createSdk(protectedOptions(db));
+  other = createSdk(protectedOptions(db));
   app = createApp(sdk, { logRequests: false });
   otherApp = createApp(other, { logRequests: false });
   await Promise.all([sdk.auth.listen(), other.auth.listen()]);
@@ -216,7 +213,7 @@ describe("one session truth", () => {
 
 describe("session lifetime", () => {
   it("ends a session at its absolute lifetime however it is used, on /api/v1 and /api/auth alike", async () => {
-    const brief = createSdk({ ...protectedOptions(db.url), auth: { ...protectedOptions(db.url).auth, sessionMaxAgeSeconds: 2 } });
+    const brief = createSdk({ ...protectedOptions(db), auth: { ...protectedOptions(db).auth, sessionMaxAgeSeconds: 2 } });
     const briefApp = createApp(brief, { logRequests: false });
     try {
       await brief.auth.listen();

@@ -9,14 +9,14 @@ import { createApp, type AppOptions } from "../src/app.js";
 import { parseTopology, type Topology } from "../src/db/topology.js";
 import { createSdk, type Sdk, type SdkOptions } from "../src/index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
-import { createTestTenant, createTestUser, testSdkOptions, type TestUser } from "../src/testing.js";
+import { cheapHashingTestSdkOptions, createTestTenant, createTestUser, type TestUser } from "../src/testing.js";
 
-export { cookieHeader, TEST_ORIGIN, testSdkOptions } from "../src/testing.js";
+export { cheapHashingTestSdkOptions, cookieHeader, TEST_ORIGIN, testSdkOptions, withoutRateLimits } from "../src/testing.js";
 export type SignedInUser = TestUser;
 
 export function useTestSdk(options: Partial<SdkOptions> = {}, appOptions: AppOptions = {}) {
   const database = inject("svTestDatabase");
-  const sdk = createSdk(testSdkOptions(database, options));
+  const sdk = createSdk(cheapHashingTestSdkOptions(database, options));
   const app = createApp(sdk, { logRequests: false, ...appOptions });
   const owner = postgres(database.url, { max: 2, onnotice: () => {} });
   afterAll(async () => {

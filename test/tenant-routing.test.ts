@@ -14,7 +14,7 @@ import { moveTenant } from "../src/db/tenant-move.js";
 import type { Topology } from "../src/db/topology.js";
 import { createSdk, type Sdk } from "../src/index.js";
 import { addTestMember } from "../src/testing.js";
-import { json, signedInUser, tenantOf, testSdkOptions, useTwoDatabases, type SignedInUser } from "./support.js";
+import { json, signedInUser, tenantOf, cheapHashingTestSdkOptions, useTwoDatabases, type SignedInUser } from "./support.js";
 
 /** The tenant write gate's advisory lock class (drizzle/0010, 'svtw'). */
 const WRITE_GATE = 1_937_142_903;
@@ -39,7 +39,7 @@ beforeAll(async () => {
   ({ mainSql, tenantSql, topology } = databases);
   // Deleting the dedicated database's platform roles first proves seed() reaches it.
   await tenantSql`delete from permissions.roles where tenant_id is null`;
-  sdk = createSdk(testSdkOptions(databases.main, { topology }));
+  sdk = createSdk(cheapHashingTestSdkOptions(databases.main, { topology }));
   await sdk.seed();
   app = createApp(sdk, { logRequests: false });
   owner = await signedInUser(sdk);
@@ -96,7 +96,7 @@ describe("a moved tenant", () => {
   });
 
   it("stops granting a revoked permission once its own database notifies the change", async () => {
-    const other = createSdk(testSdkOptions(databases.main, { topology }));
+    const other = createSdk(cheapHashingTestSdkOptions(databases.main, { topology }));
     try {
       await other.permissions.ready();
       const role = await sdk.permissions.createRole({ name: `temp-${randomUUID().slice(0, 8)}`, permissions: ["reports:read"] }, { tenant: tenantId });

@@ -12,7 +12,7 @@ import {
   createTestRole,
   createTestTenant,
   createTestUser,
-  testSdkOptions,
+  cheapHashingTestSdkOptions,
   withRollback,
   type IsolatedDatabase,
 } from "sv-sdk/testing";
@@ -32,7 +32,7 @@ beforeAll(async () => {
   database = await createIsolatedDatabase(inject("svTestDatabase"));
   owner = postgres(database.url, { max: 1, onnotice: () => {} });
   await owner.unsafe(INVOICES_MIGRATION);
-  sdk = createSdk(testSdkOptions(database, { email: { templates: [invoiceCreatedEmail] } }));
+  sdk = createSdk(cheapHashingTestSdkOptions(database, { email: { templates: [invoiceCreatedEmail] } }));
   app = createInvoicesApp(sdk, { logRequests: false });
   // The example's own template; sv-sdk's roles and templates came with the template database.
   await sdk.email.seed();

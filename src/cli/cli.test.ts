@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { testSdkOptions } from "../../test/support.js";
+import { cheapHashingTestSdkOptions } from "../../test/support.js";
 import { createSdk } from "../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../testing/database.js";
 
@@ -119,7 +119,7 @@ describe("sv-sdk", () => {
     expect(again.stderr).toContain("already exists");
     expect(again.stdout + again.stderr).not.toContain("another long password");
 
-    const sdk = createSdk(testSdkOptions(db));
+    const sdk = createSdk(cheapHashingTestSdkOptions(db));
     try {
       const signedIn = await sdk.auth.api.signInEmail({ body: { email: "ada@example.test", password: password! } });
       const userId = signedIn.user.id;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createApp } from "../app.js";
 import { createSdk, type Sdk } from "../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../testing/database.js";
-import { createTestTenant, createTestUser, testSdkOptions } from "../testing/factories.js";
+import { createTestTenant, createTestUser, cheapHashingTestSdkOptions } from "../testing/factories.js";
 
 const ROLES = ["sv_app", "sv_readonly", "sv_auditor"] as const;
 type Role = (typeof ROLES)[number];
@@ -57,7 +57,7 @@ beforeAll(async () => {
 
   // Two tenants with members, an invitation, a session acting in B, mail sent in B, a role of B and
   // permission_cache rows of B and global ones — all committed.
-  sdk = createSdk(testSdkOptions(database));
+  sdk = createSdk(cheapHashingTestSdkOptions(database));
   const ada = await createTestUser(sdk);
   const bob = await createTestUser(sdk);
   const { tenant: a } = await createTestTenant(sdk, ada);

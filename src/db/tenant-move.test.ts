@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testSdkOptions, useTwoDatabases } from "../../test/support.js";
+import { cheapHashingTestSdkOptions, useTwoDatabases } from "../../test/support.js";
 import { createSdk, type Sdk } from "../index.js";
 import { moveTenant, TenantMoveError, type MoveTenantOptions } from "./tenant-move.js";
 import type { Topology } from "./topology.js";
@@ -75,10 +75,10 @@ beforeAll(async () => {
   ({ mainSql: sourceSql, tenantSql: targetSql, topology } = databases);
   // A database seeded on its own gives the platform roles ids of its own: the move must translate them.
   await targetSql`delete from permissions.roles where tenant_id is null`;
-  const seeder = createSdk(testSdkOptions(databases.tenantDb));
+  const seeder = createSdk(cheapHashingTestSdkOptions(databases.tenantDb));
   await seeder.seed();
   await seeder.close();
-  sdk = createSdk(testSdkOptions(databases.main));
+  sdk = createSdk(cheapHashingTestSdkOptions(databases.main));
   for (const name of ["ada", "bob"]) {
     users.push((await sdk.auth.createUser({ email: `${name}-${randomUUID()}@example.test`, password: "correct horse battery", name })).id);
   }
@@ -115,7 +115,7 @@ describe("moveTenant", () => {
       select bool_or(ur.role_id = r.id) as same from permissions.user_roles ur, permissions.roles r
        where ur.tenant_id = ${tenantId} and ur.user_id = ${users[1]!} and r.tenant_id is null and r.name = 'admin'`;
     expect(admin?.same).toBe(true);
-    const onTarget = createSdk(testSdkOptions(databases.tenantDb));
+    const onTarget = createSdk(cheapHashingTestSdkOptions(databases.tenantDb));
     try {
       expect(await onTarget.permissions.can(users[1]!, "roles:write", { tenant: tenantId })).toBe(true);
       expect(await onTarget.permissions.can(users[0]!, "docs:write", { tenant: tenantId })).toBe(true);

@@ -20,9 +20,9 @@ export interface TestDatabaseUrls {
 }
 
 /**
- * SDK options for tests: cheap password hashing and no rate limiting (tests that need them opt in).
- * Given a test database, the SDK runs as its `sv_app` login; given only a URL (the older form), as
- * that URL's user assuming sv_app — with a warning, since that is not a wall.
+ * SDK options for tests, in the configuration production runs: rate limits on, the cookie cache on,
+ * the OWASP password cost. Given a test database, the SDK runs as its `sv_app` login; given only a
+ * URL (the older form), as that URL's user assuming sv_app — with a warning, since that is not a wall.
  *
  * @example
  * const sdk = createSdk(testSdkOptions(inject("svTestDatabase"), { email: { templates } }));
@@ -34,12 +34,35 @@ export function testSdkOptions(database: string | TestDatabaseUrls, options: Par
     ...(appUrl ? { databaseAppUrl: appUrl } : {}),
     environment: "test",
     ...options,
-    auth: { passwordCost: TEST_ONLY_SCRYPT, rateLimit: false, ...options.auth },
+    auth: { ...options.auth },
   };
 }
 
 /**
- * An SDK for tests.
+ * As `testSdkOptions`, with password hashing 64 times cheaper than production's: for suites that
+ * create many users. Never for a test about passwords, hashing or sign-in under load.
+ *
+ * @example
+ * const sdk = createSdk(cheapHashingTestSdkOptions(inject("svTestDatabase")));
+ */
+export function cheapHashingTestSdkOptions(database: string | TestDatabaseUrls, options: Partial<SdkOptions> = {}): SdkOptions {
+  const base = testSdkOptions(database, options);
+  return { ...base, auth: { passwordCost: TEST_ONLY_SCRYPT, ...base.auth } };
+}
+
+/**
+ * The options with auth rate limiting switched off: for a test that makes more sign-ins or sign-ups
+ * over HTTP than a client may in a minute. Never for a test about rate limits, concurrency or faults.
+ *
+ * @example
+ * const sdk = createSdk(withoutRateLimits(cheapHashingTestSdkOptions(inject("svTestDatabase"))));
+ */
+export function withoutRateLimits(options: SdkOptions): SdkOptions {
+  return { ...options, auth: { ...options.auth, rateLimit: false } };
+}
+
+/**
+ * An SDK for tests, as production runs it (see `testSdkOptions`).
  *
  * @example
  * const sdk = createTestSdk(inject("svTestDatabase"));

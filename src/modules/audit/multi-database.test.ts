@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testSdkOptions, useTwoDatabases } from "../../../test/support.js";
+import { cheapHashingTestSdkOptions, useTwoDatabases } from "../../../test/support.js";
 import { createRouter } from "../../db/router.js";
 import { moveTenant } from "../../db/tenant-move.js";
 import type { Topology } from "../../db/topology.js";
@@ -53,10 +53,10 @@ async function exported(filters: Parameters<Sdk["audit"]["exportEvents"]>[0]): P
 
 beforeAll(async () => {
   ({ mainSql: ownerA, tenantSql: ownerB, topology } = databases);
-  const seeder = createSdk(testSdkOptions(databases.tenantDb));
+  const seeder = createSdk(cheapHashingTestSdkOptions(databases.tenantDb));
   await seeder.seed();
   await seeder.close();
-  sdk = createSdk(testSdkOptions(databases.main, { topology }));
+  sdk = createSdk(cheapHashingTestSdkOptions(databases.main, { topology }));
 
   for (const id of [moved, stay]) await ownerA`insert into auth.organizations (id, name, slug) values (${id}, 'org', ${`org-${id}`})`;
   // History written while the tenant lived on main: sealed there, plus one event not sealed yet.

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { testSdkOptions } from "../../../test/support.js";
+import { cheapHashingTestSdkOptions } from "../../../test/support.js";
 import { createRouter } from "../../db/router.js";
 import { singleDatabase } from "../../db/topology.js";
 import { createSdk, type Sdk } from "../../index.js";
@@ -15,7 +15,7 @@ let owner: postgres.Sql;
 
 beforeAll(async () => {
   db = await createIsolatedDatabase(inject("svTestDatabase"));
-  sdk = createSdk(testSdkOptions(db));
+  sdk = createSdk(cheapHashingTestSdkOptions(db));
   owner = postgres(db.url, { max: 2, onnotice: () => {} });
 });
 afterAll(async () => {

@@ -2,7 +2,7 @@ import { createHmac, randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { inject } from "vitest";
-import { cookieHeader, json, signedInUser, TEST_ORIGIN, testSdkOptions, useTestSdk } from "../../../test/support.js";
+import { cookieHeader, json, signedInUser, TEST_ORIGIN, cheapHashingTestSdkOptions, useTestSdk } from "../../../test/support.js";
 import { createApp } from "../../app.js";
 import { createSdk } from "../../index.js";
 import { withRollback } from "../../testing/rollback.js";
@@ -167,7 +167,7 @@ describe("production rules", () => {
   });
 
   it("sets Secure cookies and refuses sign-in before verification in production", async () => {
-    const prod = createSdk(testSdkOptions(database, { environment: "production", auth: { secret: randomUUID() + randomUUID(), passwordCost: OWASP_SCRYPT } }));
+    const prod = createSdk(cheapHashingTestSdkOptions(database, { environment: "production", auth: { secret: randomUUID() + randomUUID(), passwordCost: OWASP_SCRYPT } }));
     const prodApp = createApp(prod, { logRequests: false });
     try {
       await withRollback(prod, async () => {

@@ -7,7 +7,7 @@
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { testSdkOptions, useTwoDatabases } from "../../../test/support.js";
+import { cheapHashingTestSdkOptions, useTwoDatabases } from "../../../test/support.js";
 import { moveTenant } from "../../db/tenant-move.js";
 import type { Topology } from "../../db/topology.js";
 import { createMailViewer } from "../../http/mail-viewer.js";
@@ -68,13 +68,13 @@ const createUser = async (name: string) =>
 beforeAll(async () => {
   ({ mainSql, tenantSql, topology } = databases);
   // The default templates a moved tenant falls back to live in its own database too.
-  const seeder = createSdk(testSdkOptions(databases.tenantDb));
+  const seeder = createSdk(cheapHashingTestSdkOptions(databases.tenantDb));
   await seeder.seed();
   await seeder.close();
 
   fake = await startFakeResend();
   sdk = createSdk(
-    testSdkOptions(databases.main, {
+    cheapHashingTestSdkOptions(databases.main, {
       topology,
       email: {
         resendApiKey: "re_test_key",
@@ -196,7 +196,7 @@ describe("email with a tenant in its own database", () => {
 
   it("records development mail beside its send, and lists and shows it from every database", async () => {
     await until(async () => (await sdk.email.dispatchOnce()) === 0);
-    const dev = createSdk(testSdkOptions(databases.main, { topology }));
+    const dev = createSdk(cheapHashingTestSdkOptions(databases.main, { topology }));
     try {
       const to = address("dev");
       const [movedSend, mainSend] = await Promise.all([

@@ -3,7 +3,7 @@
  */
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { testSdkOptions } from "../../../test/support.js";
+import { cheapHashingTestSdkOptions } from "../../../test/support.js";
 import { createRouter } from "../../db/router.js";
 import { singleDatabase } from "../../db/topology.js";
 import { createSdk, type Sdk } from "../../index.js";
@@ -18,8 +18,8 @@ let b: Sdk;
 
 beforeAll(async () => {
   database = await createIsolatedDatabase(inject("svTestDatabase"));
-  a = createSdk(testSdkOptions(database));
-  b = createSdk(testSdkOptions(database));
+  a = createSdk(cheapHashingTestSdkOptions(database));
+  b = createSdk(cheapHashingTestSdkOptions(database));
   await Promise.all([a.permissions.ready(), b.permissions.ready()]);
 });
 

@@ -5,7 +5,7 @@
  */
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { json, testSdkOptions } from "../../../test/support.js";
+import { json, cheapHashingTestSdkOptions } from "../../../test/support.js";
 import { createApp } from "../../app.js";
 import { AppError } from "../../errors.js";
 import { createSdk, type Sdk } from "../../index.js";
@@ -21,7 +21,7 @@ let owner: postgres.Sql;
 
 beforeAll(async () => {
   database = await createIsolatedDatabase(inject("svTestDatabase"));
-  sdk = createSdk(testSdkOptions(database));
+  sdk = createSdk(cheapHashingTestSdkOptions(database));
   owner = postgres(database.url, { max: 2, onnotice: () => {} });
   await sdk.permissions.ready();
 });
