@@ -18,7 +18,9 @@ import { problemResponse } from "./problem.js";
 
 export const MAX_DEPTH = 32;
 
-const strict = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM keeps a byte-order mark in the text, where JSON.parse refuses it (RFC 8259: JSON text
+// carries none; better-auth's parser skipped it and ran the request).
+const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 /** A surrogate that is not half of a pair (in a `u` regex, a pair is one code point). */
 const LONE_SURROGATE = /\p{Cs}/u;
 

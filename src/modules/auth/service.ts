@@ -20,6 +20,22 @@ import type { MiddlewareHandler } from "hono";
 import { OWASP_SCRYPT } from "./password.js";
 import { sessionRevocations, users } from "./schema.js";
 
+/**
+ * Bearer tokens are accepted signed only (a token read from the sessions table is useless), and
+ * better-auth hands the signed form out in the `set-auth-token` header while the answer's body
+ * carries the bare session token. The body's `token` becomes the signed one too, so the token a
+ * client reads from the sign-in answer is one it can use.
+ */
+async function withSignedToken(response: Response): Promise<Response> {
+  const signed = response.headers.get("set-auth-token");
+  if (!signed || !response.headers.get("content-type")?.includes("application/json")) return response;
+  const body = (await response.clone().json().catch(() => undefined)) as { token?: unknown } | undefined;
+  if (!body || typeof body.token !== "string" || body.token === signed) return response;
+  const headers = new Headers(response.headers);
+  headers.delete("content-length");
+  return new Response(JSON.stringify({ ...body, token: signed }), { status: response.status, headers });
+}
+
 export interface AuthModuleOptions {
   router: Router;
   audit: AuditModule;
@@ -62,7 +78,7 @@ export function createAuthModule({ router, audit, permissions, email, options, l
      */
     async handler(request: Request): Promise<Response> {
       const admitted = await admit(request);
-      const response = await auth.handler(admitted.request);
+      const response = await withSignedToken(await auth.handler(admitted.request));
       if (admitted.clearCookies.length === 0) return response;
       const cleared = new Response(response.body, response);
       // A cookie the response sets itself (a sign-in's new session) is not cleared after it.
