@@ -1,14 +1,17 @@
 /**
  * sv-sdk: auth, permissions, audit and email for TypeScript backends, as one importable SDK.
  */
+import { coreCatalog } from "./core-modules.js";
+import type { ModuleDescriptor, ModuleLifecycle } from "./db/module.js";
+import { createModuleContext } from "./db/module-context.js";
 import { createRouter, type Router } from "./db/router.js";
 import { parseTopology, singleDatabase, type TopologyInput } from "./db/topology.js";
 import { currentContext, runWithContext, type RequestContext } from "./db/unit-of-work.js";
 import { silentLogger, type Logger } from "./logger.js";
-import { createAuditModule } from "./modules/audit/index.js";
-import { createEmailModule, type EmailOptions } from "./modules/email/index.js";
-import { createPermissionsModule } from "./modules/permissions/index.js";
-import { createAuthModule, type AuthOptions } from "./modules/auth/index.js";
+import { auditModule, type AuditModule } from "./modules/audit/index.js";
+import { emailModule, type EmailModule, type EmailOptions } from "./modules/email/index.js";
+import { permissionsModule, type PermissionsModule } from "./modules/permissions/index.js";
+import { authModule, type AuthModule, type AuthOptions } from "./modules/auth/index.js";
 import { randomBytes } from "node:crypto";
 
 export interface SdkOptions {
@@ -30,6 +33,19 @@ export interface SdkOptions {
    * a random one is made per process (sessions then end when it restarts).
    */
   auth?: Partial<AuthOptions>;
+  /**
+   * Modules of your own, beside the core ones: each is one descriptor (`defineModule`), created after
+   * the core modules with them as its dependencies, reachable as `sdk.modules.<name>`.
+   */
+  modules?: readonly ModuleDescriptor<ModuleLifecycle, CoreModules>[];
+}
+
+/** The core modules, as a module of your own receives them. */
+export interface CoreModules {
+  audit: AuditModule;
+  permissions: PermissionsModule;
+  email: EmailModule;
+  auth: AuthModule;
 }
 
 /**
@@ -50,16 +66,20 @@ export function createSdk(options: SdkOptions) {
       : undefined;
   if (!topology) throw new Error("createSdk needs `databaseUrl` or `topology` to know where the database is");
   const logger = options.logger ?? silentLogger;
-  const router: Router = createRouter(topology, { onQuery: options.onQuery });
+  const extra = options.modules ?? [];
+  const catalog = coreCatalog(extra as readonly ModuleDescriptor<ModuleLifecycle, never>[]);
+  const router: Router = createRouter(topology, catalog, { onQuery: options.onQuery });
+  const contextOf = (descriptor: { name: string }) =>
+    createModuleContext(router, catalog.modules.find((m) => m.name === descriptor.name)!, logger);
 
-  const audit = createAuditModule({ router });
-  const permissions = createPermissionsModule({ router, audit });
+  const audit = auditModule.create(contextOf(auditModule), { router });
+  const permissions = permissionsModule.create(contextOf(permissionsModule), { router, audit });
   const environment = options.environment ?? "development";
-  const email = createEmailModule({ router, audit, logger, options: { environment, ...options.email } });
+  const email = emailModule.create(contextOf(emailModule), { router, audit, logger, options: { environment, ...options.email } });
   const production = environment === "production";
   const secret = options.auth?.secret ?? (production ? "" : randomBytes(32).toString("base64url"));
   const baseUrl = options.auth?.baseUrl ?? "http://localhost:3000";
-  const auth = createAuthModule({
+  const auth = authModule.create(contextOf(authModule), {
     router,
     audit,
     permissions,
@@ -73,6 +93,17 @@ export function createSdk(options: SdkOptions) {
       trustedOrigins: options.auth?.trustedOrigins ?? [new URL(baseUrl).origin],
     },
   });
+  const core: CoreModules = { audit, permissions, email, auth };
+  const modules: Record<string, ModuleLifecycle> = {};
+  for (const descriptor of extra) modules[descriptor.name] = descriptor.create(contextOf(descriptor), core);
+  // Created in this order, stopped in the reverse one.
+  const lifecycles: [string, ModuleLifecycle][] = [
+    ["audit", audit],
+    ["permissions", permissions],
+    ["email", email],
+    ["auth", auth],
+    ...Object.entries(modules),
+  ];
 
   return {
     router,
@@ -82,6 +113,8 @@ export function createSdk(options: SdkOptions) {
     audit,
     email,
     permissions,
+    /** Your modules (`createSdk({ modules })`), by name. */
+    modules,
     /**
      * Runs `fn` in one unit of work across every module (and your own tables): all of it commits, or
      * none of it. Inside an open unit of work it becomes a savepoint.
@@ -122,25 +155,22 @@ export function createSdk(options: SdkOptions) {
      * topology: a tenant moved to a database of its own finds the platform rows there too.
      */
     async seed() {
-      for (const database of router.databases()) {
-        await router.onDatabase(database, async () => {
-          await permissions.seed();
-          await email.seed();
-        });
+      for (const [name, module] of lifecycles) {
+        if (!module.seed) continue;
+        const { missing } = await contextOf({ name }).everywhere(() => module.seed!(), { tenant: null });
+        for (const gap of missing) logger.warn("seeding skipped a database that could not answer", { module: name, ...gap });
       }
     },
     /** Stops background work and closes every pool (with a timeout: a dead connection cannot hang it). */
     async close() {
-      await auth.stop();
-      await email.stop();
-      await permissions.stop();
-      await audit.stop();
+      for (const [, module] of [...lifecycles].reverse()) await module.stop?.();
       await router.close(5);
     },
   };
 }
 
 export type Sdk = ReturnType<typeof createSdk>;
+export { defineModule, type ModuleContext, type ModuleDescriptor, type ModuleLifecycle } from "./db/module.js";
 export { AppError, CommonErrors, defineErrors } from "./errors.js";
 export { createApp, type App, type AppOptions } from "./app.js";
 export { createRoutes, errorResponses, ProblemSchema } from "./http/routes.js";

@@ -6,6 +6,7 @@
  * tenant) and `tenant_db`. The tenant is created and used on main, moved with moveTenant (what
  * `sv-sdk tenant:move` runs), then used again over HTTP.
  */
+import { coreCatalog } from "../src/core-modules.js";
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -48,7 +49,7 @@ beforeAll(async () => {
 
   const created = await app.request("/api/v1/permissions/roles", json("POST", { name: "editor", permissions: ["docs:write"] }, headers));
   expect(created.status).toBe(201);
-  const moved = await moveTenant({ topology, tenantId, to: "tenant_db" });
+  const moved = await moveTenant({ catalog: coreCatalog(), topology, tenantId, to: "tenant_db" });
   expect(moved).toMatchObject({ from: "main", to: "tenant_db" });
 }, 120_000);
 
@@ -117,7 +118,7 @@ describe("a moved tenant", () => {
   });
 
   it("refuses writes with 503 TENANT_MOVING while it moves, keeps serving reads, and writes nothing", async () => {
-    await mainSql`update auth.tenant_placements set state = 'moving' where tenant_id = ${tenantId}`;
+    await mainSql`update platform.tenant_placements set state = 'moving' where tenant_id = ${tenantId}`;
     try {
       const refused = await app.request("/api/v1/permissions/roles", json("POST", { name: "during-move", permissions: ["docs:read"] }, headers));
       expect(refused.status).toBe(503);
@@ -130,7 +131,7 @@ describe("a moved tenant", () => {
       const read = await app.request("/api/v1/permissions/roles", { headers });
       expect(read.status).toBe(200);
     } finally {
-      await mainSql`update auth.tenant_placements set state = 'active' where tenant_id = ${tenantId}`;
+      await mainSql`update platform.tenant_placements set state = 'active' where tenant_id = ${tenantId}`;
     }
     const after = await app.request("/api/v1/permissions/roles", json("POST", { name: "after-move", permissions: ["docs:read"] }, headers));
     expect(after.status).toBe(201);

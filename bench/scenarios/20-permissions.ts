@@ -3,7 +3,7 @@
  * endpoint (session from the cookie cache + requirePermission + one query) against the one-query
  * baseline.
  */
-import { createRouter } from "../../src/db/router.js";
+import { createCoreRouter } from "../../src/core-modules.js";
 import { singleDatabase } from "../../src/db/topology.js";
 import { createApp } from "../../src/app.js";
 import { createSdk } from "../../src/index.js";
@@ -80,7 +80,7 @@ const scenario: Scenario = async (ctx) => {
 
     // 2. An uncached check: queries counted on a router with a query hook, in-process cache off.
     let queries = 0;
-    const counting = createRouter(singleDatabase(database.url), { onQuery: () => queries++ });
+    const counting = createCoreRouter(singleDatabase(database.url), { onQuery: () => queries++ });
     const uncached = createPermissionsModule({ router: counting, audit: createAuditModule({ router: counting }), cache: { enabled: false } });
     try {
       await uncached.can(user.id, "warm:up"); // a new connection reads the server's array types once

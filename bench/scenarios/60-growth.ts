@@ -22,7 +22,7 @@
 import { createHash } from "node:crypto";
 import postgres from "postgres";
 import { createApp } from "../../src/app.js";
-import { createRouter } from "../../src/db/router.js";
+import { createCoreRouter } from "../../src/core-modules.js";
 import { singleDatabase } from "../../src/db/topology.js";
 import { createSdk } from "../../src/index.js";
 import { createAuditModule } from "../../src/modules/audit/index.js";
@@ -252,7 +252,7 @@ const scenario: Scenario = async (ctx) => {
       if (secondary) {
         // Uncached permission checks: the in-process cache off, queries counted.
         let queries = 0;
-        const counting = createRouter(singleDatabase(database.url), { onQuery: () => queries++ });
+        const counting = createCoreRouter(singleDatabase(database.url), { onQuery: () => queries++ });
         const uncached = createPermissionsModule({ router: counting, audit: createAuditModule({ router: counting }), cache: { enabled: false } });
         try {
           await uncached.can(admin.id, "warm:up"); // a new connection reads the server's array types once

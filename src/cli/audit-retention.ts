@@ -5,7 +5,7 @@
  * `sv_maintenance`, or the owner — never as the runtime role; anything else is refused.
  */
 import { loadConfig } from "../config.js";
-import { createRouter } from "../db/router.js";
+import { createCoreRouter } from "../core-modules.js";
 import { createAuditModule, DEFAULT_RETENTION_DAYS } from "../modules/audit/index.js";
 import { withTopology } from "./command.js";
 
@@ -20,7 +20,7 @@ if (!Number.isInteger(retentionDays) || retentionDays < 1) {
 const config = loadConfig(process.env);
 await withTopology(config, false, async (topology) => {
   // asOwner: connect with the URL's own login (maintenance or owner), without assuming sv_app.
-  const router = createRouter(topology, { asOwner: true });
+  const router = createCoreRouter(topology, { asOwner: true });
   try {
     const audit = createAuditModule({ router });
     const result = await audit.applyRetention({ retentionDays });

@@ -6,14 +6,14 @@
  * 2 when verification could not run.
  */
 import { loadConfig } from "../config.js";
-import { createRouter } from "../db/router.js";
+import { createCoreRouter } from "../core-modules.js";
 import { createAuditModule } from "../modules/audit/index.js";
 import { withTopology } from "./command.js";
 
 const sealFirst = process.argv.slice(2).includes("--seal");
 const config = loadConfig(process.env);
 await withTopology(config, false, async (topology) => {
-  const router = createRouter(topology);
+  const router = createCoreRouter(topology);
   try {
     const audit = createAuditModule({ router });
     if (sealFirst) console.error(`sealed: ${JSON.stringify(await audit.seal())}`);

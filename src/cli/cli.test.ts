@@ -57,7 +57,7 @@ beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), "sv-sdk-cli-"));
   owner = postgres(db.url, { max: 1, onnotice: () => {} });
   // Start from an empty database: the clone comes migrated; this one must be migrated by the CLI.
-  await owner.unsafe(`drop schema if exists auth, email, audit, permissions, drizzle cascade`);
+  await owner.unsafe(`drop schema if exists auth, email, audit, permissions, platform, drizzle cascade`);
 });
 
 afterAll(async () => {
@@ -170,7 +170,7 @@ describe("sv-sdk", () => {
         expect(moved.stdout).toContain(`moved tenant ${tenantId} from 'main' to 'tenant_acme'`);
         expect(moved.stdout).toMatch(/permissions\.roles\s+2 rows/);
         expect(moved.stderr).toMatch(/copying: 100% \(2\/2\)/);
-        const [placement] = await sql`select database, state from auth.tenant_placements where tenant_id = ${tenantId}`;
+        const [placement] = await sql`select database, state from platform.tenant_placements where tenant_id = ${tenantId}`;
         expect(placement).toEqual({ database: "tenant_acme", state: "active" });
         const [event] = await sql`select count(*)::int as n from audit.audit_logs where action = 'tenant.moved' and target_id = ${tenantId}`;
         expect(event).toEqual({ n: 1 });

@@ -84,8 +84,11 @@ export async function migrateTopology(topology: Topology): Promise<MigrationRepo
   return reports;
 }
 
-/** The schemas whose tables and functions sv-sdk owns: a runtime login must own none of them. */
-const OWN_SCHEMAS = ["auth", "email", "audit", "permissions", "drizzle"];
+/**
+ * A runtime login owns nothing: not a schema, table or function outside PostgreSQL's own and the
+ * public schema (an owner can change what it owns, policies and grants included).
+ */
+const OWNS_SOMETHING = `(n.nspname not in ('pg_catalog', 'information_schema', 'public') and n.nspname not like 'pg\\_%')`;
 
 function loginOf(appUrl: string): { user: string; password?: string } {
   const url = new URL(appUrl);
@@ -141,11 +144,11 @@ async function powersOf(sql: postgres.Sql, role: string): Promise<string[]> {
       case when r.rolreplication then 'REPLICATION' end,
       case when r.rolbypassrls then 'BYPASSRLS' end,
       case when r.oid = d.datdba then 'owner of the database' end,
-      case when exists (select 1 from pg_namespace n where n.nspowner = r.oid and n.nspname = any(${OWN_SCHEMAS}))
+      case when exists (select 1 from pg_namespace n where n.nspowner = r.oid and ${sql.unsafe(OWNS_SOMETHING)})
              or exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                        where c.relowner = r.oid and n.nspname = any(${OWN_SCHEMAS}))
+                        where c.relowner = r.oid and ${sql.unsafe(OWNS_SOMETHING)})
              or exists (select 1 from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-                        where p.proowner = r.oid and n.nspname = any(${OWN_SCHEMAS}))
+                        where p.proowner = r.oid and ${sql.unsafe(OWNS_SOMETHING)})
            then 'owner of sv-sdk''s schemas' end
     ], null) as powers
     from pg_roles r, pg_database d

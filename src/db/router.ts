@@ -24,7 +24,8 @@ import {
   runWithTransaction,
   type Database,
 } from "./unit-of-work.js";
-import { databaseOf, MODULES, type DatabaseConfig, type ModuleName, type Topology } from "./topology.js";
+import type { ModuleCatalog } from "./module.js";
+import { databaseOf, type DatabaseConfig, type Topology } from "./topology.js";
 
 /** The role the runtime pool acts as: DML only, not the tables' owner, so row-level security applies. */
 export const RUNTIME_ROLE = "sv_app";
@@ -56,15 +57,23 @@ export interface Router {
    * (permissions, audit, email) it follows the unit of work's tenant: a tenant moved to a database
    * of its own (`sv-sdk tenant:move`) is read and written there, with no change to the caller.
    */
-  db(module: ModuleName): Database;
+  db(module: string): Database;
   /** The ambient-transaction-aware handle for a named database (your own tables). */
   database(name?: string): Database;
   /** The raw postgres.js pool of a database (LISTEN/NOTIFY, COPY, benchmarks). */
   pool(database: string): Pool;
   /** Where a module's schema lives by the topology (ignores tenant placement). */
-  databaseOf(module: ModuleName): string;
+  databaseOf(module: string): string;
   /** Where a module's rows are read and written right now: `databaseOf`, or the current tenant's database. */
-  routedDatabase(module: ModuleName): string;
+  routedDatabase(module: string): string;
+  /** The modules the router serves: their schemas, tables and where each table may live. */
+  readonly catalog: ModuleCatalog;
+  /**
+   * Where a tenant's rows live: its placement in the control plane, or undefined for the default
+   * (each schema's database). Answered from memory once the placements are loaded (they change
+   * only when a tenant moves, and the move announces it).
+   */
+  placementOf(tenantId: string): Promise<string | undefined>;
   /** Every database of the topology, main first (each may hold moved tenants' rows). */
   databases(): string[];
   /** Whether the caller runs inside a unit of work (an open transaction or savepoint). */
@@ -151,9 +160,6 @@ function createPool(name: string, config: DatabaseConfig, options: RouterOptions
   return { name, sql, db: drizzle(sql) as unknown as Database, gate };
 }
 
-/** The modules whose rows belong to tenants and move with them (placement.ts: kind "tenant"). */
-const TENANT_MODULES: ReadonlySet<ModuleName> = new Set(["permissions", "audit", "email"]);
-
 async function setTenant(tx: Database, tenantId: string | null | undefined, readOnly = false): Promise<void> {
   if (readOnly) {
     await tx.execute(rawSql`select set_config('sv.tenant_id', ${tenantId ?? ""}, true), set_config('transaction_read_only', 'on', true)`);
@@ -168,7 +174,7 @@ async function setTenant(tx: Database, tenantId: string | null | undefined, read
  */
 async function enterTenant(tx: Database, tenantId: string): Promise<{ database: string; state: string } | undefined> {
   const rows = await tx.execute<{ database: string | null; state: string | null }>(
-    rawSql`select database, state from auth.enter_tenant(${tenantId})`,
+    rawSql`select database, state from platform.enter_tenant(${tenantId})`,
   );
   const row = rows[0];
   return row?.database ? { database: row.database, state: row.state ?? "active" } : undefined;
@@ -280,13 +286,79 @@ function ambientHandle(resolve: () => string, pool: (database: string) => Pool, 
   });
 }
 
-export function createRouter(topology: Topology, options: RouterOptions = {}): Router {
+/** The topology's schema placements against the modules: every schema named exists, the control plane stays on main. */
+function checkPlacement(topology: Topology, catalog: ModuleCatalog): void {
+  const schemas = new Set(catalog.modules.map((m) => m.schema));
+  for (const [schema, database] of Object.entries(topology.schemas)) {
+    if (!schemas.has(schema)) {
+      throw new Error(`Invalid database topology — schemas.${schema}: no module owns a schema '${schema}' (modules: ${[...schemas].join(", ")})`);
+    }
+    if (database !== "main" && catalog.controlPlaneSchemas.includes(schema)) {
+      throw new Error(`Invalid database topology — schemas.${schema}: the '${schema}' schema holds the control plane and must stay on 'main'`);
+    }
+  }
+}
+
+/** The channel a tenant move notifies when it flips a placement. */
+export const PLACEMENTS_CHANNEL = "sv_placements";
+
+/**
+ * The placements of tenants that live in a database of their own (few: most tenants have none), held
+ * in memory while a listener hears the moves that change them; until then, asked per tenant.
+ */
+function createPlacements(main: () => Database, listen: (onChange: () => void) => Promise<(() => Promise<void>) | undefined>) {
+  let known: Map<string, string> | undefined;
+  let listening: Promise<(() => Promise<void>) | undefined> | undefined;
+  let live = false;
+  const forget = () => {
+    known = undefined;
+  };
+  const load = async () => {
+    const rows = await main().execute<{ tenant: string; database: string }>(
+      rawSql`select tenant_id::text as tenant, database from platform.tenant_placements`,
+    );
+    known = new Map(rows.map((r) => [r.tenant, r.database]));
+  };
+  return {
+    async of(tenantId: string): Promise<string | undefined> {
+      listening ??= listen(forget).then(
+        (unlisten) => ((live = unlisten !== undefined), unlisten),
+        () => ((listening = undefined), undefined),
+      );
+      if (live && known) return known.get(tenantId);
+      if (live) {
+        await load();
+        return known!.get(tenantId);
+      }
+      const [row] = await main().execute<{ database: string }>(
+        rawSql`select database from platform.tenant_placements where tenant_id = ${tenantId}::uuid`,
+      );
+      return row?.database;
+    },
+    async stop() {
+      const unlisten = await listening?.catch(() => undefined);
+      listening = undefined;
+      live = false;
+      await unlisten?.().catch(() => undefined);
+    },
+  };
+}
+
+export function createRouter(topology: Topology, catalog: ModuleCatalog, options: RouterOptions = {}): Router {
+  checkPlacement(topology, catalog);
+  const moduleByName = new Map(catalog.modules.map((m) => [m.name, m]));
+  const schemaOf = (module: string): string => {
+    const found = moduleByName.get(module);
+    if (!found) throw new Error(`No module named '${module}' is registered with the router`);
+    return found.schema;
+  };
+  const tenantModules = new Set(catalog.modules.filter((m) => catalog.tenantSchemas.includes(m.schema)).map((m) => m.name));
   const pools = new Map<string, Pool>();
   for (const [name, config] of Object.entries(topology.databases)) {
     pools.set(name, createPool(name, config, options));
   }
   // Databases that host at least one module, main first: a unit of work opens a transaction on each.
-  const transactional = [...new Set(["main", ...MODULES.map((m) => databaseOf(topology, m))])];
+  const transactional = [...new Set(["main", ...catalog.modules.map((m) => databaseOf(topology, m.schema))])];
   const pool = (database: string): Pool => {
     const found = pools.get(database);
     if (!found) throw new Error(`The topology has no database named '${database}'`);
@@ -303,25 +375,36 @@ export function createRouter(topology: Topology, options: RouterOptions = {}): R
     }
     return handle;
   };
-  const routedDatabase = (module: ModuleName): string => {
-    if (!TENANT_MODULES.has(module)) return databaseOf(topology, module);
+  const routedDatabase = (module: string): string => {
+    const home = databaseOf(topology, schemaOf(module));
+    if (!tenantModules.has(module)) return home;
     const store = currentStore();
-    return store?.pinned ?? store?.level?.tenantDatabase ?? databaseOf(topology, module);
+    return store?.pinned ?? store?.level?.tenantDatabase ?? home;
   };
-  const moduleHandles = new Map<ModuleName, Database>();
-  const moduleHandle = (module: ModuleName): Database => {
+  const moduleHandles = new Map<string, Database>();
+  const moduleHandle = (module: string): Database => {
     let handle = moduleHandles.get(module);
     if (!handle) {
-      handle = TENANT_MODULES.has(module) ? ambientHandle(() => routedDatabase(module), pool, router) : handleFor(databaseOf(topology, module));
+      handle = tenantModules.has(module) ? ambientHandle(() => routedDatabase(module), pool, router) : handleFor(databaseOf(topology, schemaOf(module)));
       moduleHandles.set(module, handle);
     }
     return handle;
   };
 
+  const placements = createPlacements(
+    () => handleFor("main"),
+    async (onChange) => {
+      const meta = await pool("main").sql.listen(PLACEMENTS_CHANNEL, onChange, onChange);
+      return () => meta.unlisten();
+    },
+  );
+
   const router: Router = {
     topology,
     pool,
-    databaseOf: (module) => databaseOf(topology, module),
+    catalog,
+    placementOf: (tenantId) => placements.of(tenantId),
+    databaseOf: (module) => databaseOf(topology, schemaOf(module)),
     routedDatabase,
     inUnitOfWork: () => currentLevel() !== undefined,
     databases: () => [...pools.keys()].sort((a, b) => (a === "main" ? -1 : b === "main" ? 1 : a.localeCompare(b))),
@@ -428,6 +511,7 @@ export function createRouter(topology: Topology, options: RouterOptions = {}): R
       return runWithContext({ tenantId }, () => router.transaction(fn));
     },
     async close(timeoutSeconds = 5) {
+      await placements.stop();
       await Promise.all([...pools.values()].map((p) => p.sql.end({ timeout: timeoutSeconds })));
     },
   };

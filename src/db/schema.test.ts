@@ -2,7 +2,19 @@ import { randomUUID } from "node:crypto";
 import type postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { useTestSdk } from "../../test/support.js";
-import { CROSS_SCHEMA_KEYS } from "./cross-schema-keys.js";
+import { coreCatalog } from "../core-modules.js";
+
+/** The cross keys the modules declare, split into their ends. */
+const CROSS_SCHEMA_KEYS = coreCatalog().crossKeys.map((key) => {
+  const [fromSchema, fromTable, fromColumn] = key.from.split(".") as [string, string, string];
+  const [toSchema, toTable, toColumn] = key.to.split(".") as [string, string, string];
+  return {
+    name: key.name,
+    from: { schema: fromSchema, table: fromTable, column: fromColumn },
+    to: { schema: toSchema, table: toTable, column: toColumn },
+    onDelete: key.onDelete,
+  };
+});
 
 const { owner } = useTestSdk();
 

@@ -4,26 +4,15 @@
  * order-independent checksum both sides are compared with.
  */
 import type postgres from "postgres";
-import { MODULES } from "./topology.js";
+import type { ModuleCatalog } from "./module.js";
 
-/** The schemas whose rows belong to tenants; `auth` is the control plane and never moves. */
-export const TENANT_SCHEMAS = MODULES.filter((m) => m !== "auth");
 /**
- * Derived from the grant tables: triggers on those recompute it, so it is copied after them (a copy
- * made before would be rewritten on the target behind the checksum).
+ * What the modules declare decides what moves (src/db/module.ts): tables of kind `tenant` move with
+ * their tenant — except `derived` ones (caches: not copied, the target computes them afresh, so a
+ * move back never compares a stale copy) and `staysWhereWritten` ones (a sealed trail: its seals
+ * are bound to the writing cluster's transaction ids; reads visit every database). Control-plane
+ * tables never move; the rows the moved rows reference are copied to the target beside them.
  */
-const COPIED_LAST = new Set(["permissions.permission_cache"]);
-/**
- * The audit trail is not copied: a tenant's events stay sealed in the database that wrote them, and
- * the events written after the move are sealed where the tenant lives then (the audit module reads,
- * seals and verifies every database of the topology). Copies cannot be sealed honestly: a row's
- * `txid` and a seal's txid range are transaction ids of the source's cluster, meaningless in the
- * target's, so copied rows the source had not sealed yet sit below the target's sealing frontier
- * and its verify reports them as slipped into sealed history; copied seals also collide with the
- * target's own seal ids (the copy then fails its checksum and the tenant stays 'moving'). And a
- * trail held twice would be counted twice by every platform-wide read.
- */
-const STAYS_WHERE_WRITTEN = new Set(["audit"]);
 
 /** `usage`: the request cannot be carried out as given (exit 2); `failure`: it went wrong (exit 1). */
 export class TenantMoveError extends Error {
@@ -52,8 +41,10 @@ export interface TablePlan {
   identity: string[];
   /** `where` clause over alias `t`, `$1` = tenant id. */
   filter: string;
-  /** Foreign keys to auth tables: referenced rows are copied to the target first. */
+  /** Foreign keys to control-plane tables: referenced rows are copied to the target first. */
   authRefs: ForeignKey[];
+  /** A cache: not copied (the target computes it afresh), removed from the source with the rest. */
+  derived: boolean;
   /** Foreign keys to tenant-scoped tables whose referenced row may be a platform row. */
   remapped: ForeignKey[];
 }
@@ -61,8 +52,11 @@ export interface TablePlan {
 export const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
 export const qualified = (name: string) => name.split(".").map(ident).join(".");
 
-/** Tables holding a tenant's rows, in an order that copies parents before children. */
-export async function planTables(sql: postgres.Sql): Promise<TablePlan[]> {
+/** Tables holding a tenant's rows, in an order that copies parents before children; `derived` lists the caches removed, not copied. */
+export async function planTables(sql: postgres.Sql, catalog: ModuleCatalog): Promise<TablePlan[]> {
+  const TENANT_SCHEMAS = [...catalog.tenantSchemas];
+  const CONTROL_PLANE = new Set(catalog.controlPlaneSchemas);
+  const kindOf = (table: string) => catalog.tables.get(table);
   const tables = await sql<{ name: string; schema: string; columns: string[]; pk: string[] | null; identity: string[] }[]>`
     select n.nspname || '.' || c.relname as name, n.nspname as schema,
            array(select a.attname::text from pg_attribute a
@@ -74,7 +68,7 @@ export async function planTables(sql: postgres.Sql): Promise<TablePlan[]> {
            array(select a.attname::text from pg_attribute a
                   where a.attrelid = c.oid and a.attidentity <> '' and not a.attisdropped) as identity
       from pg_class c join pg_namespace n on n.oid = c.relnamespace
-     where c.relkind in ('r', 'p') and not c.relispartition and n.nspname = any(${[...TENANT_SCHEMAS, "auth"]})
+     where c.relkind in ('r', 'p') and not c.relispartition and n.nspname = any(${[...TENANT_SCHEMAS, ...CONTROL_PLANE]})
      order by 1`;
   const keys = await sql<{ table: string; column: string; references: string; refColumn: string; width: number }[]>`
     select cn.nspname || '.' || c.relname as table, rn.nspname || '.' || r.relname as references,
@@ -86,12 +80,13 @@ export async function planTables(sql: postgres.Sql): Promise<TablePlan[]> {
       join pg_class r on r.oid = k.confrelid join pg_namespace rn on rn.oid = r.relnamespace
      where k.contype = 'f' and k.conparentid = 0 and cn.nspname = any(${TENANT_SCHEMAS})`;
   const byName = new Map(tables.map((t) => [t.name, t]));
-  const scoped = new Set(tables.filter((t) => t.schema !== "auth" && t.columns.includes("tenant_id")).map((t) => t.name));
+  const scoped = new Set(tables.filter((t) => !CONTROL_PLANE.has(t.schema) && t.columns.includes("tenant_id")).map((t) => t.name));
   const keysOf = (table: string) => keys.filter((k) => k.table === table);
 
   const plans: TablePlan[] = [];
   for (const t of tables) {
-    if (t.schema === "auth" || STAYS_WHERE_WRITTEN.has(t.schema)) continue;
+    const declared = kindOf(t.name);
+    if (CONTROL_PLANE.has(t.schema) || declared?.kind !== "tenant" || declared.staysWhereWritten) continue;
     const parents = keysOf(t.name).filter((k) => scoped.has(k.references));
     let filter: string;
     if (scoped.has(t.name)) filter = `t.tenant_id = $1`;
@@ -114,7 +109,8 @@ export async function planTables(sql: postgres.Sql): Promise<TablePlan[]> {
       primaryKey: t.pk,
       identity: t.identity,
       filter: `(${filter})`,
-      authRefs: keysOf(t.name).filter((k) => byName.get(k.references)?.schema === "auth"),
+      authRefs: keysOf(t.name).filter((k) => CONTROL_PLANE.has(byName.get(k.references)?.schema ?? "")),
+      derived: declared.derived === true,
       remapped: parents.filter((k) => k.references !== t.name && k.refColumn === "id"),
     });
   }
@@ -130,8 +126,8 @@ export async function planTables(sql: postgres.Sql): Promise<TablePlan[]> {
     }
     ordered.push(plan);
   };
-  for (const plan of plans.filter((p) => !COPIED_LAST.has(p.name))) visit(plan, new Set());
-  return [...ordered, ...plans.filter((p) => COPIED_LAST.has(p.name))];
+  for (const plan of plans) visit(plan, new Set());
+  return ordered;
 }
 
 /**

@@ -3,6 +3,7 @@
  * with equal counts and checksums, platform references are translated to the target's own rows, the
  * placement flips, the audit trail stays (sealed) on the source only, and a crashed move resumes to the same end.
  */
+import { coreCatalog } from "../core-modules.js";
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,13 +16,14 @@ import type { Topology } from "./topology.js";
 const TENANT_ROWS: Record<string, string> = {
   "permissions.roles": "tenant_id = $1",
   "permissions.user_roles": "tenant_id = $1",
-  "permissions.permission_cache": "tenant_id = $1",
   "permissions.role_permissions": "role_id in (select id from permissions.roles where tenant_id = $1)",
   "permissions.role_inheritance": "role_id in (select id from permissions.roles where tenant_id = $1)",
   "email.email_templates": "tenant_id = $1",
   "email.email_sends": "tenant_id = $1",
 };
 const TRAIL = "select count(*)::int as n from audit.audit_logs where tenant_id = $1";
+/** A cache (declared `derived`): not copied — the target computes it afresh — and removed from the source. */
+const CACHE = "select count(*)::int as n from permissions.permission_cache where tenant_id = $1";
 /** Rows whose every column is copied as is (no platform role ids in them). */
 const UNCHANGED = ["permissions.roles", "permissions.role_permissions", "email.email_templates", "email.email_sends"];
 
@@ -69,7 +71,7 @@ async function populateTenant(name: string) {
   return tenantId;
 }
 
-const move = (options: Omit<MoveTenantOptions, "topology">) => moveTenant({ topology, ...options });
+const move = (options: Omit<MoveTenantOptions, "topology" | "catalog">) => moveTenant({ topology, catalog: coreCatalog(), ...options });
 
 beforeAll(async () => {
   ({ mainSql: sourceSql, tenantSql: targetSql, topology } = databases);
@@ -95,6 +97,7 @@ describe("moveTenant", () => {
     for (const table of Object.keys(TENANT_ROWS)) expect(before[table]!.rows, table).toBeGreaterThan(0);
     const [trail] = await sourceSql.unsafe<{ n: number }[]>(TRAIL, [tenantId]);
     expect(trail!.n).toBeGreaterThan(0);
+    expect((await sourceSql.unsafe<{ n: number }[]>(CACHE, [tenantId]))[0]!.n).toBeGreaterThan(0);
 
     const progress: number[] = [];
     const result = await move({ tenantId, to: "tenant_db", batchSize: 2, onProgress: (p) => p.phase === "copy" && progress.push(p.done) });
@@ -125,13 +128,15 @@ describe("moveTenant", () => {
       await onTarget.close();
     }
 
-    const [placement] = await sourceSql`select database, state from auth.tenant_placements where tenant_id = ${tenantId}`;
+    const [placement] = await sourceSql`select database, state from platform.tenant_placements where tenant_id = ${tenantId}`;
     expect(placement).toEqual({ database: "tenant_db", state: "active" });
-    const [record] = await sourceSql`select source, target, phase from auth.tenant_moves where tenant_id = ${tenantId}`;
+    const [record] = await sourceSql`select source, target, phase from platform.tenant_moves where tenant_id = ${tenantId}`;
     expect(record).toEqual({ source: "main", target: "tenant_db", phase: "done" });
 
     const left = await snapshot(sourceSql, tenantId);
     for (const table of Object.keys(TENANT_ROWS)) expect(left[table]!.rows, table).toBe(0);
+    expect((await sourceSql.unsafe<{ n: number }[]>(CACHE, [tenantId]))[0]).toEqual({ n: 0 });
+    expect(result.tables.some((t) => t.table === "permissions.permission_cache")).toBe(false);
     // The audit trail is not copied (tenant-move-plan.ts, STAYS_WHERE_WRITTEN): it stays sealed on the source.
     expect(result.tables.some((t) => t.table.startsWith("audit."))).toBe(false);
     expect((await sourceSql.unsafe<{ n: number }[]>(TRAIL, [tenantId]))[0]).toEqual(trail);
@@ -155,7 +160,7 @@ describe("moveTenant", () => {
       },
     });
     await expect(crash).rejects.toThrow("simulated crash");
-    const [placement] = await sourceSql`select database, state from auth.tenant_placements where tenant_id = ${tenantId}`;
+    const [placement] = await sourceSql`select database, state from platform.tenant_placements where tenant_id = ${tenantId}`;
     expect(placement).toEqual({ database: "main", state: "moving" });
 
     const again = move({ tenantId, to: "tenant_db" });
@@ -173,7 +178,7 @@ describe("moveTenant", () => {
     const after = await snapshot(targetSql, tenantId);
     for (const table of Object.keys(TENANT_ROWS)) expect(after[table]!.rows, table).toBe(before[table]!.rows);
     for (const table of UNCHANGED) expect(after[table]!.checksum, table).toBe(before[table]!.checksum);
-    const [flipped] = await sourceSql`select database, state from auth.tenant_placements where tenant_id = ${tenantId}`;
+    const [flipped] = await sourceSql`select database, state from platform.tenant_placements where tenant_id = ${tenantId}`;
     expect(flipped).toEqual({ database: "tenant_db", state: "active" });
     const [roles] = await sourceSql<{ n: number }[]>`select count(*)::int as n from permissions.roles where tenant_id = ${tenantId}`;
     expect(roles!.n).toBe(0);

@@ -21,13 +21,15 @@
  * then waits for the units of work already writing to the tenant (its write gate), and every unit
  * entering the tenant afterwards is read-only where the tenant's rows are (the API answers 503
  * TENANT_MOVING to writes; reads go on). A session advisory lock keeps two moves of one tenant apart. Resumable: the last copied primary key of each table is recorded in
- * `auth.tenant_moves` after each batch; a re-run continues after it, and ON CONFLICT DO NOTHING makes
+ * `platform.tenant_moves` after each batch; a re-run continues after it, and ON CONFLICT DO NOTHING makes
  * the batch in flight at a crash harmless to copy again. The copy runs as the owner (row-level
  * security does not apply to it), with TimeZone UTC on every connection so that row texts — and
  * therefore checksums — are the same on both sides.
  */
 import postgres from "postgres";
 import { appliedMigrationCount, shippedMigrationCount } from "./migrate.js";
+import type { ModuleCatalog } from "./module.js";
+import { PLACEMENTS_CHANNEL } from "./router.js";
 import { databaseOf, type Topology } from "./topology.js";
 import {
   checksum,
@@ -36,7 +38,6 @@ import {
   platformRowMaps,
   projection,
   qualified,
-  TENANT_SCHEMAS,
   TenantMoveError,
   type TablePlan,
 } from "./tenant-move-plan.js";
@@ -45,7 +46,7 @@ export { TenantMoveError };
 
 /** `pg_try_advisory_lock(class, hashtext(tenant))`: 'svtm'. */
 const MOVE_LOCK_CLASS = 1_937_142_893;
-/** The tenant's write gate, held shared by every unit of work in the tenant (auth.enter_tenant): 'svtw'. */
+/** The tenant's write gate, held shared by every unit of work in the tenant (platform.enter_tenant): 'svtw'. */
 const WRITE_GATE_CLASS = 1_937_142_903;
 const DEFAULT_BATCH = 500;
 
@@ -59,6 +60,8 @@ export interface TenantMoveProgress {
 
 export interface MoveTenantOptions {
   topology: Topology;
+  /** The modules whose tables hold tenant rows (what moves is what they declare). */
+  catalog: ModuleCatalog;
   tenantId: string;
   /** Name of the target database in the topology (migrated). */
   to: string;
@@ -102,7 +105,9 @@ function connect(url: string) {
 }
 
 export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenantResult> {
-  const { topology, tenantId, to } = options;
+  const { topology, tenantId, to, catalog } = options;
+  if (!catalog.tenantsTable) throw new TenantMoveError("no module defines tenants: nothing to move", "usage");
+  const tenantsTable = qualified(catalog.tenantsTable);
   const batchSize = options.batchSize ?? DEFAULT_BATCH;
   if (!topology.databases[to]) {
     throw new TenantMoveError(`the topology has no database named '${to}' (it has: ${Object.keys(topology.databases).join(", ")})`, "usage");
@@ -124,12 +129,12 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
     const [lock] = await main<{ ok: boolean }[]>`select pg_try_advisory_lock(${MOVE_LOCK_CLASS}, hashtext(${tenantId})) as ok`;
     if (!lock!.ok) throw new TenantMoveError(`another move of tenant ${tenantId} is running`);
 
-    const [org] = await main`select 1 from auth.organizations where id = ${tenantId}`;
+    const [org] = await main.unsafe(`select 1 from ${tenantsTable} where id = $1`, [tenantId]);
     if (!org) throw new TenantMoveError(`there is no tenant (organization) with id ${tenantId}`);
     const [placement] = await main<{ database: string; state: string }[]>`
-      select database, state from auth.tenant_placements where tenant_id = ${tenantId}`;
+      select database, state from platform.tenant_placements where tenant_id = ${tenantId}`;
     const [unfinished] = await main<{ source: string; target: string; phase: string }[]>`
-      select source, target, phase from auth.tenant_moves where tenant_id = ${tenantId} and phase <> 'done'`;
+      select source, target, phase from platform.tenant_moves where tenant_id = ${tenantId} and phase <> 'done'`;
 
     let from: string;
     if (unfinished) {
@@ -146,7 +151,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
     } else {
       from = placement?.database ?? "main";
       if (!placement) {
-        const elsewhere = TENANT_SCHEMAS.filter((s) => databaseOf(topology, s) !== "main");
+        const elsewhere = catalog.tenantSchemas.filter((schema) => databaseOf(topology, schema) !== "main");
         if (elsewhere.length > 0) {
           throw new TenantMoveError(
             `the topology places ${elsewhere.join(", ")} outside main; moving a tenant without a placement out of a split topology is not supported yet`,
@@ -169,9 +174,9 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
 
     if (!unfinished) {
       await main.begin(async (tx) => {
-        await tx`insert into auth.tenant_placements (tenant_id, database, state) values (${tenantId}, ${from}, 'moving')
+        await tx`insert into platform.tenant_placements (tenant_id, database, state) values (${tenantId}, ${from}, 'moving')
                  on conflict (tenant_id) do update set state = 'moving', updated_at = now()`;
-        await tx`insert into auth.tenant_moves (tenant_id, source, target) values (${tenantId}, ${from}, ${to})
+        await tx`insert into platform.tenant_moves (tenant_id, source, target) values (${tenantId}, ${from}, ${to})
                  on conflict (tenant_id) do update set source = excluded.source, target = excluded.target,
                    phase = 'copying', cursor = '{}', rows_copied = 0, started_at = now(), updated_at = now()`;
       });
@@ -183,7 +188,9 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
     await main`select pg_advisory_lock(${WRITE_GATE_CLASS}, hashtext(${tenantId}))`;
     await main`select pg_advisory_unlock(${WRITE_GATE_CLASS}, hashtext(${tenantId}))`;
 
-    const plans = await planTables(target);
+    const plans = await planTables(target, catalog);
+    // Caches are not copied: the target computes them afresh (a move back then compares nothing stale).
+    const copied = plans.filter((plan) => !plan.derived);
     const tables: TableReport[] = [];
     let rowsCopied = 0;
     const phase = unfinished?.phase ?? "copying";
@@ -192,13 +199,13 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
       const maps = await platformRowMaps(plans, source, target, tenantId);
 
       const totals = new Map<string, number>();
-      for (const plan of plans) {
+      for (const plan of copied) {
         const [row] = await source.unsafe<{ n: number }[]>(`select count(*)::int as n from ${plan.sql} t where ${plan.filter}`, [tenantId]);
         totals.set(plan.name, row!.n);
       }
       const total = [...totals.values()].reduce((a, b) => a + b, 0);
       let done = 0;
-      for (const plan of plans) {
+      for (const plan of copied) {
         const [row] = await target.unsafe<{ n: number }[]>(`select count(*)::int as n from ${plan.sql} t where ${plan.filter}`, [tenantId]);
         done += Math.min(row!.n, totals.get(plan.name)!);
       }
@@ -206,9 +213,9 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
 
       if (from !== to && to !== "main") {
         // The tenant's organization first: every tenant row's foreign key points at it.
-        await copyAuthRows(main, target, "auth.organizations", [tenantId]);
+        await copyAuthRows(main, target, catalog.tenantsTable!, [tenantId]);
       }
-      for (const plan of plans) {
+      for (const plan of copied) {
         await copyTable(plan, {
           main,
           source,
@@ -226,7 +233,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
         });
       }
 
-      for (const plan of plans) {
+      for (const plan of copied) {
         for (const column of plan.identity) {
           // Copied ids came from the source's sequence: the target's must continue above them.
           await target.unsafe(
@@ -238,7 +245,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
         }
       }
 
-      for (const plan of plans) {
+      for (const plan of copied) {
         options.onProgress?.({ phase: "verify", table: plan.name, done: total, total });
         const row = projection(plan, maps);
         const expected = await checksum(source, plan, row.expr, [tenantId, ...row.values]);
@@ -255,11 +262,13 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
 
       // The flip: one transaction in the control plane.
       await main.begin(async (tx) => {
-        await tx`update auth.tenant_placements set database = ${to}, state = 'active', updated_at = now() where tenant_id = ${tenantId}`;
-        await tx`update auth.tenant_moves set phase = 'switched', updated_at = now() where tenant_id = ${tenantId}`;
+        await tx`update platform.tenant_placements set database = ${to}, state = 'active', updated_at = now() where tenant_id = ${tenantId}`;
+        await tx`update platform.tenant_moves set phase = 'switched', updated_at = now() where tenant_id = ${tenantId}`;
+        // Running instances drop their cached placements at this commit.
+        await tx`select pg_notify(${PLACEMENTS_CHANNEL}, ${tenantId})`;
       });
     } else {
-      for (const plan of plans) {
+      for (const plan of copied) {
         const report = await checksum(target, plan, "to_jsonb(t)", [tenantId]);
         tables.push({ table: plan.name, rows: report.rows, checksum: report.checksum });
       }
@@ -275,7 +284,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
         options.onProgress?.({ phase: "delete", table: plan.name, done: Math.min(rowsRemoved, toRemove), total: toRemove });
       }
     });
-    await main`update auth.tenant_moves set phase = 'done', updated_at = now() where tenant_id = ${tenantId}`;
+    await main`update platform.tenant_moves set phase = 'done', updated_at = now() where tenant_id = ${tenantId}`;
     return { tenantId, from, to, alreadyThere: false, resumed: !!unfinished, rowsCopied, rowsRemoved, tables };
   } finally {
     await Promise.all([...connections.values()].map((sql) => sql.end({ timeout: 5 })));
@@ -310,7 +319,7 @@ async function copyTable(plan: TablePlan, c: CopyContext): Promise<void> {
       limit ${c.batchSize}`;
 
   const [state] = await c.main<{ cursor: string | null }[]>`
-    select cursor ->> ${plan.name} as cursor from auth.tenant_moves where tenant_id = ${c.tenantId}`;
+    select cursor ->> ${plan.name} as cursor from platform.tenant_moves where tenant_id = ${c.tenantId}`;
   let cursor = state?.cursor ?? null;
   for (;;) {
     const params: unknown[] = [c.tenantId, ...c.row.values];
@@ -330,7 +339,7 @@ async function copyTable(plan: TablePlan, c: CopyContext): Promise<void> {
     );
     cursor = rows[rows.length - 1]!.k!;
     await c.main`
-      update auth.tenant_moves
+      update platform.tenant_moves
          set cursor = jsonb_set(cursor, ${[plan.name]}, ${cursor}::text::jsonb),
              rows_copied = rows_copied + ${inserted.count}, updated_at = now()
        where tenant_id = ${c.tenantId}`;

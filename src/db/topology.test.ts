@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { createCoreRouter } from "../core-modules.js";
 import { databaseOf, parseTopology, singleDatabase } from "./topology.js";
 
 const url = "postgres://owner:pw@127.0.0.1:5432/sv_sdk";
@@ -43,10 +44,13 @@ describe("parseTopology", () => {
     );
   });
 
-  it("keeps auth, the control plane, on main", () => {
-    expect(() =>
-      parseTopology({ databases: { main: { url }, auth_store: { url } }, schemas: { auth: "auth_store" } }),
-    ).toThrow("schemas.auth: the auth schema is the control plane and must stay on 'main'");
+  it("keeps the control plane on main, and names only schemas a module owns (checked against the modules)", () => {
+    const authElsewhere = parseTopology({ databases: { main: { url }, auth_store: { url } }, schemas: { auth: "auth_store" } });
+    expect(() => createCoreRouter(authElsewhere)).toThrow(
+      "schemas.auth: the 'auth' schema holds the control plane and must stay on 'main'",
+    );
+    const unknown = parseTopology({ databases: { main: { url }, other: { url } }, schemas: { billing: "other" } });
+    expect(() => createCoreRouter(unknown)).toThrow(/schemas\.billing: no module owns a schema 'billing'/);
   });
 
   it("refuses a URL that is not a PostgreSQL URL, and lists every problem", () => {

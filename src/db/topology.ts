@@ -4,13 +4,11 @@
  *
  *   { databases: { main: { url }, audit_store: { url } }, schemas: { audit: "audit_store" } }
  *
- * Tenants are placed per tenant in the control-plane database (`auth.tenant_placements`), not here,
- * so moving a tenant needs no redeploy.
+ * Which schemas exist is the modules' business (src/db/module.ts): the router checks the names
+ * against them. Tenants are placed per tenant in the control plane (`platform.tenant_placements`),
+ * not here, so moving a tenant needs no redeploy.
  */
 import { z } from "zod";
-
-export const MODULES = ["auth", "permissions", "audit", "email"] as const;
-export type ModuleName = (typeof MODULES)[number];
 
 const postgresUrl = z
   .string()
@@ -58,7 +56,7 @@ export const databaseConfigSchema = z.object({
 export const topologySchema = z
   .object({
     databases: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), databaseConfigSchema),
-    schemas: z.partialRecord(z.enum(MODULES), z.string()).default({}),
+    schemas: z.record(z.string(), z.string()).default({}),
   })
   .superRefine((topology, ctx) => {
     if (!topology.databases.main) {
@@ -72,10 +70,6 @@ export const topologySchema = z
           message: `schema '${module}' is placed on database '${database}', which the topology does not define`,
         });
       }
-    }
-    // Auth is the control plane (users, tenants, tenant placement): it stays on main.
-    if (topology.schemas.auth && topology.schemas.auth !== "main") {
-      ctx.addIssue({ code: "custom", path: ["schemas", "auth"], message: "the auth schema is the control plane and must stay on 'main'" });
     }
   });
 
@@ -98,6 +92,7 @@ export function singleDatabase(url: string, appUrl?: string): Topology {
   return parseTopology({ databases: { main: { url, appUrl } } });
 }
 
-export function databaseOf(topology: Topology, module: ModuleName): string {
-  return topology.schemas[module] ?? "main";
+/** The database a schema lives in (main unless the topology places it). */
+export function databaseOf(topology: Topology, schema: string): string {
+  return topology.schemas[schema] ?? "main";
 }

@@ -64,7 +64,7 @@ export interface UnitLevel {
   deadline: Deadline;
   /**
    * The database holding the level's tenant's rows when the tenant has a placement of its own
-   * (`auth.tenant_placements`, read when the level enters the tenant); unset: each module's database.
+   * (`platform.tenant_placements`, read when the level enters the tenant); unset: each module's database.
    */
   tenantDatabase?: string;
 }

@@ -6,6 +6,7 @@
  * answering quickly (p95 under 1 s); after SIGCONT B is served again within 10 s, and neither pool
  * holds more connections than its size.
  */
+import { coreCatalog } from "../../src/core-modules.js";
 import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { moveTenant } from "../../src/db/tenant-move.js";
@@ -52,7 +53,7 @@ beforeAll(async () => {
   headersA = a.headers;
   headersB = b.headers;
   const owners = parseTopology({ databases: { main: { url: main.url }, tenant_db: { url: tenant.url } } });
-  await moveTenant({ topology: owners, tenantId: b.tenant.id, to: "tenant_db" });
+  await moveTenant({ catalog: coreCatalog(), topology: owners, tenantId: b.tenant.id, to: "tenant_db" });
 }, 90_000);
 afterAll(() => cleanup.run());
 

@@ -1,3 +1,4 @@
+import { coreCatalog } from "../../core-modules.js";
 import { moveTenant, TenantMoveError, type TenantMoveProgress } from "../../db/tenant-move.js";
 import { cliConfig, CommandFailure, parseOptions, UsageError, withSdk, withTopology, type Command } from "../command.js";
 import { createProgress } from "../progress.js";
@@ -59,7 +60,7 @@ Exit codes: 0 moved (or already there), 1 failed, 2 bad options or configuration
       };
       let result;
       try {
-        result = await moveTenant({ topology, tenantId, to: options.to!, batchSize, resume: options.resume, onProgress });
+        result = await moveTenant({ topology, catalog: coreCatalog(), tenantId, to: options.to!, batchSize, resume: options.resume, onProgress });
       } catch (error) {
         if (phase) bars[phase].finish();
         if (error instanceof TenantMoveError) throw error.kind === "usage" ? new UsageError(error.message) : new CommandFailure(error.message);

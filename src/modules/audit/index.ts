@@ -1,3 +1,4 @@
+import { defineModule } from "../../db/module.js";
 import type { Router } from "../../db/router.js";
 import { createRetention } from "./retention.js";
 import { createAuditRoutes as buildRoutes, type AuditRoutesOptions } from "./routes.js";
@@ -47,3 +48,18 @@ export type AuditModule = ReturnType<typeof createAuditModule>;
 export function createAuditRoutes(options: AuditRoutesOptions) {
   return buildRoutes(options);
 }
+
+/**
+ * The audit module's descriptor: its schema, where its tables live, how it is created.
+ * The trail stays where it was written when a tenant moves (its seals are bound to that database's
+ * transaction ids); reads and sealing visit every database.
+ */
+export const auditModule = defineModule({
+  name: "audit",
+  schema: "audit",
+  tables: {
+    audit_logs: { kind: "tenant", staysWhereWritten: true },
+    audit_seals: { kind: "tenant", staysWhereWritten: true },
+  },
+  create: (_context, deps: { router: Router }) => createAuditModule(deps),
+});

@@ -5,11 +5,12 @@
  * reads merge both databases; each database is sealed and verified on its own, and a broken row is
  * reported with its database.
  */
+import { coreCatalog } from "../../core-modules.js";
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cheapHashingTestSdkOptions, useTwoDatabases } from "../../../test/support.js";
-import { createRouter } from "../../db/router.js";
+import { createCoreRouter } from "../../core-modules.js";
 import { moveTenant } from "../../db/tenant-move.js";
 import type { Topology } from "../../db/topology.js";
 import { createSdk, type Sdk } from "../../index.js";
@@ -65,7 +66,7 @@ beforeAll(async () => {
   );
   expect(await sealAll()).toMatchObject({ ok: true });
   await sdk.withTenant(moved, () => sdk.audit.recordAuditEvent({ action: "doc.created", target: { type: history, id: "h4" } }));
-  await moveTenant({ topology, tenantId: moved, to: "tenant_db" });
+  await moveTenant({ catalog: coreCatalog(), topology, tenantId: moved, to: "tenant_db" });
 }, 120_000);
 
 afterAll(async () => {
@@ -217,7 +218,7 @@ describe("audit across databases", () => {
     const created = await sdk.audit.ensurePartitions(6);
     expect(new Set(created.map((c) => c.database))).toEqual(new Set(["main", "tenant_db"]));
     await ownerB`create table audit.audit_logs_y2020m01 partition of audit.audit_logs for values from ('2020-01-01 00:00+00') to ('2020-02-01 00:00+00')`;
-    const router = createRouter(topology, { asOwner: true });
+    const router = createCoreRouter(topology, { asOwner: true });
     try {
       const maintenance = createAuditModule({ router });
       const result = await maintenance.applyRetention({ retentionDays: 10, now: new Date("2020-02-20T00:00:00Z") });

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cheapHashingTestSdkOptions } from "../../../test/support.js";
-import { createRouter } from "../../db/router.js";
+import { createCoreRouter } from "../../core-modules.js";
 import { singleDatabase } from "../../db/topology.js";
 import { createSdk, type Sdk } from "../../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
@@ -228,7 +228,7 @@ describe("retention", () => {
     }
     expect(await sealAll()).toMatchObject({ ok: true });
 
-    const maintenance = createAuditModule({ router: createRouter(singleDatabase(db.url), { asOwner: true }) });
+    const maintenance = createAuditModule({ router: createCoreRouter(singleDatabase(db.url), { asOwner: true }) });
     // Policy cutoff 2020-02-10: January is entirely older, February straddles the cutoff.
     const result = await maintenance.applyRetention({ retentionDays: 10, now: new Date("2020-02-20T00:00:00Z") });
     expect(result.dropped.map((d) => d.partition)).toEqual(["audit_logs_y2020m01"]);
@@ -248,7 +248,7 @@ describe("retention", () => {
     url.username = role;
     url.password = "maint";
     try {
-      const router = createRouter(singleDatabase(db.url, url.toString()));
+      const router = createCoreRouter(singleDatabase(db.url, url.toString()));
       const maintenance = createAuditModule({ router });
       try {
         const result = await maintenance.applyRetention({ retentionDays: 400 });

@@ -1,6 +1,6 @@
 /**
  * The `auth` schema: better-auth's tables (core + organization, admin, jwt, two-factor, database rate
- * limit) with uuid ids, plus the tenant placement row. Field keys match better-auth's field names; SQL
+ * limit) with uuid ids. Field keys match better-auth's field names; SQL
  * names are snake_case. `schema.test.ts` checks these against better-auth's own table list, so a
  * better-auth upgrade that adds a field fails a test instead of a sign-up.
  */
@@ -155,19 +155,6 @@ export const rateLimits = authSchema.table("rate_limits", {
   key: text("key").notNull().unique(),
   count: integer("count").notNull(),
   lastRequest: bigint("last_request", { mode: "number" }).notNull(),
-});
-
-/**
- * Where a tenant's rows live. No row means the default placement (the databases the topology gives
- * each schema). Kept in the control-plane database so moving a tenant needs no redeploy.
- */
-export const tenantPlacements = authSchema.table("tenant_placements", {
-  tenantId: uuid("tenant_id")
-    .primaryKey()
-    .references(() => organizations.id, { onDelete: "cascade" }),
-  database: text("database").notNull(),
-  state: text("state", { enum: ["active", "moving"] }).notNull().default("active"),
-  updatedAt: timestamps.updatedAt,
 });
 
 /**

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { desc, eq, sql } from "drizzle-orm";
 import { Resend } from "resend";
+import { defineModule } from "../../db/module.js";
 import type { Router } from "../../db/router.js";
 import type { Logger } from "../../logger.js";
 import type { AuditModule } from "../audit/index.js";
@@ -270,3 +271,24 @@ export function createEmailModule({ router, audit, logger, options }: EmailModul
 }
 
 export type EmailModule = ReturnType<typeof createEmailModule>;
+
+/** The email module's descriptor. Suppressions and preferences are one list per deployment: they stay with the schema. */
+export const emailModule = defineModule({
+  name: "email",
+  schema: "email",
+  tables: {
+    email_templates: "tenant",
+    email_sends: "tenant",
+    email_events: "tenant",
+    dev_messages: "tenant",
+    email_preferences: "schema",
+    suppressions: "schema",
+  },
+  crossKeys: [
+    { name: "email_templates_tenant_fk", from: "email.email_templates.tenant_id", to: "auth.organizations.id", onDelete: "cascade" },
+    { name: "email_sends_tenant_fk", from: "email.email_sends.tenant_id", to: "auth.organizations.id", onDelete: "set null" },
+    { name: "email_sends_user_fk", from: "email.email_sends.user_id", to: "auth.users.id", onDelete: "set null" },
+    { name: "email_preferences_user_fk", from: "email.email_preferences.user_id", to: "auth.users.id", onDelete: "cascade" },
+  ],
+  create: (_context, deps: EmailModuleOptions) => createEmailModule(deps),
+});

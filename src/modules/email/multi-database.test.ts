@@ -4,6 +4,7 @@
  * against the local stand-in. The tenant's sends are written, claimed, sent, recorded and updated by
  * webhooks in tenant_db; suppressions and preferences stay one list, in the email schema's database.
  */
+import { coreCatalog } from "../../core-modules.js";
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -89,7 +90,7 @@ beforeAll(async () => {
   );
   moved = await createOrganization("moved");
   stayed = await createOrganization("stayed");
-  await moveTenant({ topology, tenantId: moved, to: "tenant_db" });
+  await moveTenant({ catalog: coreCatalog(), topology, tenantId: moved, to: "tenant_db" });
 }, 60_000);
 
 afterAll(async () => {

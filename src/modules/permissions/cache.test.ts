@@ -4,7 +4,7 @@
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cheapHashingTestSdkOptions } from "../../../test/support.js";
-import { createRouter } from "../../db/router.js";
+import { createCoreRouter } from "../../core-modules.js";
 import { singleDatabase } from "../../db/topology.js";
 import { createSdk, type Sdk } from "../../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
@@ -42,7 +42,7 @@ async function untilFalse(check: () => Promise<boolean>, limitMs = 3000): Promis
 /** Counts the queries `fn` sends, through a module on a router with a query hook. */
 function countingModule(options: { cache: boolean }) {
   const counter = { queries: 0 };
-  const router = createRouter(singleDatabase(database.url, database.appUrl), { onQuery: () => counter.queries++ });
+  const router = createCoreRouter(singleDatabase(database.url, database.appUrl), { onQuery: () => counter.queries++ });
   const permissions = createPermissionsModule({ router, audit: createAuditModule({ router }), cache: { enabled: options.cache } });
   return {
     permissions,

@@ -32,43 +32,23 @@ export function createChecks(router: Router, cache: PermissionCache) {
   const home = router.databaseOf("permissions");
 
   /**
-   * A user's effective permissions in a tenant (or globally). One query where the tenant's rows are
-   * in the permissions database — which also says whether the tenant was moved to a database of its
-   * own. For a moved tenant a second query asks that database: global assignments stay at home,
-   * the tenant's assignments live there, and what the user holds is the union of both.
+   * A user's effective permissions in a tenant (or globally): one query where the module's rows are
+   * (global assignments, and the tenant's unless it lives in a database of its own), and for a
+   * tenant placed elsewhere a second one there — what the user holds is the union of both.
    */
   async function effectivePermissions(userId: string, tenant: string | null): Promise<string[]> {
-    const here = router.database(home);
-    const placedOn = (rows: { placed: string | null }[]) => rows[0]?.placed ?? null;
     // The handle runs the query in the unit of work's transaction on that database when one is open,
     // else as a transaction of its own: only then may the fill store its row (drizzle/0011).
-    const cachedPermissions = (database: string) =>
-      sql`permissions.cached_permissions(${userId}::uuid, ${tenant}::uuid, ${ambientTransaction(database) === undefined}::boolean)`;
-    let permissions: string[];
-    let placed: string | null = null;
-    if (home === "main") {
-      const rows = await here.execute<{ permissions: string[]; placed: string | null }>(
-        sql`select ${cachedPermissions(home)} as permissions,
-                   (select database from auth.tenant_placements where tenant_id = ${tenant}::uuid) as placed`,
+    const read = async (database: string) => {
+      const rows = await router.database(database).execute<{ permissions: string[] }>(
+        sql`select permissions.cached_permissions(${userId}::uuid, ${tenant}::uuid, ${ambientTransaction(database) === undefined}::boolean) as permissions`,
       );
-      permissions = rows[0]?.permissions ?? [];
-      placed = placedOn(rows);
-    } else {
-      const rows = await here.execute<{ permissions: string[] }>(sql`select ${cachedPermissions(home)} as permissions`);
-      permissions = rows[0]?.permissions ?? [];
-      if (tenant !== null) {
-        placed = placedOn(
-          await router.database("main").execute<{ placed: string | null }>(
-            sql`select database as placed from auth.tenant_placements where tenant_id = ${tenant}::uuid`,
-          ),
-        );
-      }
-    }
-    if (placed === null || placed === home) return permissions;
-    const rows = await router
-      .database(placed)
-      .execute<{ permissions: string[] }>(sql`select ${cachedPermissions(placed)} as permissions`);
-    return [...new Set([...permissions, ...(rows[0]?.permissions ?? [])])];
+      return rows[0]?.permissions ?? [];
+    };
+    const permissions = await read(home);
+    const placed = tenant === null ? undefined : await router.placementOf(tenant);
+    if (placed === undefined || placed === home) return permissions;
+    return [...new Set([...permissions, ...(await read(placed))])];
   }
 
   async function matcherFor(userId: string, tenant: string | null): Promise<Matcher> {

@@ -1,3 +1,4 @@
+import { defineModule } from "../../db/module.js";
 import type { Router } from "../../db/router.js";
 import type { AuditModule } from "../audit/index.js";
 import { createPermissionCache, type PermissionCacheOptions } from "./cache.js";
@@ -55,3 +56,25 @@ export function createPermissionsModule({ router, audit, cache: cacheOptions }: 
 }
 
 export type PermissionsModule = ReturnType<typeof createPermissionsModule>;
+
+/** The permissions module's descriptor. `permission_cache` is derived: a tenant move rebuilds it on the target. */
+export const permissionsModule = defineModule({
+  name: "permissions",
+  schema: "permissions",
+  tables: {
+    roles: "tenant",
+    role_permissions: "tenant",
+    role_inheritance: "tenant",
+    user_roles: "tenant",
+    permission_cache: { kind: "tenant", derived: true },
+  },
+  crossKeys: [
+    { name: "roles_tenant_fk", from: "permissions.roles.tenant_id", to: "auth.organizations.id", onDelete: "cascade" },
+    { name: "user_roles_user_fk", from: "permissions.user_roles.user_id", to: "auth.users.id", onDelete: "cascade" },
+    { name: "user_roles_tenant_fk", from: "permissions.user_roles.tenant_id", to: "auth.organizations.id", onDelete: "cascade" },
+    { name: "user_roles_assigned_by_fk", from: "permissions.user_roles.assigned_by", to: "auth.users.id", onDelete: "set null" },
+    { name: "permission_cache_user_fk", from: "permissions.permission_cache.user_id", to: "auth.users.id", onDelete: "cascade" },
+    { name: "permission_cache_tenant_fk", from: "permissions.permission_cache.tenant_id", to: "auth.organizations.id", onDelete: "cascade" },
+  ],
+  create: (_context, deps: PermissionsModuleOptions) => createPermissionsModule(deps),
+});

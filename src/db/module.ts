@@ -1,0 +1,195 @@
+/**
+ * Modules declare, the platform routes. A module (auth, permissions, audit, email — or one of yours)
+ * is described by one object: its name, the schema it owns, where each of its tables may live, the
+ * foreign keys it holds into other modules' tables, and how to create it. `createSdk` hands the
+ * descriptors to the router; migrations, tenant moves and placement checks read them. Nothing in
+ * `src/db` names a module.
+ *
+ * Where a table may live:
+ * - `control-plane`: only in the main database — identities, sessions, tenants: what every other
+ *   database's rows refer to.
+ * - `schema`: wherever the topology places the module's schema (`schemas: { audit: "audit_store" }`),
+ *   never split by tenant (one list per deployment: suppressions, preferences).
+ * - `tenant`: with its schema, or in its tenant's own database once the tenant is placed there. Its
+ *   rows carry `tenant_id`, or reach it through a foreign key to a table that does. Rows with no
+ *   tenant (built-in roles, default templates, platform events) are the platform's and stay.
+ */
+import type { Logger } from "../logger.js";
+import type { Database } from "./unit-of-work.js";
+
+export type TableKind = "control-plane" | "schema" | "tenant";
+
+export interface TablePlacement {
+  kind: TableKind;
+  /**
+   * A tenant table whose rows are computed from others (a cache): a tenant move does not copy it —
+   * the target computes it afresh — and removes it from the source.
+   */
+  derived?: boolean;
+  /**
+   * A tenant table whose rows stay in the database that wrote them when the tenant moves (a sealed
+   * trail whose seals are bound to that database's transaction ids); reads visit every database.
+   */
+  staysWhereWritten?: boolean;
+}
+
+/** A foreign key from one of the module's tables into another module's table (`schema.table.column`). */
+export interface CrossKey {
+  name: string;
+  from: string;
+  to: string;
+  onDelete: "cascade" | "set null";
+}
+
+/** The primitives a module's code uses instead of naming databases (src/db/module-context.ts). */
+export interface ModuleContext {
+  /** The module's name. */
+  readonly module: string;
+  readonly logger: Logger;
+  /**
+   * The module's handle, joined to the ambient unit of work: its tenant tables are read and written
+   * where the unit's tenant lives, its other tables where the topology places its schema.
+   */
+  db(): Database;
+  /** The handle of the database holding the module's schema, whatever the tenant (its `schema` tables). */
+  schemaDb(): Database;
+  /** One unit of work across everything (a savepoint inside an open one). */
+  transaction<T>(fn: () => Promise<T>): Promise<T>;
+  /** Work scoped to one tenant (`"*"`: every tenant, platform work; null: the global scope). */
+  withTenant<T>(tenantId: string | null, fn: () => Promise<T>): Promise<T>;
+  /** Whether the caller runs inside a unit of work. */
+  inUnitOfWork(): boolean;
+  /**
+   * Runs `fn` once for every database that may hold this module's tenant rows, as platform work
+   * there (every tenant's rows), and gathers the results. A database that cannot answer (down,
+   * frozen) is reported in `missing`, not thrown: a platform-wide read says what it could not see.
+   */
+  everywhere<T>(fn: () => Promise<T>, options?: { tenant?: string | null }): Promise<Everywhere<T>>;
+  /**
+   * Runs `fn` where the module's home rows are (its schema's database) and, when the tenant lives
+   * in a database of its own, there too: a read that unions global rows with the tenant's.
+   */
+  homeAndTenant<T>(tenantId: string | null, fn: () => Promise<T>): Promise<T[]>;
+  /**
+   * Makes sure the control-plane rows `row` references through the module's cross keys exist in the
+   * database the unit writes this table into (a tenant placed elsewhere keeps its foreign keys).
+   * Nothing to do where the control plane itself is.
+   */
+  ensureReferenced(table: string, row: Record<string, unknown>): Promise<void>;
+  /**
+   * LISTENs on `channel` in every database holding the module's rows (each notifies where it wrote).
+   * `onReconnect` runs on every (re)connection: notifications sent meanwhile are lost.
+   */
+  listen(channel: string, onNotify: (payload: string) => void, onReconnect?: () => void): Promise<{ unlisten(): Promise<void>; partial: boolean }>;
+}
+
+export interface Everywhere<T> {
+  results: T[];
+  /** The databases that could not answer, and why (for a partial answer's `missing` field). */
+  missing: { database: string; reason: string }[];
+}
+
+/** What a module's `create` returns beside its API: lifecycle steps the SDK calls. */
+export interface ModuleLifecycle {
+  /** Seeds the module's platform rows (built-in roles, default templates), in every database. Idempotent. */
+  seed?(): Promise<void>;
+  /** Stops background work and listeners. */
+  stop?(): Promise<void>;
+}
+
+export interface ModuleDescriptor<Instance extends ModuleLifecycle = ModuleLifecycle, Deps = unknown> {
+  name: string;
+  /** The PostgreSQL schema the module owns. */
+  schema: string;
+  /** Every table of the schema (partitions go with their parent), by unqualified name. */
+  tables: Readonly<Record<string, TableKind | TablePlacement>>;
+  /** Foreign keys from this module's tables into other modules' tables. */
+  crossKeys?: readonly CrossKey[];
+  /**
+   * For the module that defines tenants: the control-plane table whose rows are the tenants (a
+   * tenant placed in a database of its own gets its row there too, for the keys pointing at it).
+   */
+  tenants?: { table: string };
+  create(context: ModuleContext, deps: Deps): Instance;
+}
+
+/**
+ * Declares a module.
+ *
+ * @example
+ * export const notesModule = defineModule({
+ *   name: "notes",
+ *   schema: "notes",
+ *   tables: { notes: "tenant" },
+ *   create: (context) => createNotes(context),
+ * });
+ */
+export function defineModule<Instance extends ModuleLifecycle, Deps = unknown>(
+  descriptor: ModuleDescriptor<Instance, Deps>,
+): ModuleDescriptor<Instance, Deps> {
+  for (const [table, placement] of Object.entries(descriptor.tables)) {
+    const kind = typeof placement === "string" ? placement : placement.kind;
+    if (!["control-plane", "schema", "tenant"].includes(kind)) {
+      throw new Error(`module '${descriptor.name}': table '${table}' has no placement kind (control-plane, schema or tenant)`);
+    }
+  }
+  if (descriptor.tenants && placementOf(descriptor, descriptor.tenants.table)?.kind !== "control-plane") {
+    throw new Error(`module '${descriptor.name}': the tenants table '${descriptor.tenants.table}' must be a control-plane table`);
+  }
+  return descriptor;
+}
+
+/** A table's placement, normalised; undefined when the module does not declare the table. */
+export function placementOf(descriptor: Pick<ModuleDescriptor, "tables">, table: string): TablePlacement | undefined {
+  const placement = descriptor.tables[table];
+  if (placement === undefined) return undefined;
+  return typeof placement === "string" ? { kind: placement } : placement;
+}
+
+/** What the platform needs to know of every module at once. */
+export interface ModuleCatalog {
+  modules: readonly ModuleDescriptor<ModuleLifecycle, never>[];
+  /** Every table, `schema.table` → its placement. */
+  tables: ReadonlyMap<string, TablePlacement & { module: string }>;
+  /** The schemas whose rows may follow a tenant. */
+  tenantSchemas: readonly string[];
+  /** The schemas of modules that hold control-plane tables: they stay on main. */
+  controlPlaneSchemas: readonly string[];
+  crossKeys: readonly CrossKey[];
+  /** `schema.table` of the tenants registry, when a module defines one. */
+  tenantsTable?: string;
+}
+
+export function catalogOf(modules: readonly ModuleDescriptor<ModuleLifecycle, never>[]): ModuleCatalog {
+  const tables = new Map<string, TablePlacement & { module: string }>();
+  const names = new Set<string>();
+  const schemas = new Set<string>();
+  let tenantsTable: string | undefined;
+  for (const module of modules) {
+    if (names.has(module.name)) throw new Error(`two modules are named '${module.name}'`);
+    if (schemas.has(module.schema)) throw new Error(`two modules own the schema '${module.schema}'`);
+    names.add(module.name);
+    schemas.add(module.schema);
+    for (const table of Object.keys(module.tables)) tables.set(`${module.schema}.${table}`, { ...placementOf(module, table)!, module: module.name });
+    if (module.tenants) {
+      if (tenantsTable) throw new Error(`two modules define tenants ('${tenantsTable}' and '${module.schema}.${module.tenants.table}')`);
+      tenantsTable = `${module.schema}.${module.tenants.table}`;
+    }
+  }
+  const crossKeys = modules.flatMap((m) => m.crossKeys ?? []);
+  for (const key of crossKeys) {
+    for (const end of [key.from, key.to]) {
+      const table = end.split(".").slice(0, 2).join(".");
+      if (!tables.has(table) && !table.startsWith("platform.")) throw new Error(`cross key '${key.name}' names '${table}', which no module declares`);
+    }
+  }
+  const kindsOf = (module: ModuleDescriptor<ModuleLifecycle, never>) => Object.keys(module.tables).map((t) => placementOf(module, t)!.kind);
+  return {
+    modules,
+    tables,
+    tenantSchemas: modules.filter((m) => kindsOf(m).includes("tenant")).map((m) => m.schema),
+    controlPlaneSchemas: modules.filter((m) => kindsOf(m).includes("control-plane")).map((m) => m.schema),
+    crossKeys,
+    tenantsTable,
+  };
+}
