@@ -24,6 +24,7 @@ const envSchema = z.object({
   BETTER_AUTH_SECRET: z.string().optional(),
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  LOG_FORMAT: z.enum(["json", "pretty"]).optional(),
   RESEND_API_KEY: z.string().optional(),
   RESEND_BASE_URL: z.string().url().optional(),
   RESEND_WEBHOOK_SECRET: z.string().optional(),
@@ -56,6 +57,8 @@ export interface Config {
   bodyLimitBytes: number;
   trustProxy: boolean;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** Unset: pretty in development on a terminal (when pino-pretty is installed), JSON lines otherwise. */
+  logFormat?: "json" | "pretty";
   /** How long a graceful shutdown may take before the process stops what is left and exits 1. */
   shutdownTimeoutMs: number;
   email: {
@@ -115,6 +118,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     trustProxy: e.TRUST_PROXY === "1",
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     email: {
       transport,

@@ -18,11 +18,15 @@ import type { EmbeddedPostgresHandle } from "./db/embedded.js";
 import { describeMigration, migrateTopology } from "./db/migrate.js";
 import { startServer, type RunningServer } from "./http/serve.js";
 import { createSdk, type Sdk } from "./index.js";
-import { createJsonLogger } from "./logger.js";
+import { createLogger, prettyOutput } from "./logger.js";
 import { sdkOptionsFromConfig } from "./sdk-from-config.js";
 
 const config = loadConfigOrExit(process.env);
-const logger = createJsonLogger(config.logLevel);
+// JSON lines on stdout; pretty ones for a person at a terminal in development (or LOG_FORMAT=pretty).
+const logger = createLogger({
+  level: config.logLevel,
+  pretty: prettyOutput({ format: config.logFormat, environment: config.environment, isTTY: process.stdout.isTTY === true }),
+});
 const timeoutMs = config.shutdownTimeoutMs;
 const started = performance.now();
 
