@@ -64,9 +64,10 @@ describe("createLogger: redaction", () => {
   it("redacts a child logger's bindings too, and cuts the password out of URLs", () => {
     const { logger, out, records } = capture();
     const child = childLogger(logger, { requestId: "r1", auth: { token: "tok_live_123" } });
-    child.info("connecting", { url: "postgres://sv_app:hunter2-password@db:5432/sv_sdk", target: new URL("https://u:whsec_deep@example.com/x") });
+    child.info("connecting to postgres://sv_app:hunter2-password@db/sv_sdk", { url: "postgres://sv_app:hunter2-password@db:5432/sv_sdk", target: new URL("https://u:whsec_deep@example.com/x") });
     for (const secret of SECRETS) expect(out.join("")).not.toContain(secret);
     expect(records()[0]).toMatchObject({
+      message: "connecting to postgres://sv_app:[REDACTED]@db/sv_sdk",
       requestId: "r1",
       auth: { token: "[REDACTED]" },
       url: "postgres://sv_app:[REDACTED]@db:5432/sv_sdk",

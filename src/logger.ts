@@ -51,11 +51,6 @@ const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)[^\s@/]+@/gi;
 /** Deeper than this a value is not walked (nor written): logs are not a dump. */
 const MAX_DEPTH = 12;
 
-/** Whether a field of this name is never written to a log line. */
-export function isSecretField(key: string): boolean {
-  return SECRET_FIELD.test(key);
-}
-
 /**
  * The fields as they may be written. Returns `fields` itself when nothing had to change (the usual
  * request line: a few strings and numbers), a copy otherwise; the caller's objects are never modified.
@@ -68,8 +63,13 @@ export function redactFields(fields: LogFields): LogFields {
   return clean(fields, 0, []) as LogFields;
 }
 
+/** A message or string field without a password written into a URL (`postgres://app:…@db`). */
+function cleanText(text: string): string {
+  return text.includes("://") && text.includes("@") ? text.replace(URL_PASSWORD, `$1${REDACTED}@`) : text;
+}
+
 function clean(value: unknown, depth: number, ancestors: object[]): unknown {
-  if (typeof value === "string") return value.includes("://") && value.includes("@") ? value.replace(URL_PASSWORD, `$1${REDACTED}@`) : value;
+  if (typeof value === "string") return cleanText(value);
   if (value === null || typeof value !== "object") return value;
   if (value instanceof Date) return value;
   // The cause chain, the SQL text instead of a failed query's message, never its parameters.
@@ -177,20 +177,20 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 class PinoLogger implements Logger {
   constructor(private readonly instance: pino.Logger) {}
   debug(message: string, fields?: LogFields): void {
-    if (fields) this.instance.debug(fields, message);
-    else this.instance.debug(message);
+    if (fields) this.instance.debug(fields, cleanText(message));
+    else this.instance.debug(cleanText(message));
   }
   info(message: string, fields?: LogFields): void {
-    if (fields) this.instance.info(fields, message);
-    else this.instance.info(message);
+    if (fields) this.instance.info(fields, cleanText(message));
+    else this.instance.info(cleanText(message));
   }
   warn(message: string, fields?: LogFields): void {
-    if (fields) this.instance.warn(fields, message);
-    else this.instance.warn(message);
+    if (fields) this.instance.warn(fields, cleanText(message));
+    else this.instance.warn(cleanText(message));
   }
   error(message: string, fields?: LogFields): void {
-    if (fields) this.instance.error(fields, message);
-    else this.instance.error(message);
+    if (fields) this.instance.error(fields, cleanText(message));
+    else this.instance.error(cleanText(message));
   }
   child(bindings: LogFields): Logger {
     // Pino's children do not pass their bindings through `formatters`: they are cleaned here, once.
