@@ -21,6 +21,7 @@ import { authBodyTypes } from "./http/auth-body-types.js";
 import { Deadline } from "./db/deadline.js";
 import { currentContext } from "./db/unit-of-work.js";
 import { AppError } from "./errors.js";
+import { childLogger } from "./logger.js";
 import "./http/context.js";
 import { createAuditRoutes } from "./modules/audit/index.js";
 import { CLIENT_IP_HEADER, createAuthRoutes, createTokenRoutes } from "./modules/auth/index.js";
@@ -168,14 +169,9 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
       },
     );
     if (!logRequests) return done;
+    const requestLog = childLogger(logger, { requestId: id, method: c.req.method, path: loggablePath(path) });
     return done.then(() => {
-      logger.info("request", {
-        requestId: id,
-        method: c.req.method,
-        path: loggablePath(path),
-        status: c.res.status,
-        durationMs: Math.round((performance.now() - started) * 10) / 10,
-      });
+      requestLog.info("request", { status: c.res.status, durationMs: Math.round((performance.now() - started) * 10) / 10 });
     });
   });
   app.options("/api/*", cors.preflight);

@@ -25,6 +25,7 @@ const envSchema = z.object({
   BETTER_AUTH_SECRET: z.string().optional(),
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  LOG_FORMAT: z.enum(["json", "pretty"]).optional(),
   RESEND_API_KEY: z.string().optional(),
   RESEND_BASE_URL: z.string().url().optional(),
   RESEND_WEBHOOK_SECRET: z.string().optional(),
@@ -58,6 +59,8 @@ export interface Config {
   /** Proxies in front that append to X-Forwarded-For: their number, or their addresses (src/http/client-address.ts). */
   trustProxy: TrustProxy;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** Unset: pretty in development on a terminal (when pino-pretty is installed), JSON lines otherwise. */
+  logFormat?: "json" | "pretty";
   /** How long a graceful shutdown may take before the process stops what is left and exits 1. */
   shutdownTimeoutMs: number;
   email: {
@@ -117,6 +120,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     email: {
       transport,

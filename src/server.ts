@@ -10,6 +10,7 @@
  * left behind and the exit code is 1; the cluster is stopped either way.
  */
 import { createApp } from "./app.js";
+import { writeBanner } from "./cli/banner.js";
 import { onShutdownSignal, shutdownInOrder } from "./cli/shutdown.js";
 import { loadConfigOrExit } from "./config.js";
 import { resolveDatabase } from "./db/connect.js";
@@ -17,11 +18,15 @@ import type { EmbeddedPostgresHandle } from "./db/embedded.js";
 import { describeMigration, migrateTopology } from "./db/migrate.js";
 import { startServer, type RunningServer } from "./http/serve.js";
 import { createSdk, type Sdk } from "./index.js";
-import { createJsonLogger } from "./logger.js";
+import { createLogger, prettyOutput } from "./logger.js";
 import { sdkOptionsFromConfig } from "./sdk-from-config.js";
 
 const config = loadConfigOrExit(process.env);
-const logger = createJsonLogger(config.logLevel);
+// JSON lines on stdout; pretty ones for a person at a terminal in development (or LOG_FORMAT=pretty).
+const logger = createLogger({
+  level: config.logLevel,
+  pretty: prettyOutput({ format: config.logFormat, environment: config.environment, isTTY: process.stdout.isTTY === true }),
+});
 const timeoutMs = config.shutdownTimeoutMs;
 const started = performance.now();
 
@@ -58,22 +63,15 @@ async function start(): Promise<void> {
   }
 
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  const base = config.publicUrl;
-  // For people, on stderr: stdout carries only the JSON log lines.
-  process.stderr.write(
-    [
-      "",
-      `  sv-sdk is up in ${seconds}s${embedded ? " (embedded PostgreSQL in " + config.dataDir + "/postgres)" : ""}`,
-      `  API      ${base}/api/v1`,
-      `  Auth     ${base}/api/auth`,
-      `  Docs     ${base}/docs`,
-      ...(sdk.email.devMessagesOpen ? [`  Mail     ${base}/dev/mail`] : []),
-      ...(config.email.transport === "log" ? ["  Mail     not delivered (EMAIL_TRANSPORT=log); email verification is off"] : []),
-      `  OpenAPI  ${base}/openapi.json`,
-      `  Ready    ${base}/ready`,
-      "",
-    ].join("\n") + "\n",
-  );
+  // One line for the log stream, the banner for people on stderr (never mixed into stdout).
+  logger.info("started", { url: config.publicUrl, seconds: Number(seconds) });
+  writeBanner({
+    seconds,
+    publicUrl: config.publicUrl,
+    embeddedDataDir: embedded ? config.dataDir : undefined,
+    mailViewer: sdk.email.devMessagesOpen,
+    mailNotDelivered: config.email.transport === "log",
+  });
 }
 
 let shuttingDown: Promise<never> | undefined;

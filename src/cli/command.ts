@@ -9,7 +9,7 @@ import { resolveDatabase } from "../db/connect.js";
 import { appliedMigrationCount, shippedMigrationCount } from "../db/migrate.js";
 import type { Topology } from "../db/topology.js";
 import { createSdk, type Sdk } from "../index.js";
-import { createJsonLogger } from "../logger.js";
+import { createLogger, prettyOutput } from "../logger.js";
 import { sdkOptionsFromConfig } from "../sdk-from-config.js";
 import postgres from "postgres";
 import { onShutdownSignal, shutdownInOrder, signalExitCode } from "./shutdown.js";
@@ -50,7 +50,11 @@ export function cliConfig(): Config {
 
 /** Log lines go to stderr: stdout carries the command's results. */
 export function cliLogger(config: Config) {
-  return createJsonLogger(config.logLevel, (line) => process.stderr.write(line));
+  return createLogger({
+    level: config.logLevel,
+    destination: 2,
+    pretty: prettyOutput({ format: config.logFormat, environment: config.environment, isTTY: process.stderr.isTTY === true }),
+  });
 }
 
 /**
