@@ -1,17 +1,28 @@
 /**
- * sv-sdk/client against a served instance, as a frontend would use it: better-auth's client for
- * /api/auth (sign-up, sign-in, organization), the Hono RPC client for /api/v1 with types from the
- * route definitions.
+ * sv-sdk/client against a served instance on 127.0.0.1, the way it is used: from Node with an origin
+ * and a cookie jar, from Node in bearer mode, and as a browser uses it (every request says
+ * `credentials: "include"`, asserted on the requests a fetch spy sees). And its import loads no
+ * server code, checked in a fresh process.
  */
+import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 import { serve } from "@hono/node-server";
-import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createApp } from "../src/app.js";
-import { createClient } from "../src/client.js";
+import { createClient, type ClientOptions } from "../src/client.js";
 import { freePort } from "../src/db/embedded.js";
 import { createSdk, type Sdk } from "../src/index.js";
 import { testSdkOptions } from "../src/testing.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
+
+/** The frontend's origin, as the server's TRUSTED_ORIGINS names it. */
+const FRONTEND = "https://app.example.test";
+const PASSWORD = "correct horse battery staple";
 
 let database: IsolatedDatabase;
 let sdk: Sdk;
@@ -22,7 +33,8 @@ beforeAll(async () => {
   database = await createIsolatedDatabase(inject("svTestDatabase"));
   const port = await freePort();
   baseUrl = `http://127.0.0.1:${port}`;
-  sdk = createSdk(testSdkOptions(database.url, { auth: { baseUrl } }));
+  // As `npm start` configures it: its own public origin and TRUSTED_ORIGINS.
+  sdk = createSdk(testSdkOptions(database.url, { auth: { baseUrl, trustedOrigins: [baseUrl, FRONTEND] } }));
   server = serve({ fetch: createApp(sdk, { logRequests: false }).fetch, port, hostname: "127.0.0.1" });
 });
 afterAll(async () => {
@@ -31,33 +43,218 @@ afterAll(async () => {
   await database.drop();
 });
 
-it("signs up and in with the auth client, then calls typed /api/v1 routes with the bearer token", async () => {
-  let token = "";
-  const client = createClient(baseUrl, {
-    headers: () => ({ origin: baseUrl, ...(token ? { authorization: `Bearer ${token}` } : {}) }),
-  });
+interface Sent {
+  url: string;
+  method: string;
+  credentials: RequestInit["credentials"];
+  headers: Headers;
+  status: number;
+  responseHeaders: Headers;
+}
+
+/** A fetch that records what each request was sent with, then sends it. */
+function spyFetch(): { fetch: typeof fetch; sent: Sent[] } {
+  const sent: Sent[] = [];
+  return {
+    sent,
+    fetch: async (input, init) => {
+      const response = await fetch(input, init);
+      sent.push({
+        url: input instanceof Request ? input.url : input.toString(),
+        method: init?.method ?? "GET",
+        credentials: init?.credentials,
+        headers: new Headers(init?.headers),
+        status: response.status,
+        responseHeaders: response.headers,
+      });
+      return response;
+    },
+  };
+}
+
+async function signedUp(options: ClientOptions = {}): Promise<string> {
   const email = `client-${randomUUID()}@example.test`;
-  const password = "correct horse battery staple";
+  const { error } = await createClient(baseUrl, options).auth.signUp.email({ email, password: PASSWORD, name: "Client" });
+  expect(error).toBeNull();
+  return email;
+}
 
-  const signUp = await client.auth.signUp.email({ email, password, name: "Client" }, { headers: { origin: baseUrl } });
-  expect(signUp.error).toBeNull();
-  const signIn = await client.auth.signIn.email(
-    { email, password },
-    { headers: { origin: baseUrl }, onSuccess: (ctx) => void (token = ctx.response.headers.get("set-auth-token") ?? "") },
-  );
-  expect(signIn.error).toBeNull();
-  expect(token).not.toBe("");
+describe("from Node", () => {
+  it("signs in with an origin and a cookie jar, then calls /api/v1 with the session cookie", async () => {
+    const spy = spyFetch();
+    const client = createClient(baseUrl, { origin: FRONTEND, cookies: true, fetch: spy.fetch });
+    const email = await signedUp({ origin: FRONTEND });
 
-  const me = await client.api.api.v1.me.$get();
-  expect(me.status).toBe(200);
-  const body = await me.json();
-  expect(body.user.email).toBe(email);
+    const signIn = await client.auth.signIn.email({ email, password: PASSWORD });
+    expect(signIn.error).toBeNull();
+    expect(client.cookies?.cookieHeader(new URL(baseUrl))).toMatch(/(^|; )sv\.session_token=/);
 
-  const check = await client.api.api.v1.permissions.check.$post({ json: { permissions: ["permissions:read:self", "roles:write"] } });
-  expect(check.status).toBe(200);
-  const result = await check.json();
-  expect(result.results).toEqual({ "permissions:read:self": true, "roles:write": false });
+    const me = await client.api.api.v1.me.$get();
+    expect(me.status).toBe(200);
+    expect((await me.json()).user.email).toBe(email);
+    const sentMe = spy.sent.at(-1)!;
+    expect(sentMe.headers.get("cookie")).toMatch(/sv\.session_token=/);
+    expect(sentMe.headers.get("authorization")).toBeNull();
+    expect(sentMe.headers.get("origin")).toBe(FRONTEND);
+    // The answer a browser on FRONTEND would need to read it: CORS for that origin, with credentials.
+    expect(sentMe.responseHeaders.get("access-control-allow-origin")).toBe(FRONTEND);
+    expect(sentMe.responseHeaders.get("access-control-allow-credentials")).toBe("true");
 
-  token = "";
-  expect((await client.api.api.v1.me.$get()).status).toBe(401);
+    // A write with the cookie passes the origin check because the origin is a trusted one.
+    const check = await client.api.api.v1.permissions.check.$post({ json: { permissions: ["permissions:read:self", "roles:write"] } });
+    expect(check.status).toBe(200);
+    expect((await check.json()).results).toEqual({ "permissions:read:self": true, "roles:write": false });
+
+    const session = await client.auth.getSession();
+    expect(session.data?.user.email).toBe(email);
+
+    const signOut = await client.auth.signOut();
+    expect(signOut.error).toBeNull();
+    expect(client.cookies?.cookieHeader(new URL(baseUrl)) ?? "").not.toMatch(/sv\.session_token=/);
+    expect((await client.api.api.v1.me.$get()).status).toBe(401);
+  });
+
+  it("works with no options but a cookie jar: the origin sent is the API's own, which the server trusts", async () => {
+    const email = await signedUp();
+    const spy = spyFetch();
+    const client = createClient(baseUrl, { cookies: true, fetch: spy.fetch });
+    expect((await client.auth.signIn.email({ email, password: PASSWORD })).error).toBeNull();
+    expect((await client.api.api.v1.permissions.check.$post({ json: { permissions: ["roles:write"] } })).status).toBe(200);
+    expect((await client.auth.signOut()).error).toBeNull();
+    expect(new Set(spy.sent.map((s) => s.headers.get("origin")))).toEqual(new Set([baseUrl]));
+  });
+
+  it("is refused with an origin the server does not trust, and without any origin once it holds a cookie", async () => {
+    const email = await signedUp();
+    const elsewhere = createClient(baseUrl, { origin: "https://elsewhere.example.test", cookies: true });
+    const refused = await elsewhere.auth.signIn.email({ email, password: PASSWORD });
+    expect(refused.error?.status).toBe(403);
+    expect(refused.error?.code).toBe("INVALID_ORIGIN");
+
+    // What the origin option is for: the same calls with the session cookie and no Origin at all.
+    const client = createClient(baseUrl, { cookies: true });
+    expect((await client.auth.signIn.email({ email, password: PASSWORD })).error).toBeNull();
+    const cookie = client.cookies!.cookieHeader(new URL(baseUrl))!;
+    const write = await fetch(`${baseUrl}/api/v1/permissions/check`, {
+      method: "POST",
+      headers: { cookie, "content-type": "application/json" },
+      body: JSON.stringify({ permissions: ["roles:write"] }),
+    });
+    expect(write.status).toBe(403);
+    expect(((await write.json()) as { code: string }).code).toBe("ORIGIN_NOT_TRUSTED");
+    const signOut = await fetch(`${baseUrl}/api/auth/sign-out`, { method: "POST", headers: { cookie } });
+    expect(signOut.status).toBe(403);
+    expect(((await signOut.json()) as { code: string }).code).toBe("MISSING_OR_NULL_ORIGIN");
+  });
+
+  it("in bearer mode keeps the set-auth-token of sign-in, sends it as Authorization, and forgets it on sign-out", async () => {
+    const email = await signedUp();
+    const spy = spyFetch();
+    const client = createClient(baseUrl, { bearer: true, fetch: spy.fetch });
+
+    expect((await client.auth.signIn.email({ email, password: PASSWORD })).error).toBeNull();
+    const token = client.bearer?.get();
+    expect(token).toBeTruthy();
+    expect(spy.sent.at(-1)!.responseHeaders.get("set-auth-token")).toBe(token);
+
+    const me = await client.api.api.v1.me.$get();
+    expect(me.status).toBe(200);
+    expect((await me.json()).user.email).toBe(email);
+    const sentMe = spy.sent.at(-1)!;
+    expect(sentMe.headers.get("authorization")).toBe(`Bearer ${token}`);
+    expect(sentMe.headers.get("cookie")).toBeNull();
+
+    // A bearer token is not sent by other sites' pages, so writes need no origin.
+    const check = await client.api.api.v1.permissions.check.$post({ json: { permissions: ["permissions:read:self"] } });
+    expect(check.status).toBe(200);
+
+    expect((await client.auth.signOut()).error).toBeNull();
+    expect(client.bearer?.get()).toBeNull();
+    expect((await client.api.api.v1.me.$get()).status).toBe(401);
+    // The token itself no longer opens anything.
+    const replay = await fetch(`${baseUrl}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+    expect(replay.status).toBe(401);
+  });
+});
+
+describe("as a browser uses it", () => {
+  it("says credentials: include on every request, of both clients", async () => {
+    const email = await signedUp();
+    const spy = spyFetch();
+    const client = createClient(baseUrl, { fetch: spy.fetch });
+    await client.auth.signIn.email({ email, password: PASSWORD });
+    await client.auth.getSession();
+    await client.api.api.v1.me.$get();
+    await client.api.api.v1.permissions.check.$post({ json: { permissions: ["roles:write"] } });
+    expect(spy.sent.map((s) => new URL(s.url).pathname)).toEqual([
+      "/api/auth/sign-in/email",
+      "/api/auth/get-session",
+      "/api/v1/me",
+      "/api/v1/permissions/check",
+    ]);
+    for (const request of spy.sent) expect(request.credentials, request.url).toBe("include");
+  });
+
+  it("sends the credentials mode asked for, to both clients", async () => {
+    const spy = spyFetch();
+    const client = createClient(baseUrl, { fetch: spy.fetch, credentials: "same-origin" });
+    await client.auth.getSession();
+    await client.api.api.v1.me.$get();
+    expect(spy.sent.map((s) => s.credentials)).toEqual(["same-origin", "same-origin"]);
+  });
+
+  it("sends the headers option on every request, the request's own headers winning", async () => {
+    const spy = spyFetch();
+    const client = createClient(baseUrl, { fetch: spy.fetch, headers: () => ({ "x-request-id": "from-options", "x-tenant-id": "t" }) });
+    await client.auth.getSession();
+    await client.api.api.v1.me.$get(undefined, { headers: { "x-request-id": "from-call" } });
+    expect(spy.sent.map((s) => [s.headers.get("x-tenant-id"), s.headers.get("x-request-id")])).toEqual([
+      ["t", "from-options"],
+      ["t", "from-call"],
+    ]);
+  });
+});
+
+/**
+ * Server code a client must not load: the HTTP server adapter, Hono's app class, the database layer
+ * (drizzle, postgres.js, kysely), zod, better-auth's server (its API, its auth context, its adapters),
+ * and this repository's app, SDK and modules. (Node's own fetch loads node:http, node:net and node:tls,
+ * so builtins say nothing.)
+ */
+const SERVER_CODE =
+  /\/node_modules\/(@hono\/node-server|drizzle-orm|postgres|kysely|zod|@better-auth\/[a-z]+-adapter)\/|\/node_modules\/hono\/dist\/(hono|hono-base)\.js|\/node_modules\/better-auth\/dist\/(api|auth|db|context|adapters)\/|\/src\/(app|index)\.ts|\/src\/(db|http|modules)\//;
+
+it("imports without loading server code, a database driver or better-auth's server", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "sv-client-import-"));
+  try {
+    const loaded = join(dir, "loaded.txt");
+    // A resolve hook (after tsx's, so it sees the final URLs) writes down every module loaded.
+    await writeFile(
+      join(dir, "hook.mjs"),
+      `import { appendFileSync } from "node:fs";
+export async function resolve(specifier, context, next) {
+  const result = await next(specifier, context);
+  appendFileSync(${JSON.stringify(loaded)}, result.url + "\\n");
+  return result;
+}`,
+    );
+    await writeFile(
+      join(dir, "register.mjs"),
+      `import { register } from "node:module"; register(${JSON.stringify(pathToFileURL(join(dir, "hook.mjs")).href)});`,
+    );
+    const client = pathToFileURL(fileURLToPath(new URL("../src/client.ts", import.meta.url))).href;
+    const script = `const { createClient } = await import(${JSON.stringify(client)});
+createClient("http://127.0.0.1:1", { cookies: true });`;
+    await promisify(execFile)(
+      process.execPath,
+      ["--import", "tsx", "--import", pathToFileURL(join(dir, "register.mjs")).href, "--input-type=module", "-e", script],
+      { cwd: fileURLToPath(new URL("..", import.meta.url)), timeout: 60_000 },
+    );
+    const modules = (await readFile(loaded, "utf8")).split("\n").filter((url) => url.includes("/node_modules/") || url.includes("/src/"));
+    expect(modules.some((url) => url.endsWith("/src/client.ts"))).toBe(true);
+    expect(modules.some((url) => url.includes("/node_modules/hono/dist/client/"))).toBe(true);
+    expect(modules.filter((url) => SERVER_CODE.test(url))).toEqual([]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
