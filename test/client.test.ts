@@ -4,13 +4,8 @@
  * `credentials: "include"`, asserted on the requests a fetch spy sees). And its import loads no
  * server code, checked in a fresh process.
  */
-import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { promisify } from "node:util";
 import { serve } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createApp } from "../src/app.js";
@@ -19,6 +14,7 @@ import { freePort } from "../src/db/embedded.js";
 import { createSdk, type Sdk } from "../src/index.js";
 import { testSdkOptions } from "../src/testing.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
+import { modulesLoadedBy, SERVER_CODE } from "./client-imports.js";
 
 /** The frontend's origin, as the server's TRUSTED_ORIGINS names it. */
 const FRONTEND = "https://app.example.test";
@@ -215,46 +211,13 @@ describe("as a browser uses it", () => {
   });
 });
 
-/**
- * Server code a client must not load: the HTTP server adapter, Hono's app class, the database layer
- * (drizzle, postgres.js, kysely), zod, better-auth's server (its API, its auth context, its adapters),
- * and this repository's app, SDK and modules. (Node's own fetch loads node:http, node:net and node:tls,
- * so builtins say nothing.)
- */
-const SERVER_CODE =
-  /\/node_modules\/(@hono\/node-server|drizzle-orm|postgres|kysely|zod|@better-auth\/[a-z]+-adapter)\/|\/node_modules\/hono\/dist\/(hono|hono-base)\.js|\/node_modules\/better-auth\/dist\/(api|auth|db|context|adapters)\/|\/src\/(app|index)\.ts|\/src\/(db|http|modules)\//;
-
 it("imports without loading server code, a database driver or better-auth's server", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "sv-client-import-"));
-  try {
-    const loaded = join(dir, "loaded.txt");
-    // A resolve hook (after tsx's, so it sees the final URLs) writes down every module loaded.
-    await writeFile(
-      join(dir, "hook.mjs"),
-      `import { appendFileSync } from "node:fs";
-export async function resolve(specifier, context, next) {
-  const result = await next(specifier, context);
-  appendFileSync(${JSON.stringify(loaded)}, result.url + "\\n");
-  return result;
-}`,
-    );
-    await writeFile(
-      join(dir, "register.mjs"),
-      `import { register } from "node:module"; register(${JSON.stringify(pathToFileURL(join(dir, "hook.mjs")).href)});`,
-    );
-    const client = pathToFileURL(fileURLToPath(new URL("../src/client.ts", import.meta.url))).href;
-    const script = `const { createClient } = await import(${JSON.stringify(client)});
-createClient("http://127.0.0.1:1", { cookies: true });`;
-    await promisify(execFile)(
-      process.execPath,
-      ["--import", "tsx", "--import", pathToFileURL(join(dir, "register.mjs")).href, "--input-type=module", "-e", script],
-      { cwd: fileURLToPath(new URL("..", import.meta.url)), timeout: 60_000 },
-    );
-    const modules = (await readFile(loaded, "utf8")).split("\n").filter((url) => url.includes("/node_modules/") || url.includes("/src/"));
-    expect(modules.some((url) => url.endsWith("/src/client.ts"))).toBe(true);
-    expect(modules.some((url) => url.includes("/node_modules/hono/dist/client/"))).toBe(true);
-    expect(modules.filter((url) => SERVER_CODE.test(url))).toEqual([]);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  const client = pathToFileURL(fileURLToPath(new URL("../src/client.ts", import.meta.url))).href;
+  const modules = await modulesLoadedBy(
+    `const { createClient } = await import(${JSON.stringify(client)}); createClient("http://127.0.0.1:1", { cookies: true });`,
+    { cwd: fileURLToPath(new URL("..", import.meta.url)), tsx: true },
+  );
+  expect(modules.some((url) => url.endsWith("/src/client.ts"))).toBe(true);
+  expect(modules.some((url) => url.includes("/node_modules/hono/dist/client/"))).toBe(true);
+  expect(modules.filter((url) => SERVER_CODE.test(url))).toEqual([]);
 });
