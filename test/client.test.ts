@@ -1,12 +1,16 @@
 /**
  * sv-sdk/client against a served instance on 127.0.0.1, the way it is used: from Node with an origin
  * and a cookie jar, from Node in bearer mode, and as a browser uses it (every request says
- * `credentials: "include"`, asserted on the requests a fetch spy sees). And its import loads no
- * server code, checked in a fresh process.
+ * `credentials: "include"`, asserted on the requests a fetch spy sees, then in Chromium on a page
+ * served from another port). And its import loads no server code, checked in a fresh process.
  */
 import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { createServer, type Server } from "node:http";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { serve } from "@hono/node-server";
+import { build } from "esbuild";
+import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createApp } from "../src/app.js";
 import { createClient, type ClientOptions } from "../src/client.js";
@@ -24,13 +28,16 @@ let database: IsolatedDatabase;
 let sdk: Sdk;
 let server: ReturnType<typeof serve>;
 let baseUrl: string;
+/** A page's origin in the browser test: the same host, another port, as a dev server would be. */
+let pageOrigin: string;
 
 beforeAll(async () => {
   database = await createIsolatedDatabase(inject("svTestDatabase"));
   const port = await freePort();
   baseUrl = `http://127.0.0.1:${port}`;
+  pageOrigin = `http://127.0.0.1:${await freePort()}`;
   // As `npm start` configures it: its own public origin and TRUSTED_ORIGINS.
-  sdk = createSdk(testSdkOptions(database.url, { auth: { baseUrl, trustedOrigins: [baseUrl, FRONTEND] } }));
+  sdk = createSdk(testSdkOptions(database.url, { auth: { baseUrl, trustedOrigins: [baseUrl, FRONTEND, pageOrigin] } }));
   server = serve({ fetch: createApp(sdk, { logRequests: false }).fetch, port, hostname: "127.0.0.1" });
 });
 afterAll(async () => {
@@ -209,6 +216,54 @@ describe("as a browser uses it", () => {
       ["t", "from-call"],
     ]);
   });
+});
+
+const CHROMIUM = "/usr/bin/chromium";
+
+describe("in Chromium, on a page of another origin", () => {
+  let page: Server | undefined;
+  afterAll(() => new Promise<void>((resolve) => (page ? page.close(() => resolve()) : resolve())));
+
+  it("signs in and calls /api/v1 with the session cookie; without credentials the same call is 401", async () => {
+    // Fails, never skips, without the browser (test/browser.test.ts drives the same one).
+    expect(existsSync(CHROMIUM), `${CHROMIUM}: apt-get install chromium`).toBe(true);
+    const email = await signedUp();
+    // The client as a page loads it: one browser script, hono included.
+    const bundle = await build({
+      entryPoints: [fileURLToPath(new URL("../src/client.ts", import.meta.url))],
+      bundle: true,
+      write: false,
+      format: "iife",
+      globalName: "svClient",
+      platform: "browser",
+      define: { "process.env.NODE_ENV": '"production"' },
+      logLevel: "silent",
+    });
+    const script = bundle.outputFiles[0]!.text;
+    page = createServer((request, response) => {
+      if (request.url === "/client.js") response.writeHead(200, { "content-type": "text/javascript" }).end(script);
+      else response.writeHead(200, { "content-type": "text/html" }).end('<!doctype html><script src="/client.js"></script>');
+    });
+    await new Promise<void>((resolve) => page!.listen(Number(new URL(pageOrigin).port), "127.0.0.1", resolve));
+
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
+    try {
+      const tab = await browser.newPage();
+      await tab.goto(pageOrigin);
+      // Page code as text: this file is compiled without the DOM's types.
+      const result = await tab.evaluate(`(async () => {
+        const client = svClient.createClient(${JSON.stringify(baseUrl)});
+        const signIn = await client.auth.signIn.email({ email: ${JSON.stringify(email)}, password: ${JSON.stringify(PASSWORD)} });
+        const me = await client.api.api.v1.me.$get();
+        const check = await client.api.api.v1.permissions.check.$post({ json: { permissions: ["roles:write"] } });
+        const omitted = await svClient.createClient(${JSON.stringify(baseUrl)}, { credentials: "omit" }).api.api.v1.me.$get();
+        return { signIn: signIn.error, me: me.status, email: (await me.json()).user.email, check: check.status, omitted: omitted.status };
+      })()`);
+      expect(result).toEqual({ signIn: null, me: 200, email, check: 200, omitted: 401 });
+    } finally {
+      await browser.close();
+    }
+  }, 90_000);
 });
 
 it("imports without loading server code, a database driver or better-auth's server", async () => {
