@@ -14,7 +14,7 @@
  * anything but hono and its own files.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import ts from "typescript";
@@ -65,7 +65,7 @@ function emitDeclarations(): void {
       if (allowedImport(specifier)) continue;
       if (!specifier.startsWith(".")) fail(`${relative(root, file)}'s declaration refers to ${specifier}`);
       const target = join(dirname(file), specifier.replace(/\.js$/, ".ts"));
-      if (!target.startsWith(join(src, "client")) && target !== entry) fail(`${relative(root, file)}'s declaration refers to ${relative(root, target)}`);
+      if (!target.startsWith(join(src, "client") + sep) && target !== entry) fail(`${relative(root, file)}'s declaration refers to ${relative(root, target)}`);
       pending.push(target);
     }
     // index.d.ts sits where client.d.ts would, one level up from client/: its imports stay valid.

@@ -7,7 +7,7 @@
  *   node --import tsx packages/client/generate-auth-endpoints.ts
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
 
@@ -228,9 +228,5 @@ ${render(tree, "  ")}}
 `;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  writeFileSync(target, generate());
-  console.log(`wrote ${target.slice(dirname(root).length + 1)}`);
-}
-
-export { generate };
+writeFileSync(target, generate());
+console.log(`wrote ${relative(root, target)}`);
