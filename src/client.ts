@@ -82,7 +82,8 @@ export interface Client {
 }
 
 /**
- * A client of the API at `baseUrl` (its origin, e.g. `https://api.example.com`).
+ * A client of the API at `baseUrl`: its origin (`https://api.example.com`), or with the path prefix a
+ * proxy serves it under (`https://example.com/backend`).
  *
  * @example
  * // In a browser, on a page served from a trusted origin:

@@ -218,6 +218,19 @@ describe("as a browser uses it", () => {
   });
 });
 
+it("keeps the path prefix of its base URL, for both clients", async () => {
+  const urls: string[] = [];
+  const client = createClient("https://example.test/backend/", {
+    fetch: async (input) => {
+      urls.push(input.toString());
+      return Response.json(null);
+    },
+  });
+  await client.auth.getSession();
+  await client.api.api.v1.me.$get();
+  expect(urls).toEqual(["https://example.test/backend/api/auth/get-session", "https://example.test/backend/api/v1/me"]);
+});
+
 const CHROMIUM = "/usr/bin/chromium";
 
 describe("in Chromium, on a page of another origin", () => {
