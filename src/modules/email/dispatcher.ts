@@ -265,16 +265,20 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
 
   /**
    * Claims up to `limit` due rows of the database this pass is pinned to. Rows without a batch key
-   * are cut into batches of `batchSize`, each keyed by its ids; a batch of one is `single`.
+   * are cut into batches of `batchSize`, each keyed by its ids; a batch of one is `single`. A claimed
+   * row is next due when its lease runs out (its next_attempt_at says so): rows in flight sit beyond
+   * `now()` in the claim's index, so no claim walks past them, and a batch whose dispatcher died
+   * comes back due together.
    */
   async function claimHere(limit: number): Promise<ClaimedRow[]> {
     return onConnection(async () => {
       // The order is email_sends_claim_idx's (drizzle/0012): the rows come off the front of the
-      // index, however many due rows share a next_attempt_at. The planner must not be left to choose:
-      // it cannot know that row-level security's `current_setting('sv.tenant_id') = '*'` admits every
-      // row, estimates that ~1.5 % of the due rows pass, and with a limit near that estimate reads and
-      // sorts them all instead (measured: 260 ms a claim with 39k due rows, against 17 ms through the
-      // index). Sorting off, for this transaction only, leaves the index as the one ordered path.
+      // index, however many due rows share a next_attempt_at.
+      // The planner must not be left to choose: it cannot know that row-level security's
+      // `current_setting('sv.tenant_id') = '*'` admits every row, estimates that ~1.5 % of the due rows
+      // pass, and with a limit near that estimate reads and sorts them all instead (measured: 260 ms a
+      // claim with 39k due rows, against 17 ms through the index). Sorting off, for this transaction
+      // only, leaves the index as the one ordered path.
       await db().execute(sql`select set_config('enable_sort', 'off', true)`);
       const rows = (await db().execute(sql`
         with due as (
@@ -294,6 +298,7 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
         update email.email_sends s
         set status = 'sending', claimed_by = ${id}, attempts = s.attempts + 1, updated_at = now(),
             lease_until = now() + make_interval(secs => ${leaseMs / 1000}),
+            next_attempt_at = now() + make_interval(secs => ${leaseMs / 1000}),
             batch_key = coalesce(s.batch_key, fresh.key, ${SINGLE})
         from due left join unkeyed using (id) left join fresh using (batch)
         where s.id = due.id
@@ -457,7 +462,8 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
             provider_message_id = coalesce(v.provider_id, s.provider_message_id),
             sent_at = case when v.status = 'sent' then now() else s.sent_at end,
             last_error = case when v.refund then s.last_error else v.last_error end,
-            next_attempt_at = coalesce(now() + make_interval(secs => v.retry_in_ms / 1000), s.next_attempt_at),
+            next_attempt_at = case when v.refund then now()
+                                   else coalesce(now() + make_interval(secs => v.retry_in_ms / 1000), s.next_attempt_at) end,
             batch_key = coalesce(v.batch_key, s.batch_key),
             attempts = case when v.refund then greatest(s.attempts - 1, 0) else s.attempts end,
             lease_until = null, claimed_by = null, updated_at = now()
@@ -469,12 +475,12 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
     });
   }
 
-  /** Returns this dispatcher's claimed rows of the pinned database to the queue without spending an attempt. */
+  /** Returns this dispatcher's claimed rows of the pinned database to the queue, due now, without spending an attempt. */
   async function release() {
     await onConnection(() =>
       db().execute(sql`
         update email.email_sends set status = 'queued', lease_until = null, claimed_by = null,
-          attempts = greatest(attempts - 1, 0), updated_at = now()
+          attempts = greatest(attempts - 1, 0), next_attempt_at = now(), updated_at = now()
         where claimed_by = ${id} and status = 'sending'
       `),
     );
