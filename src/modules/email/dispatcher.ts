@@ -20,8 +20,8 @@
  * and tenant (metadata.sendIds lists the rows), to keep the hot path at a constant number of writes.
  *
  * Throughput: a cycle claims several batches in one statement (`batchesPerCycle`, default 5, each
- * with its own batch key) and sends them at once; its outcomes are one UPDATE and one audit INSERT,
- * whatever they are. Several cycles run at once (`concurrency`, default 4), so while some wait for
+ * with its own batch key) and sends them at once; its outcomes are one UPDATE and one
+ * `recordAuditEvents` call (the same events as one by one), whatever they are. Several cycles run at once (`concurrency`, default 4), so while some wait for
  * the provider others claim and record; claims never overlap (SKIP LOCKED, then the lease). A
  * connection is held only for a claim or an outcome write, never while a provider request is in
  * flight, and the dispatcher holds at most `maxConnections` at once (default a quarter of the
