@@ -527,6 +527,25 @@ describe("development transport", () => {
       expect((await dev.email.getDevMessage(message!.id)).id).toBe(message!.id);
       expect((await rowsOf([id]))[0]).toMatchObject({ status: "sent" });
       expect(fake.requests).toHaveLength(0);
+
+      // Its sends are database writes: they count against the dispatcher's connections too.
+      const ids = await dev.transaction(async () => {
+        const sent: string[] = [];
+        for (let i = 0; i < 12; i++) sent.push((await dev.email.enqueueEmail({ to: `dev${i}@example.test`, template: "verify-email", data: verifyData })).id);
+        return sent;
+      });
+      const gate = dev.router.pool("main").gate;
+      let most = 0;
+      const sampler = setInterval(() => (most = Math.max(most, gate.active)), 1);
+      const dispatcher = dev.email.createDispatcher({ batchSize: 1, batchesPerCycle: 3, concurrency: 4, maxConnections: 1, pollIntervalMs: 60_000 });
+      try {
+        await dispatcher.start();
+        await until(async () => (await rowsOf(ids)).every((r) => r.status === "sent"));
+      } finally {
+        clearInterval(sampler);
+        await dispatcher.stop();
+      }
+      expect(most).toBe(1);
     } finally {
       await dev.close();
     }

@@ -41,7 +41,7 @@ import type { AuditEventInput, AuditModule } from "../audit/index.js";
 import { createEmailDatabases } from "./databases.js";
 import { EMAIL_CHANNEL } from "./outbox.js";
 import { createWakeSignal } from "./wake-signal.js";
-import type { EmailTransport, OutgoingEmail, SendFailure, SendOutcome } from "./transport.js";
+import type { EmailTransport, OutgoingEmail, SendFailure, SendOptions, SendOutcome } from "./transport.js";
 
 export interface DispatcherOptions {
   /** Rows sent in one batch request, at most 100 (Resend's limit). Default 100. */
@@ -253,6 +253,10 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
    * `maxConnections` of any. Never called from inside another (it would wait for a slot its caller holds).
    */
   const onConnection = <T>(fn: () => Promise<T>) => connections(() => router.withTenant("*", fn));
+  // The development transport "sends" by writing to the database (a pooled query of its own): its
+  // sends count against the same slots. A provider's never do.
+  const deliver = (emails: OutgoingEmail[], options: SendOptions) =>
+    transport.name === "development" ? connections(() => transport.send(emails, options)) : transport.send(emails, options);
 
   let stopController = new AbortController();
   let loops: Promise<void>[] = [];
@@ -333,7 +337,7 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
   /** The request's outcome, or "abandoned" when it ignored its abort (its rows are left to their lease). */
   async function sendOne(rows: ClaimedRow[], idempotencyKey: string): Promise<SendOutcome | "abandoned"> {
     try {
-      const answer = await withDeadline((signal) => transport.send(rows.map(toOutgoing), { idempotencyKey, signal }), {
+      const answer = await withDeadline((signal) => deliver(rows.map(toOutgoing), { idempotencyKey, signal }), {
         timeoutMs: requestTimeoutMs,
         graceMs: abandonAfterMs,
         parent: stopController.signal,
