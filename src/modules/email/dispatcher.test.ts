@@ -19,22 +19,25 @@ let owner: postgres.Sql;
 
 const verifyData = { name: "Ada", url: "https://app.example.test/verify?token=abc" };
 
+const sdkOptions = (onQuery?: (database: string, query: string) => void) => ({
+  databaseUrl: db.url,
+  databaseAppUrl: db.appUrl,
+  environment: "test" as const,
+  onQuery,
+  email: {
+    resendApiKey: "re_test_key",
+    resendBaseUrl: fake.url,
+    unsubscribeSecret: "s".repeat(32),
+    from: "Test <no-reply@example.test>",
+    dispatcherOptions: { leaseMs: 1_000, backoffBaseMs: 20, backoffMaxMs: 100, pollIntervalMs: 50, batchSize: 100 },
+  },
+});
+
 beforeAll(async () => {
   db = await createIsolatedDatabase(inject("svTestDatabase"));
   fake = await startFakeResend();
   owner = postgres(db.url, { max: 2, onnotice: () => {} });
-  sdk = createSdk({
-      databaseUrl: db.url,
-      databaseAppUrl: db.appUrl,
-      environment: "test",
-      email: {
-        resendApiKey: "re_test_key",
-        resendBaseUrl: fake.url,
-        unsubscribeSecret: "s".repeat(32),
-        from: "Test <no-reply@example.test>",
-        dispatcherOptions: { leaseMs: 1_000, backoffBaseMs: 20, backoffMaxMs: 100, pollIntervalMs: 50, batchSize: 100 },
-      },
-  });
+  sdk = createSdk(sdkOptions());
 });
 
 afterAll(async () => {
@@ -130,6 +133,9 @@ describe("dispatcher", () => {
   it("retries a failed batch as the same batch under the same key", async () => {
     const ids = await enqueue(4);
     fake.script({ status: 503 });
+    await sdk.email.dispatchOnce();
+    // One delay for the request: its rows come back due together.
+    expect(new Set((await rowsOf(ids)).map((r) => r.next_attempt_at.getTime())).size).toBe(1);
     await drain(ids);
     expect(fake.requests.map((r) => [r.path, r.answered, r.idempotencyKey])).toEqual([
       ["/emails/batch", 503, batchKeyOf(ids)],
@@ -187,7 +193,12 @@ describe("dispatcher", () => {
     const ids = await enqueue(3);
     const crashed = sdk.email.createDispatcher();
     const survivor = sdk.email.createDispatcher();
+    const claimedAt = Date.now();
     expect(await crashed.claim()).toHaveLength(3);
+    // Next due when the 1 s lease runs out, all three at the same moment.
+    const due = new Set((await rowsOf(ids)).map((r) => r.next_attempt_at.getTime()));
+    expect(due.size).toBe(1);
+    expect([...due][0]! - claimedAt).toBeGreaterThan(500);
     // The lease holds: nobody else may take the rows yet.
     expect(await survivor.dispatchOnce()).toBe(0);
     await new Promise((r) => setTimeout(r, 1_100));
@@ -196,6 +207,98 @@ describe("dispatcher", () => {
     expect(fake.requests[0]).toMatchObject({ path: "/emails/batch", idempotencyKey: batchKeyOf(ids) });
     expect(fake.delivered).toHaveLength(3);
     expect((await rowsOf(ids)).every((r) => r.status === "sent" && r.attempts === 2)).toBe(true);
+  });
+
+  it("claims several batches in one cycle, each under the key of its own rows, and sends them at once", async () => {
+    const ids = await enqueue(7);
+    const dispatcher = sdk.email.createDispatcher({ batchSize: 3, batchesPerCycle: 3 });
+    expect(await dispatcher.dispatchOnce()).toBe(7);
+    // 3 + 3 + 1: two batch requests and the odd row on its own.
+    const batches = fake.requests.filter((r) => r.path === "/emails/batch");
+    expect(batches).toHaveLength(2);
+    const sendIdsOf = (body: unknown) => (body as { tags: { name: string; value: string }[] }[]).map((m) => m.tags.find((t) => t.name === "send_id")!.value);
+    for (const request of batches) expect(request.idempotencyKey).toBe(batchKeyOf(sendIdsOf(request.body)));
+    const single = fake.requests.filter((r) => r.path === "/emails");
+    expect(single).toHaveLength(1);
+    const batched = batches.flatMap((r) => sendIdsOf(r.body));
+    expect(new Set([...batched, single[0]!.idempotencyKey])).toEqual(new Set(ids));
+    expect(fake.delivered).toHaveLength(7);
+    expect((await rowsOf(ids)).every((r) => r.status === "sent")).toBe(true);
+  });
+
+  it("claims a backlog sharing one next_attempt_at off email_sends_claim_idx, without sorting it", async () => {
+    const statements: string[] = [];
+    const probe = createSdk(sdkOptions((_database, query) => statements.push(query)));
+    try {
+      // One transaction's backlog: one now(), so one next_attempt_at for all of it.
+      await owner`insert into email.email_sends (to_address, template_key, category, subject, html, text)
+        select 'b' || k || '@example.test', 'welcome', 'account', 'Hi', '<p>Hi</p>', 'Hi' from generate_series(1, 2000) k`;
+      await owner`analyze email.email_sends`;
+      expect(await probe.email.createDispatcher().claim()).toHaveLength(500);
+      const claim = statements.find((s) => s.trim().startsWith("with due as"))!;
+      const plan = await owner.begin(async (tx) => {
+        await tx.unsafe("set local role sv_app");
+        await tx`select set_config('sv.tenant_id', '*', true)`;
+        // As the claim's own transaction has it.
+        await tx`select set_config('enable_sort', 'off', true)`;
+        const rows = await tx.unsafe<{ "QUERY PLAN": string }[]>(`explain (generic_plan, costs off) ${claim}`);
+        return rows.map((r) => r["QUERY PLAN"]).join("\n");
+      });
+      // Without an index in the claim's order there would be a Sort here, sorting off or not.
+      expect(plan).toMatch(/CTE due\s+->\s+Limit\s+->\s+LockRows\s+->\s+Index Scan using email_sends_claim_idx on email_sends/);
+    } finally {
+      await probe.close();
+    }
+  });
+
+  it("holds at most maxConnections of the pool, and none while a provider request is in flight", async () => {
+    const gate = sdk.router.pool("main").gate;
+    const ids = await enqueue(40);
+    fake.latencyMs = 20;
+    const dispatcher = sdk.email.createDispatcher({ batchSize: 2, batchesPerCycle: 1, concurrency: 6, maxConnections: 1, pollIntervalMs: 60_000 });
+    let most = 0;
+    const sampler = setInterval(() => (most = Math.max(most, gate.active)), 1);
+    try {
+      await dispatcher.start();
+      await until(async () => (await rowsOf(ids)).every((r) => r.status === "sent"));
+    } finally {
+      clearInterval(sampler);
+      await dispatcher.stop();
+    }
+    expect(most).toBe(1);
+    expect(fake.requests).toHaveLength(20);
+
+    fake.latencyMs = 0;
+    const one = sdk.email.createDispatcher({ concurrency: 1, pollIntervalMs: 60_000, requestTimeoutMs: 400 });
+    fake.script("hang");
+    await enqueue(1);
+    await one.start();
+    try {
+      await until(() => fake.requests.length === 21);
+      // The claim has committed and given its connection back before the request went out.
+      expect(gate.active).toBe(0);
+    } finally {
+      await one.stop();
+    }
+  });
+
+  it("holds every cycle's next claim until a 429's Retry-After has passed", async () => {
+    const dispatcher = sdk.email.createDispatcher({ batchSize: 1, batchesPerCycle: 1, concurrency: 4 });
+    fake.script({ status: 429, retryAfter: 1 });
+    const [refused] = await enqueue(1);
+    await dispatcher.start();
+    try {
+      await until(() => fake.requests.length === 1);
+      const refusedAt = Date.now();
+      // Due at once, with four cycles free and a NOTIFY to wake them.
+      const later = await enqueue(3);
+      await until(() => fake.requests.length >= 2, 5_000);
+      expect(Date.now() - refusedAt).toBeGreaterThanOrEqual(900);
+      await until(async () => (await rowsOf([refused!, ...later])).every((r) => r.status === "sent"), 5_000);
+      expect(fake.requests.map((r) => r.answered)).toEqual([429, 200, 200, 200, 200]);
+    } finally {
+      await dispatcher.stop();
+    }
   });
 
   it("never lets two dispatchers send one row twice", async () => {
@@ -265,7 +368,10 @@ describe("dispatcher", () => {
     await until(() => fake.requests.length === 1);
     await dispatcher.stop();
     await dispatcher.stop(); // idempotent
-    expect((await rowsOf([id!]))[0]).toMatchObject({ status: "queued", attempts: 0, claimed_by: null, lease_until: null });
+    const [row] = await rowsOf([id!]);
+    expect(row).toMatchObject({ status: "queued", attempts: 0, claimed_by: null, lease_until: null });
+    // Due again at once, not when the lease would have run out.
+    expect(row!.next_attempt_at.getTime()).toBeLessThanOrEqual(Date.now());
   });
 
   it("computes backoff that grows, stays jittered within bounds, and honours Retry-After", () => {
@@ -422,6 +528,25 @@ describe("development transport", () => {
       expect((await dev.email.getDevMessage(message!.id)).id).toBe(message!.id);
       expect((await rowsOf([id]))[0]).toMatchObject({ status: "sent" });
       expect(fake.requests).toHaveLength(0);
+
+      // Its sends are database writes: they count against the dispatcher's connections too.
+      const ids = await dev.transaction(async () => {
+        const sent: string[] = [];
+        for (let i = 0; i < 12; i++) sent.push((await dev.email.enqueueEmail({ to: `dev${i}@example.test`, template: "verify-email", data: verifyData })).id);
+        return sent;
+      });
+      const gate = dev.router.pool("main").gate;
+      let most = 0;
+      const sampler = setInterval(() => (most = Math.max(most, gate.active)), 1);
+      const dispatcher = dev.email.createDispatcher({ batchSize: 1, batchesPerCycle: 3, concurrency: 4, maxConnections: 1, pollIntervalMs: 60_000 });
+      try {
+        await dispatcher.start();
+        await until(async () => (await rowsOf(ids)).every((r) => r.status === "sent"));
+      } finally {
+        clearInterval(sampler);
+        await dispatcher.stop();
+      }
+      expect(most).toBe(1);
     } finally {
       await dev.close();
     }

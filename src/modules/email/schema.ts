@@ -73,9 +73,12 @@ export const emailSends = emailSchema.table(
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
-    // The dispatcher's claim query reads only due rows.
-    index("email_sends_due_idx")
-      .on(t.nextAttemptAt)
+    // The dispatcher's claim: due rows only, in its order (next_attempt_at, batch_key nulls last), so
+    // a claim reads its batch off the front of the index. Ordered by next_attempt_at alone, a backlog
+    // enqueued in one transaction (one now(), one next_attempt_at) was read and sorted whole by every
+    // claim (drizzle/0012). Ties stay in heap order, the index's own tiebreaker.
+    index("email_sends_claim_idx")
+      .on(t.nextAttemptAt, t.batchKey)
       .where(sql`status in ('queued', 'sending')`),
     index("email_sends_provider_message_idx").on(t.providerMessageId),
     index("email_sends_user_idx").on(t.userId),
