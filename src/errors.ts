@@ -39,6 +39,7 @@ export function defineErrors<const T extends Record<string, ErrorCode>>(codes: T
 export const CommonErrors = defineErrors({
   VALIDATION_FAILED: { status: 400, message: "The request is not valid" },
   UNAUTHENTICATED: { status: 401, message: "A valid session or bearer token is required" },
+  SESSION_REQUIRED: { status: 401, message: "Sign in first: this needs a valid session cookie or bearer token" },
   FORBIDDEN: { status: 403, message: "You do not have permission to do this" },
   NOT_FOUND: { status: 404, message: "Not found" },
   CONFLICT: { status: 409, message: "The request conflicts with existing data" },

@@ -72,19 +72,22 @@ export function createSdk(options: SdkOptions) {
   const contextOf = (descriptor: { name: string }) =>
     createModuleContext(router, catalog.modules.find((m) => m.name === descriptor.name)!, logger);
 
-  const audit = auditModule.create(contextOf(auditModule), { router });
-  const permissions = permissionsModule.create(contextOf(permissionsModule), { router, audit });
+  const audit = auditModule.create(contextOf(auditModule), {});
+  const permissions = permissionsModule.create(contextOf(permissionsModule), { audit });
   const environment = options.environment ?? "development";
-  const email = emailModule.create(contextOf(emailModule), { router, audit, logger, options: { environment, ...options.email } });
+  const email = emailModule.create(contextOf(emailModule), {
+    audit,
+    options: { environment, ...options.email },
+    // Filled with auth, created after email (auth depends on email): asked only once both exist.
+    recipients: { emailOf: (userId) => auth.emailOf(userId) },
+  });
   const production = environment === "production";
   const secret = options.auth?.secret ?? (production ? "" : randomBytes(32).toString("base64url"));
   const baseUrl = options.auth?.baseUrl ?? "http://localhost:3000";
   const auth = authModule.create(contextOf(authModule), {
-    router,
     audit,
     permissions,
     email,
-    logger,
     production,
     options: {
       ...options.auth,

@@ -8,7 +8,7 @@
 import { sql } from "drizzle-orm";
 import { transientError } from "../errors.js";
 import type { Logger } from "../logger.js";
-import type { Everywhere, ModuleContext, ModuleDescriptor, ModuleLifecycle } from "./module.js";
+import type { Everywhere, EverywhereOptions, MergedPage, MergedPageRequest, ModuleContext, ModuleDescriptor, ModuleLifecycle, Place } from "./module.js";
 import type { Router } from "./router.js";
 
 /** `schema.table.column` → its parts. */
@@ -17,12 +17,29 @@ const parts = (end: string) => {
   return { schema, table, column, qualified: `"${schema}"."${table}"` };
 };
 
+/**
+ * The router behind a context, while modules move over to the context's primitives (removed once
+ * none asks for it).
+ */
+const routers = new WeakMap<ModuleContext, Router>();
+export function routerOf(context: ModuleContext): Router {
+  const router = routers.get(context);
+  if (!router) throw new Error("routerOf: not a context the platform made");
+  return router;
+}
+
 export function createModuleContext(router: Router, descriptor: ModuleDescriptor<ModuleLifecycle, never>, logger: Logger): ModuleContext {
   const name = descriptor.name;
   const hasTenantRows = router.catalog.tenantSchemas.includes(descriptor.schema);
   const home = router.databaseOf(name);
   /** The databases that may hold this module's rows, its home first. */
   const databases = () => (hasTenantRows ? [home, ...router.databases().filter((d) => d !== home)] : [home]);
+
+  /** Runs `fn` with the module's handles at `database`, in a unit scoped to the tenant (default every tenant's). */
+  const at = <T>(database: string, fn: () => Promise<T>, options: EverywhereOptions = {}): Promise<T> => {
+    const { tenant, ...unit } = options;
+    return router.onDatabase(database, () => router.withTenant(tenant === undefined ? "*" : tenant, fn, unit));
+  };
 
   /** Control-plane tables the module's tables point at, by `schema.table` of the pointing table. */
   const references = new Map<string, { column: string; table: string; toColumn: string }[]>();
@@ -35,21 +52,21 @@ export function createModuleContext(router: Router, descriptor: ModuleDescriptor
     references.set(`${from.schema}.${from.table}`, list);
   }
 
-  return {
+  const context: ModuleContext = {
     module: name,
     logger,
     db: () => router.db(name),
     schemaDb: () => router.database(home),
-    transaction: (fn) => router.transaction(fn),
-    withTenant: (tenantId, fn) => router.withTenant(tenantId, fn),
+    transaction: (fn, options) => router.transaction(fn, options),
+    withTenant: (tenantId, fn, options) => router.withTenant(tenantId, fn, options),
     inUnitOfWork: () => router.inUnitOfWork(),
 
-    async everywhere<T>(fn: () => Promise<T>, options: { tenant?: string | null } = {}): Promise<Everywhere<T>> {
-      const tenant = options.tenant === undefined ? "*" : options.tenant;
-      const result: Everywhere<T> = { results: [], missing: [] };
+    async everywhere<T>(fn: () => Promise<T>, options: EverywhereOptions = {}): Promise<Everywhere<T>> {
+      const result: Everywhere<T> = { results: [], places: [], missing: [] };
       for (const database of databases()) {
         try {
-          result.results.push(await router.onDatabase(database, () => router.withTenant(tenant, fn)));
+          result.results.push(await at(database, fn, options));
+          result.places.push(database as Place);
         } catch (error) {
           // One database down or frozen costs what lives there, not the whole answer.
           const transient = transientError(error);
@@ -59,6 +76,48 @@ export function createModuleContext(router: Router, descriptor: ModuleDescriptor
         }
       }
       return result;
+    },
+
+    at: (place, fn, options) => at(place, fn, options),
+
+    async mergedPage<T, K>(request: MergedPageRequest<T, K>): Promise<MergedPage<T>> {
+      const list = databases();
+      let after: K | undefined;
+      let afterRank = list.length;
+      if (request.cursor) {
+        let decoded: unknown;
+        try {
+          decoded = JSON.parse(Buffer.from(request.cursor, "base64url").toString("utf8"));
+        } catch {
+          decoded = undefined;
+        }
+        const [key, rank, ...rest] = Array.isArray(decoded) ? decoded : [];
+        // A cursor the module did not make is the module's own 400 (parseKey throws it).
+        if (!Number.isInteger(rank) || (rank as number) < 0 || (rank as number) >= list.length || rest.length > 0) request.parseKey(undefined);
+        after = request.parseKey(key);
+        afterRank = rank as number;
+      }
+      const located: { row: T; rank: number }[] = [];
+      const missing: MergedPage<T>["missing"] = [];
+      for (const [rank, database] of list.entries()) {
+        // Rows tied with the cursor's row sort after it in the places ranked below its place.
+        const inclusive = after !== undefined && rank < afterRank;
+        try {
+          const rows = await at(database, () => request.read(after, request.limit + 1, inclusive), request.options);
+          for (const row of rows) located.push({ row, rank });
+        } catch (error) {
+          const transient = transientError(error);
+          if (!transient) throw error;
+          logger.warn("a database could not answer a platform-wide read", { module: name, database, code: transient.code });
+          missing.push({ database, reason: transient.code });
+        }
+      }
+      located.sort((a, b) => request.compare(a.row, b.row) || b.rank - a.rank);
+      const page = located.slice(0, request.limit);
+      const last = page[page.length - 1];
+      const nextCursor =
+        located.length > request.limit && last ? Buffer.from(JSON.stringify([request.keyOf(last.row), last.rank])).toString("base64url") : null;
+      return { rows: page.map((l) => l.row), nextCursor, missing };
     },
 
     async homeAndTenant<T>(tenantId: string | null, fn: () => Promise<T>): Promise<T[]> {
@@ -103,4 +162,6 @@ export function createModuleContext(router: Router, descriptor: ModuleDescriptor
       };
     },
   };
+  routers.set(context, router);
+  return context;
 }

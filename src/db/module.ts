@@ -54,17 +54,31 @@ export interface ModuleContext {
   /** The handle of the database holding the module's schema, whatever the tenant (its `schema` tables). */
   schemaDb(): Database;
   /** One unit of work across everything (a savepoint inside an open one). */
-  transaction<T>(fn: () => Promise<T>): Promise<T>;
+  transaction<T>(fn: () => Promise<T>, options?: UnitOptions): Promise<T>;
   /** Work scoped to one tenant (`"*"`: every tenant, platform work; null: the global scope). */
-  withTenant<T>(tenantId: string | null, fn: () => Promise<T>): Promise<T>;
+  withTenant<T>(tenantId: string | null, fn: () => Promise<T>, options?: UnitOptions): Promise<T>;
   /** Whether the caller runs inside a unit of work. */
   inUnitOfWork(): boolean;
   /**
-   * Runs `fn` once for every database that may hold this module's tenant rows, as platform work
-   * there (every tenant's rows), and gathers the results. A database that cannot answer (down,
-   * frozen) is reported in `missing`, not thrown: a platform-wide read says what it could not see.
+   * Runs `fn` once for every database that may hold this module's tenant rows, in a unit of work
+   * scoped to `tenant` (default `"*"`: platform work, every tenant's rows) there, and gathers the
+   * results with the place each came from. A database that cannot answer (down, frozen) is reported
+   * in `missing`, not thrown: a platform-wide read says what it could not see.
    */
-  everywhere<T>(fn: () => Promise<T>, options?: { tenant?: string | null }): Promise<Everywhere<T>>;
+  everywhere<T>(fn: () => Promise<T>, options?: EverywhereOptions): Promise<Everywhere<T>>;
+  /**
+   * Runs `fn` at a place an `everywhere` result came from (the module's handles resolve there), in a
+   * unit of work scoped to `tenant` (default `"*"`). For work that comes back to the rows it read: a
+   * dispatcher recording what it sent.
+   */
+  at<T>(place: Place, fn: () => Promise<T>, options?: EverywhereOptions): Promise<T>;
+  /**
+   * One page of rows from every place, in one order: each place's next `limit + 1` rows after the
+   * cursor are merged, the first `limit` returned with a cursor for the next page (opaque; null on
+   * the last page). `read(after)` reads one place's rows in `compare` order after `after` (a row key
+   * `keyOf` gave, or none). Ties between places are broken by place, so pages never repeat or skip.
+   */
+  mergedPage<T, K>(request: MergedPageRequest<T, K>): Promise<MergedPage<T>>;
   /**
    * Runs `fn` where the module's home rows are (its schema's database) and, when the tenant lives
    * in a database of its own, there too: a read that unions global rows with the tenant's.
@@ -83,10 +97,48 @@ export interface ModuleContext {
   listen(channel: string, onNotify: (payload: string) => void, onReconnect?: () => void): Promise<{ unlisten(): Promise<void>; partial: boolean }>;
 }
 
+/** Where an `everywhere` result came from: opaque to modules, given back to `at`. */
+export type Place = string & { readonly __place: unique symbol };
+
+export interface UnitOptions {
+  isolation?: "read committed" | "repeatable read" | "serializable";
+  readOnly?: boolean;
+}
+
+export interface EverywhereOptions extends UnitOptions {
+  tenant?: string | null;
+}
+
 export interface Everywhere<T> {
   results: T[];
+  /** The place of each result, in the same order. */
+  places: Place[];
   /** The databases that could not answer, and why (for a partial answer's `missing` field). */
   missing: { database: string; reason: string }[];
+}
+
+export interface MergedPageRequest<T, K> {
+  /**
+   * Rows of one place after `after` (and, when `inclusive`, those tied with it), in `compare` order,
+   * at most `limit`; all of them from the first when `after` is undefined.
+   */
+  read(after: K | undefined, limit: number, inclusive: boolean): Promise<T[]>;
+  /** The order (negative: a before b), the same in every place. */
+  compare(a: T, b: T): number;
+  /** A row's position in that order (what `read` continues after; JSON-serialisable). */
+  keyOf(row: T): K;
+  /** Checks a key decoded from a client's cursor; throws the module's own error when it is not one. */
+  parseKey(value: unknown): K;
+  limit: number;
+  /** The cursor of the previous page (from `nextCursor`), or none for the first. */
+  cursor?: string | null;
+  options?: EverywhereOptions;
+}
+
+export interface MergedPage<T> {
+  rows: T[];
+  nextCursor: string | null;
+  missing: Everywhere<T>["missing"];
 }
 
 /** What a module's `create` returns beside its API: lifecycle steps the SDK calls. */

@@ -38,6 +38,15 @@ export interface Pool {
   gate: PoolGate;
 }
 
+/**
+ * How the outermost transactions of a unit of work run (a nested level is a savepoint of its
+ * parent's and takes what the parent has).
+ */
+export interface TransactionOptions {
+  isolation?: "read committed" | "repeatable read" | "serializable";
+  readOnly?: boolean;
+}
+
 export interface RouterOptions {
   /** Connect as the owner instead of `sv_app` (migrations and maintenance only). */
   asOwner?: boolean;
@@ -92,12 +101,12 @@ export interface Router {
    * Runs `fn` in a unit of work: opens a transaction on every database that hosts a module, or a
    * savepoint in each when one is already open. Commits when `fn` resolves, rolls back when it throws.
    */
-  transaction<T>(fn: () => Promise<T>): Promise<T>;
+  transaction<T>(fn: () => Promise<T>, options?: TransactionOptions): Promise<T>;
   /**
    * Runs `fn` with rows scoped to `tenantId` (`"*"` for every tenant). Sets `sv.tenant_id` in the open
    * transactions, or opens a unit of work to carry it: row-level security reads it per transaction.
    */
-  withTenant<T>(tenantId: string | null, fn: () => Promise<T>): Promise<T>;
+  withTenant<T>(tenantId: string | null, fn: () => Promise<T>, options?: TransactionOptions): Promise<T>;
   close(timeoutSeconds?: number): Promise<void>;
 }
 
@@ -414,8 +423,12 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
     },
     db: moduleHandle,
     database: (name = "main") => handleFor(name),
-    async transaction<T>(fn: () => Promise<T>): Promise<T> {
+    async transaction<T>(fn: () => Promise<T>, options: TransactionOptions = {}): Promise<T> {
       const parent = currentLevel();
+      const config =
+        options.isolation || options.readOnly
+          ? { isolationLevel: options.isolation, accessMode: options.readOnly ? ("read only" as const) : undefined }
+          : undefined;
       // Row-level security reads sv.tenant_id per transaction: each level runs with its context's
       // tenant — a request's savepoint inside an open transaction included — and a savepoint that
       // changed it hands the parent's back when it ends (a rolled-back one reverts it by itself).
@@ -490,7 +503,7 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
           } finally {
             published.ended = deadline.expired() ? deadline.error() : UNIT_ENDED;
           }
-        });
+        }, outer ? undefined : config);
         return deadline.race(opening);
       };
       try {
@@ -506,9 +519,9 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
         if (deadline === own) own.dispose();
       }
     },
-    withTenant<T>(tenantId: string | null, fn: () => Promise<T>): Promise<T> {
+    withTenant<T>(tenantId: string | null, fn: () => Promise<T>, options?: TransactionOptions): Promise<T> {
       // A unit of work (or a savepoint of the open one) that carries the tenant.
-      return runWithContext({ tenantId }, () => router.transaction(fn));
+      return runWithContext({ tenantId }, () => router.transaction(fn, options));
     },
     async close(timeoutSeconds = 5) {
       await placements.stop();

@@ -1,4 +1,5 @@
 import { defineModule } from "../../db/module.js";
+import { routerOf } from "../../db/module-context.js";
 import type { Router } from "../../db/router.js";
 import { createRetention } from "./retention.js";
 import { createAuditRoutes as buildRoutes, type AuditRoutesOptions } from "./routes.js";
@@ -61,5 +62,5 @@ export const auditModule = defineModule({
     audit_logs: { kind: "tenant", staysWhereWritten: true },
     audit_seals: { kind: "tenant", staysWhereWritten: true },
   },
-  create: (_context, deps: { router: Router }) => createAuditModule(deps),
+  create: (context) => createAuditModule({ router: routerOf(context) }),
 });

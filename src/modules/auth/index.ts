@@ -1,5 +1,9 @@
 import { defineModule } from "../../db/module.js";
+import { routerOf } from "../../db/module-context.js";
 import { createAuthModule, type AuthModuleOptions } from "./service.js";
+
+/** What the auth module needs from the modules created before it, and its options. */
+export type AuthDependencies = Omit<AuthModuleOptions, "router" | "logger">;
 export {
   accounts,
   authSchema,
@@ -46,5 +50,5 @@ export const authModule = defineModule({
     { name: "tenant_placements_tenant_fk", from: "platform.tenant_placements.tenant_id", to: "auth.organizations.id", onDelete: "cascade" },
     { name: "tenant_moves_tenant_fk", from: "platform.tenant_moves.tenant_id", to: "auth.organizations.id", onDelete: "cascade" },
   ],
-  create: (_context, deps: AuthModuleOptions) => createAuthModule(deps),
+  create: (context, deps: AuthDependencies) => createAuthModule({ router: routerOf(context), logger: context.logger, ...deps }),
 });

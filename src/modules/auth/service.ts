@@ -117,6 +117,17 @@ export function createAuthModule({ router, audit, permissions, email, options, l
         return { ...result.user, emailVerified: input.emailVerified ?? false };
       });
     },
+    /**
+     * The address of a user, or undefined (the email module's recipients port).
+     *
+     * @example
+     * const to = await sdk.auth.emailOf(userId);
+     */
+    async emailOf(userId: string): Promise<string | undefined> {
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(userId)) return undefined;
+      const [row] = await router.db("auth").select({ email: users.email }).from(users).where(eq(users.id, userId));
+      return row?.email;
+    },
     /** better-auth's own OpenAPI document (paths relative to `/api/auth`). */
     openApiDocument: () => auth.api.generateOpenAPISchema() as Promise<unknown>,
     /** Browser origins trusted for cookies and CORS. */

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { desc, eq, sql } from "drizzle-orm";
 import { Resend } from "resend";
 import { defineModule } from "../../db/module.js";
+import { routerOf } from "../../db/module-context.js";
 import type { Router } from "../../db/router.js";
 import type { Logger } from "../../logger.js";
 import type { AuditModule } from "../audit/index.js";
@@ -72,6 +73,22 @@ export interface EmailOptions {
    * without a permission; otherwise they need `email.dev_messages:read`.
    */
   environment?: "development" | "test" | "production";
+}
+
+/**
+ * The email module's port for recipients: who a user id is. Email cannot ask the module that owns
+ * users (that module depends on email); `createSdk` fills the port with it.
+ */
+export interface EmailRecipients {
+  /** The address of a user, or undefined when there is no such user. */
+  emailOf(userId: string): Promise<string | undefined>;
+}
+
+/** What the email module needs from the modules created before it, and its options. */
+export interface EmailDependencies {
+  audit: AuditModule;
+  options: EmailOptions;
+  recipients: EmailRecipients;
 }
 
 export interface EmailModuleOptions {
@@ -290,5 +307,6 @@ export const emailModule = defineModule({
     { name: "email_sends_user_fk", from: "email.email_sends.user_id", to: "auth.users.id", onDelete: "set null" },
     { name: "email_preferences_user_fk", from: "email.email_preferences.user_id", to: "auth.users.id", onDelete: "cascade" },
   ],
-  create: (_context, deps: EmailModuleOptions) => createEmailModule(deps),
+  create: (context, deps: EmailDependencies) =>
+    createEmailModule({ router: routerOf(context), audit: deps.audit, logger: context.logger, options: deps.options }),
 });

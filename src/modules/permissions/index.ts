@@ -1,4 +1,5 @@
 import { defineModule } from "../../db/module.js";
+import { routerOf } from "../../db/module-context.js";
 import type { Router } from "../../db/router.js";
 import type { AuditModule } from "../audit/index.js";
 import { createPermissionCache, type PermissionCacheOptions } from "./cache.js";
@@ -23,6 +24,13 @@ export {
 export type { RequirePermissionOptions } from "./checks.js";
 export type { PermissionCacheOptions } from "./cache.js";
 export { createPermissionsRoutes, createMePermissionsRoutes, type PermissionsRoutesOptions } from "./routes.js";
+
+/** What the permissions module needs from the modules created before it. */
+export interface PermissionsDependencies {
+  audit: AuditModule;
+  /** The in-process cache in front of `permission_cache`. */
+  cache?: PermissionCacheOptions;
+}
 
 export interface PermissionsModuleOptions {
   router: Router;
@@ -76,5 +84,5 @@ export const permissionsModule = defineModule({
     { name: "permission_cache_user_fk", from: "permissions.permission_cache.user_id", to: "auth.users.id", onDelete: "cascade" },
     { name: "permission_cache_tenant_fk", from: "permissions.permission_cache.tenant_id", to: "auth.organizations.id", onDelete: "cascade" },
   ],
-  create: (_context, deps: PermissionsModuleOptions) => createPermissionsModule(deps),
+  create: (context, deps: PermissionsDependencies) => createPermissionsModule({ router: routerOf(context), ...deps }),
 });
