@@ -60,6 +60,7 @@ export function createModuleContext(router: Router, descriptor: ModuleDescriptor
     transaction: (fn, options) => router.transaction(fn, options),
     withTenant: (tenantId, fn, options) => router.withTenant(tenantId, fn, options),
     inUnitOfWork: () => router.inUnitOfWork(),
+    spansOneDatabase: () => router.databases().length === 1,
 
     async everywhere<T>(fn: () => Promise<T>, options: EverywhereOptions = {}): Promise<Everywhere<T>> {
       const result: Everywhere<T> = { results: [], places: [], missing: [] };

@@ -60,6 +60,11 @@ export interface ModuleContext {
   /** Whether the caller runs inside a unit of work. */
   inUnitOfWork(): boolean;
   /**
+   * Whether every row of every module lives in one database (a topology of one): work that would
+   * otherwise enter a tenant's scope to reach its database can stay where it is.
+   */
+  spansOneDatabase(): boolean;
+  /**
    * Runs `fn` once for every database that may hold this module's tenant rows, in a unit of work
    * scoped to `tenant` (default `"*"`: platform work, every tenant's rows) there, and gathers the
    * results with the place each came from. A database that cannot answer (down, frozen) is reported
