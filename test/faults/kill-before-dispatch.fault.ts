@@ -126,8 +126,11 @@ describe("kill -9 between commit and email dispatch", () => {
     const [orphaned] = await outbox(email);
     expect(orphaned!.status).toBe("sending");
 
-    // Its lease (60 s) runs out: aged here rather than waited for.
-    await owner`update email.email_sends set lease_until = now() - interval '1 second' where id = ${row.id}`;
+    // Its lease (60 s) runs out: aged here rather than waited for. A claim sets both the lease and
+    // the row's next due time to its end (dispatcher.ts), so both are aged, as 60 s would age them.
+    await owner`
+      update email.email_sends set lease_until = now() - interval '1 second', next_attempt_at = now() - interval '1 second'
+      where id = ${row.id}`;
     const second = await start({ EMAIL_DISPATCHER: "on" });
     const sentAfter = await waitFor(async () => (await outbox(email))[0]?.status === "sent", 15_000, 100);
     await sleep(1_500);
