@@ -7,6 +7,7 @@ export default defineConfig({
   // examples/ import the package by name, as an SDK user would; here the names resolve to the source.
   resolve: {
     alias: [
+      { find: /^sv-sdk\/testing\/vitest$/, replacement: src("testing/vitest.ts") },
       { find: /^sv-sdk\/testing$/, replacement: src("testing.ts") },
       { find: /^sv-sdk\/client$/, replacement: src("client.ts") },
       { find: /^sv-sdk$/, replacement: src("index.ts") },

@@ -3,6 +3,7 @@
  */
 import { coreCatalog } from "./core-modules.js";
 import type { ModuleDescriptor, ModuleLifecycle } from "./db/module.js";
+import { migrateTopology, type AppMigrations, type MigrationReport } from "./db/migrate.js";
 import { createModuleContext } from "./db/module-context.js";
 import { createRouter, type Router } from "./db/router.js";
 import { parseTopology, singleDatabase, type TopologyInput } from "./db/topology.js";
@@ -38,6 +39,11 @@ export interface SdkOptions {
    * the core modules with them as its dependencies, reachable as `sdk.modules.<name>`.
    */
   modules?: readonly ModuleDescriptor<ModuleLifecycle, CoreModules>[];
+  /**
+   * Your own drizzle-kit migrations: `sdk.migrate()` applies them after sv-sdk's, on every database,
+   * and grants `schemas` to the runtime role.
+   */
+  migrations?: AppMigrations;
 }
 
 /** The core modules, as a module of your own receives them. */
@@ -154,6 +160,17 @@ export function createSdk(options: SdkOptions) {
      */
     db: (database = "main") => router.database(database),
     /**
+     * Applies sv-sdk's migrations and then yours (`migrations`) to every database of the topology, as
+     * the owner (`databaseUrl`), and sets up the runtime login (`databaseAppUrl`). Idempotent; instances
+     * starting together migrate once (an advisory lock). Call it before `seed()`.
+     *
+     * @example
+     * const sdk = createSdk({ databaseUrl, databaseAppUrl, migrations: { folder: "./drizzle", schemas: ["billing"] } });
+     * await sdk.migrate();
+     * await sdk.seed();
+     */
+    migrate: (): Promise<MigrationReport[]> => migrateTopology(topology, options.migrations),
+    /**
      * Seeds built-in roles and default email templates (idempotent) in every database of the
      * topology: a tenant moved to a database of its own finds the platform rows there too.
      */
@@ -181,6 +198,7 @@ export { defineEmailTemplate, type EmailTemplateDefinition } from "./modules/ema
 export { organizations, users } from "./modules/auth/index.js";
 export type { Actor, RequestContext } from "./db/unit-of-work.js";
 export type { TopologyInput } from "./db/topology.js";
+export type { AppMigrations, MigrationReport } from "./db/migrate.js";
 export type { Logger } from "./logger.js";
 export type { AuthOptions } from "./modules/auth/index.js";
 export type { EmailOptions } from "./modules/email/index.js";

@@ -24,6 +24,36 @@ export interface MigrationReport {
   appliedBefore: number;
   appliedNow: number;
   total: number;
+  /** Your migrations (`MigrateOptions.app`), when given: the same counts, from their own ledger. */
+  app?: { appliedBefore: number; appliedNow: number; total: number };
+}
+
+/**
+ * Migrations of your own, applied after sv-sdk's on every database of the topology, under the same
+ * lock. Their ledger is `drizzle.__app_migrations`, beside sv-sdk's `drizzle.__drizzle_migrations`:
+ * drizzle's migrator applies what is newer than a ledger's last entry, so two folders in one ledger
+ * would hide each other's migrations whenever their timestamps interleave.
+ */
+export interface AppMigrations {
+  /** A drizzle-kit migrations folder (`out` in drizzle.config.ts): `meta/_journal.json` and the SQL files. */
+  folder: string;
+  /**
+   * Schemas of yours the runtime role (sv_app) reads and writes: after migrating, each gets
+   * `platform.grant_to_runtime(schema)` — usage, table and sequence rights, now and for later tables.
+   */
+  schemas?: readonly string[];
+}
+
+export const APP_MIGRATIONS_TABLE = "__app_migrations";
+
+function journalLength(folder: string): number {
+  let text: string;
+  try {
+    text = readFileSync(`${folder}/meta/_journal.json`, "utf8");
+  } catch {
+    throw new Error(`no drizzle migrations in ${folder}: expected ${folder}/meta/_journal.json (run drizzle-kit generate)`);
+  }
+  return (JSON.parse(text) as { entries: unknown[] }).entries.length;
 }
 
 /** Number of migrations shipped in `drizzle/meta/_journal.json`. */
@@ -33,11 +63,11 @@ export function shippedMigrationCount(): number {
 }
 
 /** Number of migrations recorded as applied in a database (0 before the first run). */
-export async function appliedMigrationCount(sql: postgres.Sql): Promise<number> {
+export async function appliedMigrationCount(sql: postgres.Sql, ledger = "__drizzle_migrations"): Promise<number> {
   const [table] = await sql<{ exists: boolean }[]>`
-    select to_regclass('drizzle.__drizzle_migrations') is not null as exists`;
+    select to_regclass(${`drizzle.${ledger}`}) is not null as exists`;
   if (!table?.exists) return 0;
-  const [row] = await sql<{ count: number }[]>`select count(*)::int as count from drizzle.__drizzle_migrations`;
+  const [row] = await sql<{ count: number }[]>`select count(*)::int as count from ${sql("drizzle")}.${sql(ledger)}`;
   return row?.count ?? 0;
 }
 
@@ -49,6 +79,8 @@ export interface MigrateOptions {
    * superuser or anything that bypasses row-level security is refused, never altered.
    */
   appUrl?: string;
+  /** Your own migrations, applied after sv-sdk's. */
+  app?: AppMigrations;
 }
 
 export async function migrateDatabase(database: string, url: string, options: MigrateOptions = {}): Promise<MigrationReport> {
@@ -61,10 +93,11 @@ export async function migrateDatabase(database: string, url: string, options: Mi
       const appliedBefore = await appliedMigrationCount(sql);
       await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_FOLDER });
       const appliedNow = await appliedMigrationCount(sql);
+      const app = options.app ? await migrateApp(sql, options.app) : undefined;
       // A login that already works is left alone: instances restarting change no role (roles are
       // cluster-wide, and concurrent ALTER ROLEs of one role fail).
       if (options.appUrl && !(await canLogIn(options.appUrl))) await setUpRuntimeLogin(sql, options.appUrl);
-      report = { database, appliedBefore, appliedNow, total: shippedMigrationCount() };
+      report = { database, appliedBefore, appliedNow, total: shippedMigrationCount(), ...(app && { app }) };
     } finally {
       await sql`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
     }
@@ -75,11 +108,24 @@ export async function migrateDatabase(database: string, url: string, options: Mi
   return report;
 }
 
-/** Migrates every database of the topology (dedicated tenant databases are named there too). */
-export async function migrateTopology(topology: Topology): Promise<MigrationReport[]> {
+/** Applies your folder in its own ledger, then opens your schemas to the runtime role. */
+async function migrateApp(sql: postgres.Sql, app: AppMigrations): Promise<NonNullable<MigrationReport["app"]>> {
+  const total = journalLength(app.folder);
+  const appliedBefore = await appliedMigrationCount(sql, APP_MIGRATIONS_TABLE);
+  await migrate(drizzle(sql), { migrationsFolder: app.folder, migrationsTable: APP_MIGRATIONS_TABLE, migrationsSchema: "drizzle" });
+  for (const schema of app.schemas ?? []) await sql`select platform.grant_to_runtime(${schema})`;
+  return { appliedBefore, appliedNow: await appliedMigrationCount(sql, APP_MIGRATIONS_TABLE), total };
+}
+
+/**
+ * Migrates every database of the topology (dedicated tenant databases are named there too): sv-sdk's
+ * migrations, then yours (`app`) — every database holds every schema, so a tenant moved to a
+ * database of its own finds your tables there too.
+ */
+export async function migrateTopology(topology: Topology, app?: AppMigrations): Promise<MigrationReport[]> {
   const reports: MigrationReport[] = [];
   for (const [name, config] of Object.entries(topology.databases)) {
-    reports.push(await migrateDatabase(name, config.url, { appUrl: config.appUrl }));
+    reports.push(await migrateDatabase(name, config.url, { appUrl: config.appUrl, app }));
   }
   return reports;
 }
@@ -212,8 +258,10 @@ async function verifyRuntimeLogin(database: string, appUrl: string): Promise<voi
 }
 
 export function describeMigration(report: MigrationReport): string {
-  const applied = report.appliedNow - report.appliedBefore;
-  return applied === 0
-    ? `${report.database}: up to date (${report.appliedNow}/${report.total} migrations)`
-    : `${report.database}: applied ${applied} migration(s), now ${report.appliedNow}/${report.total}`;
+  const counts = (c: { appliedBefore: number; appliedNow: number; total: number }, what: string) => {
+    const applied = c.appliedNow - c.appliedBefore;
+    return applied === 0 ? `up to date (${c.appliedNow}/${c.total} ${what})` : `applied ${applied} ${what.replace(/s$/, "")}(s), now ${c.appliedNow}/${c.total}`;
+  };
+  const line = `${report.database}: ${counts(report, "migrations")}`;
+  return report.app ? `${line}; yours: ${counts(report.app, "migrations")}` : line;
 }

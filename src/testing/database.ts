@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { startEmbeddedPostgres } from "../db/embedded.js";
-import { migrateDatabase } from "../db/migrate.js";
+import { migrateDatabase, type AppMigrations } from "../db/migrate.js";
 import { RUNTIME_ROLE } from "../db/router.js";
 import { createSdk } from "../index.js";
 
@@ -58,19 +58,17 @@ async function admin<T>(adminUrl: string, fn: (sql: postgres.Sql) => Promise<T>)
 }
 
 /**
- * Starts (or connects to) PostgreSQL, migrates a template database and clones the shared test
- * database from it. Call once per test run (vitest `globalSetup`).
+ * Starts (or connects to) PostgreSQL, migrates a template database — sv-sdk's migrations, then yours
+ * (`migrations`, as `sdk.migrate()` applies them) — and clones the shared test database from it, so
+ * `withRollback` and `createIsolatedDatabase` see your tables too. Call once per test run (vitest
+ * `globalSetup`; `sv-sdk/testing/vitest` has one ready).
  *
  * @example
- * // vitest.global-setup.ts
- * import { startTestDatabase } from "sv-sdk/testing";
- * export default async function ({ provide }) {
- *   const db = await startTestDatabase();
- *   provide("svTestDatabase", { url: db.url, appUrl: db.appUrl, adminUrl: db.adminUrl, template: db.template });
- *   return () => db.stop();
- * }
+ * const db = await startTestDatabase({ migrations: { folder: "./drizzle", schemas: ["billing"] } });
+ * // ... db.url, db.appUrl; clones with createIsolatedDatabase(db)
+ * await db.stop();
  */
-export async function startTestDatabase(options: { externalUrl?: string } = {}): Promise<TestDatabase> {
+export async function startTestDatabase(options: { externalUrl?: string; migrations?: AppMigrations } = {}): Promise<TestDatabase> {
   const suffix = randomBytes(4).toString("hex");
   const template = `sv_template_${suffix}`;
   const shared = `sv_test_${suffix}`;
@@ -93,7 +91,7 @@ export async function startTestDatabase(options: { externalUrl?: string } = {}):
   await admin(adminUrl, (sql) => sql.unsafe(`create database "${template}"`));
   // Migrating sets up the sv_app login, as on a real start-up; roles are cluster-wide, so every clone
   // has it.
-  await migrateDatabase("main", withDatabase(adminUrl, template), { appUrl: appUrlOf(adminUrl, template) });
+  await migrateDatabase("main", withDatabase(adminUrl, template), { appUrl: appUrlOf(adminUrl, template), app: options.migrations });
   // Built-in roles and default templates belong in the template, as on a real start-up.
   const seeder = createSdk({ databaseUrl: withDatabase(adminUrl, template), databaseAppUrl: appUrlOf(adminUrl, template) });
   try {

@@ -1,18 +1,7 @@
 /**
- * vitest global setup: one PostgreSQL for the whole run, migrated once into a template.
+ * This repository's vitest global setup: one PostgreSQL for the whole run, migrated once into a
+ * template — the same setup SDK users get from `sv-sdk/testing/vitest`.
  */
-import type { TestProject } from "vitest/node";
-import { startTestDatabase } from "./database.js";
+import { testDatabaseSetup } from "./vitest.js";
 
-declare module "vitest" {
-  export interface ProvidedContext {
-    /** `url`: owner; `appUrl`: the sv_app login SDKs under test use; `adminUrl` and `template` make clones. */
-    svTestDatabase: { url: string; appUrl: string; adminUrl: string; template: string };
-  }
-}
-
-export default async function setup(project: TestProject) {
-  const db = await startTestDatabase();
-  project.provide("svTestDatabase", { url: db.url, appUrl: db.appUrl, adminUrl: db.adminUrl, template: db.template });
-  return () => db.stop();
-}
+export default testDatabaseSetup();
