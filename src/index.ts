@@ -71,6 +71,17 @@ export function createSdk(options: SdkOptions) {
       ? singleDatabase(options.databaseUrl, options.databaseAppUrl)
       : undefined;
   if (!topology) throw new Error("createSdk needs `databaseUrl` or `topology` to know where the database is");
+  const environment = options.environment ?? "development";
+  if (environment === "production") {
+    // The owner's login is not a wall: SQL injected into a session of it can SET ROLE back to the owner.
+    const ownerOnly = Object.entries(topology.databases).filter(([, database]) => !database.appUrl).map(([name]) => name);
+    if (ownerOnly.length > 0) {
+      throw new Error(
+        `createSdk: in production every database needs a runtime login (databaseAppUrl / a topology database's appUrl / DATABASE_APP_URL); ` +
+          `missing for ${ownerOnly.map((n) => `'${n}'`).join(", ")} — see README, "Database roles"`,
+      );
+    }
+  }
   const logger = options.logger ?? silentLogger;
   const extra = options.modules ?? [];
   const catalog = coreCatalog(extra as readonly ModuleDescriptor<ModuleLifecycle, never>[]);
@@ -80,7 +91,6 @@ export function createSdk(options: SdkOptions) {
 
   const audit = auditModule.create(contextOf(auditModule), {});
   const permissions = permissionsModule.create(contextOf(permissionsModule), { audit });
-  const environment = options.environment ?? "development";
   const email = emailModule.create(contextOf(emailModule), {
     audit,
     options: { environment, ...options.email },
