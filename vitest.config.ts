@@ -10,6 +10,7 @@ export default defineConfig({
       { find: /^sv-sdk\/testing\/vitest$/, replacement: src("testing/vitest.ts") },
       { find: /^sv-sdk\/testing$/, replacement: src("testing.ts") },
       { find: /^sv-sdk\/client$/, replacement: src("client.ts") },
+      { find: /^sv-sdk\/schema$/, replacement: src("schema.ts") },
       { find: /^sv-sdk$/, replacement: src("index.ts") },
     ],
   },

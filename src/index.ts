@@ -170,7 +170,7 @@ export function createSdk(options: SdkOptions) {
      */
     db: (database = "main") => router.database(database),
     /**
-     * Applies sv-sdk's migrations and then yours (`migrations`) to every database of the topology, as
+     * Applies sv-sdk's migrations, your modules' and then yours (`migrations`) to every database of the topology, as
      * the owner (`databaseUrl`), and sets up the runtime login (`databaseAppUrl`). Idempotent; instances
      * starting together migrate once (an advisory lock). Call it before `seed()`.
      *
@@ -179,7 +179,11 @@ export function createSdk(options: SdkOptions) {
      * await sdk.migrate();
      * await sdk.seed();
      */
-    migrate: (): Promise<MigrationReport[]> => migrateTopology(topology, options.migrations),
+    migrate: (): Promise<MigrationReport[]> =>
+      migrateTopology(topology, [
+        ...extra.flatMap((module) => (module.migrations ? [{ module: module.name, ...module.migrations }] : [])),
+        ...(options.migrations ? [options.migrations] : []),
+      ]),
     /**
      * Seeds built-in roles and default email templates (idempotent) in every database of the
      * topology: a tenant moved to a database of its own finds the platform rows there too.

@@ -4,14 +4,17 @@
  * up inside a transaction and rolls it back — importing `sv-sdk` and `sv-sdk/testing` by name.
  * The same for @sv-sdk/client, installed alone: its size, what its import loads, how long a client
  * file takes to type-check against it, and a sign-in from Node against a served API.
+ * Then the README, word for word: its walkthrough in a fresh project with both tarballs, and every
+ * TypeScript block in it type-checked (strict).
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
+import { promisify, stripVTControlCharacters } from "node:util";
 import { serve } from "@hono/node-server";
+import postgres from "postgres";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { createApp } from "../src/app.js";
 import { freePort } from "../src/db/embedded.js";
@@ -19,12 +22,15 @@ import { createSdk } from "../src/index.js";
 import { testSdkOptions } from "../src/testing.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
 import { modulesLoadedBy, SERVER_CODE } from "./client-imports.js";
+import { filePathOf, projectSteps, readmeBlocks } from "./readme-project.js";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
 const tsc = join(root, "node_modules/typescript/bin/tsc");
 let workDir: string;
 let database: IsolatedDatabase;
+/** The tarballs the first two tests pack, for the README's project. */
+const tarballs: { server?: string; client?: string } = {};
 
 beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), "sv-sdk-consumer-"));
@@ -58,6 +64,7 @@ it(
     await run("npm", ["pack", "--pack-destination", workDir, "--silent"], { cwd: root, timeout: 240_000 });
     const tarball = (await readdir(workDir)).find((f) => f.endsWith(".tgz"));
     expect(tarball).toMatch(/^sv-sdk-.*\.tgz$/);
+    tarballs.server = join(workDir, tarball!);
     const { stdout: listing } = await run("tar", ["-tzf", join(workDir, tarball!)]);
     expect(listing).toContain("package/dist/index.js");
     expect(listing).toContain("package/dist/index.d.ts");
@@ -194,6 +201,7 @@ it(
     await run("npm", ["pack", "--pack-destination", workDir, "--silent"], { cwd: packageDir, timeout: 240_000 });
     const tarball = (await readdir(workDir)).find((f) => /^sv-sdk-client-.*\.tgz$/.test(f));
     expect(tarball).toBeDefined();
+    tarballs.client = join(workDir, tarball!);
     const { stdout: listing } = await run("tar", ["-tzf", join(workDir, tarball!)]);
     expect(listing).toContain("package/dist/index.js");
     expect(listing).toContain("package/dist/index.d.ts");
@@ -234,4 +242,118 @@ it(
     }
   },
   480_000,
+);
+
+/** Where the README's walkthrough runs: its install lines install the packed sv-sdk instead of the registry's. */
+function asRun(command: string): string {
+  if (!/^npm install\b/.test(command)) return command;
+  const words = command.split(" ").map((word) => (word === "sv-sdk" ? tarballs.server! : word));
+  // From npm's cache where it can: the same packages this repository's lockfile installed.
+  return [...words, "--prefer-offline", "--no-audit", "--no-fund"].join(" ");
+}
+
+const READMES_TSCONFIG = {
+  compilerOptions: {
+    target: "ES2022",
+    module: "NodeNext",
+    moduleResolution: "NodeNext",
+    strict: true,
+    skipLibCheck: true,
+    noEmit: true,
+    types: ["node"],
+  },
+  include: ["src", "test", "readme-blocks", "*.ts"],
+};
+
+it(
+  "follows the README's SDK and testing sections word for word in a fresh project, and type-checks every TypeScript block in it",
+  async () => {
+    expect(tarballs.server, "the first test packs sv-sdk").toBeDefined();
+    expect(tarballs.client, "the second test packs @sv-sdk/client").toBeDefined();
+    const project = join(workDir, "readme-project");
+    await mkdir(project, { recursive: true });
+    // The reader's own database: an empty one, which the walkthrough migrates. Its sv_app password is
+    // the test server's (roles are cluster-wide; another would lock the other test files out).
+    const name = `sv_readme_${Date.now()}`;
+    const admin = postgres(database.url, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database "${name}"`);
+    const inDatabase = (url: string) => Object.assign(new URL(url), { pathname: `/${name}` }).toString();
+    const { adminUrl, appUrl } = inject("svTestDatabase");
+    const env = {
+      ...process.env,
+      DATABASE_URL: inDatabase(database.url),
+      DATABASE_APP_URL: inDatabase(appUrl),
+      TEST_DATABASE_URL: adminUrl,
+      NODE_ENV: "",
+      VITEST: "",
+      VITEST_WORKER_ID: "",
+      VITEST_POOL_ID: "",
+    };
+    try {
+      const steps = projectSteps(["Using it as an SDK", "Testing your code with sv-sdk"]);
+      expect(steps.map((s) => (s.kind === "file" ? s.path : s.command))).toEqual([
+        "npm init -y && npm pkg set type=module",
+        "npm install sv-sdk drizzle-orm postgres zod",
+        "npm install -D drizzle-kit tsx typescript vitest @types/node",
+        "src/schema.ts",
+        "drizzle.config.ts",
+        "npx drizzle-kit generate --name billing",
+        "src/main.ts",
+        "npx tsx src/main.ts",
+        "vitest.config.ts",
+        "vitest.setup.ts",
+        "test/invoices.test.ts",
+        "npx vitest run",
+      ]);
+      const outputs: string[] = [];
+      for (const step of steps) {
+        if (step.kind === "file") {
+          await mkdir(dirname(join(project, step.path)), { recursive: true });
+          await writeFile(join(project, step.path), step.text);
+          continue;
+        }
+        try {
+          const { stdout } = await run("sh", ["-c", asRun(step.command)], { cwd: project, env, timeout: 240_000 });
+          outputs.push(stripVTControlCharacters(stdout));
+        } catch (error) {
+          const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+          throw new Error(`README line ${step.line}: \`${step.command}\` failed\n${stdout ?? ""}\n${stderr ?? ""}`);
+        }
+      }
+      const [, , , generate, main, vitest] = outputs;
+      expect(generate).toMatch(/drizzle\/0000_billing\.sql/);
+      expect(main).toMatch(/^ada-\d+@example\.com has 1 invoice\(s\)$/m);
+      expect(vitest).toMatch(/Tests\s+1 passed \(1\)/);
+      // The program's unit of work: its invoice, audit event and mail, in the reader's database.
+      const reader = postgres(inDatabase(database.url), { max: 1, onnotice: () => {} });
+      try {
+        const count = async (query: Promise<{ n: number }[]>) => (await query)[0]!.n;
+        expect({
+          invoices: await count(reader`select count(*)::int as n from billing.invoices`),
+          audited: await count(reader`select count(*)::int as n from audit.audit_events where action = 'invoice.created'`),
+          mailed: await count(reader`select count(*)::int as n from email.email_sends where template_key = 'invoice-created'`),
+        }).toEqual({ invoices: 1, audited: 1, mailed: 1 });
+      } finally {
+        await reader.end({ timeout: 5 });
+      }
+
+      // Every TypeScript block of the README, strict: the walkthrough's files are in place; the
+      // others go to readme-blocks/, one file each, beside both packages.
+      await run("sh", ["-c", asRun(`npm install ${tarballs.client}`)], { cwd: project, env, timeout: 240_000 });
+      const others = readmeBlocks().filter((b) => b.language === "ts" && !filePathOf(b));
+      expect(others.length).toBeGreaterThan(3);
+      await mkdir(join(project, "readme-blocks"), { recursive: true });
+      for (const block of others) await writeFile(join(project, "readme-blocks", `line-${block.line}.ts`), block.text);
+      await writeFile(join(project, "tsconfig.readme.json"), JSON.stringify(READMES_TSCONFIG));
+      const checked = await run("npx", ["tsc", "-p", "tsconfig.readme.json"], { cwd: project, env, timeout: 180_000 }).then(
+        () => "",
+        (error: { stdout?: string }) => error.stdout ?? String(error),
+      );
+      expect(checked, "tsc's errors, by README line (readme-blocks/line-N.ts is the block at line N)").toBe("");
+    } finally {
+      await admin.unsafe(`drop database if exists "${name}" with (force)`);
+      await admin.end({ timeout: 5 });
+    }
+  },
+  600_000,
 );

@@ -52,10 +52,10 @@ describe("your migrations beside sv-sdk's", () => {
   it("applies them once, after sv-sdk's, in a ledger of their own; a second run is up to date", async () => {
     const [first] = await sdk.migrate();
     expect(first!.appliedNow).toBe(first!.total);
-    expect(first!.app).toEqual({ appliedBefore: 0, appliedNow: 1, total: 1 });
+    expect(first!.extra).toEqual([{ name: "yours", appliedBefore: 0, appliedNow: 1, total: 1 }]);
     expect(describeMigration(first!)).toMatch(/^main: up to date \(\d+\/\d+ migrations\); yours: applied 1 migration\(s\), now 1\/1$/);
     const [second] = await sdk.migrate();
-    expect(second!.app).toEqual({ appliedBefore: 1, appliedNow: 1, total: 1 });
+    expect(second!.extra).toEqual([{ name: "yours", appliedBefore: 1, appliedNow: 1, total: 1 }]);
     const [ledger] = await owner<{ count: number }[]>`select count(*)::int as count from drizzle.__app_migrations`;
     expect(ledger!.count).toBe(1);
     expect((await owner`select to_regclass('billing.invoices') as t`)[0]!.t).toBe("billing.invoices");

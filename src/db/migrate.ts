@@ -24,17 +24,29 @@ export interface MigrationReport {
   appliedBefore: number;
   appliedNow: number;
   total: number;
-  /** Your migrations (`MigrateOptions.app`), when given: the same counts, from their own ledger. */
-  app?: { appliedBefore: number; appliedNow: number; total: number };
+  /** Migrations beside sv-sdk's (yours, your modules'), each with the same counts from its own ledger. */
+  extra?: ExtraMigrationReport[];
+}
+
+export interface ExtraMigrationReport {
+  /** "yours", or the module's name. */
+  name: string;
+  appliedBefore: number;
+  appliedNow: number;
+  total: number;
 }
 
 /**
- * Migrations of your own, applied after sv-sdk's on every database of the topology, under the same
- * lock. Their ledger is `drizzle.__app_migrations`, beside sv-sdk's `drizzle.__drizzle_migrations`:
- * drizzle's migrator applies what is newer than a ledger's last entry, so two folders in one ledger
- * would hide each other's migrations whenever their timestamps interleave.
+ * Migrations beside sv-sdk's — yours (`createSdk({ migrations })`) and your modules' (a descriptor's
+ * `migrations`) — applied after sv-sdk's on every database of the topology, under the same lock. Each
+ * folder has a ledger of its own beside sv-sdk's `drizzle.__drizzle_migrations` (yours:
+ * `drizzle.__app_migrations`; a module's: `drizzle.__module_<name>_migrations`): drizzle's migrator
+ * applies what is newer than a ledger's last entry, so two folders in one ledger would hide each
+ * other's migrations whenever their timestamps interleave.
  */
 export interface AppMigrations {
+  /** Whose they are: a module's name; yours when omitted. */
+  module?: string;
   /** A drizzle-kit migrations folder (`out` in drizzle.config.ts): `meta/_journal.json` and the SQL files. */
   folder: string;
   /**
@@ -45,6 +57,8 @@ export interface AppMigrations {
 }
 
 export const APP_MIGRATIONS_TABLE = "__app_migrations";
+
+const ledgerOf = (extra: AppMigrations) => (extra.module ? `__module_${extra.module}_migrations` : APP_MIGRATIONS_TABLE);
 
 function journalLength(folder: string): number {
   let text: string;
@@ -79,8 +93,8 @@ export interface MigrateOptions {
    * superuser or anything that bypasses row-level security is refused, never altered.
    */
   appUrl?: string;
-  /** Your own migrations, applied after sv-sdk's. */
-  app?: AppMigrations;
+  /** Migrations beside sv-sdk's (your modules', then yours), applied after sv-sdk's in this order. */
+  extra?: readonly AppMigrations[];
 }
 
 export async function migrateDatabase(database: string, url: string, options: MigrateOptions = {}): Promise<MigrationReport> {
@@ -93,11 +107,12 @@ export async function migrateDatabase(database: string, url: string, options: Mi
       const appliedBefore = await appliedMigrationCount(sql);
       await migrate(drizzle(sql), { migrationsFolder: MIGRATIONS_FOLDER });
       const appliedNow = await appliedMigrationCount(sql);
-      const app = options.app ? await migrateApp(sql, options.app) : undefined;
+      const extra: ExtraMigrationReport[] = [];
+      for (const folder of options.extra ?? []) extra.push(await migrateExtra(sql, folder));
       // A login that already works is left alone: instances restarting change no role (roles are
       // cluster-wide, and concurrent ALTER ROLEs of one role fail).
       if (options.appUrl && !(await canLogIn(options.appUrl))) await setUpRuntimeLogin(sql, options.appUrl);
-      report = { database, appliedBefore, appliedNow, total: shippedMigrationCount(), ...(app && { app }) };
+      report = { database, appliedBefore, appliedNow, total: shippedMigrationCount(), ...(extra.length > 0 && { extra }) };
     } finally {
       await sql`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
     }
@@ -108,24 +123,25 @@ export async function migrateDatabase(database: string, url: string, options: Mi
   return report;
 }
 
-/** Applies your folder in its own ledger, then opens your schemas to the runtime role. */
-async function migrateApp(sql: postgres.Sql, app: AppMigrations): Promise<NonNullable<MigrationReport["app"]>> {
-  const total = journalLength(app.folder);
-  const appliedBefore = await appliedMigrationCount(sql, APP_MIGRATIONS_TABLE);
-  await migrate(drizzle(sql), { migrationsFolder: app.folder, migrationsTable: APP_MIGRATIONS_TABLE, migrationsSchema: "drizzle" });
-  for (const schema of app.schemas ?? []) await sql`select platform.grant_to_runtime(${schema})`;
-  return { appliedBefore, appliedNow: await appliedMigrationCount(sql, APP_MIGRATIONS_TABLE), total };
+/** Applies one folder in its own ledger, then opens its schemas to the runtime role. */
+async function migrateExtra(sql: postgres.Sql, extra: AppMigrations): Promise<ExtraMigrationReport> {
+  const total = journalLength(extra.folder);
+  const ledger = ledgerOf(extra);
+  const appliedBefore = await appliedMigrationCount(sql, ledger);
+  await migrate(drizzle(sql), { migrationsFolder: extra.folder, migrationsTable: ledger, migrationsSchema: "drizzle" });
+  for (const schema of extra.schemas ?? []) await sql`select platform.grant_to_runtime(${schema})`;
+  return { name: extra.module ?? "yours", appliedBefore, appliedNow: await appliedMigrationCount(sql, ledger), total };
 }
 
 /**
  * Migrates every database of the topology (dedicated tenant databases are named there too): sv-sdk's
- * migrations, then yours (`app`) — every database holds every schema, so a tenant moved to a
- * database of its own finds your tables there too.
+ * migrations, then `extra` (your modules', yours) — every database holds every schema, so a tenant
+ * moved to a database of its own finds those tables there too.
  */
-export async function migrateTopology(topology: Topology, app?: AppMigrations): Promise<MigrationReport[]> {
+export async function migrateTopology(topology: Topology, extra: readonly AppMigrations[] = []): Promise<MigrationReport[]> {
   const reports: MigrationReport[] = [];
   for (const [name, config] of Object.entries(topology.databases)) {
-    reports.push(await migrateDatabase(name, config.url, { appUrl: config.appUrl, app }));
+    reports.push(await migrateDatabase(name, config.url, { appUrl: config.appUrl, extra }));
   }
   return reports;
 }
@@ -262,6 +278,5 @@ export function describeMigration(report: MigrationReport): string {
     const applied = c.appliedNow - c.appliedBefore;
     return applied === 0 ? `up to date (${c.appliedNow}/${c.total} ${what})` : `applied ${applied} ${what.replace(/s$/, "")}(s), now ${c.appliedNow}/${c.total}`;
   };
-  const line = `${report.database}: ${counts(report, "migrations")}`;
-  return report.app ? `${line}; yours: ${counts(report.app, "migrations")}` : line;
+  return [`${report.database}: ${counts(report, "migrations")}`, ...(report.extra ?? []).map((e) => `${e.name}: ${counts(e, "migrations")}`)].join("; ");
 }

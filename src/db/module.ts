@@ -167,6 +167,11 @@ export interface ModuleDescriptor<Instance extends ModuleLifecycle = ModuleLifec
    * tenant placed in a database of its own gets its row there too, for the keys pointing at it).
    */
   tenants?: { table: string };
+  /**
+   * A module of yours: its drizzle-kit migrations folder (its schema's tables, policies and grants),
+   * applied by `sdk.migrate()` after sv-sdk's on every database, in a ledger of its own.
+   */
+  migrations?: { folder: string; schemas?: readonly string[] };
   create(context: ModuleContext, deps: Deps): Instance;
 }
 

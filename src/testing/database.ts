@@ -91,7 +91,7 @@ export async function startTestDatabase(options: { externalUrl?: string; migrati
   await admin(adminUrl, (sql) => sql.unsafe(`create database "${template}"`));
   // Migrating sets up the sv_app login, as on a real start-up; roles are cluster-wide, so every clone
   // has it.
-  await migrateDatabase("main", withDatabase(adminUrl, template), { appUrl: appUrlOf(adminUrl, template), app: options.migrations });
+  await migrateDatabase("main", withDatabase(adminUrl, template), { appUrl: appUrlOf(adminUrl, template), extra: options.migrations ? [options.migrations] : [] });
   // Built-in roles and default templates belong in the template, as on a real start-up.
   const seeder = createSdk({ databaseUrl: withDatabase(adminUrl, template), databaseAppUrl: appUrlOf(adminUrl, template) });
   try {

@@ -24,7 +24,7 @@ Exit codes: 0 migrated or up to date, 1 a migration failed, 2 bad options or con
     const app = appMigrations(options.migrations, options.schemas);
     const config = cliConfig();
     await withTopology(config, false, async (topology) => {
-      for (const report of await migrateTopology(topology, app)) process.stdout.write(`${describeMigration(report)}\n`);
+      for (const report of await migrateTopology(topology, app ? [app] : [])) process.stdout.write(`${describeMigration(report)}\n`);
     });
     return 0;
   },
