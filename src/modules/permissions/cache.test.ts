@@ -9,8 +9,8 @@ import { singleDatabase } from "../../db/topology.js";
 import { createSdk, type Sdk } from "../../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 import { createAuditModule } from "../audit/index.js";
-import { createPermissionsModule, permissionCache } from "./index.js";
-import { createTenant, createUser } from "./test-fixtures.js";
+import { permissionCache } from "./index.js";
+import { createPermissions, createTenant, createUser } from "./test-fixtures.js";
 
 let database: IsolatedDatabase;
 let a: Sdk;
@@ -43,7 +43,7 @@ async function untilFalse(check: () => Promise<boolean>, limitMs = 3000): Promis
 function countingModule(options: { cache: boolean }) {
   const counter = { queries: 0 };
   const router = createCoreRouter(singleDatabase(database.url, database.appUrl), { onQuery: () => counter.queries++ });
-  const permissions = createPermissionsModule({ router, audit: createAuditModule({ router }), cache: { enabled: options.cache } });
+  const permissions = createPermissions(router, { audit: createAuditModule({ router }), cache: { enabled: options.cache } });
   return {
     permissions,
     async count(fn: () => Promise<unknown>) {
@@ -131,7 +131,7 @@ describe("filling permission_cache", () => {
     const user = await a.transaction(() => createUser(a));
     await a.permissions.createRole({ name: "report-reader", permissions: ["reports:read"] });
     await a.permissions.assignRole(user, "report-reader");
-    const checks = createPermissionsModule({ router: a.router, audit: a.audit, cache: { enabled: false } });
+    const checks = createPermissions(a.router, { audit: a.audit, cache: { enabled: false } });
     const stored = async () =>
       (await a.router.db("permissions").select().from(permissionCache).where(eq(permissionCache.userId, user))).map((r) => r.permissions);
 

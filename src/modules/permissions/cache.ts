@@ -8,7 +8,7 @@
  * (re)connection flushes everything, since notifications sent while it was away are lost. `ttlMs`
  * is the last resort should a notification be lost without the connection noticing.
  */
-import type { Router } from "../../db/router.js";
+import type { ModuleContext } from "../../db/module.js";
 import type { Matcher } from "./matcher.js";
 
 export const NOTIFY_CHANNEL = "sv_permissions";
@@ -27,7 +27,7 @@ interface Entry {
   expiresAt: number;
 }
 
-export function createPermissionCache(router: Router, options: PermissionCacheOptions = {}) {
+export function createPermissionCache(context: ModuleContext, options: PermissionCacheOptions = {}) {
   const enabled = options.enabled ?? true;
   const ttlMs = options.ttlMs ?? 30_000;
   const maxEntries = options.maxEntries ?? 50_000;
@@ -37,7 +37,7 @@ export function createPermissionCache(router: Router, options: PermissionCacheOp
   let generation = 0;
   let listening = false;
   let starting: Promise<void> | undefined;
-  let unlisten: (() => Promise<void>)[] = [];
+  let unlisten: (() => Promise<void>) | undefined;
   let stopped = false;
 
   function clear() {
@@ -60,31 +60,22 @@ export function createPermissionCache(router: Router, options: PermissionCacheOp
   }
 
   /**
-   * Starts the listeners once — one per database of the topology, since a moved tenant's changes
-   * are notified by its own database; entries are only stored while every one is listening.
+   * Starts the listeners once — on every database holding the module's rows, since a moved tenant's
+   * changes are notified by its own database; entries are only stored while every one is listening.
    */
   function start(): void {
     if (!enabled || starting || stopped) return;
-    const databases = router.databases();
-    const connected = new Set<string>();
-    starting = Promise.allSettled(
-      databases.map((database) =>
-        router.pool(database).sql.listen(NOTIFY_CHANNEL, onNotify, () => {
-          // Called on every (re)connection: whatever was missed meanwhile is unknown, so forget all.
-          clear();
-          connected.add(database);
-          listening = connected.size === databases.length;
-        }),
-      ),
-    ).then(async (results) => {
-      unlisten = results.flatMap((r) => (r.status === "fulfilled" ? [r.value.unlisten] : []));
-      if (stopped || unlisten.length < databases.length) {
-        await Promise.all(unlisten.map((u) => u().catch(() => undefined)));
-        unlisten = [];
+    // Called on every (re)connection: whatever was missed meanwhile is unknown, so forget all.
+    starting = context.listen(NOTIFY_CHANNEL, onNotify, clear).then(async (listener) => {
+      if (stopped || listener.partial) {
+        await listener.unlisten();
         // No listener, no cache: checks keep working, one query each. Retry on a later check.
         listening = false;
         if (!stopped) starting = undefined;
+        return;
       }
+      unlisten = listener.unlisten;
+      listening = true;
     });
   }
 
@@ -131,7 +122,7 @@ export function createPermissionCache(router: Router, options: PermissionCacheOp
       listening = false;
       clear();
       await starting?.catch(() => undefined);
-      await Promise.all(unlisten.map((u) => u().catch(() => undefined)));
+      await unlisten?.().catch(() => undefined);
     },
   };
 }

@@ -12,8 +12,7 @@ import { createSdk, type Sdk } from "../../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 import { addTestMember, createTestTenant, createTestUser, type TestUser } from "../../testing/factories.js";
 import { createAuditModule } from "../audit/index.js";
-import { createPermissionsModule } from "./index.js";
-import { createTenant, createUser } from "./test-fixtures.js";
+import { createPermissions, createTenant, createUser } from "./test-fixtures.js";
 
 let database: IsolatedDatabase;
 let sdk: Sdk;
@@ -52,7 +51,7 @@ function staleCacheRows() {
 
 /** Every user's permissions through the one-query path (no in-process cache) against a recomputation. */
 async function expectChecksMatchRecomputation(users: string[], tenant: string) {
-  const permissions = createPermissionsModule({ router: sdk.router, audit: sdk.audit, cache: { enabled: false } });
+  const permissions = createPermissions(sdk.router, { audit: sdk.audit, cache: { enabled: false } });
   for (const user of users) {
     const [fresh] = await owner<{ permissions: string[] }[]>`
       select permissions.effective_permissions(${user}::uuid, ${tenant}::uuid) as permissions`;
@@ -106,7 +105,7 @@ describe("concurrent permission writes", () => {
     // Some rows are cached before the storm, some are filled during it.
     for (const target of targets.slice(0, 5)) await sdk.permissions.can(target, "docs:read", { tenant });
 
-    const uncached = createPermissionsModule({ router: sdk.router, audit: sdk.audit, cache: { enabled: false } });
+    const uncached = createPermissions(sdk.router, { audit: sdk.audit, cache: { enabled: false } });
     const work = range(20).flatMap((i) => [
       unitAs(admin!, tenant, async () => {
         await requirePermission(admin!, "roles:write", tenant);

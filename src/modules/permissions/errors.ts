@@ -31,3 +31,8 @@ export const PermissionsErrors = defineErrors({
   },
   INVALID_LIMIT: { status: 400, message: "limit is a whole number from 1 to 200" },
 });
+
+/** A route's permission the user does not hold (the guard's 403, and the check route's). */
+export function permissionDenied(permission: string, tenant: string | null) {
+  return PermissionsErrors.PERMISSION_DENIED({ permission, tenant }, `Missing permission '${permission}'`);
+}

@@ -1,27 +1,37 @@
+/**
+ * The permissions module: the one authority for authorization. Tenant-scoped RBAC with role
+ * inheritance and wildcards; global assignments apply in every tenant (Casbin's RBAC with domains,
+ * with a global domain).
+ *
+ * Scope: the verbs take `{ tenant }` — a tenant id, or `"global"` (null and omitted too) for the
+ * global scope. Work runs in a unit of work scoped to that tenant, so row-level security is the
+ * second wall behind the verbs' explicit filters: inside a tenant only that tenant's roles and the
+ * shared global roles are visible, and only the tenant's own rows are writable (0005's policies).
+ * Effective permissions (`permission_cache`) are recomputed by database triggers in the same
+ * transaction as each change; every change also marks its unit of work so that checks made later in
+ * it bypass the in-process cache and see their own writes.
+ */
 import { defineModule } from "../../db/module.js";
-import { routerOf } from "../../db/module-context.js";
-import type { Router } from "../../db/router.js";
 import type { AuditModule } from "../audit/index.js";
+import * as assignmentChanges from "./assignment-changes.js";
+import * as assignmentReads from "./assignment-reads.js";
 import { createPermissionCache, type PermissionCacheOptions } from "./cache.js";
-import { createChecks } from "./checks.js";
+import * as checks from "./checks.js";
+import { requirePermission, type RequirePermission } from "./guard.js";
+import type { PermissionsDeps } from "./internal.js";
+import type { Assignment, AssignmentPage, CreateRoleInput, Role, RolePage, Scope } from "./model.js";
+import type { PageOptions } from "./page.js";
+import * as roleChanges from "./role-changes.js";
+import * as roleReads from "./role-reads.js";
 import { seedBuiltInRoles } from "./seed.js";
-import { createPermissionsService } from "./service.js";
 
 export { permissionCache, roleInheritance, rolePermissions, roles, userRoles, permissionsSchema } from "./schema.js";
 export { BUILT_IN_ROLES, type BuiltInRole } from "./seed.js";
 export { PermissionsErrors } from "./errors.js";
 export { isValidPermission } from "./matcher.js";
-export {
-  MEMBER_ROLES,
-  type Assignment,
-  type AssignmentPage,
-  type CreateRoleInput,
-  type PageOptions,
-  type Role,
-  type RolePage,
-  type Scope,
-} from "./service.js";
-export type { RequirePermissionOptions } from "./checks.js";
+export { MEMBER_ROLES, type Assignment, type AssignmentPage, type CreateRoleInput, type Role, type RolePage, type Scope } from "./model.js";
+export type { PageOptions } from "./page.js";
+export type { RequirePermissionOptions } from "./guard.js";
 export type { PermissionCacheOptions } from "./cache.js";
 export { createPermissionsRoutes, createMePermissionsRoutes, type PermissionsRoutesOptions } from "./routes.js";
 
@@ -32,38 +42,224 @@ export interface PermissionsDependencies {
   cache?: PermissionCacheOptions;
 }
 
-export interface PermissionsModuleOptions {
-  router: Router;
-  audit: AuditModule;
-  /** The in-process cache in front of `permission_cache`. */
-  cache?: PermissionCacheOptions;
-}
-
 /**
- * The permissions module: the one authority for authorization. Tenant-scoped RBAC with role
- * inheritance and wildcards; global assignments apply in every tenant (Casbin's RBAC with domains,
- * with a global domain).
+ * `sdk.permissions`.
  *
  * @example
- * const permissions = createPermissionsModule({ router, audit });
- * await permissions.assignRole(userId, "admin", { tenant: tenantId });
- * await permissions.can(userId, "roles:write", { tenant: tenantId }); // true
+ * await sdk.permissions.assignRole(userId, "admin", { tenant: tenantId });
+ * await sdk.permissions.can(userId, "roles:write", { tenant: tenantId }); // true
  */
-export function createPermissionsModule({ router, audit, cache: cacheOptions }: PermissionsModuleOptions) {
-  const cache = createPermissionCache(router, cacheOptions);
-  return {
-    ...createPermissionsService(router, audit),
-    ...createChecks(router, cache),
-    /** Seeds the built-in roles (idempotent). */
-    seed: () => seedBuiltInRoles(router),
-    /** Resolves once the cross-instance invalidation listener is up (until then nothing is cached). */
-    ready: () => cache.ready(),
-    /** Stops background work (the invalidation listener). */
-    stop: () => cache.stop(),
-  };
-}
+export interface PermissionsModule {
+  /**
+   * Whether a user holds a permission in a tenant (global assignments count in every tenant) or
+   * globally (`{ tenant: "global" }`, or no tenant).
+   *
+   * @example
+   * if (await sdk.permissions.can(userId, "invoices:write", { tenant: tenantId })) { ... }
+   */
+  can(userId: string, permission: string, scope?: Scope): Promise<boolean>;
+  /**
+   * Checks several permissions of one user at once (one lookup), answering each.
+   *
+   * @example
+   * const results = await sdk.permissions.checkMany(userId, ["audit:read", "roles:write"], { tenant });
+   */
+  checkMany(userId: string, permissions: readonly string[], scope?: Scope): Promise<Record<string, boolean>>;
+  /**
+   * The effective permissions of a user in a tenant (or globally), wildcards as granted.
+   *
+   * @example
+   * const permissions = await sdk.permissions.permissionsOf(userId, { tenant: tenantId });
+   */
+  permissionsOf(userId: string, scope?: Scope): Promise<string[]>;
+  /**
+   * Refuses with PERMISSION_DENIED (naming the first missing permission) unless the user holds all
+   * of `permissions`. Used before handing permissions out, so nobody grants more than they hold.
+   *
+   * @example
+   * await sdk.permissions.assertHolds(actorId, ["audit:read"], { tenant });
+   */
+  assertHolds(userId: string, permissions: readonly string[], scope?: Scope): Promise<void>;
+  /**
+   * Hono middleware: 401 problem+json without a signed-in user, 403 (`code: "PERMISSION_DENIED"`,
+   * `permission`) when the user lacks the permission in the request's tenant (or, with
+   * `{ tenant: "global" }`, globally). Its errors are answered by the app's error handler
+   * (`createApp`), like every route's.
+   *
+   * @example
+   * app.get("/invoices", sdk.permissions.requirePermission("invoices:read"), (c) => ...);
+   */
+  requirePermission: RequirePermission;
 
-export type PermissionsModule = ReturnType<typeof createPermissionsModule>;
+  /**
+   * Creates a role in a scope (global when `tenant` is `"global"` or omitted), with its grants and parents.
+   *
+   * @example
+   * const role = await sdk.permissions.createRole(
+   *   { name: "billing", permissions: ["invoices:*"], inherits: ["member"] },
+   *   { tenant: tenantId },
+   * );
+   */
+  createRole(input: CreateRoleInput, scope?: Scope): Promise<Role>;
+  /**
+   * Renames a role or changes its description.
+   *
+   * @example
+   * await sdk.permissions.updateRole(roleId, { description: "Billing staff" }, { tenant });
+   */
+  updateRole(roleRef: string, patch: { name?: string; description?: string | null }, scope?: Scope): Promise<Role>;
+  /**
+   * Deletes a role; its grants, inheritance links and assignments go with it.
+   *
+   * @example
+   * await sdk.permissions.deleteRole(roleId, { tenant });
+   */
+  deleteRole(roleRef: string, scope?: Scope): Promise<void>;
+  /**
+   * One role as seen from a scope (its own or a global one).
+   *
+   * @example
+   * const role = await sdk.permissions.getRole("auditor");
+   */
+  getRole(roleRef: string, scope?: Scope): Promise<Role>;
+  /**
+   * The roles visible from a scope: the global roles, plus the tenant's own inside a tenant.
+   *
+   * @example
+   * const roles = await sdk.permissions.listRoles({ tenant: tenantId });
+   */
+  listRoles(scope?: Scope): Promise<Role[]>;
+  /**
+   * One page of the roles visible from a scope, in `listRoles`' order: the tenant's own, then the
+   * global ones, each by name. Pass `nextCursor` back as `cursor` for the next page; a cursor is
+   * only accepted in the scope that issued it (INVALID_CURSOR otherwise).
+   *
+   * @example
+   * let page = await sdk.permissions.listRolesPage({ tenant: tenantId, limit: 100 });
+   * while (page.nextCursor) {
+   *   page = await sdk.permissions.listRolesPage({ tenant: tenantId, limit: 100, cursor: page.nextCursor });
+   * }
+   */
+  listRolesPage(options?: Scope & PageOptions): Promise<RolePage>;
+  /**
+   * Grants permissions to a role of the scope; already granted ones are left as they are.
+   *
+   * @example
+   * await sdk.permissions.grantPermissions(roleId, ["audit:read", "email:*"], { tenant });
+   */
+  grantPermissions(roleRef: string, permissions: string[], scope?: Scope): Promise<Role>;
+  /**
+   * Revokes one permission from a role of the scope.
+   *
+   * @example
+   * await sdk.permissions.revokePermission(roleId, "audit:read", { tenant });
+   */
+  revokePermission(roleRef: string, permission: string, scope?: Scope): Promise<Role>;
+  /**
+   * Replaces the roles a role inherits from. A cycle is refused with INHERITANCE_CYCLE naming it.
+   *
+   * @example
+   * await sdk.permissions.setRoleParents("billing-admin", ["billing", "member"], { tenant });
+   */
+  setRoleParents(roleRef: string, parents: string[], scope?: Scope): Promise<Role>;
+  /**
+   * Every permission a set of roles grants, parents included (what assigning them hands out).
+   *
+   * @example
+   * const granted = await sdk.permissions.rolePermissionClosure(["admin"], { tenant });
+   */
+  rolePermissionClosure(roleRefs: string[], scope?: Scope): Promise<string[]>;
+
+  /**
+   * Assigns a role (id or name; the tenant's role or a global one) to a user in a scope. A global
+   * assignment is effective in every tenant. Idempotent: an existing assignment is returned
+   * unchanged and not audited again.
+   *
+   * @example
+   * await sdk.permissions.assignRole(userId, "admin", { tenant: tenantId });
+   */
+  assignRole(userId: string, roleRef: string, scope?: Scope): Promise<Assignment>;
+  /**
+   * Removes a user's assignment of a role in a scope.
+   *
+   * @example
+   * await sdk.permissions.unassignRole(userId, "admin", { tenant: tenantId });
+   */
+  unassignRole(userId: string, roleRef: string, scope?: Scope): Promise<void>;
+  /**
+   * Removes an assignment by id; it must belong to the scope (a global one only from the global scope).
+   *
+   * @example
+   * await sdk.permissions.removeAssignment(assignmentId, { tenant });
+   */
+  removeAssignment(assignmentId: string, scope?: Scope): Promise<void>;
+  /**
+   * Assignments made in one scope (a tenant's, or the global ones), optionally of one user.
+   *
+   * @example
+   * const assignments = await sdk.permissions.listAssignments({ tenant: tenantId, userId });
+   */
+  listAssignments(filter?: Scope & { userId?: string }): Promise<Assignment[]>;
+  /**
+   * One page of the assignments made in a scope (optionally of one user), in `listAssignments`'
+   * order: oldest first. Pass `nextCursor` back as `cursor` for the next page; a cursor is only
+   * accepted with the scope and `userId` that issued it (INVALID_CURSOR otherwise).
+   *
+   * @example
+   * const first = await sdk.permissions.listAssignmentsPage({ tenant: tenantId, limit: 100 });
+   * const second = first.nextCursor
+   *   ? await sdk.permissions.listAssignmentsPage({ tenant: tenantId, limit: 100, cursor: first.nextCursor })
+   *   : undefined;
+   */
+  listAssignmentsPage(filter?: Scope & { userId?: string } & PageOptions): Promise<AssignmentPage>;
+  /**
+   * Mirrors an organization member's role into the tenant-scoped assignment of the built-in role of
+   * the same name (`owner`, `admin`, `member`; better-auth's comma-separated multiple roles too).
+   * `role: null` means the member was removed: their built-in member-role assignments in the tenant
+   * go. Other assignments (custom roles, `auditor`) are left alone. Called by auth in the same
+   * transaction as the membership change.
+   *
+   * @example
+   * await sdk.permissions.syncMemberRole({ userId, tenantId: organizationId, role: "admin" });
+   */
+  syncMemberRole(input: { userId: string; tenantId: string; role: string | null }): Promise<void>;
+  /**
+   * The role every new user gets at sign-up: the global built-in `member`, which only lets a user
+   * read and check their own permissions (`permissions:read:self`) — it grants nothing inside any
+   * tenant. Tenant rights come from organization membership (syncMemberRole) or explicit assignments.
+   * Writes `role.assigned` in the caller's transaction.
+   *
+   * @example
+   * await sdk.transaction(async () => {
+   *   const user = await createUser(...);
+   *   await sdk.permissions.assignDefaultRole(user.id);
+   * });
+   */
+  assignDefaultRole(userId: string): Promise<Assignment>;
+  /**
+   * A user's way out of a tenant (removed, left, the tenant deleted, the user banned or deleted):
+   * every assignment the user holds in the tenant goes — the mirrored member role, `auditor`,
+   * custom roles alike — each audited as `role.unassigned` with the reason. Returns how many.
+   *
+   * @example
+   * await sdk.permissions.revokeTenantAccess({ userId, tenantId, reason: "member.left" });
+   */
+  revokeTenantAccess(input: { userId: string; tenantId: string; reason: string }): Promise<number>;
+  /**
+   * The tenants in which a user holds any assignment (for revoking all of them at once: a ban).
+   *
+   * @example
+   * for (const tenantId of await sdk.permissions.tenantsWithAssignments(userId)) { ... }
+   */
+  tenantsWithAssignments(userId: string): Promise<string[]>;
+
+  /** Seeds the built-in roles (idempotent). */
+  seed(): Promise<void>;
+  /** Resolves once the cross-instance invalidation listener is up (until then nothing is cached). */
+  ready(): Promise<void>;
+  /** Stops background work (the invalidation listener). */
+  stop(): Promise<void>;
+}
 
 /** The permissions module's descriptor. `permission_cache` is derived: a tenant move rebuilds it on the target. */
 export const permissionsModule = defineModule({
@@ -84,5 +280,37 @@ export const permissionsModule = defineModule({
     { name: "permission_cache_user_fk", from: "permissions.permission_cache.user_id", to: "auth.users.id", onDelete: "cascade" },
     { name: "permission_cache_tenant_fk", from: "permissions.permission_cache.tenant_id", to: "auth.organizations.id", onDelete: "cascade" },
   ],
-  create: (context, deps: PermissionsDependencies) => createPermissionsModule({ router: routerOf(context), ...deps }),
+  create: (context, { audit, cache: cacheOptions }: PermissionsDependencies): PermissionsModule => {
+    const cache = createPermissionCache(context, cacheOptions);
+    const deps: PermissionsDeps = { context, audit, cache };
+    return {
+      can: (userId, permission, scope) => checks.can(deps, userId, permission, scope),
+      checkMany: (userId, permissions, scope) => checks.checkMany(deps, userId, permissions, scope),
+      permissionsOf: (userId, scope) => checks.permissionsOf(deps, userId, scope),
+      assertHolds: (userId, permissions, scope) => checks.assertHolds(deps, userId, permissions, scope),
+      requirePermission: (permission, options) => requirePermission(deps, permission, options),
+      createRole: (input, scope) => roleChanges.createRole(deps, input, scope),
+      updateRole: (roleRef, patch, scope) => roleChanges.updateRole(deps, roleRef, patch, scope),
+      deleteRole: (roleRef, scope) => roleChanges.deleteRole(deps, roleRef, scope),
+      grantPermissions: (roleRef, permissions, scope) => roleChanges.grantPermissions(deps, roleRef, permissions, scope),
+      revokePermission: (roleRef, permission, scope) => roleChanges.revokePermission(deps, roleRef, permission, scope),
+      setRoleParents: (roleRef, parents, scope) => roleChanges.setRoleParents(deps, roleRef, parents, scope),
+      getRole: (roleRef, scope) => roleReads.getRole(deps, roleRef, scope),
+      listRoles: (scope) => roleReads.listRoles(deps, scope),
+      listRolesPage: (options) => roleReads.listRolesPage(deps, options),
+      rolePermissionClosure: (roleRefs, scope) => roleReads.rolePermissionClosure(deps, roleRefs, scope),
+      assignRole: (userId, roleRef, scope) => assignmentChanges.assignRole(deps, userId, roleRef, scope),
+      unassignRole: (userId, roleRef, scope) => assignmentChanges.unassignRole(deps, userId, roleRef, scope),
+      removeAssignment: (assignmentId, scope) => assignmentChanges.removeAssignment(deps, assignmentId, scope),
+      syncMemberRole: (input) => assignmentChanges.syncMemberRole(deps, input),
+      assignDefaultRole: (userId) => assignmentChanges.assignDefaultRole(deps, userId),
+      revokeTenantAccess: (input) => assignmentChanges.revokeTenantAccess(deps, input),
+      listAssignments: (filter) => assignmentReads.listAssignments(deps, filter),
+      listAssignmentsPage: (filter) => assignmentReads.listAssignmentsPage(deps, filter),
+      tenantsWithAssignments: (userId) => assignmentReads.tenantsWithAssignments(deps, userId),
+      seed: () => seedBuiltInRoles(context),
+      ready: () => cache.ready(),
+      stop: () => cache.stop(),
+    };
+  },
 });

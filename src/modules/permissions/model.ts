@@ -18,9 +18,17 @@ export const MEMBER_ROLES = ["owner", "admin", "member"] as const;
  */
 export const MODEL_LOCK = sql`select pg_advisory_xact_lock(1936683632, 0)`;
 
+/** The explicit spelling of the global scope: `{ tenant: "global" }`. */
+export const GLOBAL = "global";
+
 export interface Scope {
-  /** A tenant id, or null/omitted for the global scope. */
-  tenant?: string | null;
+  /**
+   * A tenant id, or `"global"` for the global scope (where only global assignments count). null and
+   * an omitted tenant mean the global scope too: unlike audit and email, where an omitted tenant is
+   * the unit of work's, the permissions verbs have always read it as global, and a check that silently
+   * widened to the ambient tenant would grant what a caller asking globally did not mean to.
+   */
+  tenant?: typeof GLOBAL | (string & {}) | null;
 }
 
 export interface Role {
@@ -85,9 +93,11 @@ export function inChangedUnit(): boolean {
   return root !== undefined && changedUnits.has(root);
 }
 
+/** The tenant a verb acts in: a validated tenant id, or null for the global scope. */
 export function scopeOf(scope: Scope | undefined): string | null {
-  const tenant = scope?.tenant ?? null;
-  if (tenant !== null && !UUID.test(tenant)) throw PermissionsErrors.INVALID_TENANT({ tenant });
+  const tenant = scope?.tenant;
+  if (tenant === undefined || tenant === null || tenant === GLOBAL) return null;
+  if (!UUID.test(tenant)) throw PermissionsErrors.INVALID_TENANT({ tenant });
   return tenant;
 }
 
@@ -100,7 +110,6 @@ export function actorUserId(): string | null {
   const actor = currentContext().actor;
   return actor?.type === "user" ? actor.id : null;
 }
-
 
 export function tenantIs(tenant: string | null, column: AnyPgColumn = userRoles.tenantId) {
   return tenant === null ? isNull(column) : eq(column, tenant);

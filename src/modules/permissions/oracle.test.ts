@@ -8,14 +8,13 @@ import { describe, expect, it } from "vitest";
 import { useTestSdk } from "../../../test/support.js";
 import { withRollback } from "../../testing/rollback.js";
 import { and, eq, sql } from "drizzle-orm";
-import { createPermissionsModule } from "./index.js";
 import { roleInheritance, rolePermissions, roles, userRoles } from "./schema.js";
-import { createTenant, createUser } from "./test-fixtures.js";
+import { createPermissions, createTenant, createUser } from "./test-fixtures.js";
 
 const { sdk } = useTestSdk();
 // No in-process cache: this policy's changes are written straight into the tables (not through the
 // verbs), so every check must come from the database.
-const permissions = createPermissionsModule({ router: sdk.router, audit: sdk.audit, cache: { enabled: false } });
+const permissions = createPermissions(sdk.router, { audit: sdk.audit, cache: { enabled: false } });
 
 const GRANTS = ["*", "audit:*", "email:*", "email.templates:*", "roles:*", "audit:read", "audit:export", "email:send", "email.templates:read", "roles:read", "roles:read:self", "roles:write"];
 const QUERIES = ["audit:read", "audit:export", "audit:*", "email:send", "email:read", "email.templates:read", "email.templates:write", "roles:read", "roles:read:self", "roles:write", "roles:assign", "billing:read"];

@@ -10,14 +10,11 @@
  * needs every permission it carries (so a tenant admin cannot make anyone an owner).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Context } from "hono";
-import { CommonErrors } from "../../errors.js";
-import { createRoutes, errorResponses } from "../../http/routes.js";
-import "../../http/context.js";
-import { PermissionsErrors } from "./errors.js";
+import { createRoutes, errorResponses, jsonBody, jsonResponse, tenantOf, userOf } from "../../http/kit/index.js";
+import { permissionDenied, PermissionsErrors } from "./errors.js";
 import type { PermissionsModule } from "./index.js";
+import type { Assignment, Role } from "./model.js";
 import { PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX } from "./page.js";
-import type { Assignment, Role } from "./service.js";
 
 export interface PermissionsRoutesOptions {
   permissions: PermissionsModule;
@@ -89,14 +86,6 @@ const NextCursor = z
   .string()
   .nullable()
   .openapi({ description: "Pass it as `cursor` for the next page; null on the last page" });
-const body = <T extends z.ZodType>(schema: T) => ({
-  required: true,
-  content: { "application/json": { schema } },
-});
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
 
 const toRole = (role: Role) => ({
   ...role,
@@ -105,13 +94,6 @@ const toRole = (role: Role) => ({
 });
 const toAssignment = (a: Assignment) => ({ ...a, createdAt: a.createdAt.toISOString() });
 
-const tenantOf = (c: Context) => c.get("tenant")?.id ?? null;
-/** The signed-in user; requirePermission has already answered 401 when there is none. */
-const userOf = (c: Context) => {
-  const user = c.get("user");
-  if (!user) throw CommonErrors.UNAUTHENTICATED();
-  return user;
-};
 
 /** `/api/v1/permissions` routes. */
 export function createPermissionsRoutes({ permissions, isMember }: PermissionsRoutesOptions) {
@@ -131,7 +113,7 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         middleware: [read] as const,
         request: { query: PageQuery },
         responses: {
-          200: json(z.object({ roles: z.array(RoleSchema), nextCursor: NextCursor }), "One page of roles"),
+          200: jsonResponse(z.object({ roles: z.array(RoleSchema), nextCursor: NextCursor }), "One page of roles"),
           ...errorResponses(400, 401, 403, 404),
         },
       }),
@@ -149,7 +131,7 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         summary: "Create a role in the current scope (the tenant's, or global)",
         middleware: [write] as const,
         request: {
-          body: body(
+          body: jsonBody(
             z.object({
               name: RoleName,
               description: z.string().max(500).nullable().optional(),
@@ -158,7 +140,7 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
             }),
           ),
         },
-        responses: { 201: json(RoleSchema, "Created"), ...errorResponses(400, 401, 403, 404, 409) },
+        responses: { 201: jsonResponse(RoleSchema, "Created"), ...errorResponses(400, 401, 403, 404, 409) },
       }),
       async (c) => {
         const input = c.req.valid("json");
@@ -177,7 +159,7 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         summary: "Read a role",
         middleware: [read] as const,
         request: { params: RoleParams },
-        responses: { 200: json(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
+        responses: { 200: jsonResponse(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
       }),
       async (c) => c.json(toRole(await permissions.getRole(c.req.valid("param").roleId, { tenant: tenantOf(c) })), 200),
     )
@@ -191,9 +173,9 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         middleware: [write] as const,
         request: {
           params: RoleParams,
-          body: body(z.object({ name: RoleName.optional(), description: z.string().max(500).nullable().optional() })),
+          body: jsonBody(z.object({ name: RoleName.optional(), description: z.string().max(500).nullable().optional() })),
         },
-        responses: { 200: json(RoleSchema, "Updated"), ...errorResponses(400, 401, 403, 404, 409) },
+        responses: { 200: jsonResponse(RoleSchema, "Updated"), ...errorResponses(400, 401, 403, 404, 409) },
       }),
       async (c) => {
         const role = await permissions.updateRole(c.req.valid("param").roleId, c.req.valid("json"), { tenant: tenantOf(c) });
@@ -226,7 +208,7 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         middleware: [read] as const,
         request: { params: RoleParams },
         responses: {
-          200: json(z.object({ permissions: z.array(z.string()), effective: z.array(z.string()) }), "Permissions"),
+          200: jsonResponse(z.object({ permissions: z.array(z.string()), effective: z.array(z.string()) }), "Permissions"),
           ...errorResponses(400, 401, 403, 404),
         },
       }),
@@ -245,8 +227,8 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         tags,
         summary: "Grant permissions to a role",
         middleware: [write] as const,
-        request: { params: RoleParams, body: body(z.object({ permissions: z.array(Permission).min(1).max(200) })) },
-        responses: { 200: json(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
+        request: { params: RoleParams, body: jsonBody(z.object({ permissions: z.array(Permission).min(1).max(200) })) },
+        responses: { 200: jsonResponse(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
       }),
       async (c) => {
         const tenant = tenantOf(c);
@@ -264,7 +246,7 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         summary: "Revoke one permission from a role (URL-encode the permission)",
         middleware: [write] as const,
         request: { params: z.object({ roleId: RoleRef, permission: Permission }) },
-        responses: { 200: json(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
+        responses: { 200: jsonResponse(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
       }),
       async (c) => {
         const { roleId, permission } = c.req.valid("param");
@@ -279,8 +261,8 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         tags,
         summary: "Replace the roles this role inherits from (a cycle is refused, naming it)",
         middleware: [write] as const,
-        request: { params: RoleParams, body: body(z.object({ parents: z.array(RoleRef).max(50) })) },
-        responses: { 200: json(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
+        request: { params: RoleParams, body: jsonBody(z.object({ parents: z.array(RoleRef).max(50) })) },
+        responses: { 200: jsonResponse(RoleSchema, "The role"), ...errorResponses(400, 401, 403, 404) },
       }),
       async (c) => {
         const tenant = tenantOf(c);
@@ -299,7 +281,7 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         middleware: [read] as const,
         request: { query: PageQuery.extend({ userId: z.uuid().optional() }) },
         responses: {
-          200: json(z.object({ assignments: z.array(AssignmentSchema), nextCursor: NextCursor }), "One page of assignments"),
+          200: jsonResponse(z.object({ assignments: z.array(AssignmentSchema), nextCursor: NextCursor }), "One page of assignments"),
           ...errorResponses(400, 401, 403, 404),
         },
       }),
@@ -316,8 +298,8 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         tags,
         summary: "Assign a role to a user in the current scope (idempotent)",
         middleware: [assign] as const,
-        request: { body: body(z.object({ userId: z.uuid(), role: RoleRef })) },
-        responses: { 201: json(AssignmentSchema, "Assigned"), ...errorResponses(400, 401, 403, 404) },
+        request: { body: jsonBody(z.object({ userId: z.uuid(), role: RoleRef })) },
+        responses: { 201: jsonResponse(AssignmentSchema, "Assigned"), ...errorResponses(400, 401, 403, 404) },
       }),
       async (c) => {
         const tenant = tenantOf(c);
@@ -351,7 +333,7 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         tags,
         summary: "Check one or many permissions of a user (yourself by default) in the current scope",
         request: {
-          body: body(
+          body: jsonBody(
             z.object({
               userId: z.uuid().optional(),
               permissions: z.array(Permission).min(1).max(100),
@@ -359,7 +341,7 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
           ),
         },
         responses: {
-          200: json(
+          200: jsonResponse(
             z.object({
               userId: z.uuid(),
               tenantId: z.uuid().nullable(),
@@ -391,10 +373,6 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
     );
 }
 
-function permissionDenied(permission: string, tenant: string | null) {
-  return PermissionsErrors.PERMISSION_DENIED({ permission, tenant }, `Missing permission '${permission}'`);
-}
-
 /** `/api/v1/me` routes (`GET /permissions`): the signed-in user's effective permissions here. */
 export function createMePermissionsRoutes({ permissions }: PermissionsRoutesOptions) {
   const app = createRoutes();
@@ -407,7 +385,7 @@ export function createMePermissionsRoutes({ permissions }: PermissionsRoutesOpti
         summary: "Your effective permissions in the current tenant (global ones included)",
         middleware: [permissions.requirePermission("permissions:read:self")] as const,
         responses: {
-          200: json(z.object({ userId: z.uuid(), tenantId: z.uuid().nullable(), permissions: z.array(z.string()) }), "Permissions"),
+          200: jsonResponse(z.object({ userId: z.uuid(), tenantId: z.uuid().nullable(), permissions: z.array(z.string()) }), "Permissions"),
           ...errorResponses(400, 401, 403, 404),
         },
       }),

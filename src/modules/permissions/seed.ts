@@ -14,7 +14,7 @@
  * `permissions:check` (checking another user), `permissions:read:self` (GET /me/permissions).
  */
 import { and, eq, isNull, notInArray } from "drizzle-orm";
-import type { Router } from "../../db/router.js";
+import type { ModuleContext } from "../../db/module.js";
 import { rolePermissions, roles } from "./schema.js";
 
 export const BUILT_IN_ROLES = {
@@ -29,10 +29,11 @@ export const BUILT_IN_ROLES = {
 
 export type BuiltInRole = keyof typeof BUILT_IN_ROLES;
 
-export async function seedBuiltInRoles(router: Router): Promise<void> {
-  const db = router.db("permissions");
-  await router.transaction(() =>
-    router.withTenant(null, async () => {
+/** Seeds the built-in roles where the unit of work places the module's rows (`sdk.seed()` visits every database). */
+export async function seedBuiltInRoles(context: ModuleContext): Promise<void> {
+  const db = context.db();
+  await context.transaction(() =>
+    context.withTenant(null, async () => {
       for (const [name, role] of Object.entries(BUILT_IN_ROLES)) {
         await db
           .insert(roles)

@@ -4,9 +4,18 @@
  */
 import { randomUUID } from "node:crypto";
 import { and, eq } from "drizzle-orm";
+import { createModuleContext } from "../../db/module-context.js";
+import type { Router } from "../../db/router.js";
 import type { Sdk } from "../../index.js";
+import { silentLogger } from "../../logger.js";
 import { auditLogs } from "../audit/index.js";
 import { organizations, users } from "../auth/index.js";
+import { permissionsModule, type PermissionsDependencies, type PermissionsModule } from "./index.js";
+
+/** Another instance of the module on `router` (its own in-process cache), made as createSdk makes it. */
+export function createPermissions(router: Router, deps: PermissionsDependencies): PermissionsModule {
+  return permissionsModule.create(createModuleContext(router, permissionsModule, silentLogger), deps);
+}
 
 export async function createUser(sdk: Sdk, name = "Test User"): Promise<string> {
   const id = randomUUID();
