@@ -25,7 +25,8 @@ const authPath = (c: Context) => c.req.path.slice(c.req.path.indexOf("/api/auth"
 /** `/api/auth/*`: 429 problem+json with Retry-After over the limit. Mount it before the unit of work. */
 export function createRateLimitMiddleware(limiter: AuthRateLimit): MiddlewareHandler {
   return async (c, next) => {
-    await limiter.limit(authPath(c));
+    const counting = limiter.limit(authPath(c));
+    if (counting) await counting;
     return next();
   };
 }

@@ -73,22 +73,30 @@ function createMemoryWindows(rule: RateLimitRule) {
   };
 }
 
+/** Throws RATE_LIMITED, with the seconds until the window ends, over the limit. */
+function refuseOver({ allowed, resetAt }: { allowed: boolean; resetAt: number }, now: number): void {
+  if (!allowed) throw AuthErrors.RATE_LIMITED({ retryAfter: Math.max(1, Math.ceil((resetAt - now) / 1000)) });
+}
+
 /**
  * The limiter of `/api/auth/*`: `limit(path)` counts one attempt of the request's client on the
- * route (a path below /api/auth) and throws RATE_LIMITED, with the seconds until the window ends,
- * over the limit. Called before the unit of work opens.
+ * route (a path below /api/auth) and throws RATE_LIMITED over the limit. Called before the unit of
+ * work opens. Routes counted in memory answer synchronously (no promise: get-session is hot).
  */
 export function createAuthRateLimit(options: AuthRateLimitOptions) {
   const { context, enabled } = options;
   const memory = createMemoryWindows(DEFAULT_RULE);
   return {
-    async limit(path: string): Promise<void> {
-      if (!enabled) return;
+    limit(path: string): Promise<void> | undefined {
+      if (!enabled) return undefined;
       const client = currentContext().ip ?? "unknown";
       const rule = CREDENTIAL_RULES[path];
       const now = Date.now();
-      const { allowed, resetAt } = rule ? await consumeStored(context, `${client}|${path}`, rule) : memory(client, now);
-      if (!allowed) throw AuthErrors.RATE_LIMITED({ retryAfter: Math.max(1, Math.ceil((resetAt - now) / 1000)) });
+      if (!rule) {
+        refuseOver(memory(client, now), now);
+        return undefined;
+      }
+      return consumeStored(context, `${client}|${path}`, rule).then((answer) => refuseOver(answer, now));
     },
   };
 }
