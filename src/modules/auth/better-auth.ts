@@ -1,5 +1,5 @@
 /**
- * The better-auth instance: its drizzle adapter is given the router's ambient handle, so every auth
+ * The better-auth instance: its drizzle adapter is given the module's ambient handle, so every auth
  * write joins the unit of work (better-auth's own transaction becomes a savepoint of ours). Mail goes
  * to the email outbox, never to a provider, and every hook that writes does so in the same unit.
  */
@@ -9,13 +9,12 @@ import { admin, bearer, jwt, openAPI, organization, twoFactor } from "better-aut
 import { shareBetterAuthStorage } from "../../db/context-storage.js";
 import { noteUnavailable } from "../../db/unit-of-work.js";
 import { transientError } from "../../errors.js";
-import type { Router } from "../../db/router.js";
-import type { Logger } from "../../logger.js";
+import type { ModuleContext } from "../../db/module.js";
 import type { AuditEventInput, AuditModule } from "../audit/index.js";
 import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
 import { createAuditBeforeHooks, createAuditHooks, guarded } from "./hooks.js";
-import { createTenantExits } from "./tenant-exits.js";
+import { closeTenant, leaveTenant } from "./tenant-exits.js";
 import { OWASP_SCRYPT, type PasswordCost } from "./password.js";
 import { passwordFunctions } from "./password-work.js";
 import type { Revocations } from "./revocations.js";
@@ -85,18 +84,17 @@ function noteDatabaseFailures(values: unknown[]): void {
 }
 
 export interface BetterAuthDependencies {
-  router: Router;
+  context: ModuleContext;
   audit: AuditModule;
   permissions: PermissionsModule;
   email: EmailModule;
   revocations: Revocations;
-  logger: Logger;
   production: boolean;
 }
 
 export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependencies) {
-  const { router, audit, permissions, email, revocations, logger, production } = deps;
-  const exits = createTenantExits({ router, permissions, revocations });
+  const { context, audit, permissions, email, revocations, production } = deps;
+  const { logger } = context;
 
   /** A membership change: the tenant-scoped role follows it in permissions, and it is audited. */
   const mirrorMember = (
@@ -128,7 +126,7 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
     basePath: "/api/auth",
     secret: options.secret,
     trustedOrigins: options.trustedOrigins ?? [],
-    database: drizzleAdapter(router.db("auth"), {
+    database: drizzleAdapter(context.db(), {
       provider: "pg",
       // better-auth's transaction runs on the ambient handle, i.e. as a savepoint of the unit of work.
       transaction: true,
@@ -243,7 +241,7 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
         },
       },
     },
-    hooks: { before: createAuditBeforeHooks(audit, revocations, exits), after: createAuditHooks(audit, revocations, exits) },
+    hooks: { before: createAuditBeforeHooks(deps), after: createAuditHooks(deps) },
     plugins: [
       organization({
         sendInvitationEmail: async ({ id, email: to, organization: org, inviter }) =>
@@ -286,12 +284,12 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
             }),
           afterRemoveMember: async ({ member, organization: org }) =>
             guarded(async () => {
-              await exits.leaveTenant(member.userId, org.id, "member.removed");
+              await leaveTenant(deps, member.userId, org.id, "member.removed");
               await audit.recordAuditEvent({ action: "member.removed", tenantId: org.id, target: { type: "user", id: member.userId } });
             }),
           beforeDeleteOrganization: async ({ organization: org, user }) =>
             guarded(async () => {
-              await exits.closeTenant(org.id);
+              await closeTenant(deps, org.id);
               await audit.recordAuditEvent({
                 action: "tenant.deleted",
                 tenantId: org.id,

@@ -5,8 +5,12 @@
 import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
 import { markRollbackOnly, onRollback } from "../../db/unit-of-work.js";
 import type { AuditModule } from "../audit/index.js";
-import type { Revocations } from "./revocations.js";
-import type { TenantExits } from "./tenant-exits.js";
+import { leaveAllTenants, leaveTenant, restoreMemberRoles, type TenantExitsDependencies } from "./tenant-exits.js";
+
+/** What the hooks write to: the audit trail, the session feed, and the ways out of a tenant. */
+export interface AuthHookDependencies extends TenantExitsDependencies {
+  audit: AuditModule;
+}
 
 /**
  * Runs a callback whose failure must fail the unit of work. better-auth logs and swallows errors of
@@ -33,14 +37,15 @@ const bodyField = (ctx: AuthHookContext, field: string): string | undefined => {
 };
 
 /** better-auth `hooks.before`: events whose actor is only known before the endpoint runs. */
-export function createAuditBeforeHooks(audit: AuditModule, revocations: Revocations, exits: TenantExits) {
+export function createAuditBeforeHooks(deps: AuthHookDependencies) {
+  const { audit, revocations } = deps;
   return createAuthMiddleware(async (ctx) => {
     if (ctx.path === "/admin/remove-user") {
       // Before the user row goes (and cascades): every tenant assignment leaves audited, in this unit.
       const userId = bodyField(ctx, "userId");
       const session = await getSessionFromCtx(ctx).catch(() => null);
       if (!userId || !session) return;
-      await exits.leaveAll(userId, "user.deleted");
+      await leaveAllTenants(deps, userId, "user.deleted");
       // Sessions go with the user; cookie-cached copies of them must stop working everywhere too.
       await revocations.revokeUser(userId);
       await audit.recordAuditEvent({
@@ -86,7 +91,8 @@ export function createAuditBeforeHooks(audit: AuditModule, revocations: Revocati
  * better-auth `hooks.after`: one audit event per auth event, in the request's unit of work, and the
  * cookie-cache revocation of sessions that an event ended.
  */
-export function createAuditHooks(audit: AuditModule, revocations: Revocations, exits: TenantExits) {
+export function createAuditHooks(deps: AuthHookDependencies) {
+  const { audit, revocations } = deps;
   return createAuthMiddleware(async (ctx) => {
     const failed = isAPIError(ctx.context.returned);
     const actorId = ctx.context.session?.user.id;
@@ -131,7 +137,7 @@ export function createAuditHooks(audit: AuditModule, revocations: Revocations, e
       case "/admin/ban-user":
         if (targetUser) {
           await revocations.revokeUser(targetUser);
-          await exits.leaveAll(targetUser, "user.banned");
+          await leaveAllTenants(deps, targetUser, "user.banned");
         }
         await audit.recordAuditEvent({
           action: "user.banned",
@@ -141,7 +147,7 @@ export function createAuditHooks(audit: AuditModule, revocations: Revocations, e
         });
         return;
       case "/admin/unban-user":
-        if (targetUser) await exits.restoreMemberRoles(targetUser);
+        if (targetUser) await restoreMemberRoles(deps, targetUser);
         await audit.recordAuditEvent({ action: "user.unbanned", actor, target: targetUser ? { type: "user", id: targetUser } : undefined });
         return;
       case "/organization/leave": {
@@ -149,7 +155,7 @@ export function createAuditHooks(audit: AuditModule, revocations: Revocations, e
         const leaver = await requester();
         if (!leaver || !tenantId) return;
         // better-auth's leave runs no member hook: the way out is taken here, in the same unit.
-        await exits.leaveTenant(leaver, tenantId, "member.left");
+        await leaveTenant(deps, leaver, tenantId, "member.left");
         await audit.recordAuditEvent({
           action: "member.left",
           tenantId,

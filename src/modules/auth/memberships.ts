@@ -5,11 +5,11 @@
  * joins or leaves a tenant (the session feed's `membership` events), so the hot path asks nothing.
  */
 import { eq } from "drizzle-orm";
-import type { Router } from "../../db/router.js";
+import type { ModuleContext } from "../../db/module.js";
 import type { Revocations } from "./revocations.js";
 import { members } from "./schema.js";
 
-export function createMemberships(router: Router, feed: Revocations, options: { ttlMs?: number; maxEntries?: number } = {}) {
+export function createMemberships(context: ModuleContext, feed: Revocations, options: { ttlMs?: number; maxEntries?: number } = {}) {
   const ttlMs = options.ttlMs ?? 60_000;
   const maxEntries = options.maxEntries ?? 50_000;
   const known = new Map<string, { tenants: ReadonlySet<string>; until: number }>();
@@ -33,11 +33,11 @@ export function createMemberships(router: Router, feed: Revocations, options: { 
     /** Whether the user is a member of the tenant now (inside a unit of work: its own view). */
     async isMember(userId: string, tenantId: string): Promise<boolean> {
       const seen = generation;
-      const rows = await router.db("auth").select({ tenant: members.organizationId }).from(members).where(eq(members.userId, userId));
+      const rows = await context.db().select({ tenant: members.organizationId }).from(members).where(eq(members.userId, userId));
       const tenants = new Set(rows.map((r) => r.tenant));
       // Kept only while other instances' events arrive, and never from inside a unit of work that
       // may be changing them (its view is not yet everyone's).
-      if (feed.live && seen === generation && !router.inUnitOfWork()) {
+      if (feed.live && seen === generation && !context.inUnitOfWork()) {
         if (known.size >= maxEntries) known.delete(known.keys().next().value!);
         known.set(userId, { tenants, until: Date.now() + ttlMs });
       }

@@ -1,83 +1,61 @@
 /**
- * The request context for `/api/v1`: `c.get("user")`, `c.get("session")`, `c.get("tenant")`, and the
- * unit of work's actor and tenant. The session comes from better-auth (cookie or bearer token); its
- * refreshed cookies are forwarded (better-auth#1752: a server-side getSession drops them otherwise).
+ * The HTTP side of auth: the request context for `/api/v1` (`c.get("user")`, `c.get("session")`,
+ * `c.get("tenant")`, and the unit of work's actor and tenant), and the guards of `/api/auth/*` that
+ * run before the request's unit of work (rate limits, password work). The session comes from
+ * better-auth (cookie or bearer token); its refreshed cookies are forwarded (better-auth#1752: a
+ * server-side getSession drops them otherwise).
  */
 import type { Context, MiddlewareHandler, Next } from "hono";
-import { z } from "zod";
-import type { Router } from "../../db/router.js";
-import { currentStore, runWithContext, updateContext, type Actor } from "../../db/unit-of-work.js";
-import type { SessionInfo, SessionUser } from "../../http/context.js";
-import { requestHeader } from "../../http/headers.js";
+import { z } from "@hono/zod-openapi";
+import { requestHeader, type SessionInfo, type SessionUser } from "../../http/kit/index.js";
 import type { BetterAuth } from "./better-auth.js";
 import { AuthErrors } from "./errors.js";
-import { DEFAULT_SESSION_MAX_AGE_SECONDS } from "./better-auth.js";
-import { transientError } from "../../errors.js";
+import type { Memberships } from "./memberships.js";
+import { hashesPasswords, type PasswordWorker } from "./password-work.js";
+import type { AuthRateLimit } from "./rate-limit.js";
 import type { Revocations } from "./revocations.js";
 import type { SessionCache } from "./session-cache.js";
-import type { Memberships } from "./memberships.js";
+import { actInRequest, resolveSession, type ResolvedSession, type SessionActor } from "./sessions.js";
 
 const tenantHeader = z.uuid();
 
-export interface ResolvedSession {
-  user: { id: string; email: string; name: string; emailVerified: boolean; role?: string | null; banned?: boolean | null };
-  session: { id: string; expiresAt: Date; createdAt?: Date | string; activeOrganizationId?: string | null; impersonatedBy?: string | null };
+/** The route below `/api/auth` a request asks for. */
+const authPath = (c: Context) => c.req.path.slice(c.req.path.indexOf("/api/auth") + "/api/auth".length);
+
+/** `/api/auth/*`: 429 problem+json with Retry-After over the limit. Mount it before the unit of work. */
+export function createRateLimitMiddleware(limiter: AuthRateLimit): MiddlewareHandler {
+  return async (c, next) => {
+    const counting = limiter.limit(authPath(c));
+    if (counting) await counting;
+    return next();
+  };
 }
 
-/** When a session ends whatever its use (ASVS 7.3.2): its start plus the absolute lifetime. */
-export function absoluteEnd(data: ResolvedSession, maxAgeMs: number): number {
-  const created = data.session.createdAt === undefined ? Date.now() : new Date(data.session.createdAt).getTime();
-  return created + maxAgeMs;
-}
-
-async function getSession(auth: BetterAuth, headers: Headers, fromDatabase: boolean) {
-  try {
-    const result = await auth.api.getSession({
-      headers,
-      returnHeaders: true,
-      query: fromDatabase ? { disableCookieCache: true } : undefined,
-    });
-    return { data: (result.response as ResolvedSession | null) ?? null, headers: result.headers };
-  } catch (error) {
-    // A database that cannot answer is a 503, never "signed out": a 401 makes frontends drop the user.
-    const transient = transientError(error);
-    if (transient) throw transient;
-    // A malformed or forged cookie is simply no session.
-    return { data: null };
-  }
-}
-
-/**
- * The request's session: from the signed cookie cache when it is fresh (no query), confirmed against
- * the database when this user's sessions were revoked within one cookie-cache age.
- */
-export async function resolveSession(
-  auth: BetterAuth,
-  headers: Headers,
-  revocations?: Revocations,
-  cache?: SessionCache,
-  maxAgeMs = DEFAULT_SESSION_MAX_AGE_SECONDS * 1000,
-): Promise<{ data: ResolvedSession | null; headers?: Headers }> {
-  const remembered = cache?.get(headers);
-  if (remembered) return { data: remembered };
-  let resolved = await getSession(auth, headers, false);
-  if (resolved.data && revocations?.mustConfirm(resolved.data.user.id)) resolved = await getSession(auth, headers, true);
-  // better-auth extends a session in use for ever; past its absolute lifetime it is over.
-  if (resolved.data && absoluteEnd(resolved.data, maxAgeMs) <= Date.now()) return { data: null };
-  // A response that refreshes cookies changes the credential: only a settled one is remembered.
-  if (resolved.data && cache && !resolved.headers?.getSetCookie().length) cache.set(headers, resolved.data);
-  return resolved;
+/** `/api/auth/*` (POST): the password work of the routes that hash. Mount it before the unit of work. */
+export function createPasswordWorkMiddleware(worker: PasswordWorker): MiddlewareHandler {
+  return async (c, next) => {
+    if (c.req.method !== "POST") return next();
+    const path = authPath(c);
+    if (!hashesPasswords(path)) return next();
+    // Read as text (kept by Hono for better-auth's own read); a body that is not JSON is better-auth's to refuse.
+    let body: unknown;
+    try {
+      body = JSON.parse(await c.req.text());
+    } catch {
+      body = undefined;
+    }
+    return worker.run(path, body, next);
+  };
 }
 
 interface SessionView {
   user: SessionUser;
   session: SessionInfo;
-  actor: Extract<Actor, { type: "user" }>;
+  actor: SessionActor;
 }
 
 export interface SessionMiddlewareOptions {
   auth: BetterAuth;
-  router: Router;
   revocations: Revocations;
   cache: SessionCache;
   memberships: Memberships;
@@ -120,14 +98,7 @@ export function createSessionMiddleware(options: SessionMiddlewareOptions): (c: 
     c.set("user", view?.user ?? null);
     c.set("session", view?.session ?? null);
     c.set("tenant", tenantId ? { id: tenantId } : null);
-    const actor = view?.actor;
-    // createApp opened this request's context; the session fills it in rather than opening a second
-    // scope per request (measured: the nested scope cost a third of an authorized read's throughput).
-    if (currentStore()) {
-      updateContext({ actor, tenantId });
-      return next();
-    }
-    return runWithContext({ actor, tenantId }, () => next());
+    return actInRequest(view?.actor, tenantId, next);
   };
 
   /**
@@ -176,9 +147,3 @@ export function createSessionMiddleware(options: SessionMiddlewareOptions): (c: 
     })();
   };
 }
-
-/** 401 problem+json unless the request carries a valid session. */
-export const requireSession: MiddlewareHandler = async (c, next) => {
-  if (!c.get("user")) throw AuthErrors.SESSION_REQUIRED();
-  await next();
-};

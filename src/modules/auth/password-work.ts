@@ -14,9 +14,8 @@
  */
 import { availableParallelism } from "node:os";
 import { sql } from "drizzle-orm";
-import type { Context, MiddlewareHandler } from "hono";
 import { ContextSlot } from "../../db/context-storage.js";
-import type { Router } from "../../db/router.js";
+import type { ModuleContext } from "../../db/module.js";
 import { currentContext } from "../../db/unit-of-work.js";
 import { hashPassword, verifyPassword, type PasswordCost } from "./password.js";
 
@@ -91,20 +90,30 @@ function createSemaphore(size: number) {
 type Body = Record<string, unknown>;
 const text = (body: Body, field: string) => (typeof body[field] === "string" ? (body[field] as string) : undefined);
 
+/** The routes (paths below /api/auth, POST) whose body may call for a hash or a verification. */
+const HASHING_PATHS: ReadonlySet<string> = new Set(["/sign-up/email", "/sign-in/email", "/reset-password", "/change-password"]);
+
+/** Whether a POST to `path` (below /api/auth) may hash: only then is its body read ahead. */
+export const hashesPasswords = (path: string): boolean => HASHING_PATHS.has(path);
+
 export interface PasswordWorkOptions {
-  router: Router;
+  context: ModuleContext;
   cost: PasswordCost;
   /** Hashes in flight at once. Default: the cores. */
   concurrency?: number;
 }
 
-/** Middleware for `/api/auth/*` (POST), mounted before the unit of work. */
-export function createPasswordWork(options: PasswordWorkOptions): MiddlewareHandler {
-  const { router, cost } = options;
+/**
+ * The password work of `/api/auth/*`: `run(path, body, next)` computes what the route's body calls
+ * for (at most `concurrency` at once), then runs `next` with the answers ready for better-auth.
+ * Called before the unit of work opens.
+ */
+export function createPasswordWork(options: PasswordWorkOptions) {
+  const { context, cost } = options;
   const gate = createSemaphore(options.concurrency ?? Math.max(1, availableParallelism()));
 
   const storedHash = async (email: string): Promise<string | undefined> => {
-    const [row] = await router.db("auth").execute<{ password: string | null }>(sql`
+    const [row] = await context.db().execute<{ password: string | null }>(sql`
       select a.password from auth.users u
         join auth.accounts a on a.user_id = u.id and a.provider_id = 'credential' and a.account_id = u.id::text
        where u.email = ${email}
@@ -112,7 +121,7 @@ export function createPasswordWork(options: PasswordWorkOptions): MiddlewareHand
     return row?.password ?? undefined;
   };
 
-  /** The work a route's body calls for; undefined when it hashes nothing (or the body is not JSON). */
+  /** The work a route's body calls for; undefined when it hashes nothing. */
   const planFor = (path: string, body: Body): ((work: PasswordWork) => Promise<void>) | undefined => {
     const hashing = (password: string | undefined) =>
       password ? async (work: PasswordWork) => void work.hashed.set(password, await hashPassword(password, cost)) : undefined;
@@ -137,23 +146,16 @@ export function createPasswordWork(options: PasswordWorkOptions): MiddlewareHand
     }
   };
 
-  return async (c: Context, next) => {
-    if (c.req.method !== "POST") return next();
-    const path = c.req.path.slice(c.req.path.indexOf("/api/auth") + "/api/auth".length);
-    if (path !== "/sign-up/email" && path !== "/sign-in/email" && path !== "/reset-password" && path !== "/change-password") {
-      return next();
-    }
-    // Read as text (kept by Hono for better-auth's own read); a body that is not JSON is better-auth's to refuse.
-    let body: Body | undefined;
-    try {
-      body = JSON.parse(await c.req.text()) as Body;
-    } catch {
-      body = undefined;
-    }
-    const plan = body && typeof body === "object" ? planFor(path, body) : undefined;
-    if (!plan) return next();
-    const work: PasswordWork = { hashed: new Map(), verified: new Map() };
-    await gate(() => plan(work));
-    return slot.run(work, next);
+  return {
+    /** `body` is the request's parsed JSON (anything else: better-auth's to refuse, no work here). */
+    async run<T>(path: string, body: unknown, next: () => Promise<T>): Promise<T> {
+      const plan = body && typeof body === "object" ? planFor(path, body as Body) : undefined;
+      if (!plan) return next();
+      const work: PasswordWork = { hashed: new Map(), verified: new Map() };
+      await gate(() => plan(work));
+      return slot.run(work, next);
+    },
   };
 }
+
+export type PasswordWorker = ReturnType<typeof createPasswordWork>;

@@ -12,8 +12,7 @@
  *   in memory per instance, so a cached session costs no statement at all.
  */
 import { sql } from "drizzle-orm";
-import type { MiddlewareHandler } from "hono";
-import type { Router } from "../../db/router.js";
+import type { ModuleContext } from "../../db/module.js";
 import { currentContext } from "../../db/unit-of-work.js";
 import { AuthErrors } from "./errors.js";
 
@@ -40,16 +39,16 @@ export const CREDENTIAL_RULES: Readonly<Record<string, RateLimitRule>> = {
 export const DEFAULT_RULE: RateLimitRule = { window: 60, max: 600 };
 
 export interface AuthRateLimitOptions {
-  router: Router;
+  context: ModuleContext;
   /** Off only where a test says so in its name; on by default. */
   enabled: boolean;
 }
 
 /** A fixed-window counter in `auth.rate_limits`: one upsert counts and answers. */
-async function consumeStored(router: Router, key: string, rule: RateLimitRule) {
+async function consumeStored(context: ModuleContext, key: string, rule: RateLimitRule) {
   const now = Date.now();
   const windowMs = rule.window * 1000;
-  const [row] = await router.db("auth").execute<{ count: number; window_start: string }>(sql`
+  const [row] = await context.db().execute<{ count: number; window_start: string }>(sql`
     insert into auth.rate_limits (key, count, last_request) values (${key}, 1, ${now})
     on conflict (key) do update set
       count = case when auth.rate_limits.last_request <= ${now - windowMs} then 1 else auth.rate_limits.count + 1 end,
@@ -74,18 +73,32 @@ function createMemoryWindows(rule: RateLimitRule) {
   };
 }
 
-/** Middleware for `/api/auth/*`: 429 problem+json with Retry-After over the limit. Mount it before the unit of work. */
-export function createAuthRateLimit(options: AuthRateLimitOptions): MiddlewareHandler {
-  const { router, enabled } = options;
+/** Throws RATE_LIMITED, with the seconds until the window ends, over the limit. */
+function refuseOver({ allowed, resetAt }: { allowed: boolean; resetAt: number }, now: number): void {
+  if (!allowed) throw AuthErrors.RATE_LIMITED({ retryAfter: Math.max(1, Math.ceil((resetAt - now) / 1000)) });
+}
+
+/**
+ * The limiter of `/api/auth/*`: `limit(path)` counts one attempt of the request's client on the
+ * route (a path below /api/auth) and throws RATE_LIMITED over the limit. Called before the unit of
+ * work opens. Routes counted in memory answer synchronously (no promise: get-session is hot).
+ */
+export function createAuthRateLimit(options: AuthRateLimitOptions) {
+  const { context, enabled } = options;
   const memory = createMemoryWindows(DEFAULT_RULE);
-  return async (c, next) => {
-    if (!enabled) return next();
-    const path = c.req.path.slice(c.req.path.indexOf("/api/auth") + "/api/auth".length);
-    const client = currentContext().ip ?? "unknown";
-    const rule = CREDENTIAL_RULES[path];
-    const now = Date.now();
-    const { allowed, resetAt } = rule ? await consumeStored(router, `${client}|${path}`, rule) : memory(client, now);
-    if (!allowed) throw AuthErrors.RATE_LIMITED({ retryAfter: Math.max(1, Math.ceil((resetAt - now) / 1000)) });
-    return next();
+  return {
+    limit(path: string): Promise<void> | undefined {
+      if (!enabled) return undefined;
+      const client = currentContext().ip ?? "unknown";
+      const rule = CREDENTIAL_RULES[path];
+      const now = Date.now();
+      if (!rule) {
+        refuseOver(memory(client, now), now);
+        return undefined;
+      }
+      return consumeStored(context, `${client}|${path}`, rule).then((answer) => refuseOver(answer, now));
+    },
   };
 }
+
+export type AuthRateLimit = ReturnType<typeof createAuthRateLimit>;

@@ -16,8 +16,7 @@
  * Everyone else's hot path stays query-free.
  */
 import { gt, sql } from "drizzle-orm";
-import type postgres from "postgres";
-import type { Router } from "../../db/router.js";
+import type { ModuleContext } from "../../db/module.js";
 import { sessionRevocations } from "./schema.js";
 
 const CHANNEL = "sv_session_revocations";
@@ -29,11 +28,27 @@ export interface SessionEvent {
   userId: string;
 }
 
-export function createRevocations(router: Router, cookieCacheSeconds: number) {
+/** The feed's LISTEN, while it runs. */
+export interface Listening {
+  unlisten(): Promise<void>;
+}
+
+/**
+ * The users whose sessions ended (signed out, banned, reset, revoked) within the last `seconds`.
+ */
+export async function revokedWithin(context: ModuleContext, seconds: number): Promise<{ userId: string; revokedAt: Date }[]> {
+  return context
+    .db()
+    .select({ userId: sessionRevocations.userId, revokedAt: sessionRevocations.revokedAt })
+    .from(sessionRevocations)
+    .where(gt(sessionRevocations.revokedAt, new Date(Date.now() - seconds * 1000)));
+}
+
+export function createRevocations(context: ModuleContext, cookieCacheSeconds: number) {
   const windowMs = cookieCacheSeconds * 1000;
   const revokedAt = new Map<string, number>();
   const subscribers = new Set<(event: SessionEvent) => void>();
-  let listening: Promise<postgres.ListenMeta> | undefined;
+  let listening: Promise<Listening> | undefined;
   let live = false;
 
   const apply = (event: SessionEvent, at: number) => {
@@ -51,7 +66,7 @@ export function createRevocations(router: Router, cookieCacheSeconds: number) {
   };
 
   const publish = async (event: SessionEvent, at: Date) => {
-    await router.db("auth").execute(sql`select pg_notify(${CHANNEL}, ${JSON.stringify({ ...event, at: at.getTime() })})`);
+    await context.db().execute(sql`select pg_notify(${CHANNEL}, ${JSON.stringify({ ...event, at: at.getTime() })})`);
   };
 
   return {
@@ -61,25 +76,32 @@ export function createRevocations(router: Router, cookieCacheSeconds: number) {
      */
     async listen() {
       if (!listening) {
-        listening = router.pool(router.databaseOf("auth")).sql.listen(
-          CHANNEL,
-          (payload) => {
-            const { kind = "revoked", userId, at } = JSON.parse(payload) as { kind?: SessionEventKind; userId: string; at: number };
-            apply({ kind, userId }, at);
-          },
-          () => {
-            // (Re)connected: events sent meanwhile are lost, so every cached answer goes.
-            live = true;
-            for (const subscriber of subscribers) subscriber({ kind: "changed", userId: "*" });
-          },
-        );
+        listening = context
+          .listen(
+            CHANNEL,
+            (payload) => {
+              const { kind = "revoked", userId, at } = JSON.parse(payload) as { kind?: SessionEventKind; userId: string; at: number };
+              apply({ kind, userId }, at);
+            },
+            () => {
+              // (Re)connected: events sent meanwhile are lost, so every cached answer goes.
+              live = true;
+              for (const subscriber of subscribers) subscriber({ kind: "changed", userId: "*" });
+            },
+          )
+          .then(async ({ unlisten, partial }) => {
+            // The session rows live in one database: a feed that does not hear it hears nothing.
+            if (!partial) return { unlisten };
+            await unlisten();
+            throw new Error(`could not LISTEN on ${CHANNEL}: the session feed's database did not answer`);
+          });
         listening.catch(() => {
           live = false;
           listening = undefined;
         });
         await listening;
-        const recent = await router
-          .db("auth")
+        const recent = await context
+          .db()
           .select()
           .from(sessionRevocations)
           .where(gt(sessionRevocations.revokedAt, new Date(Date.now() - windowMs)));
@@ -102,8 +124,8 @@ export function createRevocations(router: Router, cookieCacheSeconds: number) {
     async revokeUser(userId: string) {
       const at = new Date();
       apply({ kind: "revoked", userId }, at.getTime());
-      await router
-        .db("auth")
+      await context
+        .db()
         .insert(sessionRevocations)
         .values({ userId, revokedAt: at })
         .onConflictDoUpdate({ target: sessionRevocations.userId, set: { revokedAt: at } });
@@ -126,10 +148,10 @@ export function createRevocations(router: Router, cookieCacheSeconds: number) {
       return Date.now() - (revokedAt.get(userId) ?? 0) < windowMs;
     },
     async stop() {
-      const meta = await listening?.catch(() => undefined);
+      const handle = await listening?.catch(() => undefined);
       listening = undefined;
       live = false;
-      await meta?.unlisten().catch(() => undefined);
+      await handle?.unlisten().catch(() => undefined);
     },
   };
 }

@@ -3,8 +3,7 @@
  * (better-auth's own routes).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { createRoutes, errorResponses } from "../../http/routes.js";
-import { requireSession } from "./middleware.js";
+import { createRoutes, errorResponses, requireSession } from "../../http/kit/index.js";
 
 const MeSchema = z
   .object({

@@ -1,13 +1,17 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import { useTestSdk } from "../../../test/support.js";
+import { createModuleContext } from "../../db/module-context.js";
 import { withRollback } from "../../testing/rollback.js";
-import type { ResolvedSession } from "./middleware.js";
+import { authModule } from "./index.js";
 import { createRevocations } from "./revocations.js";
 import { sessionCookieName } from "./better-auth.js";
 import { cookieValue, createSessionCache } from "./session-cache.js";
+import type { ResolvedSession } from "./sessions.js";
 
 const { sdk } = useTestSdk();
+/** A feed of its own needs the auth module's context, as the SDK gives it. */
+const authContext = () => createModuleContext(sdk.router, authModule, sdk.logger);
 
 const session = (userId: string, expiresInMs: number): ResolvedSession => ({
   user: { id: userId, email: "a@example.test", name: "A", emailVerified: true },
@@ -17,7 +21,7 @@ const session = (userId: string, expiresInMs: number): ResolvedSession => ({
 /** A session feed that hears other instances (the cache keeps answers only then). */
 const feeds: ReturnType<typeof createRevocations>[] = [];
 async function listeningFeed() {
-  const feed = createRevocations(sdk.router, 300);
+  const feed = createRevocations(authContext(), 300);
   await feed.listen();
   feeds.push(feed);
   return feed;
@@ -28,7 +32,7 @@ describe("session cache", () => {
   const sessionCookie = "sv.session_token";
 
   it("keeps nothing while it cannot hear other instances' sign-outs", () => {
-    const cache = createSessionCache(createRevocations(sdk.router, 300), { sessionCookie });
+    const cache = createSessionCache(createRevocations(authContext(), 300), { sessionCookie });
     cache.set(new Headers({ cookie: "sv.session_token=abc" }), session(randomUUID(), 60_000));
     expect(cache.get(new Headers({ cookie: "sv.session_token=abc" }))).toBeUndefined();
   });

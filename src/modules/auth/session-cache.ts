@@ -12,7 +12,7 @@
  *   feed) is never answered from it until the revocation window has passed, and one whose sessions
  *   changed (active tenant, impersonation) is dropped from it.
  */
-import { absoluteEnd, type ResolvedSession } from "./middleware.js";
+import { absoluteEnd, type ResolvedSession } from "./sessions.js";
 import type { Revocations } from "./revocations.js";
 
 interface Entry {

@@ -12,11 +12,11 @@
  * A valid session on the hot path costs no query (the in-process cache answers).
  */
 import type { BetterAuth } from "./better-auth.js";
-import { resolveSession } from "./middleware.js";
 import type { Revocations } from "./revocations.js";
 import { cookieValue, type SessionCache } from "./session-cache.js";
+import { resolveSession } from "./sessions.js";
 
-export interface SessionTruthOptions {
+export interface SessionTruthDependencies {
   auth: BetterAuth;
   revocations: Revocations;
   cache: SessionCache;
@@ -34,32 +34,61 @@ function withoutCookies(header: string, names: readonly string[]): string {
     .join("; ");
 }
 
-export function createSessionTruth({ auth, revocations, cache, cookies, secure, sessionMaxAgeMs }: SessionTruthOptions) {
-  const expired = cookies.all.map(
-    (name) => `${name}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax${secure || name.startsWith("__Secure-") ? "; Secure" : ""}`,
-  );
-  /**
-   * The request as better-auth may see it, and the Set-Cookie lines the response must carry (the
-   * session cookies cleared, when the session is gone).
-   */
-  return async function admit(request: Request): Promise<{ request: Request; clearCookies: string[] }> {
-    const header = request.headers.get("cookie") ?? "";
-    const bearer = /^bearer /i.test(request.headers.get("authorization") ?? "");
-    const carriesSession = bearer || cookieValue(header, cookies.token) !== undefined;
-    if (!carriesSession) return { request, clearCookies: [] };
-    const resolved = await resolveSession(auth, request.headers, revocations, cache, sessionMaxAgeMs);
-    const stale = !resolved.data;
-    if (!stale && !revocations.mustConfirm(resolved.data!.user.id)) return { request, clearCookies: [] };
-    const headers = new Headers(request.headers);
-    const kept = withoutCookies(header, stale ? cookies.all : [cookies.cache]);
-    if (kept) headers.set("cookie", kept);
-    else headers.delete("cookie");
-    // A bearer token of an ended session (past its absolute lifetime, say) goes too.
-    if (stale) headers.delete("authorization");
-    const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
-    return {
-      request: new Request(request.url, { method: request.method, headers, body: body?.byteLength ? body : undefined }),
-      clearCookies: stale ? expired : [],
-    };
+/** Set-Cookie lines that clear every session cookie in the browser. */
+function expiredCookies(cookies: SessionTruthDependencies["cookies"], secure: boolean): string[] {
+  return cookies.all.map((name) => `${name}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax${secure || name.startsWith("__Secure-") ? "; Secure" : ""}`);
+}
+
+/**
+ * The request as better-auth may see it, and the Set-Cookie lines the response must carry (the
+ * session cookies cleared, when the session is gone).
+ */
+export async function admit(deps: SessionTruthDependencies, request: Request): Promise<{ request: Request; clearCookies: string[] }> {
+  const { auth, revocations, cache, cookies, secure, sessionMaxAgeMs } = deps;
+  const header = request.headers.get("cookie") ?? "";
+  const bearer = /^bearer /i.test(request.headers.get("authorization") ?? "");
+  const carriesSession = bearer || cookieValue(header, cookies.token) !== undefined;
+  if (!carriesSession) return { request, clearCookies: [] };
+  const resolved = await resolveSession(auth, request.headers, revocations, cache, sessionMaxAgeMs);
+  const stale = !resolved.data;
+  if (!stale && !revocations.mustConfirm(resolved.data!.user.id)) return { request, clearCookies: [] };
+  const headers = new Headers(request.headers);
+  const kept = withoutCookies(header, stale ? cookies.all : [cookies.cache]);
+  if (kept) headers.set("cookie", kept);
+  else headers.delete("cookie");
+  // A bearer token of an ended session (past its absolute lifetime, say) goes too.
+  if (stale) headers.delete("authorization");
+  const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
+  return {
+    request: new Request(request.url, { method: request.method, headers, body: body?.byteLength ? body : undefined }),
+    clearCookies: stale ? expiredCookies(cookies, secure) : [],
   };
+}
+
+/**
+ * Bearer tokens are accepted signed only (a token read from the sessions table is useless), and
+ * better-auth hands the signed form out in the `set-auth-token` header while the answer's body
+ * carries the bare session token. The body's `token` becomes the signed one too, so the token a
+ * client reads from the sign-in answer is one it can use.
+ */
+async function withSignedToken(response: Response): Promise<Response> {
+  const signed = response.headers.get("set-auth-token");
+  if (!signed || !response.headers.get("content-type")?.includes("application/json")) return response;
+  const body = (await response.clone().json().catch(() => undefined)) as { token?: unknown } | undefined;
+  if (!body || typeof body.token !== "string" || body.token === signed) return response;
+  const headers = new Headers(response.headers);
+  headers.delete("content-length");
+  return new Response(JSON.stringify({ ...body, token: signed }), { status: response.status, headers });
+}
+
+/** better-auth's fetch handler behind the one session truth. */
+export async function handleAuthRequest(deps: SessionTruthDependencies, request: Request): Promise<Response> {
+  const admitted = await admit(deps, request);
+  const response = await withSignedToken(await deps.auth.handler(admitted.request));
+  if (admitted.clearCookies.length === 0) return response;
+  const cleared = new Response(response.body, response);
+  // A cookie the response sets itself (a sign-in's new session) is not cleared after it.
+  const set = new Set(response.headers.getSetCookie().map((line) => line.slice(0, line.indexOf("="))));
+  for (const line of admitted.clearCookies) if (!set.has(line.slice(0, line.indexOf("=")))) cleared.headers.append("set-cookie", line);
+  return cleared;
 }
