@@ -2,7 +2,7 @@ import { validate, compileErrors } from "@readme/openapi-parser";
 import { createRoute, z } from "@hono/zod-openapi";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
-import { json, useTestSdk } from "../test/support.js";
+import { json, signedInUser, tenantOf, useTestSdk } from "../test/support.js";
 import { createApp } from "./app.js";
 import { freePort } from "./db/embedded.js";
 import { shippedMigrationCount } from "./db/migrate.js";
@@ -13,7 +13,7 @@ import { createIsolatedDatabase, type IsolatedDatabase } from "./testing/databas
 
 const logLines: Record<string, unknown>[] = [];
 const logger = createJsonLogger("debug", (line) => logLines.push(JSON.parse(line) as Record<string, unknown>));
-const { app } = useTestSdk({ logger }, { logRequests: true });
+const { app, sdk } = useTestSdk({ logger }, { logRequests: true });
 
 // Test-only routes, registered before the first request (Hono freezes its router then). They live
 // outside /api so no unit of work is opened for them.
@@ -97,6 +97,19 @@ describe("errors as problem+json", () => {
       expect(tooLarge.status).toBe(413);
       expect(await problemOf(tooLarge)).toMatchObject({ status: 413, code: "PAYLOAD_TOO_LARGE" });
     }
+  });
+
+  it("refuses a NUL in the query with 400 before a streamed export begins (after its first byte, only the connection could drop)", async () => {
+    const auditor = await signedInUser(sdk);
+    const tenant = await tenantOf(sdk, auditor);
+    const headers = { ...auditor.headers, ...tenant.headers };
+    const res = await app.request("/api/v1/audit/events/export?targetType=a%00b", { headers });
+    expect(res.status).toBe(400);
+    expect(await problemOf(res)).toMatchObject({ status: 400, code: "VALIDATION_FAILED", detail: expect.stringContaining("NUL") });
+    // Without it, the same export streams fine.
+    const fine = await app.request("/api/v1/audit/events/export?targetType=ab", { headers });
+    expect(fine.status, await fine.clone().text()).toBe(200);
+    await fine.text();
   });
 
   it("answers malformed JSON with 400, not 500", async () => {

@@ -154,10 +154,15 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
     const deadline = Deadline.in(requestTimeoutMs, "request");
     const context = { requestId: id, ip: clientIp(c), userAgent: requestHeader(c, "user-agent"), deadline, incidents: {} };
     // Not an async function: the chain's own promise is returned (or, to log, one `then` on it).
+    const target = c.req.url.slice(c.req.url.indexOf("/", 8));
     const chain =
-      c.req.url.length - c.req.url.indexOf("/", 8) > maxUrlLength
+      target.length > maxUrlLength
         ? Promise.resolve(void (c.res = problemResponse(c, 414, "URI_TOO_LONG", `The path and query may be at most ${maxUrlLength} bytes`)))
-        : sdk.withContext(context, () => withResponseHeaders(c, rest, { set: { "x-request-id": id } }, corsHeaders));
+        : // PostgreSQL stores no NUL: refused here, before a streamed answer (an export) has begun —
+          // a database error after its first byte could only drop the connection.
+          target.includes("%00")
+          ? Promise.resolve(void (c.res = problemResponse(c, 400, "VALIDATION_FAILED", "The path or query contains a NUL character (%00)")))
+          : sdk.withContext(context, () => withResponseHeaders(c, rest, { set: { "x-request-id": id } }, corsHeaders));
     // Past the deadline the client gets its answer; the work still running is cut off where it next
     // touches the database (its unit of work races the same deadline and rolls back).
     const done = deadline.race(chain).then(
