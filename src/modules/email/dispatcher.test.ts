@@ -10,7 +10,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } fro
 import { createSdk, type Sdk } from "../../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 import { withDeadline } from "./deadline.js";
-import { batchKeyOf, retryDelay } from "./dispatcher.js";
+import { batchKeyOf, retryDelay } from "./outcomes.js";
 import { startFakeResend, type FakeResend, type FakeResendAnswer } from "./testing/fake-resend.js";
 
 let db: IsolatedDatabase;

@@ -34,15 +34,18 @@
  * record all land beside the rows. The dispatcher LISTENs everywhere (`context.listen`), since the
  * outbox notifies where it wrote.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { ModuleContext, Place } from "../../db/module.js";
 import type { Logger } from "../../logger.js";
-import type { AuditEventInput, AuditModule } from "../audit/index.js";
+import type { AuditModule } from "../audit/index.js";
 import { createSemaphore, pause, withDeadline } from "./deadline.js";
+import { batchKeyOf, changesOf, crashedOut, SINGLE, type ClaimedRow, type Outcome } from "./outcomes.js";
 import { EMAIL_CHANNEL } from "./outbox.js";
 import { createWakeSignal } from "./wake-signal.js";
-import type { EmailTransport, OutgoingEmail, SendFailure, SendOptions, SendOutcome } from "./transport.js";
+import type { EmailTransport, OutgoingEmail, SendOptions, SendOutcome } from "./transport.js";
+
+export type { ClaimedRow } from "./outcomes.js";
 
 export interface DispatcherOptions {
   /** Rows sent in one batch request, at most 100 (Resend's limit). Default 100. */
@@ -93,20 +96,6 @@ export interface Dispatcher {
   stop(): Promise<void>;
 }
 
-export interface ClaimedRow {
-  id: string;
-  tenant_id: string | null;
-  to_address: string;
-  from_address: string | null;
-  subject: string;
-  html: string;
-  text: string;
-  headers: Record<string, string> | null;
-  attempts: number;
-  max_attempts: number;
-  batch_key: string | null;
-}
-
 interface Deps {
   context: ModuleContext;
   audit: AuditModule;
@@ -115,44 +104,9 @@ interface Deps {
   from: string;
 }
 
-const SINGLE = "single";
-const DISPATCHER_ACTOR = { type: "system" as const, id: "email-dispatcher" };
 const DEFAULT_CONCURRENCY = 4;
 const DEFAULT_BATCHES_PER_CYCLE = 5;
 const DEFAULT_MAX_CONNECTIONS = 2;
-
-export function batchKeyOf(ids: string[]): string {
-  return `b_${createHash("sha256").update([...ids].sort().join(",")).digest("hex")}`;
-}
-
-/** Exponential backoff with jitter (a random point in the upper half), never sooner than Retry-After. */
-export function retryDelay(attempt: number, base: number, max: number, retryAfterMs?: number): number {
-  const exponential = Math.min(max, base * 2 ** Math.max(0, attempt - 1));
-  const jittered = exponential / 2 + Math.random() * (exponential / 2);
-  return Math.max(jittered, retryAfterMs ?? 0);
-}
-
-interface Outcome {
-  row: ClaimedRow;
-  /** The rows one request answered share this object: a retried batch gets one delay from it. */
-  result: { ok: true; providerId: string } | SendFailure;
-  /** Sent in a batch request (its rows keep their batch key for a retry). */
-  batched: boolean;
-}
-
-/** What an outcome makes of its row: one element of the cycle's outcome UPDATE. */
-interface RowChange {
-  id: string;
-  status: "sent" | "queued" | "failed" | "dead";
-  provider_id: string | null;
-  last_error: string | null;
-  /** Queued for a retry: due again this long from now. */
-  retry_in_ms: number | null;
-  /** Queued for a retry: the key it comes back under (its batch's, or `single`). */
-  batch_key: string | null;
-  /** Queued because our own shutdown aborted the request: the attempt is given back. */
-  refund: boolean;
-}
 
 /** A cycle's error for the places that could not answer (their rows wait for the next cycle). */
 const unreachable = (missing: { database: string; reason: string }[]) =>
@@ -340,59 +294,12 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
    */
   async function record(place: Place, outcomes: Outcome[]): Promise<void> {
     if (outcomes.length === 0) return;
-    const changes: RowChange[] = [];
-    const sentByTenant = new Map<string | null, string[]>();
-    const failureEvents: AuditEventInput[] = [];
-    const delays = new Map<SendFailure, number>();
-    for (const { row, result, batched } of outcomes) {
-      const change: RowChange = { id: row.id, status: "sent", provider_id: null, last_error: null, retry_in_ms: null, batch_key: null, refund: false };
-      if (result.ok) {
-        changes.push({ ...change, provider_id: result.providerId });
-        const sendIds = sentByTenant.get(row.tenant_id);
-        if (sendIds) sendIds.push(row.id);
-        else sentByTenant.set(row.tenant_id, [row.id]);
-        continue;
-      }
-      const error = result.status ? `${result.status} ${result.error}` : result.error;
-      if (result.retryable && stopController.signal.aborted) {
-        // Our own shutdown aborted the request: not the row's fault, so no attempt is spent.
-        changes.push({ ...change, status: "queued", refund: true });
-        continue;
-      }
-      const target = { type: "email_send", id: row.id };
-      if (!result.retryable || row.attempts >= row.max_attempts) {
-        const status = result.retryable ? "dead" : "failed";
-        changes.push({ ...change, status, last_error: error });
-        failureEvents.push({
-          action: `email.${status}`,
-          actor: DISPATCHER_ACTOR,
-          tenantId: row.tenant_id,
-          target,
-          metadata: { attempts: row.attempts, error, providerStatus: result.status },
-        });
-        continue;
-      }
-      // One delay per request, so the rows of a retried batch come back due together.
-      let delay = delays.get(result);
-      if (delay === undefined) delays.set(result, (delay = retryDelay(row.attempts, backoffBaseMs, backoffMaxMs, result.retryAfterMs)));
-      changes.push({ ...change, status: "queued", last_error: error, retry_in_ms: delay, batch_key: batched ? row.batch_key : SINGLE });
-      failureEvents.push({
-        action: "email.retry_scheduled",
-        actor: DISPATCHER_ACTOR,
-        tenantId: row.tenant_id,
-        target,
-        metadata: { attempts: row.attempts, delayMs: Math.round(delay), error, providerStatus: result.status },
-      });
-    }
-    const sentEvents = [...sentByTenant].map(
-      ([tenantId, sendIds]): AuditEventInput => ({
-        action: "email.sent",
-        actor: DISPATCHER_ACTOR,
-        tenantId,
-        target: { type: "email_send", id: sendIds[0]! },
-        metadata: { sendIds, count: sendIds.length, transport: transport.name },
-      }),
-    );
+    const { changes, events } = changesOf(outcomes, {
+      shuttingDown: stopController.signal.aborted,
+      backoffBaseMs,
+      backoffMaxMs,
+      transport: transport.name,
+    });
     await atPlace(place, async () => {
       // A webhook may already have moved a row past `sending`: it keeps that status. The guard on
       // claimed_by keeps a dispatcher whose lease expired from clobbering whoever reclaimed the row.
@@ -411,7 +318,7 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
           as v(id uuid, status text, provider_id text, last_error text, retry_in_ms float8, batch_key text, refund boolean)
         where s.id = v.id and s.claimed_by = ${id}
       `);
-      await audit.recordAuditEvents([...sentEvents, ...failureEvents]);
+      await audit.recordAuditEvents(events);
     });
   }
 
@@ -423,13 +330,6 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
       where claimed_by = ${id} and status = 'sending'
     `);
   }
-
-  // Rows whose earlier attempts all crashed mid-send: claiming spent their last attempt.
-  const crashedOut = (row: ClaimedRow): Outcome => ({
-    row,
-    batched: false,
-    result: { ok: false, retryable: true, status: null, error: "attempts exhausted (lease expired)" },
-  });
 
   /** Sends the rows claimed at `place` and records their outcomes there. */
   async function sendAndRecord(place: Place, claimed: ClaimedRow[]): Promise<void> {
