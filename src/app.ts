@@ -11,7 +11,7 @@ import { corsForOrigins } from "./http/cors.js";
 import { clientAddressResolver, type TrustProxy } from "./http/client-address.js";
 import { requestHeader, withResponseHeaders } from "./http/headers.js";
 import { createDocsRoutes } from "./http/docs.js";
-import { createMailViewer } from "./http/mail-viewer.js";
+
 import { mergeOpenApi, withTenantMovingResponses, type OpenApiDocument } from "./http/openapi.js";
 import { createHealthRoutes } from "./http/health.js";
 import { describeError, errorToProblem, fieldErrors, problemResponse, validationHook } from "./http/problem.js";
@@ -25,7 +25,7 @@ import { childLogger } from "./logger.js";
 import "./http/context.js";
 import { createAuditRoutes } from "./modules/audit/index.js";
 import { CLIENT_IP_HEADER, createAuthRoutes, createTokenRoutes } from "./modules/auth/index.js";
-import { createEmailRoutes } from "./modules/email/index.js";
+import { createEmailRoutes, createMailViewer } from "./modules/email/index.js";
 import { createMePermissionsRoutes, createPermissionsRoutes } from "./modules/permissions/index.js";
 
 export interface AppOptions {

@@ -12,7 +12,8 @@ import { silentLogger, type Logger } from "./logger.js";
 import { auditModule, type AuditModule } from "./modules/audit/index.js";
 import { emailModule, type EmailModule, type EmailOptions } from "./modules/email/index.js";
 import { permissionsModule, type PermissionsModule } from "./modules/permissions/index.js";
-import { authModule, type AuthModule, type AuthOptions } from "./modules/auth/index.js";
+import { authModule, users, type AuthModule, type AuthOptions } from "./modules/auth/index.js";
+import { eq } from "drizzle-orm";
 import { randomBytes } from "node:crypto";
 
 export interface SdkOptions {
@@ -95,7 +96,12 @@ export function createSdk(options: SdkOptions) {
     audit,
     options: { environment, ...options.email },
     // Filled with auth, created after email (auth depends on email): asked only once both exist.
-    recipients: { emailOf: (userId) => auth.emailOf(userId) },
+    recipients: {
+      emailOf: (userId) => auth.emailOf(userId),
+      // Until auth offers this lookup as a verb of its own (`auth.userIdOf`), read from its exported table here.
+      userIdOf: async (address) =>
+        (await router.db("auth").select({ id: users.id }).from(users).where(eq(users.email, address.toLowerCase())))[0]?.id,
+    },
   });
   const production = environment === "production";
   const secret = options.auth?.secret ?? (production ? "" : randomBytes(32).toString("base64url"));

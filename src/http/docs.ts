@@ -17,10 +17,7 @@ import { gzip } from "node:zlib";
 import { promisify } from "node:util";
 import { Scalar } from "@scalar/hono-api-reference";
 import { Hono } from "hono";
-
-/** Escapes text for HTML content and double- or single-quoted attribute values. */
-export const escapeHtml = (value: string) =>
-  value.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]!);
+import { escapeHtml } from "./html.js";
 
 interface OpenApiOperation {
   summary?: string;

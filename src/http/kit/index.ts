@@ -12,6 +12,7 @@ import "../context.js";
 export { createRoutes, errorResponses, ProblemSchema } from "../routes.js";
 export { problemResponse } from "../problem.js";
 export { requestHeader } from "../headers.js";
+export { escapeHtml } from "../html.js";
 export type { SessionInfo, SessionUser, TenantInfo } from "../context.js";
 
 /** A JSON request body for a route definition. */

@@ -9,7 +9,8 @@ import postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from "vitest";
 import { createSdk, type Sdk } from "../../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
-import { batchKeyOf, retryDelay, withDeadline } from "./dispatcher.js";
+import { withDeadline } from "./deadline.js";
+import { batchKeyOf, retryDelay } from "./outcomes.js";
 import { startFakeResend, type FakeResend, type FakeResendAnswer } from "./testing/fake-resend.js";
 
 let db: IsolatedDatabase;

@@ -24,24 +24,28 @@
  * `recordAuditEvents` call (the same events as one by one), whatever they are. Several cycles run at once (`concurrency`, default 4), so while some wait for
  * the provider others claim and record; claims never overlap (SKIP LOCKED, then the lease). A
  * connection is held only for a claim or an outcome write, never while a provider request is in
- * flight, and the dispatcher holds at most `maxConnections` at once (default a quarter of the
- * smallest pool), so the API keeps the rest. A 429 holds every cycle's next claim until its
+ * flight, and the dispatcher holds at most `maxConnections` at once (default 2, a quarter of the
+ * default pool), so the API keeps the rest. A 429 holds every cycle's next claim until its
  * Retry-After has passed: more cycles must not mean more refusals.
  *
- * Databases: a tenant with a database of its own has its sends there, so each cycle makes one
- * claim-send-record pass per database of the topology, pinned to it (`router.onDatabase`): the
- * claim, the outcome, the audit events and the development transport's record all land beside the
- * rows. The dispatcher LISTENs on every database, since the outbox notifies where it wrote.
+ * Places: a tenant with a database of its own has its sends there, so a cycle claims at every place
+ * the module's rows may be (`context.everywhere`) and sends and records each place's rows at that
+ * place (`context.at`): the claim, the outcome, the audit events and the development transport's
+ * record all land beside the rows. The dispatcher LISTENs everywhere (`context.listen`), since the
+ * outbox notifies where it wrote.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
-import type { Router } from "../../db/router.js";
+import type { ModuleContext, Place } from "../../db/module.js";
 import type { Logger } from "../../logger.js";
-import type { AuditEventInput, AuditModule } from "../audit/index.js";
-import { createEmailDatabases } from "./databases.js";
+import type { AuditModule } from "../audit/index.js";
+import { createSemaphore, pause, withDeadline } from "./deadline.js";
+import { batchKeyOf, changesOf, crashedOut, SINGLE, type ClaimedRow, type Outcome } from "./outcomes.js";
 import { EMAIL_CHANNEL } from "./outbox.js";
 import { createWakeSignal } from "./wake-signal.js";
-import type { EmailTransport, OutgoingEmail, SendFailure, SendOptions, SendOutcome } from "./transport.js";
+import type { EmailTransport, OutgoingEmail, SendOptions, SendOutcome } from "./transport.js";
+
+export type { ClaimedRow } from "./outcomes.js";
 
 export interface DispatcherOptions {
   /** Rows sent in one batch request, at most 100 (Resend's limit). Default 100. */
@@ -72,8 +76,8 @@ export interface DispatcherOptions {
   concurrency?: number;
   /**
    * Pooled connections the dispatcher holds at once (a claim or an outcome write each; none while a
-   * provider request is in flight). Default a quarter of the smallest pool of the topology, at least 1:
-   * the API keeps the rest.
+   * provider request is in flight). Default 2, a quarter of the default pool of 10: the API keeps the
+   * rest. With larger pools, raise it here.
    */
   maxConnections?: number;
   /** Shows up in `claimed_by`; default a random id per dispatcher. */
@@ -82,9 +86,9 @@ export interface DispatcherOptions {
 
 export interface Dispatcher {
   readonly id: string;
-  /** Claims up to `limit` due rows (default: a cycle's), from each database in turn, and commits the claims (tests simulate a crash with it). */
+  /** Claims up to `limit` due rows (default: a cycle's), from each place in turn, and commits the claims (tests simulate a crash with it). */
   claim(limit?: number): Promise<ClaimedRow[]>;
-  /** One cycle: claim, send, record, once per database. Returns how many rows it claimed in all. */
+  /** One cycle: claim at every place, then send and record each place's rows. Returns how many rows it claimed in all. */
   dispatchOnce(): Promise<number>;
   /** Starts the background cycles (`concurrency` of them) and the NOTIFY listener. */
   start(): Promise<void>;
@@ -92,143 +96,24 @@ export interface Dispatcher {
   stop(): Promise<void>;
 }
 
-export interface ClaimedRow {
-  id: string;
-  tenant_id: string | null;
-  to_address: string;
-  from_address: string | null;
-  subject: string;
-  html: string;
-  text: string;
-  headers: Record<string, string> | null;
-  attempts: number;
-  max_attempts: number;
-  batch_key: string | null;
-}
-
 interface Deps {
-  router: Router;
+  context: ModuleContext;
   audit: AuditModule;
   logger: Logger;
   transport: EmailTransport;
   from: string;
 }
 
-const SINGLE = "single";
-const DISPATCHER_ACTOR = { type: "system" as const, id: "email-dispatcher" };
 const DEFAULT_CONCURRENCY = 4;
 const DEFAULT_BATCHES_PER_CYCLE = 5;
+const DEFAULT_MAX_CONNECTIONS = 2;
 
-export function batchKeyOf(ids: string[]): string {
-  return `b_${createHash("sha256").update([...ids].sort().join(",")).digest("hex")}`;
-}
-
-/** Exponential backoff with jitter (a random point in the upper half), never sooner than Retry-After. */
-export function retryDelay(attempt: number, base: number, max: number, retryAfterMs?: number): number {
-  const exponential = Math.min(max, base * 2 ** Math.max(0, attempt - 1));
-  const jittered = exponential / 2 + Math.random() * (exponential / 2);
-  return Math.max(jittered, retryAfterMs ?? 0);
-}
-
-/** A request settled (in time, or after its deadline aborted it), or was abandoned: it ignored its abort. */
-export type Deadlined<T> = { settled: true; value: T; timedOut: boolean } | { settled: false };
-
-/**
- * Runs `request` with a signal that aborts after `timeoutMs`, or as soon as `parent` aborts. The
- * deadline is a `setTimeout` held here, not `AbortSignal.timeout`: on Node 20 a pending
- * `AbortSignal.timeout` combined through `AbortSignal.any` can be garbage-collected and never fire
- * (nodejs/node#57736), and one hung request then stalls the caller for good. A request still running
- * `graceMs` after its abort ignored it: it is left to finish on its own (its result and any rejection
- * dropped) and `{ settled: false }` comes back instead.
- *
- * @example
- * const answer = await withDeadline((signal) => fetch(url, { signal }), { timeoutMs: 5_000, graceMs: 1_000 });
- * if (!answer.settled) logger.warn("the request ignored its abort and was left behind");
- */
-export async function withDeadline<T>(
-  request: (signal: AbortSignal) => Promise<T>,
-  { timeoutMs, graceMs, parent }: { timeoutMs: number; graceMs: number; parent?: AbortSignal },
-): Promise<Deadlined<T>> {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  let abandon!: () => void;
-  const abandoned = new Promise<Deadlined<T>>((resolve) => (abandon = () => resolve({ settled: false })));
-  const abort = (reason: unknown) => {
-    if (controller.signal.aborted) return;
-    clearTimeout(timer);
-    controller.abort(reason);
-    timer = setTimeout(abandon, graceMs);
-  };
-  const onParentAbort = () => abort(parent!.reason);
-  timer = setTimeout(() => abort(new DOMException(`no answer within ${timeoutMs} ms`, "TimeoutError")), timeoutMs);
-  if (parent?.aborted) onParentAbort();
-  else parent?.addEventListener("abort", onParentAbort, { once: true });
-  const pending = (async () => request(controller.signal))();
-  pending.catch(() => undefined);
-  try {
-    const timedOut = () => (controller.signal.reason as Error | undefined)?.name === "TimeoutError";
-    return await Promise.race([pending.then((value): Deadlined<T> => ({ settled: true, value, timedOut: timedOut() })), abandoned]);
-  } finally {
-    clearTimeout(timer);
-    parent?.removeEventListener("abort", onParentAbort);
-  }
-}
-
-interface Outcome {
-  row: ClaimedRow;
-  /** The rows one request answered share this object: a retried batch gets one delay from it. */
-  result: { ok: true; providerId: string } | SendFailure;
-  /** Sent in a batch request (its rows keep their batch key for a retry). */
-  batched: boolean;
-}
-
-/** What an outcome makes of its row: one element of the cycle's outcome UPDATE. */
-interface RowChange {
-  id: string;
-  status: "sent" | "queued" | "failed" | "dead";
-  provider_id: string | null;
-  last_error: string | null;
-  /** Queued for a retry: due again this long from now. */
-  retry_in_ms: number | null;
-  /** Queued for a retry: the key it comes back under (its batch's, or `single`). */
-  batch_key: string | null;
-  /** Queued because our own shutdown aborted the request: the attempt is given back. */
-  refund: boolean;
-}
-
-/** At most `size` calls of `fn` run at once; the others wait their turn, in order. */
-function createSemaphore(size: number) {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
-    if (active < size) active++;
-    else await new Promise<void>((turn) => waiting.push(turn));
-    try {
-      return await fn();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else active--;
-    }
-  };
-}
-
-/** Resolves after `ms`, or as soon as `signal` aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    if (signal.aborted) done();
-    else signal.addEventListener("abort", done, { once: true });
-  });
-}
+/** A cycle's error for the places that could not answer (their rows wait for the next cycle). */
+const unreachable = (missing: { database: string; reason: string }[]) =>
+  new Error(`email dispatch could not reach ${missing.map((m) => `'${m.database}' (${m.reason})`).join(", ")}`);
 
 export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): Dispatcher {
-  const { router, audit, logger, transport } = deps;
+  const { context, audit, logger, transport } = deps;
   const id = options.id ?? `dispatcher-${randomUUID()}`;
   const batchSize = Math.max(1, Math.min(options.batchSize ?? 100, transport.maxBatchSize));
   const cycleSize = batchSize * Math.max(1, options.batchesPerCycle ?? DEFAULT_BATCHES_PER_CYCLE);
@@ -241,22 +126,23 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
   const backoffBaseMs = options.backoffBaseMs ?? 1_000;
   const backoffMaxMs = options.backoffMaxMs ?? 3_600_000;
   const concurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
-  const smallestPool = Math.min(...router.databases().map((database) => router.topology.databases[database]!.pool.max));
-  const maxConnections = Math.max(1, options.maxConnections ?? Math.floor(smallestPool / 4));
-  const databases = createEmailDatabases(router);
-  // Inside a pass pinned to one database, the email and audit handles are that database's.
-  const db = () => router.db("email");
-  const connections = createSemaphore(maxConnections);
+  const maxConnections = Math.max(1, options.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+  // Inside a unit at one place, the module's (and audit's) handles are that place's.
+  const db = () => context.db();
   /**
-   * Platform work in a unit of its own, once one of the dispatcher's connection slots is free: a unit
-   * holds at most one connection of each pool, so the dispatcher never holds more than
-   * `maxConnections` of any. Never called from inside another (it would wait for a slot its caller holds).
+   * Each unit of work the dispatcher opens waits for one of its connection slots: a unit holds at
+   * most one connection of each pool, so the dispatcher never holds more than `maxConnections` of
+   * any. Never taken from inside another (it would wait for a slot its caller holds).
    */
-  const onConnection = <T>(fn: () => Promise<T>) => connections(() => router.withTenant("*", fn));
-  // The development transport "sends" by writing to the database (a pooled query of its own): its
-  // sends count against the same slots. A provider's never do.
-  const deliver = (emails: OutgoingEmail[], options: SendOptions) =>
-    transport.name === "development" ? connections(() => transport.send(emails, options)) : transport.send(emails, options);
+  const connections = createSemaphore(maxConnections);
+  /** Platform work (every tenant's rows) at `place`, in a unit of its own, once a slot is free. */
+  const atPlace = <T>(place: Place, fn: () => Promise<T>) => connections(() => context.at(place, fn));
+  /** Platform work at every place in turn, each in a unit of its own, holding one slot throughout. */
+  const everywhere = <T>(fn: () => Promise<T>) => connections(() => context.everywhere(fn));
+  // The development transport "sends" by writing beside the send (a unit of its own at its place):
+  // its sends count against the same slots. A provider's never do.
+  const deliver = (place: Place, emails: OutgoingEmail[], options: SendOptions) =>
+    transport.name === "development" ? atPlace(place, () => transport.send(emails, options)) : transport.send(emails, options);
 
   let stopController = new AbortController();
   let loops: Promise<void>[] = [];
@@ -268,60 +154,62 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
   const { wake, sleep } = createWakeSignal();
 
   /**
-   * Claims up to `limit` due rows of the database this pass is pinned to. Rows without a batch key
-   * are cut into batches of `batchSize`, each keyed by its ids; a batch of one is `single`. A claimed
-   * row is next due when its lease runs out (its next_attempt_at says so): rows in flight sit beyond
+   * Claims up to `limit` due rows of the place the unit runs at. Rows without a batch key are cut
+   * into batches of `batchSize`, each keyed by its ids; a batch of one is `single`. A claimed row is
+   * next due when its lease runs out (its next_attempt_at says so): rows in flight sit beyond
    * `now()` in the claim's index, so no claim walks past them, and a batch whose dispatcher died
    * comes back due together.
    */
   async function claimHere(limit: number): Promise<ClaimedRow[]> {
-    return onConnection(async () => {
-      // The order is email_sends_claim_idx's (drizzle/0012): the rows come off the front of the
-      // index, however many due rows share a next_attempt_at. Which of equal rows goes first does not
-      // matter, so ties are left in the index's order, the heap's: a backlog enqueued at once is
-      // claimed as it lies on disk, not scattered over it by random ids.
-      // The planner must not be left to choose: it cannot know that row-level security's
-      // `current_setting('sv.tenant_id') = '*'` admits every row, estimates that ~1.5 % of the due rows
-      // pass, and with a limit near that estimate reads and sorts them all instead (measured: 260 ms a
-      // claim with 39k due rows, against 17 ms through the index). Sorting off, for this transaction
-      // only, leaves the index as the one ordered path.
-      await db().execute(sql`select set_config('enable_sort', 'off', true)`);
-      const rows = (await db().execute(sql`
-        with due as (
-          select id, batch_key from email.email_sends
-          where status in ('queued', 'sending') and next_attempt_at <= now()
-            and (lease_until is null or lease_until < now())
-          order by next_attempt_at, batch_key nulls last
-          limit ${limit}
-          for update skip locked
-        ), unkeyed as (
-          select id, (row_number() over (order by id) - 1) / ${batchSize} as batch from due where batch_key is null
-        ), fresh as (
-          select batch, 'b_' || encode(sha256(convert_to(string_agg(id::text, ',' order by id::text), 'UTF8')), 'hex') as key
-          from unkeyed group by batch
-          having count(*) > 1
-        )
-        update email.email_sends s
-        set status = 'sending', claimed_by = ${id}, attempts = s.attempts + 1, updated_at = now(),
-            lease_until = now() + make_interval(secs => ${leaseMs / 1000}),
-            next_attempt_at = now() + make_interval(secs => ${leaseMs / 1000}),
-            batch_key = coalesce(s.batch_key, fresh.key, ${SINGLE})
-        from due left join unkeyed using (id) left join fresh using (batch)
-        where s.id = due.id
-        returning s.id, s.tenant_id, s.to_address, s.from_address, s.subject, s.html, s.text, s.headers,
-                  s.attempts, s.max_attempts, s.batch_key
-      `)) as unknown as ClaimedRow[];
-      return [...rows];
-    });
+    // The order is email_sends_claim_idx's (drizzle/0012): the rows come off the front of the
+    // index, however many due rows share a next_attempt_at. Which of equal rows goes first does not
+    // matter, so ties are left in the index's order, the heap's: a backlog enqueued at once is
+    // claimed as it lies on disk, not scattered over it by random ids.
+    // The planner must not be left to choose: it cannot know that row-level security's
+    // `current_setting('sv.tenant_id') = '*'` admits every row, estimates that ~1.5 % of the due rows
+    // pass, and with a limit near that estimate reads and sorts them all instead (measured: 260 ms a
+    // claim with 39k due rows, against 17 ms through the index). Sorting off, for this transaction
+    // only, leaves the index as the one ordered path.
+    await db().execute(sql`select set_config('enable_sort', 'off', true)`);
+    const rows = (await db().execute(sql`
+      with due as (
+        select id, batch_key from email.email_sends
+        where status in ('queued', 'sending') and next_attempt_at <= now()
+          and (lease_until is null or lease_until < now())
+        order by next_attempt_at, batch_key nulls last
+        limit ${limit}
+        for update skip locked
+      ), unkeyed as (
+        select id, (row_number() over (order by id) - 1) / ${batchSize} as batch from due where batch_key is null
+      ), fresh as (
+        select batch, 'b_' || encode(sha256(convert_to(string_agg(id::text, ',' order by id::text), 'UTF8')), 'hex') as key
+        from unkeyed group by batch
+        having count(*) > 1
+      )
+      update email.email_sends s
+      set status = 'sending', claimed_by = ${id}, attempts = s.attempts + 1, updated_at = now(),
+          lease_until = now() + make_interval(secs => ${leaseMs / 1000}),
+          next_attempt_at = now() + make_interval(secs => ${leaseMs / 1000}),
+          batch_key = coalesce(s.batch_key, fresh.key, ${SINGLE})
+      from due left join unkeyed using (id) left join fresh using (batch)
+      where s.id = due.id
+      returning s.id, s.tenant_id, s.to_address, s.from_address, s.subject, s.html, s.text, s.headers,
+                s.attempts, s.max_attempts, s.batch_key
+    `)) as unknown as ClaimedRow[];
+    return [...rows];
   }
 
   async function claim(limit = cycleSize): Promise<ClaimedRow[]> {
-    const claimed: ClaimedRow[] = [];
-    for (const database of databases.all()) {
-      if (claimed.length >= limit) break;
-      claimed.push(...(await router.onDatabase(database, () => claimHere(limit - claimed.length))));
-    }
-    return claimed;
+    let remaining = limit;
+    // Places after the limit is reached answer at once, claiming nothing.
+    const { results, missing } = await everywhere(async () => {
+      if (remaining <= 0) return [];
+      const rows = await claimHere(remaining);
+      remaining -= rows.length;
+      return rows;
+    });
+    if (missing.length > 0) throw unreachable(missing);
+    return results.flat();
   }
 
   const toOutgoing = (row: ClaimedRow): OutgoingEmail => ({
@@ -335,9 +223,9 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
   });
 
   /** The request's outcome, or "abandoned" when it ignored its abort (its rows are left to their lease). */
-  async function sendOne(rows: ClaimedRow[], idempotencyKey: string): Promise<SendOutcome | "abandoned"> {
+  async function sendOne(place: Place, rows: ClaimedRow[], idempotencyKey: string): Promise<SendOutcome | "abandoned"> {
     try {
-      const answer = await withDeadline((signal) => deliver(rows.map(toOutgoing), { idempotencyKey, signal }), {
+      const answer = await withDeadline((signal) => deliver(place, rows.map(toOutgoing), { idempotencyKey, signal }), {
         timeoutMs: requestTimeoutMs,
         graceMs: abandonAfterMs,
         parent: stopController.signal,
@@ -357,10 +245,10 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
     }
   }
 
-  async function sendSingly(rows: ClaimedRow[]): Promise<Outcome[]> {
+  async function sendSingly(place: Place, rows: ClaimedRow[]): Promise<Outcome[]> {
     const outcomes = await Promise.all(
       rows.map(async (row): Promise<Outcome[]> => {
-        const outcome = await sendOne([row], row.id);
+        const outcome = await sendOne(place, [row], row.id);
         if (outcome === "abandoned") return [];
         return [{ row, batched: false, result: outcome.ok ? { ok: true as const, providerId: outcome.providerIds[0]! } : outcome }];
       }),
@@ -369,7 +257,7 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
   }
 
   /** Outcomes of the rows that got an answer; abandoned rows have none and stay claimed. */
-  async function send(rows: ClaimedRow[]): Promise<Outcome[]> {
+  async function send(place: Place, rows: ClaimedRow[]): Promise<Outcome[]> {
     const groups = new Map<string, ClaimedRow[]>();
     for (const row of rows) {
       const key = row.batch_key ?? SINGLE;
@@ -381,17 +269,17 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
     for (const [key, group] of groups) {
       const intact = key !== SINGLE && group.length > 1 && batchKeyOf(group.map((r) => r.id)) === key;
       if (!intact) {
-        outcomes.push(sendSingly(group));
+        outcomes.push(sendSingly(place, group));
         continue;
       }
       outcomes.push(
-        sendOne(group, key).then((outcome): Promise<Outcome[]> | Outcome[] => {
+        sendOne(place, group, key).then((outcome): Promise<Outcome[]> | Outcome[] => {
           if (outcome === "abandoned") return [];
           if (outcome.ok) {
             return group.map((row, i) => ({ row, batched: true, result: { ok: true, providerId: outcome.providerIds[i]! } }));
           }
           // Refused as a whole (strict validation: nothing was sent), so each row goes alone.
-          if (!outcome.retryable) return sendSingly(group);
+          if (!outcome.retryable) return sendSingly(place, group);
           return group.map((row) => ({ row, batched: true, result: outcome }));
         }),
       );
@@ -401,65 +289,18 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
 
   /**
    * Writes what the outcomes make of their rows — sent, retried, failed, dead, or given back — with one
-   * UPDATE, and their audit events with one INSERT, in one unit: a cycle's writes cost the same
+   * UPDATE, and their audit events with one INSERT, in one unit at their place: a cycle's writes cost the same
    * whatever its outcomes.
    */
-  async function record(outcomes: Outcome[]): Promise<void> {
+  async function record(place: Place, outcomes: Outcome[]): Promise<void> {
     if (outcomes.length === 0) return;
-    const changes: RowChange[] = [];
-    const sentByTenant = new Map<string | null, string[]>();
-    const failureEvents: AuditEventInput[] = [];
-    const delays = new Map<SendFailure, number>();
-    for (const { row, result, batched } of outcomes) {
-      const change: RowChange = { id: row.id, status: "sent", provider_id: null, last_error: null, retry_in_ms: null, batch_key: null, refund: false };
-      if (result.ok) {
-        changes.push({ ...change, provider_id: result.providerId });
-        const sendIds = sentByTenant.get(row.tenant_id);
-        if (sendIds) sendIds.push(row.id);
-        else sentByTenant.set(row.tenant_id, [row.id]);
-        continue;
-      }
-      const error = result.status ? `${result.status} ${result.error}` : result.error;
-      if (result.retryable && stopController.signal.aborted) {
-        // Our own shutdown aborted the request: not the row's fault, so no attempt is spent.
-        changes.push({ ...change, status: "queued", refund: true });
-        continue;
-      }
-      const target = { type: "email_send", id: row.id };
-      if (!result.retryable || row.attempts >= row.max_attempts) {
-        const status = result.retryable ? "dead" : "failed";
-        changes.push({ ...change, status, last_error: error });
-        failureEvents.push({
-          action: `email.${status}`,
-          actor: DISPATCHER_ACTOR,
-          tenantId: row.tenant_id,
-          target,
-          metadata: { attempts: row.attempts, error, providerStatus: result.status },
-        });
-        continue;
-      }
-      // One delay per request, so the rows of a retried batch come back due together.
-      let delay = delays.get(result);
-      if (delay === undefined) delays.set(result, (delay = retryDelay(row.attempts, backoffBaseMs, backoffMaxMs, result.retryAfterMs)));
-      changes.push({ ...change, status: "queued", last_error: error, retry_in_ms: delay, batch_key: batched ? row.batch_key : SINGLE });
-      failureEvents.push({
-        action: "email.retry_scheduled",
-        actor: DISPATCHER_ACTOR,
-        tenantId: row.tenant_id,
-        target,
-        metadata: { attempts: row.attempts, delayMs: Math.round(delay), error, providerStatus: result.status },
-      });
-    }
-    const sentEvents = [...sentByTenant].map(
-      ([tenantId, sendIds]): AuditEventInput => ({
-        action: "email.sent",
-        actor: DISPATCHER_ACTOR,
-        tenantId,
-        target: { type: "email_send", id: sendIds[0]! },
-        metadata: { sendIds, count: sendIds.length, transport: transport.name },
-      }),
-    );
-    await onConnection(async () => {
+    const { changes, events } = changesOf(outcomes, {
+      shuttingDown: stopController.signal.aborted,
+      backoffBaseMs,
+      backoffMaxMs,
+      transport: transport.name,
+    });
+    await atPlace(place, async () => {
       // A webhook may already have moved a row past `sending`: it keeps that status. The guard on
       // claimed_by keeps a dispatcher whose lease expired from clobbering whoever reclaimed the row.
       await db().execute(sql`
@@ -477,57 +318,42 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
           as v(id uuid, status text, provider_id text, last_error text, retry_in_ms float8, batch_key text, refund boolean)
         where s.id = v.id and s.claimed_by = ${id}
       `);
-      await audit.recordAuditEvents([...sentEvents, ...failureEvents]);
+      await audit.recordAuditEvents(events);
     });
   }
 
-  /** Returns this dispatcher's claimed rows of the pinned database to the queue, due now, without spending an attempt. */
-  async function release() {
-    await onConnection(() =>
-      db().execute(sql`
-        update email.email_sends set status = 'queued', lease_until = null, claimed_by = null,
-          attempts = greatest(attempts - 1, 0), next_attempt_at = now(), updated_at = now()
-        where claimed_by = ${id} and status = 'sending'
-      `),
-    );
+  /** Returns this dispatcher's claimed rows of the unit's place to the queue, due now, without spending an attempt. */
+  async function releaseHere() {
+    await db().execute(sql`
+      update email.email_sends set status = 'queued', lease_until = null, claimed_by = null,
+        attempts = greatest(attempts - 1, 0), next_attempt_at = now(), updated_at = now()
+      where claimed_by = ${id} and status = 'sending'
+    `);
   }
 
-  // Rows whose earlier attempts all crashed mid-send: claiming spent their last attempt.
-  const crashedOut = (row: ClaimedRow): Outcome => ({
-    row,
-    batched: false,
-    result: { ok: false, retryable: true, status: null, error: "attempts exhausted (lease expired)" },
-  });
-
-  async function dispatchOn(database: string): Promise<number> {
-    return router.onDatabase(database, async () => {
-      const claimed = await claimHere(cycleSize);
-      if (claimed.length === 0) return 0;
-      const sendable = claimed.filter((r) => r.attempts <= r.max_attempts);
-      const outcomes = sendable.length > 0 ? await send(sendable) : [];
-      for (const { result } of outcomes) {
-        if (!result.ok && result.status === 429) {
-          providerHoldUntil = Math.max(providerHoldUntil, Date.now() + (result.retryAfterMs ?? backoffBaseMs));
-        }
+  /** Sends the rows claimed at `place` and records their outcomes there. */
+  async function sendAndRecord(place: Place, claimed: ClaimedRow[]): Promise<void> {
+    const sendable = claimed.filter((r) => r.attempts <= r.max_attempts);
+    const outcomes = sendable.length > 0 ? await send(place, sendable) : [];
+    for (const { result } of outcomes) {
+      if (!result.ok && result.status === 429) {
+        providerHoldUntil = Math.max(providerHoldUntil, Date.now() + (result.retryAfterMs ?? backoffBaseMs));
       }
-      await record([...claimed.filter((r) => r.attempts > r.max_attempts).map(crashedOut), ...outcomes]);
-      return claimed.length;
-    });
+    }
+    await record(place, [...claimed.filter((r) => r.attempts > r.max_attempts).map(crashedOut), ...outcomes]);
   }
 
   async function dispatchOnce(): Promise<number> {
-    let claimed = 0;
-    let failure: Error | undefined;
-    // One pass per database; a database that fails does not hold up the others' mail.
-    for (const database of databases.all()) {
-      try {
-        claimed += await dispatchOn(database);
-      } catch (error) {
-        failure ??= new Error(`email dispatch on database '${database}' failed: ${(error as Error).message}`, { cause: error });
-      }
+    const { results, places, missing } = await everywhere(() => claimHere(cycleSize));
+    // A place that fails does not hold up the others' mail: its failure is reported once they are done.
+    const passes = await Promise.allSettled(results.map((claimed, i) => (claimed.length > 0 ? sendAndRecord(places[i]!, claimed) : undefined)));
+    const failed = passes.findIndex((p) => p.status === "rejected");
+    if (failed >= 0) {
+      const error = (passes[failed] as PromiseRejectedResult).reason as Error;
+      throw new Error(`email dispatch at '${places[failed]}' failed: ${error.message}`, { cause: error });
     }
-    if (failure) throw failure;
-    return claimed;
+    if (missing.length > 0) throw unreachable(missing);
+    return results.reduce((sum, claimed) => sum + claimed.length, 0);
   }
 
   async function loop() {
@@ -556,18 +382,17 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
       stopController = new AbortController();
       providerHoldUntil = 0;
       running = true;
-      // The outbox notifies in the database it wrote to: a moved tenant's mail wakes us from there.
-      const listeners: { unlisten(): Promise<void> }[] = [];
-      try {
-        for (const database of databases.all()) listeners.push(await router.pool(database).sql.listen(EMAIL_CHANNEL, () => wake()));
-      } catch (error) {
+      // The outbox notifies where it wrote: a moved tenant's mail wakes us from its own database.
+      const listening = await context.listen(EMAIL_CHANNEL, () => wake()).catch((error: Error) => {
         running = false;
-        await Promise.all(listeners.map((l) => l.unlisten().catch(() => undefined)));
         throw error;
+      });
+      if (listening.partial) {
+        running = false;
+        await listening.unlisten();
+        throw new Error("email dispatcher: LISTEN failed on a database that holds sends; not started");
       }
-      unlisten = async () => {
-        await Promise.all(listeners.map((l) => l.unlisten()));
-      };
+      unlisten = () => listening.unlisten();
       loops = Array.from({ length: concurrency }, () => loop());
       logger.info("email dispatcher started", { dispatcher: id, transport: transport.name, batchSize, batchesPerCycle: cycleSize / batchSize, concurrency, maxConnections });
     },
@@ -580,7 +405,8 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
         loops = [];
         await unlisten?.().catch(() => undefined);
         unlisten = undefined;
-        for (const database of databases.all()) await router.onDatabase(database, () => release());
+        const { missing } = await everywhere(() => releaseHere());
+        for (const gap of missing) logger.warn("email dispatcher left its claimed rows to their lease", { dispatcher: id, ...gap });
         logger.info("email dispatcher stopped", { dispatcher: id });
       })();
       return stopping;

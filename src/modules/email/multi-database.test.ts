@@ -11,7 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { cheapHashingTestSdkOptions, useTwoDatabases } from "../../../test/support.js";
 import { moveTenant } from "../../db/tenant-move.js";
 import type { Topology } from "../../db/topology.js";
-import { createMailViewer } from "../../http/mail-viewer.js";
+import { createMailViewer } from "./viewer.js";
 import { createSdk, type Sdk } from "../../index.js";
 import { startFakeResend, type FakeResend } from "./testing/fake-resend.js";
 

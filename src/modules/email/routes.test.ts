@@ -13,7 +13,8 @@ import { silentLogger } from "../../logger.js";
 import { withRollback } from "../../testing/rollback.js";
 import { auditLogs } from "../audit/index.js";
 import { organizations, users } from "../auth/index.js";
-import { createEmailModule, createEmailRoutes, type EmailModule, type EmailOptions } from "./index.js";
+import { createEmailRoutes, type EmailModule, type EmailOptions } from "./index.js";
+import { emailModuleWith } from "./testing/email-module.js";
 import { emailEvents, emailPreferences, emailSends, suppressions } from "./schema.js";
 import { startFakeResend } from "./testing/fake-resend.js";
 
@@ -36,7 +37,7 @@ function appFor(email: EmailModule) {
 }
 const app = appFor(sdk.email);
 const moduleWith = (options: EmailOptions) =>
-  createEmailModule({ router: sdk.router, audit: sdk.audit, logger: silentLogger, options });
+  emailModuleWith(sdk, options);
 
 async function newUser() {
   const id = randomUUID();

@@ -4,17 +4,9 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
-import { CommonErrors } from "../../errors.js";
-import "../../http/context.js";
-import { createRoutes, errorResponses } from "../../http/routes.js";
-import type { EmailModule } from "./index.js";
+import { createRoutes, errorResponses, jsonResponse, tenantOf, userOf, type PermissionGuard } from "../../http/kit/index.js";
+import type { EmailModule, EmailTemplateRow } from "./index.js";
 import { SUBJECT_ONE_LINE } from "./render.js";
-import type { EmailTemplateRow } from "./template-store.js";
-
-/** What the routes need from the permissions module. */
-export interface PermissionGuard {
-  requirePermission(permission: string, options?: { tenant?: "context" | "global" }): MiddlewareHandler;
-}
 
 export interface EmailRoutesOptions {
   email: EmailModule;
@@ -99,25 +91,14 @@ const toTemplate = (row: EmailTemplateRow) => ({
   updatedAt: row.updatedAt.toISOString(),
 });
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
-
 /** `/api/v1/email` routes: templates, preview, webhooks, preferences, unsubscribe, development messages. */
 export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
   const app = createRoutes();
   const read = permissions.requirePermission("email.templates:read");
   const write = permissions.requirePermission("email.templates:write");
-  const tenantOf = (c: { get(key: "tenant"): { id: string } | null }) => c.get("tenant")?.id ?? null;
-  const signedIn = (c: { get(key: "user"): { id: string } | null }) => {
-    const user = c.get("user");
-    if (!user) throw CommonErrors.UNAUTHENTICATED();
-    return user;
-  };
   // Before validation, so a signed-out caller learns nothing about the body it sent.
   const requireUser: MiddlewareHandler = async (c, next) => {
-    signedIn(c);
+    userOf(c);
     await next();
   };
   const devGuard = permissions.requirePermission("email.dev_messages:read", { tenant: "global" });
@@ -139,7 +120,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         middleware: [read] as const,
         request: { query: z.object({ key: TemplateKey.optional() }) },
         responses: {
-          200: json(z.object({ templates: z.array(TemplateSchema) }), "Templates"),
+          200: jsonResponse(z.object({ templates: z.array(TemplateSchema) }), "Templates"),
           ...errorResponses(400, 401, 403),
         },
       }),
@@ -161,7 +142,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
           "when the definition's sample data does not render within the limits (TEMPLATE_RENDER_FAILED).",
         middleware: [write] as const,
         request: { body: { required: true, content: { "application/json": { schema: CreateTemplateSchema } } } },
-        responses: { 201: json(TemplateSchema, "Created"), ...errorResponses(400, 401, 403, 409, 422) },
+        responses: { 201: jsonResponse(TemplateSchema, "Created"), ...errorResponses(400, 401, 403, 409, 422) },
       }),
       async (c) => {
         const row = await email.createTemplate({ tenantId: tenantOf(c), input: c.req.valid("json") });
@@ -177,7 +158,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         summary: "Render a template (stored or unsaved) with sample or given data",
         middleware: [read] as const,
         request: { body: { required: true, content: { "application/json": { schema: PreviewSchema } } } },
-        responses: { 200: json(RenderedSchema, "Rendered"), ...errorResponses(400, 401, 403, 404, 422) },
+        responses: { 200: jsonResponse(RenderedSchema, "Rendered"), ...errorResponses(400, 401, 403, 404, 422) },
       }),
       async (c) => c.json(await email.previewTemplate({ tenantId: tenantOf(c), input: c.req.valid("json") }), 200),
     )
@@ -190,7 +171,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         summary: "Read a template",
         middleware: [read] as const,
         request: { params: IdParams },
-        responses: { 200: json(TemplateSchema, "The template"), ...errorResponses(400, 401, 403, 404) },
+        responses: { 200: jsonResponse(TemplateSchema, "The template"), ...errorResponses(400, 401, 403, 404) },
       }),
       async (c) => c.json(toTemplate(await email.getTemplate({ tenantId: tenantOf(c), id: c.req.valid("param").id })), 200),
     )
@@ -206,7 +187,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
           params: IdParams,
           body: { required: true, content: { "application/json": { schema: UpdateTemplateSchema } } },
         },
-        responses: { 200: json(TemplateSchema, "Updated"), ...errorResponses(400, 401, 403, 404, 422) },
+        responses: { 200: jsonResponse(TemplateSchema, "Updated"), ...errorResponses(400, 401, 403, 404, 422) },
       }),
       async (c) => {
         const row = await email.updateTemplate({ tenantId: tenantOf(c), id: c.req.valid("param").id, input: c.req.valid("json") });
@@ -238,7 +219,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         summary: "Resend webhook (Svix signature over the raw body: svix-id, svix-timestamp, svix-signature)",
         // No body validator on purpose: the signature covers the exact bytes, read raw below.
         responses: {
-          200: json(
+          200: jsonResponse(
             z.object({ outcome: z.enum(["processed", "replayed", "ignored"]), eventId: z.string() }),
             "Accepted (a replayed event id is acknowledged and ignored)",
           ),
@@ -263,9 +244,9 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         tags: ["Email"],
         summary: "The signed-in user's email preferences",
         middleware: [requireUser] as const,
-        responses: { 200: json(PreferencesSchema, "Preferences"), ...errorResponses(401) },
+        responses: { 200: jsonResponse(PreferencesSchema, "Preferences"), ...errorResponses(401) },
       }),
-      async (c) => c.json({ preferences: await email.getPreferences(signedIn(c).id) }, 200),
+      async (c) => c.json({ preferences: await email.getPreferences(userOf(c).id) }, 200),
     )
 
     .openapi(
@@ -276,10 +257,10 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         summary: "Opt the signed-in user in or out of categories (account and security mail cannot be opted out of)",
         middleware: [requireUser] as const,
         request: { body: { required: true, content: { "application/json": { schema: UpdatePreferencesSchema } } } },
-        responses: { 200: json(PreferencesSchema, "Updated preferences"), ...errorResponses(400, 401) },
+        responses: { 200: jsonResponse(PreferencesSchema, "Updated preferences"), ...errorResponses(400, 401) },
       }),
       async (c) => {
-        const user = signedIn(c);
+        const user = userOf(c);
         return c.json({ preferences: await email.updatePreferences(user.id, c.req.valid("json").preferences) }, 200);
       },
     )
@@ -292,7 +273,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         summary: "RFC 8058 one-click unsubscribe: the signed token is the authorization, no session",
         request: { query: z.object({ token: z.string().min(10).max(2000) }) },
         responses: {
-          200: json(z.object({ unsubscribed: z.literal(true), category: z.string() }), "Unsubscribed"),
+          200: jsonResponse(z.object({ unsubscribed: z.literal(true), category: z.string() }), "Unsubscribed"),
           ...errorResponses(400),
         },
       }),
@@ -313,7 +294,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
           query: z.object({ to: z.string().max(320).optional(), limit: z.coerce.number().int().min(1).max(500).optional() }),
         },
         responses: {
-          200: json(z.object({ messages: z.array(DevMessageSchema) }), "Messages, newest first"),
+          200: jsonResponse(z.object({ messages: z.array(DevMessageSchema) }), "Messages, newest first"),
           ...errorResponses(400, 401, 403, 404),
         },
       }),
@@ -331,7 +312,7 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         summary: "One message the development transport recorded",
         middleware: [devOnly] as const,
         request: { params: IdParams },
-        responses: { 200: json(DevMessageSchema, "The message"), ...errorResponses(400, 401, 403, 404) },
+        responses: { 200: jsonResponse(DevMessageSchema, "The message"), ...errorResponses(400, 401, 403, 404) },
       }),
       async (c) => c.json(toDevMessage(await email.getDevMessage(c.req.valid("param").id)), 200),
     );

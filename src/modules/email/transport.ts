@@ -8,7 +8,7 @@
  * provider costs a delay, never a message.
  */
 import { Resend } from "resend";
-import type { Router } from "../../db/router.js";
+import type { ModuleContext } from "../../db/module.js";
 import { devMessages } from "./schema.js";
 
 export interface OutgoingEmail {
@@ -123,16 +123,15 @@ function refused(error: unknown, headers: Record<string, string> | null): SendFa
 
 const excerpt = (value: unknown) => (JSON.stringify(value) ?? String(value)).slice(0, 200);
 
-export function createDevelopmentTransport(router: Router): EmailTransport {
+export function createDevelopmentTransport(context: ModuleContext): EmailTransport {
   return {
     name: "development",
     maxBatchSize: 100,
     async send(emails) {
-      // A message references its send (send_id), so it is written in the database holding the send:
-      // the dispatcher sends each database's rows pinned to that database, which the routed email
-      // handle follows.
-      const rows = await router
-        .db("email")
+      // A message references its send (send_id), so it is written beside the send: the dispatcher
+      // sends each place's rows at that place, which the module's handle follows.
+      const rows = await context
+        .db()
         .insert(devMessages)
         .values(
           emails.map((e) => ({

@@ -7,14 +7,16 @@
  * inside a sandboxed iframe (no scripts, an opaque origin, no top navigation), given as an
  * attribute-escaped `srcdoc`, and never written into the viewer's own page.
  */
-import { Hono, type Context } from "hono";
-import { AppError } from "../errors.js";
-import type { EmailModule } from "../modules/email/index.js";
-import { escapeHtml } from "./docs.js";
+import type { Context } from "hono";
+import { createRoutes, escapeHtml } from "../../http/kit/index.js";
+import type { EmailModule } from "./index.js";
 
 export interface MailViewerOptions {
   email: Pick<EmailModule, "devMessagesOpen" | "listDevMessages" | "getDevMessage" | "getSend">;
 }
+
+/** The module's error code of `error`, if it carries one. */
+const codeOf = (error: unknown) => (error as { code?: unknown } | undefined)?.code;
 
 type DevMessage = Awaited<ReturnType<EmailModule["getDevMessage"]>>;
 
@@ -66,7 +68,7 @@ async function templateOf(email: MailViewerOptions["email"], message: DevMessage
   try {
     return (await email.getSend(message.sendId)).templateKey;
   } catch (error) {
-    if (error instanceof AppError && error.code === "SEND_NOT_FOUND") return null;
+    if (codeOf(error) === "SEND_NOT_FOUND") return null;
     throw error;
   }
 }
@@ -127,7 +129,7 @@ function notFoundPage(c: Context, back: string) {
  * if (sdk.email.devMessagesOpen) app.route("/dev/mail", createMailViewer({ email: sdk.email }));
  */
 export function createMailViewer({ email }: MailViewerOptions) {
-  const app = new Hono();
+  const app = createRoutes();
   app.use("*", async (c, next) => {
     if (!email.devMessagesOpen) return c.notFound();
     await next();
@@ -148,7 +150,7 @@ export function createMailViewer({ email }: MailViewerOptions) {
     try {
       message = await email.getDevMessage(id);
     } catch (error) {
-      if (error instanceof AppError && error.code === "DEV_MESSAGE_NOT_FOUND") return notFoundPage(c, back);
+      if (codeOf(error) === "DEV_MESSAGE_NOT_FOUND") return notFoundPage(c, back);
       throw error;
     }
     return messagePage(c, back, message, await templateOf(email, message));

@@ -5,11 +5,11 @@
 import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
-import { useTestSdk } from "../../test/support.js";
-import { silentLogger } from "../logger.js";
-import { createEmailModule, devMessages, type EmailModule, type EmailOptions } from "../modules/email/index.js";
-import { withRollback } from "../testing/rollback.js";
-import { createMailViewer } from "./mail-viewer.js";
+import { useTestSdk } from "../../../test/support.js";
+import { withRollback } from "../../testing/rollback.js";
+import { devMessages, type EmailModule, type EmailOptions } from "./index.js";
+import { emailModuleWith } from "./testing/email-module.js";
+import { createMailViewer } from "./viewer.js";
 
 const { sdk } = useTestSdk();
 
@@ -20,7 +20,7 @@ function viewerApp(email: EmailModule) {
 }
 const app = viewerApp(sdk.email);
 const moduleWith = (options: EmailOptions) =>
-  createEmailModule({ router: sdk.router, audit: sdk.audit, logger: silentLogger, options });
+  emailModuleWith(sdk, options);
 
 /** Enqueues a verify-email to a fresh address and lets the development transport record it. */
 async function recordVerifyEmail(name = "Ada") {

@@ -1,0 +1,60 @@
+/**
+ * What the email module is given: its options (from the app's configuration), the modules created
+ * before it, and the port through which it learns who a user is.
+ */
+import type { AuditModule } from "../audit/index.js";
+import type { DispatcherOptions } from "./dispatcher.js";
+import type { EmailTemplateDefinition } from "./templates.js";
+
+export interface EmailOptions {
+  /** Sender of every message, e.g. `Acme <no-reply@acme.test>`. */
+  from?: string;
+  /** Without a key, the development transport records messages instead of sending them. */
+  resendApiKey?: string;
+  /**
+   * `resend` (needs `resendApiKey`), `log` (nothing is delivered: one log line per message, without
+   * its subject, body or links) or `development` (recorded for /dev/mail). Default: `resend` with a
+   * key, else `development`.
+   */
+  transport?: "resend" | "log" | "development";
+  /** Point the Resend SDK elsewhere (a local stand-in in tests). */
+  resendBaseUrl?: string;
+  /** Verifies Resend webhooks (Svix signatures). */
+  webhookSecret?: string;
+  /** Signs one-click unsubscribe tokens. Required with `resendApiKey`. */
+  unsubscribeSecret?: string;
+  /** Public base URL, for links in mail (unsubscribe). */
+  publicUrl?: string;
+  /** Run the dispatcher in this process (default false in the SDK; `npm start` turns it on). */
+  dispatcher?: boolean;
+  /** Tuning of the dispatcher (batch size, lease, backoff, poll interval, concurrency). */
+  dispatcherOptions?: DispatcherOptions;
+  /** Your own template definitions, beside the shipped defaults (same key: yours wins). */
+  templates?: EmailTemplateDefinition[];
+  /**
+   * Outside `production` (given explicitly) the development transport's messages are readable
+   * without a permission; otherwise they need `email.dev_messages:read`.
+   */
+  environment?: "development" | "test" | "production";
+}
+
+/**
+ * The email module's port for recipients: who a user is. Email cannot ask the module that owns
+ * users (that module depends on email); `createSdk` fills the port with it.
+ */
+export interface EmailRecipients {
+  /** The address of a user, or undefined when there is no such user. */
+  emailOf(userId: string): Promise<string | undefined>;
+  /**
+   * The user an address belongs to (compared case-insensitively), or undefined: mail addressed to
+   * a user's address is that user's mail (their opt-outs apply).
+   */
+  userIdOf(address: string): Promise<string | undefined>;
+}
+
+/** What the email module needs from the modules created before it, and its options. */
+export interface EmailDependencies {
+  audit: AuditModule;
+  options: EmailOptions;
+  recipients: EmailRecipients;
+}
