@@ -12,8 +12,7 @@ import { silentLogger, type Logger } from "./logger.js";
 import { auditModule, type AuditModule } from "./modules/audit/index.js";
 import { emailModule, type EmailModule, type EmailOptions } from "./modules/email/index.js";
 import { permissionsModule, type PermissionsModule } from "./modules/permissions/index.js";
-import { authModule, users, type AuthModule, type AuthOptions } from "./modules/auth/index.js";
-import { eq } from "drizzle-orm";
+import { authModule, type AuthModule, type AuthOptions } from "./modules/auth/index.js";
 import { randomBytes } from "node:crypto";
 
 export interface SdkOptions {
@@ -98,9 +97,7 @@ export function createSdk(options: SdkOptions) {
     // Filled with auth, created after email (auth depends on email): asked only once both exist.
     recipients: {
       emailOf: (userId) => auth.emailOf(userId),
-      // Until auth offers this lookup as a verb of its own (`auth.userIdOf`), read from its exported table here.
-      userIdOf: async (address) =>
-        (await router.db("auth").select({ id: users.id }).from(users).where(eq(users.email, address.toLowerCase())))[0]?.id,
+      userIdOf: (address) => auth.userIdOf(address),
     },
   });
   const production = environment === "production";

@@ -12,7 +12,7 @@ import { createAuthRateLimit } from "./rate-limit.js";
 import { revokedWithin, type Listening } from "./revocations.js";
 import { handleAuthRequest } from "./session-truth.js";
 import { resolveSession, type ResolvedSession } from "./sessions.js";
-import { createUser, emailOf, type CreatedUser, type CreateUserInput } from "./users.js";
+import { createUser, emailOf, userIdOf, type CreatedUser, type CreateUserInput } from "./users.js";
 
 export {
   accounts,
@@ -67,6 +67,14 @@ export interface AuthModule {
    * const to = await sdk.auth.emailOf(userId);
    */
   emailOf(userId: string): Promise<string | undefined>;
+  /**
+   * The user an address belongs to, or undefined (the email module's recipients port: their
+   * preferences apply to mail sent to the address).
+   *
+   * @example
+   * const userId = await sdk.auth.userIdOf("ada@example.com");
+   */
+  userIdOf(address: string): Promise<string | undefined>;
   /** better-auth's own OpenAPI document (paths relative to `/api/auth`). */
   openApiDocument(): Promise<unknown>;
   /** Browser origins trusted for cookies and CORS. */
@@ -109,6 +117,7 @@ function createAuthModule(context: ModuleContext, deps: AuthDependencies): AuthM
     getSession: async (headers) => (await resolveSession(auth, headers, revocations, cache, sessionMaxAgeMs)).data,
     createUser: (input) => createUser({ context, auth }, input),
     emailOf: (userId) => emailOf(context, userId),
+    userIdOf: (address) => userIdOf(context, address),
     openApiDocument: () => auth.api.generateOpenAPISchema() as Promise<unknown>,
     trustedOrigins,
     isMember: (userId, tenantId) => memberships.isMember(userId, tenantId),

@@ -44,3 +44,9 @@ export async function emailOf(context: ModuleContext, userId: string): Promise<s
   const [row] = await context.db().select({ email: users.email }).from(users).where(eq(users.id, userId));
   return row?.email;
 }
+
+/** The user an address belongs to, or undefined (addresses are stored lower-cased). */
+export async function userIdOf(context: ModuleContext, address: string): Promise<string | undefined> {
+  const [row] = await context.db().select({ id: users.id }).from(users).where(eq(users.email, address.toLowerCase()));
+  return row?.id;
+}
