@@ -13,6 +13,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import type { ModuleContext } from "../../db/module.js";
 import { currentContext, runWithContext } from "../../db/unit-of-work.js";
+import { CommonErrors } from "../../errors.js";
 import type { ActorType } from "./schema.js";
 import { AuditErrors } from "./errors.js";
 import { requireComplete } from "./internal.js";
@@ -170,6 +171,19 @@ function csvLine(row: EventRow): string {
   return `${CSV_COLUMNS.map((c) => csvCell(row[c])).join(",")}\r\n`;
 }
 
+/**
+ * Refuses a filter PostgreSQL cannot compare (a NUL in text) before anything is read: an export has
+ * answered 200 by the time its first page is read, so the database's own refusal would cut the
+ * connection instead of answering 400.
+ */
+function checkFilters(filters: AuditFilters): void {
+  for (const field of ["actorId", "action", "targetType", "targetId"] as const) {
+    if (filters[field]?.includes("\u0000")) {
+      throw CommonErrors.VALIDATION_FAILED({ field }, "A value contains a character that cannot be stored (NUL)");
+    }
+  }
+}
+
 /** Whose events a read covers: the filter's tenant, else the ambient one. */
 const scopeOf = (filters: AuditFilters): string | null =>
   filters.tenantId !== undefined ? filters.tenantId : (currentContext().tenantId ?? null);
@@ -208,6 +222,7 @@ async function mergedRows(context: ModuleContext, scope: string | null, filters:
  * const older = await sdk.audit.queryEvents({ tenantId, action: "role." }, page.nextCursor);
  */
 export async function queryEvents(context: ModuleContext, filters: AuditFilters = {}, cursor?: string | null): Promise<AuditPage> {
+  checkFilters(filters);
   const limit = Math.min(Math.max(filters.limit ?? 50, 1), 200);
   const page = await mergedRows(context, scopeOf(filters), filters, limit, cursor);
   return { events: page.rows.map(toEvent), nextCursor: page.nextCursor };
@@ -223,6 +238,7 @@ export async function queryEvents(context: ModuleContext, filters: AuditFilters 
  * return new Response(sdk.audit.exportEvents({ tenantId }, "csv"), { headers: { "content-type": "text/csv" } });
  */
 export function exportEvents(context: ModuleContext, filters: AuditFilters = {}, format: ExportFormat = "ndjson"): ReadableStream<Uint8Array> {
+  checkFilters(filters);
   const scope = scopeOf(filters);
   const encoder = new TextEncoder();
   let cursor: string | null | undefined;
