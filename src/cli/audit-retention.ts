@@ -6,8 +6,9 @@
  */
 import { loadConfig } from "../config.js";
 import { createCoreRouter } from "../core-modules.js";
-import { createAuditModule, DEFAULT_RETENTION_DAYS } from "../modules/audit/index.js";
-import { withTopology } from "./command.js";
+import { createModuleContext } from "../db/module-context.js";
+import { auditModule, DEFAULT_RETENTION_DAYS } from "../modules/audit/index.js";
+import { cliLogger, withTopology } from "./command.js";
 
 const args = process.argv.slice(2);
 const daysArg = args.includes("--days") ? args[args.indexOf("--days") + 1] : process.env.AUDIT_RETENTION_DAYS;
@@ -22,7 +23,7 @@ await withTopology(config, false, async (topology) => {
   // asOwner: connect with the URL's own login (maintenance or owner), without assuming sv_app.
   const router = createCoreRouter(topology, { asOwner: true });
   try {
-    const audit = createAuditModule({ router });
+    const audit = auditModule.create(createModuleContext(router, auditModule, cliLogger(config)), {});
     const result = await audit.applyRetention({ retentionDays });
     console.log(JSON.stringify(result, null, 2));
     console.error(

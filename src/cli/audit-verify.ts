@@ -7,15 +7,16 @@
  */
 import { loadConfig } from "../config.js";
 import { createCoreRouter } from "../core-modules.js";
-import { createAuditModule } from "../modules/audit/index.js";
-import { withTopology } from "./command.js";
+import { createModuleContext } from "../db/module-context.js";
+import { auditModule } from "../modules/audit/index.js";
+import { cliLogger, withTopology } from "./command.js";
 
 const sealFirst = process.argv.slice(2).includes("--seal");
 const config = loadConfig(process.env);
 await withTopology(config, false, async (topology) => {
   const router = createCoreRouter(topology);
   try {
-    const audit = createAuditModule({ router });
+    const audit = auditModule.create(createModuleContext(router, auditModule, cliLogger(config)), {});
     if (sealFirst) console.error(`sealed: ${JSON.stringify(await audit.seal())}`);
     const started = performance.now();
     const result = await audit.verify();

@@ -354,19 +354,23 @@ function idSwaps(name: string, ctx: Context): Bad[] {
 }
 
 function tamperedCursors(own: ActorFixture): Bad[] {
-  const decoded = JSON.parse(Buffer.from(own.cursor, "base64url").toString("utf8")) as [string, string];
+  // An audit cursor is the platform's merged-page cursor: [[occurredAt, id], place rank].
+  const decoded = JSON.parse(Buffer.from(own.cursor, "base64url").toString("utf8")) as [[string, string], number];
   const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
-  const [at, id] = decoded;
+  const [[at, id], rank] = decoded;
   return [
-    { value: enc([at, "9999999999999999999"]), label: "a cursor whose id overflows bigint" },
-    { value: enc([at.replace(/^\d{4}-\d{2}/, "2026-13"), id]), label: "a cursor with month 13" },
-    { value: enc([at.replace(/T\d{2}/, "T25"), id]), label: "a cursor with hour 25" },
-    { value: enc(["0000-01-01T00:00:00.000000Z", id]), label: "a cursor at year 0" },
-    { value: enc([at, "-1"]), label: "a cursor with a negative id" },
-    { value: enc([at, id, "nowhere"]), label: "a cursor naming an unknown database" },
-    { value: enc([at, id, "main", "x"]), label: "a cursor with an extra element" },
+    { value: enc([[at, "9999999999999999999"], rank]), label: "a cursor whose id overflows bigint" },
+    { value: enc([[at.replace(/^\d{4}-\d{2}/, "2026-13"), id], rank]), label: "a cursor with month 13" },
+    { value: enc([[at.replace(/T\d{2}/, "T25"), id], rank]), label: "a cursor with hour 25" },
+    { value: enc([["0000-01-01T00:00:00.000000Z", id], rank]), label: "a cursor at year 0" },
+    { value: enc([[at, "-1"], rank]), label: "a cursor with a negative id" },
+    { value: enc([[at, id], 99]), label: "a cursor naming an unknown database" },
+    { value: enc([[at, id], -1]), label: "a cursor naming a negative database rank" },
+    { value: enc([[at, id], rank, "x"]), label: "a cursor with an extra element" },
+    { value: enc([[at, id, "x"], rank]), label: "a cursor whose key has an extra element" },
+    { value: enc([at, id]), label: "a cursor without its database rank" },
     { value: enc({ at, id }), label: "a cursor that is an object" },
-    { value: enc([at]), label: "a cursor with one element" },
+    { value: enc([[at, id]]), label: "a cursor with one element" },
     { value: own.cursor.slice(0, -3), label: "a truncated cursor" },
     { value: own.cursor.replace(/[A-Za-z]/, (c) => (c === "A" ? "B" : "A")), label: "a cursor with a flipped character" },
     { value: "!!!notbase64!!!", label: "a cursor that is not base64url" },

@@ -14,7 +14,9 @@ import { createCoreRouter } from "../../core-modules.js";
 import { moveTenant } from "../../db/tenant-move.js";
 import type { Topology } from "../../db/topology.js";
 import { createSdk, type Sdk } from "../../index.js";
-import { createAuditModule, type AuditEvent } from "./index.js";
+import { createModuleContext } from "../../db/module-context.js";
+import { silentLogger } from "../../logger.js";
+import { auditModule, type AuditEvent } from "./index.js";
 
 const databases = useTwoDatabases();
 let ownerA: postgres.Sql;
@@ -220,7 +222,7 @@ describe("audit across databases", () => {
     await ownerB`create table audit.audit_logs_y2020m01 partition of audit.audit_logs for values from ('2020-01-01 00:00+00') to ('2020-02-01 00:00+00')`;
     const router = createCoreRouter(topology, { asOwner: true });
     try {
-      const maintenance = createAuditModule({ router });
+      const maintenance = auditModule.create(createModuleContext(router, auditModule, silentLogger), {});
       const result = await maintenance.applyRetention({ retentionDays: 10, now: new Date("2020-02-20T00:00:00Z") });
       expect(result.dropped).toEqual([
         { database: "tenant_db", partition: "audit_logs_y2020m01", from: "2020-01-01T00:00:00.000Z", to: "2020-02-01T00:00:00.000Z" },

@@ -6,15 +6,17 @@
  *
  * A tenant's trail can span databases: events stay sealed where they were written, and a tenant
  * moved to a database of its own (`sv-sdk tenant:move`) writes its new events there. So every read
- * visits every database of the topology and merges the results newest first; with one database that
- * is the single query it always was. Event ids are per database: the order (and the cursor) breaks
- * ties between databases by the database's position in `router.databases()`.
+ * is the platform's merged page (`context.mergedPage`): each place's newest rows after the cursor,
+ * merged newest first; with one database that is the single query it always was. Event ids are per
+ * database: ties between places are broken by place, inside the opaque cursor.
  */
 import { sql, type SQL } from "drizzle-orm";
-import type { Router } from "../../db/router.js";
+import type { ModuleContext } from "../../db/module.js";
 import { currentContext, runWithContext } from "../../db/unit-of-work.js";
+import { CommonErrors } from "../../errors.js";
 import type { ActorType } from "./schema.js";
 import { AuditErrors } from "./errors.js";
+import { requireComplete } from "./internal.js";
 
 export interface AuditFilters {
   /** Whose events: a tenant id, `null` (platform events) or `"*"` (all). Default: the ambient tenant. */
@@ -93,17 +95,10 @@ function toEvent(row: EventRow): AuditEvent {
   };
 }
 
-interface Cursor {
-  occurredAt: string;
-  id: string;
-  /** The database of the event the page ended on (only when the topology has several). */
-  database?: string;
-}
+/** Where a row sits in the newest-first order: what a page continues after. */
+type Key = [occurredAt: string, id: string];
 
-export function encodeCursor(event: Pick<AuditEvent, "occurredAt" | "id">, database?: string): string {
-  const key = database === undefined ? [event.occurredAt, event.id] : [event.occurredAt, event.id, database];
-  return Buffer.from(JSON.stringify(key)).toString("base64url");
-}
+const keyOf = (row: EventRow): Key => [row.occurred_at, row.id];
 
 const MAX_BIGINT = 2n ** 63n - 1n;
 
@@ -113,34 +108,25 @@ function isRealInstant(iso: string): boolean {
   return Number.isFinite(millis) && new Date(millis).toISOString().slice(0, 19) === iso.slice(0, 19);
 }
 
-function decodeCursor(cursor: string): Cursor {
-  try {
-    const [occurredAt, id, database, ...rest] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown[];
+/** A key decoded from a client's cursor, checked before it reaches SQL. */
+function parseKey(value: unknown): Key {
+  if (Array.isArray(value) && value.length === 2) {
+    const [occurredAt, id] = value as unknown[];
     if (
       typeof occurredAt === "string" && ISO_MICROS.test(occurredAt) && isRealInstant(occurredAt) &&
-      typeof id === "string" && /^\d{1,19}$/.test(id) && BigInt(id) <= MAX_BIGINT &&
-      (database === undefined || typeof database === "string") && rest.length === 0
+      typeof id === "string" && /^\d{1,19}$/.test(id) && BigInt(id) <= MAX_BIGINT
     ) {
-      return database === undefined ? { occurredAt, id } : { occurredAt, id, database };
+      return [occurredAt, id];
     }
-  } catch {
-    // falls through to the error below
   }
   throw AuditErrors.INVALID_CURSOR();
 }
 
-/** Row of one database, with that database's position in `router.databases()`. */
-interface Located {
-  row: EventRow;
-  rank: number;
-}
-
-/** Newest first: occurred_at, then id, then the database's position (both descending). */
-function newestFirst(a: Located, b: Located): number {
-  if (a.row.occurred_at !== b.row.occurred_at) return a.row.occurred_at < b.row.occurred_at ? 1 : -1;
-  const [x, y] = [BigInt(a.row.id), BigInt(b.row.id)];
-  if (x !== y) return x < y ? 1 : -1;
-  return b.rank - a.rank;
+/** Newest first: occurred_at, then id (both descending). */
+function newestFirst(a: EventRow, b: EventRow): number {
+  if (a.occurred_at !== b.occurred_at) return a.occurred_at < b.occurred_at ? 1 : -1;
+  const [x, y] = [BigInt(a.id), BigInt(b.id)];
+  return x === y ? 0 : x < y ? 1 : -1;
 }
 
 /** `like` pattern for a literal prefix. */
@@ -152,7 +138,7 @@ const prefixPattern = (prefix: string) => `${prefix.replace(/[\\%_]/g, (ch) => `
  * page read every partition and sorted (15× slower at 1M rows); with it (tenant_id, occurred_at,
  * id) serves the keyset.
  */
-function where(scope: string | null, filters: AuditFilters, cursor?: Cursor, inclusive = false): SQL {
+function where(scope: string | null, filters: AuditFilters, after?: Key, inclusive = false): SQL {
   const parts: SQL[] = [scope === "*" ? sql`true` : scope === null ? sql`tenant_id is null` : sql`tenant_id = ${scope}::uuid`];
   if (filters.actorType) parts.push(sql`actor_type = ${filters.actorType}`);
   if (filters.actorId) parts.push(sql`actor_id = ${filters.actorId}`);
@@ -161,8 +147,8 @@ function where(scope: string | null, filters: AuditFilters, cursor?: Cursor, inc
   if (filters.targetId) parts.push(sql`target_id = ${filters.targetId}`);
   if (filters.from) parts.push(sql`occurred_at >= ${filters.from.toISOString()}::timestamptz`);
   if (filters.to) parts.push(sql`occurred_at < ${filters.to.toISOString()}::timestamptz`);
-  if (cursor) {
-    const key = sql`(${cursor.occurredAt}::timestamptz, ${cursor.id}::bigint)`;
+  if (after) {
+    const key = sql`(${after[0]}::timestamptz, ${after[1]}::bigint)`;
     parts.push(inclusive ? sql`(occurred_at, id) <= ${key}` : sql`(occurred_at, id) < ${key}`);
   }
   return sql.join(parts, sql` and `);
@@ -185,159 +171,98 @@ function csvLine(row: EventRow): string {
   return `${CSV_COLUMNS.map((c) => csvCell(row[c])).join(",")}\r\n`;
 }
 
-export function createAuditQueries(router: Router) {
-  const scopeOf = (filters: AuditFilters) => {
-    const scope = filters.tenantId !== undefined ? filters.tenantId : (currentContext().tenantId ?? null);
-    return scope;
-  };
-
-  /**
-   * One page of events, newest first. Pass `nextCursor` back for the next page; new events written
-   * meanwhile never shift or repeat rows across pages (keyset on occurred_at, id).
-   *
-   * @example
-   * const page = await sdk.audit.queryEvents({ tenantId, action: "role.", limit: 20 });
-   * const older = await sdk.audit.queryEvents({ tenantId, action: "role." }, page.nextCursor);
-   */
-  async function queryEvents(filters: AuditFilters = {}, cursor?: string | null): Promise<AuditPage> {
-    const limit = Math.min(Math.max(filters.limit ?? 50, 1), 200);
-    const after = cursor ? decodeCursor(cursor) : undefined;
-    const databases = router.databases();
-    const afterRank = after?.database === undefined ? databases.length : databases.indexOf(after.database);
-    if (afterRank < 0) throw AuditErrors.INVALID_CURSOR();
-    const scope = scopeOf(filters);
-    // Each database's newest `limit + 1` after the cursor: the page is among their union.
-    const rows: Located[] = [];
-    for (const [rank, database] of databases.entries()) {
-      // A row with the cursor's very (occurred_at, id) in a database listed before the cursor's
-      // sorts after the cursor's row: it belongs to the next pages.
-      const inclusive = rank < afterRank && after?.database !== undefined;
-      const found = await router.onDatabase(database, () =>
-        router.withTenant(scope, () =>
-          router.db("audit").execute<EventRow>(sql`
-            select ${sql.raw(COLUMNS)} from audit.audit_logs
-            where ${where(scope, filters, after, inclusive)}
-            order by audit_logs.occurred_at desc, audit_logs.id desc
-            limit ${limit + 1}`),
-        ),
-      );
-      for (const row of found) rows.push({ row, rank });
+/**
+ * Refuses a filter PostgreSQL cannot compare (a NUL in text) before anything is read: an export has
+ * answered 200 by the time its first page is read, so the database's own refusal would cut the
+ * connection instead of answering 400.
+ */
+function checkFilters(filters: AuditFilters): void {
+  for (const field of ["actorId", "action", "targetType", "targetId"] as const) {
+    if (filters[field]?.includes("\u0000")) {
+      throw CommonErrors.VALIDATION_FAILED({ field }, "A value contains a character that cannot be stored (NUL)");
     }
-    if (databases.length > 1) rows.sort(newestFirst);
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    const nextCursor =
-      rows.length > limit && last ? encodeCursor(toEvent(last.row), databases.length > 1 ? databases[last.rank] : undefined) : null;
-    return { events: page.map((r) => toEvent(r.row)), nextCursor };
   }
+}
 
-  /**
-   * Every matching event, newest first, as a stream of NDJSON lines or CSV rows. Rows are read in
-   * keyset pages of 500, each read only when the consumer asks for more, so memory stays flat however
-   * large the export, and a slow reader holds no connection. Every database's rows are merged newest
-   * first.
-   *
-   * @example
-   * return new Response(sdk.audit.exportEvents({ tenantId }, "csv"), { headers: { "content-type": "text/csv" } });
-   */
-  function exportEvents(filters: AuditFilters = {}, format: ExportFormat = "ndjson"): ReadableStream<Uint8Array> {
-    const scope = scopeOf(filters);
-    const encoder = new TextEncoder();
-    const pages = exportPages(scope, filters);
-    let headerSent = false;
-    return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        if (format === "csv" && !headerSent) {
-          headerSent = true;
-          controller.enqueue(encoder.encode(`${CSV_COLUMNS.join(",")}\r\n`));
-          return;
-        }
-        const next = await pages.next();
-        if (next.done) {
-          controller.close();
-          return;
-        }
-        const text =
-          format === "csv" ? next.value.map(csvLine).join("") : next.value.map((r) => `${JSON.stringify(toEvent(r))}\n`).join("");
-        controller.enqueue(encoder.encode(text));
-      },
-      async cancel() {
-        await pages.return(undefined);
-      },
-    });
-  }
+/** Whose events a read covers: the filter's tenant, else the ambient one. */
+const scopeOf = (filters: AuditFilters): string | null =>
+  filters.tenantId !== undefined ? filters.tenantId : (currentContext().tenantId ?? null);
 
-  /** Every database's rows merged newest first, in batches of EXPORT_BATCH. */
-  async function* exportPages(scope: string | null, filters: AuditFilters): AsyncGenerator<EventRow[], void, undefined> {
-    const databases = router.databases();
-    if (databases.length === 1) {
-      yield* databasePages(databases[0]!, scope, filters);
-      return;
-    }
-    const sources = databases.map((database, rank) => ({
-      rank,
-      pages: databasePages(database, scope, filters),
-      rows: [] as EventRow[],
-      at: 0,
-      done: false,
-    }));
-    type Source = (typeof sources)[number];
-    const fill = async (source: Source) => {
-      while (!source.done && source.at >= source.rows.length) {
-        const next = await source.pages.next();
-        if (next.done) source.done = true;
-        else [source.rows, source.at] = [next.value, 0];
+/** One place's matching rows after `after`, newest first, at most `limit`. */
+function readPlace(context: ModuleContext, scope: string | null, filters: AuditFilters) {
+  return (after: Key | undefined, limit: number, inclusive: boolean) =>
+    context.db().execute<EventRow>(sql`
+      select ${sql.raw(COLUMNS)} from audit.audit_logs
+      where ${where(scope, filters, after, inclusive)}
+      order by audit_logs.occurred_at desc, audit_logs.id desc
+      limit ${limit}`);
+}
+
+/** One merged page of every place's rows, newest first; a place that could not answer fails it. */
+async function mergedRows(context: ModuleContext, scope: string | null, filters: AuditFilters, limit: number, cursor?: string | null) {
+  const page = await context.mergedPage({
+    read: readPlace(context, scope, filters),
+    compare: newestFirst,
+    keyOf,
+    parseKey,
+    limit,
+    cursor,
+    options: { tenant: scope },
+  });
+  requireComplete(page.missing);
+  return page;
+}
+
+/**
+ * One page of events, newest first. Pass `nextCursor` back for the next page; new events written
+ * meanwhile never shift or repeat rows across pages (keyset on occurred_at, id).
+ *
+ * @example
+ * const page = await sdk.audit.queryEvents({ tenantId, action: "role.", limit: 20 });
+ * const older = await sdk.audit.queryEvents({ tenantId, action: "role." }, page.nextCursor);
+ */
+export async function queryEvents(context: ModuleContext, filters: AuditFilters = {}, cursor?: string | null): Promise<AuditPage> {
+  checkFilters(filters);
+  const limit = Math.min(Math.max(filters.limit ?? 50, 1), 200);
+  const page = await mergedRows(context, scopeOf(filters), filters, limit, cursor);
+  return { events: page.rows.map(toEvent), nextCursor: page.nextCursor };
+}
+
+/**
+ * Every matching event, newest first, as a stream of NDJSON lines or CSV rows. Rows are read in
+ * merged pages of 500, each read only when the consumer asks for more, so memory stays flat however
+ * large the export, and a slow reader holds no connection (nor a transaction). Events committed
+ * while an export runs may or may not appear in it.
+ *
+ * @example
+ * return new Response(sdk.audit.exportEvents({ tenantId }, "csv"), { headers: { "content-type": "text/csv" } });
+ */
+export function exportEvents(context: ModuleContext, filters: AuditFilters = {}, format: ExportFormat = "ndjson"): ReadableStream<Uint8Array> {
+  checkFilters(filters);
+  const scope = scopeOf(filters);
+  const encoder = new TextEncoder();
+  let cursor: string | null | undefined;
+  let headerSent = false;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (format === "csv" && !headerSent) {
+        headerSent = true;
+        controller.enqueue(encoder.encode(`${CSV_COLUMNS.join(",")}\r\n`));
+        return;
       }
-    };
-    const head = (source: Source): Located => ({ row: source.rows[source.at]!, rank: source.rank });
-    try {
-      await Promise.all(sources.map(fill));
-      let batch: EventRow[] = [];
-      for (;;) {
-        let newest: Source | undefined;
-        for (const source of sources) {
-          if (source.at < source.rows.length && (!newest || newestFirst(head(source), head(newest)) < 0)) newest = source;
-        }
-        if (!newest) break;
-        batch.push(newest.rows[newest.at++]!);
-        await fill(newest);
-        if (batch.length === EXPORT_BATCH) {
-          yield batch;
-          batch = [];
-        }
+      if (cursor === null) {
+        controller.close();
+        return;
       }
-      if (batch.length > 0) yield batch;
-    } finally {
-      await Promise.all(sources.map((source) => source.pages.return(undefined)));
-    }
-  }
-
-  /**
-   * One database's matching rows, newest first, in keyset pages of EXPORT_BATCH: each page is one
-   * short query, so an export holds no connection (and no transaction) while its client reads
-   * slowly. Events committed while an export runs may or may not appear in it.
-   */
-  async function* databasePages(database: string, scope: string | null, filters: AuditFilters): AsyncGenerator<EventRow[], void, undefined> {
-    let after: Cursor | undefined;
-    for (;;) {
       // The export outlives its request: pages are not bound to the request's deadline.
-      const rows = await runWithContext({ deadline: undefined }, () =>
-        router.onDatabase(database, () =>
-          router.withTenant(scope, () =>
-            router.db("audit").execute<EventRow>(sql`
-              select ${sql.raw(COLUMNS)} from audit.audit_logs
-              where ${where(scope, filters, after)}
-              order by audit_logs.occurred_at desc, audit_logs.id desc
-              limit ${EXPORT_BATCH}`),
-          ),
-        ),
-      );
-      if (rows.length > 0) yield [...rows];
-      if (rows.length < EXPORT_BATCH) return;
-      const last = rows[rows.length - 1]!;
-      after = { occurredAt: last.occurred_at, id: last.id };
-    }
-  }
-
-  return { queryEvents, exportEvents };
+      const page = await runWithContext({ deadline: undefined }, () => mergedRows(context, scope, filters, EXPORT_BATCH, cursor));
+      cursor = page.nextCursor;
+      if (page.rows.length === 0) {
+        controller.close();
+        return;
+      }
+      const text = format === "csv" ? page.rows.map(csvLine).join("") : page.rows.map((r) => `${JSON.stringify(toEvent(r))}\n`).join("");
+      controller.enqueue(encoder.encode(text));
+    },
+  });
 }

@@ -10,13 +10,14 @@
  * that leave with a dropped partition are excused by verify because of that event's `droppedBefore`.
  *
  * Every database of the topology holds a trail of its own (see seal.ts), so partitions are kept
- * ahead and dropped in each, and each records its own `audit.retention_applied` event: verify reads
- * `droppedBefore` in the database it checks.
+ * ahead and dropped in each (`context.everywhere`), and each records its own
+ * `audit.retention_applied` event: verify reads `droppedBefore` in the database it checks.
  */
 import { sql } from "drizzle-orm";
-import type { Router } from "../../db/router.js";
+import type { ModuleContext } from "../../db/module.js";
 import { AuditErrors } from "./errors.js";
-import type { createAuditService } from "./service.js";
+import { placeName, requireComplete } from "./internal.js";
+import { recordAuditEvent } from "./record.js";
 
 export const DEFAULT_RETENTION_DAYS = 400;
 
@@ -33,80 +34,66 @@ export interface RetentionResult {
   dropped: { database: string; partition: string; from: string; to: string }[];
 }
 
-type Recorder = ReturnType<typeof createAuditService>;
+/**
+ * Creates the monthly partitions of the current month and `monthsAhead` more (default 3) in every
+ * database of the topology, through the `audit.ensure_partitions` function, so the runtime role
+ * needs no DDL right. Returns the partitions created.
+ *
+ * @example
+ * await sdk.audit.ensurePartitions(3); // at start-up, and monthly
+ */
+export async function ensurePartitions(context: ModuleContext, monthsAhead = 3): Promise<{ database: string; partition: string }[]> {
+  const { results, places, missing } = await context.everywhere(() =>
+    context.db().execute<{ name: string }>(sql`select audit.ensure_partitions(${monthsAhead}::int) as name`),
+  );
+  requireComplete(missing);
+  return results.flatMap((rows, i) => rows.map((row) => ({ database: placeName(places[i]!), partition: row.name })));
+}
 
-export function createRetention(router: Router, recorder: Recorder) {
-  /**
-   * Creates the monthly partitions of the current month and `monthsAhead` more (default 3) in every
-   * database of the topology, through the `audit.ensure_partitions` function, so the runtime role
-   * needs no DDL right. Returns the partitions created.
-   *
-   * @example
-   * await sdk.audit.ensurePartitions(3); // at start-up, and monthly
-   */
-  async function ensurePartitions(monthsAhead = 3): Promise<{ database: string; partition: string }[]> {
-    const created: { database: string; partition: string }[] = [];
-    for (const database of router.databases()) {
-      const rows = await router.onDatabase(database, () =>
-        router.db("audit").execute<{ name: string }>(sql`select audit.ensure_partitions(${monthsAhead}::int) as name`),
-      );
-      for (const row of rows) created.push({ database, partition: row.name });
-    }
-    return created;
+/**
+ * Drops the partitions whose whole month is older than `retentionDays` and records an
+ * `audit.retention_applied` event, in one transaction per database of the topology (each database
+ * keeps its own trail and its own record of what left it). Needs an SDK connected as a member of
+ * `sv_maintenance` or as the owner (`npm run audit:retention` does that).
+ *
+ * @example
+ * const { dropped } = await sdk.audit.applyRetention({ retentionDays: 400 });
+ */
+export async function applyRetention(context: ModuleContext, options: RetentionOptions = {}): Promise<RetentionResult> {
+  const retentionDays = options.retentionDays ?? DEFAULT_RETENTION_DAYS;
+  if (!Number.isInteger(retentionDays) || retentionDays < 1) {
+    throw AuditErrors.INVALID_AUDIT_EVENT({ retentionDays }, "retentionDays must be a positive whole number of days");
   }
+  const cutoff = new Date((options.now ?? new Date()).getTime() - retentionDays * 86_400_000);
+  const { results, places, missing } = await context.everywhere(() => dropBefore(context, cutoff, retentionDays));
+  requireComplete(missing);
+  const dropped = results.flatMap((partitions, i) => partitions.map((p) => ({ database: placeName(places[i]!), ...p })));
+  return { cutoff: cutoff.toISOString(), retentionDays, dropped };
+}
 
-  /**
-   * Drops the partitions whose whole month is older than `retentionDays` and records an
-   * `audit.retention_applied` event, in one transaction per database of the topology (each database
-   * keeps its own trail and its own record of what left it). Needs a router connected as a member
-   * of `sv_maintenance` or as the owner (`createRouter(topology, { asOwner: true })`).
-   *
-   * @example
-   * const audit = createAuditModule({ router: createRouter(topology, { asOwner: true }) });
-   * const { dropped } = await audit.applyRetention({ retentionDays: 400 });
-   */
-  async function applyRetention(options: RetentionOptions = {}): Promise<RetentionResult> {
-    const retentionDays = options.retentionDays ?? DEFAULT_RETENTION_DAYS;
-    if (!Number.isInteger(retentionDays) || retentionDays < 1) {
-      throw AuditErrors.INVALID_AUDIT_EVENT({ retentionDays }, "retentionDays must be a positive whole number of days");
-    }
-    const cutoff = new Date((options.now ?? new Date()).getTime() - retentionDays * 86_400_000);
-    const dropped: RetentionResult["dropped"] = [];
-    for (const database of router.databases()) {
-      const partitions = await router.onDatabase(database, () => dropBefore(cutoff, retentionDays));
-      for (const p of partitions) dropped.push({ database, ...p });
-    }
-    return { cutoff: cutoff.toISOString(), retentionDays, dropped };
-  }
-
-  /** Retention in the database the audit handle points at (one transaction). */
-  function dropBefore(cutoff: Date, retentionDays: number) {
-    const db = router.db("audit");
-    return router.withTenant("*", async () => {
-      const [role] = await db.execute<{ role: string; allowed: boolean }>(sql`
-        select current_user as role,
-               pg_has_role(current_user, 'sv_maintenance', 'MEMBER')
-               or pg_has_role(current_user, (select relowner from pg_class where oid = 'audit.audit_logs'::regclass), 'MEMBER')
-               as allowed`);
-      if (!role?.allowed) throw AuditErrors.RETENTION_ROLE_REQUIRED({ role: role?.role });
-      const dropped = await db.execute<{ partition_name: string; range_start: string; range_end: string }>(sql`
-        select partition_name, range_start::text, range_end::text from audit.drop_partitions_before(${cutoff.toISOString()}::timestamptz)`);
-      const partitions = dropped.map((d) => ({
-        partition: d.partition_name,
-        from: new Date(d.range_start).toISOString(),
-        to: new Date(d.range_end).toISOString(),
-      }));
-      const droppedBefore = partitions.reduce<string | null>((max, p) => (max === null || p.to > max ? p.to : max), null);
-      await recorder.recordAuditEvent({
-        action: "audit.retention_applied",
-        tenantId: null,
-        actor: { type: "system", id: role.role },
-        target: { type: "audit_log", id: "retention" },
-        metadata: { retentionDays, cutoff: cutoff.toISOString(), droppedBefore, partitions },
-      });
-      return partitions;
-    });
-  }
-
-  return { ensurePartitions, applyRetention };
+/** Retention in the database the module's handle points at, in the unit `everywhere` opened there. */
+async function dropBefore(context: ModuleContext, cutoff: Date, retentionDays: number) {
+  const db = context.db();
+  const [role] = await db.execute<{ role: string; allowed: boolean }>(sql`
+    select current_user as role,
+           pg_has_role(current_user, 'sv_maintenance', 'MEMBER')
+           or pg_has_role(current_user, (select relowner from pg_class where oid = 'audit.audit_logs'::regclass), 'MEMBER')
+           as allowed`);
+  if (!role?.allowed) throw AuditErrors.RETENTION_ROLE_REQUIRED({ role: role?.role });
+  const dropped = await db.execute<{ partition_name: string; range_start: string; range_end: string }>(sql`
+    select partition_name, range_start::text, range_end::text from audit.drop_partitions_before(${cutoff.toISOString()}::timestamptz)`);
+  const partitions = dropped.map((d) => ({
+    partition: d.partition_name,
+    from: new Date(d.range_start).toISOString(),
+    to: new Date(d.range_end).toISOString(),
+  }));
+  const droppedBefore = partitions.reduce<string | null>((max, p) => (max === null || p.to > max ? p.to : max), null);
+  await recordAuditEvent(context, {
+    action: "audit.retention_applied",
+    tenantId: null,
+    actor: { type: "system", id: role.role },
+    target: { type: "audit_log", id: "retention" },
+    metadata: { retentionDays, cutoff: cutoff.toISOString(), droppedBefore, partitions },
+  });
+  return partitions;
 }

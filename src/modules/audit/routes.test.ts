@@ -222,6 +222,10 @@ describe("GET /api/v1/audit/events/export", () => {
     await withRollback(sdk, async () => {
       const id = await reader();
       expect((await get(`/api/v1/audit/events/export?format=xml`, as(id, tenant))).status).toBe(400);
+      // A NUL is refused before the stream starts: a 400, not a connection cut after 200.
+      const nul = await get(`/api/v1/audit/events/export?targetId=a%00b`, as(id, tenant));
+      expect(nul.status).toBe(400);
+      expect(await nul.json()).toMatchObject({ code: "VALIDATION_FAILED" });
       expect((await get(`/api/v1/audit/events/export`, as(null, tenant))).status).toBe(401);
       expect((await get(`/api/v1/audit/events/export`, as(id, other))).status).toBe(403);
       const res = await get(`/api/v1/audit/events/export?targetType=${marker}&targetId=other`, as(id, tenant));

@@ -7,18 +7,21 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
-import { createRoutes, errorResponses } from "../../http/routes.js";
-import "../../http/context.js";
+import { createRoutes, errorResponses, tenantOf, type PermissionGuard } from "../../http/kit/index.js";
 import { AuditErrors } from "./errors.js";
-import type { AuditFilters, createAuditQueries } from "./query.js";
+import type { AuditFilters, AuditPage, ExportFormat } from "./query.js";
 
 /** What the routes need from the permissions module. */
-export interface AuditPermissions {
-  requirePermission(permission: string, options?: { tenant?: "context" | "global" }): MiddlewareHandler;
+export type AuditPermissions = PermissionGuard;
+
+/** What the routes need from the audit module: its two reads. */
+export interface AuditReader {
+  queryEvents(filters?: AuditFilters, cursor?: string | null): Promise<AuditPage>;
+  exportEvents(filters?: AuditFilters, format?: ExportFormat): ReadableStream<Uint8Array>;
 }
 
 export interface AuditRoutesOptions {
-  audit: ReturnType<typeof createAuditQueries>;
+  audit: AuditReader;
   permissions: AuditPermissions;
 }
 
@@ -75,12 +78,12 @@ function filtersOf(c: Context, query: FilterInput): AuditFilters {
   if (query.scope === "platform") {
     tenantId = query.tenantId === undefined ? "*" : query.tenantId === "platform" ? null : query.tenantId;
   } else {
-    const tenant = c.get("tenant");
-    if (!tenant) throw AuditErrors.TENANT_REQUIRED();
+    const tenant = tenantOf(c);
+    if (tenant === null) throw AuditErrors.TENANT_REQUIRED();
     if (query.tenantId !== undefined) {
       throw AuditErrors.INVALID_AUDIT_EVENT({ field: "tenantId" }, "tenantId needs scope=platform; scope=tenant reads the request's tenant");
     }
-    tenantId = tenant.id;
+    tenantId = tenant;
   }
   return {
     tenantId,

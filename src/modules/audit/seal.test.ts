@@ -6,7 +6,9 @@ import { createCoreRouter } from "../../core-modules.js";
 import { singleDatabase } from "../../db/topology.js";
 import { createSdk, type Sdk } from "../../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
-import { createAuditModule } from "./index.js";
+import { createModuleContext } from "../../db/module-context.js";
+import { silentLogger } from "../../logger.js";
+import { auditModule } from "./index.js";
 
 // Sealing needs committed rows and a moving transaction horizon: its own database.
 let db: IsolatedDatabase;
@@ -125,7 +127,7 @@ describe("sealing and verify", () => {
     const marker = randomUUID();
     const tenant = randomUUID();
     await Promise.all([writeEvents(tenant, 50, marker), writeEvents(tenant, 50, marker)]);
-    const other = createAuditModule({ router: sdk.router });
+    const other = auditModule.create(createModuleContext(sdk.router, auditModule, silentLogger), {});
     const results = await Promise.all([sdk.audit.seal(), other.seal(), sdk.audit.seal()]);
     expect(results.filter((r) => r.locked).length).toBeGreaterThanOrEqual(1);
     expect(await sealAll()).toMatchObject({ ok: true });
@@ -228,7 +230,7 @@ describe("retention", () => {
     }
     expect(await sealAll()).toMatchObject({ ok: true });
 
-    const maintenance = createAuditModule({ router: createCoreRouter(singleDatabase(db.url), { asOwner: true }) });
+    const maintenance = auditModule.create(createModuleContext(createCoreRouter(singleDatabase(db.url), { asOwner: true }), auditModule, silentLogger), {});
     // Policy cutoff 2020-02-10: January is entirely older, February straddles the cutoff.
     const result = await maintenance.applyRetention({ retentionDays: 10, now: new Date("2020-02-20T00:00:00Z") });
     expect(result.dropped.map((d) => d.partition)).toEqual(["audit_logs_y2020m01"]);
@@ -249,7 +251,7 @@ describe("retention", () => {
     url.password = "maint";
     try {
       const router = createCoreRouter(singleDatabase(db.url, url.toString()));
-      const maintenance = createAuditModule({ router });
+      const maintenance = auditModule.create(createModuleContext(router, auditModule, silentLogger), {});
       try {
         const result = await maintenance.applyRetention({ retentionDays: 400 });
         expect(result.retentionDays).toBe(400);

@@ -1,0 +1,202 @@
+/**
+ * Verifying the seal chains (see seal.ts for what a seal covers): every seal of every tenant follows
+ * the previous one, matches its own contents, and the rows it covers are the rows still there —
+ * unless retention dropped them. Each database's trail is checked on its own, in one consistent
+ * snapshot.
+ */
+import { sql } from "drizzle-orm";
+import type { ModuleContext } from "../../db/module.js";
+import { DIGEST_BYTES, MICROS, readDigest, ROW_HASH, sealHash, sha256 } from "./chain.js";
+import { placeName, requireComplete } from "./internal.js";
+
+export type BadRowReason = "altered" | "missing" | "reordered";
+
+/** One database's intact trail. */
+export interface DatabaseVerifyReport {
+  /** Sealed rows checked. */
+  rows: number;
+  seals: number;
+  /** Rows not sealed yet (written since the last tick, or still behind the horizon). */
+  unsealedRows: number;
+  /** Sealed rows gone with partitions dropped by retention. */
+  retiredRows: number;
+  /** The last seal hash of each tenant (`"platform"` for platform rows): pin them elsewhere. */
+  heads: Record<string, string>;
+}
+
+export type VerifyResult =
+  | ({
+      ok: true;
+      /** Per database: a tenant moved between databases has a chain in each. */
+      databases: Record<string, DatabaseVerifyReport>;
+    } & Omit<DatabaseVerifyReport, "heads">)
+  | {
+      ok: false;
+      /** The database whose trail is broken (the first one found, the audit schema's own first). */
+      database: string;
+      firstBadRow: { id: string; reason: BadRowReason };
+      tenantId: string | null;
+      sealId: string;
+      detail: string;
+      rows: number;
+      seals: number;
+    };
+
+type DatabaseVerifyResult = ({ ok: true } & DatabaseVerifyReport) | Omit<Extract<VerifyResult, { ok: false }>, "database">;
+
+/**
+ * Checks every seal chain and every sealed row of every database of the topology, and names the
+ * database and the first altered, missing or reordered row. Reads as the runtime role across all
+ * tenants, in one consistent snapshot per database.
+ *
+ * @example
+ * const result = await sdk.audit.verify();
+ * if (!result.ok) console.error(result.database, result.firstBadRow); // the database, then { id: "1042", reason: "altered" }
+ */
+export async function verify(context: ModuleContext): Promise<VerifyResult> {
+  const { results, places, missing } = await context.everywhere(() => verifyHere(context), {
+    isolation: "repeatable read",
+    readOnly: true,
+  });
+  // A trail that could not be read is not an intact one.
+  requireComplete(missing);
+  const totals = { rows: 0, seals: 0, unsealedRows: 0, retiredRows: 0 };
+  const databases: Record<string, DatabaseVerifyReport> = {};
+  for (const [i, result] of results.entries()) {
+    const database = placeName(places[i]!);
+    if (!result.ok) return { ...result, database, rows: totals.rows + result.rows, seals: totals.seals + result.seals };
+    const { ok: _ok, ...report } = result;
+    databases[database] = report;
+    totals.rows += report.rows;
+    totals.seals += report.seals;
+    totals.unsealedRows += report.unsealedRows;
+    totals.retiredRows += report.retiredRows;
+  }
+  return { ok: true, ...totals, databases };
+}
+
+/** One database's trail, in the repeatable-read unit `everywhere` opened there (every tenant's rows). */
+async function verifyHere(context: ModuleContext): Promise<DatabaseVerifyResult> {
+  const db = context.db();
+  const [retention] = await db.execute<{ micros: string | null }>(sql`
+    select (extract(epoch from max((metadata->>'droppedBefore')::timestamptz)) * 1000000)::bigint::text as micros
+    from audit.audit_logs where tenant_id is null and action = 'audit.retention_applied'`);
+  const retiredBefore = retention?.micros ? BigInt(retention.micros) : null;
+
+  const chains = new Map<string | null, { hash: string; toTxid: bigint }>();
+  let rows = 0;
+  let seals = 0;
+  let retiredRows = 0;
+  let lastSealId = 0n;
+  for (;;) {
+    const page = await db.execute<
+      {
+        id: string;
+        tenant_id: string | null;
+        from_id: string;
+        to_id: string;
+        from_txid: string;
+        to_txid: string;
+        row_count: number;
+        rows_hash: string;
+        digests: Buffer;
+        prev_seal_hash: string | null;
+        seal_hash: string;
+      }
+    >(sql`
+      select id::text, tenant_id, from_id::text, to_id::text, from_txid::text, to_txid::text, row_count,
+             rows_hash, digests, prev_seal_hash, seal_hash
+      from audit.audit_seals where audit_seals.id > ${String(lastSealId)}::bigint order by audit_seals.id limit 200`);
+    if (page.length === 0) break;
+    for (const s of page) {
+      lastSealId = BigInt(s.id);
+      seals++;
+      const tenantId = s.tenant_id;
+      const fail = (id: bigint | string, reason: BadRowReason, detail: string): DatabaseVerifyResult => ({
+        ok: false,
+        firstBadRow: { id: String(id), reason },
+        tenantId,
+        sealId: s.id,
+        detail,
+        rows,
+        seals,
+      });
+      const previous = chains.get(tenantId);
+      const fields = {
+        prevSealHash: s.prev_seal_hash,
+        tenantId,
+        fromTxid: BigInt(s.from_txid),
+        toTxid: BigInt(s.to_txid),
+        fromId: BigInt(s.from_id),
+        toId: BigInt(s.to_id),
+        rowCount: s.row_count,
+        rowsHash: s.rows_hash,
+      };
+      if ((previous?.hash ?? null) !== s.prev_seal_hash || fields.fromTxid !== (previous?.toTxid ?? 0n)) {
+        return fail(s.from_id, "missing", `seal ${s.id} does not follow the previous seal of its tenant: a seal is missing or was rewritten`);
+      }
+      if (sealHash(fields) !== s.seal_hash || sha256(s.digests) !== s.rows_hash || s.digests.length !== s.row_count * DIGEST_BYTES) {
+        return fail(s.from_id, "altered", `seal ${s.id} does not match its own contents: the seal was rewritten`);
+      }
+      chains.set(tenantId, { hash: s.seal_hash, toTxid: fields.toTxid });
+
+      const present = await db.execute<{ id: string; micros: string; hash: Buffer }>(sql`
+        select id::text as id, ${sql.raw(MICROS)} as micros, ${sql.raw(ROW_HASH)} as hash from audit.audit_logs
+        where ${tenantId === null ? sql`tenant_id is null` : sql`tenant_id = ${tenantId}::uuid`}
+          and txid >= ${s.from_txid}::bigint and txid < ${s.to_txid}::bigint
+        order by audit_logs.id`);
+      let d = 0;
+      let r = 0;
+      while (d < s.row_count || r < present.length) {
+        const sealed = d < s.row_count ? readDigest(s.digests, d) : undefined;
+        const row = r < present.length ? present[r]! : undefined;
+        const rowId = row ? BigInt(row.id) : undefined;
+        if (sealed && rowId === sealed.id) {
+          if (BigInt(row!.micros) !== sealed.micros || !row!.hash.subarray(0, 16).equals(sealed.hash)) {
+            return fail(sealed.id, "altered", `row ${sealed.id} changed after it was sealed by seal ${s.id}`);
+          }
+          rows++;
+          d++;
+          r++;
+        } else if (sealed && (rowId === undefined || sealed.id < rowId)) {
+          if (retiredBefore !== null && sealed.micros < retiredBefore) {
+            retiredRows++;
+          } else {
+            return fail(sealed.id, "missing", `row ${sealed.id}, sealed by seal ${s.id}, is gone`);
+          }
+          d++;
+        } else {
+          return fail(rowId!, "reordered", `row ${rowId} appeared inside the sealed range of seal ${s.id} after it was sealed`);
+        }
+      }
+    }
+  }
+
+  // Rows of a tenant between its last seal and the frontier: every tick since then saw that
+  // range and found none, so such a row was slipped into sealed history.
+  const frontier = [...chains.values()].reduce((max, c) => (c.toTxid > max ? c.toTxid : max), 0n);
+  const lowest = [...chains.values()].reduce((min, c) => (c.toTxid < min ? c.toTxid : min), frontier);
+  if (frontier > 0n) {
+    const [intruder] = await db.execute<{ id: string; tenant_id: string | null }>(sql`
+      with last as (select distinct on (tenant_id) tenant_id, to_txid from audit.audit_seals order by tenant_id, id desc)
+      select l.id::text as id, l.tenant_id from audit.audit_logs l
+      where l.txid >= ${String(lowest)}::bigint and l.txid < ${String(frontier)}::bigint
+        and l.txid >= coalesce((select last.to_txid from last where last.tenant_id is not distinct from l.tenant_id), 0)
+      order by l.id limit 1`);
+    if (intruder) {
+      return {
+        ok: false,
+        firstBadRow: { id: intruder.id, reason: "reordered" },
+        tenantId: intruder.tenant_id,
+        sealId: "",
+        detail: `row ${intruder.id} sits below the sealing frontier but in no seal: it was inserted into sealed history`,
+        rows,
+        seals,
+      };
+    }
+  }
+  const [unsealed] = await db.execute<{ n: number }>(sql`
+    select count(*)::int as n from audit.audit_logs where txid >= ${String(frontier)}::bigint`);
+  const heads = Object.fromEntries([...chains].map(([tenant, c]) => [tenant ?? "platform", c.hash]));
+  return { ok: true, rows, seals, unsealedRows: unsealed!.n, retiredRows, heads };
+}
