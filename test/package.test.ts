@@ -330,7 +330,7 @@ it(
         const count = async (query: Promise<{ n: number }[]>) => (await query)[0]!.n;
         expect({
           invoices: await count(reader`select count(*)::int as n from billing.invoices`),
-          audited: await count(reader`select count(*)::int as n from audit.audit_events where action = 'invoice.created'`),
+          audited: await count(reader`select count(*)::int as n from audit.audit_logs where action = 'invoice.created'`),
           mailed: await count(reader`select count(*)::int as n from email.email_sends where template_key = 'invoice-created'`),
         }).toEqual({ invoices: 1, audited: 1, mailed: 1 });
       } finally {
