@@ -157,3 +157,24 @@ export function transientError(error: unknown): AppError | undefined {
 function hasCode(error: unknown): boolean {
   return typeof (error as { code?: unknown } | undefined)?.code === "string";
 }
+
+/**
+ * An error for the log: each error of its cause chain by name, code and message, and the query text
+ * of a failed query — never its bound parameters (drizzle puts them in its message: tokens, hashes).
+ */
+export function describeError(error: unknown): Record<string, unknown>[] {
+  const chain: Record<string, unknown>[] = [];
+  for (let e = error, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    if (!(e instanceof Error)) {
+      chain.push({ value: String(e) });
+      break;
+    }
+    const query = (e as { query?: unknown }).query;
+    const entry: Record<string, unknown> = { name: e.name, code: (e as { code?: unknown }).code };
+    if (typeof query === "string") entry.query = query;
+    else entry.message = e.message;
+    if (depth === 0) entry.stack = e.stack?.split("\n").slice(1, 6).join("\n");
+    chain.push(entry);
+  }
+  return chain;
+}

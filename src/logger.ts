@@ -9,8 +9,8 @@
 import { createRequire } from "node:module";
 import { isatty } from "node:tty";
 import { pino, type DestinationStream } from "pino";
-import { describeError } from "./http/problem.js";
-import { REDACTED, SECRET_KEY } from "./modules/audit/redact.js";
+import { describeError } from "./errors.js";
+import { REDACTED, SECRET_KEY } from "./redact.js";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;

@@ -7,9 +7,9 @@ import { createCoreRouter } from "../../src/core-modules.js";
 import { singleDatabase } from "../../src/db/topology.js";
 import { createApp } from "../../src/app.js";
 import { createSdk } from "../../src/index.js";
-import { createAuditModule } from "../../src/modules/audit/index.js";
+import { auditModule } from "../../src/modules/audit/index.js";
 import { TEST_ONLY_SCRYPT } from "../../src/modules/auth/index.js";
-import { createModuleContext } from "../../src/db/module-context.js";
+import { createModuleContext, moduleOn } from "../../src/db/module-context.js";
 import { silentLogger } from "../../src/logger.js";
 import { permissionsModule } from "../../src/modules/permissions/index.js";
 import { organizations } from "../../src/modules/auth/index.js";
@@ -83,7 +83,7 @@ const scenario: Scenario = async (ctx) => {
     // 2. An uncached check: queries counted on a router with a query hook, in-process cache off.
     let queries = 0;
     const counting = createCoreRouter(singleDatabase(database.url), { onQuery: () => queries++ });
-    const uncached = permissionsModule.create(createModuleContext(counting, permissionsModule, silentLogger), { audit: createAuditModule({ router: counting }), cache: { enabled: false } });
+    const uncached = permissionsModule.create(createModuleContext(counting, permissionsModule, silentLogger), { audit: moduleOn(counting, auditModule, {}, silentLogger), cache: { enabled: false } });
     try {
       await uncached.can(user.id, "warm:up"); // a new connection reads the server's array types once
       const counts: number[] = [];

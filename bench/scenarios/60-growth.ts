@@ -26,10 +26,10 @@ import { createApp } from "../../src/app.js";
 import { createCoreRouter } from "../../src/core-modules.js";
 import { singleDatabase } from "../../src/db/topology.js";
 import { createSdk } from "../../src/index.js";
-import { createAuditModule } from "../../src/modules/audit/index.js";
+import { auditModule } from "../../src/modules/audit/index.js";
 import { hashPassword, TEST_ONLY_SCRYPT } from "../../src/modules/auth/index.js";
 import { startFakeResend } from "../../src/modules/email/testing/fake-resend.js";
-import { createModuleContext } from "../../src/db/module-context.js";
+import { createModuleContext, moduleOn } from "../../src/db/module-context.js";
 import { silentLogger } from "../../src/logger.js";
 import { permissionsModule } from "../../src/modules/permissions/index.js";
 import { cookieHeader } from "../../src/testing.js";
@@ -258,7 +258,7 @@ const scenario: Scenario = async (ctx) => {
         // Uncached permission checks: the in-process cache off, queries counted.
         let queries = 0;
         const counting = createCoreRouter(singleDatabase(database.url), { onQuery: () => queries++ });
-        const uncached = permissionsModule.create(createModuleContext(counting, permissionsModule, silentLogger), { audit: createAuditModule({ router: counting }), cache: { enabled: false } });
+        const uncached = permissionsModule.create(createModuleContext(counting, permissionsModule, silentLogger), { audit: moduleOn(counting, auditModule, {}, silentLogger), cache: { enabled: false } });
         try {
           await uncached.can(admin.id, "warm:up"); // a new connection reads the server's array types once
           const users = Array.from({ length: 200 }, (_, i) => Math.floor(((i + 0.5) * size) / 200));

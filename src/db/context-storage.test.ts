@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { useTestSdk } from "../../test/support.js";
-import { betterAuthStorageShared, ContextSlot } from "./context-storage.js";
+import { betterAuthStorageShared } from "../modules/auth/shared-storage.js";
+import { ContextSlot } from "./context-storage.js";
 
 describe("ContextSlot", () => {
   it("keeps each slot's store apart, through awaits, and restores it after run", async () => {

@@ -17,17 +17,6 @@ const parts = (end: string) => {
   return { schema, table, column, qualified: `"${schema}"."${table}"` };
 };
 
-/**
- * The router behind a context, while modules move over to the context's primitives (removed once
- * none asks for it).
- */
-const routers = new WeakMap<ModuleContext, Router>();
-export function routerOf(context: ModuleContext): Router {
-  const router = routers.get(context);
-  if (!router) throw new Error("routerOf: not a context the platform made");
-  return router;
-}
-
 export function createModuleContext(router: Router, descriptor: ModuleDescriptor<ModuleLifecycle, never>, logger: Logger): ModuleContext {
   const name = descriptor.name;
   const hasTenantRows = router.catalog.tenantSchemas.includes(descriptor.schema);
@@ -163,6 +152,21 @@ export function createModuleContext(router: Router, descriptor: ModuleDescriptor
       };
     },
   };
-  routers.set(context, router);
   return context;
+}
+
+/**
+ * A module built on a router outside `createSdk` (the command-line tools, tests, benchmarks): its
+ * context, then the descriptor's `create` with the dependencies given.
+ *
+ * @example
+ * const audit = moduleOn(router, auditModule, {}, logger);
+ */
+export function moduleOn<Instance extends ModuleLifecycle, Deps>(
+  router: Router,
+  descriptor: ModuleDescriptor<Instance, Deps>,
+  deps: Deps,
+  logger: Logger,
+): Instance {
+  return descriptor.create(createModuleContext(router, descriptor as ModuleDescriptor<ModuleLifecycle, never>, logger), deps);
 }

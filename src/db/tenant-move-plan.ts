@@ -42,7 +42,7 @@ export interface TablePlan {
   /** `where` clause over alias `t`, `$1` = tenant id. */
   filter: string;
   /** Foreign keys to control-plane tables: referenced rows are copied to the target first. */
-  authRefs: ForeignKey[];
+  controlPlaneRefs: ForeignKey[];
   /** A cache: not copied (the target computes it afresh), removed from the source with the rest. */
   derived: boolean;
   /** Foreign keys to tenant-scoped tables whose referenced row may be a platform row. */
@@ -109,7 +109,7 @@ export async function planTables(sql: postgres.Sql, catalog: ModuleCatalog): Pro
       primaryKey: t.pk,
       identity: t.identity,
       filter: `(${filter})`,
-      authRefs: keysOf(t.name).filter((k) => CONTROL_PLANE.has(byName.get(k.references)?.schema ?? "")),
+      controlPlaneRefs: keysOf(t.name).filter((k) => CONTROL_PLANE.has(byName.get(k.references)?.schema ?? "")),
       derived: declared.derived === true,
       remapped: parents.filter((k) => k.references !== t.name && k.refColumn === "id"),
     });

@@ -308,10 +308,10 @@ interface CopyContext {
 async function copyTable(plan: TablePlan, c: CopyContext): Promise<void> {
   const pk = plan.primaryKey.map((k) => `t.${ident(k)}`).join(", ");
   const cursorParam = c.row.values.length + 2;
-  const authColumns = plan.authRefs.map((k, i) => `t.${ident(k.column)}::text as a${i}`);
+  const controlPlaneColumns = plan.controlPlaneRefs.map((k, i) => `t.${ident(k.column)}::text as a${i}`);
   const select = (withCursor: boolean) =>
     `select ${c.row.expr}::text as j, jsonb_build_object(${plan.primaryKey.map((k) => `'${k}', t.${ident(k)}`).join(", ")})::text as k
-            ${authColumns.map((a) => `, ${a}`).join("")}
+            ${controlPlaneColumns.map((a) => `, ${a}`).join("")}
        from ${plan.sql} t
       where ${plan.filter}
             ${withCursor ? `and (${pk}) > (select ${plan.primaryKey.map((k) => `c.${ident(k)}`).join(", ")} from jsonb_populate_record(null::${plan.sql}, $${cursorParam}::text::jsonb) c)` : ""}
@@ -327,7 +327,7 @@ async function copyTable(plan: TablePlan, c: CopyContext): Promise<void> {
     const rows = await c.source.unsafe<Record<string, string | null>[]>(select(cursor !== null), params as never[]);
     if (rows.length === 0) return;
     if (c.to !== "main") {
-      for (const [i, k] of plan.authRefs.entries()) {
+      for (const [i, k] of plan.controlPlaneRefs.entries()) {
         const ids = [...new Set(rows.map((r) => r[`a${i}`]).filter((v): v is string => !!v))];
         await copyAuthRows(c.main, c.target, k.references, ids);
       }

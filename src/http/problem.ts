@@ -5,7 +5,9 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ZodError } from "zod";
-import { AppError, fromDatabaseError } from "../errors.js";
+import { AppError, describeError, fromDatabaseError } from "../errors.js";
+
+export { describeError };
 import "./context.js";
 
 export interface Problem {
@@ -94,27 +96,6 @@ function causeOf(error: unknown): string | undefined {
   if (cause instanceof AppError) return undefined;
   const { code, message } = cause as { code?: string; message?: string };
   return code ? `${code}${message ? `: ${message}` : ""}` : message;
-}
-
-/**
- * An error for the log: each error of its cause chain by name, code and message, and the query text
- * of a failed query — never its bound parameters (drizzle puts them in its message: tokens, hashes).
- */
-export function describeError(error: unknown): Record<string, unknown>[] {
-  const chain: Record<string, unknown>[] = [];
-  for (let e = error, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
-    if (!(e instanceof Error)) {
-      chain.push({ value: String(e) });
-      break;
-    }
-    const query = (e as { query?: unknown }).query;
-    const entry: Record<string, unknown> = { name: e.name, code: (e as { code?: unknown }).code };
-    if (typeof query === "string") entry.query = query;
-    else entry.message = e.message;
-    if (depth === 0) entry.stack = e.stack?.split("\n").slice(1, 6).join("\n");
-    chain.push(entry);
-  }
-  return chain;
 }
 
 /** Maps anything thrown in a handler to a problem document; unknown errors are logged, never shown. */

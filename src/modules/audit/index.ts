@@ -18,7 +18,6 @@ export type { SealResult, DatabaseSealResult } from "./seal.js";
 export type { VerifyResult, BadRowReason, DatabaseVerifyReport } from "./verify.js";
 export type { AuditEvent, AuditFilters, AuditPage, ExportFormat } from "./query.js";
 export type { RetentionOptions, RetentionResult } from "./retention.js";
-export { createAuditModule } from "./bridge.js";
 
 /**
  * The audit module: the leaf every other module records its changes through — recording, sealing and

@@ -5,7 +5,7 @@ import { useTestSdk } from "../../../test/support.js";
 import { withRollback } from "../../testing/rollback.js";
 import { users } from "../auth/index.js";
 import { auditLogs } from "./index.js";
-import { REDACTED, redact } from "./redact.js";
+import { REDACTED, redact } from "../../redact.js";
 
 const { sdk, owner } = useTestSdk();
 const audit = () => sdk.router.db("audit");

@@ -8,7 +8,7 @@ import { sql, type SQL } from "drizzle-orm";
 import type { ModuleContext } from "../../db/module.js";
 import { currentContext, currentLevel, type Actor } from "../../db/unit-of-work.js";
 import { AuditErrors } from "./errors.js";
-import { redact } from "./redact.js";
+import { redact } from "../../redact.js";
 
 export interface AuditEventInput {
   /** `entity.verb`, e.g. `role.assigned`, `user.signed_up`. */

@@ -6,7 +6,7 @@
 import { betterAuth } from "better-auth";
 import { drizzleAdapter } from "better-auth/adapters/drizzle";
 import { admin, bearer, jwt, openAPI, organization, twoFactor } from "better-auth/plugins";
-import { shareBetterAuthStorage } from "../../db/context-storage.js";
+import { shareBetterAuthStorage } from "./shared-storage.js";
 import { noteUnavailable } from "../../db/unit-of-work.js";
 import { transientError } from "../../errors.js";
 import type { ModuleContext } from "../../db/module.js";

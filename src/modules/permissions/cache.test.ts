@@ -8,7 +8,9 @@ import { createCoreRouter } from "../../core-modules.js";
 import { singleDatabase } from "../../db/topology.js";
 import { createSdk, type Sdk } from "../../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
-import { createAuditModule } from "../audit/index.js";
+import { moduleOn } from "../../db/module-context.js";
+import { silentLogger } from "../../logger.js";
+import { auditModule } from "../audit/index.js";
 import { permissionCache } from "./index.js";
 import { createPermissions, createTenant, createUser } from "./test-fixtures.js";
 
@@ -43,7 +45,7 @@ async function untilFalse(check: () => Promise<boolean>, limitMs = 3000): Promis
 function countingModule(options: { cache: boolean }) {
   const counter = { queries: 0 };
   const router = createCoreRouter(singleDatabase(database.url, database.appUrl), { onQuery: () => counter.queries++ });
-  const permissions = createPermissions(router, { audit: createAuditModule({ router }), cache: { enabled: options.cache } });
+  const permissions = createPermissions(router, { audit: moduleOn(router, auditModule, {}, silentLogger), cache: { enabled: options.cache } });
   return {
     permissions,
     async count(fn: () => Promise<unknown>) {

@@ -11,7 +11,8 @@ import { AppError } from "../../errors.js";
 import { createSdk, type Sdk } from "../../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 import { addTestMember, createTestTenant, createTestUser, type TestUser } from "../../testing/factories.js";
-import { createAuditModule } from "../audit/index.js";
+import { moduleOn } from "../../db/module-context.js";
+import { auditModule } from "../audit/index.js";
 import { createPermissions, createTenant, createUser } from "./test-fixtures.js";
 
 let database: IsolatedDatabase;

@@ -1,6 +1,6 @@
 /**
- * Secrets never reach the audit trail: any key that looks like a credential, at any depth of the
- * metadata or the before/after changes, has its value replaced.
+ * Secrets never reach the audit trail or the logs: any key that looks like a credential, at any depth
+ * of an object, has its value replaced (audit metadata and changes; the logger's fields).
  */
 export const SECRET_KEY = /password|secret|token|api[_-]?key|authorization|cookie/i;
 export const REDACTED = "[REDACTED]";
