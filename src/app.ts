@@ -6,7 +6,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import type { IncomingMessage } from "node:http";
-import type { Sdk } from "./index.js";
+import type { Sdk } from "./sdk.js";
 import { corsForOrigins } from "./http/cors.js";
 import { clientAddressResolver, type TrustProxy } from "./http/client-address.js";
 import { requestHeader, withResponseHeaders } from "./http/headers.js";

@@ -5,7 +5,7 @@
 import type { Config } from "./config.js";
 import type { Topology } from "./db/topology.js";
 import { developmentSecret } from "./dev-secret.js";
-import type { SdkOptions } from "./index.js";
+import type { SdkOptions } from "./sdk.js";
 import type { Logger } from "./logger.js";
 
 export async function sdkOptionsFromConfig(config: Config, topology: Topology, logger: Logger): Promise<SdkOptions> {

@@ -17,7 +17,7 @@ import { resolveDatabase } from "./db/connect.js";
 import type { EmbeddedPostgresHandle } from "./db/embedded.js";
 import { describeMigration, migrateTopology } from "./db/migrate.js";
 import { startServer, type RunningServer } from "./http/serve.js";
-import { createSdk, type Sdk } from "./index.js";
+import { createSdk, type Sdk } from "./sdk.js";
 import { createLogger, prettyOutput } from "./logger.js";
 import { sdkOptionsFromConfig } from "./sdk-from-config.js";
 

@@ -8,7 +8,7 @@ import { loadConfig, type Config } from "../config.js";
 import { resolveDatabase } from "../db/connect.js";
 import { appliedMigrationCount, shippedMigrationCount } from "../db/migrate.js";
 import type { Topology } from "../db/topology.js";
-import { createSdk, type Sdk } from "../index.js";
+import { createSdk, type Sdk } from "../sdk.js";
 import { createLogger, prettyOutput } from "../logger.js";
 import { sdkOptionsFromConfig } from "../sdk-from-config.js";
 import postgres from "postgres";

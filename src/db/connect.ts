@@ -9,7 +9,6 @@
  * elsewhere a missing one is a warning (src/db/router.ts) and the pool assumes sv_app as before.
  */
 import { join } from "node:path";
-import type { Config } from "../config.js";
 import { developmentSecret } from "../dev-secret.js";
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "./embedded.js";
 import { RUNTIME_ROLE } from "./router.js";
@@ -20,7 +19,18 @@ export interface ResolvedDatabase {
   embedded?: EmbeddedPostgresHandle;
 }
 
-export async function resolveDatabase(config: Config, log: (message: string) => void): Promise<ResolvedDatabase> {
+/** Where the databases are, as the entry points' configuration says (src/config.ts's Config has it). */
+export interface DatabaseSettings {
+  topology?: Topology;
+  databaseUrl?: string;
+  databaseAppUrl?: string;
+  /** The embedded PostgreSQL's data lives in `<dataDir>/postgres` when no URL or topology is given. */
+  dataDir: string;
+  embeddedPostgresPort?: number;
+  environment: string;
+}
+
+export async function resolveDatabase(config: DatabaseSettings, log: (message: string) => void): Promise<ResolvedDatabase> {
   if (config.topology) return { topology: requireRuntimeLogins(config, config.topology) };
   if (config.databaseUrl) return { topology: requireRuntimeLogins(config, singleDatabase(config.databaseUrl, config.databaseAppUrl)) };
   const dataDir = join(config.dataDir, "postgres");
@@ -38,7 +48,7 @@ export async function resolveDatabase(config: Config, log: (message: string) => 
 }
 
 /** In production every database needs its runtime login; elsewhere the topology passes as it is. */
-function requireRuntimeLogins(config: Config, topology: Topology): Topology {
+function requireRuntimeLogins(config: DatabaseSettings, topology: Topology): Topology {
   if (config.environment !== "production") return topology;
   const missing = Object.entries(topology.databases)
     .filter(([, database]) => !database.appUrl)

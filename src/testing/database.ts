@@ -14,7 +14,7 @@ import postgres from "postgres";
 import { startEmbeddedPostgres } from "../db/embedded.js";
 import { migrateDatabase, type AppMigrations } from "../db/migrate.js";
 import { RUNTIME_ROLE } from "../db/router.js";
-import { createSdk } from "../index.js";
+import { createSdk } from "../sdk.js";
 
 export interface TestDatabase {
   /** Owner URL of the shared test database (rolled-back tests run here). */

@@ -4,7 +4,7 @@
  * rolled back with the rest of the test.
  */
 import { randomUUID } from "node:crypto";
-import { createSdk, type Sdk, type SdkOptions } from "../index.js";
+import { createSdk, type Sdk, type SdkOptions } from "../sdk.js";
 import { TEST_ONLY_SCRYPT } from "../modules/auth/index.js";
 
 /** The origin browsers send with cookie requests in tests (the SDK's default base URL). */

@@ -2,7 +2,7 @@
  * The rollback fixture: a test's work — SDK calls and `app.request(...)` alike — runs inside one
  * transaction that is always rolled back. Nested units of work become savepoints.
  */
-import type { Sdk } from "../index.js";
+import type { Sdk } from "../sdk.js";
 
 class RollbackSignal extends Error {}
 

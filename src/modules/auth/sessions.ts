@@ -8,7 +8,6 @@ import { currentStore, runWithContext, updateContext, type Actor } from "../../d
 import { transientError } from "../../errors.js";
 import { DEFAULT_SESSION_MAX_AGE_SECONDS, type BetterAuth } from "./better-auth.js";
 import type { Revocations } from "./revocations.js";
-import type { SessionCache } from "./session-cache.js";
 
 export interface ResolvedSession {
   user: { id: string; email: string; name: string; emailVerified: boolean; role?: string | null; banned?: boolean | null };
@@ -41,6 +40,12 @@ async function getSession(auth: BetterAuth, headers: Headers, fromDatabase: bool
   }
 }
 
+/** Sessions resolved before, by request credentials (session-cache.ts). */
+export interface RememberedSessions {
+  get(headers: Headers): ResolvedSession | undefined;
+  set(headers: Headers, session: ResolvedSession): void;
+}
+
 /**
  * The request's session: from the signed cookie cache when it is fresh (no query), confirmed against
  * the database when this user's sessions were revoked within one cookie-cache age.
@@ -49,7 +54,7 @@ export async function resolveSession(
   auth: BetterAuth,
   headers: Headers,
   revocations?: Revocations,
-  cache?: SessionCache,
+  cache?: RememberedSessions,
   maxAgeMs = DEFAULT_SESSION_MAX_AGE_SECONDS * 1000,
 ): Promise<{ data: ResolvedSession | null; headers?: Headers }> {
   const remembered = cache?.get(headers);

@@ -7,7 +7,7 @@ import { Resend } from "resend";
 import type { ModuleContext } from "../../db/module.js";
 import { createDispatcher, type Dispatcher, type DispatcherOptions } from "./dispatcher.js";
 import { EmailErrors } from "./errors.js";
-import type { EmailModule } from "./index.js";
+import type { EmailModule } from "./api.js";
 import type { EmailDeps } from "./internal.js";
 import { createLogTransport } from "./log-transport.js";
 import type { EmailDependencies } from "./options.js";

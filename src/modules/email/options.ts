@@ -3,7 +3,6 @@
  * before it, and the port through which it learns who a user is.
  */
 import type { AuditModule } from "../audit/index.js";
-import type { DispatcherOptions } from "./dispatcher.js";
 import type { EmailTemplateDefinition } from "./templates.js";
 
 export interface EmailOptions {
@@ -57,4 +56,42 @@ export interface EmailDependencies {
   audit: AuditModule;
   options: EmailOptions;
   recipients: EmailRecipients;
+}
+
+/** The dispatcher's settings (see dispatcher.ts). */
+export interface DispatcherOptions {
+  /** Rows sent in one batch request, at most 100 (Resend's limit). Default 100. */
+  batchSize?: number;
+  /**
+   * Batch requests a cycle sends at once: its claim takes up to `batchSize × batchesPerCycle` rows,
+   * and its outcomes are written together. Default 5.
+   */
+  batchesPerCycle?: number;
+  /** How long a claim is held before another dispatcher may reclaim the row. Default 60 s. */
+  leaseMs?: number;
+  /**
+   * A provider request is aborted (and retried) after this long; capped at half the lease. Default 30 s.
+   * A request that is still running `min(requestTimeoutMs, 1 s)` after its abort ignored it: the cycle
+   * stops waiting for it and its rows are retried when their lease runs out.
+   */
+  requestTimeoutMs?: number;
+  /** Fallback poll when no NOTIFY arrives (retries coming due, missed notifications). Default 5 s. */
+  pollIntervalMs?: number;
+  /** First retry delay; doubles per attempt, with jitter. Default 1 s. */
+  backoffBaseMs?: number;
+  /** Longest retry delay. Default 1 h. */
+  backoffMaxMs?: number;
+  /**
+   * Claim-send-record cycles in flight at once in this process: while some wait for the provider
+   * (holding no connection), others claim or record. Default 4.
+   */
+  concurrency?: number;
+  /**
+   * Pooled connections the dispatcher holds at once (a claim or an outcome write each; none while a
+   * provider request is in flight). Default 2, a quarter of the default pool of 10: the API keeps the
+   * rest. With larger pools, raise it here.
+   */
+  maxConnections?: number;
+  /** Shows up in `claimed_by`; default a random id per dispatcher. */
+  id?: string;
 }

@@ -5,7 +5,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { createRoutes, errorResponses, jsonResponse, tenantOf, userOf, type PermissionGuard } from "../../http/kit/index.js";
-import type { EmailModule, EmailTemplateRow } from "./index.js";
+import type { EmailModule } from "./api.js";
+import type { EmailTemplateRow } from "./template-store.js";
 import { SUBJECT_ONE_LINE } from "./render.js";
 
 export interface EmailRoutesOptions {

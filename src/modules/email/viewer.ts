@@ -9,7 +9,7 @@
  */
 import type { Context } from "hono";
 import { createRoutes, escapeHtml } from "../../http/kit/index.js";
-import type { EmailModule } from "./index.js";
+import type { EmailModule } from "./api.js";
 
 export interface MailViewerOptions {
   email: Pick<EmailModule, "devMessagesOpen" | "listDevMessages" | "getDevMessage" | "getSend">;

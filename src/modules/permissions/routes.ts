@@ -12,7 +12,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { createRoutes, errorResponses, jsonBody, jsonResponse, tenantOf, userOf } from "../../http/kit/index.js";
 import { permissionDenied, PermissionsErrors } from "./errors.js";
-import type { PermissionsModule } from "./index.js";
+import type { PermissionsModule } from "./api.js";
 import type { Assignment, Role } from "./model.js";
 import { PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX } from "./page.js";
 

@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { and, eq } from "drizzle-orm";
 import { createModuleContext } from "../../db/module-context.js";
 import type { Router } from "../../db/router.js";
-import type { Sdk } from "../../index.js";
+import type { Sdk } from "../../sdk.js";
 import { silentLogger } from "../../logger.js";
 import { auditLogs } from "../audit/index.js";
 import { organizations, users } from "../auth/index.js";

@@ -3,7 +3,7 @@
  * secret or environment), on the SDK's databases and audit, with the recipients the SDK gives it.
  */
 import { createModuleContext } from "../../../db/module-context.js";
-import type { Sdk } from "../../../index.js";
+import type { Sdk } from "../../../sdk.js";
 import { silentLogger } from "../../../logger.js";
 import { emailModule, type EmailModule, type EmailOptions } from "../index.js";
 
