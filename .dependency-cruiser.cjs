@@ -16,7 +16,8 @@
 const TESTS = "(\\.test\\.ts$|^test/|^bench/|^examples/|^src/modules/[^/]+/testing/|/test-fixtures\\.ts$)";
 const FOUNDATION = "^src/(errors|logger|dev-secret|redact)\\.ts$";
 const KIT = "^src/http/(kit/|(problem|routes|context|headers|html)\\.ts$)";
-const ABOVE_MODULES = "^src/(app\\.ts|index\\.ts|sdk\\.ts|core-modules\\.ts|server\\.ts|config\\.ts|sdk-from-config\\.ts|cli/|testing|client)";
+const ABOVE_MODULES =
+  "^src/(app\\.ts|index\\.ts|sdk\\.ts|core-modules\\.ts|server\\.ts|config\\.ts|sdk-from-config\\.ts|cli/|testing|client)";
 /** A module's HTTP files: they (and only they) use the kit, and Hono. */
 const HTTP_FILES = "^src/modules/[^/]+/(routes|middleware|guard|viewer|[a-z-]+-routes)\\.ts$";
 
@@ -88,7 +89,8 @@ module.exports = {
     {
       name: "email-and-permissions-call-audit-only",
       severity: "error",
-      comment: "email and permissions may call audit; email asks for recipients through a port instead of importing auth.",
+      comment:
+        "email and permissions may call audit; email asks for recipients through a port instead of importing auth.",
       from: { path: "^src/modules/(email|permissions)/", pathNot: TESTS },
       to: { path: "^src/modules/", pathNot: ["^src/modules/$1/", "^src/modules/audit/"] },
     },
@@ -105,7 +107,10 @@ module.exports = {
     exclude: { path: "(^dist/|^packages/client/dist/|\\.d\\.ts$)" },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.json" },
-    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default", "types"] },
+    enhancedResolveOptions: {
+      exportsFields: ["exports"],
+      conditionNames: ["import", "require", "node", "default", "types"],
+    },
     reporterOptions: { text: { highlightFocused: true } },
   },
 };

@@ -80,17 +80,21 @@ async function ask(message: object, seconds: number): Promise<GeneratorReply> {
   let guard: NodeJS.Timeout | undefined;
   try {
     const reply = await new Promise<GeneratorReply>((resolve, reject) => {
-      const onExit = (code: number | null) => reject(new Error(`the load generator exited with ${code}: ${stderr.trim().split("\n").slice(-3).join(" ")}`));
+      const onExit = (code: number | null) =>
+        reject(new Error(`the load generator exited with ${code}: ${stderr.trim().split("\n").slice(-3).join(" ")}`));
       child.once("exit", onExit);
       child.once("message", (answer: GeneratorReply) => {
         child.off("exit", onExit);
         resolve(answer);
       });
       // Loads stop themselves after `seconds`; this only guards against a stuck generator.
-      guard = setTimeout(() => {
-        child.kill("SIGKILL");
-        reject(new Error(`the load generator did not answer within ${seconds + 30} s`));
-      }, (seconds + 30) * 1000);
+      guard = setTimeout(
+        () => {
+          child.kill("SIGKILL");
+          reject(new Error(`the load generator did not answer within ${seconds + 30} s`));
+        },
+        (seconds + 30) * 1000,
+      );
       child.send(message);
     });
     if (reply.error !== undefined) throw new Error(`the load generator failed: ${reply.error}`);
@@ -170,7 +174,10 @@ export async function measure(
   options: { seconds?: number; iterations?: number; concurrency?: number; defaultSeconds: number },
 ): Promise<OpsResult> {
   const concurrency = Math.max(1, options.concurrency ?? 1);
-  const deadline = options.iterations === undefined ? performance.now() + (options.seconds ?? options.defaultSeconds) * 1000 : Infinity;
+  const deadline =
+    options.iterations === undefined
+      ? performance.now() + (options.seconds ?? options.defaultSeconds) * 1000
+      : Infinity;
   let remaining = options.iterations ?? Infinity;
   // Reservoir sampling keeps latency percentiles honest without unbounded memory.
   const samples = new Float64Array(MAX_SAMPLES);

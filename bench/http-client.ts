@@ -65,7 +65,9 @@ export async function requestJson(
 /** Fails with the answer when the status is not the expected one. */
 export function expectStatus(response: JsonResponse, expected: number, what: string): JsonResponse {
   if (response.status !== expected) {
-    throw new Error(`${what} answered ${response.status} (expected ${expected}): ${JSON.stringify(response.body).slice(0, 300)}`);
+    throw new Error(
+      `${what} answered ${response.status} (expected ${expected}): ${JSON.stringify(response.body).slice(0, 300)}`,
+    );
   }
   return response;
 }
@@ -78,7 +80,11 @@ export async function signInOver(
   password: string,
 ): Promise<CookieJar> {
   const jar = new CookieJar();
-  const response = await requestJson(server, "/api/auth/sign-in/email", { body: { email, password }, jar, headers: { origin } });
+  const response = await requestJson(server, "/api/auth/sign-in/email", {
+    body: { email, password },
+    jar,
+    headers: { origin },
+  });
   expectStatus(response, 200, `sign-in of ${email}`);
   return jar;
 }

@@ -45,7 +45,8 @@ function varied({ clientAddressHeader, uniqueToken }) {
     const n = uniqueValue();
     const headers = { ...request.headers };
     if (clientAddressHeader) headers[clientAddressHeader] = clientAddress();
-    const body = uniqueToken && typeof request.body === "string" ? request.body.replaceAll(uniqueToken, String(n)) : request.body;
+    const body =
+      uniqueToken && typeof request.body === "string" ? request.body.replaceAll(uniqueToken, String(n)) : request.body;
     return { ...request, headers, body };
   };
 }
@@ -63,7 +64,9 @@ function run(options) {
       p99Ms: result.latency.p99,
       errors: result.errors + result.timeouts,
       non2xx: result.non2xx,
-      statuses: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [code, stats.count])),
+      statuses: Object.fromEntries(
+        Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [code, stats.count]),
+      ),
     });
   });
 }

@@ -23,7 +23,7 @@ export const uniqueValue = () => `${RUN_TAG}${(unique++).toString(36)}`;
 /** A distinct IPv4 address per call (10.0.0.0/8, then wrapping): one rate-limit client each. */
 let addresses = 0;
 export function clientAddress() {
-  const n = addresses++ % 16_777_214 + 1;
+  const n = (addresses++ % 16_777_214) + 1;
   return `10.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
@@ -52,7 +52,14 @@ function send(agent, target, step, values, timeoutMs) {
       resolve(result);
     };
     const request = http.request(
-      { agent, host: target.hostname, port: target.port, method: step.method ?? "GET", path: fill(step.path, values), headers },
+      {
+        agent,
+        host: target.hostname,
+        port: target.port,
+        method: step.method ?? "GET",
+        path: fill(step.path, values),
+        headers,
+      },
       (response) => {
         const chunks = [];
         response.on("data", (chunk) => chunks.push(chunk));
@@ -148,5 +155,9 @@ export async function runMixed(spec) {
       maxMs: sorted.length ? sorted[sorted.length - 1] : Number.NaN,
     };
   }
-  return { seconds: (performance.now() - started) / 1000, byLabel, completedPerSecond: Array.from(completedPerSecond, (n) => n ?? 0) };
+  return {
+    seconds: (performance.now() - started) / 1000,
+    byLabel,
+    completedPerSecond: Array.from(completedPerSecond, (n) => n ?? 0),
+  };
 }

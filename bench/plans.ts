@@ -57,7 +57,11 @@ export function explainable(statement: string): boolean {
  * The generic plan shape of each distinct statement, run as sv_app in `tenant` (null: none, "*":
  * every tenant). Statements that cannot be explained say why instead of failing the row.
  */
-export async function planShapes(owner: postgres.Sql, statements: string[], tenant: string | null = null): Promise<string[]> {
+export async function planShapes(
+  owner: postgres.Sql,
+  statements: string[],
+  tenant: string | null = null,
+): Promise<string[]> {
   const shapes: string[] = [];
   for (const statement of [...new Set(statements)].filter(explainable)) {
     try {
@@ -65,7 +69,9 @@ export async function planShapes(owner: postgres.Sql, statements: string[], tena
       const plan = (await owner.begin(async (tx) => {
         await tx.unsafe("set local role sv_app");
         await tx`select set_config('sv.tenant_id', ${tenant ?? ""}, true)`;
-        const [row] = await tx.unsafe<{ "QUERY PLAN": { Plan: PlanNode }[] }[]>(`explain (generic_plan, format json) ${statement}`);
+        const [row] = await tx.unsafe<{ "QUERY PLAN": { Plan: PlanNode }[] }[]>(
+          `explain (generic_plan, format json) ${statement}`,
+        );
         return row!["QUERY PLAN"][0]!.Plan;
       })) as PlanNode;
       shapes.push(planShape(plan));

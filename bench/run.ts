@@ -85,7 +85,9 @@ async function measureBaselines(): Promise<BenchContext["baselines"]> {
 async function scenarioFiles(): Promise<string[]> {
   const names = (await readdir(SCENARIOS_DIR)).filter((n) => n.endsWith(".ts") && !n.endsWith(".d.ts")).sort();
   const wanted = only?.split(",").filter(Boolean);
-  return names.filter((n) => !wanted || wanted.some((w) => n.includes(w)) || n.startsWith("10-")).map((n) => join(SCENARIOS_DIR, n));
+  return names
+    .filter((n) => !wanted || wanted.some((w) => n.includes(w)) || n.startsWith("10-"))
+    .map((n) => join(SCENARIOS_DIR, n));
 }
 
 async function main(): Promise<void> {

@@ -65,10 +65,15 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   const started = Date.now();
   let ready = false;
   while (!ready) {
-    if (child.exitCode !== null) throw new Error(`the server (${options.entry}) exited with ${child.exitCode}: ${stderr.trim().split("\n").slice(-3).join(" ")}`);
+    if (child.exitCode !== null)
+      throw new Error(
+        `the server (${options.entry}) exited with ${child.exitCode}: ${stderr.trim().split("\n").slice(-3).join(" ")}`,
+      );
     if (Date.now() - started > READY_TIMEOUT_MS) {
       kill();
-      throw new Error(`the server (${options.entry}) did not answer ${readyPath} within ${READY_TIMEOUT_MS / 1000} s: ${stderr.trim().split("\n").slice(-3).join(" ")}`);
+      throw new Error(
+        `the server (${options.entry}) did not answer ${readyPath} within ${READY_TIMEOUT_MS / 1000} s: ${stderr.trim().split("\n").slice(-3).join(" ")}`,
+      );
     }
     try {
       const response = await fetch(`${url}${readyPath}`, { signal: AbortSignal.timeout(2000) });

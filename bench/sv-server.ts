@@ -21,7 +21,10 @@ export interface SvServer extends ServerProcess {
   secret: string;
 }
 
-export async function startSvServer(ctx: BenchContext, options: { databaseUrl: string; resendUrl: string }): Promise<SvServer> {
+export async function startSvServer(
+  ctx: BenchContext,
+  options: { databaseUrl: string; resendUrl: string },
+): Promise<SvServer> {
   const secret = randomBytes(32).toString("base64url");
   const server = await ctx.startServer({
     entry: "src/server.ts",

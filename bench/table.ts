@@ -5,7 +5,9 @@ import { cpus, loadavg, totalmem } from "node:os";
 import type { Row } from "./types.js";
 
 const number = (value: number, digits = 0) =>
-  Number.isFinite(value) ? value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "—";
+  Number.isFinite(value)
+    ? value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
+    : "—";
 
 // autocannon records whole milliseconds, so an HTTP latency of 0 means "under 1 ms".
 const ms = (value: number | undefined) =>
@@ -15,7 +17,9 @@ export function formatTable(rows: Row[]): string {
   const header = ["scenario", "throughput", "p50", "p99", "ratio", "target", "pass", "note"];
   const cells = rows.map((row) => [
     row.scenario,
-    Number.isFinite(row.throughput) ? `${number(row.throughput, Math.abs(row.throughput) < 10 && !Number.isInteger(row.throughput) ? 1 : 0)} ${row.unit}` : "—",
+    Number.isFinite(row.throughput)
+      ? `${number(row.throughput, Math.abs(row.throughput) < 10 && !Number.isInteger(row.throughput) ? 1 : 0)} ${row.unit}`
+      : "—",
     ms(row.p50Ms),
     ms(row.p99Ms),
     row.ratio ? `${number(row.ratio.value, 2)}x ${row.ratio.against}` : "",
@@ -28,7 +32,9 @@ export function formatTable(rows: Row[]): string {
   const rightAligned = new Set([1, 2, 3]);
   const line = (values: string[]) =>
     values
-      .map((v, i) => (i === values.length - 1 ? v : rightAligned.has(i) ? v.padStart(widths[i]!) : v.padEnd(widths[i]!)))
+      .map((v, i) =>
+        i === values.length - 1 ? v : rightAligned.has(i) ? v.padStart(widths[i]!) : v.padEnd(widths[i]!),
+      )
       .join(" | ")
       .trimEnd();
   const rule = widths.map((w, i) => "-".repeat(i === widths.length - 1 ? Math.min(w, 40) : w)).join("-|-");
@@ -40,7 +46,7 @@ export const loadAverage = () => loadavg()[0]!.toFixed(2);
 
 export function machineLine(seconds: number, quick: boolean, loadAtStart: string): string {
   const cores = cpus();
-  return [
+  return `${[
     `node ${process.version}`,
     `${process.platform}/${process.arch}`,
     `${cores.length} cores (${cores[0]?.model.trim() ?? "unknown"})`,
@@ -48,5 +54,5 @@ export function machineLine(seconds: number, quick: boolean, loadAtStart: string
     `load avg ${loadAtStart} at start, ${loadAverage()} at end`,
     `BENCH_SECONDS=${seconds}${quick ? " BENCH_QUICK=1" : ""}`,
     new Date().toISOString(),
-  ].join(" · ") + "\nHTTP latencies come from autocannon at 1 ms resolution; in-process (ops/s) latencies are exact.";
+  ].join(" · ")}\nHTTP latencies come from autocannon at 1 ms resolution; in-process (ops/s) latencies are exact.`;
 }

@@ -13,4 +13,8 @@ const statements = coreCatalog().crossKeys.map((k) => {
     `REFERENCES "${ts}"."${tt}"("${tc}") ON DELETE ${k.onDelete.toUpperCase()};`
   );
 });
-console.log(["-- Custom migration: foreign keys the modules declare.", statements.join("\n--> statement-breakpoint\n")].join("\n"));
+console.log(
+  ["-- Custom migration: foreign keys the modules declare.", statements.join("\n--> statement-breakpoint\n")].join(
+    "\n",
+  ),
+);

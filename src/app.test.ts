@@ -66,7 +66,14 @@ describe("request ids", () => {
   it("logs one JSON line per request carrying the request id", async () => {
     await app.request("/health", { headers: { "x-request-id": "logged-req-1" } });
     expect(logLines).toContainEqual(
-      expect.objectContaining({ level: "info", message: "request", requestId: "logged-req-1", method: "GET", path: "/health", status: 200 }),
+      expect.objectContaining({
+        level: "info",
+        message: "request",
+        requestId: "logged-req-1",
+        method: "GET",
+        path: "/health",
+        status: 200,
+      }),
     );
   });
 });
@@ -105,7 +112,11 @@ describe("errors as problem+json", () => {
     const headers = { ...auditor.headers, ...tenant.headers };
     const res = await app.request("/api/v1/audit/events/export?targetType=a%00b", { headers });
     expect(res.status).toBe(400);
-    expect(await problemOf(res)).toMatchObject({ status: 400, code: "VALIDATION_FAILED", detail: expect.stringContaining("NUL") });
+    expect(await problemOf(res)).toMatchObject({
+      status: 400,
+      code: "VALIDATION_FAILED",
+      detail: expect.stringContaining("NUL"),
+    });
     // Without it, the same export streams fine.
     const fine = await app.request("/api/v1/audit/events/export?targetType=ab", { headers });
     expect(fine.status, await fine.clone().text()).toBe(200);
@@ -194,7 +205,9 @@ describe("health and readiness", () => {
       expect(await problemOf(res)).toMatchObject({
         status: 503,
         code: "NOT_READY",
-        databases: [{ name: "main", state: "not_migrated", reachable: true, migrations: { applied: shipped - 1, shipped } }],
+        databases: [
+          { name: "main", state: "not_migrated", reachable: true, migrations: { applied: shipped - 1, shipped } },
+        ],
       });
     });
   });
@@ -202,12 +215,17 @@ describe("health and readiness", () => {
   it("/ready answers 503 when a database is unreachable", async () => {
     const port = await freePort();
     const sdk = createSdk({
-      topology: { databases: { main: { url: `postgres://nobody:x@127.0.0.1:${port}/none`, pool: { connectTimeoutSeconds: 2 } } } },
+      topology: {
+        databases: { main: { url: `postgres://nobody:x@127.0.0.1:${port}/none`, pool: { connectTimeoutSeconds: 2 } } },
+      },
     });
     try {
       const res = await createApp(sdk, { logRequests: false }).request("/ready");
       expect(res.status).toBe(503);
-      expect(await problemOf(res)).toMatchObject({ code: "NOT_READY", databases: [{ name: "main", state: "unreachable", reachable: false }] });
+      expect(await problemOf(res)).toMatchObject({
+        code: "NOT_READY",
+        databases: [{ name: "main", state: "unreachable", reachable: false }],
+      });
     } finally {
       await sdk.close();
     }
@@ -259,9 +277,12 @@ describe("API description", () => {
     };
     const writes = Object.entries(document.paths)
       .filter(([path]) => path.startsWith("/api/v1/"))
-      .flatMap(([path, item]) => ["post", "put", "patch", "delete"].filter((m) => item[m]).map((m) => [path, m] as const));
+      .flatMap(([path, item]) =>
+        ["post", "put", "patch", "delete"].filter((m) => item[m]).map((m) => [path, m] as const),
+      );
     expect(writes.length).toBeGreaterThan(10);
-    for (const [path, method] of writes) expect(document.paths[path]![method]!.responses["503"], `${method} ${path}`).toBeDefined();
+    for (const [path, method] of writes)
+      expect(document.paths[path]![method]!.responses["503"], `${method} ${path}`).toBeDefined();
     expect(document.paths["/api/v1/permissions/roles"]!.post!.responses["503"]!.description).toContain("TENANT_MOVING");
     expect(document.paths["/api/v1/permissions/roles"]!.get!.responses["503"]).toBeUndefined();
     expect(document.paths["/api/auth/sign-in/email"]!.post!.responses["503"]).toBeUndefined();

@@ -74,8 +74,20 @@ async function asProblem(c: Context, response: Response): Promise<Response> {
   if (unavailable) throw unavailable;
   if (response.status < 400) return response;
   const json = response.headers.get("content-type")?.includes("application/json");
-  const body = (json ? await response.clone().json().catch(() => ({})) : {}) as { code?: string; message?: string };
-  const problem = problemResponse(c, response.status, body.code ?? `HTTP_${response.status}`, body.message ?? "Request refused");
+  const body = (
+    json
+      ? await response
+          .clone()
+          .json()
+          .catch(() => ({}))
+      : {}
+  ) as { code?: string; message?: string };
+  const problem = problemResponse(
+    c,
+    response.status,
+    body.code ?? `HTTP_${response.status}`,
+    body.message ?? "Request refused",
+  );
   response.headers.forEach((value, key) => {
     if (key !== "content-type" && key !== "content-length") problem.headers.append(key, value);
   });
@@ -95,7 +107,9 @@ function socketAddress(c: Context): string | undefined {
  * clicked link never writes a live credential into the logs. Query strings are never logged.
  */
 export function loggablePath(path: string): string {
-  return path.replace(/\/(reset-password|verify-email|callback|accept-invitation)\/[^/]+/g, "/$1/:token").replace(/\/[A-Za-z0-9_\-.~%]{32,}(?=\/|$)/g, "/:redacted");
+  return path
+    .replace(/\/(reset-password|verify-email|callback|accept-invitation)\/[^/]+/g, "/$1/:token")
+    .replace(/\/[A-Za-z0-9_\-.~%]{32,}(?=\/|$)/g, "/:redacted");
 }
 
 /**
@@ -137,7 +151,8 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   const logRequests = options.logRequests !== false;
   const trustProxy = options.trustProxy === true ? 1 : (options.trustProxy ?? false);
   const resolveClient = clientAddressResolver(trustProxy);
-  const clientIp = (c: Context) => resolveClient(socketAddress(c), trustProxy === false ? undefined : requestHeader(c, "x-forwarded-for"));
+  const clientIp = (c: Context) =>
+    resolveClient(socketAddress(c), trustProxy === false ? undefined : requestHeader(c, "x-forwarded-for"));
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   const maxUrlLength = options.maxUrlLength ?? 8 * 1024;
   app.use((c, next) => {
@@ -152,16 +167,36 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
     // rather than registered as one more (a layer is a few promises per request, see above).
     const rest = path.startsWith("/api/v1/") ? () => session(c, next) : next;
     const deadline = Deadline.in(requestTimeoutMs, "request");
-    const context = { requestId: id, ip: clientIp(c), userAgent: requestHeader(c, "user-agent"), deadline, incidents: {} };
+    const context = {
+      requestId: id,
+      ip: clientIp(c),
+      userAgent: requestHeader(c, "user-agent"),
+      deadline,
+      incidents: {},
+    };
     // Not an async function: the chain's own promise is returned (or, to log, one `then` on it).
     const target = c.req.url.slice(c.req.url.indexOf("/", 8));
     const chain =
       target.length > maxUrlLength
-        ? Promise.resolve(void (c.res = problemResponse(c, 414, "URI_TOO_LONG", `The path and query may be at most ${maxUrlLength} bytes`)))
+        ? Promise.resolve(
+            void (c.res = problemResponse(
+              c,
+              414,
+              "URI_TOO_LONG",
+              `The path and query may be at most ${maxUrlLength} bytes`,
+            )),
+          )
         : // PostgreSQL stores no NUL: refused here, before a streamed answer (an export) has begun —
           // a database error after its first byte could only drop the connection.
           target.includes("%00")
-          ? Promise.resolve(void (c.res = problemResponse(c, 400, "VALIDATION_FAILED", "The path or query contains a NUL character (%00)")))
+          ? Promise.resolve(
+              void (c.res = problemResponse(
+                c,
+                400,
+                "VALIDATION_FAILED",
+                "The path or query contains a NUL character (%00)",
+              )),
+            )
           : sdk.withContext(context, () => withResponseHeaders(c, rest, { set: { "x-request-id": id } }, corsHeaders));
     // Past the deadline the client gets its answer; the work still running is cut off where it next
     // touches the database (its unit of work races the same deadline and rolls back).
@@ -176,7 +211,10 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
     if (!logRequests) return done;
     const requestLog = childLogger(logger, { requestId: id, method: c.req.method, path: loggablePath(path) });
     return done.then(() => {
-      requestLog.info("request", { status: c.res.status, durationMs: Math.round((performance.now() - started) * 10) / 10 });
+      requestLog.info("request", {
+        status: c.res.status,
+        durationMs: Math.round((performance.now() - started) * 10) / 10,
+      });
     });
   });
   app.options("/api/*", cors.preflight);
@@ -201,7 +239,10 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
     }
   };
   // Fields better-auth would coerce from another type are refused first (its document states them).
-  app.post("/api/auth/*", authBodyTypes(() => openApiDocument()));
+  app.post(
+    "/api/auth/*",
+    authBodyTypes(() => openApiDocument()),
+  );
   // Auth's rate limits and password-hashing gate decide before a unit of work holds a connection.
   app.use("/api/auth/*", ...sdk.auth.guardMiddleware());
   app.on(MUTATING, "/api/*", (c, next) => (c.req.path === PASSWORD_RESET_REQUEST ? next() : unitOfWork(c, next)));
@@ -213,7 +254,9 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   app.post(PASSWORD_RESET_REQUEST, async (c) => {
     const parsed = resetRequestBody.safeParse(await c.req.json().catch(() => undefined));
     if (!parsed.success) {
-      return problemResponse(c, 400, "VALIDATION_FAILED", "The request is not valid", { errors: fieldErrors(parsed.error) });
+      return problemResponse(c, 400, "VALIDATION_FAILED", "The request is not valid", {
+        errors: fieldErrors(parsed.error),
+      });
     }
     const redirectTo = parsed.data.redirectTo;
     if (redirectTo !== undefined && !redirectAllowed(redirectTo, sdk.auth.trustedOrigins)) {
@@ -229,9 +272,14 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
             if (response.status >= 400) throw new Error(`better-auth answered ${response.status}`);
           }),
         )
-        .catch((error: unknown) => logger.error("password reset request failed after its answer", { requestId, error: describeError(error) }));
+        .catch((error: unknown) =>
+          logger.error("password reset request failed after its answer", { requestId, error: describeError(error) }),
+        );
     });
-    return c.json({ status: true, message: "If this email exists in our system, check your email for the reset link" }, 200);
+    return c.json(
+      { status: true, message: "If this email exists in our system, check your email for the reset link" },
+      200,
+    );
   });
 
   app.route("/", createHealthRoutes(sdk.router, logger));
@@ -241,9 +289,15 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
   // One chain, so the app's type carries every /api/v1 route for the typed client (sv-sdk/client).
   const api = app
     .route("/api/v1/me", createAuthRoutes())
-    .route("/api/v1/tokens", createTokenRoutes({ revokedWithin: sdk.auth.revokedWithin, ttlSeconds: sdk.auth.jwtTtlSeconds }))
+    .route(
+      "/api/v1/tokens",
+      createTokenRoutes({ revokedWithin: sdk.auth.revokedWithin, ttlSeconds: sdk.auth.jwtTtlSeconds }),
+    )
     .route("/api/v1/me", createMePermissionsRoutes({ permissions: sdk.permissions }))
-    .route("/api/v1/permissions", createPermissionsRoutes({ permissions: sdk.permissions, isMember: sdk.auth.isMember }))
+    .route(
+      "/api/v1/permissions",
+      createPermissionsRoutes({ permissions: sdk.permissions, isMember: sdk.auth.isMember }),
+    )
     .route("/api/v1/audit", createAuditRoutes({ audit: sdk.audit, permissions: sdk.permissions }))
     .route("/api/v1/email", createEmailRoutes({ email: sdk.email, permissions: sdk.permissions }));
   // Development only: recorded mail is readable when the development transport is active outside production.
@@ -264,7 +318,11 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
       .openApiDocument()
       .then((auth) =>
         withTenantMovingResponses(
-          mergeOpenApi(app.getOpenAPI31Document(documentConfig) as OpenApiDocument, auth as OpenApiDocument, "/api/auth"),
+          mergeOpenApi(
+            app.getOpenAPI31Document(documentConfig) as OpenApiDocument,
+            auth as OpenApiDocument,
+            "/api/auth",
+          ),
         ),
       ));
   app.get("/openapi.json", async (c) => c.json(await openApiDocument()));

@@ -54,7 +54,12 @@ describe("loadConfig", () => {
       loadConfig({ NODE_ENV: "production", DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: "short" }),
     ).toThrow(message);
     expect(
-      loadConfig({ NODE_ENV: "production", DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: secret, EMAIL_TRANSPORT: "log" }).authSecret,
+      loadConfig({
+        NODE_ENV: "production",
+        DATABASE_URL: databaseUrl,
+        BETTER_AUTH_SECRET: secret,
+        EMAIL_TRANSPORT: "log",
+      }).authSecret,
     ).toBe(secret);
   });
 
@@ -71,7 +76,9 @@ describe("loadConfig", () => {
   it("parses DATABASE_TOPOLOGY and reports an invalid one", () => {
     const topology = { databases: { main: { url: databaseUrl } } };
     expect(loadConfig({ DATABASE_TOPOLOGY: JSON.stringify(topology) }).topology?.databases.main?.url).toBe(databaseUrl);
-    expect(() => loadConfig({ DATABASE_TOPOLOGY: "{not json" })).toThrow(/^DATABASE_TOPOLOGY is not a valid topology: /);
+    expect(() => loadConfig({ DATABASE_TOPOLOGY: "{not json" })).toThrow(
+      /^DATABASE_TOPOLOGY is not a valid topology: /,
+    );
     expect(() => loadConfig({ DATABASE_TOPOLOGY: JSON.stringify({ databases: {} }) })).toThrow(
       "DATABASE_TOPOLOGY is not a valid topology: Invalid database topology — databases.main: a database named 'main' is required",
     );
@@ -85,9 +92,9 @@ describe("loadConfig", () => {
     }
     // As compose and CI write it: `DATABASE_URL=` beside a real value of another variable.
     expect(loadConfig({ DATABASE_URL: "", PORT: "8080" }).databaseUrl).toBeUndefined();
-    expect(() => loadConfig({ NODE_ENV: "production", BETTER_AUTH_SECRET: secret, DATABASE_URL: "", EMAIL_TRANSPORT: "log" })).toThrow(
-      /^DATABASE_URL \(or DATABASE_TOPOLOGY\) is required when NODE_ENV=production/,
-    );
+    expect(() =>
+      loadConfig({ NODE_ENV: "production", BETTER_AUTH_SECRET: secret, DATABASE_URL: "", EMAIL_TRANSPORT: "log" }),
+    ).toThrow(/^DATABASE_URL \(or DATABASE_TOPOLOGY\) is required when NODE_ENV=production/);
   });
 
   it("waits SHUTDOWN_TIMEOUT_MS (default 10 s) for a graceful shutdown", () => {
@@ -112,7 +119,9 @@ describe("EMAIL_TRANSPORT", () => {
   it("defaults to resend with RESEND_API_KEY, else to the development recorder outside production", () => {
     expect(loadConfig({}).email.transport).toBe("development");
     expect(loadConfig({ RESEND_API_KEY: "re_123" }).email.transport).toBe("resend");
-    expect(loadConfig({ ...production, RESEND_API_KEY: "re_123", EMAIL_UNSUBSCRIBE_SECRET: unsubscribe }).email.transport).toBe("resend");
+    expect(
+      loadConfig({ ...production, RESEND_API_KEY: "re_123", EMAIL_UNSUBSCRIBE_SECRET: unsubscribe }).email.transport,
+    ).toBe("resend");
   });
 
   it("in production without a Resend key, refuses to start with a sentence naming both ways out", () => {

@@ -9,21 +9,38 @@ import { parseTrustProxy, type TrustProxy } from "./http/client-address.js";
 const csv = z
   .string()
   .optional()
-  .transform((v) => (v ? v.split(",").map((s) => s.trim()).filter(Boolean) : []));
+  .transform((v) =>
+    v
+      ? v
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : [],
+  );
 
 const envSchema = z.object({
   NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
   PORT: z.coerce.number().int().min(1).max(65535).default(3000),
   HOST: z.string().default("127.0.0.1"),
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
-  DATABASE_APP_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL")
+    .optional(),
+  DATABASE_APP_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL")
+    .optional(),
   DATABASE_TOPOLOGY: z.string().optional(),
   DATA_DIR: z.string().default(".data"),
   EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   PUBLIC_URL: z.string().url().optional(),
   TRUSTED_ORIGINS: csv,
   BETTER_AUTH_SECRET: z.string().optional(),
-  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(1024 * 1024),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   LOG_FORMAT: z.enum(["json", "pretty"]).optional(),
   RESEND_API_KEY: z.string().optional(),
@@ -90,11 +107,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new Error("BETTER_AUTH_SECRET must be set to at least 32 random characters when NODE_ENV=production");
   }
   if (production && !e.DATABASE_URL && !e.DATABASE_TOPOLOGY) {
-    throw new Error("DATABASE_URL (or DATABASE_TOPOLOGY) is required when NODE_ENV=production: the embedded PostgreSQL is for development");
+    throw new Error(
+      "DATABASE_URL (or DATABASE_TOPOLOGY) is required when NODE_ENV=production: the embedded PostgreSQL is for development",
+    );
   }
   const transport = emailTransport(e.EMAIL_TRANSPORT, !!e.RESEND_API_KEY, production);
   if (production && transport === "resend" && !e.EMAIL_UNSUBSCRIBE_SECRET) {
-    throw new Error("EMAIL_UNSUBSCRIBE_SECRET (32+ characters) is required with RESEND_API_KEY in production: it signs one-click unsubscribe links");
+    throw new Error(
+      "EMAIL_UNSUBSCRIBE_SECRET (32+ characters) is required with RESEND_API_KEY in production: it signs one-click unsubscribe links",
+    );
   }
   let topology: Topology | undefined;
   if (e.DATABASE_TOPOLOGY) {
@@ -138,7 +159,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
  * Production never falls back to the development recorder silently: mail that is not sent must be a
  * decision (EMAIL_TRANSPORT=log), not the effect of a missing key.
  */
-function emailTransport(chosen: EmailTransportName | undefined, hasResendKey: boolean, production: boolean): EmailTransportName {
+function emailTransport(
+  chosen: EmailTransportName | undefined,
+  hasResendKey: boolean,
+  production: boolean,
+): EmailTransportName {
   if (chosen === "resend" && !hasResendKey) throw new Error("EMAIL_TRANSPORT=resend needs RESEND_API_KEY");
   if (chosen === "development" && production) {
     throw new Error(

@@ -56,7 +56,8 @@ export const CommonErrors = defineErrors({
   DEADLINE_EXCEEDED: { status: 503, message: "The request took too long and was abandoned; retry shortly" },
   TENANT_MOVING: {
     status: 503,
-    message: "This tenant is being moved to another database: its data can be read, and writes resume when the move completes",
+    message:
+      "This tenant is being moved to another database: its data can be read, and writes resume when the move completes",
   },
 });
 

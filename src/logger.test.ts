@@ -9,19 +9,37 @@ function capture(level: LogLevel = "debug", pretty = false) {
   return { logger, out, lines, records: () => lines().map((line) => JSON.parse(line) as Record<string, unknown>) };
 }
 
-const SECRETS = ["hunter2-password", "tok_live_123", "sid=abc-cookie", "Bearer eyJsecret", "session=set-cookie-value", "whsec_deep", "pk_private"];
+const SECRETS = [
+  "hunter2-password",
+  "tok_live_123",
+  "sid=abc-cookie",
+  "Bearer eyJsecret",
+  "session=set-cookie-value",
+  "whsec_deep",
+  "pk_private",
+];
 
 describe("createLogger: JSON lines", () => {
   it("writes one parseable JSON object per line with level, ISO time, message and the fields", () => {
     const { logger, out, records } = capture();
     logger.info("request", { status: 200, durationMs: 1.5 });
     logger.warn("100%s literal, no interpolation");
-    logger.error("line\nbreak \"quoted\"", { nested: { list: [1, "two", null] } });
+    logger.error('line\nbreak "quoted"', { nested: { list: [1, "two", null] } });
     expect(out.every((line) => line.endsWith("\n") && line.indexOf("\n") === line.length - 1)).toBe(true);
     const [request, literal, quoted] = records();
-    expect(request).toEqual({ level: "info", time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/), message: "request", status: 200, durationMs: 1.5 });
+    expect(request).toEqual({
+      level: "info",
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      message: "request",
+      status: 200,
+      durationMs: 1.5,
+    });
     expect(literal).toMatchObject({ level: "warn", message: "100%s literal, no interpolation" });
-    expect(quoted).toMatchObject({ level: "error", message: "line\nbreak \"quoted\"", nested: { list: [1, "two", null] } });
+    expect(quoted).toMatchObject({
+      level: "error",
+      message: 'line\nbreak "quoted"',
+      nested: { list: [1, "two", null] },
+    });
   });
 
   it("drops lines below the level", () => {
@@ -40,7 +58,9 @@ describe("createLogger: redaction", () => {
     const fields = {
       password: "hunter2-password",
       user: { id: "u1", credentials: { accessToken: "tok_live_123" } },
-      request: { headers: { "content-type": "application/json", cookie: "sid=abc-cookie", authorization: "Bearer eyJsecret" } },
+      request: {
+        headers: { "content-type": "application/json", cookie: "sid=abc-cookie", authorization: "Bearer eyJsecret" },
+      },
       response: [{ headers: { "set-cookie": ["session=set-cookie-value"] } }],
       deep: { a: { b: { c: { d: [{ webhookSecret: "whsec_deep", privateKey: "pk_private" }] } } } },
     };
@@ -64,7 +84,10 @@ describe("createLogger: redaction", () => {
   it("redacts a child logger's bindings too, and cuts the password out of URLs", () => {
     const { logger, out, records } = capture();
     const child = childLogger(logger, { requestId: "r1", auth: { token: "tok_live_123" } });
-    child.info("connecting to postgres://sv_app:hunter2-password@db/sv_sdk", { url: "postgres://sv_app:hunter2-password@db:5432/sv_sdk", target: new URL("https://u:whsec_deep@example.com/x") });
+    child.info("connecting to postgres://sv_app:hunter2-password@db/sv_sdk", {
+      url: "postgres://sv_app:hunter2-password@db:5432/sv_sdk",
+      target: new URL("https://u:whsec_deep@example.com/x"),
+    });
     for (const secret of SECRETS) expect(out.join("")).not.toContain(secret);
     expect(records()[0]).toMatchObject({
       message: "connecting to postgres://sv_app:[REDACTED]@db/sv_sdk",
@@ -87,8 +110,15 @@ describe("createLogger: redaction", () => {
 describe("createLogger: errors", () => {
   it("logs an error's cause chain, with a failed query's SQL but never its bound parameters", () => {
     const { logger, out, records } = capture();
-    const driver = Object.assign(new Error('duplicate key value violates unique constraint "users_email_key"'), { name: "PostgresError", code: "23505" });
-    const failed = new DrizzleQueryError("insert into auth.users (email, password) values ($1, $2)", ["a@b.c", "hunter2-password"], driver);
+    const driver = Object.assign(new Error('duplicate key value violates unique constraint "users_email_key"'), {
+      name: "PostgresError",
+      code: "23505",
+    });
+    const failed = new DrizzleQueryError(
+      "insert into auth.users (email, password) values ($1, $2)",
+      ["a@b.c", "hunter2-password"],
+      driver,
+    );
     logger.error("unhandled error", { requestId: "r500", error: new Error("sign-up failed", { cause: failed }) });
     expect(out.join("")).not.toContain("hunter2-password");
     expect(out.join("")).not.toContain("a@b.c");
@@ -139,7 +169,12 @@ describe("childLogger", () => {
 
   it("adds the bindings to each call of a hand-written Logger", () => {
     const seen: unknown[] = [];
-    const plain: Logger = { debug() {}, info: (message, fields) => void seen.push({ message, ...fields }), warn() {}, error() {} };
+    const plain: Logger = {
+      debug() {},
+      info: (message, fields) => void seen.push({ message, ...fields }),
+      warn() {},
+      error() {},
+    };
     childLogger(childLogger(plain, { requestId: "r1" }), { path: "/x" }).info("request", { status: 204 });
     expect(seen).toEqual([{ message: "request", requestId: "r1", path: "/x", status: 204 }]);
   });

@@ -94,7 +94,11 @@ function clean(value: unknown, depth: number, ancestors: object[]): unknown {
     let copy: LogFields | undefined;
     for (const key of Object.keys(value)) {
       const item = (value as LogFields)[key];
-      const cleaned = SECRET_FIELD.test(key) ? (item === undefined || item === null ? item : REDACTED) : clean(item, depth + 1, ancestors);
+      const cleaned = SECRET_FIELD.test(key)
+        ? item === undefined || item === null
+          ? item
+          : REDACTED
+        : clean(item, depth + 1, ancestors);
       if (cleaned !== item) (copy ??= { ...(value as LogFields) })[key] = cleaned;
     }
     return copy ?? value;
@@ -140,7 +144,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const destination = options.destination ?? 1;
   // Synchronous writes, as process.stdout.write to a file or pipe: the line before a process.exit
   // (a crash, the end of a shutdown) is not lost.
-  let sink: DestinationStream = typeof destination === "number" ? pino.destination({ dest: destination, sync: true }) : { write: (line) => void destination.write(line) };
+  let sink: DestinationStream =
+    typeof destination === "number"
+      ? pino.destination({ dest: destination, sync: true })
+      : { write: (line) => void destination.write(line) };
   const factory = options.pretty ? loadPrettyFactory() : undefined;
   if (factory) {
     const prettify = factory({
@@ -166,7 +173,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     sink,
   );
   const logger = new PinoLogger(root);
-  if (options.pretty && !factory) logger.warn("pretty logs need the pino-pretty package (a development dependency): writing JSON lines");
+  if (options.pretty && !factory)
+    logger.warn("pretty logs need the pino-pretty package (a development dependency): writing JSON lines");
   return logger;
 }
 
@@ -201,15 +209,25 @@ class PinoLogger implements Logger {
 /** `logger.child(bindings)`, or for a Logger without one, a wrapper that adds them to each line. */
 export function childLogger(logger: Logger, bindings: LogFields): Logger {
   if (logger.child) return logger.child(bindings);
-  const bind = (at: LogLevel) => (message: string, fields?: LogFields) => logger[at](message, { ...bindings, ...fields });
-  return { debug: bind("debug"), info: bind("info"), warn: bind("warn"), error: bind("error"), child: (more) => childLogger(logger, { ...bindings, ...more }) };
+  const bind = (at: LogLevel) => (message: string, fields?: LogFields) =>
+    logger[at](message, { ...bindings, ...fields });
+  return {
+    debug: bind("debug"),
+    info: bind("info"),
+    warn: bind("warn"),
+    error: bind("error"),
+    child: (more) => childLogger(logger, { ...bindings, ...more }),
+  };
 }
 
 /**
  * JSON lines at `level` through `write`.
  * @deprecated Use `createLogger({ level, destination: { write } })`.
  */
-export function createJsonLogger(level: LogLevel = "info", write: (line: string) => void = (l) => process.stdout.write(l)): Logger {
+export function createJsonLogger(
+  level: LogLevel = "info",
+  write: (line: string) => void = (l) => process.stdout.write(l),
+): Logger {
   return createLogger({ level, destination: { write } });
 }
 

@@ -13,6 +13,7 @@ export function redact<T>(value: T): T {
  * NUL cannot be stored in PostgreSQL text or jsonb: a refused sign-in whose email carried one would
  * fail its own audit event. The trail records U+FFFD in its place.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is the character this replaces
 const NUL = /\u0000/g;
 
 function redactValue(value: unknown, seen: WeakSet<object>): unknown {

@@ -29,7 +29,8 @@ export async function sdkOptionsFromConfig(config: Config, topology: Topology, l
       resendBaseUrl: config.email.resendBaseUrl,
       webhookSecret: config.email.webhookSecret,
       unsubscribeSecret:
-        config.email.unsubscribeSecret ?? (production ? undefined : await developmentSecret(config.dataDir, "unsubscribe-secret")),
+        config.email.unsubscribeSecret ??
+        (production ? undefined : await developmentSecret(config.dataDir, "unsubscribe-secret")),
       publicUrl: config.publicUrl,
       environment: config.environment,
     },

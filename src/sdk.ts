@@ -75,7 +75,9 @@ export function createSdk(options: SdkOptions) {
   const environment = options.environment ?? "development";
   if (environment === "production") {
     // The owner's login is not a wall: SQL injected into a session of it can SET ROLE back to the owner.
-    const ownerOnly = Object.entries(topology.databases).filter(([, database]) => !database.appUrl).map(([name]) => name);
+    const ownerOnly = Object.entries(topology.databases)
+      .filter(([, database]) => !database.appUrl)
+      .map(([name]) => name);
     if (ownerOnly.length > 0) {
       throw new Error(
         `createSdk: in production every database needs a runtime login (databaseAppUrl / a topology database's appUrl / DATABASE_APP_URL); ` +
@@ -196,7 +198,8 @@ export function createSdk(options: SdkOptions) {
       for (const [name, module] of lifecycles) {
         if (!module.seed) continue;
         const { missing } = await contextOf({ name }).everywhere(() => module.seed!(), { tenant: null });
-        for (const gap of missing) logger.warn("seeding skipped a database that could not answer", { module: name, ...gap });
+        for (const gap of missing)
+          logger.warn("seeding skipped a database that could not answer", { module: name, ...gap });
       }
     },
     /** Stops background work and closes every pool (with a timeout: a dead connection cannot hang it). */

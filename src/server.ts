@@ -25,7 +25,11 @@ const config = loadConfigOrExit(process.env);
 // JSON lines on stdout; pretty ones for a person at a terminal in development (or LOG_FORMAT=pretty).
 const logger = createLogger({
   level: config.logLevel,
-  pretty: prettyOutput({ format: config.logFormat, environment: config.environment, isTTY: process.stdout.isTTY === true }),
+  pretty: prettyOutput({
+    format: config.logFormat,
+    environment: config.environment,
+    isTTY: process.stdout.isTTY === true,
+  }),
 });
 const timeoutMs = config.shutdownTimeoutMs;
 const started = performance.now();
@@ -48,7 +52,10 @@ async function start(): Promise<void> {
   await sdk.auth.listen();
   // Monthly audit partitions three months ahead; sealing committed audit rows in the background.
   await sdk.audit.ensurePartitions(3);
-  sdk.audit.startSealer({ intervalMs: 10_000, onError: (error) => logger.error("audit sealing failed", { error: String(error) }) });
+  sdk.audit.startSealer({
+    intervalMs: 10_000,
+    onError: (error) => logger.error("audit sealing failed", { error: String(error) }),
+  });
   if (config.email.dispatcher) await sdk.email.startDispatcher();
   if (stopping) return;
 
@@ -59,7 +66,9 @@ async function start(): Promise<void> {
   });
   http = await startServer(app.fetch, { port: config.port, hostname: config.host });
   if (config.email.transport === "log") {
-    logger.warn("EMAIL_TRANSPORT=log: no email is delivered (each message is logged without its subject, body or links), and email verification is not required to sign in");
+    logger.warn(
+      "EMAIL_TRANSPORT=log: no email is delivered (each message is logged without its subject, body or links), and email verification is not required to sign in",
+    );
   }
 
   const seconds = ((performance.now() - started) / 1000).toFixed(1);

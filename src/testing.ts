@@ -3,7 +3,12 @@
  * database migrated once into a template, the rollback fixture, isolated clones for work that must
  * commit, and factories for users, sessions, tenants and roles.
  */
-export { startTestDatabase, createIsolatedDatabase, type TestDatabase, type IsolatedDatabase } from "./testing/database.js";
+export {
+  startTestDatabase,
+  createIsolatedDatabase,
+  type TestDatabase,
+  type IsolatedDatabase,
+} from "./testing/database.js";
 export { withRollback } from "./testing/rollback.js";
 export {
   addTestMember,

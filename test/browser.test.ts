@@ -100,7 +100,10 @@ async function watchPage(page: Page) {
   const errors: string[] = [];
   page.context().on("request", (request) => {
     const url = new URL(request.url());
-    if ((url.protocol === "http:" || url.protocol === "https:" || url.protocol === "ws:" || url.protocol === "wss:") && url.origin !== base) {
+    if (
+      (url.protocol === "http:" || url.protocol === "https:" || url.protocol === "ws:" || url.protocol === "wss:") &&
+      url.origin !== base
+    ) {
       outside.push(request.url());
     }
   });
@@ -115,7 +118,10 @@ async function watchPage(page: Page) {
       // zod (inside Scalar's bundle) probes once for eval with `Function("")` in a try/catch and, refused,
       // validates without it: the one violation that is expected. The page needs no 'unsafe-eval'.
       const violations = (await page.evaluate("window.cspViolations")) as string[];
-      expect(violations.filter((v) => v !== "script-src eval"), "CSP violations").toEqual([]);
+      expect(
+        violations.filter((v) => v !== "script-src eval"),
+        "CSP violations",
+      ).toEqual([]);
       expect(errors, "uncaught errors in the page").toEqual([]);
     },
   };
@@ -129,7 +135,10 @@ const horizontalOverflow = (page: Page) =>
 function reference(page: Page) {
   const client = page.getByRole("dialog");
   const operation = (title: string) =>
-    page.locator("section").filter({ has: page.getByRole("heading", { name: title, exact: true }) }).first();
+    page
+      .locator("section")
+      .filter({ has: page.getByRole("heading", { name: title, exact: true }) })
+      .first();
   return {
     client,
     /** Searches like a reader (Ctrl+K, type, pick the result), then opens the operation's "Test Request". */
@@ -137,7 +146,10 @@ function reference(page: Page) {
       await page.keyboard.press("Control+k");
       await page.getByRole("combobox", { name: "Enter search query" }).fill(title);
       await page.getByRole("option").filter({ hasText: title }).first().click();
-      await operation(title).getByRole("button", { name: /^Test Request/ }).first().click();
+      await operation(title)
+        .getByRole("button", { name: /^Test Request/ })
+        .first()
+        .click();
       await client.waitFor({ state: "visible" });
     },
     async close() {
@@ -195,7 +207,9 @@ describe("in headless Chromium", () => {
         expect(signedIn.user.email).toBe(email);
         // The browser now holds the session cookie the document names (HttpOnly: the page cannot read it).
         const cookies = await page.context().cookies(base);
-        expect(cookies.find((c) => c.name === document.components.securitySchemes.cookieAuth.name)?.httpOnly).toBe(true);
+        expect(cookies.find((c) => c.name === document.components.securitySchemes.cookieAuth.name)?.httpOnly).toBe(
+          true,
+        );
         await docs.close();
 
         const me = "The signed-in user, their session and the tenant the request acts in";
@@ -228,31 +242,42 @@ describe("in headless Chromium", () => {
       }),
   );
 
-  it("/docs at phone width (390 px) never scrolls sideways: the reference, its menu, an operation, its try-it-out", { timeout: 90_000 }, () =>
-    withPage(
-      async (page) => {
-        const watch = await watchPage(page);
-        await page.goto(`${base}/docs`);
-        await page.getByRole("heading", { level: 2, name: "Auth" }).waitFor({ state: "visible" });
-        expect(await horizontalOverflow(page)).toEqual({ scrollWidth: 390, innerWidth: 390 });
+  it(
+    "/docs at phone width (390 px) never scrolls sideways: the reference, its menu, an operation, its try-it-out",
+    { timeout: 90_000 },
+    () =>
+      withPage(
+        async (page) => {
+          const watch = await watchPage(page);
+          await page.goto(`${base}/docs`);
+          await page.getByRole("heading", { level: 2, name: "Auth" }).waitFor({ state: "visible" });
+          expect(await horizontalOverflow(page)).toEqual({ scrollWidth: 390, innerWidth: 390 });
 
-        await page.getByRole("button", { name: "Open Menu" }).click();
-        const entry = page.getByRole("link", { name: /Sign in with email and password/ }).first();
-        await entry.waitFor({ state: "visible" });
-        expect(await horizontalOverflow(page)).toEqual({ scrollWidth: 390, innerWidth: 390 });
+          await page.getByRole("button", { name: "Open Menu" }).click();
+          const entry = page.getByRole("link", { name: /Sign in with email and password/ }).first();
+          await entry.waitFor({ state: "visible" });
+          expect(await horizontalOverflow(page)).toEqual({ scrollWidth: 390, innerWidth: 390 });
 
-        await entry.click();
-        const operation = page.locator("section").filter({ has: page.getByRole("heading", { name: "Sign in with email and password", exact: true }) });
-        await operation.first().getByRole("button", { name: /^Test Request/ }).first().click();
-        await page.getByRole("dialog").getByRole("button", { name: /^Send/ }).first().waitFor({ state: "visible" });
-        expect(await horizontalOverflow(page)).toEqual({ scrollWidth: 390, innerWidth: 390 });
-        await watch.expectClean();
-      },
-      { width: 390, height: 844 },
-    ),
+          await entry.click();
+          const operation = page
+            .locator("section")
+            .filter({ has: page.getByRole("heading", { name: "Sign in with email and password", exact: true }) });
+          await operation
+            .first()
+            .getByRole("button", { name: /^Test Request/ })
+            .first()
+            .click();
+          await page.getByRole("dialog").getByRole("button", { name: /^Send/ }).first().waitFor({ state: "visible" });
+          expect(await horizontalOverflow(page)).toEqual({ scrollWidth: 390, innerWidth: 390 });
+          await watch.expectClean();
+        },
+        { width: 390, height: 844 },
+      ),
   );
 
-  it("/dev/mail lists a verify-email the SDK sent, and shows it with the link inside a sandboxed frame", { timeout: 90_000 }, async () => {
+  it("/dev/mail lists a verify-email the SDK sent, and shows it with the link inside a sandboxed frame", {
+    timeout: 90_000,
+  }, async () => {
     const to = `browser-${randomUUID()}@example.test`;
     const url = `https://app.example.test/verify?token=${randomUUID()}`;
     await sdk!.email.enqueueEmail({ to, template: "verify-email", data: { name: "Ada Browser", url } });

@@ -37,8 +37,15 @@ export async function resolve(specifier, context, next) {
       join(dir, "register.mjs"),
       `import { register } from "node:module"; register(${JSON.stringify(pathToFileURL(join(dir, "hook.mjs")).href)});`,
     );
-    const flags = [...(options.tsx ? ["--import", "tsx"] : []), "--import", pathToFileURL(join(dir, "register.mjs")).href];
-    await promisify(execFile)(process.execPath, [...flags, "--input-type=module", "-e", script], { cwd: options.cwd, timeout: 60_000 });
+    const flags = [
+      ...(options.tsx ? ["--import", "tsx"] : []),
+      "--import",
+      pathToFileURL(join(dir, "register.mjs")).href,
+    ];
+    await promisify(execFile)(process.execPath, [...flags, "--input-type=module", "-e", script], {
+      cwd: options.cwd,
+      timeout: 60_000,
+    });
     const urls = (await readFile(loaded, "utf8")).split("\n");
     return [...new Set(urls.filter((url) => url.startsWith("file:")))];
   } finally {

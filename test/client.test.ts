@@ -37,7 +37,9 @@ beforeAll(async () => {
   baseUrl = `http://127.0.0.1:${port}`;
   pageOrigin = `http://127.0.0.1:${await freePort()}`;
   // As `npm start` configures it: its own public origin and TRUSTED_ORIGINS.
-  sdk = createSdk(cheapHashingTestSdkOptions(database, { auth: { baseUrl, trustedOrigins: [baseUrl, FRONTEND, pageOrigin] } }));
+  sdk = createSdk(
+    cheapHashingTestSdkOptions(database, { auth: { baseUrl, trustedOrigins: [baseUrl, FRONTEND, pageOrigin] } }),
+  );
   server = serve({ fetch: createApp(sdk, { logRequests: false }).fetch, port, hostname: "127.0.0.1" });
 });
 afterAll(async () => {
@@ -77,7 +79,11 @@ function spyFetch(): { fetch: typeof fetch; sent: Sent[] } {
 
 async function signedUp(options: ClientOptions = {}): Promise<string> {
   const email = `client-${randomUUID()}@example.test`;
-  const { error } = await createClient(baseUrl, options).auth.signUp.email({ email, password: PASSWORD, name: "Client" });
+  const { error } = await createClient(baseUrl, options).auth.signUp.email({
+    email,
+    password: PASSWORD,
+    name: "Client",
+  });
   expect(error).toBeNull();
   return email;
 }
@@ -104,7 +110,9 @@ describe("from Node", () => {
     expect(sentMe.responseHeaders.get("access-control-allow-credentials")).toBe("true");
 
     // A write with the cookie passes the origin check because the origin is a trusted one.
-    const check = await client.api.api.v1.permissions.check.$post({ json: { permissions: ["permissions:read:self", "roles:write"] } });
+    const check = await client.api.api.v1.permissions.check.$post({
+      json: { permissions: ["permissions:read:self", "roles:write"] },
+    });
     expect(check.status).toBe(200);
     expect((await check.json()).results).toEqual({ "permissions:read:self": true, "roles:write": false });
 
@@ -122,7 +130,9 @@ describe("from Node", () => {
     const spy = spyFetch();
     const client = createClient(baseUrl, { cookies: true, fetch: spy.fetch });
     expect((await client.auth.signIn.email({ email, password: PASSWORD })).error).toBeNull();
-    expect((await client.api.api.v1.permissions.check.$post({ json: { permissions: ["roles:write"] } })).status).toBe(200);
+    expect((await client.api.api.v1.permissions.check.$post({ json: { permissions: ["roles:write"] } })).status).toBe(
+      200,
+    );
     expect((await client.auth.signOut()).error).toBeNull();
     expect(new Set(spy.sent.map((s) => s.headers.get("origin")))).toEqual(new Set([baseUrl]));
   });
@@ -208,7 +218,10 @@ describe("as a browser uses it", () => {
 
   it("sends the headers option on every request, the request's own headers winning", async () => {
     const spy = spyFetch();
-    const client = createClient(baseUrl, { fetch: spy.fetch, headers: () => ({ "x-request-id": "from-options", "x-tenant-id": "t" }) });
+    const client = createClient(baseUrl, {
+      fetch: spy.fetch,
+      headers: () => ({ "x-request-id": "from-options", "x-tenant-id": "t" }),
+    });
     await client.auth.getSession();
     await client.api.api.v1.me.$get(undefined, { headers: { "x-request-id": "from-call" } });
     expect(spy.sent.map((s) => [s.headers.get("x-tenant-id"), s.headers.get("x-request-id")])).toEqual([
@@ -255,11 +268,18 @@ describe("in Chromium, on a page of another origin", () => {
     const script = bundle.outputFiles[0]!.text;
     page = createServer((request, response) => {
       if (request.url === "/client.js") response.writeHead(200, { "content-type": "text/javascript" }).end(script);
-      else response.writeHead(200, { "content-type": "text/html" }).end('<!doctype html><script src="/client.js"></script>');
+      else
+        response
+          .writeHead(200, { "content-type": "text/html" })
+          .end('<!doctype html><script src="/client.js"></script>');
     });
     await new Promise<void>((resolve) => page!.listen(Number(new URL(pageOrigin).port), "127.0.0.1", resolve));
 
-    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--no-sandbox", "--disable-gpu"],
+    });
     try {
       const tab = await browser.newPage();
       await tab.goto(pageOrigin);

@@ -38,7 +38,9 @@ import { ALLOWED, changes, rowCounter, unexplained, type Counts } from "./hostil
 const RUNS = Number(process.env.HOSTILE_RUNS ?? 30);
 const TIME_LIMIT_MS = Number(process.env.HOSTILE_TIME_LIMIT_S ?? 600) * 1000;
 const SEED = process.env.HOSTILE_SEED ? Number(process.env.HOSTILE_SEED) : randomBytes(4).readUInt32BE() >>> 1;
-const ONLY = process.env.HOSTILE_ROUTES?.split(",").map((s) => s.trim()).filter(Boolean);
+const ONLY = process.env.HOSTILE_ROUTES?.split(",")
+  .map((s) => s.trim())
+  .filter(Boolean);
 const BODY_LIMIT = 1024 * 1024;
 
 /** A per-operation seed: one operation's samples do not depend on which others run. */
@@ -85,10 +87,20 @@ describe("hostile input, generated, against a real server", () => {
     info() {},
     warn() {},
     error(message, fields) {
-      const error = (fields?.error ?? fields?.details) as { message?: string; stack?: string; cause?: { message?: string } } | string | undefined;
-      let text = typeof error === "string" ? error : error?.message ?? JSON.stringify(error ?? fields ?? {});
+      const error = (fields?.error ?? fields?.details) as
+        | { message?: string; stack?: string; cause?: { message?: string } }
+        | string
+        | undefined;
+      let text = typeof error === "string" ? error : (error?.message ?? JSON.stringify(error ?? fields ?? {}));
       if (typeof error === "object" && error?.cause?.message) text += ` (cause: ${error.cause.message})`;
-      const at = typeof error === "object" && error?.stack ? ` @ ${error.stack.split("\n").slice(1, 3).map((l) => l.trim()).join(" ← ")}` : "";
+      const at =
+        typeof error === "object" && error?.stack
+          ? ` @ ${error.stack
+              .split("\n")
+              .slice(1, 3)
+              .map((l) => l.trim())
+              .join(" ← ")}`
+          : "";
       serverErrors.push(`${message}: ${text}${at}`.slice(0, 600));
     },
   };
@@ -106,27 +118,46 @@ describe("hostile input, generated, against a real server", () => {
       headers: { accept: "application/json", ...headers, ...(body ? { "content-type": "application/json" } : {}) },
       body: body ? Buffer.from(JSON.stringify(body)) : undefined,
     });
-    if (!res || res.status >= 300) throw new Error(`set-up request ${method} ${path} failed: ${res?.status} ${res?.body.toString()}`);
+    if (!res || res.status >= 300)
+      throw new Error(`set-up request ${method} ${path} failed: ${res?.status} ${res?.body.toString()}`);
     return JSON.parse(res.body.toString() || "null") as Record<string, unknown>;
   }
 
   async function actorFixture(label: "A" | "B", user: TestUser, tenantId: string): Promise<ActorFixture> {
     const roleName = `hostile-role-${label.toLowerCase()}`;
     const scope = { tenant: tenantId };
-    const role = await sdk.permissions.createRole({ name: roleName, permissions: ["audit:read", "email.templates:read"] }, scope);
+    const role = await sdk.permissions.createRole(
+      { name: roleName, permissions: ["audit:read", "email.templates:read"] },
+      scope,
+    );
     const assignment = await sdk.permissions.assignRole(user.user.id, role.id, scope);
     const template = await sdk.email.createTemplate({
       tenantId,
-      input: { key: "welcome", locale: "en", subject: `Welcome to ${label}`, html: "<p>Hello {{name}}</p>", text: "Hello {{name}}" },
+      input: {
+        key: "welcome",
+        locale: "en",
+        subject: `Welcome to ${label}`,
+        html: "<p>Hello {{name}}</p>",
+        text: "Hello {{name}}",
+      },
     });
     const invitation = (await sdk.auth.api.createInvitation({
-      body: { email: `invitee-${label.toLowerCase()}-${randomUUID()}@example.test`, role: "member", organizationId: tenantId },
+      body: {
+        email: `invitee-${label.toLowerCase()}-${randomUUID()}@example.test`,
+        role: "member",
+        organizationId: tenantId,
+      },
       headers: new Headers({ cookie: user.cookie }),
     })) as { id: string };
-    const [member] = await owner<{ id: string }[]>`select id from auth.members where user_id = ${user.user.id} and organization_id = ${tenantId}`;
+    const [member] = await owner<
+      { id: string }[]
+    >`select id from auth.members where user_id = ${user.user.id} and organization_id = ${tenantId}`;
     const [org] = await owner<{ slug: string }[]>`select slug from auth.organizations where id = ${tenantId}`;
     // A real cursor: the tenant has more than one audit event by now (tenant, role, template, invitation).
-    const page = await setupRequest("GET", "/api/v1/audit/events?limit=1", { authorization: `Bearer ${user.token}`, "x-tenant-id": tenantId });
+    const page = await setupRequest("GET", "/api/v1/audit/events?limit=1", {
+      authorization: `Bearer ${user.token}`,
+      "x-tenant-id": tenantId,
+    });
     if (typeof page.nextCursor !== "string") throw new Error(`no audit cursor for ${label}: ${JSON.stringify(page)}`);
     return {
       label,
@@ -201,7 +232,8 @@ describe("hostile input, generated, against a real server", () => {
     // (first /jwks or /token), and the permission cache of every user in every tenant (first check).
     await setupRequest("GET", "/api/auth/jwks", {});
     for (const userId of [a.user.id, b.user.id]) {
-      for (const tenant of [null, tenantA.tenant.id, tenantB.tenant.id]) await sdk.permissions.permissionsOf(userId, { tenant });
+      for (const tenant of [null, tenantA.tenant.id, tenantB.tenant.id])
+        await sdk.permissions.permissionsOf(userId, { tenant });
     }
     operations = operationsOf((await setupRequest("GET", "/openapi.json", {})) as never);
     counter = await rowCounter(owner);
@@ -217,7 +249,10 @@ describe("hostile input, generated, against a real server", () => {
 
   /** A health request; a connection problem is the previous request's doing, so it is retried once. */
   async function probe(headers: Record<string, string>): Promise<RawResponse | undefined> {
-    return (await send({ method: "GET", path: "/api/v1/me", headers })) ?? (await send({ method: "GET", path: "/api/v1/me", headers }));
+    return (
+      (await send({ method: "GET", path: "/api/v1/me", headers })) ??
+      (await send({ method: "GET", path: "/api/v1/me", headers }))
+    );
   }
 
   /** Whether both users' sessions still work (cookie and bearer); restores a lost one. */
@@ -233,11 +268,23 @@ describe("hostile input, generated, against a real server", () => {
         defects: [],
         auth: actor.label,
         request: { method: "GET", path: "/api/v1/me", headers: {}, body: "(empty)", chunked: false },
-        response: viaToken ? { status: viaToken.status, contentType: String(viaToken.headers["content-type"]), body: showBytes(viaToken.body), connection: viaToken.connection } : undefined,
-        reasons: [`session lost: ${actor.label}'s session no longer works after the requests of ${after} (cookie ${viaCookie?.status}, bearer ${viaToken?.status})`],
+        response: viaToken
+          ? {
+              status: viaToken.status,
+              contentType: String(viaToken.headers["content-type"]),
+              body: showBytes(viaToken.body),
+              connection: viaToken.connection,
+            }
+          : undefined,
+        reasons: [
+          `session lost: ${actor.label}'s session no longer works after the requests of ${after} (cookie ${viaCookie?.status}, bearer ${viaToken?.status})`,
+        ],
         serverLog: [],
       });
-      const signIn = await sdk.auth.api.signInEmail({ body: { email: actor.user.email, password: actor.password }, returnHeaders: true });
+      const signIn = await sdk.auth.api.signInEmail({
+        body: { email: actor.user.email, password: actor.password },
+        returnHeaders: true,
+      });
       const cookie = signIn.headers
         .getSetCookie()
         .map((line) => line.split(";")[0]!)
@@ -271,13 +318,15 @@ describe("hostile input, generated, against a real server", () => {
         } catch {
           code = undefined;
         }
-        if (!type.startsWith("application/problem+json")) reasons.push(`4xx not problem+json: Content-Type ${type || "(none)"}`);
+        if (!type.startsWith("application/problem+json"))
+          reasons.push(`4xx not problem+json: Content-Type ${type || "(none)"}`);
         else if (typeof code !== "string" || !code) reasons.push("4xx problem without a code");
       }
     }
     for (const incident of incidents) reasons.push(`connection: ${incident}`);
     // A connection that fails here may have been broken by the request before it on the same connection.
-    if ((incidents.length || !res) && previous) reasons.push(`connection-context: the requests before it were ${previous}`);
+    if ((incidents.length || !res) && previous)
+      reasons.push(`connection-context: the requests before it were ${previous}`);
     if (Object.keys(written).length) reasons.push(`rows written: ${JSON.stringify(written)}`);
     if (!reasons.length) return undefined;
     return {
@@ -293,7 +342,14 @@ describe("hostile input, generated, against a real server", () => {
         body: showBytes(built.request.body),
         chunked: built.request.chunked ?? false,
       },
-      response: res ? { status: res.status, contentType: String(res.headers["content-type"] ?? ""), body: showBytes(res.body, 600), connection: res.connection } : undefined,
+      response: res
+        ? {
+            status: res.status,
+            contentType: String(res.headers["content-type"] ?? ""),
+            body: showBytes(res.body, 600),
+            connection: res.connection,
+          }
+        : undefined,
       reasons,
       serverLog: serverErrors.slice(),
     };
@@ -345,14 +401,29 @@ describe("hostile input, generated, against a real server", () => {
           previous = now;
           // Incidents of this request; an unannounced close shows up after the answer, so wait a tick.
           await new Promise((r) => setImmediate(r));
-          const incidents = client.incidents.slice(incidentsBefore).map((i) => `${i.kind} (${i.detail}) during ${i.requestId}`);
+          const incidents = client.incidents
+            .slice(incidentsBefore)
+            .map((i) => `${i.kind} (${i.detail}) during ${i.requestId}`);
           if (process.env.HOSTILE_TRACE) {
-            trace.push(JSON.stringify({ requestId, route: op.key, index, status: res?.status, ms: res?.ms, bytes: built.request.body?.length ?? 0, defects: plan.defects.map((d) => d.label) }));
+            trace.push(
+              JSON.stringify({
+                requestId,
+                route: op.key,
+                index,
+                status: res?.status,
+                ms: res?.ms,
+                bytes: built.request.body?.length ?? 0,
+                defects: plan.defects.map((d) => d.label),
+              }),
+            );
           }
           if (!idle) incidents.push("the server was still handling requests 30 s after the answer");
           const failure = judge(plan, index, built, requestId, res, written, incidents, previousOf());
           if (failure) failures.push(failure);
-          recent = [...recent, `${requestId} (${op.key}#${index}: ${plan.defects.map((d) => d.label).join("; ")} → ${res ? res.status : "no response"})`].slice(-2);
+          recent = [
+            ...recent,
+            `${requestId} (${op.key}#${index}: ${plan.defects.map((d) => d.label).join("; ")} → ${res ? res.status : "no response"})`,
+          ].slice(-2);
         }
         const incidentsBefore = client.incidents.length;
         await checkSessions(op.key, failures);
@@ -365,7 +436,13 @@ describe("hostile input, generated, against a real server", () => {
             requestId: healthIncidents[0]!.requestId,
             defects: [],
             auth: "-",
-            request: { method: "GET", path: "/api/v1/me (health check after the operation's requests)", headers: {}, body: "(empty)", chunked: false },
+            request: {
+              method: "GET",
+              path: "/api/v1/me (health check after the operation's requests)",
+              headers: {},
+              body: "(empty)",
+              chunked: false,
+            },
             reasons: [
               ...healthIncidents.map((incident) => `connection: ${incident.kind} (${incident.detail})`),
               `connection-context: the requests before it were ${previousOf()}`,
@@ -404,11 +481,20 @@ describe("hostile input, generated, against a real server", () => {
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       const summary = [
         `hostile input: seed ${SEED}, ${selected.length} operations, ${sent} requests in ${seconds} s on ${client.connectionsOpened} connection(s)`,
-        `  statuses: ${[...statuses.entries()].sort((x, y) => x[0] - y[0]).map(([s, n]) => `${s}×${n}`).join(" ")}`,
+        `  statuses: ${[...statuses.entries()]
+          .sort((x, y) => x[0] - y[0])
+          .map(([s, n]) => `${s}×${n}`)
+          .join(" ")}`,
         `  time counting rows: ${(countMs / 1000).toFixed(1)} s`,
-        `  slowest operations: ${[...routeSeconds.entries()].sort((x, y) => y[1] - x[1]).slice(0, 5).map(([k, t]) => `${k} ${t.toFixed(1)} s`).join(", ")}`,
+        `  slowest operations: ${[...routeSeconds.entries()]
+          .sort((x, y) => y[1] - x[1])
+          .slice(0, 5)
+          .map(([k, t]) => `${k} ${t.toFixed(1)} s`)
+          .join(", ")}`,
         `  connections the server closed after Connection: close: ${client.announcedCloses}; idle closes: ${client.idleCloses}`,
-        `  rows changed over the run (allowed: ${Object.entries(ALLOWED).map(([t, why]) => `${t} — ${why}`).join("; ")}): ${JSON.stringify(changes(baseline, final))}`,
+        `  rows changed over the run (allowed: ${Object.entries(ALLOWED)
+          .map(([t, why]) => `${t} — ${why}`)
+          .join("; ")}): ${JSON.stringify(changes(baseline, final))}`,
         ...(deliberate.length ? [`  deliberate writes after the baseline: ${deliberate.join("; ")}`] : []),
         ...(timedOut ? [`  TIME LIMIT (${TIME_LIMIT_MS / 1000} s) reached before ${timedOut}`] : []),
         `  replay: HOSTILE_SEED=${SEED} npx vitest run test/hostile-input.test.ts`,
@@ -416,7 +502,11 @@ describe("hostile input, generated, against a real server", () => {
       const report = `${summary}\n\n${failures.length ? formatReport(failures) : "no failing case"}`;
       console.log(report);
       if (process.env.HOSTILE_TRACE) writeFileSync(process.env.HOSTILE_TRACE, `${trace.join("\n")}\n`);
-      if (process.env.HOSTILE_REPORT) writeFileSync(process.env.HOSTILE_REPORT, `${report}\n\n${failures.map((f) => JSON.stringify(f)).join("\n")}\n`);
+      if (process.env.HOSTILE_REPORT)
+        writeFileSync(
+          process.env.HOSTILE_REPORT,
+          `${report}\n\n${failures.map((f) => JSON.stringify(f)).join("\n")}\n`,
+        );
 
       expect(timedOut, `the run hit its time bound before ${timedOut} (seed ${SEED})`).toBeUndefined();
       expect(failures.length, `${formatReport(failures, 2)}\n\nseed ${SEED}: replay with HOSTILE_SEED=${SEED}`).toBe(0);

@@ -29,7 +29,12 @@ beforeAll(async () => {
   const { main, tenantDb } = databases;
   sdk = createSdk({
     environment: "test",
-    topology: { databases: { main: { url: main.url, appUrl: main.appUrl }, tenant_db: { url: tenantDb.url, appUrl: tenantDb.appUrl } } },
+    topology: {
+      databases: {
+        main: { url: main.url, appUrl: main.appUrl },
+        tenant_db: { url: tenantDb.url, appUrl: tenantDb.appUrl },
+      },
+    },
     modules: [notesModule],
   });
   notes = sdk.modules.notes as unknown as NotesModule;
@@ -62,13 +67,20 @@ describe("a fifth module (notes)", () => {
     await notes.add(tenant, "also before");
     expect(await countOn(databases.mainSql, tenant)).toBe(2);
 
-    const result = await moveTenant({ topology: databases.topology, catalog: coreCatalog([notesModule]), tenantId: tenant, to: "tenant_db" });
+    const result = await moveTenant({
+      topology: databases.topology,
+      catalog: coreCatalog([notesModule]),
+      tenantId: tenant,
+      to: "tenant_db",
+    });
     expect(result.tables.find((t) => t.table === "notes.notes")?.rows).toBe(2);
     expect(await countOn(databases.mainSql, tenant)).toBe(0);
     expect(await countOn(databases.tenantSql, tenant)).toBe(2);
 
     // The running SDK follows the placement: reads and writes reach the tenant's database.
-    await expect.poll(async () => (await notes.list(tenant)).map((n) => n.body), { timeout: 5_000 }).toEqual(["before the move", "also before"]);
+    await expect
+      .poll(async () => (await notes.list(tenant)).map((n) => n.body), { timeout: 5_000 })
+      .toEqual(["before the move", "also before"]);
     await notes.add(tenant, "after the move");
     expect(await countOn(databases.tenantSql, tenant)).toBe(3);
     expect(await countOn(databases.mainSql, tenant)).toBe(0);

@@ -58,47 +58,50 @@ await sdk.close();
 console.log(JSON.stringify({ inside, after }));
 `;
 
-it(
-  "packs, installs into a fresh project, and signs a user up and rolls it back there",
-  async () => {
-    await run("npm", ["pack", "--pack-destination", workDir, "--silent"], { cwd: root, timeout: 240_000 });
-    const tarball = (await readdir(workDir)).find((f) => f.endsWith(".tgz"));
-    expect(tarball).toMatch(/^sv-sdk-.*\.tgz$/);
-    tarballs.server = join(workDir, tarball!);
-    const { stdout: listing } = await run("tar", ["-tzf", join(workDir, tarball!)]);
-    expect(listing).toContain("package/dist/index.js");
-    expect(listing).toContain("package/dist/index.d.ts");
-    expect(listing).toContain("package/dist/testing.js");
-    expect(listing).toContain("package/drizzle/0000_init.sql");
-    expect(listing).not.toMatch(/\.test\.(js|ts)/);
+it("packs, installs into a fresh project, and signs a user up and rolls it back there", async () => {
+  await run("npm", ["pack", "--pack-destination", workDir, "--silent"], { cwd: root, timeout: 240_000 });
+  const tarball = (await readdir(workDir)).find((f) => f.endsWith(".tgz"));
+  expect(tarball).toMatch(/^sv-sdk-.*\.tgz$/);
+  tarballs.server = join(workDir, tarball!);
+  const { stdout: listing } = await run("tar", ["-tzf", join(workDir, tarball!)]);
+  expect(listing).toContain("package/dist/index.js");
+  expect(listing).toContain("package/dist/index.d.ts");
+  expect(listing).toContain("package/dist/testing.js");
+  expect(listing).toContain("package/drizzle/0000_init.sql");
+  expect(listing).not.toMatch(/\.test\.(js|ts)/);
 
-    const project = join(workDir, "consumer");
-    await run("mkdir", ["-p", project]);
-    await writeFile(join(project, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
-    await writeFile(join(project, "consumer.mjs"), CONSUMER);
-    // From npm's cache where it can: the same packages this repository's lockfile installed.
-    await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts", join(workDir, tarball!)], {
+  const project = join(workDir, "consumer");
+  await run("mkdir", ["-p", project]);
+  await writeFile(join(project, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
+  await writeFile(join(project, "consumer.mjs"), CONSUMER);
+  // From npm's cache where it can: the same packages this repository's lockfile installed.
+  await run(
+    "npm",
+    ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts", join(workDir, tarball!)],
+    {
       cwd: project,
       timeout: 240_000,
-    });
-    const { stdout } = await run("node", ["consumer.mjs"], {
-      cwd: project,
-      timeout: 60_000,
-      env: { ...process.env, DATABASE_URL: database.url, DATABASE_APP_URL: database.appUrl },
-    });
-    expect(JSON.parse(stdout.trim().split("\n").pop()!)).toEqual({ inside: 1, after: 0 });
+    },
+  );
+  const { stdout } = await run("node", ["consumer.mjs"], {
+    cwd: project,
+    timeout: 60_000,
+    env: { ...process.env, DATABASE_URL: database.url, DATABASE_APP_URL: database.appUrl },
+  });
+  expect(JSON.parse(stdout.trim().split("\n").pop()!)).toEqual({ inside: 1, after: 0 });
 
-    // sv-sdk/client from the server package: the same declarations, and no server code loaded.
-    const types = await typeCheckClient(project, "sv-sdk/client");
-    expect(types.files).toBeLessThan(200);
-    expect(types.types).toBeLessThan(5_000);
-    const loaded = await modulesLoadedBy(`const { createClient } = await import("sv-sdk/client"); createClient("http://127.0.0.1:1");`, { cwd: project });
-    expect(loaded.some((url) => url.includes("/node_modules/sv-sdk/dist/client.js"))).toBe(true);
-    expect(loaded.filter((url) => SERVER_CODE.test(url))).toEqual([]);
-    console.log(`sv-sdk installed: ${await installedMegabytes(project)} MB; ${types.summary}`);
-  },
-  480_000,
-);
+  // sv-sdk/client from the server package: the same declarations, and no server code loaded.
+  const types = await typeCheckClient(project, "sv-sdk/client");
+  expect(types.files).toBeLessThan(200);
+  expect(types.types).toBeLessThan(5_000);
+  const loaded = await modulesLoadedBy(
+    `const { createClient } = await import("sv-sdk/client"); createClient("http://127.0.0.1:1");`,
+    { cwd: project },
+  );
+  expect(loaded.some((url) => url.includes("/node_modules/sv-sdk/dist/client.js"))).toBe(true);
+  expect(loaded.filter((url) => SERVER_CODE.test(url))).toEqual([]);
+  console.log(`sv-sdk installed: ${await installedMegabytes(project)} MB; ${types.summary}`);
+}, 480_000);
 
 /**
  * A frontend's client file, 40 lines: typed calls of both clients, and lines that must not compile
@@ -161,13 +164,19 @@ const CLIENT_TSCONFIG = {
 };
 
 /** `tsc --noEmit` of CLIENT_FILE in `project`, as a frontend's build would run it. */
-async function typeCheckClient(project: string, from: string): Promise<{ files: number; types: number; seconds: number; summary: string }> {
+async function typeCheckClient(
+  project: string,
+  from: string,
+): Promise<{ files: number; types: number; seconds: number; summary: string }> {
   const dir = join(project, `typecheck-${from.replace(/\W+/g, "-")}`);
   await run("mkdir", ["-p", dir]);
   await writeFile(join(dir, "client.ts"), CLIENT_FILE(from));
   await writeFile(join(dir, "tsconfig.json"), JSON.stringify(CLIENT_TSCONFIG));
   const started = performance.now();
-  const { stdout } = await run(process.execPath, [tsc, "-p", dir, "--extendedDiagnostics"], { cwd: dir, timeout: 120_000 });
+  const { stdout } = await run(process.execPath, [tsc, "-p", dir, "--extendedDiagnostics"], {
+    cwd: dir,
+    timeout: 120_000,
+  });
   const seconds = (performance.now() - started) / 1000;
   const stat = (name: string) => Number(new RegExp(`^${name}:\\s+([\\d.]+)`, "m").exec(stdout)?.[1]);
   const summary = `tsc --noEmit of a 40-line client of ${from}: ${seconds.toFixed(1)} s, ${stat("Files")} files, ${stat("Types")} types`;
@@ -194,55 +203,74 @@ const bearerMe = await bearer.api.api.v1.me.$get();
 console.log(JSON.stringify({ signUp: signUp.error, signIn: signIn.error, me: me.status, email: (await me.json()).user.email === email, bearer: bearerMe.status }));
 `;
 
-it(
-  "packs @sv-sdk/client, installs it alone into a fresh project, and signs in from Node with it",
-  async () => {
-    const packageDir = join(root, "packages/client");
-    await run("npm", ["pack", "--pack-destination", workDir, "--silent"], { cwd: packageDir, timeout: 240_000 });
-    const tarball = (await readdir(workDir)).find((f) => /^sv-sdk-client-.*\.tgz$/.test(f));
-    expect(tarball).toBeDefined();
-    tarballs.client = join(workDir, tarball!);
-    const { stdout: listing } = await run("tar", ["-tzf", join(workDir, tarball!)]);
-    expect(listing).toContain("package/dist/index.js");
-    expect(listing).toContain("package/dist/index.d.ts");
-    expect(listing).toContain("package/dist/THIRD_PARTY_LICENSES.md");
+it("packs @sv-sdk/client, installs it alone into a fresh project, and signs in from Node with it", async () => {
+  const packageDir = join(root, "packages/client");
+  await run("npm", ["pack", "--pack-destination", workDir, "--silent"], { cwd: packageDir, timeout: 240_000 });
+  const tarball = (await readdir(workDir)).find((f) => /^sv-sdk-client-.*\.tgz$/.test(f));
+  expect(tarball).toBeDefined();
+  tarballs.client = join(workDir, tarball!);
+  const { stdout: listing } = await run("tar", ["-tzf", join(workDir, tarball!)]);
+  expect(listing).toContain("package/dist/index.js");
+  expect(listing).toContain("package/dist/index.d.ts");
+  expect(listing).toContain("package/dist/THIRD_PARTY_LICENSES.md");
 
-    const project = join(workDir, "client-consumer");
-    await run("mkdir", ["-p", project]);
-    await writeFile(join(project, "package.json"), JSON.stringify({ name: "client-consumer", private: true, type: "module" }));
-    await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts", join(workDir, tarball!)], {
+  const project = join(workDir, "client-consumer");
+  await run("mkdir", ["-p", project]);
+  await writeFile(
+    join(project, "package.json"),
+    JSON.stringify({ name: "client-consumer", private: true, type: "module" }),
+  );
+  await run(
+    "npm",
+    ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts", join(workDir, tarball!)],
+    {
       cwd: project,
       timeout: 240_000,
+    },
+  );
+  // Installed alone, it brings hono and nothing else.
+  expect((await readdir(join(project, "node_modules"))).filter((name) => !name.startsWith("."))).toEqual([
+    "@sv-sdk",
+    "hono",
+  ]);
+  const megabytes = await installedMegabytes(project);
+  expect(megabytes).toBeLessThan(20);
+
+  const types = await typeCheckClient(project, "@sv-sdk/client");
+  expect(types.files).toBeLessThan(200);
+  expect(types.types).toBeLessThan(5_000);
+  console.log(`@sv-sdk/client installed: ${megabytes} MB; ${types.summary}`);
+
+  // Its import loads its own file and hono's client, nothing else.
+  const loaded = await modulesLoadedBy(
+    `const { createClient } = await import("@sv-sdk/client"); createClient("http://127.0.0.1:1");`,
+    { cwd: project },
+  );
+  expect(loaded.filter((url) => !/\/node_modules\/(@sv-sdk\/client|hono)\//.test(url))).toEqual([]);
+
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const sdk = createSdk(testSdkOptions(database.url, { auth: { baseUrl } }));
+  const server = serve({ fetch: createApp(sdk, { logRequests: false }).fetch, port, hostname: "127.0.0.1" });
+  try {
+    await writeFile(join(project, "node-client.mjs"), NODE_CLIENT);
+    const { stdout } = await run("node", ["node-client.mjs"], {
+      cwd: project,
+      timeout: 60_000,
+      env: { ...process.env, API_URL: baseUrl },
     });
-    // Installed alone, it brings hono and nothing else.
-    expect((await readdir(join(project, "node_modules"))).filter((name) => !name.startsWith("."))).toEqual(["@sv-sdk", "hono"]);
-    const megabytes = await installedMegabytes(project);
-    expect(megabytes).toBeLessThan(20);
-
-    const types = await typeCheckClient(project, "@sv-sdk/client");
-    expect(types.files).toBeLessThan(200);
-    expect(types.types).toBeLessThan(5_000);
-    console.log(`@sv-sdk/client installed: ${megabytes} MB; ${types.summary}`);
-
-    // Its import loads its own file and hono's client, nothing else.
-    const loaded = await modulesLoadedBy(`const { createClient } = await import("@sv-sdk/client"); createClient("http://127.0.0.1:1");`, { cwd: project });
-    expect(loaded.filter((url) => !/\/node_modules\/(@sv-sdk\/client|hono)\//.test(url))).toEqual([]);
-
-    const port = await freePort();
-    const baseUrl = `http://127.0.0.1:${port}`;
-    const sdk = createSdk(testSdkOptions(database.url, { auth: { baseUrl } }));
-    const server = serve({ fetch: createApp(sdk, { logRequests: false }).fetch, port, hostname: "127.0.0.1" });
-    try {
-      await writeFile(join(project, "node-client.mjs"), NODE_CLIENT);
-      const { stdout } = await run("node", ["node-client.mjs"], { cwd: project, timeout: 60_000, env: { ...process.env, API_URL: baseUrl } });
-      expect(JSON.parse(stdout.trim().split("\n").pop()!)).toEqual({ signUp: null, signIn: null, me: 200, email: true, bearer: 200 });
-    } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await sdk.close();
-    }
-  },
-  480_000,
-);
+    expect(JSON.parse(stdout.trim().split("\n").pop()!)).toEqual({
+      signUp: null,
+      signIn: null,
+      me: 200,
+      email: true,
+      bearer: 200,
+    });
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await sdk.close();
+  }
+}, 480_000);
 
 /** Where the README's walkthrough runs: its install lines install the packed sv-sdk instead of the registry's. */
 function asRun(command: string): string {
@@ -265,95 +293,97 @@ const READMES_TSCONFIG = {
   include: ["src", "test", "readme-blocks", "*.ts"],
 };
 
-it(
-  "follows the README's SDK and testing sections word for word in a fresh project, and type-checks every TypeScript block in it",
-  async () => {
-    expect(tarballs.server, "the first test packs sv-sdk").toBeDefined();
-    expect(tarballs.client, "the second test packs @sv-sdk/client").toBeDefined();
-    const project = join(workDir, "readme-project");
-    await mkdir(project, { recursive: true });
-    // The reader's own database: an empty one, which the walkthrough migrates. Its sv_app password is
-    // the test server's (roles are cluster-wide; another would lock the other test files out).
-    const name = `sv_readme_${Date.now()}`;
-    const admin = postgres(database.url, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`create database "${name}"`);
-    const inDatabase = (url: string) => Object.assign(new URL(url), { pathname: `/${name}` }).toString();
-    const { adminUrl, appUrl } = inject("svTestDatabase");
-    const env = {
-      ...process.env,
-      DATABASE_URL: inDatabase(database.url),
-      DATABASE_APP_URL: inDatabase(appUrl),
-      TEST_DATABASE_URL: adminUrl,
-      NODE_ENV: "",
-      VITEST: "",
-      VITEST_WORKER_ID: "",
-      VITEST_POOL_ID: "",
-    };
-    try {
-      const steps = projectSteps(["Using it as an SDK", "Testing your code with sv-sdk"]);
-      expect(steps.map((s) => (s.kind === "file" ? s.path : s.command))).toEqual([
-        "npm init -y && npm pkg set type=module",
-        "npm install sv-sdk drizzle-orm postgres zod",
-        "npm install -D drizzle-kit tsx typescript vitest @types/node",
-        "src/schema.ts",
-        "drizzle.config.ts",
-        "npx drizzle-kit generate --name billing",
-        "src/main.ts",
-        "npx tsx src/main.ts",
-        "vitest.config.ts",
-        "vitest.setup.ts",
-        "test/invoices.test.ts",
-        "npx vitest run",
-      ]);
-      const outputs: string[] = [];
-      for (const step of steps) {
-        if (step.kind === "file") {
-          await mkdir(dirname(join(project, step.path)), { recursive: true });
-          await writeFile(join(project, step.path), step.text);
-          continue;
-        }
-        try {
-          const { stdout } = await run("sh", ["-c", asRun(step.command)], { cwd: project, env, timeout: 240_000 });
-          outputs.push(stripVTControlCharacters(stdout));
-        } catch (error) {
-          const { stdout, stderr } = error as { stdout?: string; stderr?: string };
-          throw new Error(`README line ${step.line}: \`${step.command}\` failed\n${stdout ?? ""}\n${stderr ?? ""}`);
-        }
+it("follows the README's SDK and testing sections word for word in a fresh project, and type-checks every TypeScript block in it", async () => {
+  expect(tarballs.server, "the first test packs sv-sdk").toBeDefined();
+  expect(tarballs.client, "the second test packs @sv-sdk/client").toBeDefined();
+  const project = join(workDir, "readme-project");
+  await mkdir(project, { recursive: true });
+  // The reader's own database: an empty one, which the walkthrough migrates. Its sv_app password is
+  // the test server's (roles are cluster-wide; another would lock the other test files out).
+  const name = `sv_readme_${Date.now()}`;
+  const admin = postgres(database.url, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database "${name}"`);
+  const inDatabase = (url: string) => Object.assign(new URL(url), { pathname: `/${name}` }).toString();
+  const { adminUrl, appUrl } = inject("svTestDatabase");
+  const env = {
+    ...process.env,
+    DATABASE_URL: inDatabase(database.url),
+    DATABASE_APP_URL: inDatabase(appUrl),
+    TEST_DATABASE_URL: adminUrl,
+    NODE_ENV: "",
+    VITEST: "",
+    VITEST_WORKER_ID: "",
+    VITEST_POOL_ID: "",
+  };
+  try {
+    const steps = projectSteps(["Using it as an SDK", "Testing your code with sv-sdk"]);
+    expect(steps.map((s) => (s.kind === "file" ? s.path : s.command))).toEqual([
+      "npm init -y && npm pkg set type=module",
+      "npm install sv-sdk drizzle-orm postgres zod",
+      "npm install -D drizzle-kit tsx typescript vitest @types/node",
+      "src/schema.ts",
+      "drizzle.config.ts",
+      "npx drizzle-kit generate --name billing",
+      "src/main.ts",
+      "npx tsx src/main.ts",
+      "vitest.config.ts",
+      "vitest.setup.ts",
+      "test/invoices.test.ts",
+      "npx vitest run",
+    ]);
+    const outputs: string[] = [];
+    for (const step of steps) {
+      if (step.kind === "file") {
+        await mkdir(dirname(join(project, step.path)), { recursive: true });
+        await writeFile(join(project, step.path), step.text);
+        continue;
       }
-      const [, , , generate, main, vitest] = outputs;
-      expect(generate).toMatch(/drizzle\/0000_billing\.sql/);
-      expect(main).toMatch(/^ada-\d+@example\.com has 1 invoice\(s\)$/m);
-      expect(vitest).toMatch(/Tests\s+1 passed \(1\)/);
-      // The program's unit of work: its invoice, audit event and mail, in the reader's database.
-      const reader = postgres(inDatabase(database.url), { max: 1, onnotice: () => {} });
       try {
-        const count = async (query: Promise<{ n: number }[]>) => (await query)[0]!.n;
-        expect({
-          invoices: await count(reader`select count(*)::int as n from billing.invoices`),
-          audited: await count(reader`select count(*)::int as n from audit.audit_logs where action = 'invoice.created'`),
-          mailed: await count(reader`select count(*)::int as n from email.email_sends where template_key = 'invoice-created'`),
-        }).toEqual({ invoices: 1, audited: 1, mailed: 1 });
-      } finally {
-        await reader.end({ timeout: 5 });
+        const { stdout } = await run("sh", ["-c", asRun(step.command)], { cwd: project, env, timeout: 240_000 });
+        outputs.push(stripVTControlCharacters(stdout));
+      } catch (error) {
+        const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+        throw new Error(`README line ${step.line}: \`${step.command}\` failed\n${stdout ?? ""}\n${stderr ?? ""}`);
       }
-
-      // Every TypeScript block of the README, strict: the walkthrough's files are in place; the
-      // others go to readme-blocks/, one file each, beside both packages.
-      await run("sh", ["-c", asRun(`npm install ${tarballs.client}`)], { cwd: project, env, timeout: 240_000 });
-      const others = readmeBlocks().filter((b) => b.language === "ts" && !filePathOf(b));
-      expect(others.length).toBeGreaterThanOrEqual(3);
-      await mkdir(join(project, "readme-blocks"), { recursive: true });
-      for (const block of others) await writeFile(join(project, "readme-blocks", `line-${block.line}.ts`), block.text);
-      await writeFile(join(project, "tsconfig.readme.json"), JSON.stringify(READMES_TSCONFIG));
-      const checked = await run("npx", ["tsc", "-p", "tsconfig.readme.json"], { cwd: project, env, timeout: 180_000 }).then(
-        () => "",
-        (error: { stdout?: string }) => error.stdout ?? String(error),
-      );
-      expect(checked, "tsc's errors, by README line (readme-blocks/line-N.ts is the block at line N)").toBe("");
-    } finally {
-      await admin.unsafe(`drop database if exists "${name}" with (force)`);
-      await admin.end({ timeout: 5 });
     }
-  },
-  600_000,
-);
+    const [, , , generate, main, vitest] = outputs;
+    expect(generate).toMatch(/drizzle\/0000_billing\.sql/);
+    expect(main).toMatch(/^ada-\d+@example\.com has 1 invoice\(s\)$/m);
+    expect(vitest).toMatch(/Tests\s+1 passed \(1\)/);
+    // The program's unit of work: its invoice, audit event and mail, in the reader's database.
+    const reader = postgres(inDatabase(database.url), { max: 1, onnotice: () => {} });
+    try {
+      const count = async (query: Promise<{ n: number }[]>) => (await query)[0]!.n;
+      expect({
+        invoices: await count(reader`select count(*)::int as n from billing.invoices`),
+        audited: await count(reader`select count(*)::int as n from audit.audit_logs where action = 'invoice.created'`),
+        mailed: await count(
+          reader`select count(*)::int as n from email.email_sends where template_key = 'invoice-created'`,
+        ),
+      }).toEqual({ invoices: 1, audited: 1, mailed: 1 });
+    } finally {
+      await reader.end({ timeout: 5 });
+    }
+
+    // Every TypeScript block of the README, strict: the walkthrough's files are in place; the
+    // others go to readme-blocks/, one file each, beside both packages.
+    await run("sh", ["-c", asRun(`npm install ${tarballs.client}`)], { cwd: project, env, timeout: 240_000 });
+    const others = readmeBlocks().filter((b) => b.language === "ts" && !filePathOf(b));
+    expect(others.length).toBeGreaterThanOrEqual(3);
+    await mkdir(join(project, "readme-blocks"), { recursive: true });
+    for (const block of others) await writeFile(join(project, "readme-blocks", `line-${block.line}.ts`), block.text);
+    await writeFile(join(project, "tsconfig.readme.json"), JSON.stringify(READMES_TSCONFIG));
+    const checked = await run("npx", ["tsc", "-p", "tsconfig.readme.json"], {
+      cwd: project,
+      env,
+      timeout: 180_000,
+    }).then(
+      () => "",
+      (error: { stdout?: string }) => error.stdout ?? String(error),
+    );
+    expect(checked, "tsc's errors, by README line (readme-blocks/line-N.ts is the block at line N)").toBe("");
+  } finally {
+    await admin.unsafe(`drop database if exists "${name}" with (force)`);
+    await admin.end({ timeout: 5 });
+  }
+}, 600_000);

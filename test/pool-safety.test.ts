@@ -32,15 +32,12 @@ function productionLikeSdk(max: number, pool: Record<string, number> = {}): Sdk 
   });
 }
 
-
 /** An error and the errors it wraps. */
 function causes(error: unknown): unknown[] {
   const chain: unknown[] = [];
   for (let e = error; e; e = (e as { cause?: unknown }).cause) chain.push(e);
   return chain;
 }
-
-
 
 describe("the pool gate", () => {
   it("refuses a unit of work that asks its own pool for a second connection, instead of deadlocking", async () => {
@@ -50,7 +47,10 @@ describe("the pool gate", () => {
         await sdk.db().execute("select 1");
         await sdk.router.pool("main").db.execute("select 1");
       });
-      const error = await attempt.then(() => undefined, (e: unknown) => e);
+      const error = await attempt.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(causes(error).some((e) => e instanceof PoolReentryError)).toBe(true);
       // Outside a unit of work the pool is the right place to go.
       await expect(sdk.router.pool("main").db.execute("select 1")).resolves.toBeDefined();

@@ -18,7 +18,9 @@ export interface ReadmeBlock {
   text: string;
 }
 
-export type ProjectStep = { kind: "file"; path: string; text: string; line: number } | { kind: "command"; command: string; line: number };
+export type ProjectStep =
+  | { kind: "file"; path: string; text: string; line: number }
+  | { kind: "command"; command: string; line: number };
 
 const README = fileURLToPath(new URL("../README.md", import.meta.url));
 

@@ -12,7 +12,15 @@ import { clientAddressResolver, parseTrustProxy } from "../src/http/client-addre
 import { loggablePath } from "../src/app.js";
 import { createSdk, type Sdk } from "../src/index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
-import { addTestMember, cookieHeader, createTestTenant, createTestUser, TEST_ORIGIN, cheapHashingTestSdkOptions, type TestUser } from "../src/testing.js";
+import {
+  addTestMember,
+  cookieHeader,
+  createTestTenant,
+  createTestUser,
+  TEST_ORIGIN,
+  cheapHashingTestSdkOptions,
+  type TestUser,
+} from "../src/testing.js";
 import { json } from "./support.js";
 
 let db: IsolatedDatabase;
@@ -73,18 +81,29 @@ describe("membership is the gate", () => {
       expect((await served.request("/api/v1/permissions/roles", { headers: v1(leaver, tenant.id) })).status).toBe(200);
     }
 
-    const left = await app.request("/api/auth/organization/leave", json("POST", { organizationId: tenant.id }, leaver.headers));
+    const left = await app.request(
+      "/api/auth/organization/leave",
+      json("POST", { organizationId: tenant.id }, leaver.headers),
+    );
     expect(left.status).toBe(200);
     expect(await assignmentsIn(leaver.user.id, tenant.id)).toEqual([]);
     const events = await owner<{ action: string; reason: string | null }[]>`
       select action, metadata->>'reason' as reason from audit.audit_logs
        where tenant_id = ${tenant.id} and target_id = ${leaver.user.id} and action in ('member.left', 'role.unassigned')`;
-    expect(events.filter((e) => e.action === "role.unassigned").map((e) => e.reason)).toEqual(["member.left", "member.left"]);
+    expect(events.filter((e) => e.action === "role.unassigned").map((e) => e.reason)).toEqual([
+      "member.left",
+      "member.left",
+    ]);
     expect(events.some((e) => e.action === "member.left")).toBe(true);
 
     // Creating roles and reading the audit trail in the old tenant: refused everywhere.
     const create = async () =>
-      (await otherApp.request("/api/v1/permissions/roles", json("POST", { name: `r-${randomUUID().slice(0, 8)}`, permissions: [] }, v1(leaver, tenant.id)))).status;
+      (
+        await otherApp.request(
+          "/api/v1/permissions/roles",
+          json("POST", { name: `r-${randomUUID().slice(0, 8)}`, permissions: [] }, v1(leaver, tenant.id)),
+        )
+      ).status;
     expect(await within1s(create, 403)).toBe(403);
     expect((await app.request("/api/v1/audit/events", { headers: v1(leaver, tenant.id) })).status).toBe(403);
   });
@@ -95,14 +114,23 @@ describe("membership is the gate", () => {
     const member = await createTestUser(sdk);
     await addTestMember(sdk, tenant.id, member.user.id, "member");
     await sdk.permissions.assignRole(member.user.id, "auditor", { tenant: tenant.id });
-    const active = await app.request("/api/auth/organization/set-active", json("POST", { organizationId: tenant.id }, member.headers));
+    const active = await app.request(
+      "/api/auth/organization/set-active",
+      json("POST", { organizationId: tenant.id }, member.headers),
+    );
     expect(active.status).toBe(200);
     const cookie = [member.cookie, cookieHeader(active.headers)].join("; ");
-    const sessionCookie = Object.entries(Object.fromEntries(cookie.split("; ").map((c) => c.split("=") as [string, string])))
+    const sessionCookie = Object.entries(
+      Object.fromEntries(cookie.split("; ").map((c) => c.split("=") as [string, string])),
+    )
       .map(([k, val]) => `${k}=${val}`)
       .join("; ");
     const me = async () =>
-      ((await (await otherApp.request("/api/v1/me", { headers: { cookie: sessionCookie } })).json()) as { tenant: { id: string } | null }).tenant?.id ?? null;
+      (
+        (await (await otherApp.request("/api/v1/me", { headers: { cookie: sessionCookie } })).json()) as {
+          tenant: { id: string } | null;
+        }
+      ).tenant?.id ?? null;
     expect(await me()).toBe(tenant.id);
 
     const removed = await app.request(
@@ -133,11 +161,17 @@ describe("membership is the gate", () => {
     const [ownerRow] = await owner<{ id: string }[]>`
       select ur.id from permissions.user_roles ur join permissions.roles r on r.id = ur.role_id
        where ur.user_id = ${boss.user.id} and ur.tenant_id = ${tenant.id} and r.name = 'owner'`;
-    const refused = await app.request(`/api/v1/permissions/assignments/${ownerRow!.id}`, { method: "DELETE", headers: v1(admin, tenant.id) });
+    const refused = await app.request(`/api/v1/permissions/assignments/${ownerRow!.id}`, {
+      method: "DELETE",
+      headers: v1(admin, tenant.id),
+    });
     expect([403, 409]).toContain(refused.status);
     expect(await assignmentsIn(boss.user.id, tenant.id)).toEqual(expect.arrayContaining([{ role: "owner" }]));
     // As the owner itself (a tenant owner, not a platform administrator): still the last one.
-    const self = await app.request(`/api/v1/permissions/assignments/${ownerRow!.id}`, { method: "DELETE", headers: v1(boss, tenant.id) });
+    const self = await app.request(`/api/v1/permissions/assignments/${ownerRow!.id}`, {
+      method: "DELETE",
+      headers: v1(boss, tenant.id),
+    });
     expect(self.status).toBe(409);
     expect(await self.json()).toMatchObject({ code: "LAST_OWNER" });
 
@@ -168,7 +202,8 @@ describe("one session truth", () => {
     const headers = { cookie: user.cookie, origin: TEST_ORIGIN };
     expect(user.cookie).toContain("session_data");
     const session = async () =>
-      ((await (await otherApp.request("/api/auth/get-session", { headers })).json()) as { user?: unknown } | null)?.user !== undefined;
+      ((await (await otherApp.request("/api/auth/get-session", { headers })).json()) as { user?: unknown } | null)
+        ?.user !== undefined;
     expect(await session()).toBe(true);
 
     expect((await app.request("/api/auth/sign-out", { method: "POST", headers })).status).toBe(200);
@@ -190,10 +225,14 @@ describe("one session truth", () => {
     const { tenant: second } = await createTestTenant(sdk, user);
     const bearer = { authorization: `Bearer ${user.token}` };
     const tenantOf = async (served: typeof app) =>
-      ((await (await served.request("/api/v1/me", { headers: bearer })).json()) as { tenant: { id: string } | null }).tenant?.id ?? null;
+      ((await (await served.request("/api/v1/me", { headers: bearer })).json()) as { tenant: { id: string } | null })
+        .tenant?.id ?? null;
     expect(await tenantOf(app)).toBe(second.id);
     expect(await tenantOf(otherApp)).toBe(second.id);
-    const set = await app.request("/api/auth/organization/set-active", json("POST", { organizationId: tenant.id }, bearer));
+    const set = await app.request(
+      "/api/auth/organization/set-active",
+      json("POST", { organizationId: tenant.id }, bearer),
+    );
     expect(set.status).toBe(200);
     expect(await tenantOf(app)).toBe(tenant.id);
     expect(await within1s(() => tenantOf(otherApp), tenant.id)).toBe(tenant.id);
@@ -202,9 +241,14 @@ describe("one session truth", () => {
   it("does not record a revocation for a token that is not one of the caller's sessions", async () => {
     const caller = await createTestUser(sdk);
     const victim = await createTestUser(sdk);
-    const res = await app.request("/api/auth/revoke-session", json("POST", { token: victim.token.split(".")[0] }, caller.headers));
+    const res = await app.request(
+      "/api/auth/revoke-session",
+      json("POST", { token: victim.token.split(".")[0] }, caller.headers),
+    );
     expect(res.status).toBe(404);
-    expect((await app.request("/api/v1/me", { headers: { authorization: `Bearer ${victim.token}` } })).status).toBe(200);
+    expect((await app.request("/api/v1/me", { headers: { authorization: `Bearer ${victim.token}` } })).status).toBe(
+      200,
+    );
     const [events] = await owner<{ n: number }[]>`
       select count(*)::int as n from audit.audit_logs where action = 'session.revoked' and actor_id = ${caller.user.id}`;
     expect(events!.n).toBe(0);
@@ -213,7 +257,10 @@ describe("one session truth", () => {
 
 describe("session lifetime", () => {
   it("ends a session at its absolute lifetime however it is used, on /api/v1 and /api/auth alike", async () => {
-    const brief = createSdk({ ...protectedOptions(db), auth: { ...protectedOptions(db).auth, sessionMaxAgeSeconds: 2 } });
+    const brief = createSdk({
+      ...protectedOptions(db),
+      auth: { ...protectedOptions(db).auth, sessionMaxAgeSeconds: 2 },
+    });
     const briefApp = createApp(brief, { logRequests: false });
     try {
       await brief.auth.listen();
@@ -224,7 +271,9 @@ describe("session lifetime", () => {
       await new Promise((r) => setTimeout(r, 2_300));
       expect(await me(user.headers)).toBe(401);
       expect(await me({ authorization: `Bearer ${user.token}` })).toBe(401);
-      const session = await briefApp.request("/api/auth/get-session", { headers: { authorization: `Bearer ${user.token}` } });
+      const session = await briefApp.request("/api/auth/get-session", {
+        headers: { authorization: `Bearer ${user.token}` },
+      });
       expect(await session.json()).toBeNull();
     } finally {
       await brief.close();
@@ -244,7 +293,10 @@ describe("tokens for other services", () => {
     expect(typeof claims.sid).toBe("string");
 
     const listed = async () => {
-      const body = (await (await otherApp.request("/api/v1/tokens/revocations")).json()) as { ttlSeconds: number; revoked: { sub: string; revokedAt: number }[] };
+      const body = (await (await otherApp.request("/api/v1/tokens/revocations")).json()) as {
+        ttlSeconds: number;
+        revoked: { sub: string; revokedAt: number }[];
+      };
       expect(body.ttlSeconds).toBe(300);
       // A service rejects a token of a listed sub issued at or before revokedAt.
       return body.revoked.some((r) => r.sub === user.user.id && r.revokedAt >= claims.iat!);
@@ -269,7 +321,10 @@ describe("password reset requests", () => {
       });
       await new Promise((r) => setTimeout(r, 50));
       const ask = (email: string) =>
-        app.request("/api/auth/request-password-reset", json("POST", { email }, { origin: TEST_ORIGIN, "x-forwarded-for": randomUUID() }));
+        app.request(
+          "/api/auth/request-password-reset",
+          json("POST", { email }, { origin: TEST_ORIGIN, "x-forwarded-for": randomUUID() }),
+        );
       const started = Date.now();
       const known = await ask(user.user.email);
       const unknown = await ask(`nobody-${randomUUID()}@example.test`);
@@ -279,7 +334,11 @@ describe("password reset requests", () => {
       release();
       await lock;
       const mail = async () =>
-        (await owner<{ n: number }[]>`select count(*)::int as n from email.email_sends where to_address = ${user.user.email} and template_key = 'reset-password'`)[0]!.n;
+        (
+          await owner<
+            { n: number }[]
+          >`select count(*)::int as n from email.email_sends where to_address = ${user.user.email} and template_key = 'reset-password'`
+        )[0]!.n;
       expect(await within1s(mail, 1)).toBe(1);
     } finally {
       await locker.end({ timeout: 5 });
@@ -299,7 +358,11 @@ describe("origins and proxies", () => {
     const { tenant } = await createTestTenant(sdk, user);
     const body = () => JSON.stringify({ name: `r-${randomUUID().slice(0, 8)}`, permissions: [] });
     const post = (headers: Record<string, string>) =>
-      app.request("/api/v1/permissions/roles", { method: "POST", body: body(), headers: { "content-type": "application/json", "x-tenant-id": tenant.id, ...headers } });
+      app.request("/api/v1/permissions/roles", {
+        method: "POST",
+        body: body(),
+        headers: { "content-type": "application/json", "x-tenant-id": tenant.id, ...headers },
+      });
     for (const origin of ["https://evil.example", "null", undefined]) {
       const res = await post({ cookie: user.cookie, ...(origin ? { origin } : {}) });
       expect(res.status).toBe(403);
@@ -327,7 +390,9 @@ describe("origins and proxies", () => {
 
 describe("secrets stay out of the logs", () => {
   it("drops token-bearing path segments from the request log", () => {
-    expect(loggablePath("/api/auth/reset-password/AbCdEf0123456789xyzAbCdEf0123456")).toBe("/api/auth/reset-password/:token");
+    expect(loggablePath("/api/auth/reset-password/AbCdEf0123456789xyzAbCdEf0123456")).toBe(
+      "/api/auth/reset-password/:token",
+    );
     expect(loggablePath("/api/v1/me")).toBe("/api/v1/me");
     expect(loggablePath(`/api/v1/permissions/roles/${"a".repeat(40)}`)).toBe("/api/v1/permissions/roles/:redacted");
   });

@@ -77,7 +77,8 @@ function processes(matches: (pid: number) => boolean): number[] {
     });
 }
 /** Every process in process group `pgid` (field 5 of /proc/<pid>/stat). */
-const inGroup = (pgid: number) => processes((pid) => Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[2]) === pgid);
+const inGroup = (pgid: number) =>
+  processes((pid) => Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[2]) === pgid);
 /** Every PostgreSQL process of a cluster: each works in the data directory. */
 const ofCluster = (clusterDir: string) => processes((pid) => readlinkSync(`/proc/${pid}/cwd`) === clusterDir);
 /** Zombies aside: a process that has exited is gone. */
@@ -184,23 +185,27 @@ describe("the server process", () => {
   it.each([
     ["missing", undefined],
     ["short", "too-short-to-sign-sessions"],
-  ])("refuses to start in production with a %s BETTER_AUTH_SECRET, naming it", async (_, secret) => {
-    const started = startServer({
-      NODE_ENV: "production",
-      DATABASE_URL: database.url,
-      PORT: String(await freePort()),
-      LOG_LEVEL: "warn",
-      ...(secret ? { BETTER_AUTH_SECRET: secret } : {}),
-    });
-    // Loading the app under tsx before the configuration is read takes seconds, more on a busy machine.
-    const { code } = await exitWithin(started, 45_000);
-    expect(code).not.toBe(0);
-    expect(started.output()).toContain(
-      "BETTER_AUTH_SECRET must be set to at least 32 random characters when NODE_ENV=production",
-    );
-    // The sentence, not a stack trace.
-    expect(started.output()).not.toMatch(/\n\s+at /);
-  }, 60_000);
+  ])(
+    "refuses to start in production with a %s BETTER_AUTH_SECRET, naming it",
+    async (_, secret) => {
+      const started = startServer({
+        NODE_ENV: "production",
+        DATABASE_URL: database.url,
+        PORT: String(await freePort()),
+        LOG_LEVEL: "warn",
+        ...(secret ? { BETTER_AUTH_SECRET: secret } : {}),
+      });
+      // Loading the app under tsx before the configuration is read takes seconds, more on a busy machine.
+      const { code } = await exitWithin(started, 45_000);
+      expect(code).not.toBe(0);
+      expect(started.output()).toContain(
+        "BETTER_AUTH_SECRET must be set to at least 32 random characters when NODE_ENV=production",
+      );
+      // The sentence, not a stack trace.
+      expect(started.output()).not.toMatch(/\n\s+at /);
+    },
+    60_000,
+  );
 
   it("refuses to start in production without a real email transport, naming both ways out", async () => {
     const started = startServer({
@@ -272,7 +277,11 @@ describe("npm start under signals, with the embedded PostgreSQL", () => {
 
   /** Sends a sign-up's headers and half its body: the request is in flight until `finish()`. */
   async function signUpInFlight(port: number) {
-    const body = JSON.stringify({ email: `inflight-${Date.now()}@example.test`, password: "correct horse battery", name: "In Flight" });
+    const body = JSON.stringify({
+      email: `inflight-${Date.now()}@example.test`,
+      password: "correct horse battery",
+      name: "In Flight",
+    });
     const socket = connect(port, "127.0.0.1");
     sockets.add(socket);
     await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));

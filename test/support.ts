@@ -11,7 +11,13 @@ import { createSdk, type Sdk, type SdkOptions } from "../src/index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
 import { cheapHashingTestSdkOptions, createTestTenant, createTestUser, type TestUser } from "../src/testing.js";
 
-export { cheapHashingTestSdkOptions, cookieHeader, TEST_ORIGIN, testSdkOptions, withoutRateLimits } from "../src/testing.js";
+export {
+  cheapHashingTestSdkOptions,
+  cookieHeader,
+  TEST_ORIGIN,
+  testSdkOptions,
+  withoutRateLimits,
+} from "../src/testing.js";
 export type SignedInUser = TestUser;
 
 export function useTestSdk(options: Partial<SdkOptions> = {}, appOptions: AppOptions = {}) {
@@ -64,7 +70,10 @@ export function useTwoDatabases(connection: Record<string, string> = {}): TwoDat
       mainSql: postgres(main.url, { max: 2, onnotice: () => {}, connection }),
       tenantSql: postgres(tenantDb.url, { max: 2, onnotice: () => {}, connection }),
       topology: parseTopology({
-        databases: { main: { url: main.url, appUrl: main.appUrl }, tenant_db: { url: tenantDb.url, appUrl: tenantDb.appUrl } },
+        databases: {
+          main: { url: main.url, appUrl: main.appUrl },
+          tenant_db: { url: tenantDb.url, appUrl: tenantDb.appUrl },
+        },
       }),
     });
   }, 60_000);

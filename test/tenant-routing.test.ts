@@ -8,14 +8,21 @@
  */
 import { coreCatalog } from "../src/core-modules.js";
 import { randomUUID } from "node:crypto";
-import postgres from "postgres";
+import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../src/app.js";
 import { moveTenant } from "../src/db/tenant-move.js";
 import type { Topology } from "../src/db/topology.js";
 import { createSdk, type Sdk } from "../src/index.js";
 import { addTestMember } from "../src/testing.js";
-import { json, signedInUser, tenantOf, cheapHashingTestSdkOptions, useTwoDatabases, type SignedInUser } from "./support.js";
+import {
+  json,
+  signedInUser,
+  tenantOf,
+  cheapHashingTestSdkOptions,
+  useTwoDatabases,
+  type SignedInUser,
+} from "./support.js";
 
 /** The tenant write gate's advisory lock class (drizzle/0010, 'svtw'). */
 const WRITE_GATE = 1_937_142_903;
@@ -45,9 +52,15 @@ beforeAll(async () => {
   app = createApp(sdk, { logRequests: false });
   owner = await signedInUser(sdk);
   bob = await signedInUser(sdk);
-  ({ tenant: { id: tenantId }, headers } = await tenantOf(sdk, owner));
+  ({
+    tenant: { id: tenantId },
+    headers,
+  } = await tenantOf(sdk, owner));
 
-  const created = await app.request("/api/v1/permissions/roles", json("POST", { name: "editor", permissions: ["docs:write"] }, headers));
+  const created = await app.request(
+    "/api/v1/permissions/roles",
+    json("POST", { name: "editor", permissions: ["docs:write"] }, headers),
+  );
   expect(created.status).toBe(201);
   const moved = await moveTenant({ catalog: coreCatalog(), topology, tenantId, to: "tenant_db" });
   expect(moved).toMatchObject({ from: "main", to: "tenant_db" });
@@ -76,14 +89,21 @@ describe("a moved tenant", () => {
     expect(mine.status).toBe(200);
     const { permissions } = (await mine.json()) as { permissions: string[] };
     expect(permissions).toContain("*"); // the tenant's owner role, in tenant_db
-    expect(await count(mainSql, "permissions.user_roles where user_id = $1 and tenant_id is null", owner.user.id)).toBe(1);
+    expect(await count(mainSql, "permissions.user_roles where user_id = $1 and tenant_id is null", owner.user.id)).toBe(
+      1,
+    );
   });
 
   it("is written in its own database: the assignment, the user it names, and its audit row", async () => {
     // bob joins after the move: better-auth's member hook mirrors his membership into tenant_db.
     await addTestMember(sdk, tenantId, bob.user.id);
-    expect(await count(tenantSql, "permissions.user_roles where user_id = $1 and tenant_id = $2", bob.user.id, tenantId)).toBe(1);
-    const assigned = await app.request("/api/v1/permissions/assignments", json("POST", { userId: bob.user.id, role: "editor" }, headers));
+    expect(
+      await count(tenantSql, "permissions.user_roles where user_id = $1 and tenant_id = $2", bob.user.id, tenantId),
+    ).toBe(1);
+    const assigned = await app.request(
+      "/api/v1/permissions/assignments",
+      json("POST", { userId: bob.user.id, role: "editor" }, headers),
+    );
     expect(assigned.status).toBe(201);
     const { id } = (await assigned.json()) as { id: string };
     expect(await count(tenantSql, "permissions.user_roles where id = $1", id)).toBe(1);
@@ -91,8 +111,22 @@ describe("a moved tenant", () => {
     // bob joined after the move: his user row was copied so the foreign key holds there.
     expect(await count(tenantSql, "auth.users where id = $1", bob.user.id)).toBe(1);
     // Two events, both beside the tenant's rows: the mirrored member role and the editor role.
-    expect(await count(tenantSql, "audit.audit_logs where tenant_id = $1 and action = 'role.assigned' and target_id = $2", tenantId, bob.user.id)).toBe(2);
-    expect(await count(mainSql, "audit.audit_logs where tenant_id = $1 and action = 'role.assigned' and target_id = $2", tenantId, bob.user.id)).toBe(0);
+    expect(
+      await count(
+        tenantSql,
+        "audit.audit_logs where tenant_id = $1 and action = 'role.assigned' and target_id = $2",
+        tenantId,
+        bob.user.id,
+      ),
+    ).toBe(2);
+    expect(
+      await count(
+        mainSql,
+        "audit.audit_logs where tenant_id = $1 and action = 'role.assigned' and target_id = $2",
+        tenantId,
+        bob.user.id,
+      ),
+    ).toBe(0);
     expect(await sdk.permissions.can(bob.user.id, "docs:write", { tenant: tenantId })).toBe(true);
   });
 
@@ -100,7 +134,10 @@ describe("a moved tenant", () => {
     const other = createSdk(cheapHashingTestSdkOptions(databases.main, { topology }));
     try {
       await other.permissions.ready();
-      const role = await sdk.permissions.createRole({ name: `temp-${randomUUID().slice(0, 8)}`, permissions: ["reports:read"] }, { tenant: tenantId });
+      const role = await sdk.permissions.createRole(
+        { name: `temp-${randomUUID().slice(0, 8)}`, permissions: ["reports:read"] },
+        { tenant: tenantId },
+      );
       await sdk.permissions.assignRole(bob.user.id, role.id, { tenant: tenantId });
       expect(await count(tenantSql, "permissions.user_roles where role_id = $1", role.id)).toBe(1);
       expect(await other.permissions.can(bob.user.id, "reports:read", { tenant: tenantId })).toBe(true); // now cached there
@@ -120,7 +157,10 @@ describe("a moved tenant", () => {
   it("refuses writes with 503 TENANT_MOVING while it moves, keeps serving reads, and writes nothing", async () => {
     await mainSql`update platform.tenant_placements set state = 'moving' where tenant_id = ${tenantId}`;
     try {
-      const refused = await app.request("/api/v1/permissions/roles", json("POST", { name: "during-move", permissions: ["docs:read"] }, headers));
+      const refused = await app.request(
+        "/api/v1/permissions/roles",
+        json("POST", { name: "during-move", permissions: ["docs:read"] }, headers),
+      );
       expect(refused.status).toBe(503);
       expect(refused.headers.get("content-type")).toContain("application/problem+json");
       expect(refused.headers.get("retry-after")).toBe("5");
@@ -133,7 +173,10 @@ describe("a moved tenant", () => {
     } finally {
       await mainSql`update platform.tenant_placements set state = 'active' where tenant_id = ${tenantId}`;
     }
-    const after = await app.request("/api/v1/permissions/roles", json("POST", { name: "after-move", permissions: ["docs:read"] }, headers));
+    const after = await app.request(
+      "/api/v1/permissions/roles",
+      json("POST", { name: "after-move", permissions: ["docs:read"] }, headers),
+    );
     expect(after.status).toBe(201);
   });
 
@@ -158,7 +201,9 @@ describe("a moved tenant", () => {
 
   it("holds the tenant's write gate for as long as a unit of work is in the tenant", async () => {
     const tryGate = async () => {
-      const [row] = await mainSql<{ ok: boolean }[]>`select pg_try_advisory_lock(${WRITE_GATE}, hashtext(${tenantId})) as ok`;
+      const [row] = await mainSql<
+        { ok: boolean }[]
+      >`select pg_try_advisory_lock(${WRITE_GATE}, hashtext(${tenantId})) as ok`;
       if (row!.ok) await mainSql`select pg_advisory_unlock(${WRITE_GATE}, hashtext(${tenantId}))`;
       return row!.ok;
     };

@@ -61,7 +61,11 @@ const scenario: Scenario = async (ctx) => {
   }
 
   // 2. Sign-ins per second at the production hashing cost (OWASP scrypt N=2^17, r=8, p=1).
-  const owasp = createSdk({ databaseUrl: database.url, environment: "test", auth: { passwordCost: OWASP_SCRYPT, rateLimit: false } });
+  const owasp = createSdk({
+    databaseUrl: database.url,
+    environment: "test",
+    auth: { passwordCost: OWASP_SCRYPT, rateLimit: false },
+  });
   try {
     const email = `owasp-${crypto.randomUUID()}@example.test`;
     const password = "correct horse battery staple";

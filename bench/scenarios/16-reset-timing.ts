@@ -15,7 +15,12 @@ const scenario: Scenario = async (ctx) => {
   const sdk = createSdk({ databaseUrl: database.url, environment: "test" });
   try {
     const known = `known-${crypto.randomUUID()}@example.test`;
-    await sdk.auth.createUser({ email: known, password: "correct horse battery staple", name: "Known", emailVerified: true });
+    await sdk.auth.createUser({
+      email: known,
+      password: "correct horse battery staple",
+      name: "Known",
+      emailVerified: true,
+    });
     const app = createApp(sdk, { logRequests: false, trustProxy: 1 });
     const server = await ctx.serve(app.fetch);
     try {

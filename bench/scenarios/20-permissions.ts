@@ -53,7 +53,10 @@ const scenario: Scenario = async (ctx) => {
     const password = "correct horse battery staple";
     const user = await sdk.auth.createUser({ email, password, name: "Bench", emailVerified: true });
     await sdk.transaction(async () => {
-      await sdk.router.db("auth").insert(organizations).values({ id: tenantId, name: "Bench", slug: `bench-${tenantId}` });
+      await sdk.router
+        .db("auth")
+        .insert(organizations)
+        .values({ id: tenantId, name: "Bench", slug: `bench-${tenantId}` });
     });
     await sdk.permissions.assignRole(user.id, "auditor");
     await sdk.permissions.assignRole(user.id, "admin", { tenant: tenantId });
@@ -83,11 +86,18 @@ const scenario: Scenario = async (ctx) => {
     // 2. An uncached check: queries counted on a router with a query hook, in-process cache off.
     let queries = 0;
     const counting = createCoreRouter(singleDatabase(database.url), { onQuery: () => queries++ });
-    const uncached = permissionsModule.create(createModuleContext(counting, permissionsModule, silentLogger), { audit: moduleOn(counting, auditModule, {}, silentLogger), cache: { enabled: false } });
+    const uncached = permissionsModule.create(createModuleContext(counting, permissionsModule, silentLogger), {
+      audit: moduleOn(counting, auditModule, {}, silentLogger),
+      cache: { enabled: false },
+    });
     try {
       await uncached.can(user.id, "warm:up"); // a new connection reads the server's array types once
       const counts: number[] = [];
-      for (const [permission, tenant] of [["audit:read", tenantId], ["roles:write", tenantId], ["audit:read", null]] as const) {
+      for (const [permission, tenant] of [
+        ["audit:read", tenantId],
+        ["roles:write", tenantId],
+        ["audit:read", null],
+      ] as const) {
         const before = queries;
         await uncached.can(user.id, permission, { tenant });
         counts.push(queries - before);

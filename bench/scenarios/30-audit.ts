@@ -38,9 +38,18 @@ const scenario: Scenario = async (ctx) => {
     grant usage on all sequences in schema public to sv_app;`);
   await owner.end({ timeout: 5 });
   let statements: string[] | undefined;
-  const sdk = createSdk({ databaseUrl: database.url, environment: "test", onQuery: (_database, query) => statements?.push(query) });
+  const sdk = createSdk({
+    databaseUrl: database.url,
+    environment: "test",
+    onQuery: (_database, query) => statements?.push(query),
+  });
   const db = sdk.router.db("audit");
-  const context = { requestId: "bench-req", actor: { type: "user" as const, id: "bench-user" }, ip: "127.0.0.1", userAgent: "bench" };
+  const context = {
+    requestId: "bench-req",
+    actor: { type: "user" as const, id: "bench-user" },
+    ip: "127.0.0.1",
+    userAgent: "bench",
+  };
   const event = (i: number) => ({
     action: "invoice.paid",
     target: { type: "invoice", id: String(i) },
@@ -48,7 +57,9 @@ const scenario: Scenario = async (ctx) => {
     changes: { before: { status: "open" }, after: { status: "paid" } },
   });
   // Exactly the row recordAuditEvent writes, bound as parameters the way an application would.
-  const plainRow = (i: number) => sql`(${null}::uuid, ${"user"}, ${"bench-user"}, ${"invoice.paid"}, ${"invoice"}, ${String(i)},
+  const plainRow = (
+    i: number,
+  ) => sql`(${null}::uuid, ${"user"}, ${"bench-user"}, ${"invoice.paid"}, ${"invoice"}, ${String(i)},
     ${"127.0.0.1"}, ${"bench"}, ${"bench-req"}, ${JSON.stringify(event(i).metadata)}::jsonb, ${JSON.stringify(event(i).changes)}::jsonb)`;
   const plainInsert = (table: string, rows: ReturnType<typeof plainRow>[]) =>
     db.execute(sql`insert into ${sql.raw(table)} (tenant_id, actor_type, actor_id, action, target_type, target_id, ip, user_agent,
@@ -64,7 +75,13 @@ const scenario: Scenario = async (ctx) => {
       { concurrency: CONCURRENCY },
     );
     const insertBatch = await ctx.measure(
-      () => sdk.transaction(() => plainInsert("audit.audit_logs", Array.from({ length: BATCH }, () => plainRow(n++)))),
+      () =>
+        sdk.transaction(() =>
+          plainInsert(
+            "audit.audit_logs",
+            Array.from({ length: BATCH }, () => plainRow(n++)),
+          ),
+        ),
       { concurrency: CONCURRENCY },
     );
     const recordBatch = await ctx.measure(
@@ -120,7 +137,8 @@ const scenario: Scenario = async (ctx) => {
     const rounds = ctx.quick ? 5 : ENDPOINT_ROUNDS;
     try {
       // Within the pool (10): postgres.js degrades when in-flight queries exceed it (#747).
-      const loadOf = (endpoint: Endpoint, seconds = 1) => ctx.load({ url: `${server.url}${paths[endpoint]}`, method: "POST", connections: 10, seconds });
+      const loadOf = (endpoint: Endpoint, seconds = 1) =>
+        ctx.load({ url: `${server.url}${paths[endpoint]}`, method: "POST", connections: 10, seconds });
       for (const endpoint of Object.keys(paths) as Endpoint[]) await loadOf(endpoint);
       const order: Endpoint[] = ["audited", "bare", "bareHeap"];
       for (let round = 0; round < rounds; round++) {
@@ -137,7 +155,8 @@ const scenario: Scenario = async (ctx) => {
     } finally {
       await server.close();
     }
-    const roundRatios = (against: Endpoint) => results.audited.map((r, i) => r.requestsPerSecond / results[against][i]!.requestsPerSecond);
+    const roundRatios = (against: Endpoint) =>
+      results.audited.map((r, i) => r.requestsPerSecond / results[against][i]!.requestsPerSecond);
     const endpointRatio = median(roundRatios("bare"));
     const heapRatio = median(roundRatios("bareHeap"));
     const middle = (endpoint: Endpoint) => {
@@ -148,7 +167,8 @@ const scenario: Scenario = async (ctx) => {
     const bare = middle("bare");
     const bareHeap = middle("bareHeap");
     const failuresOf = (endpoint: Endpoint) => results[endpoint].reduce((n, r) => n + r.errors + r.non2xx, 0);
-    const cpuPerRequest = (endpoint: Endpoint) => Math.round(cpu[endpoint].micros / Math.max(1, cpu[endpoint].requests));
+    const cpuPerRequest = (endpoint: Endpoint) =>
+      Math.round(cpu[endpoint].micros / Math.max(1, cpu[endpoint].requests));
     const spreadOf = (ratios: number[]) => {
       const sorted = [...ratios].sort((a, b) => a - b);
       return `${sorted[0]!.toFixed(2)}–${sorted[sorted.length - 1]!.toFixed(2)}`;
@@ -171,7 +191,13 @@ const scenario: Scenario = async (ctx) => {
     const singleCost = insert.opsPerSecond / record.opsPerSecond;
     const batchCost = insertBatch.opsPerSecond / recordBatch.opsPerSecond;
     const rows: Row[] = [
-      { scenario: "audit: plain INSERT of an audit row (1 tx)", throughput: insert.opsPerSecond, unit: "ops/s", p50Ms: insert.p50Ms, p99Ms: insert.p99Ms },
+      {
+        scenario: "audit: plain INSERT of an audit row (1 tx)",
+        throughput: insert.opsPerSecond,
+        unit: "ops/s",
+        p50Ms: insert.p50Ms,
+        p99Ms: insert.p99Ms,
+      },
       {
         scenario: "audit: recordAuditEvent (1 tx)",
         throughput: record.opsPerSecond,

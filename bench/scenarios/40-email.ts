@@ -32,21 +32,25 @@ const scenario: Scenario = async (ctx) => {
     // audit) per transaction, against one INSERT of a rendered row per transaction.
     let n = 0;
     const enqueue = await ctx.measure(
-      () => sdk.transaction(() => sdk.email.enqueueEmail({ to: `e${n++}@example.test`, template: "verify-email", data })),
+      () =>
+        sdk.transaction(() => sdk.email.enqueueEmail({ to: `e${n++}@example.test`, template: "verify-email", data })),
       { concurrency: 4 },
     );
     const insert = await ctx.measure(
       () =>
         sdk.transaction(() =>
-          sdk.router.db("email").insert(emailSends).values({
-            toAddress: `i${n++}@example.test`,
-            templateKey: "verify-email",
-            category: "account",
-            subject: "Verify your email address",
-            html: "<p>Hi</p>",
-            text: "Hi",
-            status: "skipped",
-          }),
+          sdk.router
+            .db("email")
+            .insert(emailSends)
+            .values({
+              toAddress: `i${n++}@example.test`,
+              templateKey: "verify-email",
+              category: "account",
+              subject: "Verify your email address",
+              html: "<p>Hi</p>",
+              text: "Hi",
+              status: "skipped",
+            }),
         ),
       { concurrency: 4 },
     );
@@ -66,7 +70,9 @@ const scenario: Scenario = async (ctx) => {
       sdk.withTenant("*", async () => {
         const [row] = await sdk.router
           .db("email")
-          .execute<{ left: boolean }>(sql`select exists (select from email.email_sends where status in ('queued', 'sending')) as left`);
+          .execute<{ left: boolean }>(
+            sql`select exists (select from email.email_sends where status in ('queued', 'sending')) as left`,
+          );
         return row!.left;
       });
     const dispatcher = sdk.email.createDispatcher();

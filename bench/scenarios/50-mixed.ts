@@ -19,7 +19,7 @@ import { createSdk } from "../../src/index.js";
 import { OWASP_SCRYPT } from "../../src/modules/auth/index.js";
 import { startFakeResend } from "../../src/modules/email/testing/fake-resend.js";
 import { median } from "../harness.js";
-import { CookieJar, expectStatus, requestJson, signInOver } from "../http-client.js";
+import { type CookieJar, expectStatus, requestJson, signInOver } from "../http-client.js";
 import { poolMaxOf, PUBLIC_ORIGIN, startSvServer } from "../sv-server.js";
 import type { MixedFlow, MixedStepResult, Row, Scenario } from "../types.js";
 
@@ -41,7 +41,10 @@ function secondsFromEnv(quick: boolean): number {
 /** Splits `total` connections by `shares`, at least one each, largest remainders first. */
 function split<K extends string>(total: number, shares: Record<K, number>): Record<K, number> {
   const keys = Object.keys(shares) as K[];
-  const counts = Object.fromEntries(keys.map((k) => [k, Math.max(1, Math.floor(total * shares[k]))])) as Record<K, number>;
+  const counts = Object.fromEntries(keys.map((k) => [k, Math.max(1, Math.floor(total * shares[k]))])) as Record<
+    K,
+    number
+  >;
   let left = total - keys.reduce((n, k) => n + counts[k], 0);
   const byRemainder = [...keys].sort((a, b) => ((total * shares[b]) % 1) - ((total * shares[a]) % 1));
   for (let i = 0; left > 0; i++, left--) counts[byRemainder[i % keys.length]!]++;
@@ -49,7 +52,8 @@ function split<K extends string>(total: number, shares: Record<K, number>): Reco
 }
 
 /** n connections spread over flows as evenly as possible. */
-const spread = (n: number, parts: number) => Array.from({ length: parts }, (_, i) => Math.floor(n / parts) + (i < n % parts ? 1 : 0));
+const spread = (n: number, parts: number) =>
+  Array.from({ length: parts }, (_, i) => Math.floor(n / parts) + (i < n % parts ? 1 : 0));
 
 const statusText = (statuses: Record<string, number>) =>
   Object.entries(statuses)
@@ -64,16 +68,32 @@ const scenario: Scenario = async (ctx) => {
   try {
     // Setup through the SDK, before the server starts: verified users (their hashes at the production
     // cost, so a sign-in costs what it costs in production) and two tenants with an admin each.
-    const setup = createSdk({ databaseUrl: database.url, environment: "test", auth: { passwordCost: OWASP_SCRYPT, rateLimit: false } });
+    const setup = createSdk({
+      databaseUrl: database.url,
+      environment: "test",
+      auth: { passwordCost: OWASP_SCRYPT, rateLimit: false },
+    });
     const admins: { email: string; tenantId: string }[] = [];
     const signInEmail = `signin-${crypto.randomUUID()}@example.test`;
     try {
       await setup.auth.createUser({ email: signInEmail, password: PASSWORD, name: "Signs In", emailVerified: true });
       for (const name of ["A", "B"]) {
-        const owner = await setup.auth.createUser({ email: `owner-${name}-${crypto.randomUUID()}@example.test`, password: PASSWORD, name: `Owner ${name}`, emailVerified: true });
+        const owner = await setup.auth.createUser({
+          email: `owner-${name}-${crypto.randomUUID()}@example.test`,
+          password: PASSWORD,
+          name: `Owner ${name}`,
+          emailVerified: true,
+        });
         const email = `admin-${name}-${crypto.randomUUID()}@example.test`;
-        const admin = await setup.auth.createUser({ email, password: PASSWORD, name: `Admin ${name}`, emailVerified: true });
-        const org = await setup.auth.api.createOrganization({ body: { name: `Tenant ${name}`, slug: `t-${crypto.randomUUID()}`, userId: owner.id } });
+        const admin = await setup.auth.createUser({
+          email,
+          password: PASSWORD,
+          name: `Admin ${name}`,
+          emailVerified: true,
+        });
+        const org = await setup.auth.api.createOrganization({
+          body: { name: `Tenant ${name}`, slug: `t-${crypto.randomUUID()}`, userId: owner.id },
+        });
         await setup.auth.api.addMember({ body: { userId: admin.id, organizationId: org!.id, role: "admin" } });
         admins.push({ email, tenantId: org!.id });
       }
@@ -90,12 +110,17 @@ const scenario: Scenario = async (ctx) => {
       for (const admin of admins) {
         const jar = await signInOver(server, PUBLIC_ORIGIN, admin.email, PASSWORD);
         expectStatus(
-          await requestJson(server, "/api/auth/organization/set-active", { body: { organizationId: admin.tenantId }, jar, headers: { origin: PUBLIC_ORIGIN } }),
+          await requestJson(server, "/api/auth/organization/set-active", {
+            body: { organizationId: admin.tenantId },
+            jar,
+            headers: { origin: PUBLIC_ORIGIN },
+          }),
           200,
           "set-active",
         );
         const me = expectStatus(await requestJson(server, "/api/v1/me", { jar }), 200, "GET /api/v1/me");
-        if ((me.body as { tenant?: { id: string } }).tenant?.id !== admin.tenantId) throw new Error("the admin's session does not act in their tenant");
+        if ((me.body as { tenant?: { id: string } }).tenant?.id !== admin.tenantId)
+          throw new Error("the admin's session does not act in their tenant");
         jars.push(jar);
       }
 
@@ -111,7 +136,12 @@ const scenario: Scenario = async (ctx) => {
       spread(counts.reads, reads.length * jars.length).forEach((n, i) => {
         const read = reads[i % reads.length]!;
         const jar = jars[Math.floor(i / reads.length)]!;
-        if (n > 0) flows.push({ name: `read ${read.label}`, connections: n, steps: [{ label: read.label, path: read.path, headers: browser(jar) }] });
+        if (n > 0)
+          flows.push({
+            name: `read ${read.label}`,
+            connections: n,
+            steps: [{ label: read.label, path: read.path, headers: browser(jar) }],
+          });
       });
       spread(counts.mutations, jars.length).forEach((n, i) => {
         if (n === 0) return;
@@ -127,7 +157,12 @@ const scenario: Scenario = async (ctx) => {
               body: JSON.stringify({ name: "bench-{u}", permissions: ["audit:read"] }),
               capture: { id: "id" },
             },
-            { label: "DELETE /api/v1/permissions/roles/:id", method: "DELETE", path: "/api/v1/permissions/roles/{id}", headers: browser(jars[i]!) },
+            {
+              label: "DELETE /api/v1/permissions/roles/:id",
+              method: "DELETE",
+              path: "/api/v1/permissions/roles/{id}",
+              headers: browser(jars[i]!),
+            },
           ],
         });
       });
@@ -187,7 +222,7 @@ const scenario: Scenario = async (ctx) => {
       const cpuBefore = await server.cpuMicros();
       const threadBefore = await server.mainThreadMicros();
       const deliveredBefore = fake.delivered.length;
-      let result;
+      let result: Awaited<ReturnType<typeof ctx.mixedLoad>>;
       try {
         result = await ctx.mixedLoad({ base: server.url, seconds, flows, timeoutMs: 10_000 });
       } finally {
@@ -208,10 +243,14 @@ const scenario: Scenario = async (ctx) => {
       const rows: Row[] = [];
       const all = Object.entries(result.byLabel);
       const total = all.reduce((n, [, s]) => n + s.count, 0);
-      const serverErrors = (s: MixedStepResult) => Object.entries(s.statuses).reduce((n, [code, c]) => n + (Number(code) >= 500 ? c : 0), 0);
+      const serverErrors = (s: MixedStepResult) =>
+        Object.entries(s.statuses).reduce((n, [code, c]) => n + (Number(code) >= 500 ? c : 0), 0);
       const tooMany = (s: MixedStepResult) => s.statuses["429"] ?? 0;
       const otherRefusals = (s: MixedStepResult) =>
-        Object.entries(s.statuses).reduce((n, [code, c]) => n + (Number(code) >= 400 && Number(code) < 500 && code !== "429" ? c : 0), 0);
+        Object.entries(s.statuses).reduce(
+          (n, [code, c]) => n + (Number(code) >= 400 && Number(code) < 500 && code !== "429" ? c : 0),
+          0,
+        );
       const sum = (f: (s: MixedStepResult) => number) => all.reduce((n, [, s]) => n + f(s), 0);
       const errors = sum(serverErrors) + sum((s) => s.socketErrors);
       const timeouts = sum((s) => s.timeouts);
@@ -248,7 +287,12 @@ const scenario: Scenario = async (ctx) => {
           p50Ms: s.p50Ms,
           p99Ms: s.p99Ms,
           pass: trouble === 0 ? undefined : false,
-          note: [statusText(s.statuses), s.socketErrors ? `${s.socketErrors} socket errors` : "", s.timeouts ? `${s.timeouts} timeouts` : "", `max ${s.maxMs.toFixed(0)} ms`]
+          note: [
+            statusText(s.statuses),
+            s.socketErrors ? `${s.socketErrors} socket errors` : "",
+            s.timeouts ? `${s.timeouts} timeouts` : "",
+            `max ${s.maxMs.toFixed(0)} ms`,
+          ]
             .filter(Boolean)
             .join("; "),
         });

@@ -55,7 +55,8 @@ function growthMax(quick: boolean): number {
   const raw = process.env.BENCH_GROWTH_MAX;
   if (raw === undefined || raw === "") return quick ? 100_000 : 1_000_000;
   const max = Number(raw);
-  if (!Number.isInteger(max) || max < SIZES[0]!) throw new Error(`BENCH_GROWTH_MAX must be an integer >= ${SIZES[0]}, got '${raw}'`);
+  if (!Number.isInteger(max) || max < SIZES[0]!)
+    throw new Error(`BENCH_GROWTH_MAX must be an integer >= ${SIZES[0]}, got '${raw}'`);
   return max;
 }
 
@@ -66,7 +67,9 @@ const label = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : `${n / 1000
 const seconds = (since: number) => (performance.now() - since) / 1000;
 /** Whether a plan reads a whole table of `tables` (audit_logs: any of its partitions). */
 const scansWhole = (shapes: string[], tables: string[]) =>
-  shapes.some((shape) => tables.some((t) => new RegExp(`Seq Scan on ${t}\\b`).test(shape.replace(/audit_logs_<partition>/g, "audit_logs"))));
+  shapes.some((shape) =>
+    tables.some((t) => new RegExp(`Seq Scan on ${t}\\b`).test(shape.replace(/audit_logs_<partition>/g, "audit_logs"))),
+  );
 
 const scenario: Scenario = async (ctx) => {
   const sizes = SIZES.filter((s) => s <= growthMax(ctx.quick));
@@ -79,7 +82,12 @@ const scenario: Scenario = async (ctx) => {
     environment: "test",
     onQuery: (_database, query) => capture?.push(query),
     auth: { passwordCost: TEST_ONLY_SCRYPT, rateLimit: false },
-    email: { resendApiKey: "re_bench", resendBaseUrl: fake.url, unsubscribeSecret: "g".repeat(32), from: "Bench <bench@example.test>" },
+    email: {
+      resendApiKey: "re_bench",
+      resendBaseUrl: fake.url,
+      unsubscribeSecret: "g".repeat(32),
+      from: "Bench <bench@example.test>",
+    },
   });
   /** The statements `fn` runs, for their plans. */
   const statementsOf = async (fn: () => Promise<unknown>) => {
@@ -96,19 +104,33 @@ const scenario: Scenario = async (ctx) => {
   let generationTotal = 0;
   try {
     // The people who read: a tenant admin (audit:read in the bench tenant) and a platform auditor.
-    const admin = await sdk.auth.createUser({ email: `admin-${crypto.randomUUID()}@example.test`, password: PASSWORD, name: "Admin", emailVerified: true });
-    const auditor = await sdk.auth.createUser({ email: `auditor-${crypto.randomUUID()}@example.test`, password: PASSWORD, name: "Auditor", emailVerified: true });
-    const tenant = await sdk.auth.api.createOrganization({ body: { name: "Bench tenant", slug: `bench-${crypto.randomUUID()}`, userId: admin.id } });
+    const admin = await sdk.auth.createUser({
+      email: `admin-${crypto.randomUUID()}@example.test`,
+      password: PASSWORD,
+      name: "Admin",
+      emailVerified: true,
+    });
+    const auditor = await sdk.auth.createUser({
+      email: `auditor-${crypto.randomUUID()}@example.test`,
+      password: PASSWORD,
+      name: "Auditor",
+      emailVerified: true,
+    });
+    const tenant = await sdk.auth.api.createOrganization({
+      body: { name: "Bench tenant", slug: `bench-${crypto.randomUUID()}`, userId: admin.id },
+    });
     await sdk.permissions.assignRole(auditor.id, "auditor");
     const cookieOf = async (email: string) =>
-      cookieHeader((await sdk.auth.api.signInEmail({ body: { email, password: PASSWORD }, returnHeaders: true })).headers);
+      cookieHeader(
+        (await sdk.auth.api.signInEmail({ body: { email, password: PASSWORD }, returnHeaders: true })).headers,
+      );
     const adminHeaders = { cookie: await cookieOf(admin.email), "x-tenant-id": tenant!.id };
     const auditorHeaders = { cookie: await cookieOf(auditor.email) };
     const app = createApp(sdk, { logRequests: false });
     const server = await ctx.serve(app.fetch);
 
     // Generated tenants (organizations) and monthly audit partitions for the span of generated rows.
-    let started = performance.now();
+    const started = performance.now();
     await owner`insert into auth.organizations (id, name, slug)
       select md5('org-' || k)::uuid, 'Tenant ' || k, 'growth-' || k from generate_series(0, ${TENANTS - 1}::int) k`;
     await owner.unsafe(`do $$ declare m timestamp; name text; begin
@@ -121,7 +143,9 @@ const scenario: Scenario = async (ctx) => {
           execute format('revoke all on audit.%I from sv_app', name);
         end if;
       end loop; end $$`);
-    const [adminRole] = await owner<{ id: string }[]>`select id from permissions.roles where tenant_id is null and name = 'admin'`;
+    const [adminRole] = await owner<
+      { id: string }[]
+    >`select id from permissions.roles where tenant_id is null and name = 'admin'`;
     const adminRoleId = adminRole!.id;
     const auditTenantIds = [tenant!.id, ...Array.from({ length: AUDIT_TENANTS - 1 }, (_, k) => md5Uuid(`org-${k}`))];
     const passwordHash = await hashPassword(PASSWORD, TEST_ONLY_SCRYPT);
@@ -167,27 +191,32 @@ const scenario: Scenario = async (ctx) => {
       });
       const secondary = size <= SECONDARY_MAX;
       // One tenant role per user; the statement trigger recomputes permission_cache and locks per user.
-      if (secondary) await timed("assignments", async () => {
-        for (let from = previous; from < size; from += ASSIGNMENT_BATCH) {
-          const to = Math.min(size, from + ASSIGNMENT_BATCH);
-          await owner`insert into permissions.user_roles (user_id, role_id, tenant_id)
+      if (secondary)
+        await timed("assignments", async () => {
+          for (let from = previous; from < size; from += ASSIGNMENT_BATCH) {
+            const to = Math.min(size, from + ASSIGNMENT_BATCH);
+            await owner`insert into permissions.user_roles (user_id, role_id, tenant_id)
             select md5('user-' || k)::uuid, ${adminRoleId}, md5('org-' || (k % ${TENANTS}))::uuid from generate_series(${from}::int, ${to - 1}::int) k`;
-        }
-      });
+          }
+        });
       // Email: a due backlog of `size` rows (what was sent at the previous size stays, sent), all with
       // one next_attempt_at, as a backlog enqueued in one transaction has (now() is its start): the
       // case where a claim ordered by a key the index does not give reads and sorts all of it.
-      if (secondary) await timed("email", async () => {
-        const html = `<p>${"Welcome to the benchmark. ".repeat(20)}</p>`;
-        const [due] = await owner<{ at: Date }[]>`select now() - interval '10 minutes' as at`;
-        for (let from = 0; from < size; from += BATCH) {
-          const to = Math.min(size, from + BATCH);
-          await owner`insert into email.email_sends (to_address, template_key, category, subject, html, text, next_attempt_at)
+      if (secondary)
+        await timed("email", async () => {
+          const html = `<p>${"Welcome to the benchmark. ".repeat(20)}</p>`;
+          const [due] = await owner<{ at: Date }[]>`select now() - interval '10 minutes' as at`;
+          for (let from = 0; from < size; from += BATCH) {
+            const to = Math.min(size, from + BATCH);
+            await owner`insert into email.email_sends (to_address, template_key, category, subject, html, text, next_attempt_at)
             select 'r' || k || '-' || ${size}::int || '@growth.test', 'welcome', 'account', 'Welcome', ${html}, 'Welcome', ${due!.at}
             from generate_series(${from}::int, ${to - 1}::int) k`;
-        }
-      });
-      await timed("analyze", () => owner`analyze audit.audit_logs, auth.users, auth.accounts, permissions.user_roles, email.email_sends`);
+          }
+        });
+      await timed(
+        "analyze",
+        () => owner`analyze audit.audit_logs, auth.users, auth.accounts, permissions.user_roles, email.email_sends`,
+      );
       generation.push(`${label(size)}: ${step.join(", ")}`);
       previous = size;
       const at = `@ ${label(size)}`;
@@ -214,7 +243,12 @@ const scenario: Scenario = async (ctx) => {
       const pageStatements = await statementsOf(async () => (await fetch(pageUrl, { headers: adminHeaders })).text());
       const pagePlans = await planShapes(owner, pageStatements, tenant!.id);
       const auditPlan = pagePlans.filter((p) => p.includes("audit_logs"));
-      const page = await ctx.load({ url: pageUrl, headers: adminHeaders, connections: 4, seconds: Math.min(ctx.seconds, 3) });
+      const page = await ctx.load({
+        url: pageUrl,
+        headers: adminHeaders,
+        connections: 4,
+        seconds: Math.min(ctx.seconds, 3),
+      });
       firstAt.page ??= page.p50Ms;
       const pageRatio = Math.max(page.p50Ms, 1) / Math.max(firstAt.page, 1);
       rows.push({
@@ -225,13 +259,19 @@ const scenario: Scenario = async (ctx) => {
         p99Ms: page.p99Ms,
         ratio: { against: `p50 at ${label(sizes[0]!)}`, value: pageRatio },
         target: `p50 <= ${PAGE_FLAT}x, no Seq Scan`,
-        pass: probe.status === 200 && page.non2xx + page.errors === 0 && pageRatio <= PAGE_FLAT && !scansWhole(auditPlan, ["audit_logs"]),
+        pass:
+          probe.status === 200 &&
+          page.non2xx + page.errors === 0 &&
+          pageRatio <= PAGE_FLAT &&
+          !scansWhole(auditPlan, ["audit_logs"]),
         note: `${probe.status}, ${probeBody.events?.length ?? 0} events a page, 4 connections; plan: ${auditPlan.join(" | ") || pagePlans.join(" | ")}`,
       });
 
       // The export, read for up to EXPORT_SECONDS.
       t0 = performance.now();
-      const exported = await fetch(`${server.url}/api/v1/audit/events/export?scope=platform&format=ndjson`, { headers: auditorHeaders });
+      const exported = await fetch(`${server.url}/api/v1/audit/events/export?scope=platform&format=ndjson`, {
+        headers: auditorHeaders,
+      });
       let bytes = 0;
       let complete = true;
       const reader = exported.body!.getReader();
@@ -258,24 +298,38 @@ const scenario: Scenario = async (ctx) => {
         // Uncached permission checks: the in-process cache off, queries counted.
         let queries = 0;
         const counting = createCoreRouter(singleDatabase(database.url), { onQuery: () => queries++ });
-        const uncached = permissionsModule.create(createModuleContext(counting, permissionsModule, silentLogger), { audit: moduleOn(counting, auditModule, {}, silentLogger), cache: { enabled: false } });
+        const uncached = permissionsModule.create(createModuleContext(counting, permissionsModule, silentLogger), {
+          audit: moduleOn(counting, auditModule, {}, silentLogger),
+          cache: { enabled: false },
+        });
         try {
           await uncached.can(admin.id, "warm:up"); // a new connection reads the server's array types once
           const users = Array.from({ length: 200 }, (_, i) => Math.floor(((i + 0.5) * size) / 200));
-          const check = (k: number) => uncached.can(md5Uuid(`user-${k}`), "audit:read", { tenant: md5Uuid(`org-${k % TENANTS}`) });
+          const check = (k: number) =>
+            uncached.can(md5Uuid(`user-${k}`), "audit:read", { tenant: md5Uuid(`org-${k % TENANTS}`) });
           queries = 0;
           let i = 0;
           let denied = 0;
-          const fill = await ctx.measure(async () => {
-            if (!(await check(users[i++ % users.length]!))) denied++;
-          }, { iterations: users.length });
+          const fill = await ctx.measure(
+            async () => {
+              if (!(await check(users[i++ % users.length]!))) denied++;
+            },
+            { iterations: users.length },
+          );
           const fillQueries = queries / users.length;
           queries = 0;
-          const read = await ctx.measure(async () => {
-            if (!(await check(users[i++ % users.length]!))) denied++;
-          }, { iterations: users.length * 5 });
+          const read = await ctx.measure(
+            async () => {
+              if (!(await check(users[i++ % users.length]!))) denied++;
+            },
+            { iterations: users.length * 5 },
+          );
           const readQueries = queries / (users.length * 5);
-          const checkStatements = await statementsOf(() => sdk.permissions.permissionsOf(md5Uuid(`user-${size - 1}`), { tenant: md5Uuid(`org-${(size - 1) % TENANTS}`) }));
+          const checkStatements = await statementsOf(() =>
+            sdk.permissions.permissionsOf(md5Uuid(`user-${size - 1}`), {
+              tenant: md5Uuid(`org-${(size - 1) % TENANTS}`),
+            }),
+          );
           const inner = await functionStatements(owner);
           const plans = await planShapes(owner, [...checkStatements, ...inner]);
           rows.push({
@@ -285,7 +339,11 @@ const scenario: Scenario = async (ctx) => {
             p50Ms: read.p50Ms,
             p99Ms: read.p99Ms,
             target: "1 query, no Seq Scan",
-            pass: fillQueries === 1 && readQueries === 1 && denied === 0 && !scansWhole(plans, ["user_roles", "permission_cache", "users"]),
+            pass:
+              fillQueries === 1 &&
+              readQueries === 1 &&
+              denied === 0 &&
+              !scansWhole(plans, ["user_roles", "permission_cache", "users"]),
             note: [
               `permission_cache read: ${readQueries} queries a check; fill (first check of a user): ${fillQueries} queries, ${Math.round(fill.opsPerSecond)} checks/s, p99 ${fill.p99Ms.toFixed(2)} ms`,
               denied ? `${denied} checks denied (expected allowed)` : "",
@@ -302,12 +360,17 @@ const scenario: Scenario = async (ctx) => {
 
       // Sign-ins among `size` users.
       const someone = `g${Math.floor(size / 2)}@growth.test`;
-      const signInStatements = await statementsOf(() => sdk.auth.api.signInEmail({ body: { email: someone, password: PASSWORD } }));
+      const signInStatements = await statementsOf(() =>
+        sdk.auth.api.signInEmail({ body: { email: someone, password: PASSWORD } }),
+      );
       const signInPlans = await planShapes(owner, signInStatements);
-      const signIns = await ctx.measure(() => sdk.auth.api.signInEmail({ body: { email: someone, password: PASSWORD } }), {
-        seconds: Math.min(ctx.seconds, 3),
-        concurrency: 4,
-      });
+      const signIns = await ctx.measure(
+        () => sdk.auth.api.signInEmail({ body: { email: someone, password: PASSWORD } }),
+        {
+          seconds: Math.min(ctx.seconds, 3),
+          concurrency: 4,
+        },
+      );
       firstAt.signIn ??= signIns.opsPerSecond;
       rows.push({
         scenario: `growth: sign-in among ${label(size)} users`,
@@ -327,9 +390,19 @@ const scenario: Scenario = async (ctx) => {
         // every 100 ms took 8 s of the database's CPU in a 100k drain, the dispatcher's statements 10 s.
         fake.reset();
         const due = async () =>
-          Number((await owner<{ n: string }[]>`select count(*)::text as n from email.email_sends where status in ('queued', 'sending')`)[0]!.n);
+          Number(
+            (
+              await owner<
+                { n: string }[]
+              >`select count(*)::text as n from email.email_sends where status in ('queued', 'sending')`
+            )[0]!.n,
+          );
         const anyLeft = async () =>
-          (await owner<{ left: boolean }[]>`select exists (select from email.email_sends where status in ('queued', 'sending')) as left`)[0]!.left;
+          (
+            await owner<
+              { left: boolean }[]
+            >`select exists (select from email.email_sends where status in ('queued', 'sending')) as left`
+          )[0]!.left;
         const waiting = await due();
         const dispatcher = sdk.email.createDispatcher();
         const claimStatements = await statementsOf(async () => {

@@ -54,7 +54,11 @@ const scenario: Scenario = async (ctx) => {
     await owner.end({ timeout: 5 });
 
     const email = `peer-bench-${crypto.randomUUID()}@example.test`;
-    const setup = createSdk({ databaseUrl: oursDb.url, environment: "test", auth: { passwordCost: OWASP_SCRYPT, rateLimit: false } });
+    const setup = createSdk({
+      databaseUrl: oursDb.url,
+      environment: "test",
+      auth: { passwordCost: OWASP_SCRYPT, rateLimit: false },
+    });
     try {
       await setup.auth.createUser({ email, password: PASSWORD, name: "Bench", emailVerified: true });
     } finally {
@@ -85,8 +89,16 @@ const scenario: Scenario = async (ctx) => {
       const ours: Side = { name: "ours", server: oursServer, jar: oursJar, readPath: "/api/v1/me" };
       const peer: Side = { name: "peer", server: peerServer, jar: peerJar, readPath: "/api/me" };
       for (const side of [ours, peer]) {
-        expectStatus(await requestJson(side.server, side.readPath, { jar: side.jar }), 200, `${side.name} ${side.readPath}`);
-        expectStatus(await requestJson(side.server, "/api/auth/get-session", { jar: side.jar }), 200, `${side.name} get-session`);
+        expectStatus(
+          await requestJson(side.server, side.readPath, { jar: side.jar }),
+          200,
+          `${side.name} ${side.readPath}`,
+        );
+        expectStatus(
+          await requestJson(side.server, "/api/auth/get-session", { jar: side.jar }),
+          200,
+          `${side.name} get-session`,
+        );
       }
 
       const poolMax = poolMaxOf(oursDb.url);
@@ -99,7 +111,9 @@ const scenario: Scenario = async (ctx) => {
       const committed = async () => {
         // Statistics are flushed by backends about once a second: wait for the last ones.
         await new Promise((r) => setTimeout(r, 1500));
-        const [row] = await commits<{ n: string }[]>`select xact_commit::text as n from pg_stat_database where datname = current_database()`;
+        const [row] = await commits<
+          { n: string }[]
+        >`select xact_commit::text as n from pg_stat_database where datname = current_database()`;
         return Number(row!.n);
       };
 
@@ -128,7 +142,9 @@ const scenario: Scenario = async (ctx) => {
           for (const side of round % 2 === 0 ? [ours, peer] : [peer, ours]) await run(side, true);
         }
         // A side that answered nothing makes its ratio 0 (ours) or infinite (the peer's), never NaN.
-        const ratios = results.ours.map((o, i) => (o.requestsPerSecond === 0 ? 0 : o.requestsPerSecond / results.peer[i]!.requestsPerSecond));
+        const ratios = results.ours.map((o, i) =>
+          o.requestsPerSecond === 0 ? 0 : o.requestsPerSecond / results.peer[i]!.requestsPerSecond,
+        );
         const at = ratios.map((r, i) => [r, i] as const).sort((a, b) => a[0] - b[0])[Math.floor(ratios.length / 2)]![1];
         return {
           ours: results.ours[at]!,
@@ -148,7 +164,9 @@ const scenario: Scenario = async (ctx) => {
           `rounds ours/peer ${c.ratios.map((r) => r.toFixed(2)).join(" / ")}`,
           `peer ${c.peer.requestsPerSecond.toFixed(1)} req/s (p50 ${c.peer.p50Ms} ms, p99 ${c.peer.p99Ms} ms)`,
           `ours ${statusText(c.ours) || "no answer"}; peer ${statusText(c.peer) || "no answer"}`,
-          failures([...c.all.ours, ...c.all.peer]) > 0 ? `${failures(c.all.ours)} ours / ${failures(c.all.peer)} peer errors or non-2xx` : "",
+          failures([...c.all.ours, ...c.all.peer]) > 0
+            ? `${failures(c.all.ours)} ours / ${failures(c.all.peer)} peer errors or non-2xx`
+            : "",
           `${c.connections} connections`,
         ]
           .filter(Boolean)
@@ -178,7 +196,9 @@ const scenario: Scenario = async (ctx) => {
       try {
         const app = createApp(probe, { trustProxy: true, logRequests: false, trustedOrigins: [PUBLIC_ORIGIN] });
         const ask = (i: number) =>
-          app.request("/api/auth/get-session", { headers: { cookie: oursJar.header, "x-forwarded-for": `172.16.0.${i}` } });
+          app.request("/api/auth/get-session", {
+            headers: { cookie: oursJar.header, "x-forwarded-for": `172.16.0.${i}` },
+          });
         const first = await ask(1);
         if (first.status !== 200) throw new Error(`the in-process get-session probe answered ${first.status}`);
         statements = [];
@@ -205,7 +225,12 @@ const scenario: Scenario = async (ctx) => {
       });
 
       // 2. An authenticated read: our /api/v1/me against the peer's documented getSession route.
-      const read = await compare((side) => ({ path: side.readPath, headers: { cookie: side.jar.header }, connections, seconds: ctx.seconds }));
+      const read = await compare((side) => ({
+        path: side.readPath,
+        headers: { cookie: side.jar.header },
+        connections,
+        seconds: ctx.seconds,
+      }));
       rows.push({
         scenario: "peer: authenticated read (/api/v1/me vs getSession route)",
         throughput: read.ours.requestsPerSecond,
@@ -215,7 +240,10 @@ const scenario: Scenario = async (ctx) => {
         ratio: { against: "peer better-auth", value: read.ratio },
         target: ">= 1.5x peer",
         pass: read.ratio >= 1.5 && clean(read),
-        note: note(read, [`ours committed ${read.commitsPerRequest.toFixed(2)} transactions per request`, `${ctx.seconds} s loads`]),
+        note: note(read, [
+          `ours committed ${read.commitsPerRequest.toFixed(2)} transactions per request`,
+          `${ctx.seconds} s loads`,
+        ]),
       });
 
       // 3. Sign-up: a new address and a new email per request. Hashing bounds both sides to a few a

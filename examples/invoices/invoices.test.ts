@@ -44,7 +44,11 @@ afterAll(async () => {
 });
 
 const post = (body: unknown, headers: Record<string, string>) =>
-  app.request("/api/v1/invoices", { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+  app.request("/api/v1/invoices", {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
 
 /** A tenant with a billing clerk (holding invoices:*) and a customer member. */
 async function billingTenant() {
@@ -59,18 +63,25 @@ describe("POST /api/v1/invoices", () => {
   it("creates the invoice, its audit event and the customer's email in one unit of work", () =>
     withRollback(sdk, async () => {
       const { customer, tenant, headers } = await billingTenant();
-      const res = await post({ customerUserId: customer.user.id, amountCents: 1250, description: "Consulting" }, headers);
+      const res = await post(
+        { customerUserId: customer.user.id, amountCents: 1250, description: "Consulting" },
+        headers,
+      );
       expect(res.status).toBe(201);
       const invoice = (await res.json()) as { id: string; tenantId: string };
       expect(invoice.tenantId).toBe(tenant.id);
 
-      const page = await sdk.withTenant(tenant.id, () => sdk.audit.queryEvents({ tenantId: tenant.id, action: "invoice." }));
+      const page = await sdk.withTenant(tenant.id, () =>
+        sdk.audit.queryEvents({ tenantId: tenant.id, action: "invoice." }),
+      );
       expect(page.events.map((e) => e.action)).toEqual(["invoice.created"]);
       // The outbox row, rendered from the example's own template, in the same transaction.
       const mail = await sdk.withTenant("*", () =>
-        sdk.db().execute<{ subject: string; to_address: string }>(
-          sql`select subject, to_address from email.email_sends where template_key = 'invoice-created' and user_id = ${customer.user.id}`,
-        ),
+        sdk
+          .db()
+          .execute<{ subject: string; to_address: string }>(
+            sql`select subject, to_address from email.email_sends where template_key = 'invoice-created' and user_id = ${customer.user.id}`,
+          ),
       );
       expect(mail).toHaveLength(1);
       expect(mail[0]).toMatchObject({ subject: "New invoice: €12.50", to_address: customer.user.email });
@@ -88,10 +99,15 @@ describe("POST /api/v1/invoices", () => {
   it("refuses anonymous callers (401) and members without invoices:write (403)", () =>
     withRollback(sdk, async () => {
       const { customer, tenant } = await billingTenant();
-      expect((await post({ customerUserId: customer.user.id, amountCents: 100, description: "x" }, {})).status).toBe(401);
+      expect((await post({ customerUserId: customer.user.id, amountCents: 100, description: "x" }, {})).status).toBe(
+        401,
+      );
       const member = await createTestUser(sdk);
       await addTestMember(sdk, tenant.id, member.user.id, "member");
-      const res = await post({ customerUserId: customer.user.id, amountCents: 100, description: "x" }, { ...member.headers, "x-tenant-id": tenant.id });
+      const res = await post(
+        { customerUserId: customer.user.id, amountCents: 100, description: "x" },
+        { ...member.headers, "x-tenant-id": tenant.id },
+      );
       expect(res.status).toBe(403);
       expect(((await res.json()) as { permission: string }).permission).toBe("invoices:write");
     }));
@@ -102,13 +118,21 @@ describe("GET /api/v1/invoices", () => {
     withRollback(sdk, async () => {
       const a = await billingTenant();
       const b = await billingTenant();
-      expect((await post({ customerUserId: a.customer.user.id, amountCents: 100, description: "A's" }, a.headers)).status).toBe(201);
-      const seenByB = (await (await app.request("/api/v1/invoices", { headers: b.headers })).json()) as { invoices: unknown[] };
+      expect(
+        (await post({ customerUserId: a.customer.user.id, amountCents: 100, description: "A's" }, a.headers)).status,
+      ).toBe(201);
+      const seenByB = (await (await app.request("/api/v1/invoices", { headers: b.headers })).json()) as {
+        invoices: unknown[];
+      };
       expect(seenByB.invoices).toHaveLength(0);
-      const seenByA = (await (await app.request("/api/v1/invoices", { headers: a.headers })).json()) as { invoices: { description: string }[] };
+      const seenByA = (await (await app.request("/api/v1/invoices", { headers: a.headers })).json()) as {
+        invoices: { description: string }[];
+      };
       expect(seenByA.invoices.map((i) => i.description)).toEqual(["A's"]);
       // B's clerk cannot act in A's tenant at all.
-      expect((await app.request("/api/v1/invoices", { headers: { ...b.headers, "x-tenant-id": a.tenant.id } })).status).toBe(403);
+      expect(
+        (await app.request("/api/v1/invoices", { headers: { ...b.headers, "x-tenant-id": a.tenant.id } })).status,
+      ).toBe(403);
     }));
 });
 
@@ -117,9 +141,13 @@ describe("the rollback fixture", () => {
     const marker = `rolled-back-${randomUUID()}`;
     await withRollback(sdk, async () => {
       const { customer, headers } = await billingTenant();
-      expect((await post({ customerUserId: customer.user.id, amountCents: 100, description: marker }, headers)).status).toBe(201);
+      expect(
+        (await post({ customerUserId: customer.user.id, amountCents: 100, description: marker }, headers)).status,
+      ).toBe(201);
     });
-    const [row] = await owner<{ n: number }[]>`select count(*)::int as n from invoices.invoices where description = ${marker}`;
+    const [row] = await owner<
+      { n: number }[]
+    >`select count(*)::int as n from invoices.invoices where description = ${marker}`;
     expect(row!.n).toBe(0);
   });
 });

@@ -58,7 +58,10 @@ export function createInvoiceRoutes(sdk: Sdk) {
       summary: "The current tenant's invoices",
       middleware: [sdk.permissions.requirePermission("invoices:read")] as const,
       responses: {
-        200: { description: "Invoices", content: { "application/json": { schema: z.object({ invoices: z.array(Invoice) }) } } },
+        200: {
+          description: "Invoices",
+          content: { "application/json": { schema: z.object({ invoices: z.array(Invoice) }) } },
+        },
         ...errorResponses(401, 403),
       },
     }),

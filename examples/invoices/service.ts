@@ -35,7 +35,8 @@ export function createInvoiceService(sdk: Sdk) {
      */
     async createInvoice(input: NewInvoice) {
       const { tenantId, actor } = sdk.context();
-      if (!tenantId || tenantId === "*") throw new AppError("TENANT_REQUIRED", 400, "Invoices belong to a tenant: act in one (X-Tenant-Id)");
+      if (!tenantId || tenantId === "*")
+        throw new AppError("TENANT_REQUIRED", 400, "Invoices belong to a tenant: act in one (X-Tenant-Id)");
       return sdk.transaction(async () => {
         const [invoice] = await sdk
           .db()
@@ -47,7 +48,11 @@ export function createInvoiceService(sdk: Sdk) {
           target: { type: "invoice", id: invoice!.id },
           changes: { after: invoice },
         });
-        const [customer] = await sdk.db().select({ name: users.name }).from(users).where(eq(users.id, input.customerUserId));
+        const [customer] = await sdk
+          .db()
+          .select({ name: users.name })
+          .from(users)
+          .where(eq(users.id, input.customerUserId));
         await sdk.email.enqueueEmail({
           userId: input.customerUserId,
           template: invoiceCreatedEmail.key,

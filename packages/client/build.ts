@@ -35,19 +35,34 @@ function checkVersions(): void {
   const own = JSON.parse(readFileSync(join(here, "package.json"), "utf8")) as { version: string };
   const server = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
   // The declarations describe this version of the server's routes.
-  if (own.version !== server.version) fail(`version ${own.version} differs from sv-sdk's ${server.version}: release them together`);
+  if (own.version !== server.version)
+    fail(`version ${own.version} differs from sv-sdk's ${server.version}: release them together`);
 }
 
 /** The client's declarations, for its own files only (the server's are type-checked, not emitted). */
 function emitDeclarations(): void {
-  const config = ts.getParsedCommandLineOfConfigFile(join(root, "tsconfig.build.json"), {}, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => fail(ts.flattenDiagnosticMessageText(d.messageText, "\n")),
-  })!;
-  const options: ts.CompilerOptions = { ...config.options, declaration: true, emitDeclarationOnly: true, sourceMap: false, declarationMap: false, noEmit: false };
+  const config = ts.getParsedCommandLineOfConfigFile(
+    join(root, "tsconfig.build.json"),
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => fail(ts.flattenDiagnosticMessageText(d.messageText, "\n")),
+    },
+  )!;
+  const options: ts.CompilerOptions = {
+    ...config.options,
+    declaration: true,
+    emitDeclarationOnly: true,
+    sourceMap: false,
+    declarationMap: false,
+    noEmit: false,
+  };
   const program = ts.createProgram([entry], options);
   const diagnostics = ts.getPreEmitDiagnostics(program);
-  if (diagnostics.length) fail(`type errors:\n${ts.formatDiagnostics(diagnostics, { getCanonicalFileName: (f) => f, getCurrentDirectory: () => root, getNewLine: () => "\n" })}`);
+  if (diagnostics.length)
+    fail(
+      `type errors:\n${ts.formatDiagnostics(diagnostics, { getCanonicalFileName: (f) => f, getCurrentDirectory: () => root, getNewLine: () => "\n" })}`,
+    );
 
   const src = join(root, "src");
   const shipped = new Set<string>();
@@ -65,7 +80,8 @@ function emitDeclarations(): void {
       if (allowedImport(specifier)) continue;
       if (!specifier.startsWith(".")) fail(`${relative(root, file)}'s declaration refers to ${specifier}`);
       const target = join(dirname(file), specifier.replace(/\.js$/, ".ts"));
-      if (!target.startsWith(join(src, "client") + sep) && target !== entry) fail(`${relative(root, file)}'s declaration refers to ${relative(root, target)}`);
+      if (!target.startsWith(join(src, "client") + sep) && target !== entry)
+        fail(`${relative(root, file)}'s declaration refers to ${relative(root, target)}`);
       pending.push(target);
     }
     // index.d.ts sits where client.d.ts would, one level up from client/: its imports stay valid.
@@ -89,20 +105,26 @@ function thirdPartyLicenses(inputs: string[]): string {
     if (!match) continue;
     const dir = join(root, match[1]!);
     if (packages.has(dir)) continue;
-    const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name: string; version: string; license: string };
+    const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
+      name: string;
+      version: string;
+      license: string;
+    };
     packages.set(dir, { name: pkg.name, version: pkg.version, license: pkg.license, dir });
   }
   const sections = [...packages.values()]
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((p) => {
-      const file = ["LICENSE", "LICENSE.md", "LICENSE.txt", "license"].map((f) => join(p.dir, f)).find((f) => {
-        try {
-          readFileSync(f);
-          return true;
-        } catch {
-          return false;
-        }
-      });
+      const file = ["LICENSE", "LICENSE.md", "LICENSE.txt", "license"]
+        .map((f) => join(p.dir, f))
+        .find((f) => {
+          try {
+            readFileSync(f);
+            return true;
+          } catch {
+            return false;
+          }
+        });
       if (!file) fail(`${p.name} has no license file to ship with its bundled code`);
       return `## ${p.name} ${p.version} (${p.license})\n\n${readFileSync(file, "utf8").trim()}\n`;
     });

@@ -16,7 +16,14 @@ const target = join(root, "src/client/auth-endpoints.ts");
 const probeFile = join(root, "src/client/__auth-probe.ts");
 
 /** Endpoints this server cannot answer usefully: it configures no social or OAuth provider. */
-const LEFT_OUT = new Set(["signIn.social", "linkSocial", "unlinkAccount", "refreshToken", "getAccessToken", "accountInfo"]);
+const LEFT_OUT = new Set([
+  "signIn.social",
+  "linkSocial",
+  "unlinkAccount",
+  "refreshToken",
+  "getAccessToken",
+  "accountInfo",
+]);
 /** Declared by hand in auth-types.ts, or internals of better-auth's client. */
 const NOT_ENDPOINTS = new Set(["$fetch", "$store", "$Infer", "$ERROR_CODES", "hydrateSession"]);
 /** Library types a response may carry; printed by name (global in every TypeScript lib). */
@@ -31,12 +38,16 @@ export const auth = createAuthClient({ plugins: authClientPlugins() });
 `;
 
 function compile(source: string) {
-  const config = ts.getParsedCommandLineOfConfigFile(join(root, "tsconfig.json"), {}, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => {
-      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, "\n"));
+  const config = ts.getParsedCommandLineOfConfigFile(
+    join(root, "tsconfig.json"),
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => {
+        throw new Error(ts.flattenDiagnosticMessageText(d.messageText, "\n"));
+      },
     },
-  })!;
+  )!;
   const options = { ...config.options, noEmit: true };
   const host = ts.createCompilerHost(options);
   const getSourceFile = host.getSourceFile.bind(host);
@@ -67,8 +78,10 @@ function findEndpoints(): Found {
       const propertyType = checker.getTypeOfSymbol(property);
       const signature = propertyType.getCallSignatures()[0];
       if (signature?.typeParameters?.[0]?.symbol.name === "FetchOptions") found.endpoints.push(name);
-      else if (path.length === 0 && property.name.startsWith("use") && propertyType.getProperty("subscribe")) found.atoms.push(name);
-      else if (!signature && propertyType.flags & (ts.TypeFlags.Object | ts.TypeFlags.Intersection) && path.length < 3) walk(propertyType, [...path, property.name]);
+      else if (path.length === 0 && property.name.startsWith("use") && propertyType.getProperty("subscribe"))
+        found.atoms.push(name);
+      else if (!signature && propertyType.flags & (ts.TypeFlags.Object | ts.TypeFlags.Intersection) && path.length < 3)
+        walk(propertyType, [...path, property.name]);
     }
   };
   walk(checker.getTypeOfSymbol(auth), []);
@@ -103,7 +116,8 @@ class Printer {
     if (f & ts.TypeFlags.Undefined) return "undefined";
     if (f & ts.TypeFlags.Void) return "void";
     if (f & ts.TypeFlags.Never) return "never";
-    if (f & (ts.TypeFlags.StringLiteral | ts.TypeFlags.NumberLiteral | ts.TypeFlags.BooleanLiteral)) return checker.typeToString(type);
+    if (f & (ts.TypeFlags.StringLiteral | ts.TypeFlags.NumberLiteral | ts.TypeFlags.BooleanLiteral))
+      return checker.typeToString(type);
     if (type.isUnion()) return this.union(type.types, indent, omit);
     if (type.isIntersection()) {
       // `string & {}` (an open string union's trick) is a string; anything else is an object.
@@ -124,8 +138,13 @@ class Printer {
         const printed = this.print(element, indent);
         return element.isUnion() && printed.includes(" | ") ? `(${printed})[]` : `${printed}[]`;
       }
-      if (checker.isTupleType(type)) return `[${checker.getTypeArguments(type as ts.TypeReference).map((t) => this.print(t, indent)).join(", ")}]`;
-      if (type.getCallSignatures().length) throw new Error(`a function in a request or response: ${checker.typeToString(type)}`);
+      if (checker.isTupleType(type))
+        return `[${checker
+          .getTypeArguments(type as ts.TypeReference)
+          .map((t) => this.print(t, indent))
+          .join(", ")}]`;
+      if (type.getCallSignatures().length)
+        throw new Error(`a function in a request or response: ${checker.typeToString(type)}`);
       return this.object(type, indent, omit);
     }
     throw new Error(`a type this generator does not print: ${checker.typeToString(type)}`);
@@ -133,7 +152,8 @@ class Printer {
 
   private union(types: readonly ts.Type[], indent: string, omit: ReadonlySet<string> | undefined): string {
     let parts = [...new Set(types.map((t) => this.print(t, indent, omit)))];
-    if (parts.includes("true") && parts.includes("false")) parts = [...parts.filter((p) => p !== "true" && p !== "false"), "boolean"];
+    if (parts.includes("true") && parts.includes("false"))
+      parts = [...parts.filter((p) => p !== "true" && p !== "false"), "boolean"];
     // null and undefined last, as people write them.
     const tail = ["null", "undefined"].filter((p) => parts.includes(p));
     return [...parts.filter((p) => !tail.includes(p)), ...tail].join(" | ");
@@ -142,11 +162,14 @@ class Printer {
   private object(type: ts.Type, indent: string, omit: ReadonlySet<string> | undefined): string {
     const { checker } = this;
     const inner = `${indent}  `;
-    const members = checker.getPropertiesOfType(type).filter((p) => !omit?.has(p.name)).map((p) => {
-      const optional = p.flags & ts.SymbolFlags.Optional ? "?" : "";
-      const key = /^[A-Za-z_$][\w$]*$/.test(p.name) ? p.name : JSON.stringify(p.name);
-      return `${key}${optional}: ${this.print(checker.getTypeOfSymbol(p), inner)}`;
-    });
+    const members = checker
+      .getPropertiesOfType(type)
+      .filter((p) => !omit?.has(p.name))
+      .map((p) => {
+        const optional = p.flags & ts.SymbolFlags.Optional ? "?" : "";
+        const key = /^[A-Za-z_$][\w$]*$/.test(p.name) ? p.name : JSON.stringify(p.name);
+        return `${key}${optional}: ${this.print(checker.getTypeOfSymbol(p), inner)}`;
+      });
     for (const info of checker.getIndexInfosOfType(type)) {
       members.push(`[key: ${checker.typeToString(info.keyType)}]: ${this.print(info.type, inner)}`);
     }
@@ -185,7 +208,11 @@ function render(tree: Tree, indent: string): string {
 
 function generate(): string {
   const found = findEndpoints();
-  const access = (path: string) => `auth${path.split(".").map((s) => `[${JSON.stringify(s)}]`).join("")}`;
+  const access = (path: string) =>
+    `auth${path
+      .split(".")
+      .map((s) => `[${JSON.stringify(s)}]`)
+      .join("")}`;
   const probe = [
     PROBE,
     ...found.endpoints.map(
@@ -194,7 +221,9 @@ function generate(): string {
         `export type Arg${i} = Parameters<typeof endpoint${i}>;\n` +
         `export type Data${i} = Extract<Awaited<ReturnType<typeof endpoint${i}>>, { error: null }>["data"];`,
     ),
-    ...found.atoms.map((path, i) => `export type Atom${i} = NonNullable<ReturnType<${`typeof ${access(path)}`}["get"]>["data"]>;`),
+    ...found.atoms.map(
+      (path, i) => `export type Atom${i} = NonNullable<ReturnType<${`typeof ${access(path)}`}["get"]>["data"]>;`,
+    ),
   ].join("\n");
   const { checker, file } = compile(probe);
   const exported = new Map(checker.getExportsOfModule(checker.getSymbolAtLocation(file)!).map((s) => [s.name, s]));
@@ -217,7 +246,9 @@ function generate(): string {
     insert(tree, path.split("."), `AuthAtom<AuthQueryState<${printer.print(typeOf(`Atom${i}`), "  ")}>>`);
   });
 
-  const version = (JSON.parse(readFileSync(join(root, "node_modules/better-auth/package.json"), "utf8")) as { version: string }).version;
+  const version = (
+    JSON.parse(readFileSync(join(root, "node_modules/better-auth/package.json"), "utf8")) as { version: string }
+  ).version;
   return `// Generated by packages/client/generate-auth-endpoints.ts from better-auth ${version}'s client with the
 // plugins of auth-plugins.ts. Do not edit: run \`node --import tsx packages/client/generate-auth-endpoints.ts\`.
 import type { AuthAtom, AuthEndpoint, AuthQueryState, OptionalAuthEndpoint } from "./auth-types.js";

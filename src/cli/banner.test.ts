@@ -1,7 +1,13 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { startupBanner, writeBanner, type BannerInfo } from "./banner.js";
 
-const info: BannerInfo = { seconds: "1.2", publicUrl: "http://localhost:3000", embeddedDataDir: ".data", mailViewer: true, mailNotDelivered: false };
+const info: BannerInfo = {
+  seconds: "1.2",
+  publicUrl: "http://localhost:3000",
+  embeddedDataDir: ".data",
+  mailViewer: true,
+  mailNotDelivered: false,
+};
 
 describe("start-up banner", () => {
   afterEach(() => vi.restoreAllMocks());
@@ -9,8 +15,11 @@ describe("start-up banner", () => {
   it("names every URL a person needs", () => {
     const text = startupBanner(info);
     expect(text).toContain("sv-sdk is up in 1.2s (embedded PostgreSQL in .data/postgres)");
-    for (const path of ["/api/v1", "/api/auth", "/docs", "/dev/mail", "/openapi.json", "/ready"]) expect(text).toContain(`http://localhost:3000${path}`);
-    expect(startupBanner({ ...info, mailViewer: false, mailNotDelivered: true })).toContain("not delivered (EMAIL_TRANSPORT=log)");
+    for (const path of ["/api/v1", "/api/auth", "/docs", "/dev/mail", "/openapi.json", "/ready"])
+      expect(text).toContain(`http://localhost:3000${path}`);
+    expect(startupBanner({ ...info, mailViewer: false, mailNotDelivered: true })).toContain(
+      "not delivered (EMAIL_TRANSPORT=log)",
+    );
   });
 
   it("goes to stderr, never to stdout (stdout is the JSON log stream)", () => {

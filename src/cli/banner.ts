@@ -17,7 +17,7 @@ export interface BannerInfo {
 
 export function startupBanner(info: BannerInfo): string {
   const base = info.publicUrl;
-  return [
+  return `${[
     "",
     `  sv-sdk is up in ${info.seconds}s${info.embeddedDataDir ? ` (embedded PostgreSQL in ${info.embeddedDataDir}/postgres)` : ""}`,
     `  API      ${base}/api/v1`,
@@ -28,7 +28,7 @@ export function startupBanner(info: BannerInfo): string {
     `  OpenAPI  ${base}/openapi.json`,
     `  Ready    ${base}/ready`,
     "",
-  ].join("\n") + "\n";
+  ].join("\n")}\n`;
 }
 
 /** Writes the banner to stderr (or `out`). */

@@ -27,10 +27,20 @@ interface Ran {
 }
 
 /** Runs `sv-sdk …` with only the given environment (plus PATH), killed if it outlives `ms`. */
-function cli(args: string[], options: { env?: Record<string, string>; stdin?: string; ms?: number } = {}): Promise<Ran> {
+function cli(
+  args: string[],
+  options: { env?: Record<string, string>; stdin?: string; ms?: number } = {},
+): Promise<Ran> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/index.ts", ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", DATA_DIR: dataDir, DATABASE_URL: db.url, DATABASE_APP_URL: db.appUrl, ...options.env },
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "",
+      DATA_DIR: dataDir,
+      DATABASE_URL: db.url,
+      DATABASE_APP_URL: db.appUrl,
+      ...options.env,
+    },
     stdio: ["pipe", "pipe", "pipe"],
   });
   let stdout = "";
@@ -98,13 +108,17 @@ describe("sv-sdk", () => {
 
     const seed = await cli(["seed"]);
     expect(seed.code, seed.stderr).toBe(0);
-    const [roles] = await owner<{ n: number }[]>`select count(*)::int as n from permissions.roles where tenant_id is null and built_in`;
+    const [roles] = await owner<
+      { n: number }[]
+    >`select count(*)::int as n from permissions.roles where tenant_id is null and built_in`;
     expect(roles!.n).toBe(4);
 
     const missing = await cli(["create-admin", "--name", "Ada"]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("--email is required");
-    const short = await cli(["create-admin", "--email", "ada@example.test", "--name", "Ada", "--password-stdin"], { stdin: "short\n" });
+    const short = await cli(["create-admin", "--email", "ada@example.test", "--name", "Ada", "--password-stdin"], {
+      stdin: "short\n",
+    });
     expect(short.code).toBe(2);
     expect(short.stderr).toContain("at least 8 characters");
 
@@ -144,7 +158,13 @@ describe("sv-sdk", () => {
     expect(noTenant.stderr).toContain("--tenant is required");
     const badTenant = await cli(["tenant:move", "--tenant", "acme", "--to", "main"]);
     expect(badTenant.code).toBe(2);
-    const unknownDb = await cli(["tenant:move", "--tenant", "7f9c0a52-3d7c-4d0e-9a53-8c3f6a1e2b4d", "--to", "elsewhere"]);
+    const unknownDb = await cli([
+      "tenant:move",
+      "--tenant",
+      "7f9c0a52-3d7c-4d0e-9a53-8c3f6a1e2b4d",
+      "--to",
+      "elsewhere",
+    ]);
     expect(unknownDb.code).toBe(2);
     expect(unknownDb.stderr).toContain("no database named 'elsewhere'");
     const noDatabase = await cli(["email:worker"], { env: { DATABASE_URL: "" } });
@@ -162,7 +182,10 @@ describe("sv-sdk", () => {
         await sql`insert into auth.organizations (id, name, slug) values (${tenantId}, 'Acme', 'acme')`;
         await sql`insert into permissions.roles (tenant_id, name) values (${tenantId}, 'editor'), (${tenantId}, 'viewer')`;
         const topology = JSON.stringify({
-          databases: { main: { url: main.url, appUrl: main.appUrl }, tenant_acme: { url: other.url, appUrl: other.appUrl } },
+          databases: {
+            main: { url: main.url, appUrl: main.appUrl },
+            tenant_acme: { url: other.url, appUrl: other.appUrl },
+          },
         });
         const env = { DATABASE_URL: main.url, DATABASE_TOPOLOGY: topology };
         const moved = await cli(["tenant:move", "--tenant", tenantId, "--to", "tenant_acme", "--batch", "1"], { env });
@@ -170,9 +193,11 @@ describe("sv-sdk", () => {
         expect(moved.stdout).toContain(`moved tenant ${tenantId} from 'main' to 'tenant_acme'`);
         expect(moved.stdout).toMatch(/permissions\.roles\s+2 rows/);
         expect(moved.stderr).toMatch(/copying: 100% \(2\/2\)/);
-        const [placement] = await sql`select database, state from platform.tenant_placements where tenant_id = ${tenantId}`;
+        const [placement] =
+          await sql`select database, state from platform.tenant_placements where tenant_id = ${tenantId}`;
         expect(placement).toEqual({ database: "tenant_acme", state: "active" });
-        const [event] = await sql`select count(*)::int as n from audit.audit_logs where action = 'tenant.moved' and target_id = ${tenantId}`;
+        const [event] =
+          await sql`select count(*)::int as n from audit.audit_logs where action = 'tenant.moved' and target_id = ${tenantId}`;
         expect(event).toEqual({ n: 1 });
         const twice = await cli(["tenant:move", "--tenant", tenantId, "--to", "tenant_acme"], { env });
         expect(twice.code, twice.stderr).toBe(0);

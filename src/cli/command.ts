@@ -53,7 +53,11 @@ export function cliLogger(config: Config) {
   return createLogger({
     level: config.logLevel,
     destination: 2,
-    pretty: prettyOutput({ format: config.logFormat, environment: config.environment, isTTY: process.stderr.isTTY === true }),
+    pretty: prettyOutput({
+      format: config.logFormat,
+      environment: config.environment,
+      isTTY: process.stderr.isTTY === true,
+    }),
   });
 }
 
@@ -65,20 +69,33 @@ export function cliLogger(config: Config) {
  * The embedded PostgreSQL runs in a session of its own, out of reach of a terminal's Ctrl-C: on
  * SIGINT or SIGTERM the command stops it (within SHUTDOWN_TIMEOUT_MS) and exits 130 or 143.
  */
-export async function withTopology<T>(config: Config, external: boolean, fn: (topology: Topology) => Promise<T>): Promise<T> {
+export async function withTopology<T>(
+  config: Config,
+  external: boolean,
+  fn: (topology: Topology) => Promise<T>,
+): Promise<T> {
   if (external && !config.topology && !config.databaseUrl) {
-    throw new UsageError("DATABASE_URL (or DATABASE_TOPOLOGY) is required: this command works on the API's database, and the embedded PostgreSQL belongs to `npm start`");
+    throw new UsageError(
+      "DATABASE_URL (or DATABASE_TOPOLOGY) is required: this command works on the API's database, and the embedded PostgreSQL belongs to `npm start`",
+    );
   }
   const resolving = resolveDatabase(config, (message) => process.stderr.write(`${message}\n`));
   const usesEmbedded = !config.topology && !config.databaseUrl;
   const removeSignalHandlers = usesEmbedded
     ? onShutdownSignal((signal) => {
         process.stderr.write(`sv-sdk: ${signal}: stopping the embedded PostgreSQL\n`);
-        const embedded = resolving.then((database) => database.embedded, () => undefined);
+        const embedded = resolving.then(
+          (database) => database.embedded,
+          () => undefined,
+        );
         void shutdownInOrder(
           [
             { name: "start-up", run: () => embedded },
-            { name: "the embedded PostgreSQL", reserveMs: Math.floor(config.shutdownTimeoutMs / 2), run: async (ms) => (await embedded)?.stop({ timeoutMs: ms }) },
+            {
+              name: "the embedded PostgreSQL",
+              reserveMs: Math.floor(config.shutdownTimeoutMs / 2),
+              run: async (ms) => (await embedded)?.stop({ timeoutMs: ms }),
+            },
           ],
           config.shutdownTimeoutMs,
           cliLogger(config),
@@ -104,7 +121,10 @@ export async function requireMigrated(topology: Topology): Promise<void> {
     const sql = postgres(database.url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
     try {
       const applied = await appliedMigrationCount(sql);
-      if (applied < shipped) throw new CommandFailure(`database '${name}' is not migrated (${applied}/${shipped}): run \`sv-sdk migrate\` first`);
+      if (applied < shipped)
+        throw new CommandFailure(
+          `database '${name}' is not migrated (${applied}/${shipped}): run \`sv-sdk migrate\` first`,
+        );
     } finally {
       await sql.end({ timeout: 5 });
     }
@@ -131,7 +151,9 @@ export async function runCommand(command: Command, args: string[]): Promise<numb
     return await command.run(args);
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`sv-sdk ${command.name}: ${error.message}\nRun 'sv-sdk ${command.name} --help' for usage.\n`);
+      process.stderr.write(
+        `sv-sdk ${command.name}: ${error.message}\nRun 'sv-sdk ${command.name} --help' for usage.\n`,
+      );
       return 2;
     }
     const message = error instanceof Error ? error.message : String(error);

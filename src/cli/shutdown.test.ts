@@ -46,6 +46,9 @@ describe("shutdownInOrder", () => {
     expect(given.http).toBeLessThanOrEqual(700);
     expect(given.cluster).toBeGreaterThanOrEqual(250);
     expect(elapsed).toBeLessThan(1100);
-    expect(errors).toEqual([expect.stringMatching(/^shutdown: HTTP server did not finish within \d+ ms/), "shutdown: the SDK failed"]);
+    expect(errors).toEqual([
+      expect.stringMatching(/^shutdown: HTTP server did not finish within \d+ ms/),
+      "shutdown: the SDK failed",
+    ]);
   });
 });

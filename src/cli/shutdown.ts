@@ -41,7 +41,9 @@ export async function shutdownInOrder(steps: ShutdownStep[], timeoutMs: number, 
       logger.error(`shutdown: ${step.name} did not finish within ${ms} ms; going on without it`);
     } else if (outcome !== "done") {
       clean = false;
-      logger.error(`shutdown: ${step.name} failed`, { error: outcome instanceof Error ? outcome.message : String(outcome) });
+      logger.error(`shutdown: ${step.name} failed`, {
+        error: outcome instanceof Error ? outcome.message : String(outcome),
+      });
     }
   }
   return clean;

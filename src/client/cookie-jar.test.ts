@@ -34,7 +34,10 @@ describe("createCookieJar", () => {
   it("forgets a cookie once it expires; Max-Age wins over Expires", () => {
     vi.useFakeTimers({ now: new Date("2030-01-01T00:00:00Z") });
     const jar = createCookieJar();
-    jar.store(api, ["short=1; Max-Age=60; Expires=Wed, 01 Jan 2031 00:00:00 GMT; Path=/", "long=2; Expires=Wed, 01 Jan 2031 00:00:00 GMT; Path=/"]);
+    jar.store(api, [
+      "short=1; Max-Age=60; Expires=Wed, 01 Jan 2031 00:00:00 GMT; Path=/",
+      "long=2; Expires=Wed, 01 Jan 2031 00:00:00 GMT; Path=/",
+    ]);
     expect(jar.cookieHeader(at("/"))).toBe("short=1; long=2");
     vi.advanceTimersByTime(61_000);
     expect(jar.cookieHeader(at("/"))).toBe("long=2");
@@ -50,7 +53,11 @@ describe("createCookieJar", () => {
 
   it("refuses a Domain the host is not in, and a bare top-level one", () => {
     const jar = createCookieJar();
-    jar.store(api, ["other=1; Domain=example.org; Path=/", "tld=2; Domain=com; Path=/", "self=3; Domain=api.example.com; Path=/"]);
+    jar.store(api, [
+      "other=1; Domain=example.org; Path=/",
+      "tld=2; Domain=com; Path=/",
+      "self=3; Domain=api.example.com; Path=/",
+    ]);
     expect(jar.cookieHeader(at("/"))).toBe("self=3");
   });
 

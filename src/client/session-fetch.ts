@@ -61,7 +61,9 @@ export function sessionFetch(options: SessionFetchOptions): typeof fetch {
     const url = urlOf(input);
     const headers = new Headers(typeof options.headers === "function" ? await options.headers() : options.headers);
     // The request's own headers win over the defaults.
-    new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined)).forEach((value, name) => headers.set(name, value));
+    new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined)).forEach((value, name) => {
+      headers.set(name, value);
+    });
     if (options.origin !== undefined) headers.set("origin", options.origin);
     const cookie = options.cookies?.cookieHeader(url);
     if (cookie) headers.set("cookie", headers.has("cookie") ? `${headers.get("cookie")}; ${cookie}` : cookie);

@@ -22,7 +22,13 @@ let owner: postgres.Sql;
 /** A drizzle-kit migrations folder as `drizzle-kit generate` writes it: a journal and SQL files. */
 async function writeMigrations(dir: string, files: { tag: string; sql: string }[]) {
   await mkdir(join(dir, "meta"), { recursive: true });
-  const entries = files.map((f, idx) => ({ idx, version: "7", when: 1_700_000_000_000 + idx, tag: f.tag, breakpoints: true }));
+  const entries = files.map((f, idx) => ({
+    idx,
+    version: "7",
+    when: 1_700_000_000_000 + idx,
+    tag: f.tag,
+    breakpoints: true,
+  }));
   await writeFile(join(dir, "meta/_journal.json"), JSON.stringify({ version: "7", dialect: "postgresql", entries }));
   for (const f of files) await writeFile(join(dir, `${f.tag}.sql`), f.sql);
 }
@@ -53,7 +59,9 @@ describe("your migrations beside sv-sdk's", () => {
     const [first] = await sdk.migrate();
     expect(first!.appliedNow).toBe(first!.total);
     expect(first!.extra).toEqual([{ name: "yours", appliedBefore: 0, appliedNow: 1, total: 1 }]);
-    expect(describeMigration(first!)).toMatch(/^main: up to date \(\d+\/\d+ migrations\); yours: applied 1 migration\(s\), now 1\/1$/);
+    expect(describeMigration(first!)).toMatch(
+      /^main: up to date \(\d+\/\d+ migrations\); yours: applied 1 migration\(s\), now 1\/1$/,
+    );
     const [second] = await sdk.migrate();
     expect(second!.extra).toEqual([{ name: "yours", appliedBefore: 1, appliedNow: 1, total: 1 }]);
     const [ledger] = await owner<{ count: number }[]>`select count(*)::int as count from drizzle.__app_migrations`;
@@ -66,7 +74,9 @@ describe("your migrations beside sv-sdk's", () => {
     await expect(
       sdk.transaction(async () => {
         const user = await sdk.auth.createUser({ email, password: "correct horse battery staple", name: "Billing" });
-        await sdk.db().execute(drizzleSql`insert into billing.invoices (user_id, amount_cents) values (${user.id}, 1200)`);
+        await sdk
+          .db()
+          .execute(drizzleSql`insert into billing.invoices (user_id, amount_cents) values (${user.id}, 1200)`);
         throw new Error("roll it all back");
       }),
     ).rejects.toThrow("roll it all back");
@@ -74,10 +84,14 @@ describe("your migrations beside sv-sdk's", () => {
 
     const user = await sdk.transaction(async () => {
       const created = await sdk.auth.createUser({ email, password: "correct horse battery staple", name: "Billing" });
-      await sdk.db().execute(drizzleSql`insert into billing.invoices (user_id, amount_cents) values (${created.id}, 1200)`);
+      await sdk
+        .db()
+        .execute(drizzleSql`insert into billing.invoices (user_id, amount_cents) values (${created.id}, 1200)`);
       return created;
     });
-    const rows = await owner<{ amount_cents: number }[]>`select amount_cents from billing.invoices where user_id = ${user.id}`;
+    const rows = await owner<
+      { amount_cents: number }[]
+    >`select amount_cents from billing.invoices where user_id = ${user.id}`;
     expect(rows).toEqual([{ amount_cents: 1200 }]);
     // The runtime login got the rights, and no more than sv_app's.
     const [rights] = await owner<{ insert: boolean; own: boolean }[]>`

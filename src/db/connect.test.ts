@@ -24,8 +24,14 @@ describe("resolveDatabase", () => {
     await expect(resolveDatabase(config, noLog)).rejects.toThrow(
       /^DATABASE_APP_URL is required when NODE_ENV=production: the API must not log in as the owner of DATABASE_URL/,
     );
-    const withLogin = loadConfig({ ...production, DATABASE_URL: "postgres://owner:pw@db.example/sv", DATABASE_APP_URL: "postgres://sv_app:pw@db.example/sv" });
-    expect((await resolveDatabase(withLogin, noLog)).topology.databases.main!.appUrl).toBe("postgres://sv_app:pw@db.example/sv");
+    const withLogin = loadConfig({
+      ...production,
+      DATABASE_URL: "postgres://owner:pw@db.example/sv",
+      DATABASE_APP_URL: "postgres://sv_app:pw@db.example/sv",
+    });
+    expect((await resolveDatabase(withLogin, noLog)).topology.databases.main!.appUrl).toBe(
+      "postgres://sv_app:pw@db.example/sv",
+    );
   });
 
   it("refuses a production topology with a database that has no appUrl, naming it", async () => {
@@ -36,7 +42,9 @@ describe("resolveDatabase", () => {
       },
     };
     const config = loadConfig({ ...production, DATABASE_TOPOLOGY: JSON.stringify(topology) });
-    await expect(resolveDatabase(config, noLog)).rejects.toThrow(/every database of DATABASE_TOPOLOGY needs an appUrl .*missing for: audit_store$/);
+    await expect(resolveDatabase(config, noLog)).rejects.toThrow(
+      /every database of DATABASE_TOPOLOGY needs an appUrl .*missing for: audit_store$/,
+    );
   });
 
   it("outside production, passes an owner-only DATABASE_URL through (the pool warns)", async () => {

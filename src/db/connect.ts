@@ -30,9 +30,13 @@ export interface DatabaseSettings {
   environment: string;
 }
 
-export async function resolveDatabase(config: DatabaseSettings, log: (message: string) => void): Promise<ResolvedDatabase> {
+export async function resolveDatabase(
+  config: DatabaseSettings,
+  log: (message: string) => void,
+): Promise<ResolvedDatabase> {
   if (config.topology) return { topology: requireRuntimeLogins(config, config.topology) };
-  if (config.databaseUrl) return { topology: requireRuntimeLogins(config, singleDatabase(config.databaseUrl, config.databaseAppUrl)) };
+  if (config.databaseUrl)
+    return { topology: requireRuntimeLogins(config, singleDatabase(config.databaseUrl, config.databaseAppUrl)) };
   const dataDir = join(config.dataDir, "postgres");
   const embedded = await startEmbeddedPostgres({
     dataDir,

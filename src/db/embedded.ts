@@ -258,7 +258,13 @@ async function tail(file: string, lines = 20): Promise<string> {
  * terminal's process group do not reach it — its output appended to `logFile`, and resolves with its
  * pid once it accepts connections.
  */
-async function spawnPostmaster(binary: string, clusterDir: string, port: number, logFile: string, detached: boolean): Promise<number> {
+async function spawnPostmaster(
+  binary: string,
+  clusterDir: string,
+  port: number,
+  logFile: string,
+  detached: boolean,
+): Promise<number> {
   const user = runAs();
   // Appended across runs (an earlier crash's lines stay readable), unless it has grown large.
   if (((await stat(logFile).catch(() => undefined))?.size ?? 0) > 10 * 1024 * 1024) await truncate(logFile);
@@ -266,15 +272,17 @@ async function spawnPostmaster(binary: string, clusterDir: string, port: number,
   let child: ChildProcess;
   try {
     if (user) await chown(logFile, user.uid, user.gid);
-    child = spawn(binary, ["-D", clusterDir, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"], {
-      detached,
-      stdio: ["ignore", out.fd, out.fd],
-      ...user,
-      // PostgreSQL needs none of our secrets in its environment.
-      env: Object.fromEntries(
-        ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ"].filter((k) => process.env[k]).map((k) => [k, process.env[k]]),
-      ),
-    });
+    child = spawn(
+      binary,
+      ["-D", clusterDir, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
+      {
+        detached,
+        stdio: ["ignore", out.fd, out.fd],
+        ...user,
+        // PostgreSQL needs none of our secrets in its environment: only the locale and the path.
+        env: inheritedEnvironment(),
+      },
+    );
   } finally {
     await out.close();
   }
@@ -288,10 +296,13 @@ async function spawnPostmaster(binary: string, clusterDir: string, port: number,
     const state = readPidFile(clusterDir);
     if (child.pid !== undefined && state?.pid === child.pid && state.status === "ready") return child.pid;
     const outcome = await Promise.race([exited, sleep(50).then(() => undefined)]);
-    if (outcome) throw new Error(`PostgreSQL ${outcome} while starting; the end of ${logFile}:\n${await tail(logFile)}`);
+    if (outcome)
+      throw new Error(`PostgreSQL ${outcome} while starting; the end of ${logFile}:\n${await tail(logFile)}`);
     if (Date.now() > deadline) {
       await stopPostmaster(child.pid!, 5000);
-      throw new Error(`PostgreSQL did not accept connections within 60 s; the end of ${logFile}:\n${await tail(logFile)}`);
+      throw new Error(
+        `PostgreSQL did not accept connections within 60 s; the end of ${logFile}:\n${await tail(logFile)}`,
+      );
     }
   }
 }
@@ -310,9 +321,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   await chmod(dataDir, 0o755);
 
   const initialised = existsSync(join(clusterDir, "PG_VERSION"));
-  const password = initialised
-    ? (await readFile(passwordFile, "utf8")).trim()
-    : randomBytes(24).toString("base64url");
+  const password = initialised ? (await readFile(passwordFile, "utf8")).trim() : randomBytes(24).toString("base64url");
   if (!initialised) {
     await writeFile(passwordFile, password, { mode: 0o600 });
     const EmbeddedPostgres = await loadEmbeddedPostgres();
@@ -350,8 +359,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       })());
   }
 
-  const urlFor = (name: string) =>
-    `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${name}`;
+  const urlFor = (name: string) => `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${name}`;
   const admin = postgres(urlFor("postgres"), { max: 1, onnotice: () => {} });
   try {
     const [exists] = await admin`select 1 from pg_database where datname = ${database}`;
@@ -363,4 +371,15 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     await admin.end({ timeout: 5 });
   }
   return { url: urlFor(database), urlFor, pid, stop };
+}
+
+/**
+ * The variables a PostgreSQL child inherits from this process: the path and the locale, nothing
+ * else (the one read of the environment outside the entry points; nothing is configured from it).
+ */
+function inheritedEnvironment(): Record<string, string> {
+  // biome-ignore lint/style/noProcessEnv: passed through to the child as they are, never read as settings
+  const own = process.env;
+  const kept = ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ"].filter((k) => own[k] !== undefined);
+  return Object.fromEntries(kept.map((k) => [k, own[k]!]));
 }

@@ -143,8 +143,11 @@ describe("the runtime login (appUrl)", () => {
     try {
       const first = loginUrl(db.url, name, "first password");
       await migrateDatabase("main", db.url, { appUrl: first });
-      const member = await withSql(first, (sql) => sql<{ rolname: string }[]>`
-        select rolname from pg_roles where pg_has_role(session_user, oid, 'MEMBER') order by 1`);
+      const member = await withSql(
+        first,
+        (sql) => sql<{ rolname: string }[]>`
+        select rolname from pg_roles where pg_has_role(session_user, oid, 'MEMBER') order by 1`,
+      );
       expect(member.map((r) => r.rolname)).toEqual([name, "sv_app"].sort());
       expect(await withSql(first, (sql) => sql`select 1 from auth.users limit 1`)).toBeDefined();
 
@@ -164,10 +167,14 @@ describe("the runtime login (appUrl)", () => {
     try {
       const owner = new URL(db.url);
       await expect(migrateDatabase("main", db.url, { appUrl: db.url })).rejects.toThrow(
-        new RegExp(`logs in as ${owner.username} \\(superuser.*owner of the database.*the runtime must log in as a role that can neither become the owner`),
+        new RegExp(
+          `logs in as ${owner.username} \\(superuser.*owner of the database.*the runtime must log in as a role that can neither become the owner`,
+        ),
       );
       const wrong = loginUrl(db.url, decodeURIComponent(owner.username), "not the owner's password");
-      await expect(migrateDatabase("main", db.url, { appUrl: wrong })).rejects.toThrow(/the runtime must log in as a role that can neither become the owner/);
+      await expect(migrateDatabase("main", db.url, { appUrl: wrong })).rejects.toThrow(
+        /the runtime must log in as a role that can neither become the owner/,
+      );
       // Its password was not touched: the owner still logs in with its own.
       expect(await withSql(db.url, (sql) => sql`select 1 as one`)).toEqual([{ one: 1 }]);
     } finally {

@@ -58,14 +58,17 @@ export interface AppMigrations {
 
 export const APP_MIGRATIONS_TABLE = "__app_migrations";
 
-const ledgerOf = (extra: AppMigrations) => (extra.module ? `__module_${extra.module}_migrations` : APP_MIGRATIONS_TABLE);
+const ledgerOf = (extra: AppMigrations) =>
+  extra.module ? `__module_${extra.module}_migrations` : APP_MIGRATIONS_TABLE;
 
 function journalLength(folder: string): number {
   let text: string;
   try {
     text = readFileSync(`${folder}/meta/_journal.json`, "utf8");
   } catch {
-    throw new Error(`no drizzle migrations in ${folder}: expected ${folder}/meta/_journal.json (run drizzle-kit generate)`);
+    throw new Error(
+      `no drizzle migrations in ${folder}: expected ${folder}/meta/_journal.json (run drizzle-kit generate)`,
+    );
   }
   return (JSON.parse(text) as { entries: unknown[] }).entries.length;
 }
@@ -97,7 +100,11 @@ export interface MigrateOptions {
   extra?: readonly AppMigrations[];
 }
 
-export async function migrateDatabase(database: string, url: string, options: MigrateOptions = {}): Promise<MigrationReport> {
+export async function migrateDatabase(
+  database: string,
+  url: string,
+  options: MigrateOptions = {},
+): Promise<MigrationReport> {
   let report: MigrationReport;
   // One connection, so the advisory lock and the migration share a session.
   const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
@@ -112,7 +119,13 @@ export async function migrateDatabase(database: string, url: string, options: Mi
       // A login that already works is left alone: instances restarting change no role (roles are
       // cluster-wide, and concurrent ALTER ROLEs of one role fail).
       if (options.appUrl && !(await canLogIn(options.appUrl))) await setUpRuntimeLogin(sql, options.appUrl);
-      report = { database, appliedBefore, appliedNow, total: shippedMigrationCount(), ...(extra.length > 0 && { extra }) };
+      report = {
+        database,
+        appliedBefore,
+        appliedNow,
+        total: shippedMigrationCount(),
+        ...(extra.length > 0 && { extra }),
+      };
     } finally {
       await sql`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
     }
@@ -138,7 +151,10 @@ async function migrateExtra(sql: postgres.Sql, extra: AppMigrations): Promise<Ex
  * migrations, then `extra` (your modules', yours) — every database holds every schema, so a tenant
  * moved to a database of its own finds those tables there too.
  */
-export async function migrateTopology(topology: Topology, extra: readonly AppMigrations[] = []): Promise<MigrationReport[]> {
+export async function migrateTopology(
+  topology: Topology,
+  extra: readonly AppMigrations[] = [],
+): Promise<MigrationReport[]> {
   const reports: MigrationReport[] = [];
   for (const [name, config] of Object.entries(topology.databases)) {
     reports.push(await migrateDatabase(name, config.url, { appUrl: config.appUrl, extra }));
@@ -155,7 +171,10 @@ const OWNS_SOMETHING = `(n.nspname not in ('pg_catalog', 'information_schema', '
 function loginOf(appUrl: string): { user: string; password?: string } {
   const url = new URL(appUrl);
   const user = decodeURIComponent(url.username);
-  if (!user) throw new Error("the runtime login URL (DATABASE_APP_URL / appUrl) names no user: give sv_app, or a login of its own");
+  if (!user)
+    throw new Error(
+      "the runtime login URL (DATABASE_APP_URL / appUrl) names no user: give sv_app, or a login of its own",
+    );
   return { user, password: url.password ? decodeURIComponent(url.password) : undefined };
 }
 
@@ -216,7 +235,9 @@ async function powersOf(sql: postgres.Sql, role: string): Promise<string[]> {
     from pg_roles r, pg_database d
     where d.datname = current_database() and pg_has_role(${role}::name, r.oid, 'MEMBER')
     order by r.rolname`;
-  return rows.filter((r) => r.powers.length > 0).map((r) => `${r.rolname === role ? r.rolname : `${role} → ${r.rolname}`} (${r.powers.join(", ")})`);
+  return rows
+    .filter((r) => r.powers.length > 0)
+    .map((r) => `${r.rolname === role ? r.rolname : `${role} → ${r.rolname}`} (${r.powers.join(", ")})`);
 }
 
 const NOT_A_RUNTIME_LOGIN =
@@ -226,7 +247,9 @@ const NOT_A_RUNTIME_LOGIN =
 /** As the owner: creates the login if missing, lets it log in with the URL's password, makes it act as sv_app. */
 async function setUpRuntimeLogin(owner: postgres.Sql, appUrl: string): Promise<void> {
   const { user, password } = loginOf(appUrl);
-  const [existing] = await owner<{ exists: boolean }[]>`select exists (select 1 from pg_roles where rolname = ${user}) as exists`;
+  const [existing] = await owner<
+    { exists: boolean }[]
+  >`select exists (select 1 from pg_roles where rolname = ${user}) as exists`;
   if (existing!.exists) {
     const powers = await powersOf(owner, user);
     if (powers.length > 0) throw new Error(`DATABASE_APP_URL logs in as ${powers.join("; ")}: ${NOT_A_RUNTIME_LOGIN}`);
@@ -264,9 +287,14 @@ async function verifyRuntimeLogin(database: string, appUrl: string): Promise<voi
       acts = row!.acts;
       powers = await powersOf(sql, user);
     } catch (error) {
-      throw new Error(`database '${database}': cannot log in as the runtime login "${user}": ${(error as Error).message}`);
+      throw new Error(
+        `database '${database}': cannot log in as the runtime login "${user}": ${(error as Error).message}`,
+      );
     }
-    if (powers.length > 0) throw new Error(`database '${database}': DATABASE_APP_URL logs in as ${powers.join("; ")}: ${NOT_A_RUNTIME_LOGIN}`);
+    if (powers.length > 0)
+      throw new Error(
+        `database '${database}': DATABASE_APP_URL logs in as ${powers.join("; ")}: ${NOT_A_RUNTIME_LOGIN}`,
+      );
     if (!acts) throw new Error(`database '${database}': the runtime login "${user}" is not sv_app nor a member of it`);
   } finally {
     await sql.end({ timeout: 5 });
@@ -276,7 +304,12 @@ async function verifyRuntimeLogin(database: string, appUrl: string): Promise<voi
 export function describeMigration(report: MigrationReport): string {
   const counts = (c: { appliedBefore: number; appliedNow: number; total: number }, what: string) => {
     const applied = c.appliedNow - c.appliedBefore;
-    return applied === 0 ? `up to date (${c.appliedNow}/${c.total} ${what})` : `applied ${applied} ${what.replace(/s$/, "")}(s), now ${c.appliedNow}/${c.total}`;
+    return applied === 0
+      ? `up to date (${c.appliedNow}/${c.total} ${what})`
+      : `applied ${applied} ${what.replace(/s$/, "")}(s), now ${c.appliedNow}/${c.total}`;
   };
-  return [`${report.database}: ${counts(report, "migrations")}`, ...(report.extra ?? []).map((e) => `${e.name}: ${counts(e, "migrations")}`)].join("; ");
+  return [
+    `${report.database}: ${counts(report, "migrations")}`,
+    ...(report.extra ?? []).map((e) => `${e.name}: ${counts(e, "migrations")}`),
+  ].join("; ");
 }

@@ -8,7 +8,16 @@
 import { sql } from "drizzle-orm";
 import { transientError } from "../errors.js";
 import type { Logger } from "../logger.js";
-import type { Everywhere, EverywhereOptions, MergedPage, MergedPageRequest, ModuleContext, ModuleDescriptor, ModuleLifecycle, Place } from "./module.js";
+import type {
+  Everywhere,
+  EverywhereOptions,
+  MergedPage,
+  MergedPageRequest,
+  ModuleContext,
+  ModuleDescriptor,
+  ModuleLifecycle,
+  Place,
+} from "./module.js";
 import type { Router } from "./router.js";
 
 /** `schema.table.column` → its parts. */
@@ -17,7 +26,11 @@ const parts = (end: string) => {
   return { schema, table, column, qualified: `"${schema}"."${table}"` };
 };
 
-export function createModuleContext(router: Router, descriptor: ModuleDescriptor<ModuleLifecycle, never>, logger: Logger): ModuleContext {
+export function createModuleContext(
+  router: Router,
+  descriptor: ModuleDescriptor<ModuleLifecycle, never>,
+  logger: Logger,
+): ModuleContext {
   const name = descriptor.name;
   const hasTenantRows = router.catalog.tenantSchemas.includes(descriptor.schema);
   const home = router.databaseOf(name);
@@ -61,7 +74,11 @@ export function createModuleContext(router: Router, descriptor: ModuleDescriptor
           // One database down or frozen costs what lives there, not the whole answer.
           const transient = transientError(error);
           if (!transient) throw error;
-          logger.warn("a database could not answer a platform-wide read", { module: name, database, code: transient.code });
+          logger.warn("a database could not answer a platform-wide read", {
+            module: name,
+            database,
+            code: transient.code,
+          });
           result.missing.push({ database, reason: transient.code });
         }
       }
@@ -83,7 +100,8 @@ export function createModuleContext(router: Router, descriptor: ModuleDescriptor
         }
         const [key, rank, ...rest] = Array.isArray(decoded) ? decoded : [];
         // A cursor the module did not make is the module's own 400 (parseKey throws it).
-        if (!Number.isInteger(rank) || (rank as number) < 0 || (rank as number) >= list.length || rest.length > 0) request.parseKey(undefined);
+        if (!Number.isInteger(rank) || (rank as number) < 0 || (rank as number) >= list.length || rest.length > 0)
+          request.parseKey(undefined);
         after = request.parseKey(key);
         afterRank = rank as number;
       }
@@ -98,7 +116,11 @@ export function createModuleContext(router: Router, descriptor: ModuleDescriptor
         } catch (error) {
           const transient = transientError(error);
           if (!transient) throw error;
-          logger.warn("a database could not answer a platform-wide read", { module: name, database, code: transient.code });
+          logger.warn("a database could not answer a platform-wide read", {
+            module: name,
+            database,
+            code: transient.code,
+          });
           missing.push({ database, reason: transient.code });
         }
       }
@@ -106,7 +128,9 @@ export function createModuleContext(router: Router, descriptor: ModuleDescriptor
       const page = located.slice(0, request.limit);
       const last = page[page.length - 1];
       const nextCursor =
-        located.length > request.limit && last ? Buffer.from(JSON.stringify([request.keyOf(last.row), last.rank])).toString("base64url") : null;
+        located.length > request.limit && last
+          ? Buffer.from(JSON.stringify([request.keyOf(last.row), last.rank])).toString("base64url")
+          : null;
       return { rows: page.map((l) => l.row), nextCursor, missing };
     },
 
@@ -125,13 +149,17 @@ export function createModuleContext(router: Router, descriptor: ModuleDescriptor
         const id = row[ref.column];
         if (typeof id !== "string" || id === "") continue;
         const here = router.database(target);
-        const [present] = await here.execute(sql`select 1 from ${sql.raw(ref.table)} where ${sql.raw(`"${ref.toColumn}"`)} = ${id}::uuid`);
+        const [present] = await here.execute(
+          sql`select 1 from ${sql.raw(ref.table)} where ${sql.raw(`"${ref.toColumn}"`)} = ${id}::uuid`,
+        );
         if (present) continue;
         // Copied from main inside the unit of work: a row main has not committed yet is copied too.
         // Copies are never updated afterwards; only their ids matter to the keys.
         const [copy] = await router
           .database("main")
-          .execute<{ rows: string | null }>(sql`select json_agg(r)::text as rows from ${sql.raw(ref.table)} r where r.${sql.raw(`"${ref.toColumn}"`)} = ${id}::uuid`);
+          .execute<{ rows: string | null }>(
+            sql`select json_agg(r)::text as rows from ${sql.raw(ref.table)} r where r.${sql.raw(`"${ref.toColumn}"`)} = ${id}::uuid`,
+          );
         if (!copy?.rows) continue;
         await here.execute(
           sql`insert into ${sql.raw(ref.table)} select * from jsonb_populate_recordset(null::${sql.raw(ref.table)}, ${copy.rows}::jsonb) on conflict do nothing`,
@@ -168,5 +196,8 @@ export function moduleOn<Instance extends ModuleLifecycle, Deps>(
   deps: Deps,
   logger: Logger,
 ): Instance {
-  return descriptor.create(createModuleContext(router, descriptor as ModuleDescriptor<ModuleLifecycle, never>, logger), deps);
+  return descriptor.create(
+    createModuleContext(router, descriptor as ModuleDescriptor<ModuleLifecycle, never>, logger),
+    deps,
+  );
 }

@@ -99,7 +99,11 @@ export interface ModuleContext {
    * LISTENs on `channel` in every database holding the module's rows (each notifies where it wrote).
    * `onReconnect` runs on every (re)connection: notifications sent meanwhile are lost.
    */
-  listen(channel: string, onNotify: (payload: string) => void, onReconnect?: () => void): Promise<{ unlisten(): Promise<void>; partial: boolean }>;
+  listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onReconnect?: () => void,
+  ): Promise<{ unlisten(): Promise<void>; partial: boolean }>;
 }
 
 /** Where an `everywhere` result came from: opaque to modules, given back to `at`. */
@@ -192,11 +196,15 @@ export function defineModule<Instance extends ModuleLifecycle, Deps = unknown>(
   for (const [table, placement] of Object.entries(descriptor.tables)) {
     const kind = typeof placement === "string" ? placement : placement.kind;
     if (!["control-plane", "schema", "tenant"].includes(kind)) {
-      throw new Error(`module '${descriptor.name}': table '${table}' has no placement kind (control-plane, schema or tenant)`);
+      throw new Error(
+        `module '${descriptor.name}': table '${table}' has no placement kind (control-plane, schema or tenant)`,
+      );
     }
   }
   if (descriptor.tenants && placementOf(descriptor, descriptor.tenants.table)?.kind !== "control-plane") {
-    throw new Error(`module '${descriptor.name}': the tenants table '${descriptor.tenants.table}' must be a control-plane table`);
+    throw new Error(
+      `module '${descriptor.name}': the tenants table '${descriptor.tenants.table}' must be a control-plane table`,
+    );
   }
   return descriptor;
 }
@@ -232,9 +240,13 @@ export function catalogOf(modules: readonly ModuleDescriptor<ModuleLifecycle, ne
     if (schemas.has(module.schema)) throw new Error(`two modules own the schema '${module.schema}'`);
     names.add(module.name);
     schemas.add(module.schema);
-    for (const table of Object.keys(module.tables)) tables.set(`${module.schema}.${table}`, { ...placementOf(module, table)!, module: module.name });
+    for (const table of Object.keys(module.tables))
+      tables.set(`${module.schema}.${table}`, { ...placementOf(module, table)!, module: module.name });
     if (module.tenants) {
-      if (tenantsTable) throw new Error(`two modules define tenants ('${tenantsTable}' and '${module.schema}.${module.tenants.table}')`);
+      if (tenantsTable)
+        throw new Error(
+          `two modules define tenants ('${tenantsTable}' and '${module.schema}.${module.tenants.table}')`,
+        );
       tenantsTable = `${module.schema}.${module.tenants.table}`;
     }
   }
@@ -242,10 +254,12 @@ export function catalogOf(modules: readonly ModuleDescriptor<ModuleLifecycle, ne
   for (const key of crossKeys) {
     for (const end of [key.from, key.to]) {
       const table = end.split(".").slice(0, 2).join(".");
-      if (!tables.has(table) && !table.startsWith("platform.")) throw new Error(`cross key '${key.name}' names '${table}', which no module declares`);
+      if (!tables.has(table) && !table.startsWith("platform."))
+        throw new Error(`cross key '${key.name}' names '${table}', which no module declares`);
     }
   }
-  const kindsOf = (module: ModuleDescriptor<ModuleLifecycle, never>) => Object.keys(module.tables).map((t) => placementOf(module, t)!.kind);
+  const kindsOf = (module: ModuleDescriptor<ModuleLifecycle, never>) =>
+    Object.keys(module.tables).map((t) => placementOf(module, t)!.kind);
   return {
     modules,
     tables,

@@ -148,18 +148,21 @@ function gatedQuery(query: PendingQuery, gate: PoolGate, options: PoolGateOption
       const deadline = options.deadline();
       const wait = Math.min(options.queryTimeoutMs, deadline ? deadline.remaining() : Infinity);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          answer.catch(() => undefined);
-          Promise.resolve(query.cancel()).catch(() => undefined);
-          reject(
-            deadline && deadline.remaining() <= 0
-              ? deadline.error()
-              : CommonErrors.DATABASE_UNAVAILABLE(
-                  { database: options.name, reason: "no_answer" },
-                  `The '${options.name}' database did not answer within ${options.queryTimeoutMs} ms; retry shortly`,
-                ),
-          );
-        }, Math.max(0, wait));
+        const timer = setTimeout(
+          () => {
+            answer.catch(() => undefined);
+            Promise.resolve(query.cancel()).catch(() => undefined);
+            reject(
+              deadline && deadline.remaining() <= 0
+                ? deadline.error()
+                : CommonErrors.DATABASE_UNAVAILABLE(
+                    { database: options.name, reason: "no_answer" },
+                    `The '${options.name}' database did not answer within ${options.queryTimeoutMs} ms; retry shortly`,
+                  ),
+            );
+          },
+          Math.max(0, wait),
+        );
         answer.then(
           (value) => (clearTimeout(timer), resolve(value)),
           (error: unknown) => (clearTimeout(timer), reject(error)),
@@ -168,7 +171,8 @@ function gatedQuery(query: PendingQuery, gate: PoolGate, options: PoolGateOption
     }));
   const proxy: PendingQuery = new Proxy(query, {
     get(target, property) {
-      if (property === "then") return (ok?: (v: unknown) => unknown, ko?: (e: unknown) => unknown) => run().then(ok, ko);
+      if (property === "then")
+        return (ok?: (v: unknown) => unknown, ko?: (e: unknown) => unknown) => run().then(ok, ko);
       if (property === "catch") return (ko?: (e: unknown) => unknown) => run().catch(ko);
       if (property === "finally") return (fn?: () => void) => run().finally(fn);
       if (property === "execute") return () => (run().catch(() => undefined), proxy);
@@ -179,7 +183,9 @@ function gatedQuery(query: PendingQuery, gate: PoolGate, options: PoolGateOption
         };
       }
       if (typeof property === "string" && UNGATED_STREAMS.has(property)) {
-        throw new Error(`sv-sdk: .${property}() on a pooled query is not gated; reserve a connection (sql.reserve()) and stream on it`);
+        throw new Error(
+          `sv-sdk: .${property}() on a pooled query is not gated; reserve a connection (sql.reserve()) and stream on it`,
+        );
       }
       const value = Reflect.get(target, property, target);
       return typeof value === "function" ? value.bind(target) : value;
@@ -217,7 +223,8 @@ export function gatedClient(sql: postgres.Sql, gate: PoolGate, options: PoolGate
       throw error;
     }
   };
-  const unsafe = (...args: unknown[]) => gatedQuery((sql.unsafe as (...a: unknown[]) => PendingQuery)(...args), gate, options);
+  const unsafe = (...args: unknown[]) =>
+    gatedQuery((sql.unsafe as (...a: unknown[]) => PendingQuery)(...args), gate, options);
   return new Proxy(sql, {
     apply(target, _this, args: unknown[]) {
       const [strings] = args;

@@ -52,7 +52,9 @@ async function loginUrl(role: Role): Promise<string> {
 beforeAll(async () => {
   database = await createIsolatedDatabase(inject("svTestDatabase"));
   owner = postgres(database.url, { max: 2, onnotice: () => {} });
-  const [table] = await owner<{ tableowner: string }[]>`select tableowner from pg_tables where schemaname = 'auth' and tablename = 'users'`;
+  const [table] = await owner<
+    { tableowner: string }[]
+  >`select tableowner from pg_tables where schemaname = 'auth' and tablename = 'users'`;
   ownerRole = table!.tableowner;
 
   // Two tenants with members, an invitation, a session acting in B, mail sent in B, a role of B and
@@ -97,7 +99,11 @@ class Rollback extends Error {}
  * when given (as the router sets it). Resolves with the last one's rows, or with the SQLSTATE the
  * first failing one failed with.
  */
-async function attempt(role: Role, statements: string | string[], tenant?: string): Promise<{ rows: unknown[] } | { code: string }> {
+async function attempt(
+  role: Role,
+  statements: string | string[],
+  tenant?: string,
+): Promise<{ rows: unknown[] } | { code: string }> {
   let outcome: { rows: unknown[] } | { code: string } = { rows: [] };
   try {
     await logins[role].begin(async (tx) => {
@@ -119,7 +125,9 @@ function expectRefused(outcome: { rows: unknown[] } | { code: string }, what: st
 
 describe("the runtime login", () => {
   it("is what the SDK's pool logs in as: sv_app, a member of no other role", async () => {
-    const [who] = await sdk.router.pool("main").sql<{ session_user: string; current_user: string }[]>`select session_user, current_user`;
+    const [who] = await sdk.router.pool("main").sql<
+      { session_user: string; current_user: string }[]
+    >`select session_user, current_user`;
     expect(who).toEqual({ session_user: "sv_app", current_user: "sv_app" });
     const roles = await logins.sv_app<{ rolname: string }[]>`
       select rolname from pg_roles where pg_has_role(session_user, oid, 'MEMBER') order by 1`;
@@ -142,7 +150,10 @@ describe.each(ROLES)("logged in as %s", (role) => {
     }
     // What is not refused changes nothing: back to the login itself, with no power.
     for (const statement of ["reset role", "set role none", "reset session authorization"]) {
-      const outcome = await attempt(role, [statement, "select current_user::text as who, rolsuper, rolbypassrls from pg_roles where rolname = current_user"]);
+      const outcome = await attempt(role, [
+        statement,
+        "select current_user::text as who, rolsuper, rolbypassrls from pg_roles where rolname = current_user",
+      ]);
       expect(outcome, statement).toEqual({ rows: [{ who: self, rolsuper: false, rolbypassrls: false }] });
     }
   });
@@ -157,7 +168,9 @@ describe.each(ROLES)("logged in as %s", (role) => {
       "delete from audit.audit_seals",
     ]) {
       for (const tenant of [undefined, "*"]) {
-        expect(await attempt(role, statement, tenant), `${statement} (tenant ${tenant ?? "unset"})`).toMatchObject({ code: "42501" });
+        expect(await attempt(role, statement, tenant), `${statement} (tenant ${tenant ?? "unset"})`).toMatchObject({
+          code: "42501",
+        });
       }
     }
   });
@@ -166,32 +179,74 @@ describe.each(ROLES)("logged in as %s", (role) => {
     const { tenantA: a, tenantB: b, userA, userB, sessionB, invitationB, sendB } = ids;
     const inA = (statement: string) => attempt(role, statement, a);
     const cases: [string, string][] = [
-      ["update a default template", "update email.email_templates set subject = 'pwned' where tenant_id is null returning id"],
+      [
+        "update a default template",
+        "update email.email_templates set subject = 'pwned' where tenant_id is null returning id",
+      ],
       ["delete a default template", "delete from email.email_templates where tenant_id is null returning id"],
-      ["insert a default template", "insert into email.email_templates (tenant_id, key, subject, html, text) values (null, 'pwned', 's', 'h', 't') returning id"],
-      ["move a default template into the tenant", `update email.email_templates set tenant_id = '${a}' where tenant_id is null returning id`],
-      ["insert a global permission_cache row", `insert into permissions.permission_cache (user_id, tenant_id, permissions) values ('${userA}', null, '{*}') returning 1`],
-      ["update global permission_cache rows", "update permissions.permission_cache set permissions = '{*}' where tenant_id is null returning 1"],
-      ["insert another tenant's permission_cache row", `insert into permissions.permission_cache (user_id, tenant_id, permissions) values ('${userA}', '${b}', '{*}') returning 1`],
+      [
+        "insert a default template",
+        "insert into email.email_templates (tenant_id, key, subject, html, text) values (null, 'pwned', 's', 'h', 't') returning id",
+      ],
+      [
+        "move a default template into the tenant",
+        `update email.email_templates set tenant_id = '${a}' where tenant_id is null returning id`,
+      ],
+      [
+        "insert a global permission_cache row",
+        `insert into permissions.permission_cache (user_id, tenant_id, permissions) values ('${userA}', null, '{*}') returning 1`,
+      ],
+      [
+        "update global permission_cache rows",
+        "update permissions.permission_cache set permissions = '{*}' where tenant_id is null returning 1",
+      ],
+      [
+        "insert another tenant's permission_cache row",
+        `insert into permissions.permission_cache (user_id, tenant_id, permissions) values ('${userA}', '${b}', '{*}') returning 1`,
+      ],
       ["read another tenant's permission_cache", `select 1 from permissions.permission_cache where tenant_id = '${b}'`],
       ["read another tenant's members", `select 1 from auth.members where organization_id = '${b}'`],
-      ["update another tenant's members", `update auth.members set role = 'owner' where organization_id = '${b}' returning id`],
+      [
+        "update another tenant's members",
+        `update auth.members set role = 'owner' where organization_id = '${b}' returning id`,
+      ],
       ["delete another tenant's members", `delete from auth.members where organization_id = '${b}' returning id`],
-      ["join another tenant", `insert into auth.members (organization_id, user_id, role) values ('${b}', '${userA}', 'owner') returning id`],
+      [
+        "join another tenant",
+        `insert into auth.members (organization_id, user_id, role) values ('${b}', '${userA}', 'owner') returning id`,
+      ],
       ["read another tenant's invitations", `select 1 from auth.invitations where id = '${invitationB}'`],
-      ["update another tenant's invitations", `update auth.invitations set role = 'owner' where id = '${invitationB}' returning id`],
-      ["invite into another tenant", `insert into auth.invitations (organization_id, email, role, status, expires_at, inviter_id) values ('${b}', 'x@example.test', 'owner', 'pending', now() + interval '1 day', '${userA}') returning id`],
+      [
+        "update another tenant's invitations",
+        `update auth.invitations set role = 'owner' where id = '${invitationB}' returning id`,
+      ],
+      [
+        "invite into another tenant",
+        `insert into auth.invitations (organization_id, email, role, status, expires_at, inviter_id) values ('${b}', 'x@example.test', 'owner', 'pending', now() + interval '1 day', '${userA}') returning id`,
+      ],
       ["read another tenant's organization", `select 1 from auth.organizations where id = '${b}'`],
-      ["update another tenant's organization", `update auth.organizations set name = 'pwned' where id = '${b}' returning id`],
+      [
+        "update another tenant's organization",
+        `update auth.organizations set name = 'pwned' where id = '${b}' returning id`,
+      ],
       ["delete another tenant's organization", `delete from auth.organizations where id = '${b}' returning id`],
       ["read a session acting in another tenant", `select 1 from auth.sessions where id = '${sessionB}'`],
-      ["update a session acting in another tenant", `update auth.sessions set expires_at = now() + interval '10 years' where id = '${sessionB}' returning id`],
-      ["point a session at another tenant", `update auth.sessions set active_organization_id = '${b}' where user_id = '${userA}' returning id`],
+      [
+        "update a session acting in another tenant",
+        `update auth.sessions set expires_at = now() + interval '10 years' where id = '${sessionB}' returning id`,
+      ],
+      [
+        "point a session at another tenant",
+        `update auth.sessions set active_organization_id = '${b}' where user_id = '${userA}' returning id`,
+      ],
       ["read another tenant's mail", `select 1 from email.email_sends where id = '${sendB}'`],
       ["read another tenant's mail events", `select 1 from email.email_events where send_id = '${sendB}'`],
       ["read another tenant's recorded mail", `select 1 from email.dev_messages where send_id = '${sendB}'`],
       ["read another tenant's roles", `select 1 from permissions.roles where tenant_id = '${b}'`],
-      ["assign a global role", `insert into permissions.user_roles (user_id, role_id, tenant_id) select '${userB}', id, null from permissions.roles where tenant_id is null limit 1 returning id`],
+      [
+        "assign a global role",
+        `insert into permissions.user_roles (user_id, role_id, tenant_id) select '${userB}', id, null from permissions.roles where tenant_id is null limit 1 returning id`,
+      ],
     ];
     for (const [what, statement] of cases) {
       expectRefused(await inA(statement), what);
@@ -210,7 +265,9 @@ describe.each(["sv_readonly", "sv_auditor"] as const)("logged in as %s", (role) 
   it("reads no secret: tokens, passwords, codes, private keys, rendered mail", async () => {
     for (const [table, columns] of Object.entries(SECRETS)) {
       for (const column of columns) {
-        expect(await attempt(role, `select ${column} from ${table} limit 1`), `${table}.${column}`).toMatchObject({ code: "42501" });
+        expect(await attempt(role, `select ${column} from ${table} limit 1`), `${table}.${column}`).toMatchObject({
+          code: "42501",
+        });
       }
       expect(await attempt(role, `select * from ${table} limit 1`), `${table}.*`).toMatchObject({ code: "42501" });
     }
@@ -236,11 +293,17 @@ describe("what the roles keep", () => {
       a,
     );
     expect(seen).toEqual({ rows: [{ members: 1, organizations: 1, defaults: true }] });
-    expect(await attempt("sv_app", `update auth.members set role = role where organization_id = '${a}' returning id`, a)).toMatchObject({
+    expect(
+      await attempt("sv_app", `update auth.members set role = role where organization_id = '${a}' returning id`, a),
+    ).toMatchObject({
       rows: [expect.anything()],
     });
     expect(
-      await attempt("sv_app", `update auth.sessions set active_organization_id = '${a}' where user_id = '${userA}' returning id`, a),
+      await attempt(
+        "sv_app",
+        `update auth.sessions set active_organization_id = '${a}' where user_id = '${userA}' returning id`,
+        a,
+      ),
     ).toMatchObject({ rows: [expect.anything()] });
   });
 
@@ -268,9 +331,12 @@ describe("session tokens", () => {
     const app = createApp(sdk, { logRequests: false });
     const carol = await createTestUser(sdk);
     expect(carol.token).toContain(".");
-    const [row] = await owner<{ token: string }[]>`select token from auth.sessions where user_id = ${carol.user.id} limit 1`;
+    const [row] = await owner<
+      { token: string }[]
+    >`select token from auth.sessions where user_id = ${carol.user.id} limit 1`;
     const token = row!.token;
-    const me = (credential: string) => app.request("/api/v1/me", { headers: { authorization: `Bearer ${credential}` } });
+    const me = (credential: string) =>
+      app.request("/api/v1/me", { headers: { authorization: `Bearer ${credential}` } });
     expect((await me(token)).status).toBe(401);
     expect((await me(carol.token)).status).toBe(200);
   });

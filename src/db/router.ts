@@ -171,7 +171,9 @@ function createPool(name: string, config: DatabaseConfig, options: RouterOptions
 
 async function setTenant(tx: Database, tenantId: string | null | undefined, readOnly = false): Promise<void> {
   if (readOnly) {
-    await tx.execute(rawSql`select set_config('sv.tenant_id', ${tenantId ?? ""}, true), set_config('transaction_read_only', 'on', true)`);
+    await tx.execute(
+      rawSql`select set_config('sv.tenant_id', ${tenantId ?? ""}, true), set_config('transaction_read_only', 'on', true)`,
+    );
   } else {
     await tx.execute(rawSql`select set_config('sv.tenant_id', ${tenantId ?? ""}, true)`);
   }
@@ -300,10 +302,14 @@ function checkPlacement(topology: Topology, catalog: ModuleCatalog): void {
   const schemas = new Set(catalog.modules.map((m) => m.schema));
   for (const [schema, database] of Object.entries(topology.schemas)) {
     if (!schemas.has(schema)) {
-      throw new Error(`Invalid database topology — schemas.${schema}: no module owns a schema '${schema}' (modules: ${[...schemas].join(", ")})`);
+      throw new Error(
+        `Invalid database topology — schemas.${schema}: no module owns a schema '${schema}' (modules: ${[...schemas].join(", ")})`,
+      );
     }
     if (database !== "main" && catalog.controlPlaneSchemas.includes(schema)) {
-      throw new Error(`Invalid database topology — schemas.${schema}: the '${schema}' schema holds the control plane and must stay on 'main'`);
+      throw new Error(
+        `Invalid database topology — schemas.${schema}: the '${schema}' schema holds the control plane and must stay on 'main'`,
+      );
     }
   }
 }
@@ -315,7 +321,10 @@ export const PLACEMENTS_CHANNEL = "sv_placements";
  * The placements of tenants that live in a database of their own (few: most tenants have none), held
  * in memory while a listener hears the moves that change them; until then, asked per tenant.
  */
-function createPlacements(main: () => Database, listen: (onChange: () => void) => Promise<(() => Promise<void>) | undefined>) {
+function createPlacements(
+  main: () => Database,
+  listen: (onChange: () => void) => Promise<(() => Promise<void>) | undefined>,
+) {
   let known: Map<string, string> | undefined;
   let listening: Promise<(() => Promise<void>) | undefined> | undefined;
   let live = false;
@@ -361,7 +370,9 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
     if (!found) throw new Error(`No module named '${module}' is registered with the router`);
     return found.schema;
   };
-  const tenantModules = new Set(catalog.modules.filter((m) => catalog.tenantSchemas.includes(m.schema)).map((m) => m.name));
+  const tenantModules = new Set(
+    catalog.modules.filter((m) => catalog.tenantSchemas.includes(m.schema)).map((m) => m.name),
+  );
   const pools = new Map<string, Pool>();
   for (const [name, config] of Object.entries(topology.databases)) {
     pools.set(name, createPool(name, config, options));
@@ -394,7 +405,9 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
   const moduleHandle = (module: string): Database => {
     let handle = moduleHandles.get(module);
     if (!handle) {
-      handle = tenantModules.has(module) ? ambientHandle(() => routedDatabase(module), pool, router) : handleFor(databaseOf(topology, schemaOf(module)));
+      handle = tenantModules.has(module)
+        ? ambientHandle(() => routedDatabase(module), pool, router)
+        : handleFor(databaseOf(topology, schemaOf(module)));
       moduleHandles.set(module, handle);
     }
     return handle;
@@ -478,32 +491,37 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
           // when this level ends; this level is a savepoint in it.
           outer = await deadline.race(joinAtRoot(level, database, pool));
         }
-        const opening = (outer ?? pool(database).db).transaction(async (tx) => {
-          // Opened after the deadline (BEGIN waited on a slow or frozen server): the caller is gone.
-          if (deadline.expired()) throw deadline.error();
-          const joined = tx as unknown as Database;
-          const published: PublishedTransaction = { db: joined };
-          try {
-            const changes = outer ? tenant !== inherited : tenant !== null;
-            if (database === "main" && changes && tenant !== null && tenant !== "*") {
-              const placement = await enterTenant(joined, tenant);
-              level.tenantDatabase = placement?.database;
-              moving = placement?.state === "moving";
-              if (placement && !pools.has(placement.database)) {
-                throw new Error(`Tenant ${tenant} lives on database '${placement.database}', which this topology does not define`);
+        const opening = (outer ?? pool(database).db).transaction(
+          async (tx) => {
+            // Opened after the deadline (BEGIN waited on a slow or frozen server): the caller is gone.
+            if (deadline.expired()) throw deadline.error();
+            const joined = tx as unknown as Database;
+            const published: PublishedTransaction = { db: joined };
+            try {
+              const changes = outer ? tenant !== inherited : tenant !== null;
+              if (database === "main" && changes && tenant !== null && tenant !== "*") {
+                const placement = await enterTenant(joined, tenant);
+                level.tenantDatabase = placement?.database;
+                moving = placement?.state === "moving";
+                if (placement && !pools.has(placement.database)) {
+                  throw new Error(
+                    `Tenant ${tenant} lives on database '${placement.database}', which this topology does not define`,
+                  );
+                }
+                if (placement && !databases.includes(placement.database)) databases.push(placement.database);
+              } else if (changes) {
+                // A moving tenant's rows are read-only where they are until the move ends (drizzle/0010).
+                await setTenant(joined, tenant, moving && database === level.tenantDatabase);
               }
-              if (placement && !databases.includes(placement.database)) databases.push(placement.database);
-            } else if (changes) {
-              // A moving tenant's rows are read-only where they are until the move ends (drizzle/0010).
-              await setTenant(joined, tenant, moving && database === level.tenantDatabase);
+              const result = await deadline.race(runWithTransaction(database, published, () => open(index + 1)));
+              if (outer && changes) await setTenant(joined, inherited);
+              return result;
+            } finally {
+              published.ended = deadline.expired() ? deadline.error() : UNIT_ENDED;
             }
-            const result = await deadline.race(runWithTransaction(database, published, () => open(index + 1)));
-            if (outer && changes) await setTenant(joined, inherited);
-            return result;
-          } finally {
-            published.ended = deadline.expired() ? deadline.error() : UNIT_ENDED;
-          }
-        }, outer ? undefined : config);
+          },
+          outer ? undefined : config,
+        );
         return deadline.race(opening);
       };
       try {

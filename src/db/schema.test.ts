@@ -49,10 +49,20 @@ describe("the four schemas", () => {
 });
 
 describe("cross-schema foreign keys", () => {
-  it.each(CROSS_SCHEMA_KEYS.map((k) => [k.name, k] as const))("%s exists with the declared ON DELETE", async (_, key) => {
-    const [row] = await owner<
-      { from_schema: string; from_table: string; from_column: string; to_schema: string; to_table: string; to_column: string; on_delete: string }[]
-    >`
+  it.each(CROSS_SCHEMA_KEYS.map((k) => [k.name, k] as const))(
+    "%s exists with the declared ON DELETE",
+    async (_, key) => {
+      const [row] = await owner<
+        {
+          from_schema: string;
+          from_table: string;
+          from_column: string;
+          to_schema: string;
+          to_table: string;
+          to_column: string;
+          on_delete: string;
+        }[]
+      >`
       select fn.nspname as from_schema, fc.relname as from_table, fa.attname as from_column,
              tn.nspname as to_schema, tc.relname as to_table, ta.attname as to_column,
              case c.confdeltype when 'c' then 'cascade' when 'n' then 'set null' when 'a' then 'no action'
@@ -63,16 +73,17 @@ describe("cross-schema foreign keys", () => {
       join pg_attribute fa on fa.attrelid = c.conrelid and fa.attnum = c.conkey[1]
       join pg_attribute ta on ta.attrelid = c.confrelid and ta.attnum = c.confkey[1]
       where c.contype = 'f' and c.conname = ${key.name} and fn.nspname = ${key.from.schema}`;
-    expect(row).toEqual({
-      from_schema: key.from.schema,
-      from_table: key.from.table,
-      from_column: key.from.column,
-      to_schema: key.to.schema,
-      to_table: key.to.table,
-      to_column: key.to.column,
-      on_delete: key.onDelete,
-    });
-  });
+      expect(row).toEqual({
+        from_schema: key.from.schema,
+        from_table: key.from.table,
+        from_column: key.from.column,
+        to_schema: key.to.schema,
+        to_table: key.to.table,
+        to_column: key.to.column,
+        on_delete: key.onDelete,
+      });
+    },
+  );
 });
 
 describe("database roles", () => {
@@ -97,16 +108,23 @@ describe("database roles", () => {
     });
     expect(counts).toEqual(["number", "number", "number", "number"]);
     await expect(
-      asRole("sv_readonly", (tx) => tx`insert into auth.users (name, email) values ('x', ${`${randomUUID()}@example.test`})`),
+      asRole(
+        "sv_readonly",
+        (tx) => tx`insert into auth.users (name, email) values ('x', ${`${randomUUID()}@example.test`})`,
+      ),
     ).rejects.toMatchObject(denied);
-    await expect(asRole("sv_readonly", (tx) => tx`insert into permissions.roles (name) values (${randomUUID()})`)).rejects.toMatchObject(denied);
+    await expect(
+      asRole("sv_readonly", (tx) => tx`insert into permissions.roles (name) values (${randomUUID()})`),
+    ).rejects.toMatchObject(denied);
   });
 
   it("sv_auditor can read audit but not auth", async () => {
     const [row] = await asRole("sv_auditor", (tx) => tx`select count(*)::int as n from audit.audit_logs`);
     expect(typeof row!.n).toBe("number");
     await expect(asRole("sv_auditor", (tx) => tx`select 1 from auth.users limit 1`)).rejects.toMatchObject(denied);
-    await expect(asRole("sv_auditor", (tx) => tx`select 1 from permissions.roles limit 1`)).rejects.toMatchObject(denied);
+    await expect(asRole("sv_auditor", (tx) => tx`select 1 from permissions.roles limit 1`)).rejects.toMatchObject(
+      denied,
+    );
   });
 
   it("sv_app can INSERT audit rows but cannot UPDATE, DELETE or TRUNCATE them", async () => {
@@ -115,11 +133,15 @@ describe("database roles", () => {
       return tx`insert into audit.audit_logs (actor_type, action) values ('system', 'test.written') returning 1`;
     });
     expect(inserted).toHaveLength(1);
-    await expect(asRole("sv_app", (tx) => tx`update audit.audit_logs set action = 'tampered'`)).rejects.toMatchObject(denied);
+    await expect(asRole("sv_app", (tx) => tx`update audit.audit_logs set action = 'tampered'`)).rejects.toMatchObject(
+      denied,
+    );
     await expect(asRole("sv_app", (tx) => tx`delete from audit.audit_logs`)).rejects.toMatchObject(denied);
     await expect(asRole("sv_app", (tx) => tx`truncate audit.audit_logs`)).rejects.toMatchObject(denied);
     // Not even through the partition, which would skip the parent's row-level security.
-    await expect(asRole("sv_app", (tx) => tx`select 1 from audit.audit_logs_default limit 1`)).rejects.toMatchObject(denied);
+    await expect(asRole("sv_app", (tx) => tx`select 1 from audit.audit_logs_default limit 1`)).rejects.toMatchObject(
+      denied,
+    );
   });
 
   it("even the owner cannot UPDATE or DELETE audit rows (append-only trigger)", async () => {
@@ -153,7 +175,12 @@ describe("row-level security", () => {
           select tenant_id from permissions.roles where tenant_id in (${a}, ${b})`;
         return rows.map((r) => r.tenant_id).sort();
       };
-      return { asA: await visible(a), asB: await visible(b), unscoped: await visible(""), platform: await visible("*") };
+      return {
+        asA: await visible(a),
+        asB: await visible(b),
+        unscoped: await visible(""),
+        platform: await visible("*"),
+      };
     });
     expect(seen.asA).toEqual([a]);
     expect(seen.asB).toEqual([b]);

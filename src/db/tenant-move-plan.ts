@@ -57,7 +57,9 @@ export async function planTables(sql: postgres.Sql, catalog: ModuleCatalog): Pro
   const TENANT_SCHEMAS = [...catalog.tenantSchemas];
   const CONTROL_PLANE = new Set(catalog.controlPlaneSchemas);
   const kindOf = (table: string) => catalog.tables.get(table);
-  const tables = await sql<{ name: string; schema: string; columns: string[]; pk: string[] | null; identity: string[] }[]>`
+  const tables = await sql<
+    { name: string; schema: string; columns: string[]; pk: string[] | null; identity: string[] }[]
+  >`
     select n.nspname || '.' || c.relname as name, n.nspname as schema,
            array(select a.attname::text from pg_attribute a
                   where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped order by a.attnum) as columns,
@@ -80,7 +82,9 @@ export async function planTables(sql: postgres.Sql, catalog: ModuleCatalog): Pro
       join pg_class r on r.oid = k.confrelid join pg_namespace rn on rn.oid = r.relnamespace
      where k.contype = 'f' and k.conparentid = 0 and cn.nspname = any(${TENANT_SCHEMAS})`;
   const byName = new Map(tables.map((t) => [t.name, t]));
-  const scoped = new Set(tables.filter((t) => !CONTROL_PLANE.has(t.schema) && t.columns.includes("tenant_id")).map((t) => t.name));
+  const scoped = new Set(
+    tables.filter((t) => !CONTROL_PLANE.has(t.schema) && t.columns.includes("tenant_id")).map((t) => t.name),
+  );
   const keysOf = (table: string) => keys.filter((k) => k.table === table);
 
   const plans: TablePlan[] = [];
@@ -93,13 +97,18 @@ export async function planTables(sql: postgres.Sql, catalog: ModuleCatalog): Pro
     else if (parents.length > 0) {
       // A row without a tenant column belongs to the tenant when it points at one of the tenant's rows.
       filter = parents
-        .map((k) => `t.${ident(k.column)} in (select p.${ident(k.refColumn)} from ${qualified(k.references)} p where p.tenant_id = $1)`)
+        .map(
+          (k) =>
+            `t.${ident(k.column)} in (select p.${ident(k.refColumn)} from ${qualified(k.references)} p where p.tenant_id = $1)`,
+        )
         .join(" or ");
     } else continue;
     // The primary key, or else a unique key (permission_cache): the copy walks it in order.
-    if (!t.pk?.length) throw new TenantMoveError(`${t.name} has no primary or unique key: its rows cannot be copied resumably`);
+    if (!t.pk?.length)
+      throw new TenantMoveError(`${t.name} has no primary or unique key: its rows cannot be copied resumably`);
     for (const k of keysOf(t.name)) {
-      if (k.width !== 1) throw new TenantMoveError(`${t.name}: multi-column foreign keys are not supported by tenant moves`);
+      if (k.width !== 1)
+        throw new TenantMoveError(`${t.name}: multi-column foreign keys are not supported by tenant moves`);
     }
     plans.push({
       name: t.name,
@@ -135,7 +144,12 @@ export async function planTables(sql: postgres.Sql, catalog: ModuleCatalog): Pro
  * tenant_id (for roles: the name). Fails when a platform row the tenant's rows reference is missing
  * on the target.
  */
-export async function platformRowMaps(plans: TablePlan[], source: postgres.Sql, target: postgres.Sql, tenantId: string) {
+export async function platformRowMaps(
+  plans: TablePlan[],
+  source: postgres.Sql,
+  target: postgres.Sql,
+  tenantId: string,
+) {
   const maps = new Map<string, Record<string, string>>();
   const referenced = [...new Set(plans.flatMap((p) => p.remapped.map((k) => k.references)))];
   for (const table of referenced) {
@@ -159,7 +173,8 @@ export async function platformRowMaps(plans: TablePlan[], source: postgres.Sql, 
        where k.conrelid = ${table}::regclass and k.contype = 'u'
          and exists (select 1 from pg_attribute a where a.attrelid = k.conrelid and a.attname = 'tenant_id' and a.attnum = any(k.conkey))`;
     const natural = (unique?.columns ?? []).filter((c) => c !== "tenant_id");
-    if (natural.length === 0) throw new TenantMoveError(`${table} has no unique key with tenant_id to match platform rows by`);
+    if (natural.length === 0)
+      throw new TenantMoveError(`${table} has no unique key with tenant_id to match platform rows by`);
     const query = `select r.id::text as id, jsonb_build_array(${natural.map((c) => `r.${ident(c)}`).join(", ")})::text as key
                      from ${qualified(table)} r where r.tenant_id is null`;
     const onTarget = new Map((await target.unsafe<{ id: string; key: string }[]>(query)).map((r) => [r.key, r.id]));
@@ -185,7 +200,10 @@ export async function platformRowMaps(plans: TablePlan[], source: postgres.Sql, 
  * The row as it must appear on the target: its jsonb, with platform references translated. The maps
  * it uses are parameters $2, $3 … (`values`), after the tenant id.
  */
-export function projection(plan: TablePlan, maps: Map<string, Record<string, string>>): { expr: string; values: string[] } {
+export function projection(
+  plan: TablePlan,
+  maps: Map<string, Record<string, string>>,
+): { expr: string; values: string[] } {
   const remapped = plan.remapped.filter((k) => maps.has(k.references));
   if (remapped.length === 0) return { expr: "to_jsonb(t)", values: [] };
   const values: string[] = [];

@@ -5,7 +5,7 @@
  */
 import { coreCatalog } from "../core-modules.js";
 import { randomUUID } from "node:crypto";
-import postgres from "postgres";
+import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cheapHashingTestSdkOptions, useTwoDatabases } from "../../test/support.js";
 import { createSdk, type Sdk } from "../index.js";
@@ -54,24 +54,41 @@ async function populateTenant(name: string) {
   await sourceSql`insert into auth.organizations (id, name, slug) values (${tenantId}, ${name}, ${`${name}-${tenantId}`})`;
   const scope = { tenant: tenantId };
   await sdk.withContext({ actor: { type: "system", id: "test" } }, async () => {
-    await sdk.permissions.createRole({ name: "editor", permissions: ["docs:write", "docs:read"], inherits: ["member"] }, scope);
+    await sdk.permissions.createRole(
+      { name: "editor", permissions: ["docs:write", "docs:read"], inherits: ["member"] },
+      scope,
+    );
     await sdk.permissions.createRole({ name: "viewer", permissions: ["docs:read"] }, scope);
     await sdk.permissions.assignRole(users[0]!, "editor", scope);
     await sdk.permissions.assignRole(users[1]!, "admin", scope);
     await sdk.permissions.assignRole(users[1]!, "viewer", scope);
     expect(await sdk.permissions.can(users[0]!, "docs:write", scope)).toBe(true);
-    await sdk.email.createTemplate({ tenantId, input: { key: "welcome", subject: "Hi {{name}}", html: "<p>{{name}}</p>", text: "{{name}}" } });
-    for (let i = 0; i < 3; i++) await sdk.email.enqueueEmail({ tenantId, to: `m${i}@example.test`, template: "welcome", data: { name: `M${i}` } });
+    await sdk.email.createTemplate({
+      tenantId,
+      input: { key: "welcome", subject: "Hi {{name}}", html: "<p>{{name}}</p>", text: "{{name}}" },
+    });
+    for (let i = 0; i < 3; i++)
+      await sdk.email.enqueueEmail({
+        tenantId,
+        to: `m${i}@example.test`,
+        template: "welcome",
+        data: { name: `M${i}` },
+      });
     await sdk.transaction(() =>
       sdk.audit.recordAuditEvents(
-        Array.from({ length: 7 }, (_, i) => ({ action: "doc.created", tenantId, target: { type: "doc", id: String(i) } })),
+        Array.from({ length: 7 }, (_, i) => ({
+          action: "doc.created",
+          tenantId,
+          target: { type: "doc", id: String(i) },
+        })),
       ),
     );
   });
   return tenantId;
 }
 
-const move = (options: Omit<MoveTenantOptions, "topology" | "catalog">) => moveTenant({ topology, catalog: coreCatalog(), ...options });
+const move = (options: Omit<MoveTenantOptions, "topology" | "catalog">) =>
+  moveTenant({ topology, catalog: coreCatalog(), ...options });
 
 beforeAll(async () => {
   ({ mainSql: sourceSql, tenantSql: targetSql, topology } = databases);
@@ -82,7 +99,15 @@ beforeAll(async () => {
   await seeder.close();
   sdk = createSdk(cheapHashingTestSdkOptions(databases.main));
   for (const name of ["ada", "bob"]) {
-    users.push((await sdk.auth.createUser({ email: `${name}-${randomUUID()}@example.test`, password: "correct horse battery", name })).id);
+    users.push(
+      (
+        await sdk.auth.createUser({
+          email: `${name}-${randomUUID()}@example.test`,
+          password: "correct horse battery",
+          name,
+        })
+      ).id,
+    );
   }
 }, 60_000);
 
@@ -100,7 +125,12 @@ describe("moveTenant", () => {
     expect((await sourceSql.unsafe<{ n: number }[]>(CACHE, [tenantId]))[0]!.n).toBeGreaterThan(0);
 
     const progress: number[] = [];
-    const result = await move({ tenantId, to: "tenant_db", batchSize: 2, onProgress: (p) => p.phase === "copy" && progress.push(p.done) });
+    const result = await move({
+      tenantId,
+      to: "tenant_db",
+      batchSize: 2,
+      onProgress: (p) => p.phase === "copy" && progress.push(p.done),
+    });
 
     expect(result).toMatchObject({ from: "main", to: "tenant_db", alreadyThere: false, resumed: false });
     const total = Object.values(before).reduce((n, t) => n + t.rows, 0);
@@ -128,9 +158,11 @@ describe("moveTenant", () => {
       await onTarget.close();
     }
 
-    const [placement] = await sourceSql`select database, state from platform.tenant_placements where tenant_id = ${tenantId}`;
+    const [placement] =
+      await sourceSql`select database, state from platform.tenant_placements where tenant_id = ${tenantId}`;
     expect(placement).toEqual({ database: "tenant_db", state: "active" });
-    const [record] = await sourceSql`select source, target, phase from platform.tenant_moves where tenant_id = ${tenantId}`;
+    const [record] =
+      await sourceSql`select source, target, phase from platform.tenant_moves where tenant_id = ${tenantId}`;
     expect(record).toEqual({ source: "main", target: "tenant_db", phase: "done" });
 
     const left = await snapshot(sourceSql, tenantId);
@@ -160,7 +192,8 @@ describe("moveTenant", () => {
       },
     });
     await expect(crash).rejects.toThrow("simulated crash");
-    const [placement] = await sourceSql`select database, state from platform.tenant_placements where tenant_id = ${tenantId}`;
+    const [placement] =
+      await sourceSql`select database, state from platform.tenant_placements where tenant_id = ${tenantId}`;
     expect(placement).toEqual({ database: "main", state: "moving" });
 
     const again = move({ tenantId, to: "tenant_db" });
@@ -178,9 +211,12 @@ describe("moveTenant", () => {
     const after = await snapshot(targetSql, tenantId);
     for (const table of Object.keys(TENANT_ROWS)) expect(after[table]!.rows, table).toBe(before[table]!.rows);
     for (const table of UNCHANGED) expect(after[table]!.checksum, table).toBe(before[table]!.checksum);
-    const [flipped] = await sourceSql`select database, state from platform.tenant_placements where tenant_id = ${tenantId}`;
+    const [flipped] =
+      await sourceSql`select database, state from platform.tenant_placements where tenant_id = ${tenantId}`;
     expect(flipped).toEqual({ database: "tenant_db", state: "active" });
-    const [roles] = await sourceSql<{ n: number }[]>`select count(*)::int as n from permissions.roles where tenant_id = ${tenantId}`;
+    const [roles] = await sourceSql<
+      { n: number }[]
+    >`select count(*)::int as n from permissions.roles where tenant_id = ${tenantId}`;
     expect(roles!.n).toBe(0);
   }, 120_000);
 

@@ -94,7 +94,6 @@ export interface MoveTenantResult {
   tables: TableReport[];
 }
 
-
 function connect(url: string) {
   return postgres(url, {
     max: 1,
@@ -110,9 +109,13 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
   const tenantsTable = qualified(catalog.tenantsTable);
   const batchSize = options.batchSize ?? DEFAULT_BATCH;
   if (!topology.databases[to]) {
-    throw new TenantMoveError(`the topology has no database named '${to}' (it has: ${Object.keys(topology.databases).join(", ")})`, "usage");
+    throw new TenantMoveError(
+      `the topology has no database named '${to}' (it has: ${Object.keys(topology.databases).join(", ")})`,
+      "usage",
+    );
   }
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new TenantMoveError("the batch size must be a positive whole number", "usage");
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new TenantMoveError("the batch size must be a positive whole number", "usage");
 
   const connections = new Map<string, postgres.Sql>();
   const db = (name: string) => {
@@ -126,7 +129,9 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
   const main = db("main");
   try {
     // Session-level: held on main's single connection until it closes, whatever happens.
-    const [lock] = await main<{ ok: boolean }[]>`select pg_try_advisory_lock(${MOVE_LOCK_CLASS}, hashtext(${tenantId})) as ok`;
+    const [lock] = await main<
+      { ok: boolean }[]
+    >`select pg_try_advisory_lock(${MOVE_LOCK_CLASS}, hashtext(${tenantId})) as ok`;
     if (!lock!.ok) throw new TenantMoveError(`another move of tenant ${tenantId} is running`);
 
     const [org] = await main.unsafe(`select 1 from ${tenantsTable} where id = $1`, [tenantId]);
@@ -145,7 +150,10 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
         );
       }
       if (unfinished.target !== to) {
-        throw new TenantMoveError(`the unfinished move of this tenant goes to '${unfinished.target}': resume it with --to ${unfinished.target}`, "usage");
+        throw new TenantMoveError(
+          `the unfinished move of this tenant goes to '${unfinished.target}': resume it with --to ${unfinished.target}`,
+          "usage",
+        );
       }
       from = unfinished.source;
     } else {
@@ -158,15 +166,19 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
           );
         }
       }
-      if (from === to) return { tenantId, from, to, alreadyThere: true, resumed: false, rowsCopied: 0, rowsRemoved: 0, tables: [] };
+      if (from === to)
+        return { tenantId, from, to, alreadyThere: true, resumed: false, rowsCopied: 0, rowsRemoved: 0, tables: [] };
     }
-    if (!topology.databases[from]) throw new TenantMoveError(`the tenant lives on '${from}', which the topology does not define`);
+    if (!topology.databases[from])
+      throw new TenantMoveError(`the tenant lives on '${from}', which the topology does not define`);
 
     const shipped = shippedMigrationCount();
     for (const name of [from, to]) {
       const applied = await appliedMigrationCount(db(name));
       if (applied !== shipped) {
-        throw new TenantMoveError(`database '${name}' is not migrated (${applied}/${shipped}): run \`sv-sdk migrate\` first`);
+        throw new TenantMoveError(
+          `database '${name}' is not migrated (${applied}/${shipped}): run \`sv-sdk migrate\` first`,
+        );
       }
     }
     const source = db(from);
@@ -200,13 +212,19 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
 
       const totals = new Map<string, number>();
       for (const plan of copied) {
-        const [row] = await source.unsafe<{ n: number }[]>(`select count(*)::int as n from ${plan.sql} t where ${plan.filter}`, [tenantId]);
+        const [row] = await source.unsafe<{ n: number }[]>(
+          `select count(*)::int as n from ${plan.sql} t where ${plan.filter}`,
+          [tenantId],
+        );
         totals.set(plan.name, row!.n);
       }
       const total = [...totals.values()].reduce((a, b) => a + b, 0);
       let done = 0;
       for (const plan of copied) {
-        const [row] = await target.unsafe<{ n: number }[]>(`select count(*)::int as n from ${plan.sql} t where ${plan.filter}`, [tenantId]);
+        const [row] = await target.unsafe<{ n: number }[]>(
+          `select count(*)::int as n from ${plan.sql} t where ${plan.filter}`,
+          [tenantId],
+        );
         done += Math.min(row!.n, totals.get(plan.name)!);
       }
       options.onProgress?.({ phase: "copy", table: "", done, total });
@@ -281,7 +299,12 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
       for (const plan of [...plans].reverse()) {
         const deleted = await tx.unsafe(`delete from ${plan.sql} t where ${plan.filter}`, [tenantId]);
         rowsRemoved += deleted.count;
-        options.onProgress?.({ phase: "delete", table: plan.name, done: Math.min(rowsRemoved, toRemove), total: toRemove });
+        options.onProgress?.({
+          phase: "delete",
+          table: plan.name,
+          done: Math.min(rowsRemoved, toRemove),
+          total: toRemove,
+        });
       }
     });
     await main`update platform.tenant_moves set phase = 'done', updated_at = now() where tenant_id = ${tenantId}`;
@@ -358,5 +381,8 @@ async function copyAuthRows(main: postgres.Sql, target: postgres.Sql, table: str
     [ids] as never[],
   );
   if (!row?.rows) return;
-  await target.unsafe(`insert into ${name} select * from jsonb_populate_recordset(null::${name}, $1::text::jsonb) on conflict do nothing`, [row.rows]);
+  await target.unsafe(
+    `insert into ${name} select * from jsonb_populate_recordset(null::${name}, $1::text::jsonb) on conflict do nothing`,
+    [row.rows],
+  );
 }

@@ -27,7 +27,10 @@ describe("parseTopology", () => {
   });
 
   it("places a schema on a database of its own", () => {
-    const topology = parseTopology({ databases: { main: { url }, audit_store: { url } }, schemas: { audit: "audit_store" } });
+    const topology = parseTopology({
+      databases: { main: { url }, audit_store: { url } },
+      schemas: { audit: "audit_store" },
+    });
     expect(databaseOf(topology, "audit")).toBe("audit_store");
     expect(databaseOf(topology, "email")).toBe("main");
   });
@@ -45,7 +48,10 @@ describe("parseTopology", () => {
   });
 
   it("keeps the control plane on main, and names only schemas a module owns (checked against the modules)", () => {
-    const authElsewhere = parseTopology({ databases: { main: { url }, auth_store: { url } }, schemas: { auth: "auth_store" } });
+    const authElsewhere = parseTopology({
+      databases: { main: { url }, auth_store: { url } },
+      schemas: { auth: "auth_store" },
+    });
     expect(() => createCoreRouter(authElsewhere)).toThrow(
       "schemas.auth: the 'auth' schema holds the control plane and must stay on 'main'",
     );
@@ -65,6 +71,8 @@ describe("parseTopology", () => {
   });
 
   it("refuses a pool outside its bounds", () => {
-    expect(() => parseTopology({ databases: { main: { url, pool: { max: 0 } } } })).toThrow(/databases\.main\.pool\.max/);
+    expect(() => parseTopology({ databases: { main: { url, pool: { max: 0 } } } })).toThrow(
+      /databases\.main\.pool\.max/,
+    );
   });
 });

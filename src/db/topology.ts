@@ -10,9 +10,7 @@
  */
 import { z } from "zod";
 
-const postgresUrl = z
-  .string()
-  .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// connection URL");
+const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// connection URL");
 
 export const databaseConfigSchema = z.object({
   /** Owner connection: migrations run here. */

@@ -38,7 +38,9 @@ describe("unit of work", () => {
       await sdk.audit.recordAuditEvent({ action: "user.created", target: { type: "user", id: user.id } });
     });
     expect(await ownerCount(owner`select count(*)::int as n from auth.users where id = ${user.id}`)).toBe(1);
-    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${user.id}`)).toBe(1);
+    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${user.id}`)).toBe(
+      1,
+    );
   });
 
   it("leaves no row in any schema when it fails midway", async () => {
@@ -66,9 +68,15 @@ describe("unit of work", () => {
 
     expect(await ownerCount(owner`select count(*)::int as n from auth.users where id = ${user.id}`)).toBe(0);
     expect(await ownerCount(owner`select count(*)::int as n from permissions.roles where name = ${roleName}`)).toBe(0);
-    expect(await ownerCount(owner`select count(*)::int as n from permissions.user_roles where user_id = ${user.id}`)).toBe(0);
-    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${user.id}`)).toBe(0);
-    expect(await ownerCount(owner`select count(*)::int as n from email.email_sends where user_id = ${user.id}`)).toBe(0);
+    expect(
+      await ownerCount(owner`select count(*)::int as n from permissions.user_roles where user_id = ${user.id}`),
+    ).toBe(0);
+    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${user.id}`)).toBe(
+      0,
+    );
+    expect(await ownerCount(owner`select count(*)::int as n from email.email_sends where user_id = ${user.id}`)).toBe(
+      0,
+    );
   });
 
   it("rolls back only the savepoint of a failing nested transaction", async () => {
@@ -115,14 +123,18 @@ describe("rollback fixture", () => {
     });
     // ...and gone after it.
     expect(await ownerCount(owner`select count(*)::int as n from auth.users where id = ${direct.id}`)).toBe(0);
-    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${overHttp}`)).toBe(0);
+    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${overHttp}`)).toBe(
+      0,
+    );
   });
 
   it("rolls back a mutating request that answers with an error", async () => {
     const target = randomUUID();
     const res = await app.request(`/api/test-only/fails/${target}`, { method: "POST" });
     expect(res.status).toBe(422);
-    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${target}`)).toBe(0);
+    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${target}`)).toBe(
+      0,
+    );
   });
 });
 
@@ -146,7 +158,9 @@ describe("database guarantees", () => {
     await expect(db.execute(sql`alter table auth.users add column pwned text`)).rejects.toMatchObject({
       cause: { code: "42501" },
     });
-    await expect(db.execute(sql`create table public.pwned (id int)`)).rejects.toMatchObject({ cause: { code: "42501" } });
+    await expect(db.execute(sql`create table public.pwned (id int)`)).rejects.toMatchObject({
+      cause: { code: "42501" },
+    });
   });
 });
 
@@ -194,13 +208,17 @@ describe("rollback-only and after-rollback work", () => {
       expect(inside).toHaveLength(1);
     });
     // The enclosing transaction (the fixture) rolled back, taking the recorded refusal with it.
-    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${refused}`)).toBe(0);
+    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${refused}`)).toBe(
+      0,
+    );
   });
 });
 
 describe("tenant scope of nested units", () => {
   const tenantSetting = async () => {
-    const [row] = await sdk.router.db("audit").execute<{ t: string | null }>(sql`select current_setting('sv.tenant_id', true) as t`);
+    const [row] = await sdk.router
+      .db("audit")
+      .execute<{ t: string | null }>(sql`select current_setting('sv.tenant_id', true) as t`);
     return row!.t || null;
   };
 

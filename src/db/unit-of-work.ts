@@ -106,7 +106,10 @@ export function holdsTransaction(database: string): boolean {
 /** Runs `fn` with `context` merged over the current one; open transactions stay joined. */
 export function runWithContext<T>(context: RequestContext, fn: () => T): T {
   const store = storage.getStore();
-  return storage.run({ ...store, context: { ...store?.context, ...context }, transactions: store?.transactions ?? NO_TRANSACTIONS }, fn);
+  return storage.run(
+    { ...store, context: { ...store?.context, ...context }, transactions: store?.transactions ?? NO_TRANSACTIONS },
+    fn,
+  );
 }
 
 /**
@@ -130,13 +133,19 @@ export function runWithTransaction<T>(database: string, tx: PublishedTransaction
 /** Runs `fn` as a new unit level nested in the current one. */
 export function runInLevel<T>(level: UnitLevel, fn: () => T): T {
   const store = storage.getStore();
-  return storage.run({ ...store, context: store?.context ?? {}, transactions: store?.transactions ?? NO_TRANSACTIONS, level }, fn);
+  return storage.run(
+    { ...store, context: store?.context ?? {}, transactions: store?.transactions ?? NO_TRANSACTIONS, level },
+    fn,
+  );
 }
 
 /** Runs `fn` with the tenant-scoped modules' handles pointed at `database` (see `Router.onDatabase`). */
 export function runPinned<T>(database: string, fn: () => T): T {
   const store = storage.getStore();
-  return storage.run({ ...store, context: store?.context ?? {}, transactions: store?.transactions ?? NO_TRANSACTIONS, pinned: database }, fn);
+  return storage.run(
+    { ...store, context: store?.context ?? {}, transactions: store?.transactions ?? NO_TRANSACTIONS, pinned: database },
+    fn,
+  );
 }
 
 export function currentLevel(): UnitLevel | undefined {

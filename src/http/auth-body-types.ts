@@ -34,7 +34,8 @@ function bodyTypes(document: OpenApiDocument, prefix: string): Map<string, Field
   const byPath = new Map<string, FieldTypes>();
   for (const [path, item] of Object.entries(document.paths ?? {})) {
     if (!path.startsWith(prefix)) continue;
-    const operation = (item as Record<string, { requestBody?: { content?: Record<string, { schema?: SchemaLike }> } }>).post;
+    const operation = (item as Record<string, { requestBody?: { content?: Record<string, { schema?: SchemaLike }> } }>)
+      .post;
     const properties = operation?.requestBody?.content?.["application/json"]?.schema?.properties;
     if (!properties) continue;
     const fields: FieldTypes = new Map();

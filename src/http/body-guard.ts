@@ -42,7 +42,10 @@ export function jsonDepth(text: string): number {
 }
 
 const refuse = (reason: string) =>
-  CommonErrors.VALIDATION_FAILED({ errors: [{ path: "(body)", message: reason }] }, `The request body is not acceptable: ${reason}`);
+  CommonErrors.VALIDATION_FAILED(
+    { errors: [{ path: "(body)", message: reason }] },
+    `The request body is not acceptable: ${reason}`,
+  );
 
 /** Checks a JSON body's text; throws a 400 AppError when it is not acceptable. */
 export function checkJsonBody(bytes: Uint8Array): void {
@@ -56,11 +59,13 @@ export function checkJsonBody(bytes: Uint8Array): void {
   let value: unknown;
   try {
     value = JSON.parse(text, (key, item: unknown) => {
-      if (LONE_SURROGATE.test(key) || (typeof item === "string" && LONE_SURROGATE.test(item))) throw new SyntaxError("lone surrogate");
+      if (LONE_SURROGATE.test(key) || (typeof item === "string" && LONE_SURROGATE.test(item)))
+        throw new SyntaxError("lone surrogate");
       return item;
     });
   } catch (error) {
-    if ((error as Error).message === "lone surrogate") throw refuse("it contains a lone UTF-16 surrogate (\\ud800-\\udfff)");
+    if ((error as Error).message === "lone surrogate")
+      throw refuse("it contains a lone UTF-16 surrogate (\\ud800-\\udfff)");
     throw new AppError("BAD_REQUEST", 400, "The request body is not valid JSON");
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) throw refuse("it must be a JSON object");
@@ -88,7 +93,12 @@ async function discard(reader: ReadableStreamDefaultReader<Uint8Array>, limit: n
 }
 
 function tooLarge(c: Context, maxBytes: number, keepConnection: boolean): Response {
-  const response = problemResponse(c, 413, "PAYLOAD_TOO_LARGE", `The request body is too large (at most ${maxBytes} bytes)`);
+  const response = problemResponse(
+    c,
+    413,
+    "PAYLOAD_TOO_LARGE",
+    `The request body is too large (at most ${maxBytes} bytes)`,
+  );
   if (!keepConnection) response.headers.set("connection", "close");
   return response;
 }
@@ -105,7 +115,8 @@ export function requestBody(options: RequestBodyOptions): MiddlewareHandler {
     const declared = c.req.header("content-length");
     const length = declared === undefined ? undefined : Number(declared);
     const reader = raw.body.getReader();
-    if (length !== undefined && length > maxBytes) return tooLarge(c, maxBytes, length <= drainBytes && (await discard(reader, drainBytes)));
+    if (length !== undefined && length > maxBytes)
+      return tooLarge(c, maxBytes, length <= drainBytes && (await discard(reader, drainBytes)));
     const chunks: Uint8Array[] = [];
     let total = 0;
     for (;;) {
@@ -118,7 +129,12 @@ export function requestBody(options: RequestBodyOptions): MiddlewareHandler {
     const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     if (JSON_TYPE.test(c.req.header("content-type") ?? "") && bytes.byteLength > 0) checkJsonBody(bytes);
     // The routes read the body as read here (the original stream is spent).
-    c.req.raw = new Request(raw.url, { method: raw.method, headers: raw.headers, body: bytes.byteLength > 0 ? bytes : undefined, signal: raw.signal });
+    c.req.raw = new Request(raw.url, {
+      method: raw.method,
+      headers: raw.headers,
+      body: bytes.byteLength > 0 ? bytes : undefined,
+      signal: raw.signal,
+    });
     return next();
   };
 }

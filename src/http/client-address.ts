@@ -18,11 +18,16 @@ export function parseTrustProxy(value: string | undefined): TrustProxy {
   const text = (value ?? "").trim();
   if (text === "" || text === "0" || text === "false") return false;
   if (/^\d+$/.test(text)) return Number(text);
-  const entries = text.split(",").map((s) => s.trim()).filter(Boolean);
+  const entries = text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const entry of entries) {
     const [address, bits] = entry.split("/");
     if (!isIP(address ?? "") || (bits !== undefined && !/^\d{1,3}$/.test(bits))) {
-      throw new Error(`TRUST_PROXY: '${entry}' is not an IP address or CIDR block (use a hop count, or addresses like 10.0.0.1,10.0.0.0/8)`);
+      throw new Error(
+        `TRUST_PROXY: '${entry}' is not an IP address or CIDR block (use a hop count, or addresses like 10.0.0.1,10.0.0.0/8)`,
+      );
     }
   }
   return entries;
@@ -40,7 +45,9 @@ function blockListOf(entries: readonly string[]): BlockList {
 }
 
 /** A resolver for one trust setting (the block list is built once). */
-export function clientAddressResolver(trust: TrustProxy): (socket: string | undefined, forwardedFor: string | undefined) => string | undefined {
+export function clientAddressResolver(
+  trust: TrustProxy,
+): (socket: string | undefined, forwardedFor: string | undefined) => string | undefined {
   if (trust === false || trust === 0) return (socket) => socket;
   const trusted = typeof trust === "number" ? undefined : blockListOf(trust);
   const isTrusted = (address: string) => {
@@ -49,7 +56,10 @@ export function clientAddressResolver(trust: TrustProxy): (socket: string | unde
     return type !== 0 && trusted!.check(plain, type === 6 ? "ipv6" : "ipv4");
   };
   return (socket, forwardedFor) => {
-    const hops = (forwardedFor ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+    const hops = (forwardedFor ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (typeof trust === "number") {
       // The entry our outermost proxy appended: N from the right. Fewer entries than proxies means the
       // request did not come through all of them; the leftmost is the best we have.

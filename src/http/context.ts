@@ -30,5 +30,3 @@ declare module "hono" {
     tenant: TenantInfo | null;
   }
 }
-
-export {};

@@ -9,7 +9,11 @@ describe("CORS", () => {
   it("answers a trusted origin's preflight with what it may send", async () => {
     const res = await app.request("/api/v1/me", {
       method: "OPTIONS",
-      headers: { origin: TEST_ORIGIN, "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+      headers: {
+        origin: TEST_ORIGIN,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+      },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get("access-control-allow-origin")).toBe(TEST_ORIGIN);
@@ -44,7 +48,9 @@ describe("CORS", () => {
     await new Promise((resolve) => server.once("listening", resolve));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
-      const trusted = await fetch(`${base}/api/v1/me`, { headers: { origin: TEST_ORIGIN, "x-request-id": "socket-1" } });
+      const trusted = await fetch(`${base}/api/v1/me`, {
+        headers: { origin: TEST_ORIGIN, "x-request-id": "socket-1" },
+      });
       expect(trusted.status).toBe(401);
       expect(trusted.headers.get("x-request-id")).toBe("socket-1");
       expect(trusted.headers.get("access-control-allow-origin")).toBe(TEST_ORIGIN);

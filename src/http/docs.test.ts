@@ -12,7 +12,7 @@ const document = {
   info: { title: "Test API", version: "1.0.0" },
   paths: {
     "/health": { get: { summary: "Liveness" } },
-    "/things/{id}": { delete: { description: "Removes <b>a thing</b> & its \"parts\"" }, parameters: [] },
+    "/things/{id}": { delete: { description: 'Removes <b>a thing</b> & its "parts"' }, parameters: [] },
   },
 };
 const app = new Hono().route("/docs", createDocsRoutes({ document: async () => document }));
@@ -57,13 +57,16 @@ describe("GET /docs", () => {
     const html = await (await app.request("/docs")).text();
     const noscript = /<noscript>([\s\S]*)<\/noscript>/.exec(html)?.[1] ?? "";
     expect(noscript).toContain("<code>GET</code> <code>/health</code> Liveness");
-    expect(noscript).toContain("<code>DELETE</code> <code>/things/{id}</code> Removes &lt;b&gt;a thing&lt;/b&gt; &amp; its &quot;parts&quot;");
+    expect(noscript).toContain(
+      "<code>DELETE</code> <code>/things/{id}</code> Removes &lt;b&gt;a thing&lt;/b&gt; &amp; its &quot;parts&quot;",
+    );
     expect(noscript).toContain('<a href="/openapi.json">');
   });
 });
 
 describe("GET /docs/scalar.js", () => {
-  const versioned = async () => /src="(\/docs\/scalar\.js\?v=[0-9a-f]{16})"/.exec(await (await app.request("/docs")).text())![1]!;
+  const versioned = async () =>
+    /src="(\/docs\/scalar\.js\?v=[0-9a-f]{16})"/.exec(await (await app.request("/docs")).text())![1]!;
 
   it("is the standalone bundle of the installed @scalar/api-reference, cached for good under its versioned URL", async () => {
     const original = await readFile(scalarBundlePath());

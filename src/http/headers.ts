@@ -19,7 +19,9 @@ import type { Context, Next } from "hono";
 /** Node's response object for this request, when served by @hono/node-server. */
 function nodeResponse(c: Context): ServerResponse | undefined {
   const outgoing = (c.env as { outgoing?: unknown } | undefined)?.outgoing;
-  return outgoing && typeof (outgoing as ServerResponse).setHeader === "function" ? (outgoing as ServerResponse) : undefined;
+  return outgoing && typeof (outgoing as ServerResponse).setHeader === "function"
+    ? (outgoing as ServerResponse)
+    : undefined;
 }
 
 /** A request header by lower-case name: from Node's parsed headers when served by Node. */

@@ -28,7 +28,9 @@ export async function databaseStatuses(router: Router, logger?: Logger) {
   return Promise.all(
     Object.keys(router.topology.databases).map(async (name) => {
       try {
-        const applied = await Deadline.in(CHECK_TIMEOUT_MS, "readiness check").race(appliedMigrationCount(router.pool(name).sql));
+        const applied = await Deadline.in(CHECK_TIMEOUT_MS, "readiness check").race(
+          appliedMigrationCount(router.pool(name).sql),
+        );
         const state = applied === shipped ? ("ready" as const) : ("not_migrated" as const);
         return { name, state, reachable: true, migrations: { applied, shipped } };
       } catch (error) {
@@ -54,7 +56,10 @@ export function createHealthRoutes(router: Router, logger?: Logger, options: Hea
       tags: ["Operations"],
       summary: "Liveness: the process answers",
       responses: {
-        200: { description: "Alive", content: { "application/json": { schema: z.object({ status: z.literal("ok") }) } } },
+        200: {
+          description: "Alive",
+          content: { "application/json": { schema: z.object({ status: z.literal("ok") }) } },
+        },
       },
     }),
     (c) => c.json({ status: "ok" as const }, 200),
@@ -64,7 +69,8 @@ export function createHealthRoutes(router: Router, logger?: Logger, options: Hea
       method: "get",
       path: "/ready",
       tags: ["Operations"],
-      summary: "Readiness: the control plane (or, strict, every database) reachable and migrated; each database's state",
+      summary:
+        "Readiness: the control plane (or, strict, every database) reachable and migrated; each database's state",
       request: { query: z.object({ strict: z.enum(["0", "1", "true", "false"]).optional() }) },
       responses: {
         200: {
@@ -80,13 +86,21 @@ export function createHealthRoutes(router: Router, logger?: Logger, options: Hea
     }),
     async (c) => {
       const query = c.req.valid("query");
-      const strict = query.strict === undefined ? (options.strict ?? false) : query.strict === "1" || query.strict === "true";
+      const strict =
+        query.strict === undefined ? (options.strict ?? false) : query.strict === "1" || query.strict === "true";
       const databases = await databaseStatuses(router, logger);
       const required = strict ? databases : databases.filter((d) => d.name === "main");
       if (required.some((d) => d.state !== "ready")) {
-        throw new AppError("NOT_READY", 503, strict ? "A database is unreachable or not migrated" : "The control plane database is unreachable or not migrated", {
-          databases,
-        });
+        throw new AppError(
+          "NOT_READY",
+          503,
+          strict
+            ? "A database is unreachable or not migrated"
+            : "The control plane database is unreachable or not migrated",
+          {
+            databases,
+          },
+        );
       }
       const status = databases.every((d) => d.state === "ready") ? ("ready" as const) : ("degraded" as const);
       return c.json({ status, databases }, 200);

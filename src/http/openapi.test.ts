@@ -29,7 +29,8 @@ beforeAll(async () => {
   document = (await (await app.request("/openapi.json")).json()) as OpenApiDocument;
   for (const [path, item] of Object.entries(document.paths)) {
     for (const [method, op] of Object.entries(item)) {
-      if (["get", "put", "post", "delete", "patch"].includes(method)) all.push([`${method.toUpperCase()} ${path}`, op as Operation]);
+      if (["get", "put", "post", "delete", "patch"].includes(method))
+        all.push([`${method.toUpperCase()} ${path}`, op as Operation]);
     }
   }
 });
@@ -38,10 +39,15 @@ describe("responses", () => {
   it("every operation documents its success; only better-auth's OAuth callback answers with a redirect instead", () => {
     expect(all.length).toBeGreaterThan(100);
     const withoutSuccess = all.filter(([, op]) => !Object.keys(op.responses).some((status) => /^2\d\d$/.test(status)));
-    expect(withoutSuccess.map(([name]) => name).sort()).toEqual(["GET /api/auth/callback/{id}", "POST /api/auth/callback/{id}"]);
+    expect(withoutSuccess.map(([name]) => name).sort()).toEqual([
+      "GET /api/auth/callback/{id}",
+      "POST /api/auth/callback/{id}",
+    ]);
     for (const [, op] of withoutSuccess) expect(op.responses["302"]?.headers).toHaveProperty("Location");
     // The ones better-auth's generator leaves without one are filled in with their real bodies.
-    expect(operation("get", "/api/auth/organization/list-members").responses["200"]!.content!["application/json"]!.schema).toMatchObject({
+    expect(
+      operation("get", "/api/auth/organization/list-members").responses["200"]!.content!["application/json"]!.schema,
+    ).toMatchObject({
       properties: { members: { type: "array" }, total: { type: "integer" } },
     });
   });
@@ -51,7 +57,9 @@ describe("responses", () => {
       expect(op.responses.default, name).toBeDefined();
       for (const [status, response] of Object.entries(op.responses)) {
         if (status !== "default" && Number(status) < 400) continue;
-        expect(response.content?.["application/problem+json"]?.schema, `${name} ${status}`).toEqual({ $ref: "#/components/schemas/Problem" });
+        expect(response.content?.["application/problem+json"]?.schema, `${name} ${status}`).toEqual({
+          $ref: "#/components/schemas/Problem",
+        });
         expect(Object.keys(response.content!), `${name} ${status}`).toEqual(["application/problem+json"]);
       }
     }
@@ -66,7 +74,9 @@ describe("responses", () => {
       );
       expect(res.status).toBe(401);
       expect(res.headers.get("content-type")).toContain("application/problem+json");
-      expect(operation("post", "/api/auth/sign-in/email").responses["401"]!.content).toHaveProperty("application/problem+json");
+      expect(operation("post", "/api/auth/sign-in/email").responses["401"]!.content).toHaveProperty(
+        "application/problem+json",
+      );
     }));
 
   it("sign-in documents the bearer token header next to its body", () => {
@@ -84,7 +94,8 @@ describe("authentication", () => {
     });
     const declared = Object.keys(document.components!.securitySchemes!);
     for (const [name, op] of all) {
-      for (const requirement of op.security ?? []) for (const scheme of Object.keys(requirement)) expect(declared, name).toContain(scheme);
+      for (const requirement of op.security ?? [])
+        for (const scheme of Object.keys(requirement)) expect(declared, name).toContain(scheme);
     }
   });
 

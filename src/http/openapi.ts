@@ -53,15 +53,27 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
  */
 const AUTH_SUCCESS_RESPONSES: Record<string, Record<string, unknown>> = {
   "GET /callback/{id}": {
-    302: { description: "Redirect to the callbackURL (errorCallbackURL on failure)", headers: { Location: { schema: { type: "string" } } } },
+    302: {
+      description: "Redirect to the callbackURL (errorCallbackURL on failure)",
+      headers: { Location: { schema: { type: "string" } } },
+    },
   },
   "POST /callback/{id}": {
-    302: { description: "Redirect to the callbackURL (errorCallbackURL on failure)", headers: { Location: { schema: { type: "string" } } } },
+    302: {
+      description: "Redirect to the callbackURL (errorCallbackURL on failure)",
+      headers: { Location: { schema: { type: "string" } } },
+    },
   },
   "POST /organization/cancel-invitation": { 200: json("The canceled invitation", ref("Invitation")) },
-  "GET /organization/list-invitations": { 200: json("The organization's invitations", { type: "array", items: ref("Invitation") }) },
+  "GET /organization/list-invitations": {
+    200: json("The organization's invitations", { type: "array", items: ref("Invitation") }),
+  },
   "POST /organization/check-slug": {
-    200: json("The slug is free (a taken slug is a 400)", { type: "object", properties: { status: { type: "boolean" } }, required: ["status"] }),
+    200: json("The slug is free (a taken slug is a 400)", {
+      type: "object",
+      properties: { status: { type: "boolean" } },
+      required: ["status"],
+    }),
   },
   "POST /organization/leave": { 200: json("The membership that ended", ref("Member")) },
   "GET /organization/list-members": {
@@ -72,7 +84,11 @@ const AUTH_SUCCESS_RESPONSES: Record<string, Record<string, unknown>> = {
     }),
   },
   "GET /organization/get-active-member-role": {
-    200: json("The member's role in the active organization", { type: "object", properties: { role: { type: "string" } }, required: ["role"] }),
+    200: json("The member's role in the active organization", {
+      type: "object",
+      properties: { role: { type: "string" } },
+      required: ["role"],
+    }),
   },
   "POST /admin/stop-impersonating": {
     200: json("The administrator's own session, restored", {
@@ -94,8 +110,14 @@ const TAGS: { name: string; description: string }[] = [
       "Sign up, sign in and out, sessions, email verification, password reset, your account. Sign-in answers with a session " +
       "cookie and the same session as a bearer token (`set-auth-token` header).",
   },
-  { name: "Tenants", description: "Tenants are better-auth organizations: members, invitations, roles, the active tenant." },
-  { name: "Permissions", description: "Roles with `resource:action` permissions, per tenant or global; assignments; checks." },
+  {
+    name: "Tenants",
+    description: "Tenants are better-auth organizations: members, invitations, roles, the active tenant.",
+  },
+  {
+    name: "Permissions",
+    description: "Roles with `resource:action` permissions, per tenant or global; assignments; checks.",
+  },
   { name: "Audit", description: "The append-only audit log: filtered, cursor-paginated queries and streamed exports." },
   { name: "Email", description: "Templates, preferences, one-click unsubscribe, provider webhooks." },
   { name: "Admin", description: "Platform administration: users, bans, impersonation." },
@@ -155,7 +177,10 @@ const AUTH_OPTIONAL_SESSION_PATHS = new Set(["/get-session"]);
 
 /** A first sentence short enough for a title (the sidebar and search show summaries). */
 function summaryOf(description: string | undefined): string | undefined {
-  const sentence = description?.split(/(?<=\.)\s|\n/)[0]?.replace(/\.$/, "").trim();
+  const sentence = description
+    ?.split(/(?<=\.)\s|\n/)[0]
+    ?.replace(/\.$/, "")
+    .trim();
   return sentence && sentence.length <= 80 ? sentence : undefined;
 }
 
@@ -182,7 +207,10 @@ function completeAuthDocument(mounted: OpenApiDocument): OpenApiDocument {
   const signIn = (document.paths["/sign-in/email"]?.post as Operation | undefined)?.responses?.["200"];
   if (signIn) {
     signIn.headers = {
-      "set-auth-token": { description: "The session as a bearer token (exposed to browsers through CORS)", schema: { type: "string" } },
+      "set-auth-token": {
+        description: "The session as a bearer token (exposed to browsers through CORS)",
+        schema: { type: "string" },
+      },
       "Set-Cookie": { description: `The session cookie (\`${SESSION_COOKIE}\`, HttpOnly)`, schema: { type: "string" } },
     };
   }
@@ -216,7 +244,9 @@ export function mergeOpenApi(base: OpenApiDocument, mounted: OpenApiDocument, pr
   let text = JSON.stringify({ paths: auth.paths, schemas: auth.components?.schemas ?? {} });
   for (const name of Object.keys(auth.components?.schemas ?? {})) {
     if (base.components?.schemas?.[name]) {
-      text = text.replaceAll(`"#/components/schemas/${name}"`, `"#/components/schemas/Auth${name}"`).replace(`"${name}":`, `"Auth${name}":`);
+      text = text
+        .replaceAll(`"#/components/schemas/${name}"`, `"#/components/schemas/Auth${name}"`)
+        .replace(`"${name}":`, `"Auth${name}":`);
     }
   }
   const renamed = JSON.parse(text) as { paths: OpenApiDocument["paths"]; schemas: Record<string, unknown> };
@@ -259,7 +289,8 @@ export function withTenantMovingResponses(document: OpenApiDocument, prefix = "/
         responses: {
           ...operation.responses,
           503: {
-            description: "The tenant the request acts in is being moved to another database (code TENANT_MOVING): retry after Retry-After seconds",
+            description:
+              "The tenant the request acts in is being moved to another database (code TENANT_MOVING): retry after Retry-After seconds",
             headers: { "Retry-After": { schema: { type: "integer" }, description: "Seconds to wait before retrying" } },
             content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } },
           },

@@ -107,7 +107,11 @@ export function errorToProblem(error: unknown, c: Context, logger: ErrorLogger):
     if (retryAfter !== undefined) response.headers.set("retry-after", String(retryAfter));
     if (mapped.status >= 500) {
       // A 503 says nothing about the request; the cause (the database's state) is the operator's.
-      logger.error("request refused: unavailable", { requestId: c.get("requestId"), code: mapped.code, cause: causeOf(error) });
+      logger.error("request refused: unavailable", {
+        requestId: c.get("requestId"),
+        code: mapped.code,
+        cause: causeOf(error),
+      });
     }
     return response;
   }
@@ -120,5 +124,10 @@ export function errorToProblem(error: unknown, c: Context, logger: ErrorLogger):
     return problemResponse(c, status, code, mapped.message || TITLES[status] || "Error");
   }
   logger.error("unhandled error", { requestId: c.get("requestId"), path: c.req.path, error: describeError(error) });
-  return problemResponse(c, 500, "INTERNAL", "Something went wrong on our side; the request id identifies it in our logs");
+  return problemResponse(
+    c,
+    500,
+    "INTERNAL",
+    "Something went wrong on our side; the request id identifies it in our logs",
+  );
 }

@@ -1,5 +1,5 @@
 /**
- * Test databases: one real PostgreSQL (embedded, or the server of TEST_DATABASE_URL), a template
+ * Test databases: one real PostgreSQL (embedded, or the server at `externalUrl`), a template
  * database migrated once, a shared database cloned from it for rolled-back tests, and fresh clones for
  * tests that must really commit.
  *
@@ -68,14 +68,16 @@ async function admin<T>(adminUrl: string, fn: (sql: postgres.Sql) => Promise<T>)
  * // ... db.url, db.appUrl; clones with createIsolatedDatabase(db)
  * await db.stop();
  */
-export async function startTestDatabase(options: { externalUrl?: string; migrations?: AppMigrations } = {}): Promise<TestDatabase> {
+export async function startTestDatabase(
+  options: { externalUrl?: string; migrations?: AppMigrations } = {},
+): Promise<TestDatabase> {
   const suffix = randomBytes(4).toString("hex");
   const template = `sv_template_${suffix}`;
   const shared = `sv_test_${suffix}`;
   let adminUrl: string;
   let stopServer = async () => {};
 
-  const externalUrl = options.externalUrl ?? process.env.TEST_DATABASE_URL;
+  const externalUrl = options.externalUrl;
   if (externalUrl) {
     adminUrl = withDatabase(externalUrl, "postgres");
   } else {
@@ -91,9 +93,15 @@ export async function startTestDatabase(options: { externalUrl?: string; migrati
   await admin(adminUrl, (sql) => sql.unsafe(`create database "${template}"`));
   // Migrating sets up the sv_app login, as on a real start-up; roles are cluster-wide, so every clone
   // has it.
-  await migrateDatabase("main", withDatabase(adminUrl, template), { appUrl: appUrlOf(adminUrl, template), extra: options.migrations ? [options.migrations] : [] });
+  await migrateDatabase("main", withDatabase(adminUrl, template), {
+    appUrl: appUrlOf(adminUrl, template),
+    extra: options.migrations ? [options.migrations] : [],
+  });
   // Built-in roles and default templates belong in the template, as on a real start-up.
-  const seeder = createSdk({ databaseUrl: withDatabase(adminUrl, template), databaseAppUrl: appUrlOf(adminUrl, template) });
+  const seeder = createSdk({
+    databaseUrl: withDatabase(adminUrl, template),
+    databaseAppUrl: appUrlOf(adminUrl, template),
+  });
   try {
     await seeder.seed();
   } finally {
@@ -137,7 +145,11 @@ export interface IsolatedDatabase {
  * // ...
  * await sdk.close(); await db.drop();
  */
-export async function createIsolatedDatabase(test: { adminUrl: string; template: string; appUrl: string }): Promise<IsolatedDatabase> {
+export async function createIsolatedDatabase(test: {
+  adminUrl: string;
+  template: string;
+  appUrl: string;
+}): Promise<IsolatedDatabase> {
   const name = `sv_iso_${randomBytes(6).toString("hex")}`;
   // Cloning needs the template to be idle; a clone started at the same moment by another worker
   // makes PostgreSQL refuse ("source database is being accessed"), so retry briefly.
@@ -154,6 +166,7 @@ export async function createIsolatedDatabase(test: { adminUrl: string; template:
     name,
     url: withDatabase(test.adminUrl, name),
     appUrl: withDatabase(test.appUrl, name),
-    drop: () => admin(test.adminUrl, (sql) => sql.unsafe(`drop database if exists "${name}" with (force)`)).then(() => {}),
+    drop: () =>
+      admin(test.adminUrl, (sql) => sql.unsafe(`drop database if exists "${name}" with (force)`)).then(() => {}),
   };
 }

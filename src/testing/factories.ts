@@ -45,7 +45,10 @@ export function testSdkOptions(database: string | TestDatabaseUrls, options: Par
  * @example
  * const sdk = createSdk(cheapHashingTestSdkOptions(inject("svTestDatabase")));
  */
-export function cheapHashingTestSdkOptions(database: string | TestDatabaseUrls, options: Partial<SdkOptions> = {}): SdkOptions {
+export function cheapHashingTestSdkOptions(
+  database: string | TestDatabaseUrls,
+  options: Partial<SdkOptions> = {},
+): SdkOptions {
   const base = testSdkOptions(database, options);
   return { ...base, auth: { passwordCost: TEST_ONLY_SCRYPT, ...base.auth } };
 }
@@ -99,7 +102,10 @@ export function cookieHeader(headers: Headers): string {
  * const ada = await createTestUser(sdk);
  * const res = await app.request("/api/v1/me", { headers: ada.headers });
  */
-export async function createTestUser(sdk: Sdk, input: { email?: string; name?: string; password?: string } = {}): Promise<TestUser> {
+export async function createTestUser(
+  sdk: Sdk,
+  input: { email?: string; name?: string; password?: string } = {},
+): Promise<TestUser> {
   const email = input.email ?? `user-${randomUUID()}@example.test`;
   const password = input.password ?? "correct horse battery staple";
   const name = input.name ?? "Test User";
@@ -137,7 +143,10 @@ export async function createTestRole(
   input: { permissions: string[]; assignTo?: string; tenant?: string | null; name?: string },
 ) {
   const scope = { tenant: input.tenant ?? null };
-  const role = await sdk.permissions.createRole({ name: input.name ?? `role-${randomUUID().slice(0, 8)}`, permissions: input.permissions }, scope);
+  const role = await sdk.permissions.createRole(
+    { name: input.name ?? `role-${randomUUID().slice(0, 8)}`, permissions: input.permissions },
+    scope,
+  );
   if (input.assignTo) await sdk.permissions.assignRole(input.assignTo, role.id, scope);
   return role;
 }
@@ -149,6 +158,11 @@ export async function createTestRole(
  * @example
  * await addTestMember(sdk, tenant.id, bob.user.id, "member");
  */
-export async function addTestMember(sdk: Sdk, tenantId: string, userId: string, role: "member" | "admin" | "owner" = "member") {
+export async function addTestMember(
+  sdk: Sdk,
+  tenantId: string,
+  userId: string,
+  role: "member" | "admin" | "owner" = "member",
+) {
   await sdk.auth.api.addMember({ body: { userId, organizationId: tenantId, role } });
 }

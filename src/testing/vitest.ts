@@ -46,7 +46,10 @@ export interface TestDatabaseSetupOptions {
  */
 export function testDatabaseSetup(options: TestDatabaseSetupOptions = {}) {
   return async function setup(project: TestProject): Promise<() => Promise<void>> {
-    const db = await startTestDatabase(options);
+    const db = await startTestDatabase({
+      ...options,
+      externalUrl: options.externalUrl ?? process.env.TEST_DATABASE_URL,
+    });
     project.provide("svTestDatabase", { url: db.url, appUrl: db.appUrl, adminUrl: db.adminUrl, template: db.template });
     return () => db.stop();
   };

@@ -42,7 +42,10 @@ let headersB: Record<string, string>;
 
 beforeAll(async () => {
   const { root, golden } = inject("faults");
-  const [main, tenant] = await Promise.all([startCluster(root, golden, "main", cleanup), startCluster(root, golden, "tenant", cleanup)]);
+  const [main, tenant] = await Promise.all([
+    startCluster(root, golden, "main", cleanup),
+    startCluster(root, golden, "tenant", cleanup),
+  ]);
   tenantCluster = tenant;
   mainOwner = ownerSql(main.url, cleanup);
   tenantOwner = ownerSql(tenant.url, cleanup);
@@ -60,7 +63,12 @@ afterAll(() => cleanup.run());
 const readRoles = (headers: Record<string, string>) =>
   send(`${app.url}/api/v1/permissions/roles?limit=5`, { headers, timeoutMs: REQUEST_DEADLINE_MS + 10_000 });
 const createRole = (headers: Record<string, string>, name: string) =>
-  send(`${app.url}/api/v1/permissions/roles`, { method: "POST", headers, body: { name, permissions: ["docs:read"] }, timeoutMs: REQUEST_DEADLINE_MS + 10_000 });
+  send(`${app.url}/api/v1/permissions/roles`, {
+    method: "POST",
+    headers,
+    body: { name, permissions: ["docs:read"] },
+    timeoutMs: REQUEST_DEADLINE_MS + 10_000,
+  });
 
 describe("tenant B's database frozen (SIGSTOP)", () => {
   it("ends B's requests by their deadline with 503, keeps A's fast, and serves B again after SIGCONT", async () => {
@@ -70,10 +78,15 @@ describe("tenant B's database frozen (SIGSTOP)", () => {
 
     // A's latency with nothing frozen, for the report.
     const baseline = runLoad(cleanup, 2, async (client, i) =>
-      client === 0 ? { kind: "A read", answer: await readRoles(headersA) } : { kind: "A write", answer: await createRole(headersA, `a-base-${i}`) },
+      client === 0
+        ? { kind: "A read", answer: await readRoles(headersA) }
+        : { kind: "A write", answer: await createRole(headersA, `a-base-${i}`) },
     );
     await sleep(1_500);
-    const p95Baseline = percentile((await baseline.stop()).map((s) => s.ms), 95);
+    const p95Baseline = percentile(
+      (await baseline.stop()).map((s) => s.ms),
+      95,
+    );
 
     const frozenAt = performance.now();
     const frozen = tenantCluster.freeze();
@@ -82,11 +95,15 @@ describe("tenant B's database frozen (SIGSTOP)", () => {
     let thawedAt = Number.POSITIVE_INFINITY;
     // A: a reader and a writer, back to back. B: clients that retry as soon as they are answered.
     const loadA = runLoad(cleanup, 2, async (client, i) =>
-      client === 0 ? { kind: "A read", answer: await readRoles(headersA) } : { kind: "A write", answer: await createRole(headersA, `a-${i}`) },
+      client === 0
+        ? { kind: "A read", answer: await readRoles(headersA) }
+        : { kind: "A write", answer: await createRole(headersA, `a-${i}`) },
     );
     const loadB = runLoad(cleanup, FROZEN_TENANT_CLIENTS, async (client, i) => {
       if (stopLoad) return undefined;
-      return client === 0 ? { kind: "B write", answer: await createRole(headersB, `b-${i}`) } : { kind: "B read", answer: await readRoles(headersB) };
+      return client === 0
+        ? { kind: "B write", answer: await createRole(headersB, `b-${i}`) }
+        : { kind: "B read", answer: await readRoles(headersB) };
     });
     try {
       await sleep(FREEZE_MS);
@@ -101,7 +118,10 @@ describe("tenant B's database frozen (SIGSTOP)", () => {
     const duringFreeze = (s: Sample) => s.startedAt >= frozenAt && s.endedAt <= thawedAt;
     const a = samplesA.filter(duringFreeze);
     const b = samplesB.filter((s) => s.startedAt < thawedAt);
-    const p95A = percentile(a.map((s) => s.ms), 95);
+    const p95A = percentile(
+      a.map((s) => s.ms),
+      95,
+    );
     const summary =
       `A before the freeze: p95 ${Math.round(p95Baseline)} ms; A during the freeze: ${a.length} requests, p95 ${Math.round(p95A)} ms, max ${Math.round(Math.max(...a.map((s) => s.ms)))} ms, ` +
       `${JSON.stringify(tally(a, outcome))}; B: ${JSON.stringify(tally(b, outcome))}, longest ${Math.round(Math.max(...b.map((s) => s.ms)))} ms; ` +
@@ -112,12 +132,21 @@ describe("tenant B's database frozen (SIGSTOP)", () => {
     // was still waiting at SIGCONT may have been served).
     const answeredFrozen = b.filter(duringFreeze);
     expect(answeredFrozen.length).toBeGreaterThan(0);
-    expect(answeredFrozen.filter((s) => !isRetryable503(s)).map((s) => `${s.kind} ${outcome(s)}`), summary).toEqual([]);
-    expect(b.filter((s) => s.status !== 200 && s.status !== 201 && !isRetryable503(s)).map((s) => `${s.kind} ${outcome(s)}`), summary).toEqual([]);
+    expect(
+      answeredFrozen.filter((s) => !isRetryable503(s)).map((s) => `${s.kind} ${outcome(s)}`),
+      summary,
+    ).toEqual([]);
+    expect(
+      b.filter((s) => s.status !== 200 && s.status !== 201 && !isRetryable503(s)).map((s) => `${s.kind} ${outcome(s)}`),
+      summary,
+    ).toEqual([]);
     expect(Math.max(...b.map((s) => s.ms)), summary).toBeLessThan(REQUEST_DEADLINE_MS + SLACK_MS);
     // A: unaffected — every request answered, and quickly.
     expect(a.length, summary).toBeGreaterThan(10);
-    expect(a.filter((s) => s.status >= 300).map((s) => `${s.kind} ${outcome(s)}`), summary).toEqual([]);
+    expect(
+      a.filter((s) => s.status >= 300).map((s) => `${s.kind} ${outcome(s)}`),
+      summary,
+    ).toEqual([]);
     expect(p95A, summary).toBeLessThan(OTHER_TENANT_P95_MS);
     // After SIGCONT: B is served again, and no pool holds more than its size.
     expect(recovered, summary).toBeDefined();
@@ -125,7 +154,10 @@ describe("tenant B's database frozen (SIGSTOP)", () => {
       const [m, t] = await Promise.all([appConnections(mainOwner), appConnections(tenantOwner)]);
       return m.pool <= POOL_MAX && t.pool <= POOL_MAX;
     }, 5_000);
-    expect(settled, `connections: main ${JSON.stringify(await appConnections(mainOwner))}, tenant_db ${JSON.stringify(await appConnections(tenantOwner))}`).toBeDefined();
+    expect(
+      settled,
+      `connections: main ${JSON.stringify(await appConnections(mainOwner))}, tenant_db ${JSON.stringify(await appConnections(tenantOwner))}`,
+    ).toBeDefined();
     expect(outcome(await createRole(headersB, "b-after"))).toBe("201");
     expect(outcome(await readRoles(headersA))).toBe("200");
   });

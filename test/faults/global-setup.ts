@@ -38,7 +38,9 @@ export default async function setup(project: TestProject) {
     await rm(root, { recursive: true, force: true });
     throw error;
   }
-  process.stderr.write(`[faults] golden cluster ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${golden})\n`);
+  process.stderr.write(
+    `[faults] golden cluster ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${golden})\n`,
+  );
   project.provide("faults", { root, golden });
   return async () => {
     const killed = await killLeftovers(root);

@@ -13,7 +13,16 @@ import { startEmbeddedPostgres } from "../../src/db/embedded.js";
 import { ownerSql, rolePairs } from "./harness/app.js";
 import { createTenant, describe as outcome, send, signUpAndIn, type Account } from "./harness/http.js";
 import { runLoad, tally, type Sample } from "./harness/load.js";
-import { Cleanup, copyTree, exitWithin, GOLDEN_DATABASE, processesUnder, sleep, startServerProcess, type ServerProcess } from "./harness/processes.js";
+import {
+  Cleanup,
+  copyTree,
+  exitWithin,
+  GOLDEN_DATABASE,
+  processesUnder,
+  sleep,
+  startServerProcess,
+  type ServerProcess,
+} from "./harness/processes.js";
 
 /** The server's default. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -48,25 +57,44 @@ afterAll(() => cleanup.run());
 
 describe("SIGTERM to the server under load", () => {
   it("finishes requests in flight, refuses new connections, and exits 0 with its PostgreSQL within the timeout", async () => {
-    expect(processesUnder(join(dataDir, "postgres")).length, "the embedded PostgreSQL is not running").toBeGreaterThan(0);
+    expect(processesUnder(join(dataDir, "postgres")).length, "the embedded PostgreSQL is not running").toBeGreaterThan(
+      0,
+    );
     const attempted: string[] = [];
-    const load = runLoad(cleanup, 4, async (client, i) => {
-      if (client < 2) return { kind: "read", answer: await send(`${server.url}/api/v1/permissions/roles?limit=5`, { headers: tenant.headers, timeoutMs: 15_000 }) };
-      const name = `s-${client}-${i}`;
-      attempted.push(name);
-      const answer = await send(`${server.url}/api/v1/permissions/roles`, {
-        method: "POST",
-        headers: tenant.headers,
-        body: { name, permissions: ["docs:read"] },
-        timeoutMs: 15_000,
-      });
-      return { kind: "write", answer };
-    }, 10);
+    const load = runLoad(
+      cleanup,
+      4,
+      async (client, i) => {
+        if (client < 2)
+          return {
+            kind: "read",
+            answer: await send(`${server.url}/api/v1/permissions/roles?limit=5`, {
+              headers: tenant.headers,
+              timeoutMs: 15_000,
+            }),
+          };
+        const name = `s-${client}-${i}`;
+        attempted.push(name);
+        const answer = await send(`${server.url}/api/v1/permissions/roles`, {
+          method: "POST",
+          headers: tenant.headers,
+          body: { name, permissions: ["docs:read"] },
+          timeoutMs: 15_000,
+        });
+        return { kind: "write", answer };
+      },
+      10,
+    );
     await sleep(1_500);
     // A sign-in in flight when the signal comes (its password check takes a while; one, so that it
     // stays well inside the drain's half of SHUTDOWN_TIMEOUT_MS on a busy machine).
     const signIns = Array.from({ length: 1 }, () =>
-      send(`${server.url}/api/auth/sign-in/email`, { method: "POST", headers: { origin: ada.headers.origin! }, body: { email: ada.email, password: ada.password }, timeoutMs: 15_000 }),
+      send(`${server.url}/api/auth/sign-in/email`, {
+        method: "POST",
+        headers: { origin: ada.headers.origin! },
+        body: { email: ada.email, password: ada.password },
+        timeoutMs: 15_000,
+      }),
     );
     await sleep(150);
     const signalledAt = performance.now();
@@ -74,7 +102,10 @@ describe("SIGTERM to the server under load", () => {
     const exit = await exitWithin(server, SHUTDOWN_TIMEOUT_MS + 2_000);
     const exitedMs = performance.now() - signalledAt;
     await sleep(200);
-    const samples: Sample[] = [...(await load.stop()), ...(await Promise.all(signIns)).map((answer) => ({ ...answer, kind: "sign-in" }))];
+    const samples: Sample[] = [
+      ...(await load.stop()),
+      ...(await Promise.all(signIns)).map((answer) => ({ ...answer, kind: "sign-in" })),
+    ];
     const leftover = processesUnder(dataDir);
 
     const at = (s: Sample) => Math.round(s.startedAt - signalledAt);
@@ -84,22 +115,43 @@ describe("SIGTERM to the server under load", () => {
       `${JSON.stringify(tally(samples, outcome))}; exit ${JSON.stringify(exit)} ${Math.round(exitedMs)} ms after SIGTERM; ` +
       `first refusal sent ${Math.min(...samples.filter((s) => s.error === "ECONNREFUSED").map(at))} ms after it; ` +
       `last answer sent ${Math.max(...samples.filter((s) => s.status > 0).map(at))} ms after it; ` +
-      `sign-ins answered ${samples.filter((s) => s.kind === "sign-in").map((s) => Math.round(s.endedAt - signalledAt)).join(" and ")} ms after it; ` +
-      `resets around the signal: ${samples.filter((s) => s.error === "ECONNRESET").map((s) => `${s.kind} sent ${at(s)} ms`).join(", ") || "none"}`;
+      `sign-ins answered ${samples
+        .filter((s) => s.kind === "sign-in")
+        .map((s) => Math.round(s.endedAt - signalledAt))
+        .join(" and ")} ms after it; ` +
+      `resets around the signal: ${
+        samples
+          .filter((s) => s.error === "ECONNRESET")
+          .map((s) => `${s.kind} sent ${at(s)} ms`)
+          .join(", ") || "none"
+      }`;
     console.log(`[faults] graceful shutdown: ${summary}`);
 
-    expect(exit, `no exit within ${SHUTDOWN_TIMEOUT_MS + 2_000} ms:\n${server.output().slice(-3000)}`).toEqual({ code: 0, signal: null });
+    expect(exit, `no exit within ${SHUTDOWN_TIMEOUT_MS + 2_000} ms:\n${server.output().slice(-3000)}`).toEqual({
+      code: 0,
+      signal: null,
+    });
     expect(exitedMs, summary).toBeLessThan(SHUTDOWN_TIMEOUT_MS);
     expect(leftover, "PostgreSQL processes left running").toEqual([]);
     // In flight: every request finished with a success, the sign-in included.
-    expect(inFlight.filter((s) => s.status < 200 || s.status >= 300).map((s) => `${s.kind} ${outcome(s)} sent ${at(s)} ms`), summary).toEqual([]);
+    expect(
+      inFlight.filter((s) => s.status < 200 || s.status >= 300).map((s) => `${s.kind} ${outcome(s)} sent ${at(s)} ms`),
+      summary,
+    ).toEqual([]);
     expect(inFlight.filter((s) => s.kind === "sign-in").map(outcome)).toEqual(["200"]);
     // After the signal: refused at the door, never accepted and then dropped or failed.
     expect(late.length, summary).toBeGreaterThan(0);
-    expect(late.filter((s) => s.error !== "ECONNREFUSED").map((s) => `${s.kind} ${outcome(s)} sent ${at(s)} ms`), summary).toEqual([]);
+    expect(
+      late.filter((s) => s.error !== "ECONNREFUSED").map((s) => `${s.kind} ${outcome(s)} sent ${at(s)} ms`),
+      summary,
+    ).toEqual([]);
     // Around the signal: a success, a refusal, or a reset before any answer; never an error status.
-    const acceptable = (s: Sample) => (s.status >= 200 && s.status < 300) || s.error === "ECONNREFUSED" || (s.error === "ECONNRESET" && s.body === "");
-    expect(samples.filter((s) => !acceptable(s)).map((s) => `${s.kind} ${outcome(s)} sent ${at(s)} ms`), summary).toEqual([]);
+    const acceptable = (s: Sample) =>
+      (s.status >= 200 && s.status < 300) || s.error === "ECONNREFUSED" || (s.error === "ECONNRESET" && s.body === "");
+    expect(
+      samples.filter((s) => !acceptable(s)).map((s) => `${s.kind} ${outcome(s)} sent ${at(s)} ms`),
+      summary,
+    ).toEqual([]);
 
     // What the answered writes wrote is there, each role with its audit row (PostgreSQL restarted to look).
     const cluster = await startEmbeddedPostgres({ dataDir: join(dataDir, "postgres"), database: GOLDEN_DATABASE });

@@ -18,7 +18,14 @@ import { ownerSql } from "./harness/app.js";
 import { describe as outcome, send } from "./harness/http.js";
 import { startProviderTap, type ProviderTap } from "./harness/provider-tap.js";
 import { waitFor } from "./harness/load.js";
-import { Cleanup, exitWithin, sleep, startCluster, startServerProcess, type ServerProcess } from "./harness/processes.js";
+import {
+  Cleanup,
+  exitWithin,
+  sleep,
+  startCluster,
+  startServerProcess,
+  type ServerProcess,
+} from "./harness/processes.js";
 
 const cleanup = new Cleanup();
 let root: string;
@@ -79,7 +86,9 @@ async function signUp(server: ServerProcess, email: string): Promise<OutboxRow> 
 }
 
 const outbox = (email: string) =>
-  owner<OutboxRow[]>`select id::text as id, status, attempts, provider_message_id from email.email_sends where to_address = ${email}`;
+  owner<
+    OutboxRow[]
+  >`select id::text as id, status, attempts, provider_message_id from email.email_sends where to_address = ${email}`;
 
 const deliveredFor = (sendId: string) => fake.delivered.filter((d) => d.sendId === sendId);
 const requestsFor = (sendId: string) => fake.requests.filter((r) => r.idempotencyKey === sendId);
@@ -142,7 +151,11 @@ describe("kill -9 between commit and email dispatch", () => {
     expect(sentAfter, `not sent within 15 s of the restart; row ${JSON.stringify(after)}`).toBeDefined();
     expect(requestsFor(row.id).length).toBeGreaterThanOrEqual(2);
     expect(deliveredFor(row.id)).toHaveLength(1);
-    expect(fake.requests.filter((r) => r.body && JSON.stringify(r.body).includes(email)).every((r) => r.idempotencyKey === row.id)).toBe(true);
+    expect(
+      fake.requests
+        .filter((r) => r.body && JSON.stringify(r.body).includes(email))
+        .every((r) => r.idempotencyKey === row.id),
+    ).toBe(true);
     expect(after!.provider_message_id).toBe(deliveredFor(row.id)[0]!.providerId);
     await stop(second);
   });

@@ -35,10 +35,21 @@ beforeAll(async () => {
 afterAll(() => cleanup.run());
 
 const write = (marker: string, sleeps: number[] = []) =>
-  send(`${app.url}${FAULT_WRITE_PATH}`, { method: "POST", headers: { origin: app.origin }, body: { marker, sleeps }, timeoutMs: 20_000 });
-const readRoles = () => send(`${app.url}/api/v1/permissions/roles?limit=5`, { headers: tenantHeaders, timeoutMs: 20_000 });
+  send(`${app.url}${FAULT_WRITE_PATH}`, {
+    method: "POST",
+    headers: { origin: app.origin },
+    body: { marker, sleeps },
+    timeoutMs: 20_000,
+  });
+const readRoles = () =>
+  send(`${app.url}/api/v1/permissions/roles?limit=5`, { headers: tenantHeaders, timeoutMs: 20_000 });
 const createRole = (name: string) =>
-  send(`${app.url}/api/v1/permissions/roles`, { method: "POST", headers: tenantHeaders, body: { name, permissions: ["docs:read"] }, timeoutMs: 20_000 });
+  send(`${app.url}/api/v1/permissions/roles`, {
+    method: "POST",
+    headers: tenantHeaders,
+    body: { name, permissions: ["docs:read"] },
+    timeoutMs: 20_000,
+  });
 
 describe("a pool of 5 held by 5 long requests", () => {
   it("makes request 6 wait at most the acquire timeout, then answers 503 with Retry-After; then serves again", async () => {
@@ -54,7 +65,11 @@ describe("a pool of 5 held by 5 long requests", () => {
     }, 5_000);
     expect(held, "the 5 holders did not all reach pg_sleep within 5 s").toBeDefined();
 
-    const [extraRead, extraWrite, extraRole] = await Promise.all([readRoles(), write("extra"), createRole("extra-role")]);
+    const [extraRead, extraWrite, extraRole] = await Promise.all([
+      readRoles(),
+      write("extra"),
+      createRole("extra-role"),
+    ]);
     for (const [name, answer] of [
       ["read", extraRead],
       ["fault write", extraWrite],
@@ -72,7 +87,9 @@ describe("a pool of 5 held by 5 long requests", () => {
     const pairs = await writtenPairs(owner, "");
     expect(pairs.partial).toEqual([]);
     expect([...pairs.committed].sort()).toEqual(["hold-0", "hold-1", "hold-2", "hold-3", "hold-4", "warm"]);
-    const [role] = await owner<{ n: number }[]>`select count(*)::int as n from permissions.roles where name = 'extra-role'`;
+    const [role] = await owner<
+      { n: number }[]
+    >`select count(*)::int as n from permissions.roles where name = 'extra-role'`;
     expect(role!.n).toBe(0);
 
     // Whole again: the pool's size in parallel, each at once.

@@ -46,7 +46,12 @@ describe("a pool of 2 under 50 concurrent auth requests, rate limiting on", () =
     try {
       const headers = { "content-type": "application/json", origin: TEST_ORIGIN };
       const post = (path: string, body: unknown) =>
-        fetch(`${base}${path}`, { method: "POST", headers, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+        fetch(`${base}${path}`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(10_000),
+        });
       const password = "correct horse battery staple";
       const known = `known-${randomUUID()}@example.test`;
       expect((await post("/api/auth/sign-up/email", { email: known, password, name: "Known" })).status).toBe(200);
@@ -55,11 +60,18 @@ describe("a pool of 2 under 50 concurrent auth requests, rate limiting on", () =
       const requests = Array.from({ length: 50 }, (_, i) => {
         switch (i % 3) {
           case 0:
-            return post("/api/auth/sign-up/email", { email: `burst-${i}-${randomUUID()}@example.test`, password, name: "Burst" });
+            return post("/api/auth/sign-up/email", {
+              email: `burst-${i}-${randomUUID()}@example.test`,
+              password,
+              name: "Burst",
+            });
           case 1:
             return post("/api/auth/sign-in/email", { email: known, password });
           default:
-            return fetch(`${base}/api/auth/get-session`, { headers: { origin: TEST_ORIGIN }, signal: AbortSignal.timeout(10_000) });
+            return fetch(`${base}/api/auth/get-session`, {
+              headers: { origin: TEST_ORIGIN },
+              signal: AbortSignal.timeout(10_000),
+            });
         }
       });
       const responses = await Promise.all(requests);
@@ -83,4 +95,3 @@ describe("a pool of 2 under 50 concurrent auth requests, rate limiting on", () =
     }
   }, 60_000);
 });
-

@@ -14,7 +14,15 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { appConnections, ownerSql, POOL_MAX, rolePairs } from "./harness/app.js";
 import { createTenant, describe as outcome, isRetryable503, send, signUpAndIn, type Account } from "./harness/http.js";
 import { runLoad, tally, waitFor, type Sample } from "./harness/load.js";
-import { Cleanup, exitWithin, sleep, startCluster, startServerProcess, type Cluster, type ServerProcess } from "./harness/processes.js";
+import {
+  Cleanup,
+  exitWithin,
+  sleep,
+  startCluster,
+  startServerProcess,
+  type Cluster,
+  type ServerProcess,
+} from "./harness/processes.js";
 
 const FAIL_FAST_MS = 2_000;
 /**
@@ -54,30 +62,41 @@ afterAll(() => cleanup.run());
 
 describe("PostgreSQL stopped and started under mixed load", () => {
   it("fails requests fast with 503 while it is down, recovers within 10 s, writes no partial rows and leaks no connection", async () => {
-    const readRoles = () => send(`${server.url}/api/v1/permissions/roles?limit=5`, { headers: tenant.headers, timeoutMs: 15_000 });
+    const readRoles = () =>
+      send(`${server.url}/api/v1/permissions/roles?limit=5`, { headers: tenant.headers, timeoutMs: 15_000 });
     const createRole = (name: string) =>
-      send(`${server.url}/api/v1/permissions/roles`, { method: "POST", headers: tenant.headers, body: { name, permissions: ["docs:read"] }, timeoutMs: 15_000 });
-    const attempted: string[] = [];
-    let signIns = 0;
-    const load = runLoad(cleanup, 5, async (client, i) => {
-      if (client < 2) return { kind: "read", answer: await readRoles() };
-      if (client < 4) {
-        const name = `r-${client}-${i}`;
-        attempted.push(name);
-        return { kind: "write", answer: await createRole(name) };
-      }
-      // One sign-in every 1.5 s, at most SIGN_INS.
-      await sleep(1_500);
-      if (signIns >= SIGN_INS) return undefined;
-      signIns++;
-      const answer = await send(`${server.url}/api/auth/sign-in/email`, {
+      send(`${server.url}/api/v1/permissions/roles`, {
         method: "POST",
-        headers: { origin: ada.headers.origin! },
-        body: { email: ada.email, password: ada.password },
+        headers: tenant.headers,
+        body: { name, permissions: ["docs:read"] },
         timeoutMs: 15_000,
       });
-      return { kind: "sign-in", answer };
-    }, 20);
+    const attempted: string[] = [];
+    let signIns = 0;
+    const load = runLoad(
+      cleanup,
+      5,
+      async (client, i) => {
+        if (client < 2) return { kind: "read", answer: await readRoles() };
+        if (client < 4) {
+          const name = `r-${client}-${i}`;
+          attempted.push(name);
+          return { kind: "write", answer: await createRole(name) };
+        }
+        // One sign-in every 1.5 s, at most SIGN_INS.
+        await sleep(1_500);
+        if (signIns >= SIGN_INS) return undefined;
+        signIns++;
+        const answer = await send(`${server.url}/api/auth/sign-in/email`, {
+          method: "POST",
+          headers: { origin: ada.headers.origin! },
+          body: { email: ada.email, password: ada.password },
+          timeoutMs: 15_000,
+        });
+        return { kind: "sign-in", answer };
+      },
+      20,
+    );
 
     await sleep(1_500);
     const before = await appConnections(owner);
@@ -89,15 +108,28 @@ describe("PostgreSQL stopped and started under mixed load", () => {
     // A new owner connection: the restart ended the old one's sessions. From now on it watches for the
     // LISTEN connection (revocations, permission-cache invalidation), which must come back by itself too.
     const ownerAfterRestart = ownerSql(cluster.url, cleanup);
-    const relistened = waitFor(async () => (await appConnections(ownerAfterRestart)).listeners >= before.listeners, RECOVERY_MS + 2_000, 200);
+    const relistened = waitFor(
+      async () => (await appConnections(ownerAfterRestart)).listeners >= before.listeners,
+      RECOVERY_MS + 2_000,
+      200,
+    );
 
     // Served again: the last failure is at least 2 s old and reads and writes have succeeded since.
-    const lastFailure = () => Math.max(backAt, ...load.samples.filter((s) => s.status < 200 || s.status >= 300).map((s) => s.endedAt));
-    const recovered = await waitFor(async () => {
-      const since = lastFailure();
-      const after = load.samples.filter((s) => s.startedAt > since && s.status >= 200 && s.status < 300);
-      return performance.now() - since > 2_000 && after.some((s) => s.kind === "read") && after.some((s) => s.kind === "write");
-    }, RECOVERY_MS + 2_000, 100);
+    const lastFailure = () =>
+      Math.max(backAt, ...load.samples.filter((s) => s.status < 200 || s.status >= 300).map((s) => s.endedAt));
+    const recovered = await waitFor(
+      async () => {
+        const since = lastFailure();
+        const after = load.samples.filter((s) => s.startedAt > since && s.status >= 200 && s.status < 300);
+        return (
+          performance.now() - since > 2_000 &&
+          after.some((s) => s.kind === "read") &&
+          after.some((s) => s.kind === "write")
+        );
+      },
+      RECOVERY_MS + 2_000,
+      100,
+    );
     const samples = await load.stop();
     const recoveryMs = lastFailure() - backAt;
     const listenBackMs = await relistened;
@@ -114,15 +146,27 @@ describe("PostgreSQL stopped and started under mixed load", () => {
 
     expect(server.alive(), `the server process died:\n${server.output().slice(-3000)}`).toBe(true);
     // Never a 500, a hang or a dropped connection: a success, or a 503 to retry.
-    expect(samples.filter((s) => !(s.status >= 200 && s.status < 300) && !isRetryable503(s)).map((s) => `${s.kind} ${outcome(s)}`), summary).toEqual([]);
+    expect(
+      samples
+        .filter((s) => !(s.status >= 200 && s.status < 300) && !isRetryable503(s))
+        .map((s) => `${s.kind} ${outcome(s)}`),
+      summary,
+    ).toEqual([]);
     expect(during.length, summary).toBeGreaterThan(0);
     const servedSignIn = (s: Sample) => s.kind === "sign-in" && s.status === 200;
     const slow = (s: Sample) => s.ms >= (servedSignIn(s) ? SIGN_IN_DURING_OUTAGE_MS : FAIL_FAST_MS);
-    const timeline = (s: Sample) => `${s.kind} ${outcome(s)}: sent ${Math.round(s.startedAt - downAt)} ms after the stop, took ${Math.round(s.ms)} ms`;
-    expect([...new Set([...failed.filter(slow), ...during.filter(slow)])].map(timeline), `${summary}; PostgreSQL back ${Math.round(backAt - downAt)} ms after the stop`).toEqual([]);
+    const timeline = (s: Sample) =>
+      `${s.kind} ${outcome(s)}: sent ${Math.round(s.startedAt - downAt)} ms after the stop, took ${Math.round(s.ms)} ms`;
+    expect(
+      [...new Set([...failed.filter(slow), ...during.filter(slow)])].map(timeline),
+      `${summary}; PostgreSQL back ${Math.round(backAt - downAt)} ms after the stop`,
+    ).toEqual([]);
     expect(recovered, `not served again within ${RECOVERY_MS / 1000} s: ${summary}`).toBeDefined();
     expect(recoveryMs, summary).toBeLessThan(RECOVERY_MS);
-    expect(samples.some((s) => s.kind === "sign-in" && s.status === 200 && s.startedAt > backAt), summary).toBe(true);
+    expect(
+      samples.some((s) => s.kind === "sign-in" && s.status === 200 && s.startedAt > backAt),
+      summary,
+    ).toBe(true);
     // Each role with its audit event or neither; every 201 committed.
     expect(pairs.partial, summary).toEqual([]);
     const created = samples.filter((s) => s.kind === "write" && s.status === 201).length;
@@ -131,7 +175,10 @@ describe("PostgreSQL stopped and started under mixed load", () => {
     // No connection leaked: the pool at most its size, the LISTEN connection back once.
     expect(ownerAfter.pool, summary).toBeLessThanOrEqual(POOL_MAX);
     expect(ownerAfter.listeners, summary).toBeLessThanOrEqual(Math.max(1, before.listeners));
-    expect(listenBackMs ?? Number.POSITIVE_INFINITY, `the LISTEN connection was not back within ${RECOVERY_MS / 1000} s: ${summary}`).toBeLessThan(RECOVERY_MS);
+    expect(
+      listenBackMs ?? Number.POSITIVE_INFINITY,
+      `the LISTEN connection was not back within ${RECOVERY_MS / 1000} s: ${summary}`,
+    ).toBeLessThan(RECOVERY_MS);
     expect(outcome(await send(`${server.url}/ready`))).toBe("200");
 
     // And it still shuts down cleanly.

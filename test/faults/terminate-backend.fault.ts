@@ -32,8 +32,14 @@ beforeAll(async () => {
 afterAll(() => cleanup.run());
 
 const write = (marker: string, sleeps: number[] = []) =>
-  send(`${app.url}${FAULT_WRITE_PATH}`, { method: "POST", headers: { origin: app.origin }, body: { marker, sleeps }, timeoutMs: 20_000 });
-const readRoles = () => send(`${app.url}/api/v1/permissions/roles?limit=5`, { headers: tenantHeaders, timeoutMs: 20_000 });
+  send(`${app.url}${FAULT_WRITE_PATH}`, {
+    method: "POST",
+    headers: { origin: app.origin },
+    body: { marker, sleeps },
+    timeoutMs: 20_000,
+  });
+const readRoles = () =>
+  send(`${app.url}/api/v1/permissions/roles?limit=5`, { headers: tenantHeaders, timeoutMs: 20_000 });
 
 /** The backends sleeping for the fault route under `markerPrefix`. */
 async function sleepingBackends(markerPrefix: string): Promise<number[]> {
@@ -81,7 +87,9 @@ describe("a backend terminated mid-transaction", () => {
     const pairs = await writtenPairs(owner, "single-");
     expect(pairs.partial).toEqual([]);
     expect(pairs.committed.has("single-0")).toBe(false);
-    expect(failures, `requests after the kill failed; the app logged: ${refusals().slice(before).join("\n")}`).toEqual([]);
+    expect(failures, `requests after the kill failed; the app logged: ${refusals().slice(before).join("\n")}`).toEqual(
+      [],
+    );
     console.log(`[faults] terminated backend: 503 ${Math.round(answer.endedAt - killedAt)} ms after the kill`);
   });
 
@@ -94,7 +102,9 @@ describe("a backend terminated mid-transaction", () => {
     if (!holding) {
       const early = await Promise.all(writers);
       await reads.stop();
-      expect.fail(`only ${pids.length} of the ${POOL_MAX} writers reached pg_sleep; they answered ${early.map(outcome).join(", ")}`);
+      expect.fail(
+        `only ${pids.length} of the ${POOL_MAX} writers reached pg_sleep; they answered ${early.map(outcome).join(", ")}`,
+      );
     }
     const killedAt = await terminate(pids);
     const answers: Answer[] = await Promise.all(writers);
@@ -117,9 +127,16 @@ describe("a backend terminated mid-transaction", () => {
     expect(app.sdk.router.pool("main").gate.active).toBe(0);
     console.log(
       `[faults] ${POOL_MAX} terminated backends: 503s within ${Math.round(Math.max(...answers.map((a) => a.endedAt - killedAt)))} ms; ` +
-        `reads p95 ${Math.round(percentile(samples.map((s) => s.ms), 95))} ms (${samples.length}); app connections ${JSON.stringify(connections)}; ` +
+        `reads p95 ${Math.round(
+          percentile(
+            samples.map((s) => s.ms),
+            95,
+          ),
+        )} ms (${samples.length}); app connections ${JSON.stringify(connections)}; ` +
         `${failures.length} of ${3 * POOL_MAX} later writes failed`,
     );
-    expect(failures, `requests after the kill failed; the app logged: ${refusals().slice(before).join("\n")}`).toEqual([]);
+    expect(failures, `requests after the kill failed; the app logged: ${refusals().slice(before).join("\n")}`).toEqual(
+      [],
+    );
   });
 });

@@ -65,7 +65,11 @@ export type Defect =
   | { where: "extra-fields"; label: string; fields: () => Record<string, unknown> }
   | { where: "query"; label: string; name: string; op: "remove" | "set" | "append"; value?: string }
   | { where: "path"; label: string; name: string; value: string }
-  | { where: "path-variant"; label: string; variant: "trailing-slash" | "double-slash" | "upper-case" | "dot-segment" | "matrix" }
+  | {
+      where: "path-variant";
+      label: string;
+      variant: "trailing-slash" | "double-slash" | "upper-case" | "dot-segment" | "matrix";
+    }
   | { where: "header"; label: string; name: string; value: string | string[] | null }
   | { where: "chunked"; label: string };
 
@@ -111,7 +115,12 @@ const uniq = fc.integer({ min: 1, max: 2 ** 31 - 1 });
 
 const ID_NAMES = /^(id|.*Id|.*ID|token|sessionToken|memberIdOrEmail|organizationSlug|cursor|roleId|permission)$/;
 
-function namedValue(name: string, loc: "body" | "query" | "path", schema: JsonSchema, ctx: Context): fc.Arbitrary<unknown> | undefined {
+function namedValue(
+  name: string,
+  loc: "body" | "query" | "path",
+  _schema: JsonSchema,
+  ctx: Context,
+): fc.Arbitrary<unknown> | undefined {
   const { own, op } = ctx;
   const route = op.path;
   switch (name) {
@@ -156,7 +165,11 @@ function namedValue(name: string, loc: "body" | "query" | "path", schema: JsonSc
     case "token":
     case "sessionToken":
       if (route.includes("revoke-session") || route.includes("revoke-user-session")) return fc.constant(own.token);
-      return fc.string({ unit: fc.constantFrom(..."abcdefghijklmnopqrstuvwxyz0123456789"), minLength: 24, maxLength: 40 });
+      return fc.string({
+        unit: fc.constantFrom(..."abcdefghijklmnopqrstuvwxyz0123456789"),
+        minLength: 24,
+        maxLength: 40,
+      });
     case "name":
       return uniq.map((n) => `Hostile ${n}`);
     case "slug":
@@ -226,7 +239,8 @@ function validBySchema(schema: JsonSchema, depth: number, ctx: Context): fc.Arbi
     case "boolean":
       return fc.boolean();
     case "array":
-      if ((schema.minItems ?? 0) > 0 && schema.items) return validValue(schema.items, "", depth + 1, ctx, "body").map((v) => [v]);
+      if ((schema.minItems ?? 0) > 0 && schema.items)
+        return validValue(schema.items, "", depth + 1, ctx, "body").map((v) => [v]);
       return fc.constant([]);
     case "object":
       return validObject(schema, depth + 1, ctx);
@@ -235,7 +249,13 @@ function validBySchema(schema: JsonSchema, depth: number, ctx: Context): fc.Arbi
   }
 }
 
-function validValue(schema: JsonSchema, name: string, depth: number, ctx: Context, loc: "body" | "query" | "path"): fc.Arbitrary<unknown> {
+function validValue(
+  schema: JsonSchema,
+  name: string,
+  depth: number,
+  ctx: Context,
+  loc: "body" | "query" | "path",
+): fc.Arbitrary<unknown> {
   return namedValue(name, loc, schema, ctx) ?? validBySchema(schema, depth, ctx);
 }
 
@@ -264,7 +284,7 @@ function validObject(schema: JsonSchema, depth: number, ctx: Context): fc.Arbitr
 const HUGE = 200_000;
 const huge = (n = HUGE) => "x".repeat(n);
 const nestedArrays = (depth: number): string => "[".repeat(depth) + "]".repeat(depth);
-const nestedObjects = (depth: number): string => '{"a":'.repeat(depth) + "1" + "}".repeat(depth);
+const nestedObjects = (depth: number): string => `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
 
 interface Bad {
   value: unknown;
@@ -276,14 +296,41 @@ function wrongTypes(schema: JsonSchema): Bad[] {
   const types = typesOf(schema);
   if (!types) return [];
   const candidates: [string, Bad[]][] = [
-    ["string", [{ value: "hostile", label: "a string" }, { value: "", label: "an empty string" }]],
-    ["number", [{ value: 0, label: "a number" }, { value: -1, label: "a negative number" }, { value: TOKEN("1e999"), label: "1e999 (Infinity)" }]],
+    [
+      "string",
+      [
+        { value: "hostile", label: "a string" },
+        { value: "", label: "an empty string" },
+      ],
+    ],
+    [
+      "number",
+      [
+        { value: 0, label: "a number" },
+        { value: -1, label: "a negative number" },
+        { value: TOKEN("1e999"), label: "1e999 (Infinity)" },
+      ],
+    ],
     ["boolean", [{ value: true, label: "a boolean" }]],
     ["null", [{ value: null, label: "null" }]],
-    ["array", [{ value: ["hostile"], label: "an array" }, { value: [], label: "an empty array" }]],
-    ["object", [{ value: { $ne: null }, label: 'an object {"$ne":null}' }, { value: {}, label: "an empty object" }]],
+    [
+      "array",
+      [
+        { value: ["hostile"], label: "an array" },
+        { value: [], label: "an empty array" },
+      ],
+    ],
+    [
+      "object",
+      [
+        { value: { $ne: null }, label: 'an object {"$ne":null}' },
+        { value: {}, label: "an empty object" },
+      ],
+    ],
   ];
-  return candidates.filter(([t]) => !types.has(t) && !(t === "number" && types.has("integer"))).flatMap(([, bad]) => bad);
+  return candidates
+    .filter(([t]) => !types.has(t) && !(t === "number" && types.has("integer")))
+    .flatMap(([, bad]) => bad);
 }
 
 /** Values breaking a declared constraint. */
@@ -291,25 +338,41 @@ function constraintViolations(schema: JsonSchema): Bad[] {
   const out: Bad[] = [];
   const types = typesOf(schema);
   if (schema.format === "uuid") {
-    out.push({ value: "not-a-uuid", label: "not a uuid" }, { value: "00000000-0000-0000-0000-00000000000g", label: "a uuid with a non-hex digit" });
+    out.push(
+      { value: "not-a-uuid", label: "not a uuid" },
+      { value: "00000000-0000-0000-0000-00000000000g", label: "a uuid with a non-hex digit" },
+    );
   }
   if (schema.format === "email") out.push({ value: "not an email", label: "not an email" });
   if (schema.format === "date-time") {
-    out.push({ value: "2026-13-45T25:61:61Z", label: "an impossible date-time" }, { value: "yesterday", label: "not a date-time" });
+    out.push(
+      { value: "2026-13-45T25:61:61Z", label: "an impossible date-time" },
+      { value: "yesterday", label: "not a date-time" },
+    );
   }
   if (schema.enum?.length) out.push({ value: "not-in-the-enum", label: "a value outside the enum" });
   if (schema.pattern) out.push({ value: "!!! \u00e9 <script>", label: `a string not matching ${schema.pattern}` });
-  if (typeof schema.maxLength === "number") out.push({ value: huge(schema.maxLength + 1), label: `${schema.maxLength + 1} characters (max ${schema.maxLength})` });
+  if (typeof schema.maxLength === "number")
+    out.push({
+      value: huge(schema.maxLength + 1),
+      label: `${schema.maxLength + 1} characters (max ${schema.maxLength})`,
+    });
   if ((schema.minLength ?? 0) > 0) out.push({ value: "", label: `an empty string (min ${schema.minLength})` });
-  if (typeof schema.maximum === "number") out.push({ value: schema.maximum + 1, label: `maximum + 1 (${schema.maximum + 1})` });
-  if (typeof schema.minimum === "number") out.push({ value: schema.minimum - 1, label: `minimum - 1 (${schema.minimum - 1})` });
+  if (typeof schema.maximum === "number")
+    out.push({ value: schema.maximum + 1, label: `maximum + 1 (${schema.maximum + 1})` });
+  if (typeof schema.minimum === "number")
+    out.push({ value: schema.minimum - 1, label: `minimum - 1 (${schema.minimum - 1})` });
   if (schema.type === "integer") out.push({ value: 1.5, label: "a fraction for an integer" });
   if (typeof schema.maxItems === "number" && schema.items) {
-    out.push({ value: Array.from({ length: schema.maxItems + 1 }, (_, i) => `item-${i}`), label: `${schema.maxItems + 1} items (max ${schema.maxItems})` });
+    out.push({
+      value: Array.from({ length: schema.maxItems + 1 }, (_, i) => `item-${i}`),
+      label: `${schema.maxItems + 1} items (max ${schema.maxItems})`,
+    });
   }
   if ((schema.minItems ?? 0) > 0) out.push({ value: [], label: `no items (min ${schema.minItems})` });
   if (schema.items && types?.has("array")) {
-    for (const bad of wrongTypes(schema.items).slice(0, 2)) out.push({ value: [bad.value], label: `an array holding ${bad.label}` });
+    for (const bad of wrongTypes(schema.items).slice(0, 2))
+      out.push({ value: [bad.value], label: `an array holding ${bad.label}` });
   }
   return out;
 }
@@ -372,9 +435,12 @@ function tamperedCursors(own: ActorFixture): Bad[] {
     { value: enc({ at, id }), label: "a cursor that is an object" },
     { value: enc([[at, id]]), label: "a cursor with one element" },
     { value: own.cursor.slice(0, -3), label: "a truncated cursor" },
-    { value: own.cursor.replace(/[A-Za-z]/, (c) => (c === "A" ? "B" : "A")), label: "a cursor with a flipped character" },
+    {
+      value: own.cursor.replace(/[A-Za-z]/, (c) => (c === "A" ? "B" : "A")),
+      label: "a cursor with a flipped character",
+    },
     { value: "!!!notbase64!!!", label: "a cursor that is not base64url" },
-    { value: Buffer.from("\u0000\u0000").toString("base64url") + "AAAA", label: "a cursor of NUL bytes" },
+    { value: `${Buffer.from("\u0000\u0000").toString("base64url")}AAAA`, label: "a cursor of NUL bytes" },
   ];
 }
 
@@ -407,27 +473,46 @@ function fieldDefects(field: FieldTarget, ctx: Context): fc.Arbitrary<Defect>[] 
   if (isString(field.schema) && (ctx.ours || field.required)) sure.push(...softStrings());
   // An id the route reads: better-auth ignores some optional ones (teamId without teams).
   const readsId = field.required || ctx.ours || ["organizationId", "organizationSlug"].includes(field.name);
-  if (readsId && (ID_NAMES.test(field.name) || ["role", "userId", "organizationId"].includes(field.name))) sure.push(...idSwaps(field.name, ctx));
+  if (readsId && (ID_NAMES.test(field.name) || ["role", "userId", "organizationId"].includes(field.name)))
+    sure.push(...idSwaps(field.name, ctx));
   const defects: fc.Arbitrary<Defect>[] = [];
   const where = field.path.join(".");
   if (sure.length) {
     defects.push(
-      fc.constantFrom(...sure).map((bad): Defect => ({ where: "body-field", path: field.path, op: "set", value: bad.value, label: `body ${where}: ${bad.label}` })),
+      fc.constantFrom(...sure).map(
+        (bad): Defect => ({
+          where: "body-field",
+          path: field.path,
+          op: "set",
+          value: bad.value,
+          label: `body ${where}: ${bad.label}`,
+        }),
+      ),
     );
     // Nesting deep enough to break a recursive walker, where the field admits no array.
     if (!typesOf(field.schema)?.has("array")) {
       defects.push(
-        fc.constantFrom(5_000, 50_000).map((depth): Defect => ({
-          where: "body-field",
-          path: field.path,
-          op: "set",
-          value: TOKEN(nestedArrays(depth)),
-          label: `body ${where}: arrays nested ${depth} deep`,
-        })),
+        fc.constantFrom(5_000, 50_000).map(
+          (depth): Defect => ({
+            where: "body-field",
+            path: field.path,
+            op: "set",
+            value: TOKEN(nestedArrays(depth)),
+            label: `body ${where}: arrays nested ${depth} deep`,
+          }),
+        ),
       );
     }
   }
-  if (field.required) defects.push(fc.constant<Defect>({ where: "body-field", path: field.path, op: "remove", label: `body ${where}: missing (required)` }));
+  if (field.required)
+    defects.push(
+      fc.constant<Defect>({
+        where: "body-field",
+        path: field.path,
+        op: "remove",
+        label: `body ${where}: missing (required)`,
+      }),
+    );
   return defects;
 }
 
@@ -435,7 +520,15 @@ function fieldDefects(field: FieldTarget, ctx: Context): fc.Arbitrary<Defect>[] 
 function fieldNoise(field: FieldTarget): fc.Arbitrary<Defect> | undefined {
   if (!isString(field.schema)) return undefined;
   const bad = [...softStrings(), { value: huge(), label: `${HUGE} characters` }];
-  return fc.constantFrom(...bad).map((b): Defect => ({ where: "body-field", path: field.path, op: "set", value: b.value, label: `body ${field.path.join(".")}: ${b.label} (noise)` }));
+  return fc.constantFrom(...bad).map(
+    (b): Defect => ({
+      where: "body-field",
+      path: field.path,
+      op: "set",
+      value: b.value,
+      label: `body ${field.path.join(".")}: ${b.label} (noise)`,
+    }),
+  );
 }
 
 const MALFORMED = [
@@ -463,30 +556,75 @@ function bodyDefects(ctx: Context, sureOnly: boolean): fc.Arbitrary<Defect>[] {
   const hasRequired = (objectBranch(body?.schema ?? {}).required?.length ?? 0) > 0;
   if (body) {
     out.push(
-      fc.constantFrom(...MALFORMED).map((text): Defect => ({ where: "body", label: `malformed JSON ${JSON.stringify(text)}`, bytes: () => Buffer.from(text, "latin1") })),
-      fc.constantFrom(...NON_OBJECT).map((text): Defect => ({ where: "body", label: `a JSON body that is not an object: ${text}`, bytes: () => Buffer.from(text) })),
-      fc.constantFrom(10_000, 100_000).map((depth): Defect => ({ where: "body", label: `a body of arrays nested ${depth} deep`, bytes: () => Buffer.from(nestedArrays(depth)) })),
-      fc.constantFrom(...INVALID_UTF8).map((hex): Defect => ({
-        where: "body",
-        label: `invalid UTF-8 (0x${hex}) outside any string: {<bytes>}`,
-        bytes: () => Buffer.concat([Buffer.from("{"), Buffer.from(hex, "hex"), Buffer.from("}")]),
-      })),
+      fc.constantFrom(...MALFORMED).map(
+        (text): Defect => ({
+          where: "body",
+          label: `malformed JSON ${JSON.stringify(text)}`,
+          bytes: () => Buffer.from(text, "latin1"),
+        }),
+      ),
+      fc.constantFrom(...NON_OBJECT).map(
+        (text): Defect => ({
+          where: "body",
+          label: `a JSON body that is not an object: ${text}`,
+          bytes: () => Buffer.from(text),
+        }),
+      ),
+      fc.constantFrom(10_000, 100_000).map(
+        (depth): Defect => ({
+          where: "body",
+          label: `a body of arrays nested ${depth} deep`,
+          bytes: () => Buffer.from(nestedArrays(depth)),
+        }),
+      ),
+      fc.constantFrom(...INVALID_UTF8).map(
+        (hex): Defect => ({
+          where: "body",
+          label: `invalid UTF-8 (0x${hex}) outside any string: {<bytes>}`,
+          bytes: () => Buffer.concat([Buffer.from("{"), Buffer.from(hex, "hex"), Buffer.from("}")]),
+        }),
+      ),
     );
     if (hasRequired || body.required) {
-      out.push(fc.constant<Defect>({ where: "body", label: "an empty body (Content-Type: application/json)", bytes: () => Buffer.alloc(0) }));
+      out.push(
+        fc.constant<Defect>({
+          where: "body",
+          label: "an empty body (Content-Type: application/json)",
+          bytes: () => Buffer.alloc(0),
+        }),
+      );
     }
     if (ctx.ours && body.required) {
       out.push(
         fc
-          .constantFrom(null, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", "application/octet-stream")
-          .map((contentType): Defect => ({ where: "content-type", label: `a valid JSON body sent as ${contentType ?? "no Content-Type"}`, contentType })),
+          .constantFrom(
+            null,
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/xml",
+            "application/octet-stream",
+          )
+          .map(
+            (contentType): Defect => ({
+              where: "content-type",
+              label: `a valid JSON body sent as ${contentType ?? "no Content-Type"}`,
+              contentType,
+            }),
+          ),
       );
     }
   }
   // Above the body limit: always refused (413), whatever the route.
   if (op.method !== "GET" && op.method !== "DELETE") out.push(oversized(ctx));
   if (!sureOnly && body) {
-    out.push(fc.constant<Defect>({ where: "body", label: `objects nested 20000 deep`, bytes: () => Buffer.from(nestedObjects(20_000)) }));
+    out.push(
+      fc.constant<Defect>({
+        where: "body",
+        label: `objects nested 20000 deep`,
+        bytes: () => Buffer.from(nestedObjects(20_000)),
+      }),
+    );
   }
   return out;
 }
@@ -501,12 +639,14 @@ const rare = <T>(arbitrary: fc.Arbitrary<T>) => Object.assign(arbitrary, { [RARE
 /** A body above the limit, with Content-Length or chunked; marked, to be drawn less often. */
 function oversized(ctx: Context): fc.Arbitrary<Defect> {
   const size = ctx.fx.bodyLimitBytes + 65_536;
-  const arbitrary = fc.constantFrom(false, true).map((chunked): Defect => ({
-    where: "body",
-    label: `a body of ${size} bytes (over the limit${chunked ? ", chunked" : ""})`,
-    bytes: () => Buffer.from(`{"name":"${huge(size - 11)}"}`),
-    chunked,
-  }));
+  const arbitrary = fc.constantFrom(false, true).map(
+    (chunked): Defect => ({
+      where: "body",
+      label: `a body of ${size} bytes (over the limit${chunked ? ", chunked" : ""})`,
+      bytes: () => Buffer.from(`{"name":"${huge(size - 11)}"}`),
+      chunked,
+    }),
+  );
   return Object.assign(arbitrary, { [OVERSIZED]: true });
 }
 
@@ -514,8 +654,10 @@ function paramValues(p: Parameter, ctx: Context): Bad[] {
   const bad: Bad[] = [];
   // Query and path values are text: wrong "types" are words where numbers, booleans or enums go.
   const types = typesOf(p.schema);
-  if (types && !types.has("string")) bad.push({ value: "abc", label: "not a number/boolean" }, { value: "", label: "empty" });
-  for (const v of constraintViolations(p.schema)) if (typeof v.value === "string" || typeof v.value === "number") bad.push(v);
+  if (types && !types.has("string"))
+    bad.push({ value: "abc", label: "not a number/boolean" }, { value: "", label: "empty" });
+  for (const v of constraintViolations(p.schema))
+    if (typeof v.value === "string" || typeof v.value === "number") bad.push(v);
   if (ID_NAMES.test(p.name) || p.name === "userId" || p.name === "tenantId") bad.push(...idSwaps(p.name, ctx));
   if (p.name === "cursor") bad.push(...tamperedCursors(ctx.own));
   return bad;
@@ -552,22 +694,62 @@ function queryDefects(ctx: Context, sure: boolean): fc.Arbitrary<Defect>[] {
     if (sure && !read) continue;
     const values = paramValues(p, ctx);
     if (values.length) {
-      const arbitrary = fc.constantFrom(...values).map((b): Defect => ({ where: "query", label: `query ${p.name}: ${b.label}`, name: p.name, op: "set", value: urlText(b) }));
+      const arbitrary = fc.constantFrom(...values).map(
+        (b): Defect => ({
+          where: "query",
+          label: `query ${p.name}: ${b.label}`,
+          name: p.name,
+          op: "set",
+          value: urlText(b),
+        }),
+      );
       out.push(p.name === "cursor" ? Object.assign(arbitrary, { [FAVOURED]: true }) : arbitrary);
     }
     if (isString(p.schema)) {
-      out.push(fc.constantFrom(...ODD_ENCODED).map((b): Defect => ({ where: "query", label: `query ${p.name}: ${b.label}`, name: p.name, op: "set", value: String(b.value) })));
+      out.push(
+        fc.constantFrom(...ODD_ENCODED).map(
+          (b): Defect => ({
+            where: "query",
+            label: `query ${p.name}: ${b.label}`,
+            name: p.name,
+            op: "set",
+            value: String(b.value),
+          }),
+        ),
+      );
     }
-    if (p.required) out.push(fc.constant<Defect>({ where: "query", label: `query ${p.name}: missing (required)`, name: p.name, op: "remove" }));
-    if (ctx.ours) out.push(fc.constant<Defect>({ where: "query", label: `query ${p.name}: given twice`, name: p.name, op: "append", value: "x" }));
+    if (p.required)
+      out.push(
+        fc.constant<Defect>({
+          where: "query",
+          label: `query ${p.name}: missing (required)`,
+          name: p.name,
+          op: "remove",
+        }),
+      );
+    if (ctx.ours)
+      out.push(
+        fc.constant<Defect>({
+          where: "query",
+          label: `query ${p.name}: given twice`,
+          name: p.name,
+          op: "append",
+          value: "x",
+        }),
+      );
   }
   return out;
 }
 
 function pathDefects(ctx: Context): fc.Arbitrary<Defect>[] {
   return ctx.op.pathParams.map((p) => {
-    const values = [...paramValues(p, ctx).map((b) => ({ value: urlText(b), label: b.label })), ...ODD_ENCODED.map((b) => ({ value: String(b.value), label: b.label }))];
-    return fc.constantFrom(...values).map((b): Defect => ({ where: "path", label: `path {${p.name}}: ${b.label}`, name: p.name, value: b.value }));
+    const values = [
+      ...paramValues(p, ctx).map((b) => ({ value: urlText(b), label: b.label })),
+      ...ODD_ENCODED.map((b) => ({ value: String(b.value), label: b.label })),
+    ];
+    return fc
+      .constantFrom(...values)
+      .map((b): Defect => ({ where: "path", label: `path {${p.name}}: ${b.label}`, name: p.name, value: b.value }));
   });
 }
 
@@ -583,53 +765,99 @@ function tenantHeaderDefects(ctx: Context): fc.Arbitrary<Defect> {
     [`${ctx.own.tenantId}\u00a0`, "own tenant id and a latin1 no-break space"],
     [`${ctx.own.tenantId},${ctx.other.tenantId}`, "two ids in one value"],
   ];
-  return fc.constantFrom(...values).map(([value, label]): Defect => ({ where: "header", name: "x-tenant-id", value, label: `X-Tenant-Id: ${label}` }));
+  return fc
+    .constantFrom(...values)
+    .map(([value, label]): Defect => ({ where: "header", name: "x-tenant-id", value, label: `X-Tenant-Id: ${label}` }));
 }
 
 function noise(ctx: Context): fc.Arbitrary<Defect>[] {
   const out: fc.Arbitrary<Defect>[] = [
-    rare(fc.constantFrom<[string, string]>(
-      ["https://evil.example", "an untrusted Origin"],
-      ["null", "Origin: null"],
-      ["http://localhost:3000.evil.example", "an Origin extending the trusted one"],
-    ).map(([value, label]): Defect => ({ where: "header", name: "origin", value, label }))),
-    rare(fc.constantFrom(
-      "Bearer not-a-token",
-      "Bearer ",
-      `Bearer ${ctx.other.token}x`,
-      "Basic YWRtaW46YWRtaW4=",
-      `Bearer ${"A".repeat(6_000)}`,
-    ).map((value): Defect => ({ where: "header", name: "authorization", value, label: `Authorization: ${value.slice(0, 30)}` }))),
-    rare(fc.constantFrom(
-      `sv.session_token=${ctx.own.token.slice(0, -2)}xx`,
-      `sv.session_token=${"%00".repeat(10)}`,
-      `sv.session_data=${"e".repeat(4_000)}`,
-      `${ctx.own.cookie}; ${ctx.other.cookie}`,
-    ).map((value): Defect => ({ where: "header", name: "cookie", value, label: `a tampered or conflicting Cookie` }))),
-    fc.constantFrom("1.2.3.4", "127.0.0.1, 10.0.0.1").map((value): Defect => ({ where: "header", name: "x-forwarded-for", value, label: `X-Forwarded-For: ${value}` })),
-    fc.constant<Defect>({ where: "chunked", label: "the body chunked" }),
     rare(
       fc
-        .constantFrom("trailing-slash", "double-slash", "upper-case", "dot-segment", "matrix")
-        .map((variant): Defect => ({ where: "path-variant", label: `path variant: ${variant}`, variant: variant as "trailing-slash" })),
+        .constantFrom<[string, string]>(
+          ["https://evil.example", "an untrusted Origin"],
+          ["null", "Origin: null"],
+          ["http://localhost:3000.evil.example", "an Origin extending the trusted one"],
+        )
+        .map(([value, label]): Defect => ({ where: "header", name: "origin", value, label })),
+    ),
+    rare(
+      fc
+        .constantFrom(
+          "Bearer not-a-token",
+          "Bearer ",
+          `Bearer ${ctx.other.token}x`,
+          "Basic YWRtaW46YWRtaW4=",
+          `Bearer ${"A".repeat(6_000)}`,
+        )
+        .map(
+          (value): Defect => ({
+            where: "header",
+            name: "authorization",
+            value,
+            label: `Authorization: ${value.slice(0, 30)}`,
+          }),
+        ),
+    ),
+    rare(
+      fc
+        .constantFrom(
+          `sv.session_token=${ctx.own.token.slice(0, -2)}xx`,
+          `sv.session_token=${"%00".repeat(10)}`,
+          `sv.session_data=${"e".repeat(4_000)}`,
+          `${ctx.own.cookie}; ${ctx.other.cookie}`,
+        )
+        .map(
+          (value): Defect => ({ where: "header", name: "cookie", value, label: `a tampered or conflicting Cookie` }),
+        ),
     ),
     fc
-      .constantFrom(
-        ["__proto__", "%00"],
-        ["constructor[prototype][x]", "1"],
-        ["x", "%FF"],
-        ["a".repeat(2_000), "b"],
-      )
-      .map(([name, value]): Defect => ({ where: "query", label: `extra query parameter ${name.slice(0, 30)}=${value}`, name: name!, op: "append", value })),
+      .constantFrom("1.2.3.4", "127.0.0.1, 10.0.0.1")
+      .map(
+        (value): Defect => ({ where: "header", name: "x-forwarded-for", value, label: `X-Forwarded-For: ${value}` }),
+      ),
+    fc.constant<Defect>({ where: "chunked", label: "the body chunked" }),
+    rare(
+      fc.constantFrom("trailing-slash", "double-slash", "upper-case", "dot-segment", "matrix").map(
+        (variant): Defect => ({
+          where: "path-variant",
+          label: `path variant: ${variant}`,
+          variant: variant as "trailing-slash",
+        }),
+      ),
+    ),
+    fc
+      .constantFrom(["__proto__", "%00"], ["constructor[prototype][x]", "1"], ["x", "%FF"], ["a".repeat(2_000), "b"])
+      .map(
+        ([name, value]): Defect => ({
+          where: "query",
+          label: `extra query parameter ${name.slice(0, 30)}=${value}`,
+          name: name!,
+          op: "append",
+          value,
+        }),
+      ),
   ];
   if (!ctx.ours && ctx.op.method !== "GET") out.push(...queryDefects(ctx, false));
   if (ctx.op.body) {
     out.push(
       fc
         .constantFrom<[string, () => Record<string, unknown>]>(
-          ["__proto__ with a polluting field", () => JSON.parse('{"__proto__":{"polluted":true,"role":"admin"}}') as Record<string, unknown>],
+          [
+            "__proto__ with a polluting field",
+            () => JSON.parse('{"__proto__":{"polluted":true,"role":"admin"}}') as Record<string, unknown>,
+          ],
           ["constructor.prototype", () => ({ constructor: { prototype: { polluted: true } } })],
-          ["unknown fields", () => ({ isAdmin: true, role: "owner", tenantId: ctx.other.tenantId, emailVerified: true, id: ctx.other.user.id })],
+          [
+            "unknown fields",
+            () => ({
+              isAdmin: true,
+              role: "owner",
+              tenantId: ctx.other.tenantId,
+              emailVerified: true,
+              id: ctx.other.user.id,
+            }),
+          ],
           ["2000 unknown fields", () => Object.fromEntries(Array.from({ length: 2_000 }, (_, i) => [`f${i}`, i]))],
         )
         .map(([label, fields]): Defect => ({ where: "extra-fields", label: `extra fields: ${label}`, fields })),
@@ -641,13 +869,27 @@ function noise(ctx: Context): fc.Arbitrary<Defect>[] {
     if (!ctx.ours) {
       out.push(
         fc
-          .constantFrom(null, "text/plain", "application/x-www-form-urlencoded", "application/xml", "application/json; charset=latin1")
-          .map((contentType): Defect => ({ where: "content-type", label: `Content-Type: ${contentType ?? "(none)"}`, contentType })),
+          .constantFrom(
+            null,
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/xml",
+            "application/json; charset=latin1",
+          )
+          .map(
+            (contentType): Defect => ({
+              where: "content-type",
+              label: `Content-Type: ${contentType ?? "(none)"}`,
+              contentType,
+            }),
+          ),
       );
     }
   }
   if (ctx.op.method === "GET") {
-    out.push(fc.constant<Defect>({ where: "body", label: "a GET with a JSON body", bytes: () => Buffer.from('{"a":1}') }));
+    out.push(
+      fc.constant<Defect>({ where: "body", label: "a GET with a JSON body", bytes: () => Buffer.from('{"a":1}') }),
+    );
   }
   return out;
 }
@@ -690,17 +932,26 @@ function forAuth(op: Operation, fx: Fixtures, auth: Auth): fc.Arbitrary<Plan> {
     body: op.body ? validObject(op.body.schema, 0, ctx) : fc.constant(undefined),
     query: fc.tuple(
       ...op.query.map((p) =>
-        p.required ? validValue(p.schema, p.name, 0, ctx, "query").map((v) => [p.name, String(v)] as [string, string] | undefined) : fc.constant(undefined),
+        p.required
+          ? validValue(p.schema, p.name, 0, ctx, "query").map(
+              (v) => [p.name, String(v)] as [string, string] | undefined,
+            )
+          : fc.constant(undefined),
       ),
     ),
-    path: fc.record(Object.fromEntries(op.pathParams.map((p) => [p.name, validValue(p.schema, p.name, 0, ctx, "path").map(String)]))),
+    path: fc.record(
+      Object.fromEntries(op.pathParams.map((p) => [p.name, validValue(p.schema, p.name, 0, ctx, "path").map(String)])),
+    ),
   });
   const sure = sureDefects(ctx);
   const extra = noise(ctx).map((arbitrary) => ({ arbitrary, weight: RARE in arbitrary ? 1 : 3 }));
   // Oversized bodies (1.1 MB each) are about one draw in ten, whatever else the route offers.
   const others = Math.max(1, sure.filter((a) => !(OVERSIZED in a)).length);
   const base = Math.max(1, Math.round(9 / others));
-  const weighted = sure.map((arbitrary) => ({ arbitrary, weight: OVERSIZED in arbitrary ? 1 : FAVOURED in arbitrary ? base * 12 : base }));
+  const weighted = sure.map((arbitrary) => ({
+    arbitrary,
+    weight: OVERSIZED in arbitrary ? 1 : FAVOURED in arbitrary ? base * 12 : base,
+  }));
   const primary = sure.length ? fc.oneof(...weighted) : fc.constant(undefined);
   return fc
     .tuple(
@@ -712,21 +963,30 @@ function forAuth(op: Operation, fx: Fixtures, auth: Auth): fc.Arbitrary<Plan> {
         { arbitrary: fc.array(fc.oneof(...extra), { minLength: 1, maxLength: 2 }), weight: 3 },
       ),
       // A second defect a third of the time.
-      fc.oneof({ arbitrary: fc.constant(undefined), weight: 2 }, { arbitrary: sure.length ? fc.oneof(...weighted) : fc.oneof(...extra), weight: 1 }),
+      fc.oneof(
+        { arbitrary: fc.constant(undefined), weight: 2 },
+        { arbitrary: sure.length ? fc.oneof(...weighted) : fc.oneof(...extra), weight: 1 },
+      ),
     )
     .map(([s, first, noises, second]) => ({
       op,
       auth,
-      skeleton: { body: s.body, query: s.query.filter((q): q is [string, string] => q !== undefined), path: s.path as Record<string, string> },
+      skeleton: {
+        body: s.body,
+        query: s.query.filter((q): q is [string, string] => q !== undefined),
+        path: s.path as Record<string, string>,
+      },
       // Later defects win where they touch the same spot: none may undo the first one.
-      defects: [first, ...[second, ...noises].filter((d) => d && (!first || !overlaps(targetOf(d), targetOf(first))))].filter(
-        (d): d is Defect => d !== undefined && d !== null,
-      ),
+      defects: [
+        first,
+        ...[second, ...noises].filter((d) => d && (!first || !overlaps(targetOf(d), targetOf(first)))),
+      ].filter((d): d is Defect => d !== undefined && d !== null),
     }));
 }
 
 /** Whether two spots overlap: the whole body covers each of its fields. */
-const overlaps = (a: string, b: string) => a === b || (a === "body" && b.startsWith("body:")) || (b === "body" && a.startsWith("body:"));
+const overlaps = (a: string, b: string) =>
+  a === b || (a === "body" && b.startsWith("body:")) || (b === "body" && a.startsWith("body:"));
 
 /** The spot a defect changes: two defects of one spot would overwrite each other. */
 function targetOf(d: Defect): string {
@@ -794,7 +1054,10 @@ export function buildRequest(plan: Plan, fx: Fixtures): Built {
   }
   if (query.length) path += `?${query.map(([k, v]) => `${k}=${v}`).join("&")}`;
 
-  const headers: Record<string, string | string[]> = { accept: "application/json", "user-agent": "sv-sdk-hostile-input-test" };
+  const headers: Record<string, string | string[]> = {
+    accept: "application/json",
+    "user-agent": "sv-sdk-hostile-input-test",
+  };
   const described: Record<string, string | string[]> = { ...headers };
   if (actor && auth.kind === "cookie") {
     headers.cookie = actor.cookie;
@@ -821,8 +1084,14 @@ export function buildRequest(plan: Plan, fx: Fixtures): Built {
     for (const d of defects) {
       if (d.where === "extra-fields") {
         const fields = d.fields();
-        if (Object.prototype.hasOwnProperty.call(fields, "__proto__")) {
-          Object.defineProperty(value, "__proto__", { value: fields.__proto__, enumerable: true, configurable: true, writable: true });
+        if (Object.hasOwn(fields, "__proto__")) {
+          Object.defineProperty(value, "__proto__", {
+            // biome-ignore lint/suspicious/noProto: an own "__proto__" key is the hostile input under test
+            value: fields.__proto__,
+            enumerable: true,
+            configurable: true,
+            writable: true,
+          });
         }
       }
     }
@@ -850,14 +1119,21 @@ export function buildRequest(plan: Plan, fx: Fixtures): Built {
       described[d.name] = redact(d.value, fx);
     }
   }
-  return { request: { method: op.method, path, headers, body, chunked: chunked && body !== undefined }, describeHeaders: described };
+  return {
+    request: { method: op.method, path, headers, body, chunked: chunked && body !== undefined },
+    describeHeaders: described,
+  };
 }
 
 function redact(value: string | string[], fx: Fixtures): string | string[] {
   if (Array.isArray(value)) return value.map((v) => redact(v, fx) as string);
   let out = value;
   for (const actor of [fx.A, fx.B]) {
-    out = out.split(actor.cookie).join(`<${actor.label}'s session cookie>`).split(actor.token).join(`<${actor.label}'s session token>`);
+    out = out
+      .split(actor.cookie)
+      .join(`<${actor.label}'s session cookie>`)
+      .split(actor.token)
+      .join(`<${actor.label}'s session token>`);
   }
   return out.length > 200 ? `${out.slice(0, 200)}… (${out.length} chars)` : out;
 }

@@ -131,14 +131,22 @@ export class KeepAliveClient {
         this.idleSince.delete(s);
       });
       outgoing.on("error", (error: NodeJS.ErrnoException) => {
-        this.incidents.push({ kind: "request-error", detail: `${error.code ?? ""} ${error.message}`.trim(), requestId });
+        this.incidents.push({
+          kind: "request-error",
+          detail: `${error.code ?? ""} ${error.message}`.trim(),
+          requestId,
+        });
         finish(undefined);
       });
       outgoing.on("response", (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
         res.on("error", (error: NodeJS.ErrnoException) => {
-          this.incidents.push({ kind: "request-error", detail: `response: ${error.code ?? ""} ${error.message}`.trim(), requestId });
+          this.incidents.push({
+            kind: "request-error",
+            detail: `response: ${error.code ?? ""} ${error.message}`.trim(),
+            requestId,
+          });
           finish(undefined);
         });
         res.on("end", () => {

@@ -51,7 +51,16 @@ export interface Operation {
 }
 
 interface Document {
-  paths: Record<string, Record<string, { parameters?: Parameter[]; requestBody?: { required?: boolean; content?: Record<string, { schema?: JsonSchema }> } }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        parameters?: Parameter[];
+        requestBody?: { required?: boolean; content?: Record<string, { schema?: JsonSchema }> };
+      }
+    >
+  >;
   components?: { schemas?: Record<string, JsonSchema> };
 }
 
@@ -63,10 +72,15 @@ export function operationsOf(document: Document): Operation[] {
     if (!schema || depth > 20) return {};
     if (schema.$ref) return resolve(components[schema.$ref.split("/").pop()!], depth + 1);
     const out: JsonSchema = { ...schema };
-    if (schema.properties) out.properties = Object.fromEntries(Object.entries(schema.properties).map(([k, v]) => [k, resolve(v, depth + 1)]));
+    if (schema.properties)
+      out.properties = Object.fromEntries(
+        Object.entries(schema.properties).map(([k, v]) => [k, resolve(v, depth + 1)]),
+      );
     if (schema.items) out.items = resolve(schema.items, depth + 1);
-    for (const key of ["anyOf", "oneOf", "allOf"] as const) if (schema[key]) out[key] = schema[key]!.map((s) => resolve(s, depth + 1));
-    if (typeof schema.additionalProperties === "object") out.additionalProperties = resolve(schema.additionalProperties, depth + 1);
+    for (const key of ["anyOf", "oneOf", "allOf"] as const)
+      if (schema[key]) out[key] = schema[key]!.map((s) => resolve(s, depth + 1));
+    if (typeof schema.additionalProperties === "object")
+      out.additionalProperties = resolve(schema.additionalProperties, depth + 1);
     return out;
   };
 
@@ -74,11 +88,16 @@ export function operationsOf(document: Document): Operation[] {
   for (const [path, item] of Object.entries(document.paths)) {
     for (const [method, op] of Object.entries(item)) {
       if (!METHODS.includes(method)) continue;
-      const parameters = (op.parameters ?? []).map((p) => ({ ...p, required: p.required ?? p.in === "path", schema: resolve(p.schema) }));
+      const parameters = (op.parameters ?? []).map((p) => ({
+        ...p,
+        required: p.required ?? p.in === "path",
+        schema: resolve(p.schema),
+      }));
       // Path parameters the document forgot to declare are still in the template.
       const declared = new Set(parameters.filter((p) => p.in === "path").map((p) => p.name));
       for (const [, name] of path.matchAll(/\{([^}]+)\}/g)) {
-        if (!declared.has(name!)) parameters.push({ name: name!, in: "path", required: true, schema: { type: "string" } });
+        if (!declared.has(name!))
+          parameters.push({ name: name!, in: "path", required: true, schema: { type: "string" } });
       }
       const json = op.requestBody?.content?.["application/json"];
       operations.push({
@@ -100,7 +119,8 @@ export function typesOf(schema: JsonSchema): Set<string> | undefined {
   const add = (s: JsonSchema): boolean => {
     if (s.anyOf || s.oneOf) return (s.anyOf ?? s.oneOf)!.every(add);
     if (s.enum) {
-      for (const v of s.enum) types.add(v === null ? "null" : Array.isArray(v) ? "array" : typeof v === "number" ? "number" : typeof v);
+      for (const v of s.enum)
+        types.add(v === null ? "null" : Array.isArray(v) ? "array" : typeof v === "number" ? "number" : typeof v);
       return true;
     }
     if (s.const !== undefined) {

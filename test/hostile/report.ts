@@ -25,7 +25,8 @@ export function showBytes(bytes: Buffer | undefined, max = 400): string {
   const n = Math.min(bytes.length, max);
   for (let i = 0; i < n; i++) {
     const b = bytes[i]!;
-    out += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : b === 0x0a ? "\\n" : `\\x${b.toString(16).padStart(2, "0")}`;
+    out +=
+      b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : b === 0x0a ? "\\n" : `\\x${b.toString(16).padStart(2, "0")}`;
   }
   if (bytes.length > max) out += `… (${bytes.length} bytes in all)`;
   return out;
@@ -79,7 +80,9 @@ export function causeOf(f: Failure): string {
 export function formatFailure(f: Failure): string {
   const r = f.request;
   const headers = Object.entries(r.headers)
-    .map(([k, v]) => `    ${k}: ${Array.isArray(v) ? v.map((x) => showLatin1(x, 200)).join(" | ") : showLatin1(v, 200)}`)
+    .map(
+      ([k, v]) => `    ${k}: ${Array.isArray(v) ? v.map((x) => showLatin1(x, 200)).join(" | ") : showLatin1(v, 200)}`,
+    )
     .join("\n");
   return [
     `  ${f.route}  [sample ${f.index}, request ${f.requestId}, auth ${f.auth}]`,
@@ -110,7 +113,14 @@ export function formatReport(failures: Failure[], perGroup = 3): string {
       "",
       `== ${cause}  (${list.length} cases; routes: ${routes.join(", ")})`,
       ...list.slice(0, perGroup).map(formatFailure),
-      ...(list.length > perGroup ? [`  … and ${list.length - perGroup} more: ${list.slice(perGroup).map((f) => `${f.route}#${f.index}`).join(", ")}`] : []),
+      ...(list.length > perGroup
+        ? [
+            `  … and ${list.length - perGroup} more: ${list
+              .slice(perGroup)
+              .map((f) => `${f.route}#${f.index}`)
+              .join(", ")}`,
+          ]
+        : []),
     );
   }
   return parts.join("\n");

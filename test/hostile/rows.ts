@@ -29,7 +29,13 @@ export async function rowCounter(owner: postgres.Sql) {
      order by 1`;
   const names = tables.map((t) => t.name);
   const columns = [
-    ...names.map((name) => `(select count(*) from ${name.split(".").map((p) => `"${p}"`).join(".")})::int as "${name}"`),
+    ...names.map(
+      (name) =>
+        `(select count(*) from ${name
+          .split(".")
+          .map((p) => `"${p}"`)
+          .join(".")})::int as "${name}"`,
+    ),
     `(select count(*) from audit.audit_logs where action = 'user.sign_in_failed')::int as "audit.audit_logs[user.sign_in_failed]"`,
   ];
   const text = `select ${columns.join(", ")}`;
@@ -45,7 +51,8 @@ export async function rowCounter(owner: postgres.Sql) {
 /** Tables whose count changed beyond what ALLOWED explains: `{ table: delta }`. */
 export function unexplained(before: Counts, after: Counts): Record<string, number> {
   const out: Record<string, number> = {};
-  const signInFailed = (after["audit.audit_logs[user.sign_in_failed]"] ?? 0) - (before["audit.audit_logs[user.sign_in_failed]"] ?? 0);
+  const signInFailed =
+    (after["audit.audit_logs[user.sign_in_failed]"] ?? 0) - (before["audit.audit_logs[user.sign_in_failed]"] ?? 0);
   for (const table of Object.keys(after)) {
     if (table === "audit.audit_logs[user.sign_in_failed]" || table === "auth.rate_limits") continue;
     let delta = (after[table] ?? 0) - (before[table] ?? 0);

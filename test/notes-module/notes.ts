@@ -11,7 +11,11 @@ export interface Note {
 /** Adds a note to a tenant (the platform routes the write to wherever the tenant lives). */
 export function addNote(context: ModuleContext, tenantId: string, body: string): Promise<Note> {
   return context.withTenant(tenantId, async () => {
-    const [row] = await context.db().insert(notes).values({ tenantId, body }).returning({ id: notes.id, body: notes.body });
+    const [row] = await context
+      .db()
+      .insert(notes)
+      .values({ tenantId, body })
+      .returning({ id: notes.id, body: notes.body });
     return row!;
   });
 }

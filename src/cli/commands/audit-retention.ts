@@ -14,7 +14,8 @@ given — a login that is a member of sv_maintenance, or the owner — never as 
 Exit codes: 0 applied (or nothing to drop), 1 failed, 2 bad options or configuration.`,
   async run(args) {
     const { days } = parseOptions(args, { days: { type: "string" } });
-    if (days !== undefined && !/^[1-9]\d*$/.test(days)) throw new UsageError(`--days must be a positive whole number of days, got '${days}'`);
+    if (days !== undefined && !/^[1-9]\d*$/.test(days))
+      throw new UsageError(`--days must be a positive whole number of days, got '${days}'`);
     // The audit module's own entry point (npm run audit:retention) does the work and reads --days.
     await import("../audit-retention.js");
     return typeof process.exitCode === "number" ? process.exitCode : 0;

@@ -2,17 +2,31 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { AppError } from "../../errors.js";
 import { users } from "../../modules/auth/index.js";
-import { cliConfig, CommandFailure, parseOptions, requireMigrated, UsageError, withSdk, withTopology, type Command } from "../command.js";
+import {
+  cliConfig,
+  CommandFailure,
+  parseOptions,
+  requireMigrated,
+  UsageError,
+  withSdk,
+  withTopology,
+  type Command,
+} from "../command.js";
 
 const MIN_PASSWORD = 8;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) throw new UsageError("--password-stdin reads the password from a pipe, e.g. `printf %s \"$PW\" | sv-sdk create-admin …`");
+  if (process.stdin.isTTY)
+    throw new UsageError(
+      '--password-stdin reads the password from a pipe, e.g. `printf %s "$PW" | sv-sdk create-admin …`',
+    );
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   // One trailing newline belongs to `echo`, not to the password.
-  return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+  return Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
 }
 
 export const createAdminCommand: Command = {
@@ -43,11 +57,13 @@ Exit codes: 0 created, 1 failed (e.g. the email is taken), 2 bad options or conf
     if (!email) throw new UsageError("--email is required");
     if (!EMAIL.test(email)) throw new UsageError(`--email '${email}' is not an email address`);
     if (!name) throw new UsageError("--name is required");
-    if (options.password !== undefined && options["password-stdin"]) throw new UsageError("give --password or --password-stdin, not both");
+    if (options.password !== undefined && options["password-stdin"])
+      throw new UsageError("give --password or --password-stdin, not both");
     let password = options["password-stdin"] ? await readStdin() : options.password;
     const generated = password === undefined;
     password ??= randomBytes(18).toString("base64url");
-    if (password.length < MIN_PASSWORD) throw new UsageError(`the password must be at least ${MIN_PASSWORD} characters`);
+    if (password.length < MIN_PASSWORD)
+      throw new UsageError(`the password must be at least ${MIN_PASSWORD} characters`);
     const config = cliConfig();
 
     const user = await withTopology(config, false, async (topology) => {
@@ -62,13 +78,19 @@ Exit codes: 0 created, 1 failed (e.g. the email is taken), 2 bad options or conf
               action: "user.created_by_cli",
               tenantId: null,
               target: { type: "user", id: created.id },
-              metadata: { email: created.email, globalRoles: ["owner"], authRole: "admin", passwordGenerated: generated },
+              metadata: {
+                email: created.email,
+                globalRoles: ["owner"],
+                authRole: "admin",
+                passwordGenerated: generated,
+              },
             });
             return created;
           }),
         ),
       ).catch((error: unknown) => {
-        if (error instanceof AppError && error.code === "CONFLICT") throw new CommandFailure(`a user with the email ${email.toLowerCase()} already exists`);
+        if (error instanceof AppError && error.code === "CONFLICT")
+          throw new CommandFailure(`a user with the email ${email.toLowerCase()} already exists`);
         throw error;
       });
     });

@@ -24,7 +24,8 @@ Exit codes: 0 migrated or up to date, 1 a migration failed, 2 bad options or con
     const app = appMigrations(options.migrations, options.schemas);
     const config = cliConfig();
     await withTopology(config, false, async (topology) => {
-      for (const report of await migrateTopology(topology, app ? [app] : [])) process.stdout.write(`${describeMigration(report)}\n`);
+      for (const report of await migrateTopology(topology, app ? [app] : []))
+        process.stdout.write(`${describeMigration(report)}\n`);
     });
     return 0;
   },
@@ -32,11 +33,16 @@ Exit codes: 0 migrated or up to date, 1 a migration failed, 2 bad options or con
 
 function appMigrations(folder: string | undefined, schemas: string | undefined): AppMigrations | undefined {
   if (folder === undefined) {
-    if (schemas !== undefined) throw new UsageError("--schemas goes with --migrations (the schemas your migrations create)");
+    if (schemas !== undefined)
+      throw new UsageError("--schemas goes with --migrations (the schemas your migrations create)");
     return undefined;
   }
   const path = resolve(folder);
-  if (!existsSync(`${path}/meta/_journal.json`)) throw new UsageError(`--migrations ${folder}: no meta/_journal.json there (run drizzle-kit generate)`);
-  const names = (schemas ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  if (!existsSync(`${path}/meta/_journal.json`))
+    throw new UsageError(`--migrations ${folder}: no meta/_journal.json there (run drizzle-kit generate)`);
+  const names = (schemas ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   return { folder: path, schemas: names };
 }

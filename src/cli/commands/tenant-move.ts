@@ -1,6 +1,14 @@
 import { coreCatalog } from "../../core-modules.js";
-import { moveTenant, TenantMoveError, type TenantMoveProgress } from "../../db/tenant-move.js";
-import { cliConfig, CommandFailure, parseOptions, UsageError, withSdk, withTopology, type Command } from "../command.js";
+import { moveTenant, TenantMoveError, type MoveTenantResult, type TenantMoveProgress } from "../../db/tenant-move.js";
+import {
+  cliConfig,
+  CommandFailure,
+  parseOptions,
+  UsageError,
+  withSdk,
+  withTopology,
+  type Command,
+} from "../command.js";
 import { createProgress } from "../progress.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -38,7 +46,8 @@ Exit codes: 0 moved (or already there), 1 failed, 2 bad options or configuration
       resume: { type: "boolean" },
     });
     if (!options.tenant) throw new UsageError("--tenant is required");
-    if (!UUID.test(options.tenant)) throw new UsageError(`--tenant must be a tenant id (uuid), got '${options.tenant}'`);
+    if (!UUID.test(options.tenant))
+      throw new UsageError(`--tenant must be a tenant id (uuid), got '${options.tenant}'`);
     if (!options.to) throw new UsageError("--to is required");
     const batchSize = options.batch === undefined ? undefined : Number(options.batch);
     if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000)) {
@@ -49,21 +58,36 @@ Exit codes: 0 moved (or already there), 1 failed, 2 bad options or configuration
 
     await withTopology(config, true, async (topology) => {
       if (!topology.databases[options.to!]) {
-        throw new UsageError(`the topology has no database named '${options.to}' (it has: ${Object.keys(topology.databases).join(", ")})`);
+        throw new UsageError(
+          `the topology has no database named '${options.to}' (it has: ${Object.keys(topology.databases).join(", ")})`,
+        );
       }
-      const bars = { copy: createProgress("copying"), verify: createProgress("verifying"), delete: createProgress("removing from source") };
+      const bars = {
+        copy: createProgress("copying"),
+        verify: createProgress("verifying"),
+        delete: createProgress("removing from source"),
+      };
       let phase: TenantMoveProgress["phase"] | undefined;
       const onProgress = (p: TenantMoveProgress) => {
         if (phase && phase !== p.phase) bars[phase].finish();
         phase = p.phase;
         bars[p.phase].update(p.done, p.total, p.table);
       };
-      let result;
+      let result: MoveTenantResult;
       try {
-        result = await moveTenant({ topology, catalog: coreCatalog(), tenantId, to: options.to!, batchSize, resume: options.resume, onProgress });
+        result = await moveTenant({
+          topology,
+          catalog: coreCatalog(),
+          tenantId,
+          to: options.to!,
+          batchSize,
+          resume: options.resume,
+          onProgress,
+        });
       } catch (error) {
         if (phase) bars[phase].finish();
-        if (error instanceof TenantMoveError) throw error.kind === "usage" ? new UsageError(error.message) : new CommandFailure(error.message);
+        if (error instanceof TenantMoveError)
+          throw error.kind === "usage" ? new UsageError(error.message) : new CommandFailure(error.message);
         throw error;
       }
       if (phase) bars[phase].finish();
@@ -85,7 +109,12 @@ Exit codes: 0 moved (or already there), 1 failed, 2 bad options or configuration
               action: "tenant.moved",
               tenantId: null,
               target: { type: "tenant", id: tenantId },
-              metadata: { from: result.from, to: result.to, resumed: result.resumed, tables: result.tables.map((t) => ({ table: t.table, rows: t.rows, checksum: t.checksum })) },
+              metadata: {
+                from: result.from,
+                to: result.to,
+                resumed: result.resumed,
+                tables: result.tables.map((t) => ({ table: t.table, rows: t.rows, checksum: t.checksum })),
+              },
             }),
           ),
         ),

@@ -5,7 +5,7 @@
  * and the problem document.
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { z } from "@hono/zod-openapi";
+import type { z } from "@hono/zod-openapi";
 import { CommonErrors } from "../../errors.js";
 import "../context.js";
 

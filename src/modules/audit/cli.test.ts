@@ -23,7 +23,8 @@ function run(script: string, args: string[]): Promise<{ code: number; stdout: st
       "node",
       ["--import", "tsx", script, ...args],
       { cwd: root, env: { ...process.env, DATABASE_URL: db.url, DATABASE_APP_URL: db.appUrl }, timeout: 60_000 },
-      (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      (error, stdout, stderr) =>
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }

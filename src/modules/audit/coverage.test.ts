@@ -38,69 +38,118 @@ const roleName = `coverage-${randomUUID().slice(0, 8)}`;
 
 /** In execution order: later calls use what earlier ones created. Keyed "METHOD /path" as in OpenAPI. */
 const CALLS: [string, Call][] = [
-  ["POST /api/v1/permissions/roles", {
-    events: 1,
-    request: (s) => send("POST", "/api/v1/permissions/roles", s, { name: roleName, permissions: ["audit:read"] }),
-    after: (s, b) => (s.roleId = (b as { id: string }).id),
-  }],
-  ["PATCH /api/v1/permissions/roles/{roleId}", {
-    events: 1,
-    request: (s) => send("PATCH", `/api/v1/permissions/roles/${s.roleId}`, s, { description: "changed" }),
-  }],
-  ["POST /api/v1/permissions/roles/{roleId}/permissions", {
-    events: 1,
-    request: (s) => send("POST", `/api/v1/permissions/roles/${s.roleId}/permissions`, s, { permissions: ["roles:read"] }),
-  }],
-  ["DELETE /api/v1/permissions/roles/{roleId}/permissions/{permission}", {
-    events: 1,
-    request: (s) => send("DELETE", `/api/v1/permissions/roles/${s.roleId}/permissions/roles:read`, s),
-  }],
-  ["PUT /api/v1/permissions/roles/{roleId}/parents", {
-    events: 1,
-    request: (s) => send("PUT", `/api/v1/permissions/roles/${s.roleId}/parents`, s, { parents: ["auditor"] }),
-  }],
-  ["POST /api/v1/permissions/assignments", {
-    events: 1,
-    request: (s) => send("POST", "/api/v1/permissions/assignments", s, { userId: s.otherUserId, role: s.roleId }),
-    after: (s, b) => (s.assignmentId = (b as { id: string }).id),
-  }],
-  ["DELETE /api/v1/permissions/assignments/{assignmentId}", {
-    events: 1,
-    request: (s) => send("DELETE", `/api/v1/permissions/assignments/${s.assignmentId}`, s),
-  }],
-  ["DELETE /api/v1/permissions/roles/{roleId}", {
-    events: 1,
-    request: (s) => send("DELETE", `/api/v1/permissions/roles/${s.roleId}`, s),
-  }],
+  [
+    "POST /api/v1/permissions/roles",
+    {
+      events: 1,
+      request: (s) => send("POST", "/api/v1/permissions/roles", s, { name: roleName, permissions: ["audit:read"] }),
+      after: (s, b) => (s.roleId = (b as { id: string }).id),
+    },
+  ],
+  [
+    "PATCH /api/v1/permissions/roles/{roleId}",
+    {
+      events: 1,
+      request: (s) => send("PATCH", `/api/v1/permissions/roles/${s.roleId}`, s, { description: "changed" }),
+    },
+  ],
+  [
+    "POST /api/v1/permissions/roles/{roleId}/permissions",
+    {
+      events: 1,
+      request: (s) =>
+        send("POST", `/api/v1/permissions/roles/${s.roleId}/permissions`, s, { permissions: ["roles:read"] }),
+    },
+  ],
+  [
+    "DELETE /api/v1/permissions/roles/{roleId}/permissions/{permission}",
+    {
+      events: 1,
+      request: (s) => send("DELETE", `/api/v1/permissions/roles/${s.roleId}/permissions/roles:read`, s),
+    },
+  ],
+  [
+    "PUT /api/v1/permissions/roles/{roleId}/parents",
+    {
+      events: 1,
+      request: (s) => send("PUT", `/api/v1/permissions/roles/${s.roleId}/parents`, s, { parents: ["auditor"] }),
+    },
+  ],
+  [
+    "POST /api/v1/permissions/assignments",
+    {
+      events: 1,
+      request: (s) => send("POST", "/api/v1/permissions/assignments", s, { userId: s.otherUserId, role: s.roleId }),
+      after: (s, b) => (s.assignmentId = (b as { id: string }).id),
+    },
+  ],
+  [
+    "DELETE /api/v1/permissions/assignments/{assignmentId}",
+    {
+      events: 1,
+      request: (s) => send("DELETE", `/api/v1/permissions/assignments/${s.assignmentId}`, s),
+    },
+  ],
+  [
+    "DELETE /api/v1/permissions/roles/{roleId}",
+    {
+      events: 1,
+      request: (s) => send("DELETE", `/api/v1/permissions/roles/${s.roleId}`, s),
+    },
+  ],
   // A question asked with a body: it changes nothing, so it writes nothing.
-  ["POST /api/v1/permissions/check", {
-    events: 0,
-    request: (s) => send("POST", "/api/v1/permissions/check", s, { permissions: ["audit:read"] }),
-  }],
-  ["POST /api/v1/email/templates", {
-    events: 1,
-    request: (s) =>
-      send("POST", "/api/v1/email/templates", s, { key: "welcome", locale: "de", subject: "Hallo", html: "<p>Hallo</p>", text: "Hallo" }),
-    after: (s, b) => (s.templateId = (b as { id: string }).id),
-  }],
+  [
+    "POST /api/v1/permissions/check",
+    {
+      events: 0,
+      request: (s) => send("POST", "/api/v1/permissions/check", s, { permissions: ["audit:read"] }),
+    },
+  ],
+  [
+    "POST /api/v1/email/templates",
+    {
+      events: 1,
+      request: (s) =>
+        send("POST", "/api/v1/email/templates", s, {
+          key: "welcome",
+          locale: "de",
+          subject: "Hallo",
+          html: "<p>Hallo</p>",
+          text: "Hallo",
+        }),
+      after: (s, b) => (s.templateId = (b as { id: string }).id),
+    },
+  ],
   // Renders a template without storing anything.
-  ["POST /api/v1/email/templates/preview", {
-    events: 0,
-    request: (s) =>
-      send("POST", "/api/v1/email/templates/preview", s, { key: "welcome", locale: "de" }),
-  }],
-  ["PATCH /api/v1/email/templates/{id}", {
-    events: 1,
-    request: (s) => send("PATCH", `/api/v1/email/templates/${s.templateId}`, s, { subject: "Hello" }),
-  }],
-  ["DELETE /api/v1/email/templates/{id}", {
-    events: 1,
-    request: (s) => send("DELETE", `/api/v1/email/templates/${s.templateId}`, s),
-  }],
-  ["PUT /api/v1/email/preferences", {
-    events: 1,
-    request: (s) => send("PUT", "/api/v1/email/preferences", s, { preferences: [{ category: "product", optedOut: true }] }),
-  }],
+  [
+    "POST /api/v1/email/templates/preview",
+    {
+      events: 0,
+      request: (s) => send("POST", "/api/v1/email/templates/preview", s, { key: "welcome", locale: "de" }),
+    },
+  ],
+  [
+    "PATCH /api/v1/email/templates/{id}",
+    {
+      events: 1,
+      request: (s) => send("PATCH", `/api/v1/email/templates/${s.templateId}`, s, { subject: "Hello" }),
+    },
+  ],
+  [
+    "DELETE /api/v1/email/templates/{id}",
+    {
+      events: 1,
+      request: (s) => send("DELETE", `/api/v1/email/templates/${s.templateId}`, s),
+    },
+  ],
+  [
+    "PUT /api/v1/email/preferences",
+    {
+      events: 1,
+      request: (s) =>
+        send("PUT", "/api/v1/email/preferences", s, { preferences: [{ category: "product", optedOut: true }] }),
+    },
+  ],
 ];
 
 /**
@@ -108,7 +157,8 @@ const CALLS: [string, Call][] = [
  * so that the set is explicit; each needs its own audit assertion in its module's tests.
  */
 const NOT_CALLABLE_HERE: Record<string, string> = {
-  "POST /api/v1/email/webhooks/resend": "needs a Svix-signed provider payload (covered by the email module's webhook tests)",
+  "POST /api/v1/email/webhooks/resend":
+    "needs a Svix-signed provider payload (covered by the email module's webhook tests)",
   "POST /api/v1/email/unsubscribe": "needs a signed one-click unsubscribe token (covered by the email module's tests)",
 };
 
@@ -116,12 +166,18 @@ async function mutatingOperations(): Promise<string[]> {
   const doc = (await (await app.request("/openapi.json")).json()) as { paths: Record<string, Record<string, unknown>> };
   return Object.entries(doc.paths)
     .filter(([path]) => path.startsWith("/api/v1/"))
-    .flatMap(([path, ops]) => Object.keys(ops).filter((m) => MUTATING.has(m)).map((m) => `${m.toUpperCase()} ${path}`));
+    .flatMap(([path, ops]) =>
+      Object.keys(ops)
+        .filter((m) => MUTATING.has(m))
+        .map((m) => `${m.toUpperCase()} ${path}`),
+    );
 }
 
 async function auditRowsOf(requestId: string): Promise<number> {
   const [row] = await sdk.withTenant("*", () =>
-    sdk.router.db("audit").execute<{ n: number }>(sql`select count(*)::int as n from audit.audit_logs where request_id = ${requestId}`),
+    sdk.router
+      .db("audit")
+      .execute<{ n: number }>(sql`select count(*)::int as n from audit.audit_logs where request_id = ${requestId}`),
   );
   return row!.n;
 }
@@ -150,7 +206,13 @@ describe("audit coverage of mutating routes", () => {
         const body = res.status === 204 ? null : await res.json().catch(() => null);
         if (res.ok) call.after?.(state, body);
         const requestId = res.headers.get("x-request-id")!;
-        results.push({ op, status: res.status, events: await auditRowsOf(requestId), expected: call.events, ...(res.ok ? {} : { body }) });
+        results.push({
+          op,
+          status: res.status,
+          events: await auditRowsOf(requestId),
+          expected: call.events,
+          ...(res.ok ? {} : { body }),
+        });
       }
     });
     // A failing call proves nothing about auditing: each must succeed.

@@ -7,7 +7,7 @@
  */
 import { coreCatalog } from "../../core-modules.js";
 import { randomUUID } from "node:crypto";
-import postgres from "postgres";
+import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cheapHashingTestSdkOptions, useTwoDatabases } from "../../../test/support.js";
 import { createCoreRouter } from "../../core-modules.js";
@@ -61,13 +61,18 @@ beforeAll(async () => {
   await seeder.close();
   sdk = createSdk(cheapHashingTestSdkOptions(databases.main, { topology }));
 
-  for (const id of [moved, stay]) await ownerA`insert into auth.organizations (id, name, slug) values (${id}, 'org', ${`org-${id}`})`;
+  for (const id of [moved, stay])
+    await ownerA`insert into auth.organizations (id, name, slug) values (${id}, 'org', ${`org-${id}`})`;
   // History written while the tenant lived on main: sealed there, plus one event not sealed yet.
   await sdk.withTenant(moved, () =>
-    sdk.audit.recordAuditEvents([1, 2, 3].map((i) => ({ action: "doc.created", target: { type: history, id: `h${i}` } }))),
+    sdk.audit.recordAuditEvents(
+      [1, 2, 3].map((i) => ({ action: "doc.created", target: { type: history, id: `h${i}` } })),
+    ),
   );
   expect(await sealAll()).toMatchObject({ ok: true });
-  await sdk.withTenant(moved, () => sdk.audit.recordAuditEvent({ action: "doc.created", target: { type: history, id: "h4" } }));
+  await sdk.withTenant(moved, () =>
+    sdk.audit.recordAuditEvent({ action: "doc.created", target: { type: history, id: "h4" } }),
+  );
   await moveTenant({ catalog: coreCatalog(), topology, tenantId: moved, to: "tenant_db" });
 }, 120_000);
 
@@ -83,8 +88,12 @@ describe("audit across databases", () => {
 
   it("records a moved tenant's events in its database, in its own context and under the platform scope", async () => {
     const marker = randomUUID();
-    await sdk.withTenant(moved, () => sdk.audit.recordAuditEvent({ action: "doc.created", target: { type: marker, id: "own" } }));
-    await sdk.withTenant("*", () => sdk.audit.recordAuditEvent({ action: "doc.created", tenantId: moved, target: { type: marker, id: "star" } }));
+    await sdk.withTenant(moved, () =>
+      sdk.audit.recordAuditEvent({ action: "doc.created", target: { type: marker, id: "own" } }),
+    );
+    await sdk.withTenant("*", () =>
+      sdk.audit.recordAuditEvent({ action: "doc.created", tenantId: moved, target: { type: marker, id: "star" } }),
+    );
     // A batch under "*" for several tenants and the platform: each event where its tenant lives.
     await sdk.withTenant("*", () =>
       sdk.audit.recordAuditEvents([
@@ -94,17 +103,30 @@ describe("audit across databases", () => {
       ]),
     );
     // Outside any unit of work too (a unit of its own carries the tenant).
-    await sdk.withContext({ tenantId: moved }, () => sdk.audit.recordAuditEvent({ action: "doc.created", target: { type: marker, id: "bare" } }));
+    await sdk.withContext({ tenantId: moved }, () =>
+      sdk.audit.recordAuditEvent({ action: "doc.created", target: { type: marker, id: "bare" } }),
+    );
     // Still the caller's transaction where the database is the same: a tenant of main under "*",
     // and a moved tenant's event in a unit pinned to its database (how platform workers visit each).
     const rolledBack = (tenantId: string) => async () => {
-      await sdk.audit.recordAuditEvent({ action: "doc.created", tenantId, target: { type: marker, id: "rolled-back" } });
+      await sdk.audit.recordAuditEvent({
+        action: "doc.created",
+        tenantId,
+        target: { type: marker, id: "rolled-back" },
+      });
       throw new Error("roll back");
     };
     await expect(sdk.withTenant("*", rolledBack(stay))).rejects.toThrow("roll back");
-    await expect(sdk.router.onDatabase("tenant_db", () => sdk.withTenant("*", rolledBack(moved)))).rejects.toThrow("roll back");
+    await expect(sdk.router.onDatabase("tenant_db", () => sdk.withTenant("*", rolledBack(moved)))).rejects.toThrow(
+      "roll back",
+    );
 
-    expect(await targetsIn(ownerB, marker)).toEqual([`${moved}:bare`, `${moved}:batch-moved`, `${moved}:own`, `${moved}:star`]);
+    expect(await targetsIn(ownerB, marker)).toEqual([
+      `${moved}:bare`,
+      `${moved}:batch-moved`,
+      `${moved}:own`,
+      `${moved}:star`,
+    ]);
     expect(await targetsIn(ownerA, marker)).toEqual(["platform:batch-platform", `${stay}:batch-stay`]);
   });
 
@@ -114,7 +136,11 @@ describe("audit across databases", () => {
     const marker = randomUUID();
     await expect(
       sdk.withTenant("*", async () => {
-        await sdk.audit.recordAuditEvent({ action: "doc.created", tenantId: moved, target: { type: marker, id: "rolled-back" } });
+        await sdk.audit.recordAuditEvent({
+          action: "doc.created",
+          tenantId: moved,
+          target: { type: marker, id: "rolled-back" },
+        });
         throw new Error("roll back");
       }),
     ).rejects.toThrow("roll back");
@@ -124,7 +150,9 @@ describe("audit across databases", () => {
   it("reads and exports a tenant's trail from every database, newest first, each event once", async () => {
     const marker = randomUUID();
     await sdk.withTenant(moved, () =>
-      sdk.audit.recordAuditEvents([1, 2].map((i) => ({ action: "doc.created", target: { type: marker, id: `new${i}` } }))),
+      sdk.audit.recordAuditEvents(
+        [1, 2].map((i) => ({ action: "doc.created", target: { type: marker, id: `new${i}` } })),
+      ),
     );
     const newer = await sdk.audit.queryEvents({ tenantId: moved, targetType: marker });
     expect(newer.events.map((e) => e.target?.id).sort()).toEqual(["new1", "new2"]);
@@ -174,13 +202,17 @@ describe("audit across databases", () => {
     // tenant_db sorts after main, so before it newest first.
     expect(seen).toEqual(["b9000000002", "a9000000002", "b9000000001", "a9000000001"]);
     expect((await exported({ tenantId: moved, targetType: marker })).map((e) => e.target!.id)).toEqual(seen);
-    await expect(sdk.audit.queryEvents({}, Buffer.from(JSON.stringify([at, "1", "nowhere"])).toString("base64url"))).rejects.toMatchObject({
+    await expect(
+      sdk.audit.queryEvents({}, Buffer.from(JSON.stringify([at, "1", "nowhere"])).toString("base64url")),
+    ).rejects.toMatchObject({
       code: "INVALID_CURSOR",
     });
   });
 
   it("seals and verifies both databases after the move and new events", async () => {
-    await sdk.withTenant(moved, () => sdk.audit.recordAuditEvent({ action: "doc.created", target: { type: history, id: "after" } }));
+    await sdk.withTenant(moved, () =>
+      sdk.audit.recordAuditEvent({ action: "doc.created", target: { type: history, id: "after" } }),
+    );
     const result = await sealAll();
     expect(result).toMatchObject({ ok: true, unsealedRows: 0 });
     if (!result.ok) return;
@@ -188,14 +220,20 @@ describe("audit across databases", () => {
     // The tenant has a chain in each: its history in main, its new events in tenant_db.
     expect(Object.keys(result.databases.main!.heads)).toEqual(expect.arrayContaining([moved, stay, "platform"]));
     expect(Object.keys(result.databases.tenant_db!.heads)).toEqual([moved]);
-    const [sealed] = await ownerB<{ n: number }[]>`select count(*)::int as n from audit.audit_seals where tenant_id = ${moved}`;
+    const [sealed] = await ownerB<
+      { n: number }[]
+    >`select count(*)::int as n from audit.audit_seals where tenant_id = ${moved}`;
     expect(sealed!.n).toBeGreaterThan(0);
   });
 
   it("names the database of a row altered after it was sealed", async () => {
-    await sdk.withTenant(moved, () => sdk.audit.recordAuditEvent({ action: "doc.created", target: { type: history, id: "victim" } }));
+    await sdk.withTenant(moved, () =>
+      sdk.audit.recordAuditEvent({ action: "doc.created", target: { type: history, id: "victim" } }),
+    );
     expect(await sealAll()).toMatchObject({ ok: true });
-    const [victim] = await ownerB<{ id: string }[]>`select id::text from audit.audit_logs where target_type = ${history} and target_id = 'victim'`;
+    const [victim] = await ownerB<
+      { id: string }[]
+    >`select id::text from audit.audit_logs where target_type = ${history} and target_id = 'victim'`;
     const tamper = (action: string) =>
       ownerB.begin(async (tx) => {
         await tx`alter table audit.audit_logs disable trigger audit_logs_append_only`;
@@ -225,13 +263,20 @@ describe("audit across databases", () => {
       const maintenance = auditModule.create(createModuleContext(router, auditModule, silentLogger), {});
       const result = await maintenance.applyRetention({ retentionDays: 10, now: new Date("2020-02-20T00:00:00Z") });
       expect(result.dropped).toEqual([
-        { database: "tenant_db", partition: "audit_logs_y2020m01", from: "2020-01-01T00:00:00.000Z", to: "2020-02-01T00:00:00.000Z" },
+        {
+          database: "tenant_db",
+          partition: "audit_logs_y2020m01",
+          from: "2020-01-01T00:00:00.000Z",
+          to: "2020-02-01T00:00:00.000Z",
+        },
       ]);
     } finally {
       await router.close();
     }
     for (const sql of [ownerA, ownerB]) {
-      const [event] = await sql<{ n: number }[]>`select count(*)::int as n from audit.audit_logs where action = 'audit.retention_applied'`;
+      const [event] = await sql<
+        { n: number }[]
+      >`select count(*)::int as n from audit.audit_logs where action = 'audit.retention_applied'`;
       expect(event!.n).toBe(1);
     }
     expect(await sealAll()).toMatchObject({ ok: true });

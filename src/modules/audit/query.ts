@@ -113,8 +113,12 @@ function parseKey(value: unknown): Key {
   if (Array.isArray(value) && value.length === 2) {
     const [occurredAt, id] = value as unknown[];
     if (
-      typeof occurredAt === "string" && ISO_MICROS.test(occurredAt) && isRealInstant(occurredAt) &&
-      typeof id === "string" && /^\d{1,19}$/.test(id) && BigInt(id) <= MAX_BIGINT
+      typeof occurredAt === "string" &&
+      ISO_MICROS.test(occurredAt) &&
+      isRealInstant(occurredAt) &&
+      typeof id === "string" &&
+      /^\d{1,19}$/.test(id) &&
+      BigInt(id) <= MAX_BIGINT
     ) {
       return [occurredAt, id];
     }
@@ -139,7 +143,9 @@ const prefixPattern = (prefix: string) => `${prefix.replace(/[\\%_]/g, (ch) => `
  * id) serves the keyset.
  */
 function where(scope: string | null, filters: AuditFilters, after?: Key, inclusive = false): SQL {
-  const parts: SQL[] = [scope === "*" ? sql`true` : scope === null ? sql`tenant_id is null` : sql`tenant_id = ${scope}::uuid`];
+  const parts: SQL[] = [
+    scope === "*" ? sql`true` : scope === null ? sql`tenant_id is null` : sql`tenant_id = ${scope}::uuid`,
+  ];
   if (filters.actorType) parts.push(sql`actor_type = ${filters.actorType}`);
   if (filters.actorId) parts.push(sql`actor_id = ${filters.actorId}`);
   if (filters.action) parts.push(sql`action like ${prefixPattern(filters.action)}`);
@@ -155,8 +161,19 @@ function where(scope: string | null, filters: AuditFilters, after?: Key, inclusi
 }
 
 const CSV_COLUMNS = [
-  "id", "occurred_at", "tenant_id", "actor_type", "actor_id", "action", "target_type", "target_id",
-  "ip", "user_agent", "request_id", "metadata", "changes",
+  "id",
+  "occurred_at",
+  "tenant_id",
+  "actor_type",
+  "actor_id",
+  "action",
+  "target_type",
+  "target_id",
+  "ip",
+  "user_agent",
+  "request_id",
+  "metadata",
+  "changes",
 ] as const;
 
 /** One CSV cell: quoted when needed, and defused when a spreadsheet would read it as a formula. */
@@ -199,7 +216,13 @@ function readPlace(context: ModuleContext, scope: string | null, filters: AuditF
 }
 
 /** One merged page of every place's rows, newest first; a place that could not answer fails it. */
-async function mergedRows(context: ModuleContext, scope: string | null, filters: AuditFilters, limit: number, cursor?: string | null) {
+async function mergedRows(
+  context: ModuleContext,
+  scope: string | null,
+  filters: AuditFilters,
+  limit: number,
+  cursor?: string | null,
+) {
   const page = await context.mergedPage({
     read: readPlace(context, scope, filters),
     compare: newestFirst,
@@ -221,7 +244,11 @@ async function mergedRows(context: ModuleContext, scope: string | null, filters:
  * const page = await sdk.audit.queryEvents({ tenantId, action: "role.", limit: 20 });
  * const older = await sdk.audit.queryEvents({ tenantId, action: "role." }, page.nextCursor);
  */
-export async function queryEvents(context: ModuleContext, filters: AuditFilters = {}, cursor?: string | null): Promise<AuditPage> {
+export async function queryEvents(
+  context: ModuleContext,
+  filters: AuditFilters = {},
+  cursor?: string | null,
+): Promise<AuditPage> {
   checkFilters(filters);
   const limit = Math.min(Math.max(filters.limit ?? 50, 1), 200);
   const page = await mergedRows(context, scopeOf(filters), filters, limit, cursor);
@@ -237,7 +264,11 @@ export async function queryEvents(context: ModuleContext, filters: AuditFilters 
  * @example
  * return new Response(sdk.audit.exportEvents({ tenantId }, "csv"), { headers: { "content-type": "text/csv" } });
  */
-export function exportEvents(context: ModuleContext, filters: AuditFilters = {}, format: ExportFormat = "ndjson"): ReadableStream<Uint8Array> {
+export function exportEvents(
+  context: ModuleContext,
+  filters: AuditFilters = {},
+  format: ExportFormat = "ndjson",
+): ReadableStream<Uint8Array> {
   checkFilters(filters);
   const scope = scopeOf(filters);
   const encoder = new TextEncoder();
@@ -255,13 +286,18 @@ export function exportEvents(context: ModuleContext, filters: AuditFilters = {},
         return;
       }
       // The export outlives its request: pages are not bound to the request's deadline.
-      const page = await runWithContext({ deadline: undefined }, () => mergedRows(context, scope, filters, EXPORT_BATCH, cursor));
+      const page = await runWithContext({ deadline: undefined }, () =>
+        mergedRows(context, scope, filters, EXPORT_BATCH, cursor),
+      );
       cursor = page.nextCursor;
       if (page.rows.length === 0) {
         controller.close();
         return;
       }
-      const text = format === "csv" ? page.rows.map(csvLine).join("") : page.rows.map((r) => `${JSON.stringify(toEvent(r))}\n`).join("");
+      const text =
+        format === "csv"
+          ? page.rows.map(csvLine).join("")
+          : page.rows.map((r) => `${JSON.stringify(toEvent(r))}\n`).join("");
       controller.enqueue(encoder.encode(text));
     },
   });

@@ -64,7 +64,11 @@ describe("recordAuditEvent", () => {
     const tenant = randomUUID();
     const target = randomUUID();
     await withRollback(sdk, async () => {
-      await sdk.audit.recordAuditEvent({ action: "tenant.suspended", tenantId: tenant, target: { type: "tenant", id: target } });
+      await sdk.audit.recordAuditEvent({
+        action: "tenant.suspended",
+        tenantId: tenant,
+        target: { type: "tenant", id: target },
+      });
       const [row] = await owner`select tenant_id from audit.audit_logs where target_id = ${target}`;
       // The owner connection cannot see the uncommitted row; the runtime role can, inside the tenant.
       expect(row).toBeUndefined();
@@ -83,7 +87,10 @@ describe("recordAuditEvent", () => {
         metadata: { headers: { Authorization: "Bearer x", Cookie: "s=1", accept: "json" }, list: [{ apiKey: "k" }] },
         changes: {
           before: { password: "old", profile: { name: "A" } },
-          after: { password_hash: "h", nested: { refresh_token: "t", api_key: "k", "x-api-key": "k", clientSecret: "s" } },
+          after: {
+            password_hash: "h",
+            nested: { refresh_token: "t", api_key: "k", "x-api-key": "k", clientSecret: "s" },
+          },
         },
       });
       const [row] = await rowsFor(target);
@@ -151,7 +158,10 @@ describe("recordAuditEvents", () => {
     const tenant = randomUUID();
     await withRollback(sdk, async () => {
       await sdk.audit.recordAuditEvents([
-        ...Array.from({ length: 1500 }, (_, i) => ({ action: "item.imported", target: { type: batch, id: String(i) } })),
+        ...Array.from({ length: 1500 }, (_, i) => ({
+          action: "item.imported",
+          target: { type: batch, id: String(i) },
+        })),
         { action: "item.imported", tenantId: tenant, target: { type: batch, id: "tenant" } },
       ]);
       const [platform] = await audit().execute<{ n: number }>(
@@ -233,14 +243,16 @@ describe("immutability", () => {
 
   it("stores rows in the monthly partition of their time", async () => {
     const target = randomUUID();
-    await owner.begin(async (tx) => {
-      await tx`insert into audit.audit_logs (actor_type, action, target_id) values ('system', 'doc.created', ${target})`;
-      const [row] = await tx<{ partition: string; expected: string }[]>`
+    await owner
+      .begin(async (tx) => {
+        await tx`insert into audit.audit_logs (actor_type, action, target_id) values ('system', 'doc.created', ${target})`;
+        const [row] = await tx<{ partition: string; expected: string }[]>`
         select tableoid::regclass::text as partition,
                'audit.audit_logs_y' || to_char(occurred_at at time zone 'UTC', 'YYYY"m"MM') as expected
         from audit.audit_logs where target_id = ${target}`;
-      expect(row!.partition).toBe(row!.expected);
-      throw new Error("rollback");
-    }).catch((e: Error) => expect(e.message).toBe("rollback"));
+        expect(row!.partition).toBe(row!.expected);
+        throw new Error("rollback");
+      })
+      .catch((e: Error) => expect(e.message).toBe("rollback"));
   });
 });

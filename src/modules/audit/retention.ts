@@ -42,7 +42,10 @@ export interface RetentionResult {
  * @example
  * await sdk.audit.ensurePartitions(3); // at start-up, and monthly
  */
-export async function ensurePartitions(context: ModuleContext, monthsAhead = 3): Promise<{ database: string; partition: string }[]> {
+export async function ensurePartitions(
+  context: ModuleContext,
+  monthsAhead = 3,
+): Promise<{ database: string; partition: string }[]> {
   const { results, places, missing } = await context.everywhere(() =>
     context.db().execute<{ name: string }>(sql`select audit.ensure_partitions(${monthsAhead}::int) as name`),
   );
@@ -67,7 +70,9 @@ export async function applyRetention(context: ModuleContext, options: RetentionO
   const cutoff = new Date((options.now ?? new Date()).getTime() - retentionDays * 86_400_000);
   const { results, places, missing } = await context.everywhere(() => dropBefore(context, cutoff, retentionDays));
   requireComplete(missing);
-  const dropped = results.flatMap((partitions, i) => partitions.map((p) => ({ database: placeName(places[i]!), ...p })));
+  const dropped = results.flatMap((partitions, i) =>
+    partitions.map((p) => ({ database: placeName(places[i]!), ...p })),
+  );
   return { cutoff: cutoff.toISOString(), retentionDays, dropped };
 }
 

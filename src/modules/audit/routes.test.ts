@@ -25,12 +25,18 @@ app.onError((error, c) => errorToProblem(error, c, silentLogger));
 
 async function newUser() {
   const id = randomUUID();
-  await sdk.router.db("auth").insert(users).values({ id, name: "Reader", email: `${id}@example.test` });
+  await sdk.router
+    .db("auth")
+    .insert(users)
+    .values({ id, name: "Reader", email: `${id}@example.test` });
   return id;
 }
 
 async function newTenant(id: string = randomUUID()) {
-  await sdk.router.db("auth").insert(organizations).values({ id, name: `Org ${id}`, slug: `org-${id}` });
+  await sdk.router
+    .db("auth")
+    .insert(organizations)
+    .values({ id, name: `Org ${id}`, slug: `org-${id}` });
   return id;
 }
 
@@ -57,8 +63,12 @@ async function seedEvents(tenant: string, other: string, marker: string) {
     await sdk.audit.recordAuditEvent({ action: "role.assigned", target: { type: marker, id: "r1" } });
     await sdk.audit.recordAuditEvent({ action: "member.invited", target: { type: marker, id: "m1" } });
   });
-  await sdk.withTenant(other, () => sdk.audit.recordAuditEvent({ action: "role.created", target: { type: marker, id: "secret" } }));
-  await sdk.withTenant(null, () => sdk.audit.recordAuditEvent({ action: "platform.configured", target: { type: marker, id: "p" } }));
+  await sdk.withTenant(other, () =>
+    sdk.audit.recordAuditEvent({ action: "role.created", target: { type: marker, id: "secret" } }),
+  );
+  await sdk.withTenant(null, () =>
+    sdk.audit.recordAuditEvent({ action: "platform.configured", target: { type: marker, id: "p" } }),
+  );
 }
 
 describe("GET /api/v1/audit/events", () => {
@@ -74,19 +84,31 @@ describe("GET /api/v1/audit/events", () => {
       expect(all.events.every((e) => e.tenantId === tenant)).toBe(true);
       expect(all.nextCursor).toBeNull();
 
-      const roles = (await (await get(`/api/v1/audit/events?targetType=${marker}&action=role.`, as(reader, tenant))).json()) as Page;
+      const roles = (await (
+        await get(`/api/v1/audit/events?targetType=${marker}&action=role.`, as(reader, tenant))
+      ).json()) as Page;
       expect(roles.events.map((e) => e.action)).toEqual(["role.assigned", "role.created"]);
-      const byActor = (await (await get(`/api/v1/audit/events?targetType=${marker}&actorId=alice`, as(reader, tenant))).json()) as Page;
+      const byActor = (await (
+        await get(`/api/v1/audit/events?targetType=${marker}&actorId=alice`, as(reader, tenant))
+      ).json()) as Page;
       expect(byActor.events.map((e) => e.action)).toEqual(["role.created"]);
-      const byTarget = (await (await get(`/api/v1/audit/events?targetType=${marker}&targetId=m1`, as(reader, tenant))).json()) as Page;
+      const byTarget = (await (
+        await get(`/api/v1/audit/events?targetType=${marker}&targetId=m1`, as(reader, tenant))
+      ).json()) as Page;
       expect(byTarget.events.map((e) => e.action)).toEqual(["member.invited"]);
       const future = new Date(Date.now() + 3_600_000).toISOString();
-      const none = (await (await get(`/api/v1/audit/events?targetType=${marker}&from=${future}`, as(reader, tenant))).json()) as Page;
+      const none = (await (
+        await get(`/api/v1/audit/events?targetType=${marker}&from=${future}`, as(reader, tenant))
+      ).json()) as Page;
       expect(none.events).toEqual([]);
-      const before = (await (await get(`/api/v1/audit/events?targetType=${marker}&to=${future}`, as(reader, tenant))).json()) as Page;
+      const before = (await (
+        await get(`/api/v1/audit/events?targetType=${marker}&to=${future}`, as(reader, tenant))
+      ).json()) as Page;
       expect(before.events).toHaveLength(3);
 
-      const first = (await (await get(`/api/v1/audit/events?targetType=${marker}&limit=2`, as(reader, tenant))).json()) as Page;
+      const first = (await (
+        await get(`/api/v1/audit/events?targetType=${marker}&limit=2`, as(reader, tenant))
+      ).json()) as Page;
       expect(first.events).toHaveLength(2);
       expect(first.nextCursor).toEqual(expect.any(String));
       const second = (await (
@@ -101,12 +123,18 @@ describe("GET /api/v1/audit/events", () => {
       const [tenant, reader, platformReader] = [await newTenant(), await newUser(), await newUser()];
       await sdk.permissions.assignRole(reader, "auditor", { tenant });
       await sdk.permissions.assignRole(platformReader, "auditor");
-      const forged = await get(`/api/v1/audit/events?cursor=${Buffer.from("[1,2]").toString("base64url")}`, as(reader, tenant));
+      const forged = await get(
+        `/api/v1/audit/events?cursor=${Buffer.from("[1,2]").toString("base64url")}`,
+        as(reader, tenant),
+      );
       expect(forged.status).toBe(400);
       expect(await forged.json()).toMatchObject({ code: "INVALID_CURSOR" });
       const limit = await get(`/api/v1/audit/events?limit=5000`, as(reader, tenant));
       expect(limit.status).toBe(400);
-      expect(await limit.json()).toMatchObject({ code: "VALIDATION_FAILED", errors: [expect.objectContaining({ path: "limit" })] });
+      expect(await limit.json()).toMatchObject({
+        code: "VALIDATION_FAILED",
+        errors: [expect.objectContaining({ path: "limit" })],
+      });
       expect((await get(`/api/v1/audit/events?from=yesterday`, as(reader, tenant))).status).toBe(400);
       const noTenant = await get(`/api/v1/audit/events`, as(platformReader));
       expect(noTenant.status).toBe(400);
@@ -132,7 +160,9 @@ describe("GET /api/v1/audit/events", () => {
       // Asking in tenant B: no permission there.
       expect((await get(`/api/v1/audit/events?targetType=${marker}`, as(reader, tenantB))).status).toBe(403);
       // Asking for B's event by its target from A: row-level security hides it.
-      const probe = (await (await get(`/api/v1/audit/events?targetType=${marker}&targetId=secret`, as(reader, tenantA))).json()) as Page;
+      const probe = (await (
+        await get(`/api/v1/audit/events?targetType=${marker}&targetId=secret`, as(reader, tenantA))
+      ).json()) as Page;
       expect(probe.events).toEqual([]);
       // A tenant reader cannot widen the scope.
       expect((await get(`/api/v1/audit/events?scope=platform`, as(reader, tenantA))).status).toBe(403);
@@ -148,7 +178,9 @@ describe("GET /api/v1/audit/events", () => {
       await sdk.permissions.assignRole(admin, "auditor");
       const marker = `m-${randomUUID()}`;
       await seedEvents(tenantA, tenantB, marker);
-      const everything = (await (await get(`/api/v1/audit/events?scope=platform&targetType=${marker}`, as(admin))).json()) as Page;
+      const everything = (await (
+        await get(`/api/v1/audit/events?scope=platform&targetType=${marker}`, as(admin))
+      ).json()) as Page;
       expect(everything.events).toHaveLength(5);
       const onlyB = (await (
         await get(`/api/v1/audit/events?scope=platform&tenantId=${tenantB}&targetType=${marker}`, as(admin))
@@ -179,7 +211,11 @@ describe("GET /api/v1/audit/events/export", () => {
           metadata: { n: i },
         })),
       );
-      await sdk.audit.recordAuditEvent({ action: "item.exported", tenantId: other, target: { type: marker, id: "other" } });
+      await sdk.audit.recordAuditEvent({
+        action: "item.exported",
+        tenantId: other,
+        target: { type: marker, id: "other" },
+      });
     }));
 
   async function reader() {
@@ -195,7 +231,10 @@ describe("GET /api/v1/audit/events/export", () => {
       const res = await get(`/api/v1/audit/events/export?targetType=${marker}`, as(await reader(), tenant));
       expect(res.status).toBe(200);
       expect(res.headers.get("content-type")).toContain("application/x-ndjson");
-      const lines = (await res.text()).trim().split("\n").map((l) => JSON.parse(l) as { tenantId: string; id: string });
+      const lines = (await res.text())
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { tenantId: string; id: string });
       expect(lines).toHaveLength(COUNT);
       expect(new Set(lines.map((l) => l.tenantId))).toEqual(new Set([tenant]));
       const ids = lines.map((l) => BigInt(l.id));
@@ -206,11 +245,16 @@ describe("GET /api/v1/audit/events/export", () => {
   it("streams CSV with a header, quoting, and formulas defused", async () => {
     await seed();
     await withRollback(sdk, async () => {
-      const res = await get(`/api/v1/audit/events/export?format=csv&targetType=${marker}&targetId=${encodeURIComponent('=HYPERLINK("x"),"quoted"')}`, as(await reader(), tenant));
+      const res = await get(
+        `/api/v1/audit/events/export?format=csv&targetType=${marker}&targetId=${encodeURIComponent('=HYPERLINK("x"),"quoted"')}`,
+        as(await reader(), tenant),
+      );
       expect(res.status).toBe(200);
       expect(res.headers.get("content-type")).toContain("text/csv");
       const [header, row, ...rest] = (await res.text()).split("\r\n");
-      expect(header).toBe("id,occurred_at,tenant_id,actor_type,actor_id,action,target_type,target_id,ip,user_agent,request_id,metadata,changes");
+      expect(header).toBe(
+        "id,occurred_at,tenant_id,actor_type,actor_id,action,target_type,target_id,ip,user_agent,request_id,metadata,changes",
+      );
       expect(row).toContain(`"'=HYPERLINK(""x""),""quoted"""`);
       expect(row).toContain(`"{""n"":0}"`);
       expect(rest).toEqual([""]);

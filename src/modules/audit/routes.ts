@@ -28,17 +28,21 @@ export interface AuditRoutesOptions {
 const ActorTypeSchema = z.enum(["user", "api_key", "system", "service", "webhook"]);
 
 const FilterQuery = z.object({
-  scope: z
-    .enum(["tenant", "platform"])
-    .default("tenant")
-    .openapi({ description: "`tenant`: the request's tenant (audit:read there). `platform`: needs audit:read globally" }),
+  scope: z.enum(["tenant", "platform"]).default("tenant").openapi({
+    description: "`tenant`: the request's tenant (audit:read there). `platform`: needs audit:read globally",
+  }),
   tenantId: z
     .union([z.uuid(), z.literal("platform")])
     .optional()
     .openapi({ description: "With scope=platform: one tenant's events, or `platform` for platform events only" }),
   actorType: ActorTypeSchema.optional(),
   actorId: z.string().min(1).max(200).optional(),
-  action: z.string().min(1).max(120).optional().openapi({ description: "Action prefix, e.g. `role.`", example: "role." }),
+  action: z
+    .string()
+    .min(1)
+    .max(120)
+    .optional()
+    .openapi({ description: "Action prefix, e.g. `role.`", example: "role." }),
   targetType: z.string().min(1).max(100).optional(),
   targetId: z.string().min(1).max(200).optional(),
   from: z.iso.datetime({ offset: true }).optional().openapi({ description: "Inclusive lower bound of occurredAt" }),
@@ -81,7 +85,10 @@ function filtersOf(c: Context, query: FilterInput): AuditFilters {
     const tenant = tenantOf(c);
     if (tenant === null) throw AuditErrors.TENANT_REQUIRED();
     if (query.tenantId !== undefined) {
-      throw AuditErrors.INVALID_AUDIT_EVENT({ field: "tenantId" }, "tenantId needs scope=platform; scope=tenant reads the request's tenant");
+      throw AuditErrors.INVALID_AUDIT_EVENT(
+        { field: "tenantId" },
+        "tenantId needs scope=platform; scope=tenant reads the request's tenant",
+      );
     }
     tenantId = tenant;
   }
@@ -102,7 +109,8 @@ export function createAuditRoutes({ audit, permissions }: AuditRoutesOptions) {
   const inTenant = permissions.requirePermission("audit:read");
   const global = permissions.requirePermission("audit:read", { tenant: "global" });
   // The permission depends on the scope asked for: the tenant's audit:read, or a global one.
-  const canRead: MiddlewareHandler = (c, next) => (c.req.query("scope") === "platform" ? global(c, next) : inTenant(c, next));
+  const canRead: MiddlewareHandler = (c, next) =>
+    c.req.query("scope") === "platform" ? global(c, next) : inTenant(c, next);
   const tags = ["Audit"];
 
   return app
@@ -145,7 +153,9 @@ export function createAuditRoutes({ audit, permissions }: AuditRoutesOptions) {
           200: {
             description: "The events, one per line",
             content: {
-              "application/x-ndjson": { schema: z.string().openapi({ description: "One AuditEvent JSON object per line" }) },
+              "application/x-ndjson": {
+                schema: z.string().openapi({ description: "One AuditEvent JSON object per line" }),
+              },
               "text/csv": { schema: z.string().openapi({ description: "A header line, then one event per line" }) },
             },
           },

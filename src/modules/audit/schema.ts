@@ -4,7 +4,18 @@
  * partitions. It carries no foreign keys on purpose: the trail must outlive the users and tenants it
  * mentions, and the schema may be placed in a database of its own.
  */
-import { bigint, customType, index, integer, jsonb, pgSchema, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgSchema,
+  primaryKey,
+  text,
+  timestamp,
+  uuid,
+} from "drizzle-orm/pg-core";
 import { sql } from "drizzle-orm";
 
 export const auditSchema = pgSchema("audit");
@@ -35,9 +46,7 @@ export const auditLogs = auditSchema.table(
      * can no longer change or appear. The runtime role has no INSERT privilege on this column: the
      * default is the only value it can get.
      */
-    txid: bigint("txid", { mode: "bigint" })
-      .notNull()
-      .default(sql`(pg_current_xact_id())::text::bigint`),
+    txid: bigint("txid", { mode: "bigint" }).notNull().default(sql`(pg_current_xact_id())::text::bigint`),
   },
   (t) => [
     primaryKey({ columns: [t.id, t.occurredAt] }),

@@ -52,7 +52,10 @@ async function asTamperingOwner(fn: (tx: postgres.TransactionSql) => Promise<unk
 
 /** A row as JSON text, exactly (microseconds, bytea), to put it back after a tamper test. */
 async function snapshotRow(table: "audit_logs" | "audit_seals", id: string) {
-  const [row] = await owner.unsafe<{ j: string }[]>(`select row_to_json(t)::text as j from audit.${table} t where id = $1`, [id]);
+  const [row] = await owner.unsafe<{ j: string }[]>(
+    `select row_to_json(t)::text as j from audit.${table} t where id = $1`,
+    [id],
+  );
   return row!.j;
 }
 
@@ -66,7 +69,11 @@ async function restoreRow(table: "audit_logs" | "audit_seals", json: string) {
 async function writeEvents(tenantId: string | null, count: number, marker: string) {
   await sdk.transaction(() =>
     sdk.audit.recordAuditEvents(
-      Array.from({ length: count }, (_, i) => ({ action: "doc.edited", tenantId, target: { type: marker, id: String(i) } })),
+      Array.from({ length: count }, (_, i) => ({
+        action: "doc.edited",
+        tenantId,
+        target: { type: marker, id: String(i) },
+      })),
     ),
   );
 }
@@ -141,7 +148,11 @@ describe("sealing and verify", () => {
     const victim = await idOf(marker, "2");
     await asTamperingOwner((tx) => tx`update audit.audit_logs set action = 'doc.viewed' where id = ${victim}`);
     try {
-      expect(await sdk.audit.verify()).toMatchObject({ ok: false, firstBadRow: { id: victim, reason: "altered" }, tenantId: tenant });
+      expect(await sdk.audit.verify()).toMatchObject({
+        ok: false,
+        firstBadRow: { id: victim, reason: "altered" },
+        tenantId: tenant,
+      });
     } finally {
       await asTamperingOwner((tx) => tx`update audit.audit_logs set action = 'doc.edited' where id = ${victim}`);
     }
@@ -170,7 +181,10 @@ describe("sealing and verify", () => {
       insert into audit.audit_logs (tenant_id, actor_type, action, target_type, target_id, txid)
       values (${tenant}, 'system', 'doc.edited', ${marker}, 'forged', ${seal!.from_txid}) returning id::text`;
     try {
-      expect(await sdk.audit.verify()).toMatchObject({ ok: false, firstBadRow: { id: forged!.id, reason: "reordered" } });
+      expect(await sdk.audit.verify()).toMatchObject({
+        ok: false,
+        firstBadRow: { id: forged!.id, reason: "reordered" },
+      });
     } finally {
       await asTamperingOwner((tx) => tx`delete from audit.audit_logs where id = ${forged!.id}`);
     }
@@ -184,7 +198,9 @@ describe("sealing and verify", () => {
     await sealAll();
     await writeEvents(tenant, 2, marker);
     await sealAll();
-    const [first] = await owner<{ id: string }[]>`select id::text from audit.audit_seals where tenant_id = ${tenant} order by audit_seals.id limit 1`;
+    const [first] = await owner<
+      { id: string }[]
+    >`select id::text from audit.audit_seals where tenant_id = ${tenant} order by audit_seals.id limit 1`;
     const saved = await snapshotRow("audit_seals", first!.id);
     await owner.begin(async (tx) => {
       await tx`alter table audit.audit_seals disable trigger audit_seals_append_only`;
@@ -192,7 +208,11 @@ describe("sealing and verify", () => {
       await tx`alter table audit.audit_seals enable trigger audit_seals_append_only`;
     });
     try {
-      expect(await sdk.audit.verify()).toMatchObject({ ok: false, tenantId: tenant, firstBadRow: { reason: "missing" } });
+      expect(await sdk.audit.verify()).toMatchObject({
+        ok: false,
+        tenantId: tenant,
+        firstBadRow: { reason: "missing" },
+      });
     } finally {
       await restoreRow("audit_seals", saved);
     }
@@ -230,11 +250,16 @@ describe("retention", () => {
     }
     expect(await sealAll()).toMatchObject({ ok: true });
 
-    const maintenance = auditModule.create(createModuleContext(createCoreRouter(singleDatabase(db.url), { asOwner: true }), auditModule, silentLogger), {});
+    const maintenance = auditModule.create(
+      createModuleContext(createCoreRouter(singleDatabase(db.url), { asOwner: true }), auditModule, silentLogger),
+      {},
+    );
     // Policy cutoff 2020-02-10: January is entirely older, February straddles the cutoff.
     const result = await maintenance.applyRetention({ retentionDays: 10, now: new Date("2020-02-20T00:00:00Z") });
     expect(result.dropped.map((d) => d.partition)).toEqual(["audit_logs_y2020m01"]);
-    const left = await owner<{ target_id: string }[]>`select target_id from audit.audit_logs where target_type = ${marker} order by target_id`;
+    const left = await owner<
+      { target_id: string }[]
+    >`select target_id from audit.audit_logs where target_type = ${marker} order by target_id`;
     expect(left.map((r) => r.target_id)).toEqual(["2019-06-01 00:00+00", "2020-02-20 00:00+00"]);
     const [event] = await owner<{ metadata: { droppedBefore: string; partitions: unknown[] }; actor_type: string }[]>`
       select metadata, actor_type from audit.audit_logs where action = 'audit.retention_applied' order by id desc limit 1`;
@@ -257,7 +282,9 @@ describe("retention", () => {
         expect(result.retentionDays).toBe(400);
         const [who] = await router.pool("main").sql<{ u: string }[]>`select current_user as u`;
         expect(who!.u).toBe(role);
-        await expect(router.pool("main").sql`delete from audit.audit_logs where false`).rejects.toMatchObject({ code: "42501" });
+        await expect(router.pool("main").sql`delete from audit.audit_logs where false`).rejects.toMatchObject({
+          code: "42501",
+        });
       } finally {
         await router.close();
       }

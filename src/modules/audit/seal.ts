@@ -109,7 +109,9 @@ export async function seal(context: ModuleContext): Promise<SealResult> {
 /** One database's tick, in the unit `everywhere` opened there (every tenant's rows visible). */
 async function sealHere(context: ModuleContext): Promise<DatabaseSealResult> {
   const db = context.db();
-  const [lock] = await db.execute<{ locked: boolean }>(sql`select pg_try_advisory_xact_lock(${SEAL_LOCK_KEY}) as locked`);
+  const [lock] = await db.execute<{ locked: boolean }>(
+    sql`select pg_try_advisory_xact_lock(${SEAL_LOCK_KEY}) as locked`,
+  );
   const [bounds] = await db.execute<{ horizon: string; frontier: string }>(sql`
     select pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
            coalesce((select max(to_txid) from audit.audit_seals), 0)::text as frontier`);

@@ -42,7 +42,9 @@ export type VerifyResult =
       seals: number;
     };
 
-type DatabaseVerifyResult = ({ ok: true } & DatabaseVerifyReport) | Omit<Extract<VerifyResult, { ok: false }>, "database">;
+type DatabaseVerifyResult =
+  | ({ ok: true } & DatabaseVerifyReport)
+  | Omit<Extract<VerifyResult, { ok: false }>, "database">;
 
 /**
  * Checks every seal chain and every sealed row of every database of the topology, and names the
@@ -89,21 +91,19 @@ async function verifyHere(context: ModuleContext): Promise<DatabaseVerifyResult>
   let retiredRows = 0;
   let lastSealId = 0n;
   for (;;) {
-    const page = await db.execute<
-      {
-        id: string;
-        tenant_id: string | null;
-        from_id: string;
-        to_id: string;
-        from_txid: string;
-        to_txid: string;
-        row_count: number;
-        rows_hash: string;
-        digests: Buffer;
-        prev_seal_hash: string | null;
-        seal_hash: string;
-      }
-    >(sql`
+    const page = await db.execute<{
+      id: string;
+      tenant_id: string | null;
+      from_id: string;
+      to_id: string;
+      from_txid: string;
+      to_txid: string;
+      row_count: number;
+      rows_hash: string;
+      digests: Buffer;
+      prev_seal_hash: string | null;
+      seal_hash: string;
+    }>(sql`
       select id::text, tenant_id, from_id::text, to_id::text, from_txid::text, to_txid::text, row_count,
              rows_hash, digests, prev_seal_hash, seal_hash
       from audit.audit_seals where audit_seals.id > ${String(lastSealId)}::bigint order by audit_seals.id limit 200`);
@@ -133,9 +133,17 @@ async function verifyHere(context: ModuleContext): Promise<DatabaseVerifyResult>
         rowsHash: s.rows_hash,
       };
       if ((previous?.hash ?? null) !== s.prev_seal_hash || fields.fromTxid !== (previous?.toTxid ?? 0n)) {
-        return fail(s.from_id, "missing", `seal ${s.id} does not follow the previous seal of its tenant: a seal is missing or was rewritten`);
+        return fail(
+          s.from_id,
+          "missing",
+          `seal ${s.id} does not follow the previous seal of its tenant: a seal is missing or was rewritten`,
+        );
       }
-      if (sealHash(fields) !== s.seal_hash || sha256(s.digests) !== s.rows_hash || s.digests.length !== s.row_count * DIGEST_BYTES) {
+      if (
+        sealHash(fields) !== s.seal_hash ||
+        sha256(s.digests) !== s.rows_hash ||
+        s.digests.length !== s.row_count * DIGEST_BYTES
+      ) {
         return fail(s.from_id, "altered", `seal ${s.id} does not match its own contents: the seal was rewritten`);
       }
       chains.set(tenantId, { hash: s.seal_hash, toTxid: fields.toTxid });
@@ -166,7 +174,11 @@ async function verifyHere(context: ModuleContext): Promise<DatabaseVerifyResult>
           }
           d++;
         } else {
-          return fail(rowId!, "reordered", `row ${rowId} appeared inside the sealed range of seal ${s.id} after it was sealed`);
+          return fail(
+            rowId!,
+            "reordered",
+            `row ${rowId} appeared inside the sealed range of seal ${s.id} after it was sealed`,
+          );
         }
       }
     }
@@ -175,6 +187,7 @@ async function verifyHere(context: ModuleContext): Promise<DatabaseVerifyResult>
   // Rows of a tenant between its last seal and the frontier: every tick since then saw that
   // range and found none, so such a row was slipped into sealed history.
   const frontier = [...chains.values()].reduce((max, c) => (c.toTxid > max ? c.toTxid : max), 0n);
+  // biome-ignore lint/complexity/useMathMinMax: bigints (Math.min takes numbers)
   const lowest = [...chains.values()].reduce((min, c) => (c.toTxid < min ? c.toTxid : min), frontier);
   if (frontier > 0n) {
     const [intruder] = await db.execute<{ id: string; tenant_id: string | null }>(sql`

@@ -35,7 +35,10 @@ afterAll(async () => {
 });
 
 const signUp = (email: string) =>
-  app.request("/api/auth/sign-up/email", json("POST", { email, password: "correct horse battery staple", name: "Ada" }));
+  app.request(
+    "/api/auth/sign-up/email",
+    json("POST", { email, password: "correct horse battery staple", name: "Ada" }),
+  );
 
 /** Rows mentioning this email or its user, in all four schemas. */
 async function footprint(email: string) {
@@ -103,13 +106,20 @@ describe("tokens for other services", () => {
     const server = serve({ fetch: createApp(served, { logRequests: false }).fetch, port, hostname: "127.0.0.1" });
     try {
       const email = `jwt-${randomUUID()}@example.test`;
-      await served.auth.createUser({ email, password: "correct horse battery staple", name: "Jo", emailVerified: true });
+      await served.auth.createUser({
+        email,
+        password: "correct horse battery staple",
+        name: "Jo",
+        emailVerified: true,
+      });
       const signIn = await fetch(
         `${baseUrl}/api/auth/sign-in/email`,
         json("POST", { email, password: "correct horse battery staple" }, { origin: baseUrl }),
       );
       expect(signIn.status).toBe(200);
-      const tokenResponse = await fetch(`${baseUrl}/api/auth/token`, { headers: { cookie: cookieHeader(signIn.headers) } });
+      const tokenResponse = await fetch(`${baseUrl}/api/auth/token`, {
+        headers: { cookie: cookieHeader(signIn.headers) },
+      });
       expect(tokenResponse.status).toBe(200);
       const { token } = (await tokenResponse.json()) as { token: string };
 
@@ -136,12 +146,17 @@ describe("revocation with the cookie cache on", () => {
     try {
       const email = `rev-${randomUUID()}@example.test`;
       await sdk.auth.createUser({ email, password: "correct horse battery staple", name: "Rev", emailVerified: true });
-      const signIn = await app.request("/api/auth/sign-in/email", json("POST", { email, password: "correct horse battery staple" }));
+      const signIn = await app.request(
+        "/api/auth/sign-in/email",
+        json("POST", { email, password: "correct horse battery staple" }),
+      );
       const cookie = cookieHeader(signIn.headers);
       expect(cookie).toContain("session_data");
       expect((await otherApp.request("/api/v1/me", { headers: { cookie } })).status).toBe(200);
 
-      expect((await app.request("/api/auth/sign-out", { method: "POST", headers: { cookie, origin: TEST_ORIGIN } })).status).toBe(200);
+      expect(
+        (await app.request("/api/auth/sign-out", { method: "POST", headers: { cookie, origin: TEST_ORIGIN } })).status,
+      ).toBe(200);
       // The stolen full cookie (signed cache included) is refused on the other instance.
       const deadline = Date.now() + 1000;
       let status = 0;
@@ -173,7 +188,11 @@ describe("rate limiting", () => {
       const attempt = (url: string) =>
         fetch(
           `${url}/api/auth/sign-in/email`,
-          json("POST", { email: `nobody-${randomUUID()}@example.test`, password: "wrong password" }, { origin: TEST_ORIGIN, "x-forwarded-for": `10.0.0.${Math.floor(Math.random() * 200)}` }),
+          json(
+            "POST",
+            { email: `nobody-${randomUUID()}@example.test`, password: "wrong password" },
+            { origin: TEST_ORIGIN, "x-forwarded-for": `10.0.0.${Math.floor(Math.random() * 200)}` },
+          ),
         ).then((r) => r.status);
       // Ten attempts a minute per client address, split over two instances; a forged
       // X-Forwarded-For does not make each attempt a new client.

@@ -15,10 +15,17 @@ const actions = async (filter: { actorId?: string; targetId?: string }) => {
   const rows = await sdk.withTenant("*", () =>
     sdk.router
       .db("audit")
-      .select({ action: auditLogs.action, actorId: auditLogs.actorId, targetId: auditLogs.targetId, metadata: auditLogs.metadata })
+      .select({
+        action: auditLogs.action,
+        actorId: auditLogs.actorId,
+        targetId: auditLogs.targetId,
+        metadata: auditLogs.metadata,
+      })
       .from(auditLogs),
   );
-  return rows.filter((r) => (!filter.actorId || r.actorId === filter.actorId) && (!filter.targetId || r.targetId === filter.targetId));
+  return rows.filter(
+    (r) => (!filter.actorId || r.actorId === filter.actorId) && (!filter.targetId || r.targetId === filter.targetId),
+  );
 };
 
 const signUp = (email: string, password = "correct horse battery staple", headers: Record<string, string> = {}) =>
@@ -41,7 +48,11 @@ describe("sign-up, verification, sign-in, session, sign-out over HTTP", () => {
       expect(link).toBeDefined();
       const verify = await app.request(new URL(link!).pathname + new URL(link!).search);
       expect([200, 302]).toContain(verify.status);
-      const [verified] = await sdk.router.db("auth").select({ v: users.emailVerified }).from(users).where(eq(users.id, user.id));
+      const [verified] = await sdk.router
+        .db("auth")
+        .select({ v: users.emailVerified })
+        .from(users)
+        .where(eq(users.id, user.id));
       expect(verified!.v).toBe(true);
 
       const signIn = await app.request("/api/auth/sign-in/email", json("POST", { email, password }));
@@ -53,15 +64,26 @@ describe("sign-up, verification, sign-in, session, sign-out over HTTP", () => {
       const session = await app.request("/api/auth/get-session", { headers: { cookie } });
       expect(((await session.json()) as { user: { email: string } }).user.email).toBe(email);
 
-      const signOut = await app.request("/api/auth/sign-out", { method: "POST", headers: { cookie, origin: TEST_ORIGIN } });
+      const signOut = await app.request("/api/auth/sign-out", {
+        method: "POST",
+        headers: { cookie, origin: TEST_ORIGIN },
+      });
       expect(signOut.status).toBe(200);
-      const after = await app.request("/api/v1/me", { headers: { cookie: cookieHeader(signOut.headers) || cookie.split("; ")[0]! } });
+      const after = await app.request("/api/v1/me", {
+        headers: { cookie: cookieHeader(signOut.headers) || cookie.split("; ")[0]! },
+      });
       expect(after.status).toBe(401);
 
       const recorded = (await actions({ actorId: user.id })).map((r) => r.action);
-      expect(recorded).toEqual(expect.arrayContaining(["user.signed_up", "user.email_verified", "user.signed_in", "user.signed_out"]));
+      expect(recorded).toEqual(
+        expect.arrayContaining(["user.signed_up", "user.email_verified", "user.signed_in", "user.signed_out"]),
+      );
       // The default role was assigned in the same unit of work as the user.
-      const assignments = await sdk.router.db("permissions").select().from(userRoles).where(eq(userRoles.userId, user.id));
+      const assignments = await sdk.router
+        .db("permissions")
+        .select()
+        .from(userRoles)
+        .where(eq(userRoles.userId, user.id));
       expect(assignments.length).toBeGreaterThanOrEqual(1);
     }),
   );
@@ -70,7 +92,10 @@ describe("sign-up, verification, sign-in, session, sign-out over HTTP", () => {
     "answers a wrong password with 401 problem+json and audits the failure",
     rolledBack(async () => {
       const ada = await signedInUser(sdk);
-      const res = await app.request("/api/auth/sign-in/email", json("POST", { email: ada.user.email, password: "not the password" }));
+      const res = await app.request(
+        "/api/auth/sign-in/email",
+        json("POST", { email: ada.user.email, password: "not the password" }),
+      );
       expect(res.status).toBe(401);
       expect(res.headers.get("content-type")).toContain("application/problem+json");
       const body = (await res.json()) as { code: string; requestId: string };
@@ -113,7 +138,11 @@ describe("sign-up, verification, sign-in, session, sign-out over HTTP", () => {
       const ada = await signedInUser(sdk);
       const res = await app.request(
         "/api/auth/sign-in/email",
-        json("POST", { email: ada.user.email, password: ada.password }, { origin: "https://evil.example", cookie: ada.cookie }),
+        json(
+          "POST",
+          { email: ada.user.email, password: ada.password },
+          { origin: "https://evil.example", cookie: ada.cookie },
+        ),
       );
       expect(res.status).toBe(403);
       expect(res.headers.get("content-type")).toContain("application/problem+json");
@@ -129,13 +158,19 @@ describe("request context for /api/v1", () => {
       expect(none.status).toBe(401);
       expect(((await none.json()) as { code: string }).code).toBe("SESSION_REQUIRED");
 
-      const forged = await app.request("/api/v1/me", { headers: { cookie: "sv.session_token=forged.value; sv.session_data=eyJmb3JnZWQiOnRydWV9" } });
+      const forged = await app.request("/api/v1/me", {
+        headers: { cookie: "sv.session_token=forged.value; sv.session_data=eyJmb3JnZWQiOnRydWV9" },
+      });
       expect(forged.status).toBe(401);
 
       const ada = await signedInUser(sdk);
       const tokenOnly = ada.cookie.split("; ").find((c) => c.startsWith("sv.session_token="))!;
       expect((await app.request("/api/v1/me", { headers: { cookie: tokenOnly } })).status).toBe(200);
-      await sdk.router.db("auth").update(sessions).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(sessions.userId, ada.user.id));
+      await sdk.router
+        .db("auth")
+        .update(sessions)
+        .set({ expiresAt: new Date(Date.now() - 1000) })
+        .where(eq(sessions.userId, ada.user.id));
       expect((await app.request("/api/v1/me", { headers: { cookie: tokenOnly } })).status).toBe(401);
     }),
   );
@@ -161,7 +196,9 @@ describe("request context for /api/v1", () => {
       const stranger = await signedInUser(sdk);
       const refused = await app.request("/api/v1/me", { headers: { ...stranger.headers, "x-tenant-id": tenant.id } });
       expect(refused.status).toBe(403);
-      const malformed = await app.request("/api/v1/me", { headers: { ...stranger.headers, "x-tenant-id": "not-a-uuid" } });
+      const malformed = await app.request("/api/v1/me", {
+        headers: { ...stranger.headers, "x-tenant-id": "not-a-uuid" },
+      });
       expect(malformed.status).toBe(400);
     }),
   );
@@ -202,8 +239,22 @@ describe("organizations (tenants)", () => {
       );
       expect(setActive.status).toBe(200);
       // set-active refreshes the session cookie cache with the active organization.
-      const refreshed = { ...Object.fromEntries(invitee.cookie.split("; ").map((c) => c.split("="))), ...Object.fromEntries(cookieHeader(setActive.headers).split("; ").filter(Boolean).map((c) => c.split("="))) };
-      const me = await app.request("/api/v1/me", { headers: { cookie: Object.entries(refreshed).map(([k, v]) => `${k}=${v}`).join("; ") } });
+      const refreshed = {
+        ...Object.fromEntries(invitee.cookie.split("; ").map((c) => c.split("="))),
+        ...Object.fromEntries(
+          cookieHeader(setActive.headers)
+            .split("; ")
+            .filter(Boolean)
+            .map((c) => c.split("=")),
+        ),
+      };
+      const me = await app.request("/api/v1/me", {
+        headers: {
+          cookie: Object.entries(refreshed)
+            .map(([k, v]) => `${k}=${v}`)
+            .join("; "),
+        },
+      });
       expect(((await me.json()) as { tenant: { id: string } | null }).tenant?.id).toBe(org.id);
 
       expect(await sdk.permissions.can(owner.user.id, "anything:at-all", { tenant: org.id })).toBe(true);

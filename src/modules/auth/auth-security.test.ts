@@ -2,7 +2,14 @@ import { createHmac, randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { inject } from "vitest";
-import { cookieHeader, json, signedInUser, TEST_ORIGIN, cheapHashingTestSdkOptions, useTestSdk } from "../../../test/support.js";
+import {
+  cookieHeader,
+  json,
+  signedInUser,
+  TEST_ORIGIN,
+  cheapHashingTestSdkOptions,
+  useTestSdk,
+} from "../../../test/support.js";
 import { createApp } from "../../app.js";
 import { createSdk } from "../../index.js";
 import { withRollback } from "../../testing/rollback.js";
@@ -17,7 +24,11 @@ const rolledBack = (fn: () => Promise<void>) => () => withRollback(sdk, fn);
 const auditActions = async (targetId: string) =>
   (
     await sdk.withTenant("*", () =>
-      sdk.router.db("audit").select({ action: auditLogs.action }).from(auditLogs).where(eq(auditLogs.targetId, targetId)),
+      sdk.router
+        .db("audit")
+        .select({ action: auditLogs.action })
+        .from(auditLogs)
+        .where(eq(auditLogs.targetId, targetId)),
     )
   ).map((r) => r.action);
 
@@ -45,7 +56,9 @@ describe("passwords", () => {
     expect(await verifyPassword({ hash, password: "correct horse battery" })).toBe(true);
     expect(await verifyPassword({ hash, password: "correct horse batterY" })).toBe(false);
     const { hashPassword: betterAuthDefault } = await import("better-auth/crypto");
-    expect(await verifyPassword({ hash: await betterAuthDefault("legacy password"), password: "legacy password" })).toBe(true);
+    expect(
+      await verifyPassword({ hash: await betterAuthDefault("legacy password"), password: "legacy password" }),
+    ).toBe(true);
   });
 
   it("refuses a tampered hash with absurd parameters instead of allocating memory", async () => {
@@ -69,15 +82,20 @@ describe("sessions", () => {
     "revokes every session on password reset, and answers a reset request the same for unknown emails",
     rolledBack(async () => {
       const ada = await signedInUser(sdk);
-      const unknown = await post("/api/auth/request-password-reset", { email: `nobody-${randomUUID()}@example.test`, redirectTo: "/reset" });
+      const unknown = await post("/api/auth/request-password-reset", {
+        email: `nobody-${randomUUID()}@example.test`,
+        redirectTo: "/reset",
+      });
       const known = await post("/api/auth/request-password-reset", { email: ada.user.email, redirectTo: "/reset" });
       expect(known.status).toBe(200);
       expect(unknown.status).toBe(known.status);
       expect(await unknown.json()).toEqual(await known.json());
 
       // The reset's work is done after the answer (the answer must not tell known emails apart).
-      const resetMail = () => sdk.router.db("email").select().from(emailSends).where(eq(emailSends.templateKey, "reset-password"));
-      for (let waited = 0; (await resetMail()).length === 0 && waited < 5_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+      const resetMail = () =>
+        sdk.router.db("email").select().from(emailSends).where(eq(emailSends.templateKey, "reset-password"));
+      for (let waited = 0; (await resetMail()).length === 0 && waited < 5_000; waited += 20)
+        await new Promise((r) => setTimeout(r, 20));
       const [mail] = await resetMail();
       expect(mail?.toAddress).toBe(ada.user.email);
       const token = /reset-password\/([^?\s"'<>]+)/.exec(mail!.text)?.[1];
@@ -90,7 +108,10 @@ describe("sessions", () => {
       // The old cookie, cache included, no longer works.
       expect((await app.request("/api/v1/me", { headers: ada.headers })).status).toBe(401);
       expect(await auditActions(ada.user.id)).toContain("user.password_reset_completed");
-      const signIn = await post("/api/auth/sign-in/email", { email: ada.user.email, password: "a brand new passphrase" });
+      const signIn = await post("/api/auth/sign-in/email", {
+        email: ada.user.email,
+        password: "a brand new passphrase",
+      });
       expect(signIn.status).toBe(200);
     }),
   );
@@ -117,13 +138,21 @@ describe("admin", () => {
       const impersonate = await post("/api/auth/admin/impersonate-user", { userId: victim.user.id }, admin.headers);
       expect(impersonate.status).toBe(200);
       const asVictim = { cookie: cookieHeader(impersonate.headers), origin: TEST_ORIGIN };
-      const me = (await (await app.request("/api/v1/me", { headers: asVictim })).json()) as { user: { id: string }; session: { impersonatedBy: string } };
+      const me = (await (await app.request("/api/v1/me", { headers: asVictim })).json()) as {
+        user: { id: string };
+        session: { impersonatedBy: string };
+      };
       expect(me.user.id).toBe(victim.user.id);
       expect(me.session.impersonatedBy).toBe(admin.user.id);
       expect((await post("/api/auth/admin/stop-impersonating", {}, asVictim)).status).toBe(200);
 
       expect(await auditActions(victim.user.id)).toEqual(
-        expect.arrayContaining(["user.banned", "user.unbanned", "user.impersonation_started", "user.impersonation_stopped"]),
+        expect.arrayContaining([
+          "user.banned",
+          "user.unbanned",
+          "user.impersonation_started",
+          "user.impersonation_stopped",
+        ]),
       );
     }),
   );
@@ -138,7 +167,15 @@ describe("two-factor", () => {
       expect(enable.status).toBe(200);
       const { totpURI, backupCodes } = (await enable.json()) as { totpURI: string; backupCodes: string[] };
       expect(backupCodes.length).toBeGreaterThan(0);
-      expect((await post("/api/auth/two-factor/verify-totp", { code: "000000" === totp(totpURI) ? "111111" : "000000" }, ada.headers)).status).toBe(401);
+      expect(
+        (
+          await post(
+            "/api/auth/two-factor/verify-totp",
+            { code: "000000" === totp(totpURI) ? "111111" : "000000" },
+            ada.headers,
+          )
+        ).status,
+      ).toBe(401);
       expect((await post("/api/auth/two-factor/verify-totp", { code: totp(totpURI) }, ada.headers)).status).toBe(200);
 
       const signIn = await post("/api/auth/sign-in/email", { email: ada.user.email, password: ada.password });
@@ -152,7 +189,9 @@ describe("two-factor", () => {
       const fresh = { cookie: cookieHeader(second.headers), origin: TEST_ORIGIN };
       expect((await app.request("/api/v1/me", { headers: fresh })).status).toBe(200);
       expect((await post("/api/auth/two-factor/disable", { password: ada.password }, fresh)).status).toBe(200);
-      expect(await auditActions(ada.user.id)).toEqual(expect.arrayContaining(["user.two_factor_enabled", "user.two_factor_disabled"]));
+      expect(await auditActions(ada.user.id)).toEqual(
+        expect.arrayContaining(["user.two_factor_enabled", "user.two_factor_disabled"]),
+      );
     }),
   );
 });
@@ -162,23 +201,40 @@ describe("production rules", () => {
   const { url, appUrl } = database;
 
   it("refuses to create an SDK with a short secret in production", () => {
-    expect(() => createSdk({ databaseUrl: url, databaseAppUrl: appUrl, environment: "production", auth: { secret: "too-short" } })).toThrow(/at least 32 characters/);
-    expect(() => createSdk({ databaseUrl: url, databaseAppUrl: appUrl, environment: "production" })).toThrow(/at least 32 characters/);
+    expect(() =>
+      createSdk({ databaseUrl: url, databaseAppUrl: appUrl, environment: "production", auth: { secret: "too-short" } }),
+    ).toThrow(/at least 32 characters/);
+    expect(() => createSdk({ databaseUrl: url, databaseAppUrl: appUrl, environment: "production" })).toThrow(
+      /at least 32 characters/,
+    );
   });
 
   it("sets Secure cookies and refuses sign-in before verification in production", async () => {
-    const prod = createSdk(cheapHashingTestSdkOptions(database, { environment: "production", auth: { secret: randomUUID() + randomUUID(), passwordCost: OWASP_SCRYPT } }));
+    const prod = createSdk(
+      cheapHashingTestSdkOptions(database, {
+        environment: "production",
+        auth: { secret: randomUUID() + randomUUID(), passwordCost: OWASP_SCRYPT },
+      }),
+    );
     const prodApp = createApp(prod, { logRequests: false });
     try {
       await withRollback(prod, async () => {
         const email = `prod-${randomUUID()}@example.test`;
         const password = "correct horse battery staple";
-        expect((await prodApp.request("/api/auth/sign-up/email", json("POST", { email, password, name: "P" }))).status).toBe(200);
-        const early = await prodApp.request("/api/auth/sign-in/email", json("POST", { email, password }, { origin: TEST_ORIGIN }));
+        expect(
+          (await prodApp.request("/api/auth/sign-up/email", json("POST", { email, password, name: "P" }))).status,
+        ).toBe(200);
+        const early = await prodApp.request(
+          "/api/auth/sign-in/email",
+          json("POST", { email, password }, { origin: TEST_ORIGIN }),
+        );
         expect(early.status).toBe(403);
         expect(((await early.json()) as { code: string }).code).toBe("EMAIL_NOT_VERIFIED");
         await prod.router.db("auth").update(users).set({ emailVerified: true }).where(eq(users.email, email));
-        const signIn = await prodApp.request("/api/auth/sign-in/email", json("POST", { email, password }, { origin: TEST_ORIGIN }));
+        const signIn = await prodApp.request(
+          "/api/auth/sign-in/email",
+          json("POST", { email, password }, { origin: TEST_ORIGIN }),
+        );
         expect(signIn.status).toBe(200);
         for (const line of signIn.headers.getSetCookie()) {
           expect(line).toMatch(/;\s*Secure/i);
@@ -192,7 +248,12 @@ describe("production rules", () => {
 
   it("refuses a password hashing cost below OWASP's in production", () => {
     expect(() =>
-      createSdk({ databaseUrl: url, databaseAppUrl: appUrl, environment: "production", auth: { secret: "s".repeat(40), passwordCost: { ln: 11, r: 8, p: 1 } } }),
+      createSdk({
+        databaseUrl: url,
+        databaseAppUrl: appUrl,
+        environment: "production",
+        auth: { secret: "s".repeat(40), passwordCost: { ln: 11, r: 8, p: 1 } },
+      }),
     ).toThrow(/OWASP/);
   });
 });

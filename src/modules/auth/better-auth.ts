@@ -73,7 +73,9 @@ export interface AuthOptions {
 function messageOf(error: unknown): string {
   let cause = error;
   while ((cause as { cause?: unknown })?.cause) cause = (cause as { cause?: unknown }).cause;
-  return cause instanceof Error ? `${(cause as { code?: string }).code ?? cause.name}: ${cause.message}` : String(cause);
+  return cause instanceof Error
+    ? `${(cause as { code?: string }).code ?? cause.name}: ${cause.message}`
+    : String(cause);
 }
 
 function noteDatabaseFailures(values: unknown[]): void {
@@ -115,7 +117,13 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
   /** Account mail to a user (verification, reset): an outbox row in the unit of work, never a send. */
   const accountMail = (template: string, user: { id: string; email: string; name: string }, url: string) =>
     guarded(async () => {
-      await email.enqueueEmail({ userId: user.id, to: user.email, template, category: "account", data: { name: user.name, url } });
+      await email.enqueueEmail({
+        userId: user.id,
+        to: user.email,
+        template,
+        category: "account",
+        data: { name: user.name, url },
+      });
     });
   const cost = options.passwordCost ?? OWASP_SCRYPT;
   const requireEmailVerification = options.requireEmailVerification ?? production;
@@ -285,7 +293,11 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
           afterRemoveMember: async ({ member, organization: org }) =>
             guarded(async () => {
               await leaveTenant(deps, member.userId, org.id, "member.removed");
-              await audit.recordAuditEvent({ action: "member.removed", tenantId: org.id, target: { type: "user", id: member.userId } });
+              await audit.recordAuditEvent({
+                action: "member.removed",
+                tenantId: org.id,
+                target: { type: "user", id: member.userId },
+              });
             }),
           beforeDeleteOrganization: async ({ organization: org, user }) =>
             guarded(async () => {

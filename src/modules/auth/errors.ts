@@ -5,7 +5,8 @@ export const AuthErrors = defineErrors({
   TENANT_HEADER_INVALID: { status: 400, message: "X-Tenant-Id must be a tenant id (uuid)" },
   NOT_A_MEMBER: {
     status: 403,
-    message: "You are not a member of this tenant (now): choose another with X-Tenant-Id or /api/auth/organization/set-active",
+    message:
+      "You are not a member of this tenant (now): choose another with X-Tenant-Id or /api/auth/organization/set-active",
   },
   ORIGIN_NOT_TRUSTED: {
     status: 403,

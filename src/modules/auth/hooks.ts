@@ -69,7 +69,10 @@ export function createAuditBeforeHooks(deps: AuthHookDependencies) {
     if (ctx.path === "/organization/list-members") {
       const sortBy = (ctx.query as Record<string, unknown> | undefined)?.sortBy;
       if (sortBy !== undefined && !MEMBER_SORT_FIELDS.has(String(sortBy))) {
-        throw new APIError("BAD_REQUEST", { code: "INVALID_SORT_FIELD", message: `sortBy must be one of ${[...MEMBER_SORT_FIELDS].join(", ")}` });
+        throw new APIError("BAD_REQUEST", {
+          code: "INVALID_SORT_FIELD",
+          message: `sortBy must be one of ${[...MEMBER_SORT_FIELDS].join(", ")}`,
+        });
       }
       return;
     }
@@ -148,7 +151,11 @@ export function createAuditHooks(deps: AuthHookDependencies) {
         return;
       case "/admin/unban-user":
         if (targetUser) await restoreMemberRoles(deps, targetUser);
-        await audit.recordAuditEvent({ action: "user.unbanned", actor, target: targetUser ? { type: "user", id: targetUser } : undefined });
+        await audit.recordAuditEvent({
+          action: "user.unbanned",
+          actor,
+          target: targetUser ? { type: "user", id: targetUser } : undefined,
+        });
         return;
       case "/organization/leave": {
         const tenantId = bodyField(ctx, "organizationId");
@@ -195,11 +202,20 @@ export function createAuditHooks(deps: AuthHookDependencies) {
       case "/admin/revoke-user-session":
       case "/admin/revoke-user-sessions":
         if (targetUser) await revocations.revokeUser(targetUser);
-        await audit.recordAuditEvent({ action: "session.revoked", actor, target: targetUser ? { type: "user", id: targetUser } : undefined });
+        await audit.recordAuditEvent({
+          action: "session.revoked",
+          actor,
+          target: targetUser ? { type: "user", id: targetUser } : undefined,
+        });
         return;
       case "/change-password":
-        if (actorId && (ctx.body as { revokeOtherSessions?: boolean } | undefined)?.revokeOtherSessions) await revocations.revokeUser(actorId);
-        await audit.recordAuditEvent({ action: "user.password_changed", actor, target: actorId ? { type: "user", id: actorId } : undefined });
+        if (actorId && (ctx.body as { revokeOtherSessions?: boolean } | undefined)?.revokeOtherSessions)
+          await revocations.revokeUser(actorId);
+        await audit.recordAuditEvent({
+          action: "user.password_changed",
+          actor,
+          target: actorId ? { type: "user", id: actorId } : undefined,
+        });
         return;
       case "/revoke-session":
       case "/revoke-sessions":

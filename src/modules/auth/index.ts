@@ -109,7 +109,10 @@ export interface AuthModule {
 }
 
 function createAuthModule(context: ModuleContext, deps: AuthDependencies): AuthModule {
-  const { auth, revocations, cache, memberships, truth, cost, sessionMaxAgeMs, trustedOrigins } = createAuthParts(context, deps);
+  const { auth, revocations, cache, memberships, truth, cost, sessionMaxAgeMs, trustedOrigins } = createAuthParts(
+    context,
+    deps,
+  );
   return {
     api: auth.api,
     handler: (request) => handleAuthRequest(truth, request),
@@ -125,7 +128,8 @@ function createAuthModule(context: ModuleContext, deps: AuthDependencies): AuthM
       createRateLimitMiddleware(createAuthRateLimit({ context, enabled: deps.options.rateLimit ?? true })),
       createPasswordWorkMiddleware(createPasswordWork({ context, cost, concurrency: deps.options.hashingConcurrency })),
     ],
-    sessionMiddleware: () => createSessionMiddleware({ auth, revocations, cache, memberships, trustedOrigins, sessionMaxAgeMs }),
+    sessionMiddleware: () =>
+      createSessionMiddleware({ auth, revocations, cache, memberships, trustedOrigins, sessionMaxAgeMs }),
     jwtTtlSeconds: deps.options.jwtTtlSeconds ?? DEFAULT_JWT_TTL_SECONDS,
     revokedWithin: (seconds) => revokedWithin(context, seconds),
     listen: () => revocations.listen(),
@@ -156,8 +160,18 @@ export const authModule = defineModule({
   tenants: { table: "organizations" },
   crossKeys: [
     // The platform's rows about a tenant go with it.
-    { name: "tenant_placements_tenant_fk", from: "platform.tenant_placements.tenant_id", to: "auth.organizations.id", onDelete: "cascade" },
-    { name: "tenant_moves_tenant_fk", from: "platform.tenant_moves.tenant_id", to: "auth.organizations.id", onDelete: "cascade" },
+    {
+      name: "tenant_placements_tenant_fk",
+      from: "platform.tenant_placements.tenant_id",
+      to: "auth.organizations.id",
+      onDelete: "cascade",
+    },
+    {
+      name: "tenant_moves_tenant_fk",
+      from: "platform.tenant_moves.tenant_id",
+      to: "auth.organizations.id",
+      onDelete: "cascade",
+    },
   ],
   create: (context, deps: AuthDependencies) => createAuthModule(context, deps),
 });

@@ -9,7 +9,11 @@ import type { ModuleContext } from "../../db/module.js";
 import type { Revocations } from "./revocations.js";
 import { members } from "./schema.js";
 
-export function createMemberships(context: ModuleContext, feed: Revocations, options: { ttlMs?: number; maxEntries?: number } = {}) {
+export function createMemberships(
+  context: ModuleContext,
+  feed: Revocations,
+  options: { ttlMs?: number; maxEntries?: number } = {},
+) {
   const ttlMs = options.ttlMs ?? 60_000;
   const maxEntries = options.maxEntries ?? 50_000;
   const known = new Map<string, { tenants: ReadonlySet<string>; until: number }>();
@@ -33,7 +37,11 @@ export function createMemberships(context: ModuleContext, feed: Revocations, opt
     /** Whether the user is a member of the tenant now (inside a unit of work: its own view). */
     async isMember(userId: string, tenantId: string): Promise<boolean> {
       const seen = generation;
-      const rows = await context.db().select({ tenant: members.organizationId }).from(members).where(eq(members.userId, userId));
+      const rows = await context
+        .db()
+        .select({ tenant: members.organizationId })
+        .from(members)
+        .where(eq(members.userId, userId));
       const tenants = new Set(rows.map((r) => r.tenant));
       // Kept only while other instances' events arrive, and never from inside a unit of work that
       // may be changing them (its view is not yet everyone's).

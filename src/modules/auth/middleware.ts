@@ -78,14 +78,24 @@ export function createSessionMiddleware(options: SessionMiddlewareOptions): (c: 
     if (!view) {
       const { user, session } = data;
       view = {
-        user: { id: user.id, email: user.email, name: user.name, emailVerified: user.emailVerified, role: user.role ?? null },
+        user: {
+          id: user.id,
+          email: user.email,
+          name: user.name,
+          emailVerified: user.emailVerified,
+          role: user.role ?? null,
+        },
         session: {
           id: session.id,
           expiresAt: session.expiresAt,
           activeOrganizationId: session.activeOrganizationId ?? null,
           impersonatedBy: session.impersonatedBy ?? null,
         },
-        actor: { type: "user", id: user.id, ...(session.impersonatedBy ? { impersonatedBy: session.impersonatedBy } : {}) },
+        actor: {
+          type: "user",
+          id: user.id,
+          ...(session.impersonatedBy ? { impersonatedBy: session.impersonatedBy } : {}),
+        },
       };
       views.set(data, view);
     }
@@ -135,7 +145,9 @@ export function createSessionMiddleware(options: SessionMiddlewareOptions): (c: 
       }
     }
     return (async () => {
-      const { data, headers } = remembered ? { data: remembered, headers: undefined } : await resolveSession(auth, c.req.raw.headers, revocations, cache, options.sessionMaxAgeMs);
+      const { data, headers } = remembered
+        ? { data: remembered, headers: undefined }
+        : await resolveSession(auth, c.req.raw.headers, revocations, cache, options.sessionMaxAgeMs);
       let tenant: string | null = null;
       if (data) {
         checkOrigin(c);

@@ -29,7 +29,10 @@ export interface AuthDependencies {
   production: boolean;
 }
 
-export function createAuthParts(context: ModuleContext, { audit, permissions, email, options, production }: AuthDependencies) {
+export function createAuthParts(
+  context: ModuleContext,
+  { audit, permissions, email, options, production }: AuthDependencies,
+) {
   if (production && options.secret.length < 32) {
     throw new Error("The auth secret (BETTER_AUTH_SECRET) must be at least 32 characters in production");
   }
@@ -50,7 +53,16 @@ export function createAuthParts(context: ModuleContext, { audit, permissions, em
     secure: production,
     sessionMaxAgeMs,
   };
-  return { auth, revocations, cache, memberships, truth, cost, sessionMaxAgeMs, trustedOrigins: options.trustedOrigins ?? [] };
+  return {
+    auth,
+    revocations,
+    cache,
+    memberships,
+    truth,
+    cost,
+    sessionMaxAgeMs,
+    trustedOrigins: options.trustedOrigins ?? [],
+  };
 }
 
 export type AuthParts = ReturnType<typeof createAuthParts>;

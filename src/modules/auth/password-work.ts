@@ -91,7 +91,12 @@ type Body = Record<string, unknown>;
 const text = (body: Body, field: string) => (typeof body[field] === "string" ? (body[field] as string) : undefined);
 
 /** The routes (paths below /api/auth, POST) whose body may call for a hash or a verification. */
-const HASHING_PATHS: ReadonlySet<string> = new Set(["/sign-up/email", "/sign-in/email", "/reset-password", "/change-password"]);
+const HASHING_PATHS: ReadonlySet<string> = new Set([
+  "/sign-up/email",
+  "/sign-in/email",
+  "/reset-password",
+  "/change-password",
+]);
 
 /** Whether a POST to `path` (below /api/auth) may hash: only then is its body read ahead. */
 export const hashesPasswords = (path: string): boolean => HASHING_PATHS.has(path);
@@ -124,7 +129,9 @@ export function createPasswordWork(options: PasswordWorkOptions) {
   /** The work a route's body calls for; undefined when it hashes nothing. */
   const planFor = (path: string, body: Body): ((work: PasswordWork) => Promise<void>) | undefined => {
     const hashing = (password: string | undefined) =>
-      password ? async (work: PasswordWork) => void work.hashed.set(password, await hashPassword(password, cost)) : undefined;
+      password
+        ? async (work: PasswordWork) => void work.hashed.set(password, await hashPassword(password, cost))
+        : undefined;
     switch (path) {
       case "/sign-up/email":
         return hashing(text(body, "password"));

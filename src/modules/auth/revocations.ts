@@ -36,7 +36,10 @@ export interface Listening {
 /**
  * The users whose sessions ended (signed out, banned, reset, revoked) within the last `seconds`.
  */
-export async function revokedWithin(context: ModuleContext, seconds: number): Promise<{ userId: string; revokedAt: Date }[]> {
+export async function revokedWithin(
+  context: ModuleContext,
+  seconds: number,
+): Promise<{ userId: string; revokedAt: Date }[]> {
   return context
     .db()
     .select({ userId: sessionRevocations.userId, revokedAt: sessionRevocations.revokedAt })
@@ -80,7 +83,11 @@ export function createRevocations(context: ModuleContext, cookieCacheSeconds: nu
           .listen(
             CHANNEL,
             (payload) => {
-              const { kind = "revoked", userId, at } = JSON.parse(payload) as { kind?: SessionEventKind; userId: string; at: number };
+              const {
+                kind = "revoked",
+                userId,
+                at,
+              } = JSON.parse(payload) as { kind?: SessionEventKind; userId: string; at: number };
               apply({ kind, userId }, at);
             },
             () => {

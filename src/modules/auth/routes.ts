@@ -7,7 +7,13 @@ import { createRoutes, errorResponses, requireSession } from "../../http/kit/ind
 
 const MeSchema = z
   .object({
-    user: z.object({ id: z.string(), email: z.string(), name: z.string(), emailVerified: z.boolean(), role: z.string().nullable().optional() }),
+    user: z.object({
+      id: z.string(),
+      email: z.string(),
+      name: z.string(),
+      emailVerified: z.boolean(),
+      role: z.string().nullable().optional(),
+    }),
     session: z.object({ id: z.string(), expiresAt: z.string(), impersonatedBy: z.string().nullable().optional() }),
     tenant: z.object({ id: z.string() }).nullable(),
   })
@@ -15,41 +21,50 @@ const MeSchema = z
 
 export function createAuthRoutes() {
   const app = createRoutes();
-  return app
-    .openapi(
-      createRoute({
-        method: "get",
-        path: "/",
-        tags: ["Auth"],
-        summary: "The signed-in user, their session and the tenant the request acts in",
-        middleware: [requireSession] as const,
-        responses: {
-          200: { description: "The request's identity", content: { "application/json": { schema: MeSchema } } },
-          ...errorResponses(400, 401, 403),
-        },
-      }),
-      (c) => {
-        const user = c.get("user")!;
-        const session = c.get("session")!;
-        return c.json(
-          {
-            user,
-            session: { id: session.id, expiresAt: new Date(session.expiresAt).toISOString(), impersonatedBy: session.impersonatedBy ?? null },
-            tenant: c.get("tenant"),
-          },
-          200,
-        );
+  return app.openapi(
+    createRoute({
+      method: "get",
+      path: "/",
+      tags: ["Auth"],
+      summary: "The signed-in user, their session and the tenant the request acts in",
+      middleware: [requireSession] as const,
+      responses: {
+        200: { description: "The request's identity", content: { "application/json": { schema: MeSchema } } },
+        ...errorResponses(400, 401, 403),
       },
-    );
+    }),
+    (c) => {
+      const user = c.get("user")!;
+      const session = c.get("session")!;
+      return c.json(
+        {
+          user,
+          session: {
+            id: session.id,
+            expiresAt: new Date(session.expiresAt).toISOString(),
+            impersonatedBy: session.impersonatedBy ?? null,
+          },
+          tenant: c.get("tenant"),
+        },
+        200,
+      );
+    },
+  );
 }
 
 const RevocationsSchema = z
   .object({
-    ttlSeconds: z.number().int().openapi({ description: "Lifetime of the tokens: entries older than this no longer matter" }),
+    ttlSeconds: z
+      .number()
+      .int()
+      .openapi({ description: "Lifetime of the tokens: entries older than this no longer matter" }),
     revoked: z.array(
       z.object({
         sub: z.string().openapi({ description: "The user whose sessions ended" }),
-        revokedAt: z.number().int().openapi({ description: "Seconds since the epoch: a token of this sub issued at or before it is revoked" }),
+        revokedAt: z
+          .number()
+          .int()
+          .openapi({ description: "Seconds since the epoch: a token of this sub issued at or before it is revoked" }),
       }),
     ),
   })
@@ -77,7 +92,10 @@ export function createTokenRoutes(options: TokenRoutesOptions) {
       summary: "Users whose tokens were revoked within the tokens' lifetime (poll it; a few seconds' cache is fine)",
       security: [],
       responses: {
-        200: { description: "The revocations that still matter", content: { "application/json": { schema: RevocationsSchema } } },
+        200: {
+          description: "The revocations that still matter",
+          content: { "application/json": { schema: RevocationsSchema } },
+        },
         ...errorResponses(503),
       },
     }),

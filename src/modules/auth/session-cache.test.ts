@@ -41,7 +41,9 @@ describe("session cache", () => {
     withRollback(sdk, async () => {
       const feed = await listeningFeed();
       const cache = createSessionCache(feed, { sessionCookie });
-      const [user] = await sdk.auth.createUser({ email: `d-${randomUUID()}@example.test`, password: "correct horse battery", name: "D" }).then((u) => [u]);
+      const [user] = await sdk.auth
+        .createUser({ email: `d-${randomUUID()}@example.test`, password: "correct horse battery", name: "D" })
+        .then((u) => [u]);
       const other = session(randomUUID(), 60_000);
       cache.set(new Headers({ cookie: "sv.session_token=mine" }), session(user!.id, 60_000));
       cache.set(new Headers({ cookie: "sv.session_token=theirs" }), other);
@@ -103,7 +105,9 @@ describe("session cache", () => {
     withRollback(sdk, async () => {
       const revocations = await listeningFeed();
       const cache = createSessionCache(revocations, { sessionCookie });
-      const [user] = await sdk.auth.createUser({ email: `c-${randomUUID()}@example.test`, password: "correct horse battery", name: "C" }).then((u) => [u]);
+      const [user] = await sdk.auth
+        .createUser({ email: `c-${randomUUID()}@example.test`, password: "correct horse battery", name: "C" })
+        .then((u) => [u]);
       cache.set(new Headers({ cookie: "sv.session_token=mine" }), session(user!.id, 60_000));
       expect(cache.get(new Headers({ cookie: "sv.session_token=mine" }))).toBeDefined();
       await revocations.revokeUser(user!.id);

@@ -57,7 +57,10 @@ export function createSessionCache(
   };
 
   /** The session remembered for these credential headers, if any is still good. */
-  const lookup = (authorization: string | null | undefined, cookie: string | null | undefined): ResolvedSession | undefined => {
+  const lookup = (
+    authorization: string | null | undefined,
+    cookie: string | null | undefined,
+  ): ResolvedSession | undefined => {
     const key = keyOf(authorization, cookie);
     if (!key) return undefined;
     const entry = entries.get(key);
@@ -77,7 +80,8 @@ export function createSessionCache(
 
   return {
     /** The remembered session for a request's headers. */
-    get: (headers: HeaderSource): ResolvedSession | undefined => lookup(headers.get("authorization"), headers.get("cookie")),
+    get: (headers: HeaderSource): ResolvedSession | undefined =>
+      lookup(headers.get("authorization"), headers.get("cookie")),
     /** The same, from the two header values (the request middleware's hot path: no object per call). */
     lookup,
     set(headers: HeaderSource, data: ResolvedSession): void {
@@ -90,7 +94,10 @@ export function createSessionCache(
         return;
       }
       if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
-      const end = Math.min(new Date(data.session.expiresAt).getTime(), absoluteEnd(data, options.sessionMaxAgeMs ?? Infinity));
+      const end = Math.min(
+        new Date(data.session.expiresAt).getTime(),
+        absoluteEnd(data, options.sessionMaxAgeMs ?? Infinity),
+      );
       entries.set(key, { data, until: Math.min(Date.now() + ttlMs, end) });
     },
   };

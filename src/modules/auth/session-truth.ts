@@ -36,14 +36,20 @@ function withoutCookies(header: string, names: readonly string[]): string {
 
 /** Set-Cookie lines that clear every session cookie in the browser. */
 function expiredCookies(cookies: SessionTruthDependencies["cookies"], secure: boolean): string[] {
-  return cookies.all.map((name) => `${name}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax${secure || name.startsWith("__Secure-") ? "; Secure" : ""}`);
+  return cookies.all.map(
+    (name) =>
+      `${name}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax${secure || name.startsWith("__Secure-") ? "; Secure" : ""}`,
+  );
 }
 
 /**
  * The request as better-auth may see it, and the Set-Cookie lines the response must carry (the
  * session cookies cleared, when the session is gone).
  */
-export async function admit(deps: SessionTruthDependencies, request: Request): Promise<{ request: Request; clearCookies: string[] }> {
+export async function admit(
+  deps: SessionTruthDependencies,
+  request: Request,
+): Promise<{ request: Request; clearCookies: string[] }> {
   const { auth, revocations, cache, cookies, secure, sessionMaxAgeMs } = deps;
   const header = request.headers.get("cookie") ?? "";
   const bearer = /^bearer /i.test(request.headers.get("authorization") ?? "");
@@ -74,7 +80,10 @@ export async function admit(deps: SessionTruthDependencies, request: Request): P
 async function withSignedToken(response: Response): Promise<Response> {
   const signed = response.headers.get("set-auth-token");
   if (!signed || !response.headers.get("content-type")?.includes("application/json")) return response;
-  const body = (await response.clone().json().catch(() => undefined)) as { token?: unknown } | undefined;
+  const body = (await response
+    .clone()
+    .json()
+    .catch(() => undefined)) as { token?: unknown } | undefined;
   if (!body || typeof body.token !== "string" || body.token === signed) return response;
   const headers = new Headers(response.headers);
   headers.delete("content-length");
@@ -89,6 +98,7 @@ export async function handleAuthRequest(deps: SessionTruthDependencies, request:
   const cleared = new Response(response.body, response);
   // A cookie the response sets itself (a sign-in's new session) is not cleared after it.
   const set = new Set(response.headers.getSetCookie().map((line) => line.slice(0, line.indexOf("="))));
-  for (const line of admitted.clearCookies) if (!set.has(line.slice(0, line.indexOf("=")))) cleared.headers.append("set-cookie", line);
+  for (const line of admitted.clearCookies)
+    if (!set.has(line.slice(0, line.indexOf("=")))) cleared.headers.append("set-cookie", line);
   return cleared;
 }

@@ -10,8 +10,21 @@ import { DEFAULT_SESSION_MAX_AGE_SECONDS, type BetterAuth } from "./better-auth.
 import type { Revocations } from "./revocations.js";
 
 export interface ResolvedSession {
-  user: { id: string; email: string; name: string; emailVerified: boolean; role?: string | null; banned?: boolean | null };
-  session: { id: string; expiresAt: Date; createdAt?: Date | string; activeOrganizationId?: string | null; impersonatedBy?: string | null };
+  user: {
+    id: string;
+    email: string;
+    name: string;
+    emailVerified: boolean;
+    role?: string | null;
+    banned?: boolean | null;
+  };
+  session: {
+    id: string;
+    expiresAt: Date;
+    createdAt?: Date | string;
+    activeOrganizationId?: string | null;
+    impersonatedBy?: string | null;
+  };
 }
 
 /** The actor a session's requests act as. */
@@ -60,7 +73,8 @@ export async function resolveSession(
   const remembered = cache?.get(headers);
   if (remembered) return { data: remembered };
   let resolved = await getSession(auth, headers, false);
-  if (resolved.data && revocations?.mustConfirm(resolved.data.user.id)) resolved = await getSession(auth, headers, true);
+  if (resolved.data && revocations?.mustConfirm(resolved.data.user.id))
+    resolved = await getSession(auth, headers, true);
   // better-auth extends a session in use for ever; past its absolute lifetime it is over.
   if (resolved.data && absoluteEnd(resolved.data, maxAgeMs) <= Date.now()) return { data: null };
   // A response that refreshes cookies changes the credential: only a settled one is remembered.

@@ -6,7 +6,11 @@ import { ContextSlot } from "../../db/context-storage.js";
 
 /** Where better-auth keeps its AsyncLocalStorage instances (created on first use with `??=`). */
 const BETTER_AUTH_GLOBAL = Symbol.for("better-auth:global");
-const BETTER_AUTH_STORAGES = ["requestStateAsyncStorage", "adapterAsyncStorage", "endpointContextAsyncStorage"] as const;
+const BETTER_AUTH_STORAGES = [
+  "requestStateAsyncStorage",
+  "adapterAsyncStorage",
+  "endpointContextAsyncStorage",
+] as const;
 
 /**
  * Gives better-auth slots of the shared storage instead of three AsyncLocalStorage instances of its
@@ -15,7 +19,10 @@ const BETTER_AUTH_STORAGES = ["requestStateAsyncStorage", "adapterAsyncStorage",
  * requirement.
  */
 export function shareBetterAuthStorage(): void {
-  const globals = globalThis as Record<symbol, { version?: string; epoch?: number; context?: Record<string, unknown> } | undefined>;
+  const globals = globalThis as Record<
+    symbol,
+    { version?: string; epoch?: number; context?: Record<string, unknown> } | undefined
+  >;
   // better-auth creates its global lazily and adopts one that exists (stamping its version on it).
   globals[BETTER_AUTH_GLOBAL] ??= { version: "", epoch: 0, context: {} };
   const context = globals[BETTER_AUTH_GLOBAL]!.context;
@@ -25,6 +32,7 @@ export function shareBetterAuthStorage(): void {
 
 /** Whether better-auth's storages are slots of the shared one (tests). */
 export function betterAuthStorageShared(): boolean {
-  const context = (globalThis as Record<symbol, { context?: Record<string, unknown> } | undefined>)[BETTER_AUTH_GLOBAL]?.context;
+  const context = (globalThis as Record<symbol, { context?: Record<string, unknown> } | undefined>)[BETTER_AUTH_GLOBAL]
+    ?.context;
   return BETTER_AUTH_STORAGES.every((name) => context?.[name] instanceof ContextSlot);
 }

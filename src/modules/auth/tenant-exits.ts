@@ -19,7 +19,12 @@ export interface TenantExitsDependencies {
 }
 
 /** The user leaves `tenantIds` (the reason names how, for the audit trail). */
-async function leave(deps: TenantExitsDependencies, userId: string, tenantIds: readonly string[], reason: string): Promise<void> {
+async function leave(
+  deps: TenantExitsDependencies,
+  userId: string,
+  tenantIds: readonly string[],
+  reason: string,
+): Promise<void> {
   if (tenantIds.length === 0) return;
   for (const tenantId of tenantIds) await deps.permissions.revokeTenantAccess({ userId, tenantId, reason });
   await deps.context
@@ -33,24 +38,40 @@ async function leave(deps: TenantExitsDependencies, userId: string, tenantIds: r
 
 /** The tenants the user is a member of. */
 async function tenantsOf(deps: TenantExitsDependencies, userId: string): Promise<string[]> {
-  const rows = await deps.context.db().select({ tenantId: members.organizationId }).from(members).where(eq(members.userId, userId));
+  const rows = await deps.context
+    .db()
+    .select({ tenantId: members.organizationId })
+    .from(members)
+    .where(eq(members.userId, userId));
   return rows.map((r) => r.tenantId);
 }
 
 /** The user leaves one tenant. */
-export function leaveTenant(deps: TenantExitsDependencies, userId: string, tenantId: string, reason: string): Promise<void> {
+export function leaveTenant(
+  deps: TenantExitsDependencies,
+  userId: string,
+  tenantId: string,
+  reason: string,
+): Promise<void> {
   return leave(deps, userId, [tenantId], reason);
 }
 
 /** The user leaves every tenant they are in or hold an assignment in (a ban, a deletion). */
 export async function leaveAllTenants(deps: TenantExitsDependencies, userId: string, reason: string): Promise<void> {
-  const tenants = new Set([...(await tenantsOf(deps, userId)), ...(await deps.permissions.tenantsWithAssignments(userId))]);
+  const tenants = new Set([
+    ...(await tenantsOf(deps, userId)),
+    ...(await deps.permissions.tenantsWithAssignments(userId)),
+  ]);
   await leave(deps, userId, [...tenants], reason);
 }
 
 /** Everyone leaves a tenant about to be deleted. */
 export async function closeTenant(deps: TenantExitsDependencies, tenantId: string): Promise<void> {
-  const rows = await deps.context.db().select({ userId: members.userId }).from(members).where(eq(members.organizationId, tenantId));
+  const rows = await deps.context
+    .db()
+    .select({ userId: members.userId })
+    .from(members)
+    .where(eq(members.organizationId, tenantId));
   for (const { userId } of rows) await leave(deps, userId, [tenantId], "tenant.deleted");
 }
 

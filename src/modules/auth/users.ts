@@ -22,7 +22,10 @@ export type CreatedUser = Awaited<ReturnType<BetterAuth["api"]["signUpEmail"]>>[
  * Sign-up in one unit of work: user, account, default role, audit event, verification email. An
  * address already taken is a CONFLICT (better-auth's own sign-up answers the same for both).
  */
-export function createUser(deps: { context: ModuleContext; auth: BetterAuth }, input: CreateUserInput): Promise<CreatedUser> {
+export function createUser(
+  deps: { context: ModuleContext; auth: BetterAuth },
+  input: CreateUserInput,
+): Promise<CreatedUser> {
   const { context, auth } = deps;
   return context.transaction(async () => {
     const email = input.email.toLowerCase();

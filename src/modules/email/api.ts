@@ -7,7 +7,12 @@ import type { Dispatcher, DispatcherOptions } from "./dispatcher.js";
 import type { EnqueueEmailInput, EnqueueEmailResult } from "./outbox.js";
 import type { CategoryPreference } from "./preferences.js";
 import type { devMessages, emailSends } from "./schema.js";
-import type { CreateTemplateInput, EmailTemplateRow, PreviewTemplateInput, UpdateTemplateInput } from "./template-store.js";
+import type {
+  CreateTemplateInput,
+  EmailTemplateRow,
+  PreviewTemplateInput,
+  UpdateTemplateInput,
+} from "./template-store.js";
 import type { EmailTemplateDefinition, TemplateContent } from "./templates.js";
 import type { WebhookHeaders, WebhookResult } from "./webhooks.js";
 
@@ -86,7 +91,9 @@ export interface EmailModule {
    * @example
    * const { subject, html, text } = await sdk.email.renderTemplate({ key: "welcome", data: { name: "Ada" } });
    */
-  renderTemplate(input: InTenant & { key: string; locale?: string; data: Record<string, unknown> }): Promise<TemplateContent>;
+  renderTemplate(
+    input: InTenant & { key: string; locale?: string; data: Record<string, unknown> },
+  ): Promise<TemplateContent>;
 
   /**
    * Verifies and applies one Resend webhook delivery. Pass the raw body, before any JSON parsing: the

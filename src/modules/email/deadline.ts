@@ -39,7 +39,10 @@ export async function withDeadline<T>(
   pending.catch(() => undefined);
   try {
     const timedOut = () => (controller.signal.reason as Error | undefined)?.name === "TimeoutError";
-    return await Promise.race([pending.then((value): Deadlined<T> => ({ settled: true, value, timedOut: timedOut() })), abandoned]);
+    return await Promise.race([
+      pending.then((value): Deadlined<T> => ({ settled: true, value, timedOut: timedOut() })),
+      abandoned,
+    ]);
   } finally {
     clearTimeout(timer);
     parent?.removeEventListener("abort", onParentAbort);
@@ -76,4 +79,3 @@ export function pause(ms: number, signal: AbortSignal): Promise<void> {
     else signal.addEventListener("abort", done, { once: true });
   });
 }
-

@@ -58,7 +58,11 @@ async function enqueue(count: number, template = "verify-email"): Promise<string
   return sdk.transaction(async () => {
     const ids: string[] = [];
     for (let i = 0; i < count; i++) {
-      const { id } = await sdk.email.enqueueEmail({ to: `user${i}-${randomUUID()}@example.test`, template, data: verifyData });
+      const { id } = await sdk.email.enqueueEmail({
+        to: `user${i}-${randomUUID()}@example.test`,
+        template,
+        data: verifyData,
+      });
       ids.push(id);
     }
     return ids;
@@ -66,12 +70,25 @@ async function enqueue(count: number, template = "verify-email"): Promise<string
 }
 
 const rowsOf = (ids: string[]) =>
-  owner<{ id: string; status: string; attempts: number; provider_message_id: string | null; lease_until: Date | null; claimed_by: string | null; last_error: string | null; next_attempt_at: Date }[]>`
+  owner<
+    {
+      id: string;
+      status: string;
+      attempts: number;
+      provider_message_id: string | null;
+      lease_until: Date | null;
+      claimed_by: string | null;
+      last_error: string | null;
+      next_attempt_at: Date;
+    }[]
+  >`
     select id, status, attempts, provider_message_id, lease_until, claimed_by, last_error, next_attempt_at
     from email.email_sends where id = any(${ids}::uuid[])`;
 
 const auditActions = async (id: string) =>
-  (await owner<{ action: string }[]>`select action from audit.audit_logs where target_id = ${id} order by id`).map((r) => r.action);
+  (await owner<{ action: string }[]>`select action from audit.audit_logs where target_id = ${id} order by id`).map(
+    (r) => r.action,
+  );
 
 async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
@@ -93,7 +110,9 @@ describe("dispatcher", () => {
   it("sends one row with its id as Idempotency-Key, and several through the batch endpoint under a batch key", async () => {
     const [single] = await enqueue(1);
     expect(await sdk.email.dispatchOnce()).toBe(1);
-    expect(fake.requests).toMatchObject([{ path: "/emails", idempotencyKey: single, authorization: "Bearer re_test_key" }]);
+    expect(fake.requests).toMatchObject([
+      { path: "/emails", idempotencyKey: single, authorization: "Bearer re_test_key" },
+    ]);
 
     fake.reset();
     const many = await enqueue(3);
@@ -101,7 +120,9 @@ describe("dispatcher", () => {
     expect(fake.requests).toHaveLength(1);
     expect(fake.requests[0]).toMatchObject({ path: "/emails/batch", idempotencyKey: batchKeyOf(many) });
     const rows = await rowsOf(many);
-    expect(rows.every((r) => r.status === "sent" && r.provider_message_id && !r.lease_until && !r.claimed_by)).toBe(true);
+    expect(rows.every((r) => r.status === "sent" && r.provider_message_id && !r.lease_until && !r.claimed_by)).toBe(
+      true,
+    );
     expect(new Set(fake.delivered.map((d) => d.sendId))).toEqual(new Set(many));
     // One audit event per batch and tenant lists every send.
     const [sent] = await owner<{ metadata: { sendIds: string[] } }[]>`
@@ -128,7 +149,12 @@ describe("dispatcher", () => {
       [200, id],
     ]);
     expect(fake.delivered).toHaveLength(1);
-    expect(await auditActions(id!)).toEqual(["email.queued", "email.retry_scheduled", "email.retry_scheduled", "email.sent"]);
+    expect(await auditActions(id!)).toEqual([
+      "email.queued",
+      "email.retry_scheduled",
+      "email.retry_scheduled",
+      "email.sent",
+    ]);
   });
 
   it("retries a failed batch as the same batch under the same key", async () => {
@@ -217,7 +243,10 @@ describe("dispatcher", () => {
     // 3 + 3 + 1: two batch requests and the odd row on its own.
     const batches = fake.requests.filter((r) => r.path === "/emails/batch");
     expect(batches).toHaveLength(2);
-    const sendIdsOf = (body: unknown) => (body as { tags: { name: string; value: string }[] }[]).map((m) => m.tags.find((t) => t.name === "send_id")!.value);
+    const sendIdsOf = (body: unknown) =>
+      (body as { tags: { name: string; value: string }[] }[]).map(
+        (m) => m.tags.find((t) => t.name === "send_id")!.value,
+      );
     for (const request of batches) expect(request.idempotencyKey).toBe(batchKeyOf(sendIdsOf(request.body)));
     const single = fake.requests.filter((r) => r.path === "/emails");
     expect(single).toHaveLength(1);
@@ -246,7 +275,9 @@ describe("dispatcher", () => {
         return rows.map((r) => r["QUERY PLAN"]).join("\n");
       });
       // Without an index in the claim's order there would be a Sort here, sorting off or not.
-      expect(plan).toMatch(/CTE due\s+->\s+Limit\s+->\s+LockRows\s+->\s+Index Scan using email_sends_claim_idx on email_sends/);
+      expect(plan).toMatch(
+        /CTE due\s+->\s+Limit\s+->\s+LockRows\s+->\s+Index Scan using email_sends_claim_idx on email_sends/,
+      );
     } finally {
       await probe.close();
     }
@@ -256,7 +287,13 @@ describe("dispatcher", () => {
     const gate = sdk.router.pool("main").gate;
     const ids = await enqueue(40);
     fake.latencyMs = 20;
-    const dispatcher = sdk.email.createDispatcher({ batchSize: 2, batchesPerCycle: 1, concurrency: 6, maxConnections: 1, pollIntervalMs: 60_000 });
+    const dispatcher = sdk.email.createDispatcher({
+      batchSize: 2,
+      batchesPerCycle: 1,
+      concurrency: 6,
+      maxConnections: 1,
+      pollIntervalMs: 60_000,
+    });
     let most = 0;
     const sampler = setInterval(() => (most = Math.max(most, gate.active)), 1);
     try {
@@ -422,7 +459,9 @@ describe("dispatcher under provider faults", () => {
   it("moves on when a request ignores its abort, and leaves the row to its lease", async () => {
     // The SDK's fetch, minus the signal: the request can only end when the stand-in answers.
     const realFetch = globalThis.fetch;
-    const deaf = vi.spyOn(globalThis, "fetch").mockImplementation((input, init) => realFetch(input, { ...init, signal: null }));
+    const deaf = vi
+      .spyOn(globalThis, "fetch")
+      .mockImplementation((input, init) => realFetch(input, { ...init, signal: null }));
     try {
       const dispatcher = sdk.email.createDispatcher({ requestTimeoutMs: 200 });
       fake.script("hang");
@@ -453,7 +492,10 @@ describe("dispatcher under provider faults", () => {
   });
 
   it.each<[string, Exclude<FakeResendAnswer, "hang">]>([
-    ["a 503 with an HTML page", { status: 503, body: "<html><body>503 Service Unavailable</body></html>", contentType: "text/html" }],
+    [
+      "a 503 with an HTML page",
+      { status: 503, body: "<html><body>503 Service Unavailable</body></html>", contentType: "text/html" },
+    ],
     ["a 503 whose JSON body is {}", { status: 503, body: "{}" }],
     ["a 503 whose JSON body has no statusCode", { status: 503, body: '{"message":"no healthy upstream"}' }],
     ["a 502 with an empty body", { status: 502, body: "", contentType: "text/plain" }],
@@ -497,8 +539,12 @@ describe("withDeadline", () => {
     const neverFires = vi.spyOn(AbortSignal, "timeout").mockImplementation(() => new AbortController().signal);
     try {
       const started = Date.now();
-      await expect(withDeadline(listening, { timeoutMs: 50, graceMs: 50 })).rejects.toMatchObject({ name: "TimeoutError" });
-      expect(await withDeadline(() => new Promise<never>(() => {}), { timeoutMs: 50, graceMs: 50 })).toEqual({ settled: false });
+      await expect(withDeadline(listening, { timeoutMs: 50, graceMs: 50 })).rejects.toMatchObject({
+        name: "TimeoutError",
+      });
+      expect(await withDeadline(() => new Promise<never>(() => {}), { timeoutMs: 50, graceMs: 50 })).toEqual({
+        settled: false,
+      });
       expect(Date.now() - started).toBeLessThan(1_000);
     } finally {
       neverFires.mockRestore();
@@ -510,7 +556,11 @@ describe("withDeadline", () => {
     const stopped = withDeadline(listening, { timeoutMs: 60_000, graceMs: 50, parent: parent.signal });
     parent.abort(new Error("stopping"));
     await expect(stopped).rejects.toThrow("stopping");
-    expect(await withDeadline(async () => "answer", { timeoutMs: 50, graceMs: 50 })).toEqual({ settled: true, value: "answer", timedOut: false });
+    expect(await withDeadline(async () => "answer", { timeoutMs: 50, graceMs: 50 })).toEqual({
+      settled: true,
+      value: "answer",
+      timedOut: false,
+    });
   });
 });
 
@@ -518,8 +568,9 @@ describe("development transport", () => {
   it("records the rendered message instead of sending it", async () => {
     const dev = createSdk({ databaseUrl: db.url, databaseAppUrl: db.appUrl, environment: "test" });
     try {
-      const id = await dev.transaction(async () =>
-        (await dev.email.enqueueEmail({ to: "dev@example.test", template: "verify-email", data: verifyData })).id,
+      const id = await dev.transaction(
+        async () =>
+          (await dev.email.enqueueEmail({ to: "dev@example.test", template: "verify-email", data: verifyData })).id,
       );
       expect(dev.email.transport).toBe("development");
       await dev.email.dispatchOnce();
@@ -533,13 +584,23 @@ describe("development transport", () => {
       // Its sends are database writes: they count against the dispatcher's connections too.
       const ids = await dev.transaction(async () => {
         const sent: string[] = [];
-        for (let i = 0; i < 12; i++) sent.push((await dev.email.enqueueEmail({ to: `dev${i}@example.test`, template: "verify-email", data: verifyData })).id);
+        for (let i = 0; i < 12; i++)
+          sent.push(
+            (await dev.email.enqueueEmail({ to: `dev${i}@example.test`, template: "verify-email", data: verifyData }))
+              .id,
+          );
         return sent;
       });
       const gate = dev.router.pool("main").gate;
       let most = 0;
       const sampler = setInterval(() => (most = Math.max(most, gate.active)), 1);
-      const dispatcher = dev.email.createDispatcher({ batchSize: 1, batchesPerCycle: 3, concurrency: 4, maxConnections: 1, pollIntervalMs: 60_000 });
+      const dispatcher = dev.email.createDispatcher({
+        batchSize: 1,
+        batchesPerCycle: 3,
+        concurrency: 4,
+        maxConnections: 1,
+        pollIntervalMs: 60_000,
+      });
       try {
         await dispatcher.start();
         await until(async () => (await rowsOf(ids)).every((r) => r.status === "sent"));

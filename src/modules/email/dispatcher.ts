@@ -108,7 +108,9 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
   // The development transport "sends" by writing beside the send (a unit of its own at its place):
   // its sends count against the same slots. A provider's never do.
   const deliver = (place: Place, emails: OutgoingEmail[], options: SendOptions) =>
-    transport.name === "development" ? atPlace(place, () => transport.send(emails, options)) : transport.send(emails, options);
+    transport.name === "development"
+      ? atPlace(place, () => transport.send(emails, options))
+      : transport.send(emails, options);
 
   let stopController = new AbortController();
   let loops: Promise<void>[] = [];
@@ -216,7 +218,13 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
       rows.map(async (row): Promise<Outcome[]> => {
         const outcome = await sendOne(place, [row], row.id);
         if (outcome === "abandoned") return [];
-        return [{ row, batched: false, result: outcome.ok ? { ok: true as const, providerId: outcome.providerIds[0]! } : outcome }];
+        return [
+          {
+            row,
+            batched: false,
+            result: outcome.ok ? { ok: true as const, providerId: outcome.providerIds[0]! } : outcome,
+          },
+        ];
       }),
     );
     return outcomes.flat();
@@ -242,7 +250,11 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
         sendOne(place, group, key).then((outcome): Promise<Outcome[]> | Outcome[] => {
           if (outcome === "abandoned") return [];
           if (outcome.ok) {
-            return group.map((row, i) => ({ row, batched: true, result: { ok: true, providerId: outcome.providerIds[i]! } }));
+            return group.map((row, i) => ({
+              row,
+              batched: true,
+              result: { ok: true, providerId: outcome.providerIds[i]! },
+            }));
           }
           // Refused as a whole (strict validation: nothing was sent), so each row goes alone.
           if (!outcome.retryable) return sendSingly(place, group);
@@ -312,7 +324,9 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
   async function dispatchOnce(): Promise<number> {
     const { results, places, missing } = await everywhere(() => claimHere(cycleSize));
     // A place that fails does not hold up the others' mail: its failure is reported once they are done.
-    const passes = await Promise.allSettled(results.map((claimed, i) => (claimed.length > 0 ? sendAndRecord(places[i]!, claimed) : undefined)));
+    const passes = await Promise.allSettled(
+      results.map((claimed, i) => (claimed.length > 0 ? sendAndRecord(places[i]!, claimed) : undefined)),
+    );
     const failed = passes.findIndex((p) => p.status === "rejected");
     if (failed >= 0) {
       const error = (passes[failed] as PromiseRejectedResult).reason as Error;
@@ -349,10 +363,12 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
       providerHoldUntil = 0;
       running = true;
       // The outbox notifies where it wrote: a moved tenant's mail wakes us from its own database.
-      const listening = await context.listen(EMAIL_CHANNEL, () => wake()).catch((error: Error) => {
-        running = false;
-        throw error;
-      });
+      const listening = await context
+        .listen(EMAIL_CHANNEL, () => wake())
+        .catch((error: Error) => {
+          running = false;
+          throw error;
+        });
       if (listening.partial) {
         running = false;
         await listening.unlisten();
@@ -360,7 +376,14 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
       }
       unlisten = () => listening.unlisten();
       loops = Array.from({ length: concurrency }, () => loop());
-      logger.info("email dispatcher started", { dispatcher: id, transport: transport.name, batchSize, batchesPerCycle: cycleSize / batchSize, concurrency, maxConnections });
+      logger.info("email dispatcher started", {
+        dispatcher: id,
+        transport: transport.name,
+        batchSize,
+        batchesPerCycle: cycleSize / batchSize,
+        concurrency,
+        maxConnections,
+      });
     },
     stop() {
       stopping ??= (async () => {
@@ -372,7 +395,8 @@ export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): D
         await unlisten?.().catch(() => undefined);
         unlisten = undefined;
         const { missing } = await everywhere(() => releaseHere());
-        for (const gap of missing) logger.warn("email dispatcher left its claimed rows to their lease", { dispatcher: id, ...gap });
+        for (const gap of missing)
+          logger.warn("email dispatcher left its claimed rows to their lease", { dispatcher: id, ...gap });
         logger.info("email dispatcher stopped", { dispatcher: id });
       })();
       return stopping;

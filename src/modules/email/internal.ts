@@ -30,7 +30,10 @@ export interface EmailDeps {
  * is found and a place could not answer, "not found" would be a guess: the lookup fails with a 503
  * the caller may retry.
  */
-export async function findAnywhere<T>(context: ModuleContext, find: () => Promise<T | undefined>): Promise<T | undefined> {
+export async function findAnywhere<T>(
+  context: ModuleContext,
+  find: () => Promise<T | undefined>,
+): Promise<T | undefined> {
   let found: T | undefined;
   const { missing } = await context.everywhere(async () => {
     if (found === undefined) found = await find();

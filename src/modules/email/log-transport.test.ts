@@ -22,8 +22,14 @@ describe("the log transport", () => {
 
     expect(outcome).toEqual({ ok: true, providerIds: ["log_a", "log_b"] });
     expect(lines).toEqual([
-      { message: "email not delivered (EMAIL_TRANSPORT=log)", fields: { sendId: "a", from: "Acme <no-reply@acme.test>", to: "a@example.test" } },
-      { message: "email not delivered (EMAIL_TRANSPORT=log)", fields: { sendId: "b", from: "Acme <no-reply@acme.test>", to: "b@example.test" } },
+      {
+        message: "email not delivered (EMAIL_TRANSPORT=log)",
+        fields: { sendId: "a", from: "Acme <no-reply@acme.test>", to: "a@example.test" },
+      },
+      {
+        message: "email not delivered (EMAIL_TRANSPORT=log)",
+        fields: { sendId: "b", from: "Acme <no-reply@acme.test>", to: "b@example.test" },
+      },
     ]);
     expect(JSON.stringify(lines)).not.toContain(token);
   });

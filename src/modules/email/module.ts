@@ -30,10 +30,14 @@ import { handleResendWebhook, type WebhookDeps } from "./webhooks.js";
 
 const DEFAULT_FROM = "sv-sdk <no-reply@localhost>";
 
-export function createEmailModule(context: ModuleContext, { audit, options, recipients }: EmailDependencies): EmailModule {
+export function createEmailModule(
+  context: ModuleContext,
+  { audit, options, recipients }: EmailDependencies,
+): EmailModule {
   const { logger } = context;
   const transportName = options.transport ?? (options.resendApiKey ? "resend" : "development");
-  if (transportName === "resend" && !options.resendApiKey) throw new Error("EmailOptions.transport 'resend' needs resendApiKey");
+  if (transportName === "resend" && !options.resendApiKey)
+    throw new Error("EmailOptions.transport 'resend' needs resendApiKey");
   if (options.resendApiKey && !options.unsubscribeSecret) {
     throw new Error(
       "EmailOptions.unsubscribeSecret is required when resendApiKey is set: it signs the one-click unsubscribe links real recipients get",
@@ -55,7 +59,8 @@ export function createEmailModule(context: ModuleContext, { audit, options, reci
   }
 
   const definitions = new Map<string, EmailTemplateDefinition>();
-  for (const definition of [...DEFAULT_TEMPLATES, ...(options.templates ?? [])]) definitions.set(definition.key, definition);
+  for (const definition of [...DEFAULT_TEMPLATES, ...(options.templates ?? [])])
+    definitions.set(definition.key, definition);
 
   const resend = options.resendApiKey
     ? new Resend(options.resendApiKey, { baseUrl: options.resendBaseUrl })
@@ -137,7 +142,9 @@ export function createEmailModule(context: ModuleContext, { audit, options, reci
 
   if (options.dispatcher) {
     // The factory is synchronous; a failure to start is logged, and `startDispatcher()` can retry.
-    module.startDispatcher().catch((error: Error) => logger.error("email dispatcher failed to start", { error: error.message }));
+    module
+      .startDispatcher()
+      .catch((error: Error) => logger.error("email dispatcher failed to start", { error: error.message }));
   }
   return module;
 }

@@ -6,7 +6,7 @@
  */
 import { coreCatalog } from "../../core-modules.js";
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
-import postgres from "postgres";
+import type postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { cheapHashingTestSdkOptions, useTwoDatabases } from "../../../test/support.js";
 import { moveTenant } from "../../db/tenant-move.js";
@@ -38,7 +38,11 @@ interface SendRow {
   provider_message_id: string | null;
 }
 const sendIn = async (sql: postgres.Sql, id: string) =>
-  (await sql<SendRow[]>`select id, tenant_id, user_id, status, skip_reason, provider_message_id from email.email_sends where id = ${id}`)[0];
+  (
+    await sql<
+      SendRow[]
+    >`select id, tenant_id, user_id, status, skip_reason, provider_message_id from email.email_sends where id = ${id}`
+  )[0];
 
 async function until(condition: () => Promise<boolean>, timeoutMs = 5_000) {
   const deadline = Date.now() + timeoutMs;
@@ -64,7 +68,8 @@ async function createOrganization(name: string): Promise<string> {
 }
 
 const createUser = async (name: string) =>
-  (await sdk.auth.createUser({ email: address(name), password: "correct horse battery", name, emailVerified: true })).id;
+  (await sdk.auth.createUser({ email: address(name), password: "correct horse battery", name, emailVerified: true }))
+    .id;
 
 beforeAll(async () => {
   ({ mainSql, tenantSql, topology } = databases);
@@ -104,7 +109,9 @@ describe("email with a tenant in its own database", () => {
   it("writes a moved tenant's mail in its database, and one dispatch delivers it and a main tenant's mail", async () => {
     const [movedSend, stayedSend] = await Promise.all([
       sdk.withTenant(moved, () => sdk.email.enqueueEmail({ to: address("moved"), template: "welcome", data: welcome })),
-      sdk.withTenant(stayed, () => sdk.email.enqueueEmail({ to: address("stayed"), template: "welcome", data: welcome })),
+      sdk.withTenant(stayed, () =>
+        sdk.email.enqueueEmail({ to: address("stayed"), template: "welcome", data: welcome }),
+      ),
     ]);
     expect(await sendIn(tenantSql, movedSend.id)).toMatchObject({ tenant_id: moved, status: "queued" });
     expect(await sendIn(mainSql, movedSend.id)).toBeUndefined();
@@ -112,13 +119,19 @@ describe("email with a tenant in its own database", () => {
 
     await until(async () => {
       await sdk.email.dispatchOnce();
-      return (await sendIn(tenantSql, movedSend.id))!.status === "sent" && (await sendIn(mainSql, stayedSend.id))!.status === "sent";
+      return (
+        (await sendIn(tenantSql, movedSend.id))!.status === "sent" &&
+        (await sendIn(mainSql, stayedSend.id))!.status === "sent"
+      );
     });
     const sendIds = fake.delivered.map((d) => d.sendId);
     expect(sendIds).toContain(movedSend.id);
     expect(sendIds).toContain(stayedSend.id);
     // A row sent on its own carries its id as the Idempotency-Key, wherever it lives.
-    expect(fake.requests.find((r) => r.idempotencyKey === movedSend.id)).toMatchObject({ path: "/emails", answered: 200 });
+    expect(fake.requests.find((r) => r.idempotencyKey === movedSend.id)).toMatchObject({
+      path: "/emails",
+      answered: 200,
+    });
     const row = (await sendIn(tenantSql, movedSend.id))!;
     expect(row.provider_message_id).toBe(fake.delivered.find((d) => d.sendId === movedSend.id)!.providerId);
     // The outcome is audited beside the tenant's rows.
@@ -133,7 +146,9 @@ describe("email with a tenant in its own database", () => {
     try {
       // Let the first cycle run out before the mail exists: only the notification can wake it now.
       await new Promise((r) => setTimeout(r, 200));
-      const { id } = await sdk.withTenant(moved, () => sdk.email.enqueueEmail({ to: address("notify"), template: "welcome", data: welcome }));
+      const { id } = await sdk.withTenant(moved, () =>
+        sdk.email.enqueueEmail({ to: address("notify"), template: "welcome", data: welcome }),
+      );
       await until(async () => (await sendIn(tenantSql, id))!.status === "sent");
     } finally {
       await dispatcher.stop();
@@ -142,23 +157,35 @@ describe("email with a tenant in its own database", () => {
 
   it("applies a webhook to the send in the tenant's database, and suppresses in the email schema's database", async () => {
     const to = address("bounce");
-    const { id } = await sdk.withTenant(moved, () => sdk.email.enqueueEmail({ to, template: "welcome", data: welcome }));
+    const { id } = await sdk.withTenant(moved, () =>
+      sdk.email.enqueueEmail({ to, template: "welcome", data: welcome }),
+    );
     await until(async () => {
       await sdk.email.dispatchOnce();
       return (await sendIn(tenantSql, id))!.status === "sent";
     });
     const providerId = (await sendIn(tenantSql, id))!.provider_message_id!;
 
-    const delivered = await sdk.email.handleResendWebhook(...signedWebhook({ type: "email.delivered", data: { email_id: providerId, to: [to] } }));
+    const delivered = await sdk.email.handleResendWebhook(
+      ...signedWebhook({ type: "email.delivered", data: { email_id: providerId, to: [to] } }),
+    );
     expect(delivered).toMatchObject({ outcome: "processed", sendId: id, status: "delivered" });
     expect(await sendIn(tenantSql, id)).toMatchObject({ status: "delivered" });
-    const [{ events }] = (await tenantSql`select count(*)::int as events from email.email_events where send_id = ${id}`) as unknown as [{ events: number }];
+    const [{ events }] =
+      (await tenantSql`select count(*)::int as events from email.email_events where send_id = ${id}`) as unknown as [
+        { events: number },
+      ];
     expect(events).toBe(1);
 
-    const bounce = signedWebhook({ type: "email.bounced", data: { email_id: providerId, to: [to], bounce: { type: "Permanent" } } });
+    const bounce = signedWebhook({
+      type: "email.bounced",
+      data: { email_id: providerId, to: [to], bounce: { type: "Permanent" } },
+    });
     expect(await sdk.email.handleResendWebhook(...bounce)).toMatchObject({ outcome: "processed", status: "bounced" });
     expect(await sdk.email.handleResendWebhook(...bounce)).toMatchObject({ outcome: "replayed", sendId: id });
-    expect(await mainSql`select reason from email.suppressions where email = ${to}`).toEqual([{ reason: "hard_bounce" }]);
+    expect(await mainSql`select reason from email.suppressions where email = ${to}`).toEqual([
+      { reason: "hard_bounce" },
+    ]);
     expect(await tenantSql`select 1 from email.suppressions where email = ${to}`).toHaveLength(0);
   });
 
@@ -168,7 +195,9 @@ describe("email with a tenant in its own database", () => {
     const user = await createUser("optout");
     // Changed inside the moved tenant's unit of work, still kept in the one list.
     await sdk.withTenant(moved, () => sdk.email.updatePreferences(user, [{ category: "product", optedOut: true }]));
-    expect(await mainSql`select opted_out from email.email_preferences where user_id = ${user}`).toEqual([{ opted_out: true }]);
+    expect(await mainSql`select opted_out from email.email_preferences where user_id = ${user}`).toEqual([
+      { opted_out: true },
+    ]);
     expect(await tenantSql`select 1 from email.email_preferences where user_id = ${user}`).toHaveLength(0);
 
     const [bySuppression, byPreference] = await sdk.withTenant(moved, async () => [
@@ -186,7 +215,9 @@ describe("email with a tenant in its own database", () => {
   it("copies a user the tenant's database does not have yet before a user-linked send", async () => {
     const user = await createUser("newcomer");
     expect(await tenantSql`select 1 from auth.users where id = ${user}`).toHaveLength(0);
-    const { id } = await sdk.withTenant(moved, () => sdk.email.enqueueEmail({ userId: user, template: "welcome", data: welcome }));
+    const { id } = await sdk.withTenant(moved, () =>
+      sdk.email.enqueueEmail({ userId: user, template: "welcome", data: welcome }),
+    );
     expect(await tenantSql`select 1 from auth.users where id = ${user}`).toHaveLength(1);
     expect(await sendIn(tenantSql, id)).toMatchObject({ user_id: user, tenant_id: moved, status: "queued" });
     await until(async () => {
@@ -202,10 +233,18 @@ describe("email with a tenant in its own database", () => {
       const to = address("dev");
       const [movedSend, mainSend] = await Promise.all([
         dev.withTenant(moved, () => dev.email.enqueueEmail({ to, template: "welcome", data: welcome })),
-        dev.withTenant(stayed, () => dev.email.enqueueEmail({ to, template: "verify-email", data: { name: "Ada", url: "https://app.example.test/v" } })),
+        dev.withTenant(stayed, () =>
+          dev.email.enqueueEmail({
+            to,
+            template: "verify-email",
+            data: { name: "Ada", url: "https://app.example.test/v" },
+          }),
+        ),
       ]);
       await dev.email.dispatchOnce();
-      const [recorded] = await tenantSql<{ id: string }[]>`select id from email.dev_messages where send_id = ${movedSend.id}`;
+      const [recorded] = await tenantSql<
+        { id: string }[]
+      >`select id from email.dev_messages where send_id = ${movedSend.id}`;
       expect(recorded).toBeDefined();
       expect(await mainSql`select 1 from email.dev_messages where send_id = ${movedSend.id}`).toHaveLength(0);
 

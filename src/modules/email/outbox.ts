@@ -42,7 +42,10 @@ export interface EnqueueEmailResult {
   duplicate?: boolean;
 }
 
-type Deps = Pick<EmailDeps, "context" | "audit" | "recipients" | "definitions" | "from" | "unsubscribeSecret" | "publicUrl">;
+type Deps = Pick<
+  EmailDeps,
+  "context" | "audit" | "recipients" | "definitions" | "from" | "unsubscribeSecret" | "publicUrl"
+>;
 
 interface TemplateRow extends Record<string, unknown> {
   subject: string | null;
@@ -84,7 +87,10 @@ async function lookup({ context }: Deps, { key, tenantId, locales, to, userId, c
     select subject, html, text from email.email_templates
     where key = ${key} and locale in ${locales}
       and (tenant_id is null or tenant_id = ${tenantId}::uuid)
-    order by array_position(array[${sql.join(locales.map((l) => sql`${l}`), sql`, `)}]::text[], locale),
+    order by array_position(array[${sql.join(
+      locales.map((l) => sql`${l}`),
+      sql`, `,
+    )}]::text[], locale),
              tenant_id is null
     limit 1`;
   const flags = sql`
@@ -107,7 +113,11 @@ async function lookup({ context }: Deps, { key, tenantId, locales, to, userId, c
  * is that user's mail: their opt-outs apply and it carries their unsubscribe link (looked up only
  * for categories that can be opted out of).
  */
-async function recipientOf({ recipients }: Deps, input: EnqueueEmailInput, category: string): Promise<{ to: string; userId?: string }> {
+async function recipientOf(
+  { recipients }: Deps,
+  input: EnqueueEmailInput,
+  category: string,
+): Promise<{ to: string; userId?: string }> {
   if (input.to) {
     if (input.userId || isMandatoryCategory(category)) return { to: input.to, userId: input.userId };
     return { to: input.to, userId: await recipients.userIdOf(input.to) };
@@ -143,7 +153,11 @@ export async function enqueueEmail(deps: Deps, input: EnqueueEmailInput): Promis
     const { found, flags } = await lookup(deps, { key: input.template, tenantId, locales, to, userId, category });
     if (!found?.subject) throw EmailErrors.TEMPLATE_NOT_FOUND({ key: input.template, locale: locales[0] });
 
-    const rendered = renderContent(definition, { subject: found.subject, html: found.html!, text: found.text! }, input.data);
+    const rendered = renderContent(
+      definition,
+      { subject: found.subject, html: found.html!, text: found.text! },
+      input.data,
+    );
     const skipReason = flags.suppressed
       ? ("suppressed" as const)
       : flags.opted_out && !isMandatoryCategory(category)

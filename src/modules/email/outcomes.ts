@@ -26,7 +26,9 @@ export interface ClaimedRow {
 }
 
 export function batchKeyOf(ids: string[]): string {
-  return `b_${createHash("sha256").update([...ids].sort().join(",")).digest("hex")}`;
+  return `b_${createHash("sha256")
+    .update([...ids].sort().join(","))
+    .digest("hex")}`;
 }
 
 /** Exponential backoff with jitter (a random point in the upper half), never sooner than Retry-After. */
@@ -71,14 +73,27 @@ export const crashedOut = (row: ClaimedRow): Outcome => ({
  */
 export function changesOf(
   outcomes: Outcome[],
-  { shuttingDown, backoffBaseMs, backoffMaxMs, transport }: { shuttingDown: boolean; backoffBaseMs: number; backoffMaxMs: number; transport: string },
+  {
+    shuttingDown,
+    backoffBaseMs,
+    backoffMaxMs,
+    transport,
+  }: { shuttingDown: boolean; backoffBaseMs: number; backoffMaxMs: number; transport: string },
 ): { changes: RowChange[]; events: AuditEventInput[] } {
   const changes: RowChange[] = [];
   const sentByTenant = new Map<string | null, string[]>();
   const failureEvents: AuditEventInput[] = [];
   const delays = new Map<SendFailure, number>();
   for (const { row, result, batched } of outcomes) {
-    const change: RowChange = { id: row.id, status: "sent", provider_id: null, last_error: null, retry_in_ms: null, batch_key: null, refund: false };
+    const change: RowChange = {
+      id: row.id,
+      status: "sent",
+      provider_id: null,
+      last_error: null,
+      retry_in_ms: null,
+      batch_key: null,
+      refund: false,
+    };
     if (result.ok) {
       changes.push({ ...change, provider_id: result.providerId });
       const sendIds = sentByTenant.get(row.tenant_id);
@@ -107,8 +122,15 @@ export function changesOf(
     }
     // One delay per request, so the rows of a retried batch come back due together.
     let delay = delays.get(result);
-    if (delay === undefined) delays.set(result, (delay = retryDelay(row.attempts, backoffBaseMs, backoffMaxMs, result.retryAfterMs)));
-    changes.push({ ...change, status: "queued", last_error: error, retry_in_ms: delay, batch_key: batched ? row.batch_key : SINGLE });
+    if (delay === undefined)
+      delays.set(result, (delay = retryDelay(row.attempts, backoffBaseMs, backoffMaxMs, result.retryAfterMs)));
+    changes.push({
+      ...change,
+      status: "queued",
+      last_error: error,
+      retry_in_ms: delay,
+      batch_key: batched ? row.batch_key : SINGLE,
+    });
     failureEvents.push({
       action: "email.retry_scheduled",
       actor: DISPATCHER_ACTOR,

@@ -58,7 +58,11 @@ async function setOptedOut({ context }: Deps, userId: string, category: string, 
  * @example
  * const token = sdk.email.createUnsubscribeToken(userId, "marketing");
  */
-export function createUnsubscribeToken(deps: Pick<Deps, "unsubscribeSecret">, userId: string, category: string): string {
+export function createUnsubscribeToken(
+  deps: Pick<Deps, "unsubscribeSecret">,
+  userId: string,
+  category: string,
+): string {
   const payload = b64url(JSON.stringify({ u: userId, c: category }));
   return `${payload}.${b64url(sign(deps, payload))}`;
 }
@@ -68,9 +72,11 @@ function verifyUnsubscribeToken(deps: Deps, token: string): { userId: string; ca
   if (!payload || !signature || extra !== undefined) throw EmailErrors.UNSUBSCRIBE_TOKEN_INVALID();
   const expected = sign(deps, payload);
   const given = Buffer.from(signature, "base64url");
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw EmailErrors.UNSUBSCRIBE_TOKEN_INVALID();
+  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+    throw EmailErrors.UNSUBSCRIBE_TOKEN_INVALID();
   const { u, c } = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as { u?: unknown; c?: unknown };
-  if (typeof u !== "string" || typeof c !== "string" || isMandatoryCategory(c)) throw EmailErrors.UNSUBSCRIBE_TOKEN_INVALID();
+  if (typeof u !== "string" || typeof c !== "string" || isMandatoryCategory(c))
+    throw EmailErrors.UNSUBSCRIBE_TOKEN_INVALID();
   return { userId: u, category: c };
 }
 
@@ -102,7 +108,11 @@ export const getPreferences = (deps: Deps, userId: string) => readPreferences(de
  * @example
  * await sdk.email.updatePreferences(userId, [{ category: "marketing", optedOut: true }]);
  */
-export async function updatePreferences(deps: Deps, userId: string, changes: { category: string; optedOut: boolean }[]) {
+export async function updatePreferences(
+  deps: Deps,
+  userId: string,
+  changes: { category: string; optedOut: boolean }[],
+) {
   const refused = changes.filter((c) => c.optedOut && isMandatoryCategory(c.category));
   if (refused.length > 0) throw EmailErrors.CATEGORY_NOT_OPTIONAL({ categories: refused.map((c) => c.category) });
   return deps.context.transaction(async () => {

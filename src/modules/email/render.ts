@@ -75,7 +75,14 @@ function htmlEscapeFilter(this: FilterThis, value: unknown): string {
   return escapeHtml(text);
 }
 
-const UNESCAPES: Record<string, string> = { "&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#34;": '"', "&#39;": "'" };
+const UNESCAPES: Record<string, string> = {
+  "&amp;": "&",
+  "&lt;": "<",
+  "&gt;": ">",
+  "&quot;": '"',
+  "&#34;": '"',
+  "&#39;": "'",
+};
 
 function htmlEscapeOnceFilter(this: FilterThis, value: unknown): string {
   const unescaped = display(value).replace(/&(?:amp|lt|gt|quot|#34|#39);/g, (entity) => UNESCAPES[entity]!);
@@ -206,7 +213,12 @@ export function renderParts(compiled: CompiledContent, values: Record<string, un
     // `length` before anything else touches the string: a long output may still be a cheap rope.
     if (output.length > RENDER_LIMITS.output[part]) {
       throw EmailErrors.TEMPLATE_RENDER_FAILED({
-        errors: [{ path: part, message: `rendered to ${output.length} characters, more than the ${RENDER_LIMITS.output[part]} allowed` }],
+        errors: [
+          {
+            path: part,
+            message: `rendered to ${output.length} characters, more than the ${RENDER_LIMITS.output[part]} allowed`,
+          },
+        ],
       });
     }
     rendered[part] = part === "subject" ? oneLine(output) : output;

@@ -36,16 +36,22 @@ function appFor(email: EmailModule) {
   return app;
 }
 const app = appFor(sdk.email);
-const moduleWith = (options: EmailOptions) =>
-  emailModuleWith(sdk, options);
+const moduleWith = (options: EmailOptions) => emailModuleWith(sdk, options);
 
 async function newUser() {
   const id = randomUUID();
-  await sdk.router.db("auth").insert(users).values({ id, name: "Ada", email: `ada-${id}@example.test` });
+  await sdk.router
+    .db("auth")
+    .insert(users)
+    .values({ id, name: "Ada", email: `ada-${id}@example.test` });
   return id;
 }
 async function newTenant() {
-  const [org] = await sdk.router.db("auth").insert(organizations).values({ name: "Acme", slug: `acme-${randomUUID()}` }).returning();
+  const [org] = await sdk.router
+    .db("auth")
+    .insert(organizations)
+    .values({ name: "Acme", slug: `acme-${randomUUID()}` })
+    .returning();
   return org!.id;
 }
 /** A user holding the built-in `admin` role (email.templates:*) in a new tenant. */
@@ -70,7 +76,9 @@ describe("templates routes", () => {
 
       expect((await app.request("/api/v1/email/templates")).status).toBe(401);
       const member = await newUser();
-      const denied = await app.request("/api/v1/email/templates", { headers: { "x-test-user": member, "x-test-tenant": admin.tenant } });
+      const denied = await app.request("/api/v1/email/templates", {
+        headers: { "x-test-user": member, "x-test-tenant": admin.tenant },
+      });
       expect(denied.status).toBe(403);
       expect(await denied.json()).toMatchObject({ code: "PERMISSION_DENIED", permission: "email.templates:read" });
     }));
@@ -83,11 +91,17 @@ describe("templates routes", () => {
       const body = (await created.json()) as { id: string; tenantId: string; version: number };
       expect(body).toMatchObject({ tenantId: admin.tenant, version: 1 });
 
-      const updated = await app.request(`/api/v1/email/templates/${body.id}`, json("PATCH", { subject: "Hello {{name}}" }, admin.headers));
+      const updated = await app.request(
+        `/api/v1/email/templates/${body.id}`,
+        json("PATCH", { subject: "Hello {{name}}" }, admin.headers),
+      );
       expect(updated.status).toBe(200);
       expect(await updated.json()).toMatchObject({ subject: "Hello {{name}}", version: 2 });
 
-      const deleted = await app.request(`/api/v1/email/templates/${body.id}`, { method: "DELETE", headers: admin.headers });
+      const deleted = await app.request(`/api/v1/email/templates/${body.id}`, {
+        method: "DELETE",
+        headers: admin.headers,
+      });
       expect(deleted.status).toBe(204);
       expect((await auditOf(body.id)).map((e) => e.action).sort()).toEqual([
         "email.template_created",
@@ -99,18 +113,26 @@ describe("templates routes", () => {
   it("answers 400 naming the fields, 400 for undeclared variables and 409 for a duplicate", () =>
     withRollback(sdk, async () => {
       const admin = await tenantAdmin();
-      const invalid = await app.request("/api/v1/email/templates", json("POST", { key: "welcome", html: "x" }, admin.headers));
+      const invalid = await app.request(
+        "/api/v1/email/templates",
+        json("POST", { key: "welcome", html: "x" }, admin.headers),
+      );
       expect(invalid.status).toBe(400);
       const problem = (await invalid.json()) as { errors: { path: string }[] };
       expect(problem.errors.map((e) => e.path)).toEqual(expect.arrayContaining(["subject", "text"]));
 
-      const undeclared = await app.request("/api/v1/email/templates", json("POST", { ...template, subject: "{{nope}}" }, admin.headers));
+      const undeclared = await app.request(
+        "/api/v1/email/templates",
+        json("POST", { ...template, subject: "{{nope}}" }, admin.headers),
+      );
       expect(undeclared.status).toBe(400);
       expect(await undeclared.json()).toMatchObject({ code: "TEMPLATE_UNDECLARED_VARIABLE", undeclared: ["nope"] });
 
       expect((await app.request("/api/v1/email/templates", json("POST", template, admin.headers))).status).toBe(201);
       // In a savepoint that is rolled back, as the app's unit of work would for a 409.
-      const duplicate = await withRollback(sdk, async () => app.request("/api/v1/email/templates", json("POST", template, admin.headers)));
+      const duplicate = await withRollback(sdk, async () =>
+        app.request("/api/v1/email/templates", json("POST", template, admin.headers)),
+      );
       expect(duplicate.status).toBe(409);
     }));
 
@@ -118,28 +140,51 @@ describe("templates routes", () => {
     withRollback(sdk, async () => {
       const a = await tenantAdmin();
       const b = await tenantAdmin();
-      const created = (await (await app.request("/api/v1/email/templates", json("POST", template, a.headers))).json()) as { id: string };
+      const created = (await (
+        await app.request("/api/v1/email/templates", json("POST", template, a.headers))
+      ).json()) as { id: string };
       expect((await app.request(`/api/v1/email/templates/${created.id}`, { headers: b.headers })).status).toBe(404);
-      expect((await app.request(`/api/v1/email/templates/${created.id}`, json("PATCH", { subject: "pwned" }, b.headers))).status).toBe(404);
-      expect((await app.request(`/api/v1/email/templates/${created.id}`, { method: "DELETE", headers: b.headers })).status).toBe(404);
+      expect(
+        (await app.request(`/api/v1/email/templates/${created.id}`, json("PATCH", { subject: "pwned" }, b.headers)))
+          .status,
+      ).toBe(404);
+      expect(
+        (await app.request(`/api/v1/email/templates/${created.id}`, { method: "DELETE", headers: b.headers })).status,
+      ).toBe(404);
       // A tenant admin cannot edit the shared default either.
       const [verify] = await sdk.email.listTemplates({ key: "verify-email" });
-      expect((await app.request(`/api/v1/email/templates/${verify!.id}`, json("PATCH", { subject: "x" }, a.headers))).status).toBe(404);
+      expect(
+        (await app.request(`/api/v1/email/templates/${verify!.id}`, json("PATCH", { subject: "x" }, a.headers))).status,
+      ).toBe(404);
       expect((await app.request(`/api/v1/email/templates/${created.id}`, { headers: a.headers })).status).toBe(200);
     }));
 
   it("previews a template with sample data, or refuses bad data with 400", () =>
     withRollback(sdk, async () => {
       const admin = await tenantAdmin();
-      const res = await app.request("/api/v1/email/templates/preview", json("POST", { key: "invitation" }, admin.headers));
+      const res = await app.request(
+        "/api/v1/email/templates/preview",
+        json("POST", { key: "invitation" }, admin.headers),
+      );
       expect(res.status).toBe(200);
       expect(await res.json()).toMatchObject({ subject: "Grace Hopper invited you to Acme" });
       const unsaved = await app.request(
         "/api/v1/email/templates/preview",
-        json("POST", { key: "welcome", content: { subject: "Yo {{name}}", html: "<b>{{name}}</b>", text: "t" }, data: { name: "<i>" } }, admin.headers),
+        json(
+          "POST",
+          {
+            key: "welcome",
+            content: { subject: "Yo {{name}}", html: "<b>{{name}}</b>", text: "t" },
+            data: { name: "<i>" },
+          },
+          admin.headers,
+        ),
       );
       expect(await unsaved.json()).toMatchObject({ subject: "Yo <i>", html: "<b>&lt;i&gt;</b>" });
-      const bad = await app.request("/api/v1/email/templates/preview", json("POST", { key: "verify-email", data: { name: "x" } }, admin.headers));
+      const bad = await app.request(
+        "/api/v1/email/templates/preview",
+        json("POST", { key: "verify-email", data: { name: "x" } }, admin.headers),
+      );
       expect(bad.status).toBe(400);
       expect(await bad.json()).toMatchObject({ code: "TEMPLATE_DATA_INVALID" });
       expect((await app.request("/api/v1/email/templates/preview", json("POST", { key: "welcome" }))).status).toBe(401);
@@ -160,23 +205,38 @@ describe("templates are Liquid, checked before they are stored", () => {
         html: "{% assign words = name | split: ' ' %}<p>{% for word in words %}[{{ word }}]{% endfor %}</p>",
         text: "{{ name | truncate: 5 }}",
       };
-      const res = await app.request("/api/v1/email/templates/preview", json("POST", { key: "welcome", content, data: { name: "ada <b>l</b>" } }, admin.headers));
+      const res = await app.request(
+        "/api/v1/email/templates/preview",
+        json("POST", { key: "welcome", content, data: { name: "ada <b>l</b>" } }, admin.headers),
+      );
       expect(res.status).toBe(200);
-      expect(await res.json()).toEqual({ subject: "Almost ready, Ada <b>l</b>", html: "<p>[ada][&lt;b&gt;l&lt;/b&gt;]</p>", text: "ad..." });
+      expect(await res.json()).toEqual({
+        subject: "Almost ready, Ada <b>l</b>",
+        html: "<p>[ada][&lt;b&gt;l&lt;/b&gt;]</p>",
+        text: "ad...",
+      });
     }));
 
   it("refuses a template that does not parse or reaches for a file (400 naming the part and line), on create and update", () =>
     withRollback(sdk, async () => {
       const admin = await tenantAdmin();
-      const broken = await app.request("/api/v1/email/templates", json("POST", { ...template, html: "<p>\n{% if name %}Hi" }, admin.headers));
+      const broken = await app.request(
+        "/api/v1/email/templates",
+        json("POST", { ...template, html: "<p>\n{% if name %}Hi" }, admin.headers),
+      );
       expect(broken.status).toBe(400);
       expect(await problemOf(broken)).toMatchObject({
         code: "TEMPLATE_SYNTAX_INVALID",
         errors: [{ path: "html", message: expect.stringMatching(/not closed, line:2/) }],
       });
 
-      const created = (await (await app.request("/api/v1/email/templates", json("POST", template, admin.headers))).json()) as { id: string; version: number };
-      const include = await app.request(`/api/v1/email/templates/${created.id}`, json("PATCH", { text: "{% include '/etc/passwd' %}" }, admin.headers));
+      const created = (await (
+        await app.request("/api/v1/email/templates", json("POST", template, admin.headers))
+      ).json()) as { id: string; version: number };
+      const include = await app.request(
+        `/api/v1/email/templates/${created.id}`,
+        json("PATCH", { text: "{% include '/etc/passwd' %}" }, admin.headers),
+      );
       expect(include.status).toBe(400);
       expect(await problemOf(include)).toMatchObject({
         code: "TEMPLATE_SYNTAX_INVALID",
@@ -190,10 +250,17 @@ describe("templates are Liquid, checked before they are stored", () => {
     withRollback(sdk, async () => {
       const admin = await tenantAdmin();
       const started = Date.now();
-      const looping = "{% for a in (1..500) %}{% for b in (1..500) %}{% for c in (1..500) %}{{ name }}{% endfor %}{% endfor %}{% endfor %}";
-      const res = await app.request("/api/v1/email/templates", json("POST", { ...template, html: looping }, admin.headers));
+      const looping =
+        "{% for a in (1..500) %}{% for b in (1..500) %}{% for c in (1..500) %}{{ name }}{% endfor %}{% endfor %}{% endfor %}";
+      const res = await app.request(
+        "/api/v1/email/templates",
+        json("POST", { ...template, html: looping }, admin.headers),
+      );
       expect(res.status).toBe(422);
-      expect(await problemOf(res)).toMatchObject({ code: "TEMPLATE_RENDER_FAILED", errors: [{ path: "html", message: expect.stringMatching(/limit exceeded/) }] });
+      expect(await problemOf(res)).toMatchObject({
+        code: "TEMPLATE_RENDER_FAILED",
+        errors: [{ path: "html", message: expect.stringMatching(/limit exceeded/) }],
+      });
       expect(Date.now() - started).toBeLessThan(2_000);
     }));
 });
@@ -203,19 +270,35 @@ describe("the subject is one header line", () => {
     withRollback(sdk, async () => {
       const fake = await startFakeResend();
       try {
-        const email = moduleWith({ resendApiKey: "re_test_key", unsubscribeSecret: "u".repeat(32), resendBaseUrl: fake.url });
+        const email = moduleWith({
+          resendApiKey: "re_test_key",
+          unsubscribeSecret: "u".repeat(32),
+          resendBaseUrl: fake.url,
+        });
         const to = `r-${randomUUID()}@example.test`;
-        const queued = await email.enqueueEmail({ to, template: "welcome", data: { name: "Ada\r\nBcc: x@evil.test\r\n\r\n<b>hi</b>" } });
+        const queued = await email.enqueueEmail({
+          to,
+          template: "welcome",
+          data: { name: "Ada\r\nBcc: x@evil.test\r\n\r\n<b>hi</b>" },
+        });
         const [row] = await sdk.router.db("email").select().from(emailSends).where(eq(emailSends.id, queued.id));
         expect(row!.subject).toBe("Welcome, Ada Bcc: x@evil.test <b>hi</b>");
         await email.dispatchOnce();
-        const sent = fake.requests.flatMap((r) => (Array.isArray(r.body) ? r.body : [r.body])) as Record<string, unknown>[];
+        const sent = fake.requests.flatMap((r) => (Array.isArray(r.body) ? r.body : [r.body])) as Record<
+          string,
+          unknown
+        >[];
         expect(sent).toHaveLength(1);
         expect(sent[0]).toMatchObject({ to, subject: "Welcome, Ada Bcc: x@evil.test <b>hi</b>" });
         expect(Object.keys(sent[0]!).map((k) => k.toLowerCase())).not.toContain("bcc");
         expect(Object.keys((sent[0]!.headers ?? {}) as object).map((k) => k.toLowerCase())).not.toContain("bcc");
         // Only the bodies may carry line breaks; nothing that becomes a header line does.
-        const headerValues = [sent[0]!.subject, sent[0]!.from, sent[0]!.to, ...Object.values((sent[0]!.headers ?? {}) as object)];
+        const headerValues = [
+          sent[0]!.subject,
+          sent[0]!.from,
+          sent[0]!.to,
+          ...Object.values((sent[0]!.headers ?? {}) as object),
+        ];
         for (const value of headerValues) expect(String(value)).not.toMatch(/[\r\n]/);
         expect(fake.delivered.map((m) => m.to)).toEqual([to]);
       } finally {
@@ -230,21 +313,36 @@ describe("the subject is one header line", () => {
       const created = await app.request("/api/v1/email/templates", json("POST", injected, admin.headers));
       expect(created.status).toBe(400);
       expect(created.headers.get("content-type")).toBe("application/problem+json");
-      expect(await created.json()).toMatchObject({ code: "VALIDATION_FAILED", errors: [{ path: "subject", message: expect.stringContaining("CR and LF") }] });
+      expect(await created.json()).toMatchObject({
+        code: "VALIDATION_FAILED",
+        errors: [{ path: "subject", message: expect.stringContaining("CR and LF") }],
+      });
 
-      const ok = (await (await app.request("/api/v1/email/templates", json("POST", template, admin.headers))).json()) as { id: string };
-      const updated = await app.request(`/api/v1/email/templates/${ok.id}`, json("PATCH", { subject: "Hi\nthere" }, admin.headers));
+      const ok = (await (
+        await app.request("/api/v1/email/templates", json("POST", template, admin.headers))
+      ).json()) as { id: string };
+      const updated = await app.request(
+        `/api/v1/email/templates/${ok.id}`,
+        json("PATCH", { subject: "Hi\nthere" }, admin.headers),
+      );
       expect(updated.status).toBe(400);
       expect(await updated.json()).toMatchObject({ code: "VALIDATION_FAILED", errors: [{ path: "subject" }] });
-      const preview = await app.request("/api/v1/email/templates/preview", json("POST", { key: "welcome", content: { ...injected, key: undefined } }, admin.headers));
+      const preview = await app.request(
+        "/api/v1/email/templates/preview",
+        json("POST", { key: "welcome", content: { ...injected, key: undefined } }, admin.headers),
+      );
       expect(preview.status).toBe(400);
 
       // The SDK verb refuses it too (no route in front of it).
-      await expect(sdk.email.createTemplate({ tenantId: admin.tenant, input: { ...injected, locale: "fr" } })).rejects.toMatchObject({
+      await expect(
+        sdk.email.createTemplate({ tenantId: admin.tenant, input: { ...injected, locale: "fr" } }),
+      ).rejects.toMatchObject({
         code: "VALIDATION_FAILED",
         details: { errors: [{ path: "subject", message: expect.stringContaining("CR and LF") }] },
       });
-      await expect(sdk.email.updateTemplate({ tenantId: admin.tenant, id: ok.id, input: { subject: "a\rb" } })).rejects.toMatchObject({
+      await expect(
+        sdk.email.updateTemplate({ tenantId: admin.tenant, id: ok.id, input: { subject: "a\rb" } }),
+      ).rejects.toMatchObject({
         code: "VALIDATION_FAILED",
       });
     }));
@@ -258,7 +356,12 @@ function signed(body: string, options: { id?: string; timestamp?: number; secret
   return {
     method: "POST",
     body,
-    headers: { "content-type": "application/json", "svix-id": id, "svix-timestamp": String(timestamp), "svix-signature": `v1,${signature}` },
+    headers: {
+      "content-type": "application/json",
+      "svix-id": id,
+      "svix-timestamp": String(timestamp),
+      "svix-signature": `v1,${signature}`,
+    },
   };
 }
 
@@ -267,14 +370,28 @@ async function sentEmail(to = `r-${randomUUID()}@example.test`) {
   const [row] = await sdk.router
     .db("email")
     .insert(emailSends)
-    .values({ toAddress: to, templateKey: "welcome", category: "product", subject: "s", html: "h", text: "t", status: "sent", providerMessageId: providerId })
+    .values({
+      toAddress: to,
+      templateKey: "welcome",
+      category: "product",
+      subject: "s",
+      html: "h",
+      text: "t",
+      status: "sent",
+      providerMessageId: providerId,
+    })
     .returning();
   return { id: row!.id, providerId, to };
 }
 const event = (type: string, providerId: string, to: string, extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ type, created_at: new Date().toISOString(), data: { email_id: providerId, to: [to], subject: "s", from: "f", ...extra } });
+  JSON.stringify({
+    type,
+    created_at: new Date().toISOString(),
+    data: { email_id: providerId, to: [to], subject: "s", from: "f", ...extra },
+  });
 const statusOf = async (id: string) =>
-  (await sdk.router.db("email").select({ status: emailSends.status }).from(emailSends).where(eq(emailSends.id, id)))[0]!.status;
+  (await sdk.router.db("email").select({ status: emailSends.status }).from(emailSends).where(eq(emailSends.id, id)))[0]!
+    .status;
 
 describe("Resend webhooks", () => {
   it("applies a signed event, audited, and ignores a replay of the same event id", () =>
@@ -315,15 +432,35 @@ describe("Resend webhooks", () => {
       const bounced = await sentEmail();
       const complained = await sentEmail();
       const soft = await sentEmail();
-      await app.request("/api/v1/email/webhooks/resend", signed(event("email.bounced", bounced.providerId, bounced.to, { bounce: { type: "Permanent", subType: "General", message: "x" } })));
-      await app.request("/api/v1/email/webhooks/resend", signed(event("email.complained", complained.providerId, complained.to)));
-      await app.request("/api/v1/email/webhooks/resend", signed(event("email.bounced", soft.providerId, soft.to, { bounce: { type: "Transient", subType: "MailboxFull", message: "x" } })));
+      await app.request(
+        "/api/v1/email/webhooks/resend",
+        signed(
+          event("email.bounced", bounced.providerId, bounced.to, {
+            bounce: { type: "Permanent", subType: "General", message: "x" },
+          }),
+        ),
+      );
+      await app.request(
+        "/api/v1/email/webhooks/resend",
+        signed(event("email.complained", complained.providerId, complained.to)),
+      );
+      await app.request(
+        "/api/v1/email/webhooks/resend",
+        signed(
+          event("email.bounced", soft.providerId, soft.to, {
+            bounce: { type: "Transient", subType: "MailboxFull", message: "x" },
+          }),
+        ),
+      );
       expect(await statusOf(bounced.id)).toBe("bounced");
       expect(await statusOf(complained.id)).toBe("complained");
       const listed = await sdk.router.db("email").select().from(suppressions);
       expect(listed.map((s) => s.email)).toEqual(expect.arrayContaining([bounced.to, complained.to]));
       expect(listed.map((s) => s.email)).not.toContain(soft.to);
-      expect((await auditOf(bounced.id)).map((e) => e.action).sort()).toEqual(["email.suppressed", "email.webhook_received"]);
+      expect((await auditOf(bounced.id)).map((e) => e.action).sort()).toEqual([
+        "email.suppressed",
+        "email.webhook_received",
+      ]);
       const next = await sdk.email.enqueueEmail({ to: bounced.to, template: "welcome", data: { name: "A" } });
       expect(next).toMatchObject({ status: "skipped", skipReason: "suppressed" });
     }));
@@ -338,7 +475,10 @@ describe("Resend webhooks", () => {
 
   it("answers 503 when no webhook secret is configured", async () => {
     const unconfigured = appFor(moduleWith({}));
-    const res = await unconfigured.request("/api/v1/email/webhooks/resend", signed(event("email.sent", "x", "a@example.test")));
+    const res = await unconfigured.request(
+      "/api/v1/email/webhooks/resend",
+      signed(event("email.sent", "x", "a@example.test")),
+    );
     expect(res.status).toBe(503);
   });
 });
@@ -356,12 +496,20 @@ describe("preferences and one-click unsubscribe", () => {
           { category: "marketing", optedOut: false, optional: true },
         ]),
       });
-      const put = await app.request("/api/v1/email/preferences", json("PUT", { preferences: [{ category: "marketing", optedOut: true }] }, headers));
+      const put = await app.request(
+        "/api/v1/email/preferences",
+        json("PUT", { preferences: [{ category: "marketing", optedOut: true }] }, headers),
+      );
       expect(put.status).toBe(200);
-      expect(await put.json()).toMatchObject({ preferences: expect.arrayContaining([{ category: "marketing", optedOut: true, optional: true }]) });
+      expect(await put.json()).toMatchObject({
+        preferences: expect.arrayContaining([{ category: "marketing", optedOut: true, optional: true }]),
+      });
       expect((await auditOf(user)).map((e) => e.action)).toEqual(["email.preferences_updated"]);
 
-      const refused = await app.request("/api/v1/email/preferences", json("PUT", { preferences: [{ category: "security", optedOut: true }] }, headers));
+      const refused = await app.request(
+        "/api/v1/email/preferences",
+        json("PUT", { preferences: [{ category: "security", optedOut: true }] }, headers),
+      );
       expect(refused.status).toBe(400);
       expect(await refused.json()).toMatchObject({ code: "CATEGORY_NOT_OPTIONAL" });
       expect((await app.request("/api/v1/email/preferences")).status).toBe(401);
@@ -375,16 +523,25 @@ describe("preferences and one-click unsubscribe", () => {
       const [row] = await sdk.router.db("email").select().from(emailSends).where(eq(emailSends.id, queued.id));
       const link = row!.headers!["List-Unsubscribe"]!.slice(1, -1);
       const path = new URL(link).pathname + new URL(link).search;
-      const init = { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "List-Unsubscribe=One-Click" };
+      const init = {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: "List-Unsubscribe=One-Click",
+      };
       const res = await app.request(path, init);
       expect(res.status).toBe(200);
       expect(await res.json()).toEqual({ unsubscribed: true, category: "product" });
       expect((await app.request(path, init)).status).toBe(200);
-      const prefs = await sdk.router.db("email").select().from(emailPreferences)
+      const prefs = await sdk.router
+        .db("email")
+        .select()
+        .from(emailPreferences)
         .where(and(eq(emailPreferences.userId, user), eq(emailPreferences.category, "product")));
       expect(prefs[0]!.optedOut).toBe(true);
       expect((await auditOf(user)).map((e) => e.action)).toEqual(["email.unsubscribed"]);
-      expect(await sdk.email.enqueueEmail({ userId: user, template: "welcome", data: { name: "Ada" } })).toMatchObject({ skipReason: "opted_out" });
+      expect(await sdk.email.enqueueEmail({ userId: user, template: "welcome", data: { name: "Ada" } })).toMatchObject({
+        skipReason: "opted_out",
+      });
     }));
 
   it("refuses a forged or altered token, and a token for account mail (400)", () =>
@@ -394,39 +551,58 @@ describe("preferences and one-click unsubscribe", () => {
       const [payload] = good.split(".");
       const otherUser = Buffer.from(JSON.stringify({ u: randomUUID(), c: "marketing" })).toString("base64url");
       const forgedSecret = moduleWith({ unsubscribeSecret: "x".repeat(40) }).createUnsubscribeToken(user, "marketing");
-      for (const token of [`${otherUser}.${good.split(".")[1]}`, `${payload}.AAAA`, forgedSecret, sdk.email.createUnsubscribeToken(user, "account")]) {
+      for (const token of [
+        `${otherUser}.${good.split(".")[1]}`,
+        `${payload}.AAAA`,
+        forgedSecret,
+        sdk.email.createUnsubscribeToken(user, "account"),
+      ]) {
         const res = await app.request(`/api/v1/email/unsubscribe?token=${token}`, { method: "POST" });
         expect(res.status).toBe(400);
         expect(await res.json()).toMatchObject({ code: "UNSUBSCRIBE_TOKEN_INVALID" });
       }
-      expect(await sdk.router.db("email").select().from(emailPreferences).where(eq(emailPreferences.userId, user))).toHaveLength(0);
+      expect(
+        await sdk.router.db("email").select().from(emailPreferences).where(eq(emailPreferences.userId, user)),
+      ).toHaveLength(0);
     }));
 });
 
 describe("development messages", () => {
   it("are readable with the platform permission, or openly outside production; 404 with a Resend key", () =>
     withRollback(sdk, async () => {
-      const queued = await sdk.email.enqueueEmail({ to: "dev-route@example.test", template: "verify-email", data: { name: "A", url: "https://x.test/v" } });
+      const queued = await sdk.email.enqueueEmail({
+        to: "dev-route@example.test",
+        template: "verify-email",
+        data: { name: "A", url: "https://x.test/v" },
+      });
       await sdk.email.dispatchOnce();
       // Production-like: the development transport's messages need the platform permission.
       const guarded = appFor(moduleWith({ environment: "production" }));
       expect((await guarded.request("/api/v1/email/dev/messages")).status).toBe(401);
       const member = await newUser();
-      expect((await guarded.request("/api/v1/email/dev/messages", { headers: { "x-test-user": member } })).status).toBe(403);
+      expect((await guarded.request("/api/v1/email/dev/messages", { headers: { "x-test-user": member } })).status).toBe(
+        403,
+      );
       const platformOwner = await newUser();
       await sdk.permissions.assignRole(platformOwner, "owner");
-      const list = await guarded.request("/api/v1/email/dev/messages?to=dev-route@example.test", { headers: { "x-test-user": platformOwner } });
+      const list = await guarded.request("/api/v1/email/dev/messages?to=dev-route@example.test", {
+        headers: { "x-test-user": platformOwner },
+      });
       expect(list.status).toBe(200);
       const { messages } = (await list.json()) as { messages: { id: string; sendId: string }[] };
       expect(messages[0]!.sendId).toBe(queued.id);
-      const one = await guarded.request(`/api/v1/email/dev/messages/${messages[0]!.id}`, { headers: { "x-test-user": platformOwner } });
+      const one = await guarded.request(`/api/v1/email/dev/messages/${messages[0]!.id}`, {
+        headers: { "x-test-user": platformOwner },
+      });
       expect(one.status).toBe(200);
 
       const open = appFor(moduleWith({ environment: "development" }));
       expect((await open.request("/api/v1/email/dev/messages")).status).toBe(200);
       const production = appFor(moduleWith({ environment: "production" }));
       expect((await production.request("/api/v1/email/dev/messages")).status).toBe(401);
-      const withKey = appFor(moduleWith({ resendApiKey: "re_x", unsubscribeSecret: "u".repeat(32), resendBaseUrl: "http://127.0.0.1:9" }));
+      const withKey = appFor(
+        moduleWith({ resendApiKey: "re_x", unsubscribeSecret: "u".repeat(32), resendBaseUrl: "http://127.0.0.1:9" }),
+      );
       expect((await withKey.request("/api/v1/email/dev/messages")).status).toBe(404);
     }));
 });

@@ -4,7 +4,14 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
-import { createRoutes, errorResponses, jsonResponse, tenantOf, userOf, type PermissionGuard } from "../../http/kit/index.js";
+import {
+  createRoutes,
+  errorResponses,
+  jsonResponse,
+  tenantOf,
+  userOf,
+  type PermissionGuard,
+} from "../../http/kit/index.js";
 import type { EmailModule } from "./api.js";
 import type { EmailTemplateRow } from "./template-store.js";
 import { SUBJECT_ONE_LINE } from "./render.js";
@@ -32,18 +39,16 @@ const TemplateSchema = z
 /** Subject, HTML and text are Liquid templates (see the README's email section). */
 const content = {
   // One header line: a CR or LF would let the subject start a header of its own.
-  subject: z
-    .string()
-    .min(1)
-    .max(998)
-    .regex(SUBJECT_ONE_LINE.pattern, SUBJECT_ONE_LINE.message),
+  subject: z.string().min(1).max(998).regex(SUBJECT_ONE_LINE.pattern, SUBJECT_ONE_LINE.message),
   html: z.string().min(1).max(200_000),
   text: z.string().min(1).max(100_000),
 };
 const Locale = z.string().regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, "a BCP 47 tag such as en or de-AT");
 const TemplateKey = z.string().min(1).max(100);
 
-const CreateTemplateSchema = z.object({ key: TemplateKey, locale: Locale.optional(), ...content }).openapi("CreateEmailTemplate");
+const CreateTemplateSchema = z
+  .object({ key: TemplateKey, locale: Locale.optional(), ...content })
+  .openapi("CreateEmailTemplate");
 const UpdateTemplateSchema = z
   .object({ subject: content.subject.optional(), html: content.html.optional(), text: content.text.optional() })
   .refine((v) => v.subject !== undefined || v.html !== undefined || v.text !== undefined, "Give at least one field")
@@ -66,7 +71,16 @@ const PreferencesSchema = z.object({ preferences: z.array(PreferenceSchema) }).o
 const UpdatePreferencesSchema = z
   .object({
     preferences: z
-      .array(z.object({ category: z.string().min(1).max(50).regex(/^[a-z][a-z0-9_-]*$/), optedOut: z.boolean() }))
+      .array(
+        z.object({
+          category: z
+            .string()
+            .min(1)
+            .max(50)
+            .regex(/^[a-z][a-z0-9_-]*$/),
+          optedOut: z.boolean(),
+        }),
+      )
       .min(1)
       .max(50),
   })
@@ -174,7 +188,8 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         request: { params: IdParams },
         responses: { 200: jsonResponse(TemplateSchema, "The template"), ...errorResponses(400, 401, 403, 404) },
       }),
-      async (c) => c.json(toTemplate(await email.getTemplate({ tenantId: tenantOf(c), id: c.req.valid("param").id })), 200),
+      async (c) =>
+        c.json(toTemplate(await email.getTemplate({ tenantId: tenantOf(c), id: c.req.valid("param").id })), 200),
     )
 
     .openapi(
@@ -191,7 +206,11 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         responses: { 200: jsonResponse(TemplateSchema, "Updated"), ...errorResponses(400, 401, 403, 404, 422) },
       }),
       async (c) => {
-        const row = await email.updateTemplate({ tenantId: tenantOf(c), id: c.req.valid("param").id, input: c.req.valid("json") });
+        const row = await email.updateTemplate({
+          tenantId: tenantOf(c),
+          id: c.req.valid("param").id,
+          input: c.req.valid("json"),
+        });
         return c.json(toTemplate(row), 200);
       },
     )
@@ -292,7 +311,10 @@ export function createEmailRoutes({ email, permissions }: EmailRoutesOptions) {
         summary: "Messages the development transport recorded (only without a Resend key)",
         middleware: [devOnly] as const,
         request: {
-          query: z.object({ to: z.string().max(320).optional(), limit: z.coerce.number().int().min(1).max(500).optional() }),
+          query: z.object({
+            to: z.string().max(320).optional(),
+            limit: z.coerce.number().int().min(1).max(500).optional(),
+          }),
         },
         responses: {
           200: jsonResponse(z.object({ messages: z.array(DevMessageSchema) }), "Messages, newest first"),

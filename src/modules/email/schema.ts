@@ -4,7 +4,18 @@
  * suppression list, and the messages the development transport records instead of sending.
  */
 import { sql } from "drizzle-orm";
-import { boolean, index, integer, jsonb, pgSchema, primaryKey, text, timestamp, unique, uuid } from "drizzle-orm/pg-core";
+import {
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgSchema,
+  primaryKey,
+  text,
+  timestamp,
+  unique,
+  uuid,
+} from "drizzle-orm/pg-core";
 
 export const emailSchema = pgSchema("email");
 
@@ -77,9 +88,7 @@ export const emailSends = emailSchema.table(
     // a claim reads its batch off the front of the index. Ordered by next_attempt_at alone, a backlog
     // enqueued in one transaction (one now(), one next_attempt_at) was read and sorted whole by every
     // claim (drizzle/0012). Ties stay in heap order, the index's own tiebreaker.
-    index("email_sends_claim_idx")
-      .on(t.nextAttemptAt, t.batchKey)
-      .where(sql`status in ('queued', 'sending')`),
+    index("email_sends_claim_idx").on(t.nextAttemptAt, t.batchKey).where(sql`status in ('queued', 'sending')`),
     index("email_sends_provider_message_idx").on(t.providerMessageId),
     index("email_sends_user_idx").on(t.userId),
   ],
@@ -98,9 +107,7 @@ export const emailEvents = emailSchema.table("email_events", {
 export const emailPreferences = emailSchema.table(
   "email_preferences",
   {
-    userId: uuid("user_id")
-      .notNull()
-      ,
+    userId: uuid("user_id").notNull(),
     category: text("category").notNull(),
     optedOut: boolean("opted_out").notNull().default(false),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),

@@ -7,7 +7,12 @@ import { and, asc, eq, inArray, isNull, or, sql } from "drizzle-orm";
 import { EmailErrors } from "./errors.js";
 import type { EmailDeps } from "./internal.js";
 import { emailTemplates } from "./schema.js";
-import { checkTemplateContent, renderContent, type EmailTemplateDefinition, type TemplateContent } from "./templates.js";
+import {
+  checkTemplateContent,
+  renderContent,
+  type EmailTemplateDefinition,
+  type TemplateContent,
+} from "./templates.js";
 
 export type EmailTemplateRow = typeof emailTemplates.$inferSelect;
 
@@ -41,11 +46,14 @@ function localePreference(locales: string[]) {
   return sql`case ${emailTemplates.locale} ${sql.join(whens, sql` `)} end`;
 }
 
-const scoped = <T>({ context }: Deps, tenantId: string | null, fn: () => Promise<T>) => context.withTenant(tenantId, fn);
+const scoped = <T>({ context }: Deps, tenantId: string | null, fn: () => Promise<T>) =>
+  context.withTenant(tenantId, fn);
 
 // Defence in depth beside row-level security: a tenant sees its own rows and the defaults.
 const visibleTo = (tenantId: string | null) =>
-  tenantId ? or(isNull(emailTemplates.tenantId), eq(emailTemplates.tenantId, tenantId)) : isNull(emailTemplates.tenantId);
+  tenantId
+    ? or(isNull(emailTemplates.tenantId), eq(emailTemplates.tenantId, tenantId))
+    : isNull(emailTemplates.tenantId);
 
 function definitionOf({ definitions }: Deps, key: string): EmailTemplateDefinition {
   const definition = definitions.get(key);
@@ -105,7 +113,10 @@ export function getTemplate(deps: Deps, { tenantId = null, id }: { tenantId?: st
  * @example
  * await sdk.email.createTemplate({ tenantId, input: { key: "welcome", subject: "Hi {{name}}", html, text } });
  */
-export async function createTemplate(deps: Deps, { tenantId = null, input }: { tenantId?: string | null; input: CreateTemplateInput }) {
+export async function createTemplate(
+  deps: Deps,
+  { tenantId = null, input }: { tenantId?: string | null; input: CreateTemplateInput },
+) {
   const definition = definitionOf(deps, input.key);
   const content = { subject: input.subject, html: input.html, text: input.text };
   checkTemplateContent(definition, content);
@@ -132,7 +143,10 @@ export async function createTemplate(deps: Deps, { tenantId = null, input }: { t
  * @example
  * await sdk.email.updateTemplate({ tenantId, id, input: { subject: "Welcome aboard, {{name}}" } });
  */
-export function updateTemplate(deps: Deps, { tenantId = null, id, input }: { tenantId?: string | null; id: string; input: UpdateTemplateInput }) {
+export function updateTemplate(
+  deps: Deps,
+  { tenantId = null, id, input }: { tenantId?: string | null; id: string; input: UpdateTemplateInput },
+) {
   return scoped(deps, tenantId, async () => {
     const before = await findVisible(deps, tenantId, id);
     // A tenant may read the defaults but only write its own overrides.
@@ -194,7 +208,10 @@ export function deleteTemplate(deps: Deps, { tenantId = null, id }: { tenantId?:
  * @example
  * const { subject, html, text } = await sdk.email.previewTemplate({ tenantId, input: { key: "verify-email" } });
  */
-export async function previewTemplate(deps: Deps, { tenantId = null, input }: { tenantId?: string | null; input: PreviewTemplateInput }) {
+export async function previewTemplate(
+  deps: Deps,
+  { tenantId = null, input }: { tenantId?: string | null; input: PreviewTemplateInput },
+) {
   const definition = definitionOf(deps, input.key);
   return scoped(deps, tenantId, async () => {
     let content = input.content;
@@ -212,12 +229,22 @@ export async function previewTemplate(deps: Deps, { tenantId = null, input }: { 
  */
 export function renderTemplate(
   deps: Deps,
-  { tenantId = null, key, locale, data }: { tenantId?: string | null; key: string; locale?: string; data: Record<string, unknown> },
+  {
+    tenantId = null,
+    key,
+    locale,
+    data,
+  }: { tenantId?: string | null; key: string; locale?: string; data: Record<string, unknown> },
 ) {
   return previewTemplate(deps, { tenantId, input: { key, locale, data } });
 }
 
-async function resolveContent({ context }: Deps, tenantId: string | null, key: string, locale?: string): Promise<TemplateContent> {
+async function resolveContent(
+  { context }: Deps,
+  tenantId: string | null,
+  key: string,
+  locale?: string,
+): Promise<TemplateContent> {
   const locales = localeChain(locale);
   const [row] = await context
     .db()

@@ -18,15 +18,25 @@ import {
 } from "./templates.js";
 
 interface LegacyRenders {
-  templates: { key: string; content: TemplateContent; renders: { data: Record<string, unknown>; output: TemplateContent }[] }[];
+  templates: {
+    key: string;
+    content: TemplateContent;
+    renders: { data: Record<string, unknown>; output: TemplateContent }[];
+  }[];
 }
 /** Captured from the `{{name}}` regex renderer before it was replaced (commit 3e7ece4). */
-const legacy = JSON.parse(readFileSync(new URL("./testing/legacy-renders.json", import.meta.url), "utf8")) as LegacyRenders;
+const legacy = JSON.parse(
+  readFileSync(new URL("./testing/legacy-renders.json", import.meta.url), "utf8"),
+) as LegacyRenders;
 
 const definition = (key: string) => DEFAULT_TEMPLATES.find((d) => d.key === key)!;
 
 /** What a reader sees: the text between the tags, whitespace collapsed. */
-const visibleText = (html: string) => html.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
+const visibleText = (html: string) =>
+  html
+    .replace(/<[^>]*>/g, " ")
+    .replace(/\s+/g, " ")
+    .trim();
 const hrefs = (html: string) => [...html.matchAll(/href="([^"]*)"/g)].map((m) => m[1]);
 
 /** The AppError `fn` throws, for asserting its code and details. */
@@ -58,7 +68,10 @@ describe("rendering what rendered before", () => {
     expect(legacy.templates.map((t) => t.key).sort()).toEqual(DEFAULT_TEMPLATES.map((d) => d.key).sort());
     for (const template of legacy.templates) {
       for (const { data, output } of template.renders) {
-        expect(renderContent(definition(template.key), template.content, data), `${template.key} ${JSON.stringify(data)}`).toEqual(output);
+        expect(
+          renderContent(definition(template.key), template.content, data),
+          `${template.key} ${JSON.stringify(data)}`,
+        ).toEqual(output);
       }
     }
   });
@@ -84,7 +97,10 @@ describe("rendering what rendered before", () => {
     const welcome = renderContent(definition("welcome"), definition("welcome").defaults, { name: "Ada" });
     expect(visibleText(welcome.html)).toBe("Welcome, Ada! Your account is ready.");
     expect(welcome.html).not.toContain('href=""');
-    const notice = renderContent(definition("security-notice"), definition("security-notice").defaults, { name: "Ada", event: "E" });
+    const notice = renderContent(definition("security-notice"), definition("security-notice").defaults, {
+      name: "Ada",
+      event: "E",
+    });
     expect(notice.html).not.toMatch(/<p[^>]*><\/p>/);
   });
 
@@ -109,7 +125,13 @@ describe("the template language", () => {
       html: "<ul>{% for item in items %}<li>{{ forloop.index }}. {{ item.label }}: {{ item.price | times: 2 }}</li>{% endfor %}</ul>{% if note %}<p>{{ note }}</p>{% else %}<p>no note</p>{% endif %}",
       text: "{% assign total = 0 %}{% for item in items %}{% assign total = total | plus: item.price %}{% endfor %}Total {{ total }}{% unless note %}, no note{% endunless %}",
     };
-    const data = { name: "Ada", items: [{ label: "Tea", price: 3 }, { label: "Cake", price: 4 }] };
+    const data = {
+      name: "Ada",
+      items: [
+        { label: "Tea", price: 3 },
+        { label: "Cake", price: 4 },
+      ],
+    };
     checkTemplateContent(receipt, content);
     expect(renderContent(receipt, content, data)).toEqual({
       subject: "2 items for ADA",
@@ -126,26 +148,34 @@ describe("the template language", () => {
     };
     const rendered = renderContent(receipt, content, { name: `<b>"A" & 'B'</b>`, items: [], note: "&lt;i&gt; & <u>" });
     const escaped = "&lt;b&gt;&quot;A&quot; &amp; &#39;B&#39;&lt;/b&gt;";
-    expect(rendered.html).toBe(`<p>${escaped}|${escaped}|${escaped}|${escaped}&lt;br&gt;|&lt;i&gt; &amp; &lt;u&gt;</p>`);
+    expect(rendered.html).toBe(
+      `<p>${escaped}|${escaped}|${escaped}|${escaped}&lt;br&gt;|&lt;i&gt; &amp; &lt;u&gt;</p>`,
+    );
     expect(rendered.subject).toBe(`Hi <b>"A" & 'B'</b>`);
     expect(rendered.text).toBe(`<b>"A" & 'B'</b>`);
   });
 
   it("refuses, naming the part, line and column: a syntax error, an unknown filter, raw in the HTML part", () => {
-    const broken = thrown(() => checkTemplateContent(receipt, { subject: "ok", html: "<p>\n{% if name %}open", text: "{{ name | nope }}" }));
+    const broken = thrown(() =>
+      checkTemplateContent(receipt, { subject: "ok", html: "<p>\n{% if name %}open", text: "{{ name | nope }}" }),
+    );
     expect(broken).toMatchObject({ code: "TEMPLATE_SYNTAX_INVALID", status: 400 });
     expect(broken.details!.errors).toEqual([
       { path: "html", message: expect.stringMatching(/not closed, line:2, col:1/) },
       { path: "text", message: expect.stringMatching(/undefined filter: nope/) },
     ]);
     const raw = thrown(() => checkTemplateContent(receipt, html("{{ name | raw }}")));
-    expect(raw.details!.errors).toEqual([{ path: "html", message: expect.stringMatching(/undefined filter: raw.*always escapes/) }]);
+    expect(raw.details!.errors).toEqual([
+      { path: "html", message: expect.stringMatching(/undefined filter: raw.*always escapes/) },
+    ]);
     // In the text part nothing is escaped, so raw is harmless there.
     expect(() => checkTemplateContent(receipt, { ...html("x"), text: "{{ name | raw }}" })).not.toThrow();
   });
 
   it("refuses variables the definition does not declare, but not the template's own", () => {
-    const error = thrown(() => checkTemplateContent(receipt, html("{% assign n = nmae %}{% for i in items %}{{ i.label }}{{ n }}{% endfor %}")));
+    const error = thrown(() =>
+      checkTemplateContent(receipt, html("{% assign n = nmae %}{% for i in items %}{{ i.label }}{{ n }}{% endfor %}")),
+    );
     expect(error).toMatchObject({ code: "TEMPLATE_UNDECLARED_VARIABLE", details: { undeclared: ["nmae"] } });
   });
 });
@@ -154,12 +184,21 @@ describe("the sandbox", () => {
   it.each(["include", "render", "layout"])("refuses %s when the template is parsed: no file is ever read", (tag) => {
     const error = thrown(() => checkTemplateContent(receipt, html(`{% ${tag} 'package.json' %}`)));
     expect(error).toMatchObject({ code: "TEMPLATE_SYNTAX_INVALID" });
-    expect(error.details!.errors).toEqual([{ path: "html", message: expect.stringContaining(`the ${tag} tag is not available`) }]);
+    expect(error.details!.errors).toEqual([
+      { path: "html", message: expect.stringContaining(`the ${tag} tag is not available`) },
+    ]);
   });
 
   it("shows no property a value does not own (prototype, constructor)", () => {
-    for (const source of ["{{ name.constructor }}", "{{ items.constructor.name }}", "{{ name.__proto__ }}", "{{ items[0].toString }}"]) {
-      const error = thrown(() => renderContent(receipt, html(source), { name: "Ada", items: [{ label: "Tea", price: 1 }] }));
+    for (const source of [
+      "{{ name.constructor }}",
+      "{{ items.constructor.name }}",
+      "{{ name.__proto__ }}",
+      "{{ items[0].toString }}",
+    ]) {
+      const error = thrown(() =>
+        renderContent(receipt, html(source), { name: "Ada", items: [{ label: "Tea", price: 1 }] }),
+      );
       expect(error, source).toMatchObject({ code: "TEMPLATE_RENDER_FAILED", status: 422 });
       expect(error.details!.errors).toEqual([{ path: "html", message: expect.stringContaining("undefined variable") }]);
     }
@@ -175,7 +214,9 @@ describe("the sandbox", () => {
       const started = performance.now();
       const error = thrown(() => renderContent(receipt, html(source), { name: "Ada", items: many }));
       expect(error).toMatchObject({ code: "TEMPLATE_RENDER_FAILED" });
-      expect(error.details!.errors).toEqual([{ path: "html", message: expect.stringContaining("template render limit exceeded") }]);
+      expect(error.details!.errors).toEqual([
+        { path: "html", message: expect.stringContaining("template render limit exceeded") },
+      ]);
       expect(performance.now() - started).toBeLessThan(RENDER_LIMITS.renderMs + 800);
     }
   });
@@ -187,23 +228,39 @@ describe("the sandbox", () => {
     ]) {
       const started = performance.now();
       const error = thrown(() => renderContent(receipt, html(source), { name: "Ada", items: [] }));
-      expect(error.details!.errors).toEqual([{ path: "html", message: expect.stringContaining("memory alloc limit exceeded") }]);
+      expect(error.details!.errors).toEqual([
+        { path: "html", message: expect.stringContaining("memory alloc limit exceeded") },
+      ]);
       expect(performance.now() - started).toBeLessThan(RENDER_LIMITS.renderMs + 800);
     }
   });
 
   it("refuses output larger than a message may be, before it is used", () => {
-    const error = thrown(() => renderContent(receipt, html(`{% for i in (1..300) %}${"x".repeat(10_000)}{% endfor %}`), { name: "A", items: [] }));
-    expect(error.details!.errors).toEqual([{ path: "html", message: expect.stringMatching(/rendered to 3000000 characters, more than the 2000000 allowed/) }]);
+    const error = thrown(() =>
+      renderContent(receipt, html(`{% for i in (1..300) %}${"x".repeat(10_000)}{% endfor %}`), {
+        name: "A",
+        items: [],
+      }),
+    );
+    expect(error.details!.errors).toEqual([
+      { path: "html", message: expect.stringMatching(/rendered to 3000000 characters, more than the 2000000 allowed/) },
+    ]);
   });
 
   it("refuses, when the content is stored, a template that exceeds the limits with the definition's sample data", () => {
-    const error = thrown(() => checkTemplateContent(receipt, html("{% assign s = name %}{% for i in (1..64) %}{% assign s = s | append: s %}{% endfor %}")));
+    const error = thrown(() =>
+      checkTemplateContent(
+        receipt,
+        html("{% assign s = name %}{% for i in (1..64) %}{% assign s = s | append: s %}{% endfor %}"),
+      ),
+    );
     expect(error).toMatchObject({ code: "TEMPLATE_RENDER_FAILED", status: 422 });
   });
 
   it("fails fast at startup on a definition whose default content is unusable", () => {
-    expect(() => defineEmailTemplate({ ...receipt, key: "broken", defaults: html("{% if %}") })).toThrow(/Email template 'broken'.*TEMPLATE_SYNTAX_INVALID/);
+    expect(() => defineEmailTemplate({ ...receipt, key: "broken", defaults: html("{% if %}") })).toThrow(
+      /Email template 'broken'.*TEMPLATE_SYNTAX_INVALID/,
+    );
   });
 });
 
@@ -217,8 +274,16 @@ describe("the subject is one header line", () => {
   });
 
   it("turns line breaks from data, filters or literals into one space", () => {
-    const content = { subject: "Hi {{ name }}{{ note | newline_to_br | strip_html }}{{ '' | append: note }}", html: "h", text: "{{ name }}" };
-    const rendered = renderContent(receipt, content, { name: "Ada\r\nBcc: x@evil.test", items: [], note: "\n\r\nX-Evil: 1\r" });
+    const content = {
+      subject: "Hi {{ name }}{{ note | newline_to_br | strip_html }}{{ '' | append: note }}",
+      html: "h",
+      text: "{{ name }}",
+    };
+    const rendered = renderContent(receipt, content, {
+      name: "Ada\r\nBcc: x@evil.test",
+      items: [],
+      note: "\n\r\nX-Evil: 1\r",
+    });
     expect(rendered.subject).not.toMatch(/[\r\n]/);
     expect(rendered.subject).toBe("Hi Ada Bcc: x@evil.test X-Evil: 1 X-Evil: 1");
     // The text part is a body, not a header: its line breaks stay.

@@ -9,7 +9,14 @@
 import { z } from "zod";
 import { AppError, CommonErrors } from "../../errors.js";
 import { EmailErrors } from "./errors.js";
-import { compileContent, renderParts, subjectProblem, variablesOf, type CompiledContent, type TemplateContent } from "./render.js";
+import {
+  compileContent,
+  renderParts,
+  subjectProblem,
+  variablesOf,
+  type CompiledContent,
+  type TemplateContent,
+} from "./render.js";
 
 export type { TemplateContent } from "./render.js";
 
@@ -18,8 +25,7 @@ export const MANDATORY_CATEGORIES = ["account", "security"] as const;
 /** Categories a user may opt out of (one-click unsubscribe, preferences). */
 export const OPTIONAL_CATEGORIES = ["product", "marketing", "digest"] as const;
 
-export const isMandatoryCategory = (category: string) =>
-  (MANDATORY_CATEGORIES as readonly string[]).includes(category);
+export const isMandatoryCategory = (category: string) => (MANDATORY_CATEGORIES as readonly string[]).includes(category);
 
 export interface EmailTemplateDefinition {
   key: string;
@@ -56,7 +62,9 @@ export function defineEmailTemplate(definition: EmailTemplateDefinition): EmailT
     checkTemplateContent(definition, definition.defaults);
   } catch (error) {
     if (!(error instanceof AppError)) throw error;
-    throw new Error(`Email template '${definition.key}' has default content that cannot be used (${error.code}): ${JSON.stringify(error.details)}`);
+    throw new Error(
+      `Email template '${definition.key}' has default content that cannot be used (${error.code}): ${JSON.stringify(error.details)}`,
+    );
   }
   return definition;
 }
@@ -132,7 +140,8 @@ export function renderContent(
   } catch (error) {
     // Stored content that no longer parses (written before templates were checked as Liquid) is the
     // template's fault, not the caller's.
-    if (error instanceof AppError && error.code === "TEMPLATE_SYNTAX_INVALID") throw EmailErrors.TEMPLATE_RENDER_FAILED(error.details);
+    if (error instanceof AppError && error.code === "TEMPLATE_SYNTAX_INVALID")
+      throw EmailErrors.TEMPLATE_RENDER_FAILED(error.details);
     throw error;
   }
   return renderParts(compiled, values);
@@ -182,7 +191,8 @@ const button = (href: string, label: string) =>
   `<a href="${href}" style="display:inline-block;padding:12px 24px;${FONT};font-size:16px;font-weight:600;line-height:1.25;color:#ffffff;text-decoration:none;border-radius:6px;">${label}</a>` +
   `</td></tr></table>`;
 
-const inlineLink = (href: string, label: string) => `<a href="${href}" style="color:#1d4ed8;text-decoration:underline;">${label}</a>`;
+const inlineLink = (href: string, label: string) =>
+  `<a href="${href}" style="color:#1d4ed8;text-decoration:underline;">${label}</a>`;
 
 export const DEFAULT_TEMPLATES: readonly EmailTemplateDefinition[] = [
   defineEmailTemplate({
@@ -261,7 +271,11 @@ export const DEFAULT_TEMPLATES: readonly EmailTemplateDefinition[] = [
       event: z.string().min(1).max(500),
       details: z.string().max(2000).optional(),
     }),
-    sample: { name: "Ada Lovelace", event: "A new device signed in to your account", details: "Firefox on Linux, 203.0.113.7" },
+    sample: {
+      name: "Ada Lovelace",
+      event: "A new device signed in to your account",
+      details: "Firefox on Linux, 203.0.113.7",
+    },
     defaults: {
       subject: "Security notice: {{event}}",
       html: layout(

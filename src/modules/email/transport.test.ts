@@ -12,7 +12,14 @@ import { createResendTransport, type EmailTransport, type SendOutcome } from "./
 let fake: FakeResend;
 let transport: EmailTransport;
 
-const email = { id: "11111111-1111-4111-8111-111111111111", from: "a@example.test", to: "b@example.test", subject: "s", html: "<p>h</p>", text: "h" };
+const email = {
+  id: "11111111-1111-4111-8111-111111111111",
+  from: "a@example.test",
+  to: "b@example.test",
+  subject: "s",
+  html: "<p>h</p>",
+  text: "h",
+};
 
 beforeAll(async () => {
   fake = await startFakeResend();
@@ -32,7 +39,11 @@ async function answerWith(answer: FakeResendAnswer, emails = [email]): Promise<S
 
 describe("resend transport", () => {
   it.each<[string, FakeResendAnswer, number | null]>([
-    ["a 503 with an HTML page", { status: 503, body: "<html><body>Service Unavailable</body></html>", contentType: "text/html" }, 503],
+    [
+      "a 503 with an HTML page",
+      { status: 503, body: "<html><body>Service Unavailable</body></html>", contentType: "text/html" },
+      503,
+    ],
     ["a 503 whose JSON body is {}", { status: 503, body: "{}" }, null],
     ["a 503 whose JSON body has no statusCode", { status: 503, body: '{"message":"upstream connect error"}' }, null],
     ["a 503 whose JSON body is null", { status: 503, body: "null" }, null],
@@ -49,12 +60,20 @@ describe("resend transport", () => {
   });
 
   it("retries a batch answered 200 with fewer ids than messages", async () => {
-    const outcome = await answerWith({ status: 200, body: '{"data":[{"id":"only-one"}]}' }, [email, { ...email, id: "22222222-2222-4222-8222-222222222222" }]);
+    const outcome = await answerWith({ status: 200, body: '{"data":[{"id":"only-one"}]}' }, [
+      email,
+      { ...email, id: "22222222-2222-4222-8222-222222222222" },
+    ]);
     expect(outcome).toMatchObject({ ok: false, retryable: true });
   });
 
   it("retries a 429 no sooner than Retry-After", async () => {
-    expect(await answerWith({ status: 429, retryAfter: 2 })).toMatchObject({ ok: false, retryable: true, status: 429, retryAfterMs: 2_000 });
+    expect(await answerWith({ status: 429, retryAfter: 2 })).toMatchObject({
+      ok: false,
+      retryable: true,
+      status: 429,
+      retryAfterMs: 2_000,
+    });
   });
 
   it.each<[string, FakeResendAnswer]>([
@@ -62,12 +81,20 @@ describe("resend transport", () => {
     ["a 409 for a key reused with another payload", { status: 409, name: "invalid_idempotent_request" }],
     ["a 401", { status: 401 }],
   ])("gives up on %s", async (_, answer) => {
-    expect(await answerWith(answer)).toMatchObject({ ok: false, retryable: false, status: (answer as { status: number }).status });
+    expect(await answerWith(answer)).toMatchObject({
+      ok: false,
+      retryable: false,
+      status: (answer as { status: number }).status,
+    });
   });
 
   it("retries when the provider cannot be reached", async () => {
     const unreachable = createResendTransport(new Resend("re_test_key", { baseUrl: "http://127.0.0.1:9" }));
-    expect(await unreachable.send([email], { idempotencyKey: "key-1" })).toMatchObject({ ok: false, retryable: true, status: null });
+    expect(await unreachable.send([email], { idempotencyKey: "key-1" })).toMatchObject({
+      ok: false,
+      retryable: true,
+      status: null,
+    });
   });
 
   it("returns the provider's ids on success", async () => {

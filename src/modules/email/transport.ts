@@ -7,7 +7,7 @@
  * a success without message ids — is retryable, under the same Idempotency-Key, so a degraded
  * provider costs a delay, never a message.
  */
-import { Resend } from "resend";
+import type { Resend } from "resend";
 import type { ModuleContext } from "../../db/module.js";
 import { devMessages } from "./schema.js";
 
@@ -100,8 +100,14 @@ function accepted(data: unknown, count: number): SendOutcome {
  * answer is JSON (a 4xx page from a proxy in front of Resend is not Resend refusing the message).
  */
 function refused(error: unknown, headers: Record<string, string> | null): SendFailure {
-  const { statusCode, name, message } = (typeof error === "object" && error !== null ? error : {}) as Record<string, unknown>;
-  const status = typeof statusCode === "number" && Number.isInteger(statusCode) && statusCode >= 100 && statusCode <= 599 ? statusCode : null;
+  const { statusCode, name, message } = (typeof error === "object" && error !== null ? error : {}) as Record<
+    string,
+    unknown
+  >;
+  const status =
+    typeof statusCode === "number" && Number.isInteger(statusCode) && statusCode >= 100 && statusCode <= 599
+      ? statusCode
+      : null;
   const json = /\bjson\b/i.test(headers?.["content-type"] ?? "");
   const definite =
     status !== null &&
@@ -116,7 +122,10 @@ function refused(error: unknown, headers: Record<string, string> | null): SendFa
     ok: false,
     retryable: !definite,
     status,
-    error: typeof name === "string" && typeof message === "string" ? `${name}: ${message}` : `unexpected error body: ${excerpt(error)}`,
+    error:
+      typeof name === "string" && typeof message === "string"
+        ? `${name}: ${message}`
+        : `unexpected error body: ${excerpt(error)}`,
     retryAfterMs: parseRetryAfter(headers?.["retry-after"]),
   };
 }

@@ -19,8 +19,7 @@ function viewerApp(email: EmailModule) {
   return app;
 }
 const app = viewerApp(sdk.email);
-const moduleWith = (options: EmailOptions) =>
-  emailModuleWith(sdk, options);
+const moduleWith = (options: EmailOptions) => emailModuleWith(sdk, options);
 
 /** Enqueues a verify-email to a fresh address and lets the development transport record it. */
 async function recordVerifyEmail(name = "Ada") {
@@ -47,7 +46,13 @@ describe("mail viewer list", () => {
   it("lists recorded messages newest first with recipient, subject, template, time and a link to each", () =>
     withRollback(sdk, async () => {
       const to = `viewer-${randomUUID()}@example.test`;
-      const older = await recordRaw({ toAddress: to, subject: "Older one", html: "<p>1</p>", text: "1", createdAt: new Date(Date.now() - 60_000) });
+      const older = await recordRaw({
+        toAddress: to,
+        subject: "Older one",
+        html: "<p>1</p>",
+        text: "1",
+        createdAt: new Date(Date.now() - 60_000),
+      });
       const newer = await recordRaw({ toAddress: to, subject: "Newer one", html: "<p>2</p>", text: "2" });
       const verify = await recordVerifyEmail();
 
@@ -72,7 +77,12 @@ describe("mail viewer list", () => {
   it("escapes what a message carries (subject and recipient) in the list", () =>
     withRollback(sdk, async () => {
       const to = `viewer-${randomUUID()}@example.test`;
-      await recordRaw({ toAddress: to, subject: `<img src=x onerror="alert(1)"> & "quoted"`, html: "<p>x</p>", text: "x" });
+      await recordRaw({
+        toAddress: to,
+        subject: `<img src=x onerror="alert(1)"> & "quoted"`,
+        html: "<p>x</p>",
+        text: "x",
+      });
       const html = await (await app.request(`/dev/mail?to=${encodeURIComponent(to)}`)).text();
       expect(html).toContain("&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &quot;quoted&quot;");
       expect(html).not.toContain("<img");
@@ -107,14 +117,22 @@ describe("mail viewer message", () => {
       const frame = /<iframe sandbox srcdoc="([^"]*)"/.exec(html);
       expect(frame, "a sandboxed iframe with srcdoc").not.toBeNull();
       // Unescaping the attribute gives back exactly the recorded HTML part.
-      const unescaped = frame![1]!.replace(/&(amp|lt|gt|quot|#39);/g, (_, e: string) => ({ amp: "&", lt: "<", gt: ">", quot: '"', "#39": "'" })[e]!);
+      const unescaped = frame![1]!.replace(
+        /&(amp|lt|gt|quot|#39);/g,
+        (_, e: string) => ({ amp: "&", lt: "<", gt: ">", quot: '"', "#39": "'" })[e]!,
+      );
       expect(unescaped).toBe(message.html);
     }));
 
   it("never puts the mail's HTML into the viewer's own page, and sends a restrictive content security policy", () =>
     withRollback(sdk, async () => {
       const hostile = `<script>parent.document.title="pwned"</script><img src=x onerror="alert(1)">"><iframe src="https://evil.test"></iframe>`;
-      const row = await recordRaw({ toAddress: `viewer-${randomUUID()}@example.test`, subject: "Hostile", html: hostile, text: "</pre><script>alert(2)</script>" });
+      const row = await recordRaw({
+        toAddress: `viewer-${randomUUID()}@example.test`,
+        subject: "Hostile",
+        html: hostile,
+        text: "</pre><script>alert(2)</script>",
+      });
       const res = await app.request(`/dev/mail/${row.id}`);
       expect(res.status).toBe(200);
       const html = await res.text();
@@ -145,7 +163,12 @@ describe("mail viewer availability", () => {
       const { message } = await recordVerifyEmail();
       const closed = [
         moduleWith({ environment: "production" }),
-        moduleWith({ resendApiKey: "re_x", unsubscribeSecret: "u".repeat(32), resendBaseUrl: "http://127.0.0.1:9", environment: "development" }),
+        moduleWith({
+          resendApiKey: "re_x",
+          unsubscribeSecret: "u".repeat(32),
+          resendBaseUrl: "http://127.0.0.1:9",
+          environment: "development",
+        }),
         moduleWith({}),
       ];
       for (const email of closed) {

@@ -45,7 +45,10 @@ const time = (date: Date) => `<time datetime="${date.toISOString()}">${formatTim
 
 /** The text part, escaped, with its http(s) URLs made clickable (verification and reset links). */
 function linkify(text: string): string {
-  return escapeHtml(text).replace(/https?:\/\/(?:(?!&quot;|&#39;|&lt;|&gt;)\S)+/g, (url) => `<a href="${url}" rel="noreferrer">${url}</a>`);
+  return escapeHtml(text).replace(
+    /https?:\/\/(?:(?!&quot;|&#39;|&lt;|&gt;)\S)+/g,
+    (url) => `<a href="${url}" rel="noreferrer">${url}</a>`,
+  );
 }
 
 function page(c: Context, status: 200 | 404, title: string, body: string) {
@@ -73,7 +76,12 @@ async function templateOf(email: MailViewerOptions["email"], message: DevMessage
   }
 }
 
-function listPage(c: Context, base: string, rows: { message: DevMessage; template: string | null }[], to: string | undefined) {
+function listPage(
+  c: Context,
+  base: string,
+  rows: { message: DevMessage; template: string | null }[],
+  to: string | undefined,
+) {
   const filter = `<form method="get" action="${escapeHtml(base)}"><label>To <input type="email" name="to" value="${escapeHtml(to ?? "")}"></label> <button>Filter</button>${to ? ` <a href="${escapeHtml(base)}">Show all</a>` : ""}</form>`;
   const table = rows.length
     ? `<table><thead><tr><th>Time</th><th>To</th><th>Subject</th><th>Template</th></tr></thead><tbody>${rows
@@ -118,7 +126,12 @@ function messagePage(c: Context, back: string, message: DevMessage, template: st
 }
 
 function notFoundPage(c: Context, back: string) {
-  return page(c, 404, "Not found", `<p><a href="${escapeHtml(back)}">← All messages</a></p><h1>No message with this id</h1>`);
+  return page(
+    c,
+    404,
+    "Not found",
+    `<p><a href="${escapeHtml(back)}">← All messages</a></p><h1>No message with this id</h1>`,
+  );
 }
 
 /**
@@ -138,7 +151,9 @@ export function createMailViewer({ email }: MailViewerOptions) {
   app.get("/", async (c) => {
     const to = c.req.query("to")?.trim() || undefined;
     const messages = await email.listDevMessages({ limit: LIST_LIMIT, to });
-    const rows = await Promise.all(messages.map(async (message) => ({ message, template: await templateOf(email, message) })));
+    const rows = await Promise.all(
+      messages.map(async (message) => ({ message, template: await templateOf(email, message) })),
+    );
     return listPage(c, c.req.path.replace(/\/$/, ""), rows, to);
   });
 

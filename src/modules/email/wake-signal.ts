@@ -28,7 +28,9 @@ export function createWakeSignal() {
       }
       wakePromise ??= new Promise<void>((resolve) => (wakeUp = resolve));
       let timer: NodeJS.Timeout | undefined;
-      return Promise.race([wakePromise, new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
+      return Promise.race([wakePromise, new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() =>
+        clearTimeout(timer),
+      );
     },
   };
 }

@@ -71,7 +71,7 @@ const ACTOR = { type: "webhook" as const, id: "resend" };
 function sendIdTag(tags: NonNullable<EventPayload["data"]>["tags"]): string | undefined {
   if (!tags) return undefined;
   if (Array.isArray(tags)) return tags.find((t) => t.name === "send_id")?.value;
-  return tags["send_id"];
+  return tags.send_id;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -92,7 +92,11 @@ interface FoundSend {
 }
 
 /** The send an event concerns, at the place the lookup runs at: by provider id, else by its send_id tag. */
-async function findSend({ context }: WebhookDeps, providerId: string | undefined, tagged: string | undefined): Promise<FoundSend | undefined> {
+async function findSend(
+  { context }: WebhookDeps,
+  providerId: string | undefined,
+  tagged: string | undefined,
+): Promise<FoundSend | undefined> {
   if (!providerId && !(tagged && UUID.test(tagged))) return undefined;
   const [send] = (await context.db().execute(sql`
     select id, tenant_id, status from email.email_sends
@@ -105,7 +109,11 @@ async function findSend({ context }: WebhookDeps, providerId: string | undefined
 }
 
 /** Records the event beside its send (the place the lookup runs at), moves the send's status, suppresses. */
-async function apply({ context, audit }: WebhookDeps, { id, type, event, providerId }: Delivery, send: FoundSend | undefined): Promise<WebhookResult> {
+async function apply(
+  { context, audit }: WebhookDeps,
+  { id, type, event, providerId }: Delivery,
+  send: FoundSend | undefined,
+): Promise<WebhookResult> {
   const [inserted] = await context
     .db()
     .insert(emailEvents)
@@ -158,7 +166,12 @@ async function apply({ context, audit }: WebhookDeps, { id, type, event, provide
       }
     }
   }
-  return { outcome: next && send ? ("processed" as const) : ("ignored" as const), eventId: id, sendId: send?.id, status };
+  return {
+    outcome: next && send ? ("processed" as const) : ("ignored" as const),
+    eventId: id,
+    sendId: send?.id,
+    status,
+  };
 }
 
 /**
@@ -171,7 +184,11 @@ async function apply({ context, audit }: WebhookDeps, { id, type, event, provide
  *   "svix-signature": c.req.header("svix-signature"),
  * })));
  */
-export async function handleResendWebhook(deps: WebhookDeps, rawBody: string, headers: WebhookHeaders): Promise<WebhookResult> {
+export async function handleResendWebhook(
+  deps: WebhookDeps,
+  rawBody: string,
+  headers: WebhookHeaders,
+): Promise<WebhookResult> {
   const { context, resend, webhookSecret } = deps;
   if (!webhookSecret) throw EmailErrors.WEBHOOK_NOT_CONFIGURED();
   const id = headers["svix-id"];
@@ -180,7 +197,11 @@ export async function handleResendWebhook(deps: WebhookDeps, rawBody: string, he
   if (!id || !timestamp || !signature) throw EmailErrors.WEBHOOK_SIGNATURE_INVALID({ reason: "missing svix headers" });
   let event: EventPayload;
   try {
-    event = resend.webhooks.verify({ payload: rawBody, headers: { id, timestamp, signature }, webhookSecret }) as EventPayload;
+    event = resend.webhooks.verify({
+      payload: rawBody,
+      headers: { id, timestamp, signature },
+      webhookSecret,
+    }) as EventPayload;
   } catch (error) {
     throw EmailErrors.WEBHOOK_SIGNATURE_INVALID({ reason: (error as Error).message });
   }

@@ -8,12 +8,22 @@ import { assignInScope, change, findRole, guardLastOwner, unassignInScope, type 
 import { MEMBER_ROLES, scopeOf, tenantIs, UUID, type Assignment, type Scope } from "./model.js";
 import { roles, userRoles } from "./schema.js";
 
-export async function assignRole(deps: PermissionsDeps, userId: string, roleRef: string, scope?: Scope): Promise<Assignment> {
+export async function assignRole(
+  deps: PermissionsDeps,
+  userId: string,
+  roleRef: string,
+  scope?: Scope,
+): Promise<Assignment> {
   const tenant = scopeOf(scope);
   return change(deps, tenant, async () => assignInScope(deps, userId, await findRole(deps, roleRef, tenant), tenant));
 }
 
-export async function unassignRole(deps: PermissionsDeps, userId: string, roleRef: string, scope?: Scope): Promise<void> {
+export async function unassignRole(
+  deps: PermissionsDeps,
+  userId: string,
+  roleRef: string,
+  scope?: Scope,
+): Promise<void> {
   const tenant = scopeOf(scope);
   await change(deps, tenant, async () => {
     const role = await findRole(deps, roleRef, tenant);
@@ -49,7 +59,10 @@ export async function removeAssignment(deps: PermissionsDeps, assignmentId: stri
  * `role: null` means the member was removed. Only the built-in member roles are touched: custom
  * roles and `auditor` were assigned on purpose and are not the organization's to take back.
  */
-export async function syncMemberRole(deps: PermissionsDeps, input: { userId: string; tenantId: string; role: string | null }): Promise<void> {
+export async function syncMemberRole(
+  deps: PermissionsDeps,
+  input: { userId: string; tenantId: string; role: string | null },
+): Promise<void> {
   const tenant = scopeOf({ tenant: input.tenantId });
   const wanted = (input.role ?? "")
     .split(",")
@@ -82,7 +95,8 @@ export async function syncMemberRole(deps: PermissionsDeps, input: { userId: str
     }
     for (const name of wanted) {
       const role = builtIns.find((r) => r.name === name);
-      if (!role) throw PermissionsErrors.ROLE_NOT_FOUND({ role: name }, `Built-in role '${name}' is missing: run seed()`);
+      if (!role)
+        throw PermissionsErrors.ROLE_NOT_FOUND({ role: name }, `Built-in role '${name}' is missing: run seed()`);
       if (!current.some((row) => row.roleId === role.id)) await assignInScope(deps, input.userId, role, tenant);
     }
   });
@@ -93,7 +107,10 @@ export async function assignDefaultRole(deps: PermissionsDeps, userId: string): 
   return change(deps, null, async () => assignInScope(deps, userId, await findRole(deps, "member", null), null));
 }
 
-export async function revokeTenantAccess(deps: PermissionsDeps, input: { userId: string; tenantId: string; reason: string }): Promise<number> {
+export async function revokeTenantAccess(
+  deps: PermissionsDeps,
+  input: { userId: string; tenantId: string; reason: string },
+): Promise<number> {
   const tenant = scopeOf({ tenant: input.tenantId });
   return change(deps, tenant, async () => {
     const held = await deps.context

@@ -24,7 +24,10 @@ const isAssignmentKey = (key: unknown[]): key is [string, string] =>
   typeof key[1] === "string" &&
   UUID.test(key[1]);
 
-export async function listAssignments(deps: PermissionsDeps, filter: Scope & { userId?: string } = {}): Promise<Assignment[]> {
+export async function listAssignments(
+  deps: PermissionsDeps,
+  filter: Scope & { userId?: string } = {},
+): Promise<Assignment[]> {
   const tenant = scopeOf(filter);
   return deps.context.withTenant(tenant, async () => {
     const rows = await deps.context
@@ -46,7 +49,9 @@ export async function listAssignmentsPage(
   const tenant = scopeOf(filter);
   const limit = pageLimit(filter.limit);
   const userId = filter.userId ?? null;
-  const after = filter.cursor ? decodeCursor(filter.cursor, "assignments", [tenant, userId], isAssignmentKey) : undefined;
+  const after = filter.cursor
+    ? decodeCursor(filter.cursor, "assignments", [tenant, userId], isAssignmentKey)
+    : undefined;
   return deps.context.withTenant(tenant, async () => {
     const rows = await deps.context
       .db()
@@ -67,7 +72,9 @@ export async function listAssignmentsPage(
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     const nextCursor =
-      rows.length > limit && last ? encodeCursor("assignments", [tenant, userId], [last.createdMicros, last.row.id]) : null;
+      rows.length > limit && last
+        ? encodeCursor("assignments", [tenant, userId], [last.createdMicros, last.row.id])
+        : null;
     return { assignments: page.map((r) => toAssignment(r.row, r.roleName)), nextCursor };
   });
 }

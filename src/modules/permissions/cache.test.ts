@@ -45,7 +45,10 @@ async function untilFalse(check: () => Promise<boolean>, limitMs = 3000): Promis
 function countingModule(options: { cache: boolean }) {
   const counter = { queries: 0 };
   const router = createCoreRouter(singleDatabase(database.url, database.appUrl), { onQuery: () => counter.queries++ });
-  const permissions = createPermissions(router, { audit: moduleOn(router, auditModule, {}, silentLogger), cache: { enabled: options.cache } });
+  const permissions = createPermissions(router, {
+    audit: moduleOn(router, auditModule, {}, silentLogger),
+    cache: { enabled: options.cache },
+  });
   return {
     permissions,
     async count(fn: () => Promise<unknown>) {
@@ -135,7 +138,9 @@ describe("filling permission_cache", () => {
     await a.permissions.assignRole(user, "report-reader");
     const checks = createPermissions(a.router, { audit: a.audit, cache: { enabled: false } });
     const stored = async () =>
-      (await a.router.db("permissions").select().from(permissionCache).where(eq(permissionCache.userId, user))).map((r) => r.permissions);
+      (await a.router.db("permissions").select().from(permissionCache).where(eq(permissionCache.userId, user))).map(
+        (r) => r.permissions,
+      );
 
     // Inside a unit of work: answered, not stored (and no lock taken that a later change would upgrade).
     expect(await a.transaction(() => checks.can(user, "reports:read"))).toBe(true);

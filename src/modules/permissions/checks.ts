@@ -21,14 +21,20 @@ import { assertPermissions, GLOBAL, inChangedUnit, scopeOf, UUID, type Scope } f
  * are (global assignments, and the tenant's unless it lives in a database of its own), and for a
  * tenant placed elsewhere a second one there — what the user holds is the union of both.
  */
-async function effectivePermissions({ context }: PermissionsDeps, userId: string, tenant: string | null): Promise<string[]> {
+async function effectivePermissions(
+  { context }: PermissionsDeps,
+  userId: string,
+  tenant: string | null,
+): Promise<string[]> {
   // The handle runs the query in the unit of work's transaction when one is open, else as a
   // transaction of its own: only then may the fill store its row (drizzle/0011).
   const store = !context.inUnitOfWork();
   const answers = await context.homeAndTenant(tenant, async () => {
     const rows = await context
       .db()
-      .execute<{ permissions: string[] }>(sql`select permissions.cached_permissions(${userId}::uuid, ${tenant}::uuid, ${store}::boolean) as permissions`);
+      .execute<{ permissions: string[] }>(
+        sql`select permissions.cached_permissions(${userId}::uuid, ${tenant}::uuid, ${store}::boolean) as permissions`,
+      );
     return rows[0]?.permissions ?? [];
   });
   return answers.length === 1 ? answers[0]! : [...new Set(answers.flat())];
@@ -52,7 +58,12 @@ async function matcherFor(deps: PermissionsDeps, userId: string, tenant: string 
  * validation (only validated permissions are remembered) and without a promise; undefined when
  * there is none, or when the unit of work changed permissions (it must read its own writes).
  */
-export function knownAnswer({ cache }: PermissionsDeps, userId: string, permission: string, tenant: string | null): boolean | undefined {
+export function knownAnswer(
+  { cache }: PermissionsDeps,
+  userId: string,
+  permission: string,
+  tenant: string | null,
+): boolean | undefined {
   if (inChangedUnit()) return undefined;
   return cache.get(userId, tenant)?.known(permission);
 }
@@ -67,7 +78,12 @@ export function can(deps: PermissionsDeps, userId: string, permission: string, s
 }
 
 /** A check that asks the cache only through `matcherFor` (what `can` does on a miss). */
-export async function check(deps: PermissionsDeps, userId: string, permission: string, scope?: Scope): Promise<boolean> {
+export async function check(
+  deps: PermissionsDeps,
+  userId: string,
+  permission: string,
+  scope?: Scope,
+): Promise<boolean> {
   if (!isValidPermission(permission)) throw PermissionsErrors.INVALID_PERMISSION({ invalid: [permission] });
   const tenant = scopeOf(scope);
   if (!UUID.test(userId)) return false;
@@ -80,7 +96,12 @@ export async function permissionsOf(deps: PermissionsDeps, userId: string, scope
   return [...(await matcherFor(deps, userId, tenant)).permissions];
 }
 
-export async function checkMany(deps: PermissionsDeps, userId: string, permissions: readonly string[], scope?: Scope): Promise<Record<string, boolean>> {
+export async function checkMany(
+  deps: PermissionsDeps,
+  userId: string,
+  permissions: readonly string[],
+  scope?: Scope,
+): Promise<Record<string, boolean>> {
   assertPermissions(permissions);
   const tenant = scopeOf(scope);
   const matcher = UUID.test(userId) ? await matcherFor(deps, userId, tenant) : compileMatcher([]);
@@ -88,7 +109,12 @@ export async function checkMany(deps: PermissionsDeps, userId: string, permissio
 }
 
 /** Used before handing permissions out, so nobody grants more than they hold. */
-export async function assertHolds(deps: PermissionsDeps, userId: string, permissions: readonly string[], scope?: Scope): Promise<void> {
+export async function assertHolds(
+  deps: PermissionsDeps,
+  userId: string,
+  permissions: readonly string[],
+  scope?: Scope,
+): Promise<void> {
   assertPermissions(permissions);
   const tenant = scopeOf(scope);
   const matcher = await matcherFor(deps, userId, tenant);

@@ -11,8 +11,6 @@ import { AppError } from "../../errors.js";
 import { createSdk, type Sdk } from "../../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 import { addTestMember, createTestTenant, createTestUser, type TestUser } from "../../testing/factories.js";
-import { moduleOn } from "../../db/module-context.js";
-import { auditModule } from "../audit/index.js";
 import { createPermissions, createTenant, createUser } from "./test-fixtures.js";
 
 let database: IsolatedDatabase;
@@ -147,8 +145,14 @@ describe("concurrent permission writes", () => {
 
     const responses = await Promise.all(
       range(20).flatMap((i) => [
-        app.request("/api/v1/permissions/roles", json("POST", { name: `http-${i}`, permissions: ["audit:read"] }, headersOf(i))),
-        app.request("/api/v1/permissions/assignments", json("POST", { userId: members[i], role: "auditor" }, headersOf(i + 5))),
+        app.request(
+          "/api/v1/permissions/roles",
+          json("POST", { name: `http-${i}`, permissions: ["audit:read"] }, headersOf(i)),
+        ),
+        app.request(
+          "/api/v1/permissions/assignments",
+          json("POST", { userId: members[i], role: "auditor" }, headersOf(i + 5)),
+        ),
       ]),
     );
     const unexpected = await Promise.all(

@@ -20,14 +20,16 @@ export const PermissionsErrors = defineErrors({
   ASSIGNMENT_NOT_FOUND: { status: 404, message: "Assignment not found" },
   LAST_OWNER: {
     status: 409,
-    message: "This is the tenant's last owner: only a platform administrator can remove it (make someone else owner first)",
+    message:
+      "This is the tenant's last owner: only a platform administrator can remove it (make someone else owner first)",
   },
   USER_NOT_IN_TENANT: { status: 404, message: "No member of this tenant has this id: invite the user first" },
   UNKNOWN_MEMBER_ROLE: { status: 400, message: "This organization role has no built-in counterpart" },
   PERMISSION_DENIED: { status: 403, message: "You do not have the permission this needs" },
   INVALID_CURSOR: {
     status: 400,
-    message: "The cursor is not valid here: pass the nextCursor of a previous page of the same list, in the same tenant",
+    message:
+      "The cursor is not valid here: pass the nextCursor of a previous page of the same list, in the same tenant",
   },
   INVALID_LIMIT: { status: 400, message: "limit is a whole number from 1 to 200" },
 });

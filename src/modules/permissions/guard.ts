@@ -16,7 +16,11 @@ export type { RequirePermissionOptions };
 /** The guard's signature, as the module's face exposes it. */
 export type RequirePermission = (permission: string, options?: RequirePermissionOptions) => MiddlewareHandler;
 
-export function requirePermission(deps: PermissionsDeps, permission: string, options: RequirePermissionOptions = {}): MiddlewareHandler {
+export function requirePermission(
+  deps: PermissionsDeps,
+  permission: string,
+  options: RequirePermissionOptions = {},
+): MiddlewareHandler {
   // A typo in a route's permission is a bug of the application: it fails at start-up, not per request.
   if (!isValidPermission(permission)) {
     throw new Error(`requirePermission: '${permission}' is not a permission (resource:action, or *)`);

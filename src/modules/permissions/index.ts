@@ -18,10 +18,8 @@ import * as assignmentChanges from "./assignment-changes.js";
 import * as assignmentReads from "./assignment-reads.js";
 import { createPermissionCache, type PermissionCacheOptions } from "./cache.js";
 import * as checks from "./checks.js";
-import { requirePermission, type RequirePermission } from "./guard.js";
+import { requirePermission } from "./guard.js";
 import type { PermissionsDeps } from "./internal.js";
-import type { Assignment, AssignmentPage, CreateRoleInput, Role, RolePage, Scope } from "./model.js";
-import type { PageOptions } from "./page.js";
 import * as roleChanges from "./role-changes.js";
 import * as roleReads from "./role-reads.js";
 import { seedBuiltInRoles } from "./seed.js";
@@ -30,7 +28,15 @@ export { permissionCache, roleInheritance, rolePermissions, roles, userRoles, pe
 export { BUILT_IN_ROLES, type BuiltInRole } from "./seed.js";
 export { PermissionsErrors } from "./errors.js";
 export { isValidPermission } from "./matcher.js";
-export { MEMBER_ROLES, type Assignment, type AssignmentPage, type CreateRoleInput, type Role, type RolePage, type Scope } from "./model.js";
+export {
+  MEMBER_ROLES,
+  type Assignment,
+  type AssignmentPage,
+  type CreateRoleInput,
+  type Role,
+  type RolePage,
+  type Scope,
+} from "./model.js";
 export type { PageOptions } from "./page.js";
 export type { RequirePermissionOptions } from "./guard.js";
 export type { PermissionCacheOptions } from "./cache.js";
@@ -43,7 +49,6 @@ export interface PermissionsDependencies {
   /** The in-process cache in front of `permission_cache`. */
   cache?: PermissionCacheOptions;
 }
-
 
 /** The permissions module's descriptor. `permission_cache` is derived: a tenant move rebuilds it on the target. */
 export const permissionsModule = defineModule({
@@ -59,10 +64,30 @@ export const permissionsModule = defineModule({
   crossKeys: [
     { name: "roles_tenant_fk", from: "permissions.roles.tenant_id", to: "auth.organizations.id", onDelete: "cascade" },
     { name: "user_roles_user_fk", from: "permissions.user_roles.user_id", to: "auth.users.id", onDelete: "cascade" },
-    { name: "user_roles_tenant_fk", from: "permissions.user_roles.tenant_id", to: "auth.organizations.id", onDelete: "cascade" },
-    { name: "user_roles_assigned_by_fk", from: "permissions.user_roles.assigned_by", to: "auth.users.id", onDelete: "set null" },
-    { name: "permission_cache_user_fk", from: "permissions.permission_cache.user_id", to: "auth.users.id", onDelete: "cascade" },
-    { name: "permission_cache_tenant_fk", from: "permissions.permission_cache.tenant_id", to: "auth.organizations.id", onDelete: "cascade" },
+    {
+      name: "user_roles_tenant_fk",
+      from: "permissions.user_roles.tenant_id",
+      to: "auth.organizations.id",
+      onDelete: "cascade",
+    },
+    {
+      name: "user_roles_assigned_by_fk",
+      from: "permissions.user_roles.assigned_by",
+      to: "auth.users.id",
+      onDelete: "set null",
+    },
+    {
+      name: "permission_cache_user_fk",
+      from: "permissions.permission_cache.user_id",
+      to: "auth.users.id",
+      onDelete: "cascade",
+    },
+    {
+      name: "permission_cache_tenant_fk",
+      from: "permissions.permission_cache.tenant_id",
+      to: "auth.organizations.id",
+      onDelete: "cascade",
+    },
   ],
   create: (context, { audit, cache: cacheOptions }: PermissionsDependencies): PermissionsModule => {
     const cache = createPermissionCache(context, cacheOptions);
@@ -76,7 +101,8 @@ export const permissionsModule = defineModule({
       createRole: (input, scope) => roleChanges.createRole(deps, input, scope),
       updateRole: (roleRef, patch, scope) => roleChanges.updateRole(deps, roleRef, patch, scope),
       deleteRole: (roleRef, scope) => roleChanges.deleteRole(deps, roleRef, scope),
-      grantPermissions: (roleRef, permissions, scope) => roleChanges.grantPermissions(deps, roleRef, permissions, scope),
+      grantPermissions: (roleRef, permissions, scope) =>
+        roleChanges.grantPermissions(deps, roleRef, permissions, scope),
       revokePermission: (roleRef, permission, scope) => roleChanges.revokePermission(deps, roleRef, permission, scope),
       setRoleParents: (roleRef, parents, scope) => roleChanges.setRoleParents(deps, roleRef, parents, scope),
       getRole: (roleRef, scope) => roleReads.getRole(deps, roleRef, scope),

@@ -9,7 +9,17 @@ import { fromDatabaseError } from "../../errors.js";
 import type { AuditModule } from "../audit/index.js";
 import type { PermissionCache } from "./cache.js";
 import { PermissionsErrors } from "./errors.js";
-import { actorUserId, changedUnits, MODEL_LOCK, rootLevel, tenantIs, UUID, type Assignment, type Role, type RoleRow } from "./model.js";
+import {
+  actorUserId,
+  changedUnits,
+  MODEL_LOCK,
+  rootLevel,
+  tenantIs,
+  UUID,
+  type Assignment,
+  type Role,
+  type RoleRow,
+} from "./model.js";
 import { roleInheritance, rolePermissions, roles, userRoles } from "./schema.js";
 
 /** What every permissions verb works with. */
@@ -81,7 +91,11 @@ export async function withGrants({ context }: PermissionsDeps, rows: RoleRow[]):
   const db = context.db();
   const ids = rows.map((r) => r.id);
   const [grants, parents] = await Promise.all([
-    db.select().from(rolePermissions).where(inArray(rolePermissions.roleId, ids)).orderBy(asc(rolePermissions.permission)),
+    db
+      .select()
+      .from(rolePermissions)
+      .where(inArray(rolePermissions.roleId, ids))
+      .orderBy(asc(rolePermissions.permission)),
     db.select().from(roleInheritance).where(inArray(roleInheritance.roleId, ids)),
   ]);
   return rows.map((r) => ({
@@ -97,7 +111,11 @@ export async function loadRole(deps: PermissionsDeps, id: string): Promise<Role>
   return (await withGrants(deps, [row]))[0]!;
 }
 
-export async function insertGrants({ context }: PermissionsDeps, roleId: string, permissions: readonly string[]): Promise<string[]> {
+export async function insertGrants(
+  { context }: PermissionsDeps,
+  roleId: string,
+  permissions: readonly string[],
+): Promise<string[]> {
   if (permissions.length === 0) return [];
   const inserted = await context
     .db()
@@ -109,7 +127,12 @@ export async function insertGrants({ context }: PermissionsDeps, roleId: string,
 }
 
 /** Replaces the parents of `role`, refusing a cycle with the path it would close. */
-export async function replaceParents(deps: PermissionsDeps, role: RoleRow, parentRefs: readonly string[], tenant: string | null): Promise<string[]> {
+export async function replaceParents(
+  deps: PermissionsDeps,
+  role: RoleRow,
+  parentRefs: readonly string[],
+  tenant: string | null,
+): Promise<string[]> {
   const db = deps.context.db();
   const parents = await Promise.all(parentRefs.map((ref) => findRole(deps, ref, tenant)));
   // change() holds the model lock: no concurrent change can close a cycle together with this one.
@@ -159,7 +182,12 @@ export function toAssignment(row: AssignmentRow, roleName: string): Assignment {
   };
 }
 
-export async function assignInScope(deps: PermissionsDeps, userId: string, role: RoleRow, tenant: string | null): Promise<Assignment> {
+export async function assignInScope(
+  deps: PermissionsDeps,
+  userId: string,
+  role: RoleRow,
+  tenant: string | null,
+): Promise<Assignment> {
   const { context, audit } = deps;
   const db = context.db();
   const assignedBy = actorUserId();
@@ -208,7 +236,11 @@ export async function unassignInScope(
  * A tenant keeps an owner: its last `owner` assignment goes only by a platform administrator (a
  * global `*`) or trusted code (no user actor), never by a tenant admin locking the owner out.
  */
-export async function guardLastOwner({ context }: PermissionsDeps, row: AssignmentRow, roleName: string): Promise<void> {
+export async function guardLastOwner(
+  { context }: PermissionsDeps,
+  row: AssignmentRow,
+  roleName: string,
+): Promise<void> {
   if (roleName !== "owner" || row.tenantId === null) return;
   const db = context.db();
   const [count] = await db.execute<{ owners: number }>(sql`

@@ -2,12 +2,12 @@
  * The permissions model shared by its verbs: scopes, the shapes verbs return, permission-string
  * validation, and the marks that make a unit of work which changed permissions read its own writes.
  */
-import { eq, isNull, or, sql } from "drizzle-orm";
+import { eq, isNull, sql } from "drizzle-orm";
 import { currentContext, currentLevel, type UnitLevel } from "../../db/unit-of-work.js";
 import { PermissionsErrors } from "./errors.js";
 import { isValidPermission } from "./matcher.js";
 import type { AnyPgColumn } from "drizzle-orm/pg-core";
-import { roles, userRoles } from "./schema.js";
+import { type roles, userRoles } from "./schema.js";
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** The organization member roles mirrored into tenant-scoped assignments of the same built-in roles. */

@@ -16,8 +16,34 @@ const { sdk } = useTestSdk();
 // verbs), so every check must come from the database.
 const permissions = createPermissions(sdk.router, { audit: sdk.audit, cache: { enabled: false } });
 
-const GRANTS = ["*", "audit:*", "email:*", "email.templates:*", "roles:*", "audit:read", "audit:export", "email:send", "email.templates:read", "roles:read", "roles:read:self", "roles:write"];
-const QUERIES = ["audit:read", "audit:export", "audit:*", "email:send", "email:read", "email.templates:read", "email.templates:write", "roles:read", "roles:read:self", "roles:write", "roles:assign", "billing:read"];
+const GRANTS = [
+  "*",
+  "audit:*",
+  "email:*",
+  "email.templates:*",
+  "roles:*",
+  "audit:read",
+  "audit:export",
+  "email:send",
+  "email.templates:read",
+  "roles:read",
+  "roles:read:self",
+  "roles:write",
+];
+const QUERIES = [
+  "audit:read",
+  "audit:export",
+  "audit:*",
+  "email:send",
+  "email:read",
+  "email.templates:read",
+  "email.templates:write",
+  "roles:read",
+  "roles:read:self",
+  "roles:write",
+  "roles:assign",
+  "billing:read",
+];
 
 interface Policy {
   roles: { id: string; tenant: string | null; grants: Set<string>; parents: Set<string> }[];
@@ -34,7 +60,11 @@ function generator(seed: number) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]! };
+  return {
+    next,
+    int: (n: number) => Math.floor(next() * n),
+    pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]!,
+  };
 }
 
 /** The oracle: held roles by scope, closure by depth-first search, matching by plain string rules. */
@@ -88,10 +118,14 @@ async function write(policy: Policy) {
     await db.insert(roles).values(policy.roles.map((r) => ({ id: r.id, tenantId: r.tenant, name: `r-${r.id}` })));
     const grants = policy.roles.flatMap((r) => [...r.grants].map((permission) => ({ roleId: r.id, permission })));
     if (grants.length > 0) await db.insert(rolePermissions).values(grants);
-    const parents = policy.roles.flatMap((r) => [...r.parents].map((inheritsRoleId) => ({ roleId: r.id, inheritsRoleId })));
+    const parents = policy.roles.flatMap((r) =>
+      [...r.parents].map((inheritsRoleId) => ({ roleId: r.id, inheritsRoleId })),
+    );
     if (parents.length > 0) await db.insert(roleInheritance).values(parents);
     if (policy.assignments.length > 0) {
-      await db.insert(userRoles).values(policy.assignments.map((a) => ({ userId: a.user, roleId: a.role, tenantId: a.tenant })));
+      await db
+        .insert(userRoles)
+        .values(policy.assignments.map((a) => ({ userId: a.user, roleId: a.role, tenantId: a.tenant })));
     }
   });
 }
@@ -105,15 +139,23 @@ async function mutate(rng: ReturnType<typeof generator>, policy: Policy) {
     if (choice === 0 && role.grants.size > 0) {
       const grant = rng.pick([...role.grants]);
       role.grants.delete(grant);
-      await db.delete(rolePermissions).where(and(eq(rolePermissions.roleId, role.id), eq(rolePermissions.permission, grant)));
+      await db
+        .delete(rolePermissions)
+        .where(and(eq(rolePermissions.roleId, role.id), eq(rolePermissions.permission, grant)));
     } else if (choice === 1 && role.parents.size > 0) {
       const parent = rng.pick([...role.parents]);
       role.parents.delete(parent);
-      await db.delete(roleInheritance).where(and(eq(roleInheritance.roleId, role.id), eq(roleInheritance.inheritsRoleId, parent)));
+      await db
+        .delete(roleInheritance)
+        .where(and(eq(roleInheritance.roleId, role.id), eq(roleInheritance.inheritsRoleId, parent)));
     } else if (choice === 2 && policy.assignments.length > 0) {
       const assignment = policy.assignments.splice(rng.int(policy.assignments.length), 1)[0]!;
-      await db.delete(userRoles).where(and(eq(userRoles.userId, assignment.user), eq(userRoles.roleId, assignment.role)));
-      policy.assignments = policy.assignments.filter((a) => !(a.user === assignment.user && a.role === assignment.role));
+      await db
+        .delete(userRoles)
+        .where(and(eq(userRoles.userId, assignment.user), eq(userRoles.roleId, assignment.role)));
+      policy.assignments = policy.assignments.filter(
+        (a) => !(a.user === assignment.user && a.role === assignment.role),
+      );
     } else {
       const grant = rng.pick(GRANTS);
       if (!role.grants.has(grant)) {
@@ -146,7 +188,9 @@ async function compare(policy: Policy, users: string[], tenants: string[], conte
       const answers = await permissions.checkMany(user, QUERIES, { tenant });
       for (const query of QUERIES) {
         if (answers[query] !== oracle(policy, user, tenant, query)) {
-          mismatches.push(`${context}: user ${users.indexOf(user)} in ${tenant ? `tenant ${tenants.indexOf(tenant)}` : "global"}: ${query} -> ${answers[query]}`);
+          mismatches.push(
+            `${context}: user ${users.indexOf(user)} in ${tenant ? `tenant ${tenants.indexOf(tenant)}` : "global"}: ${query} -> ${answers[query]}`,
+          );
         }
       }
       const query = QUERIES[(users.indexOf(user) + tenants.length) % QUERIES.length]!;

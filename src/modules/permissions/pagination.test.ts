@@ -14,7 +14,9 @@ const { sdk } = useTestSdk();
 const p = sdk.permissions;
 
 /** Every page from the first, `next` fetching the page after a cursor. */
-async function allPages<T extends RolePage | AssignmentPage>(next: (cursor: string | null) => Promise<T>): Promise<T[]> {
+async function allPages<T extends RolePage | AssignmentPage>(
+  next: (cursor: string | null) => Promise<T>,
+): Promise<T[]> {
   const pages = [await next(null)];
   while (pages.at(-1)!.nextCursor) pages.push(await next(pages.at(-1)!.nextCursor));
   return pages;
@@ -31,14 +33,22 @@ describe("paged lists", () => {
       for (const scope of [{ tenant }, {}]) {
         const pages = await allPages((cursor) => p.listRolesPage({ ...scope, limit: 2, cursor }));
         expect(pages.slice(0, -1).every((page) => page.roles.length === 2)).toBe(true);
-        expect(pages.flatMap((page) => page.roles.map((r) => r.id))).toEqual((await p.listRoles(scope)).map((r) => r.id));
+        expect(pages.flatMap((page) => page.roles.map((r) => r.id))).toEqual(
+          (await p.listRoles(scope)).map((r) => r.id),
+        );
       }
     }));
 
   it("pages assignments created within one millisecond exactly, oldest first", () =>
     withRollback(sdk, async () => {
       const tenant = await createTenant(sdk);
-      const users = [await createUser(sdk), await createUser(sdk), await createUser(sdk), await createUser(sdk), await createUser(sdk)];
+      const users = [
+        await createUser(sdk),
+        await createUser(sdk),
+        await createUser(sdk),
+        await createUser(sdk),
+        await createUser(sdk),
+      ];
       for (const user of users) await p.assignRole(user, "auditor", { tenant });
       // Microseconds apart, in reverse order of creation: a cursor rounded to milliseconds would repeat or skip.
       await sdk.withTenant(tenant, async () => {
@@ -75,9 +85,18 @@ describe("paged lists", () => {
       await expect(p.listRolesPage({ tenant: tenantB, cursor: roles.nextCursor })).rejects.toMatchObject(refused);
       await expect(p.listRolesPage({ cursor: roles.nextCursor })).rejects.toMatchObject(refused);
       await expect(p.listAssignmentsPage({ tenant: tenantA, cursor: roles.nextCursor })).rejects.toMatchObject(refused);
-      await expect(p.listAssignmentsPage({ tenant: tenantA, userId: userB, cursor: assignments.nextCursor })).rejects.toMatchObject(refused);
-      await expect(p.listAssignmentsPage({ tenant: tenantB, userId: userA, cursor: assignments.nextCursor })).rejects.toMatchObject(refused);
-      const next = await p.listAssignmentsPage({ tenant: tenantA, userId: userA, limit: 1, cursor: assignments.nextCursor });
+      await expect(
+        p.listAssignmentsPage({ tenant: tenantA, userId: userB, cursor: assignments.nextCursor }),
+      ).rejects.toMatchObject(refused);
+      await expect(
+        p.listAssignmentsPage({ tenant: tenantB, userId: userA, cursor: assignments.nextCursor }),
+      ).rejects.toMatchObject(refused);
+      const next = await p.listAssignmentsPage({
+        tenant: tenantA,
+        userId: userA,
+        limit: 1,
+        cursor: assignments.nextCursor,
+      });
       expect(next.assignments).toHaveLength(1);
       expect(next.nextCursor).toBeNull();
     }));

@@ -80,7 +80,12 @@ export async function deleteRole(deps: PermissionsDeps, roleRef: string, scope?:
   });
 }
 
-export async function grantPermissions(deps: PermissionsDeps, roleRef: string, permissions: string[], scope?: Scope): Promise<Role> {
+export async function grantPermissions(
+  deps: PermissionsDeps,
+  roleRef: string,
+  permissions: string[],
+  scope?: Scope,
+): Promise<Role> {
   const tenant = scopeOf(scope);
   assertPermissions(permissions);
   return change(deps, tenant, async () => {
@@ -101,7 +106,12 @@ export async function grantPermissions(deps: PermissionsDeps, roleRef: string, p
   });
 }
 
-export async function revokePermission(deps: PermissionsDeps, roleRef: string, permission: string, scope?: Scope): Promise<Role> {
+export async function revokePermission(
+  deps: PermissionsDeps,
+  roleRef: string,
+  permission: string,
+  scope?: Scope,
+): Promise<Role> {
   const tenant = scopeOf(scope);
   return change(deps, tenant, async () => {
     const role = await findOwnRole(deps, roleRef, tenant);
@@ -112,7 +122,10 @@ export async function revokePermission(deps: PermissionsDeps, roleRef: string, p
       .where(and(eq(rolePermissions.roleId, role.id), eq(rolePermissions.permission, permission)))
       .returning();
     if (removed.length === 0) {
-      throw PermissionsErrors.ROLE_NOT_FOUND({ role: role.id, permission }, `Role '${role.name}' does not grant '${permission}'`);
+      throw PermissionsErrors.ROLE_NOT_FOUND(
+        { role: role.id, permission },
+        `Role '${role.name}' does not grant '${permission}'`,
+      );
     }
     const after = await loadRole(deps, role.id);
     await deps.audit.recordAuditEvent({
@@ -126,7 +139,12 @@ export async function revokePermission(deps: PermissionsDeps, roleRef: string, p
   });
 }
 
-export async function setRoleParents(deps: PermissionsDeps, roleRef: string, parents: string[], scope?: Scope): Promise<Role> {
+export async function setRoleParents(
+  deps: PermissionsDeps,
+  roleRef: string,
+  parents: string[],
+  scope?: Scope,
+): Promise<Role> {
   const tenant = scopeOf(scope);
   return change(deps, tenant, async () => {
     const role = await findOwnRole(deps, roleRef, tenant);

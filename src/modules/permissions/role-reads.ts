@@ -32,17 +32,26 @@ export async function listRolesPage(deps: PermissionsDeps, options: Scope & Page
   const after = options.cursor ? decodeCursor(options.cursor, "roles", [tenant], isRoleKey) : undefined;
   const global = sql`(${roles.tenantId} is null)`;
   return deps.context.withTenant(tenant, async () => {
-    const rows = await visibleRoles(deps, tenant, after ? sql`(${global}, ${roles.name}) > (${after[0]}::boolean, ${after[1]}::text)` : undefined)
+    const rows = await visibleRoles(
+      deps,
+      tenant,
+      after ? sql`(${global}, ${roles.name}) > (${after[0]}::boolean, ${after[1]}::text)` : undefined,
+    )
       .orderBy(global, asc(roles.name))
       .limit(limit + 1);
     const page = rows.slice(0, limit);
     const last = page.at(-1);
-    const nextCursor = rows.length > limit && last ? encodeCursor("roles", [tenant], [last.tenantId === null, last.name]) : null;
+    const nextCursor =
+      rows.length > limit && last ? encodeCursor("roles", [tenant], [last.tenantId === null, last.name]) : null;
     return { roles: await withGrants(deps, page), nextCursor };
   });
 }
 
-export async function rolePermissionClosure(deps: PermissionsDeps, roleRefs: string[], scope?: Scope): Promise<string[]> {
+export async function rolePermissionClosure(
+  deps: PermissionsDeps,
+  roleRefs: string[],
+  scope?: Scope,
+): Promise<string[]> {
   const tenant = scopeOf(scope);
   return deps.context.withTenant(tenant, async () => {
     const ids = (await Promise.all(roleRefs.map((ref) => findRole(deps, ref, tenant)))).map((r) => r.id);

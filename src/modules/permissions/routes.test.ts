@@ -50,16 +50,25 @@ describe("roles over HTTP", () => {
       expect(listed.roles.map((r) => r.name)).toEqual(expect.arrayContaining(["billing", "owner", "auditor"]));
       expect((await app.request(`${base}/roles/${role.id}`, { headers })).status).toBe(200);
 
-      const patched = await app.request(`${base}/roles/${role.id}`, json("PATCH", { description: "Invoices" }, headers));
+      const patched = await app.request(
+        `${base}/roles/${role.id}`,
+        json("PATCH", { description: "Invoices" }, headers),
+      );
       expect(patched.status).toBe(200);
       expect(await patched.json()).toMatchObject({ description: "Invoices" });
       expect(await auditRows(sdk, "role.updated", role.id)).toHaveLength(1);
 
-      const granted = await app.request(`${base}/roles/${role.id}/permissions`, json("POST", { permissions: ["invoices:*"] }, headers));
+      const granted = await app.request(
+        `${base}/roles/${role.id}/permissions`,
+        json("POST", { permissions: ["invoices:*"] }, headers),
+      );
       expect(granted.status).toBe(200);
       expect(await auditRows(sdk, "role.permissions_granted", role.id)).toHaveLength(1);
       const perms = await (await app.request(`${base}/roles/${role.id}/permissions`, { headers })).json();
-      expect(perms).toEqual({ permissions: ["invoices:*", "invoices:read"], effective: ["audit:read", "invoices:*", "invoices:read"] });
+      expect(perms).toEqual({
+        permissions: ["invoices:*", "invoices:read"],
+        effective: ["audit:read", "invoices:*", "invoices:read"],
+      });
 
       const revoked = await app.request(`${base}/roles/${role.id}/permissions/${encodeURIComponent("invoices:*")}`, {
         method: "DELETE",
@@ -85,7 +94,10 @@ describe("roles over HTTP", () => {
       const bad = await app.request(`${base}/roles`, json("POST", { name: "" }, headers));
       expect(bad.status).toBe(400);
       expect(((await bad.json()) as { errors: { path: string }[] }).errors[0]!.path).toBe("name");
-      const badPermission = await app.request(`${base}/roles`, json("POST", { name: "x", permissions: ["NOPE"] }, headers));
+      const badPermission = await app.request(
+        `${base}/roles`,
+        json("POST", { name: "x", permissions: ["NOPE"] }, headers),
+      );
       expect(badPermission.status).toBe(400);
       expect(await badPermission.json()).toMatchObject({ code: "INVALID_PERMISSION" });
 
@@ -94,7 +106,9 @@ describe("roles over HTTP", () => {
       expect(taken.status).toBe(409);
       expect(await taken.json()).toMatchObject({ code: "ROLE_NAME_TAKEN" });
 
-      expect((await app.request(`${base}/roles`, json("POST", { name: "b", inherits: ["a"] }, headers))).status).toBe(201);
+      expect((await app.request(`${base}/roles`, json("POST", { name: "b", inherits: ["a"] }, headers))).status).toBe(
+        201,
+      );
       const cycle = await app.request(`${base}/roles/a/parents`, json("PUT", { parents: ["b"] }, headers));
       expect(cycle.status).toBe(400);
       expect(await cycle.json()).toMatchObject({ code: "INHERITANCE_CYCLE", cycle: ["a", "b", "a"] });
@@ -106,16 +120,27 @@ describe("roles over HTTP", () => {
       const ownerB = await signedInUser(sdk);
       const a = await tenantOf(sdk, ownerA);
       const b = await tenantOf(sdk, ownerB);
-      const roleB = (await (await app.request(`${base}/roles`, json("POST", { name: "secret" }, b.headers))).json()) as { id: string };
+      const roleB = (await (
+        await app.request(`${base}/roles`, json("POST", { name: "secret" }, b.headers))
+      ).json()) as { id: string };
 
       expect((await app.request(`${base}/roles/${roleB.id}`, { headers: a.headers })).status).toBe(404);
-      expect((await app.request(`${base}/roles/${roleB.id}`, json("PATCH", { name: "mine" }, a.headers))).status).toBe(404);
-      expect((await app.request(`${base}/roles/${roleB.id}`, { method: "DELETE", headers: a.headers })).status).toBe(404);
+      expect((await app.request(`${base}/roles/${roleB.id}`, json("PATCH", { name: "mine" }, a.headers))).status).toBe(
+        404,
+      );
+      expect((await app.request(`${base}/roles/${roleB.id}`, { method: "DELETE", headers: a.headers })).status).toBe(
+        404,
+      );
       // Acting in B without being a member of it is refused before any permission check.
-      const intoB = await app.request(`${base}/roles/${roleB.id}`, { headers: { ...ownerA.headers, "x-tenant-id": b.tenant.id } });
+      const intoB = await app.request(`${base}/roles/${roleB.id}`, {
+        headers: { ...ownerA.headers, "x-tenant-id": b.tenant.id },
+      });
       expect(intoB.status).toBe(403);
       // Global roles are visible inside a tenant, but only platform administrators change them.
-      const global = await app.request(`${base}/roles/auditor/permissions`, json("POST", { permissions: ["x:y"] }, a.headers));
+      const global = await app.request(
+        `${base}/roles/auditor/permissions`,
+        json("POST", { permissions: ["x:y"] }, a.headers),
+      );
       expect(global.status).toBe(403);
       expect(await global.json()).toMatchObject({ code: "ROLE_OUT_OF_SCOPE" });
     }));
@@ -127,10 +152,14 @@ describe("assignments over HTTP", () => {
       const owner = await signedInUser(sdk);
       const other = await signedInUser(sdk);
       const { tenant, headers } = await tenantOf(sdk, owner);
-      const inTenant = async () => (await auditRows(sdk, "role.assigned", other.user.id)).filter((r) => r.tenantId === tenant.id).length;
+      const inTenant = async () =>
+        (await auditRows(sdk, "role.assigned", other.user.id)).filter((r) => r.tenantId === tenant.id).length;
 
       // Not a member yet: a tenant's roles go to its members only.
-      const outsider = await app.request(`${base}/assignments`, json("POST", { userId: other.user.id, role: "auditor" }, headers));
+      const outsider = await app.request(
+        `${base}/assignments`,
+        json("POST", { userId: other.user.id, role: "auditor" }, headers),
+      );
       expect(outsider.status).toBe(404);
       expect(await outsider.json()).toMatchObject({ code: "USER_NOT_IN_TENANT" });
       expect(await inTenant()).toBe(0);
@@ -138,7 +167,10 @@ describe("assignments over HTTP", () => {
 
       await joinTenant(other, tenant.id, "member");
       const before = await inTenant();
-      const assigned = await app.request(`${base}/assignments`, json("POST", { userId: other.user.id, role: "auditor" }, headers));
+      const assigned = await app.request(
+        `${base}/assignments`,
+        json("POST", { userId: other.user.id, role: "auditor" }, headers),
+      );
       expect(assigned.status).toBe(201);
       const assignment = (await assigned.json()) as { id: string; tenantId: string };
       expect(assignment.tenantId).toBe(tenant.id);
@@ -146,17 +178,25 @@ describe("assignments over HTTP", () => {
       expect(await sdk.permissions.can(other.user.id, "audit:read", { tenant: tenant.id })).toBe(true);
 
       const listed = await app.request(`${base}/assignments?userId=${other.user.id}`, { headers });
-      const roleNames = ((await listed.json()) as { assignments: { roleName: string }[] }).assignments.map((a) => a.roleName);
+      const roleNames = ((await listed.json()) as { assignments: { roleName: string }[] }).assignments.map(
+        (a) => a.roleName,
+      );
       expect(roleNames.sort()).toEqual(["auditor", "member"]); // member: mirrored from the membership
-      const all = (await (await app.request(`${base}/assignments`, { headers })).json()) as { assignments: { userId: string }[] };
+      const all = (await (await app.request(`${base}/assignments`, { headers })).json()) as {
+        assignments: { userId: string }[];
+      };
       expect(all.assignments.map((a) => a.userId)).toEqual(expect.arrayContaining([owner.user.id, other.user.id]));
 
       const removed = await app.request(`${base}/assignments/${assignment.id}`, { method: "DELETE", headers });
       expect(removed.status).toBe(204);
       expect(await auditRows(sdk, "role.unassigned", other.user.id)).toHaveLength(1);
       expect(await sdk.permissions.can(other.user.id, "audit:read", { tenant: tenant.id })).toBe(false);
-      expect((await app.request(`${base}/assignments/${assignment.id}`, { method: "DELETE", headers })).status).toBe(404);
-      expect((await app.request(`${base}/assignments`, json("POST", { userId: "nope", role: "auditor" }, headers))).status).toBe(400);
+      expect((await app.request(`${base}/assignments/${assignment.id}`, { method: "DELETE", headers })).status).toBe(
+        404,
+      );
+      expect(
+        (await app.request(`${base}/assignments`, json("POST", { userId: "nope", role: "auditor" }, headers))).status,
+      ).toBe(400);
     }));
 
   it("stops a tenant admin from handing out more than they hold, or acting in another tenant", () =>
@@ -167,16 +207,25 @@ describe("assignments over HTTP", () => {
       const other = await tenantOf(sdk, await signedInUser(sdk));
       const headers = await joinTenant(admin, tenant.id, "admin");
 
-      const escalate = await app.request(`${base}/assignments`, json("POST", { userId: admin.user.id, role: "owner" }, headers));
+      const escalate = await app.request(
+        `${base}/assignments`,
+        json("POST", { userId: admin.user.id, role: "owner" }, headers),
+      );
       expect(escalate.status).toBe(403);
       expect(await escalate.json()).toMatchObject({ code: "PERMISSION_DENIED", permission: "*" });
       expect(await sdk.permissions.can(admin.user.id, "billing:refund", { tenant: tenant.id })).toBe(false);
 
-      const ok = await app.request(`${base}/assignments`, json("POST", { userId: owner.user.id, role: "auditor" }, headers));
+      const ok = await app.request(
+        `${base}/assignments`,
+        json("POST", { userId: owner.user.id, role: "auditor" }, headers),
+      );
       expect(ok.status).toBe(201);
 
       const otherAssignments = await sdk.permissions.listAssignments({ tenant: other.tenant.id });
-      const foreign = await app.request(`${base}/assignments/${otherAssignments[0]!.id}`, { method: "DELETE", headers });
+      const foreign = await app.request(`${base}/assignments/${otherAssignments[0]!.id}`, {
+        method: "DELETE",
+        headers,
+      });
       expect(foreign.status).toBe(404);
       expect(await sdk.permissions.listAssignments({ tenant: other.tenant.id })).toHaveLength(1);
     }));
@@ -186,11 +235,17 @@ describe("assignments over HTTP", () => {
       const platform = await signedInUser(sdk);
       await sdk.permissions.assignRole(platform.user.id, "owner");
 
-      const created = await app.request(`${base}/roles`, json("POST", { name: "platform-support", permissions: ["support:*"] }, platform.headers));
+      const created = await app.request(
+        `${base}/roles`,
+        json("POST", { name: "platform-support", permissions: ["support:*"] }, platform.headers),
+      );
       expect(created.status).toBe(201);
       expect(await created.json()).toMatchObject({ tenantId: null });
       const user = await signedInUser(sdk);
-      const global = await app.request(`${base}/assignments`, json("POST", { userId: user.user.id, role: "platform-support" }, platform.headers));
+      const global = await app.request(
+        `${base}/assignments`,
+        json("POST", { userId: user.user.id, role: "platform-support" }, platform.headers),
+      );
       expect(global.status).toBe(201);
       expect(await sdk.permissions.can(user.user.id, "support:tickets:read")).toBe(true);
 
@@ -209,7 +264,10 @@ describe("checks over HTTP", () => {
       const { tenant, headers } = await tenantOf(sdk, owner);
       const memberHeaders = await joinTenant(member, tenant.id, "member");
 
-      const self = await app.request(`${base}/check`, json("POST", { permissions: ["audit:read", "roles:read"] }, memberHeaders));
+      const self = await app.request(
+        `${base}/check`,
+        json("POST", { permissions: ["audit:read", "roles:read"] }, memberHeaders),
+      );
       expect(self.status).toBe(200);
       expect(await self.json()).toEqual({
         userId: member.user.id,
@@ -218,11 +276,17 @@ describe("checks over HTTP", () => {
         results: { "audit:read": false, "roles:read": false },
       });
 
-      const forbidden = await app.request(`${base}/check`, json("POST", { userId: owner.user.id, permissions: ["x:y"] }, memberHeaders));
+      const forbidden = await app.request(
+        `${base}/check`,
+        json("POST", { userId: owner.user.id, permissions: ["x:y"] }, memberHeaders),
+      );
       expect(forbidden.status).toBe(403);
       expect(await forbidden.json()).toMatchObject({ code: "PERMISSION_DENIED", permission: "permissions:check" });
 
-      const byOwner = await app.request(`${base}/check`, json("POST", { userId: member.user.id, permissions: ["permissions:read:self"] }, headers));
+      const byOwner = await app.request(
+        `${base}/check`,
+        json("POST", { userId: member.user.id, permissions: ["permissions:read:self"] }, headers),
+      );
       expect(await byOwner.json()).toMatchObject({ allowed: true });
       expect((await app.request(`${base}/check`, json("POST", { permissions: [] }, headers))).status).toBe(400);
       expect((await app.request(`${base}/check`, json("POST", { permissions: ["x"] }))).status).toBe(401);
@@ -234,7 +298,11 @@ describe("checks over HTTP", () => {
       const { tenant, headers } = await tenantOf(sdk, owner);
       const res = await app.request("/api/v1/me/permissions", { headers });
       expect(res.status).toBe(200);
-      expect(await res.json()).toEqual({ userId: owner.user.id, tenantId: tenant.id, permissions: ["*", "permissions:read:self"] });
+      expect(await res.json()).toEqual({
+        userId: owner.user.id,
+        tenantId: tenant.id,
+        permissions: ["*", "permissions:read:self"],
+      });
       expect((await app.request("/api/v1/me/permissions")).status).toBe(401);
 
       await sdk.permissions.unassignRole(owner.user.id, "member");
@@ -274,9 +342,13 @@ describe("paging the lists over HTTP", () => {
       for (const name of ["page-a", "page-b", "page-c", "page-d", "page-e"]) {
         expect((await app.request(`${base}/roles`, json("POST", { name }, headers))).status).toBe(201);
       }
-      for (let i = 0; i < 5; i++) await sdk.permissions.assignRole(await createUser(sdk), "auditor", { tenant: tenant.id });
+      for (let i = 0; i < 5; i++)
+        await sdk.permissions.assignRole(await createUser(sdk), "auditor", { tenant: tenant.id });
 
-      const allRoles = (await (await app.request(`${base}/roles?limit=200`, { headers })).json()) as { roles: { id: string }[]; nextCursor: null };
+      const allRoles = (await (await app.request(`${base}/roles?limit=200`, { headers })).json()) as {
+        roles: { id: string }[];
+        nextCursor: null;
+      };
       expect(allRoles.nextCursor).toBeNull();
       expect(allRoles.roles.length).toBe(5 + 4); // and the 4 built-in roles
       const roles = await walk(`${base}/roles`, "roles", 4, headers);
@@ -289,7 +361,9 @@ describe("paging the lists over HTTP", () => {
       expect(assignments.pages).toBe(3);
       expect(assignments.ids).toEqual(allAssignments);
       // Existing clients: no paging parameters, the same fields (the first 50 rows).
-      const plain = (await (await app.request(`${base}/assignments`, { headers })).json()) as { assignments: { id: string }[] };
+      const plain = (await (await app.request(`${base}/assignments`, { headers })).json()) as {
+        assignments: { id: string }[];
+      };
       expect(plain.assignments.map((a) => a.id)).toEqual(allAssignments);
     }));
 
@@ -310,7 +384,9 @@ describe("paging the lists over HTTP", () => {
         expect(res.status, url).toBe(400);
         expect(res.headers.get("content-type")).toContain("application/problem+json");
       }
-      const invalid = await app.request(`${base}/assignments?cursor=${cursorOf(["assignments", tenant.id])}`, { headers });
+      const invalid = await app.request(`${base}/assignments?cursor=${cursorOf(["assignments", tenant.id])}`, {
+        headers,
+      });
       expect(await invalid.json()).toMatchObject({ code: "INVALID_CURSOR" });
       for (const limit of ["0", "201", "1.5", "ten"]) {
         const res = await app.request(`${base}/roles?limit=${limit}`, { headers });
@@ -324,8 +400,12 @@ describe("paging the lists over HTTP", () => {
       const a = await tenantOf(sdk, await signedInUser(sdk));
       const b = await tenantOf(sdk, await signedInUser(sdk));
       expect((await app.request(`${base}/roles`, json("POST", { name: "b-secret" }, b.headers))).status).toBe(201);
-      const pageB = (await (await app.request(`${base}/roles?limit=1`, { headers: b.headers })).json()) as { nextCursor: string };
-      const assignmentsB = (await (await app.request(`${base}/assignments?limit=1`, { headers: b.headers })).json()) as {
+      const pageB = (await (await app.request(`${base}/roles?limit=1`, { headers: b.headers })).json()) as {
+        nextCursor: string;
+      };
+      const assignmentsB = (await (
+        await app.request(`${base}/assignments?limit=1`, { headers: b.headers })
+      ).json()) as {
         assignments: unknown[];
         nextCursor: string | null;
       };
@@ -338,7 +418,10 @@ describe("paging the lists over HTTP", () => {
       expect(body).not.toContain("b-secret");
 
       // A cursor forged for A's own scope, positioned before everything: still only A's and global rows.
-      const forged = await app.request(`${base}/roles?limit=200&cursor=${cursorOf(["roles", a.tenant.id, false, ""])}`, { headers: a.headers });
+      const forged = await app.request(
+        `${base}/roles?limit=200&cursor=${cursorOf(["roles", a.tenant.id, false, ""])}`,
+        { headers: a.headers },
+      );
       const roles = ((await forged.json()) as { roles: { name: string; tenantId: string | null }[] }).roles;
       expect(roles.map((r) => r.name)).not.toContain("b-secret");
       expect(roles.every((r) => r.tenantId === null || r.tenantId === a.tenant.id)).toBe(true);

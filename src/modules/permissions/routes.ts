@@ -73,14 +73,10 @@ const PageQuery = z.object({
     .max(PAGE_LIMIT_MAX)
     .default(PAGE_LIMIT_DEFAULT)
     .openapi({ description: `Rows per page: 1–${PAGE_LIMIT_MAX}, default ${PAGE_LIMIT_DEFAULT}`, example: 50 }),
-  cursor: z
-    .string()
-    .min(1)
-    .max(1024)
-    .optional()
-    .openapi({
-      description: "`nextCursor` of the previous page (opaque); valid only for the same list in the same tenant, else 400 INVALID_CURSOR",
-    }),
+  cursor: z.string().min(1).max(1024).optional().openapi({
+    description:
+      "`nextCursor` of the previous page (opaque); valid only for the same list in the same tenant, else 400 INVALID_CURSOR",
+  }),
 });
 const NextCursor = z
   .string()
@@ -93,7 +89,6 @@ const toRole = (role: Role) => ({
   updatedAt: role.updatedAt.toISOString(),
 });
 const toAssignment = (a: Assignment) => ({ ...a, createdAt: a.createdAt.toISOString() });
-
 
 /** `/api/v1/permissions` routes. */
 export function createPermissionsRoutes({ permissions, isMember }: PermissionsRoutesOptions) {
@@ -173,12 +168,16 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         middleware: [write] as const,
         request: {
           params: RoleParams,
-          body: jsonBody(z.object({ name: RoleName.optional(), description: z.string().max(500).nullable().optional() })),
+          body: jsonBody(
+            z.object({ name: RoleName.optional(), description: z.string().max(500).nullable().optional() }),
+          ),
         },
         responses: { 200: jsonResponse(RoleSchema, "Updated"), ...errorResponses(400, 401, 403, 404, 409) },
       }),
       async (c) => {
-        const role = await permissions.updateRole(c.req.valid("param").roleId, c.req.valid("json"), { tenant: tenantOf(c) });
+        const role = await permissions.updateRole(c.req.valid("param").roleId, c.req.valid("json"), {
+          tenant: tenantOf(c),
+        });
         return c.json(toRole(role), 200);
       },
     )
@@ -208,7 +207,10 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         middleware: [read] as const,
         request: { params: RoleParams },
         responses: {
-          200: jsonResponse(z.object({ permissions: z.array(z.string()), effective: z.array(z.string()) }), "Permissions"),
+          200: jsonResponse(
+            z.object({ permissions: z.array(z.string()), effective: z.array(z.string()) }),
+            "Permissions",
+          ),
           ...errorResponses(400, 401, 403, 404),
         },
       }),
@@ -234,7 +236,10 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         const tenant = tenantOf(c);
         const { permissions: granted } = c.req.valid("json");
         await permissions.assertHolds(userOf(c).id, granted, { tenant });
-        return c.json(toRole(await permissions.grantPermissions(c.req.valid("param").roleId, granted, { tenant })), 200);
+        return c.json(
+          toRole(await permissions.grantPermissions(c.req.valid("param").roleId, granted, { tenant })),
+          200,
+        );
       },
     )
 
@@ -267,7 +272,9 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
       async (c) => {
         const tenant = tenantOf(c);
         const { parents } = c.req.valid("json");
-        await permissions.assertHolds(userOf(c).id, await permissions.rolePermissionClosure(parents, { tenant }), { tenant });
+        await permissions.assertHolds(userOf(c).id, await permissions.rolePermissionClosure(parents, { tenant }), {
+          tenant,
+        });
         return c.json(toRole(await permissions.setRoleParents(c.req.valid("param").roleId, parents, { tenant })), 200);
       },
     )
@@ -281,7 +288,10 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
         middleware: [read] as const,
         request: { query: PageQuery.extend({ userId: z.uuid().optional() }) },
         responses: {
-          200: jsonResponse(z.object({ assignments: z.array(AssignmentSchema), nextCursor: NextCursor }), "One page of assignments"),
+          200: jsonResponse(
+            z.object({ assignments: z.array(AssignmentSchema), nextCursor: NextCursor }),
+            "One page of assignments",
+          ),
           ...errorResponses(400, 401, 403, 404),
         },
       }),
@@ -304,8 +314,11 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
       async (c) => {
         const tenant = tenantOf(c);
         const { userId, role } = c.req.valid("json");
-        if (tenant !== null && isMember && !(await isMember(userId, tenant))) throw PermissionsErrors.USER_NOT_IN_TENANT({ userId });
-        await permissions.assertHolds(userOf(c).id, await permissions.rolePermissionClosure([role], { tenant }), { tenant });
+        if (tenant !== null && isMember && !(await isMember(userId, tenant)))
+          throw PermissionsErrors.USER_NOT_IN_TENANT({ userId });
+        await permissions.assertHolds(userOf(c).id, await permissions.rolePermissionClosure([role], { tenant }), {
+          tenant,
+        });
         return c.json(toAssignment(await permissions.assignRole(userId, role, { tenant })), 201);
       },
     )
@@ -368,7 +381,10 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
           throw PermissionsErrors.USER_NOT_IN_TENANT({ userId: subject });
         }
         const results = await permissions.checkMany(subject, input.permissions, { tenant });
-        return c.json({ userId: subject, tenantId: tenant, allowed: Object.values(results).every(Boolean), results }, 200);
+        return c.json(
+          { userId: subject, tenantId: tenant, allowed: Object.values(results).every(Boolean), results },
+          200,
+        );
       },
     );
 }
@@ -376,23 +392,28 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
 /** `/api/v1/me` routes (`GET /permissions`): the signed-in user's effective permissions here. */
 export function createMePermissionsRoutes({ permissions }: PermissionsRoutesOptions) {
   const app = createRoutes();
-  return app
-    .openapi(
-      createRoute({
-        method: "get",
-        path: "/permissions",
-        tags: ["Permissions"],
-        summary: "Your effective permissions in the current tenant (global ones included)",
-        middleware: [permissions.requirePermission("permissions:read:self")] as const,
-        responses: {
-          200: jsonResponse(z.object({ userId: z.uuid(), tenantId: z.uuid().nullable(), permissions: z.array(z.string()) }), "Permissions"),
-          ...errorResponses(400, 401, 403, 404),
-        },
-      }),
-      async (c) => {
-        const user = userOf(c);
-        const tenant = tenantOf(c);
-        return c.json({ userId: user.id, tenantId: tenant, permissions: await permissions.permissionsOf(user.id, { tenant }) }, 200);
+  return app.openapi(
+    createRoute({
+      method: "get",
+      path: "/permissions",
+      tags: ["Permissions"],
+      summary: "Your effective permissions in the current tenant (global ones included)",
+      middleware: [permissions.requirePermission("permissions:read:self")] as const,
+      responses: {
+        200: jsonResponse(
+          z.object({ userId: z.uuid(), tenantId: z.uuid().nullable(), permissions: z.array(z.string()) }),
+          "Permissions",
+        ),
+        ...errorResponses(400, 401, 403, 404),
       },
-    );
+    }),
+    async (c) => {
+      const user = userOf(c);
+      const tenant = tenantOf(c);
+      return c.json(
+        { userId: user.id, tenantId: tenant, permissions: await permissions.permissionsOf(user.id, { tenant }) },
+        200,
+      );
+    },
+  );
 }

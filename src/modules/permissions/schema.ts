@@ -51,9 +51,7 @@ export const userRoles = permissionsSchema.table(
   "user_roles",
   {
     id: uuid("id").primaryKey().defaultRandom(),
-    userId: uuid("user_id")
-      .notNull()
-      ,
+    userId: uuid("user_id").notNull(),
     roleId: uuid("role_id")
       .notNull()
       .references(() => roles.id, { onDelete: "cascade" }),
@@ -71,14 +69,9 @@ export const userRoles = permissionsSchema.table(
 export const permissionCache = permissionsSchema.table(
   "permission_cache",
   {
-    userId: uuid("user_id")
-      .notNull()
-      ,
+    userId: uuid("user_id").notNull(),
     tenantId: uuid("tenant_id"),
-    permissions: text("permissions")
-      .array()
-      .notNull()
-      .default(sql`'{}'::text[]`),
+    permissions: text("permissions").array().notNull().default(sql`'{}'::text[]`),
     computedAt: timestamp("computed_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [unique("permission_cache_user_tenant_key").on(t.userId, t.tenantId).nullsNotDistinct()],

@@ -43,13 +43,12 @@ export async function seedBuiltInRoles(context: ModuleContext): Promise<void> {
           .select({ id: roles.id })
           .from(roles)
           .where(and(isNull(roles.tenantId), eq(roles.name, name)));
-        await db
-          .update(roles)
-          .set({ description: role.description, builtIn: true })
-          .where(eq(roles.id, row!.id));
+        await db.update(roles).set({ description: role.description, builtIn: true }).where(eq(roles.id, row!.id));
         await db
           .delete(rolePermissions)
-          .where(and(eq(rolePermissions.roleId, row!.id), notInArray(rolePermissions.permission, [...role.permissions])));
+          .where(
+            and(eq(rolePermissions.roleId, row!.id), notInArray(rolePermissions.permission, [...role.permissions])),
+          );
         await db
           .insert(rolePermissions)
           .values(role.permissions.map((permission) => ({ roleId: row!.id, permission })))

@@ -60,9 +60,11 @@ describe("checks", () => {
       code: "INVALID_PERMISSION",
       status: 400,
     });
-    await expect(p.can("00000000-0000-4000-8000-000000000000", "audit:read", { tenant: "acme" })).rejects.toMatchObject({
-      code: "INVALID_TENANT",
-    });
+    await expect(p.can("00000000-0000-4000-8000-000000000000", "audit:read", { tenant: "acme" })).rejects.toMatchObject(
+      {
+        code: "INVALID_TENANT",
+      },
+    );
     await expect(p.createRole({ name: "bad", permissions: ["audit"] })).rejects.toMatchObject({
       code: "INVALID_PERMISSION",
       details: { invalid: ["audit"] },
@@ -106,13 +108,19 @@ describe("roles", () => {
   it("creates a role with its audit row, and refuses a name taken in the same scope", () =>
     withRollback(sdk, async () => {
       const tenant = await createTenant(sdk);
-      const role = await p.createRole({ name: "billing", description: "Bills", permissions: ["invoices:*"] }, { tenant });
+      const role = await p.createRole(
+        { name: "billing", description: "Bills", permissions: ["invoices:*"] },
+        { tenant },
+      );
       expect(role).toMatchObject({ name: "billing", tenantId: tenant, permissions: ["invoices:*"], builtIn: false });
       const [event] = await auditRows(sdk, "role.created", role.id);
       expect(event).toMatchObject({ tenantId: tenant, targetType: "role" });
       expect((event!.changes as { after: { name: string } }).after.name).toBe("billing");
 
-      await expect(p.createRole({ name: "billing" }, { tenant })).rejects.toMatchObject({ code: "ROLE_NAME_TAKEN", status: 409 });
+      await expect(p.createRole({ name: "billing" }, { tenant })).rejects.toMatchObject({
+        code: "ROLE_NAME_TAKEN",
+        status: 409,
+      });
       // The same name in another scope is another role.
       expect((await p.createRole({ name: "billing" })).tenantId).toBeNull();
     }));
@@ -136,7 +144,10 @@ describe("roles", () => {
     }));
 
   it("keeps built-in roles immutable", async () => {
-    await expect(p.grantPermissions("member", ["audit:read"])).rejects.toMatchObject({ code: "BUILT_IN_ROLE", status: 403 });
+    await expect(p.grantPermissions("member", ["audit:read"])).rejects.toMatchObject({
+      code: "BUILT_IN_ROLE",
+      status: 403,
+    });
     await expect(p.deleteRole("owner")).rejects.toMatchObject({ code: "BUILT_IN_ROLE" });
     expect((await p.getRole("auditor")).permissions).toEqual(["audit:read"]);
   });
@@ -170,7 +181,9 @@ describe("roles", () => {
       const global = await p.createRole({ name: "global-ops", permissions: ["ops:read"] });
 
       await expect(p.getRole(roleB.id, { tenant: tenantA })).rejects.toMatchObject({ code: "ROLE_NOT_FOUND" });
-      await expect(p.updateRole(roleB.id, { name: "mine" }, { tenant: tenantA })).rejects.toMatchObject({ code: "ROLE_NOT_FOUND" });
+      await expect(p.updateRole(roleB.id, { name: "mine" }, { tenant: tenantA })).rejects.toMatchObject({
+        code: "ROLE_NOT_FOUND",
+      });
       await expect(p.assignRole(await createUser(sdk), roleB.id, { tenant: tenantA })).rejects.toMatchObject({
         code: "ROLE_NOT_FOUND",
       });
@@ -180,7 +193,9 @@ describe("roles", () => {
       });
       expect((await p.listRoles({ tenant: tenantA })).map((r) => r.name)).not.toContain("b-only");
       expect((await p.listRoles({ tenant: tenantB })).map((r) => r.name)).toContain("b-only");
-      expect((await p.listRoles()).map((r) => r.name)).toEqual(expect.arrayContaining(["owner", "admin", "member", "auditor"]));
+      expect((await p.listRoles()).map((r) => r.name)).toEqual(
+        expect.arrayContaining(["owner", "admin", "member", "auditor"]),
+      );
     }));
 });
 
@@ -203,7 +218,10 @@ describe("assignments", () => {
 
       await p.unassignRole(user, "admin", { tenant });
       expect(await auditRows(sdk, "role.unassigned", user)).toHaveLength(1);
-      await expect(p.unassignRole(user, "admin", { tenant })).rejects.toMatchObject({ code: "ASSIGNMENT_NOT_FOUND", status: 404 });
+      await expect(p.unassignRole(user, "admin", { tenant })).rejects.toMatchObject({
+        code: "ASSIGNMENT_NOT_FOUND",
+        status: 404,
+      });
     }));
 
   it("gives a new user the global member role at sign-up, audited", () =>
@@ -250,7 +268,9 @@ describe("row-level security as sv_app", () => {
       const db = sdk.router.db("permissions");
 
       await sdk.withTenant(tenantA, async () => {
-        const [{ role }] = (await db.execute<{ role: string }>(sql`select current_user as role`)) as unknown as [{ role: string }];
+        const [{ role }] = (await db.execute<{ role: string }>(sql`select current_user as role`)) as unknown as [
+          { role: string },
+        ];
         expect(role).toBe("sv_app");
         const roles = await db.execute(sql`select id from permissions.roles where id = ${roleB.id}`);
         expect(roles).toHaveLength(0);
@@ -263,12 +283,16 @@ describe("row-level security as sv_app", () => {
       // Writes outside the transaction's tenant are refused by the policies (checked in a savepoint).
       const refused = (statement: ReturnType<typeof sql>) =>
         sdk.withTenant(tenantA, () => sdk.transaction(() => db.execute(statement))).catch((e: unknown) => e);
-      expect(await refused(sql`insert into permissions.user_roles (user_id, role_id, tenant_id)
-        select ${user}, id, ${tenantB} from permissions.roles where name = 'owner' and tenant_id is null`)).toMatchObject({
+      expect(
+        await refused(sql`insert into permissions.user_roles (user_id, role_id, tenant_id)
+        select ${user}, id, ${tenantB} from permissions.roles where name = 'owner' and tenant_id is null`),
+      ).toMatchObject({
         cause: { code: "42501" },
       });
-      expect(await refused(sql`insert into permissions.role_permissions (role_id, permission)
-        select id, 'x:y' from permissions.roles where name = 'member' and tenant_id is null`)).toMatchObject({
+      expect(
+        await refused(sql`insert into permissions.role_permissions (role_id, permission)
+        select id, 'x:y' from permissions.roles where name = 'member' and tenant_id is null`),
+      ).toMatchObject({
         cause: { code: "42501" },
       });
       const updated = await sdk.withTenant(tenantA, () =>

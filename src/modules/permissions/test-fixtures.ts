@@ -19,13 +19,19 @@ export function createPermissions(router: Router, deps: PermissionsDependencies)
 
 export async function createUser(sdk: Sdk, name = "Test User"): Promise<string> {
   const id = randomUUID();
-  await sdk.router.db("auth").insert(users).values({ id, name, email: `${id}@example.test` });
+  await sdk.router
+    .db("auth")
+    .insert(users)
+    .values({ id, name, email: `${id}@example.test` });
   return id;
 }
 
 export async function createTenant(sdk: Sdk): Promise<string> {
   const id = randomUUID();
-  await sdk.router.db("auth").insert(organizations).values({ id, name: `Org ${id}`, slug: `org-${id}` });
+  await sdk.router
+    .db("auth")
+    .insert(organizations)
+    .values({ id, name: `Org ${id}`, slug: `org-${id}` });
   return id;
 }
 

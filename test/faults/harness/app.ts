@@ -46,7 +46,12 @@ export const database = (url: string) => ({ url, pool: { max: POOL_MAX } });
 
 /** An owner connection for assertions (past row-level security), named so it is not counted as the app's. */
 export function ownerSql(url: string, cleanup: Cleanup): postgres.Sql {
-  const sql = postgres(url, { max: 2, onnotice: () => {}, connect_timeout: 5, connection: { application_name: "sv-faults-owner" } });
+  const sql = postgres(url, {
+    max: 2,
+    onnotice: () => {},
+    connect_timeout: 5,
+    connection: { application_name: "sv-faults-owner" },
+  });
   cleanup.defer("owner connection", () => sql.end({ timeout: 2 }));
   return sql;
 }
@@ -80,9 +85,9 @@ export interface RolePairs {
  */
 export async function rolePairs(owner: postgres.Sql, tenantId: string, prefix: string): Promise<RolePairs> {
   const rows = await owner<{ name: string | null; role_id: string | null; audit_id: string | null }[]>`
-    with r as (select id::text as id, name from permissions.roles where tenant_id = ${tenantId} and name like ${prefix + "%"}),
+    with r as (select id::text as id, name from permissions.roles where tenant_id = ${tenantId} and name like ${`${prefix}%`}),
          a as (select target_id as id, changes->'after'->>'name' as name from audit.audit_logs
-               where action = 'role.created' and tenant_id = ${tenantId} and changes->'after'->>'name' like ${prefix + "%"})
+               where action = 'role.created' and tenant_id = ${tenantId} and changes->'after'->>'name' like ${`${prefix}%`})
     select coalesce(r.name, a.name) as name, r.id as role_id, a.id as audit_id from r full join a on a.id = r.id`;
   const committed = new Set<string>();
   const partial: string[] = [];

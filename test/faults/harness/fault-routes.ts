@@ -41,7 +41,11 @@ export function mountFaultRoutes(app: App, sdk: Sdk): void {
     if (!/^[\w-]{1,80}$/.test(marker)) return c.json({ error: "marker: letters, digits, '_' and '-'" }, 400);
     const id = randomUUID();
     await sdk.db().execute(sql`insert into faults.writes (id, marker) values (${id}, ${marker})`);
-    await sdk.audit.recordAuditEvent({ action: FAULT_AUDIT_ACTION, target: { type: "fault_write", id }, metadata: { marker } });
+    await sdk.audit.recordAuditEvent({
+      action: FAULT_AUDIT_ACTION,
+      target: { type: "fault_write", id },
+      metadata: { marker },
+    });
     for (const seconds of sleeps) {
       // The marker in a comment lets the scenario find this backend in pg_stat_activity.
       await sdk.db().execute(sql`select pg_sleep(${seconds}) ${sql.raw(`/* fault:${marker} */`)}`);
@@ -63,9 +67,9 @@ export interface WrittenPairs {
  */
 export async function writtenPairs(owner: postgres.Sql, prefix: string): Promise<WrittenPairs> {
   const rows = await owner<{ marker: string; row_id: string | null; audit_id: string | null }[]>`
-    with w as (select id::text as id, marker from faults.writes where marker like ${prefix + "%"}),
+    with w as (select id::text as id, marker from faults.writes where marker like ${`${prefix}%`}),
          a as (select target_id as id, metadata->>'marker' as marker from audit.audit_logs
-               where action = ${FAULT_AUDIT_ACTION} and metadata->>'marker' like ${prefix + "%"})
+               where action = ${FAULT_AUDIT_ACTION} and metadata->>'marker' like ${`${prefix}%`})
     select coalesce(w.marker, a.marker) as marker, w.id as row_id, a.id as audit_id
     from w full join a on a.id = w.id`;
   const committed = new Set<string>();

@@ -30,7 +30,12 @@ export interface SendOptions {
 
 export function send(url: string, options: SendOptions = {}): Promise<Answer> {
   const startedAt = performance.now();
-  const payload = options.body === undefined ? undefined : typeof options.body === "string" ? options.body : JSON.stringify(options.body);
+  const payload =
+    options.body === undefined
+      ? undefined
+      : typeof options.body === "string"
+        ? options.body
+        : JSON.stringify(options.body);
   const headers: Record<string, string> = { connection: "close", ...options.headers };
   if (payload !== undefined) {
     headers["content-type"] ??= "application/json";
@@ -48,9 +53,16 @@ export function send(url: string, options: SendOptions = {}): Promise<Answer> {
     const req = httpRequest(url, { method: options.method ?? "GET", headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (chunk: Buffer) => chunks.push(chunk));
-      res.on("end", () => finish({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
+      res.on("end", () =>
+        finish({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }),
+      );
       res.on("error", (error: NodeJS.ErrnoException) =>
-        finish({ status: 0, error: error.code ?? error.message, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }),
+        finish({
+          status: 0,
+          error: error.code ?? error.message,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString("utf8"),
+        }),
       );
       res.on("aborted", () => finish({ status: 0, error: "ECONNRESET", headers: res.headers, body: "" }));
     });
@@ -58,7 +70,9 @@ export function send(url: string, options: SendOptions = {}): Promise<Answer> {
       finish({ status: -1, error: "timeout", headers: {}, body: "" });
       req.destroy();
     }, options.timeoutMs ?? 30_000);
-    req.on("error", (error: NodeJS.ErrnoException) => finish({ status: 0, error: error.code ?? error.message, headers: {}, body: "" }));
+    req.on("error", (error: NodeJS.ErrnoException) =>
+      finish({ status: 0, error: error.code ?? error.message, headers: {}, body: "" }),
+    );
     req.end(payload);
   });
 }
@@ -75,7 +89,7 @@ export function jsonOf<T = Record<string, unknown>>(answer: Answer): T | undefin
 /** "200", "503 DATABASE_UNAVAILABLE", "ECONNRESET": how an answer reads in a failure message. */
 export function describe(answer: Answer): string {
   if (answer.status <= 0) return answer.error ?? "no answer";
-  const code = (jsonOf<{ code?: string }>(answer) ?? {}).code;
+  const code = jsonOf<{ code?: string }>(answer)?.code;
   return code ? `${answer.status} ${code}` : String(answer.status);
 }
 
@@ -109,25 +123,46 @@ export interface Account {
  * Signs a new user up and in over HTTP (two password hashes at the real cost: keep these few; the
  * sign-up and sign-in routes allow 10 a minute per client address).
  */
-export async function signUpAndIn(base: string, origin: string, email: string, password = "correct horse battery staple"): Promise<Account> {
+export async function signUpAndIn(
+  base: string,
+  origin: string,
+  email: string,
+  password = "correct horse battery staple",
+): Promise<Account> {
   const common = { origin };
-  const up = await send(`${base}/api/auth/sign-up/email`, { method: "POST", headers: common, body: { email, password, name: "Fault" } });
+  const up = await send(`${base}/api/auth/sign-up/email`, {
+    method: "POST",
+    headers: common,
+    body: { email, password, name: "Fault" },
+  });
   if (up.status !== 200) throw new Error(`sign-up answered ${describe(up)}: ${up.body}`);
   const account = await signIn(base, origin, email, password);
   return account;
 }
 
 export async function signIn(base: string, origin: string, email: string, password: string): Promise<Account> {
-  const answer = await send(`${base}/api/auth/sign-in/email`, { method: "POST", headers: { origin }, body: { email, password } });
+  const answer = await send(`${base}/api/auth/sign-in/email`, {
+    method: "POST",
+    headers: { origin },
+    body: { email, password },
+  });
   if (answer.status !== 200) throw new Error(`sign-in answered ${describe(answer)}: ${answer.body}`);
   const userId = jsonOf<{ user: { id: string } }>(answer)!.user.id;
   return { email, password, userId, headers: { cookie: cookiesOf(answer), origin } };
 }
 
 /** A tenant (organization) created by `owner` over HTTP; the headers act in it. */
-export async function createTenant(base: string, owner: Account, name: string): Promise<{ id: string; headers: Record<string, string> }> {
+export async function createTenant(
+  base: string,
+  owner: Account,
+  name: string,
+): Promise<{ id: string; headers: Record<string, string> }> {
   const slug = `${name.toLowerCase().replace(/[^a-z0-9]+/g, "-")}-${Math.random().toString(36).slice(2, 8)}`;
-  const answer = await send(`${base}/api/auth/organization/create`, { method: "POST", headers: owner.headers, body: { name, slug } });
+  const answer = await send(`${base}/api/auth/organization/create`, {
+    method: "POST",
+    headers: owner.headers,
+    body: { name, slug },
+  });
   if (answer.status !== 200) throw new Error(`organization/create answered ${describe(answer)}: ${answer.body}`);
   const id = jsonOf<{ id: string }>(answer)!.id;
   return { id, headers: { ...owner.headers, "x-tenant-id": id } };

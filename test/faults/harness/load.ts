@@ -65,7 +65,11 @@ export function tally(samples: Sample[], describe: (s: Sample) => string): Recor
 }
 
 /** Polls `probe` every `everyMs` until it is true or `withinMs` pass; resolves with the ms it took, or undefined. */
-export async function waitFor(probe: () => Promise<boolean>, withinMs: number, everyMs = 100): Promise<number | undefined> {
+export async function waitFor(
+  probe: () => Promise<boolean>,
+  withinMs: number,
+  everyMs = 100,
+): Promise<number | undefined> {
   const started = performance.now();
   while (performance.now() - started < withinMs) {
     if (await probe().catch(() => false)) return performance.now() - started;

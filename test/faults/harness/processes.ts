@@ -9,7 +9,12 @@ import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, startEmbeddedPostgres, stopPostmaster, type EmbeddedPostgresHandle } from "../../../src/db/embedded.js";
+import {
+  freePort,
+  startEmbeddedPostgres,
+  stopPostmaster,
+  type EmbeddedPostgresHandle,
+} from "../../../src/db/embedded.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 /** The database the golden cluster holds, migrated and seeded; also the embedded default's name. */
@@ -174,7 +179,9 @@ export async function copyTree(from: string, to: string): Promise<void> {
     const child = spawn("cp", ["-a", from, to], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`cp -a ${from} ${to} exited ${code}: ${stderr}`))));
+    child.on("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`cp -a ${from} ${to} exited ${code}: ${stderr}`)),
+    );
     child.on("error", reject);
   });
 }
@@ -195,7 +202,12 @@ export interface ServerProcess {
  * Runs the real server, `node --import tsx src/server.ts`, as `npm start` does, with only `env` (plus
  * PATH and HOME), and resolves once `/ready` answers 200. `cleanup` SIGKILLs it if it still runs.
  */
-export async function startServerProcess(root: string, env: Record<string, string>, cleanup: Cleanup, readyWithinMs = 60_000): Promise<ServerProcess> {
+export async function startServerProcess(
+  root: string,
+  env: Record<string, string>,
+  cleanup: Cleanup,
+  readyWithinMs = 60_000,
+): Promise<ServerProcess> {
   const port = Number(env.PORT ?? (await freePort()));
   const child = spawn(process.execPath, ["--import", "tsx", "src/server.ts"], {
     cwd: REPO_ROOT,

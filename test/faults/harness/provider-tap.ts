@@ -21,15 +21,19 @@ export async function startProviderTap(target: string, cleanup: Cleanup): Promis
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     tap.arrived.push(String(req.headers["idempotency-key"] ?? ""));
-    const upstream = request(new URL(req.url ?? "/", target), { method: req.method, headers: req.headers }, (answer: IncomingMessage) => {
-      const body: Buffer[] = [];
-      answer.on("data", (chunk: Buffer) => body.push(chunk));
-      answer.on("end", () => {
-        if (res.destroyed) return;
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        res.end(Buffer.concat(body));
-      });
-    });
+    const upstream = request(
+      new URL(req.url ?? "/", target),
+      { method: req.method, headers: req.headers },
+      (answer: IncomingMessage) => {
+        const body: Buffer[] = [];
+        answer.on("data", (chunk: Buffer) => body.push(chunk));
+        answer.on("end", () => {
+          if (res.destroyed) return;
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          res.end(Buffer.concat(body));
+        });
+      },
+    );
     upstream.on("error", () => {
       if (!res.destroyed) res.writeHead(502).end();
     });

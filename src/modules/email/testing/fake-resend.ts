@@ -157,7 +157,8 @@ export async function startFakeResend(): Promise<FakeResend> {
     }
     if (answer) {
       record(answer.status);
-      const headers: Record<string, string> = answer.retryAfter !== undefined ? { "retry-after": String(answer.retryAfter) } : {};
+      const headers: Record<string, string> =
+        answer.retryAfter !== undefined ? { "retry-after": String(answer.retryAfter) } : {};
       if (answer.body !== undefined) {
         res.writeHead(answer.status, { "content-type": answer.contentType ?? "application/json", ...headers });
         return res.end(answer.body);
@@ -165,7 +166,11 @@ export async function startFakeResend(): Promise<FakeResend> {
       return reply(
         res,
         answer.status,
-        { statusCode: answer.status, name: answer.name ?? NAMES[answer.status] ?? "application_error", message: answer.message ?? "scripted failure" },
+        {
+          statusCode: answer.status,
+          name: answer.name ?? NAMES[answer.status] ?? "application_error",
+          message: answer.message ?? "scripted failure",
+        },
         headers,
       );
     }
@@ -179,7 +184,10 @@ export async function startFakeResend(): Promise<FakeResend> {
     if (path === "/emails") {
       result = { status: 200, body: accept(body as Message, idempotencyKey) };
     } else if (!Array.isArray(body) || body.length === 0 || body.length > 100) {
-      result = { status: 422, body: { statusCode: 422, name: "validation_error", message: "A batch holds 1 to 100 emails" } };
+      result = {
+        status: 422,
+        body: { statusCode: 422, name: "validation_error", message: "A batch holds 1 to 100 emails" },
+      };
     } else {
       result = { status: 200, body: { data: (body as Message[]).map((m) => accept(m, idempotencyKey)) } };
     }
@@ -189,7 +197,9 @@ export async function startFakeResend(): Promise<FakeResend> {
   }
 
   const server = createServer((req, res) => {
-    handle(req, res).catch((error: Error) => reply(res, 500, { statusCode: 500, name: "application_error", message: error.message }));
+    handle(req, res).catch((error: Error) =>
+      reply(res, 500, { statusCode: 500, name: "application_error", message: error.message }),
+    );
   });
   server.on("connection", (socket) => {
     sockets.add(socket);
