@@ -305,6 +305,30 @@ describe("tokens for other services", () => {
     expect((await app.request("/api/auth/sign-out", { method: "POST", headers: user.headers })).status).toBe(200);
     expect(await within1s(listed, true)).toBe(true);
   });
+
+  it("keep a deleted user listed as revoked for a token lifetime, however the user was deleted", async () => {
+    const user = await createTestUser(sdk);
+    const minted = await app.request("/api/auth/token", { headers: user.headers });
+    const claims = decodeJwt(((await minted.json()) as { token: string }).token);
+    const listed = async () => {
+      const body = (await (await otherApp.request("/api/v1/tokens/revocations")).json()) as {
+        revoked: { sub: string; revokedAt: number }[];
+      };
+      return body.revoked.some((r) => r.sub === user.user.id && r.revokedAt >= claims.iat!);
+    };
+    expect(await listed()).toBe(false);
+    // Deleted by SQL, as an operator would: the revocation outlives the user's row.
+    const owner = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      await owner`delete from auth.users where id = ${user.user.id}`;
+      expect(await owner`select 1 from auth.users where id = ${user.user.id}`).toHaveLength(0);
+    } finally {
+      await owner.end({ timeout: 5 });
+    }
+    expect(await within1s(listed, true)).toBe(true);
+    // The running instance heard it too: the deleted user's cookie no longer works.
+    expect((await app.request("/api/v1/me", { headers: user.headers })).status).toBe(401);
+  });
 });
 
 describe("password reset requests", () => {

@@ -158,12 +158,11 @@ export const rateLimits = authSchema.table("rate_limits", {
 });
 
 /**
- * When each user's sessions were last revoked (sign-out, ban, password reset). Instances consult it
- * at start-up, and NOTIFY keeps them current, so cookie-cached sessions end everywhere at once.
+ * When each user's sessions were last revoked (sign-out, ban, password reset, deletion). Instances
+ * consult it at start-up, and NOTIFY keeps them current, so cookie-cached sessions end everywhere at
+ * once. `user_id` refers to a user loosely: a deleted user's revocation stays listed (drizzle/0016).
  */
 export const sessionRevocations = authSchema.table("session_revocations", {
-  userId: uuid("user_id")
-    .primaryKey()
-    .references(() => users.id, { onDelete: "cascade" }),
+  userId: uuid("user_id").primaryKey(),
   revokedAt: timestamp("revoked_at", { withTimezone: true }).notNull(),
 });
