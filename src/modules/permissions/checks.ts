@@ -14,7 +14,7 @@ import { sql } from "drizzle-orm";
 import { PermissionsErrors } from "./errors.js";
 import type { PermissionsDeps } from "./internal.js";
 import { compileMatcher, isValidPermission, type Matcher } from "./matcher.js";
-import { assertPermissions, GLOBAL, inChangedUnit, scopeOf, UUID, type Scope } from "./model.js";
+import { ambientTenant, assertPermissions, GLOBAL, inChangedUnit, scopeOf, UUID, type Scope } from "./model.js";
 
 /**
  * A user's effective permissions in a tenant (or globally): one query where the module's home rows
@@ -71,8 +71,8 @@ export function knownAnswer(
 export function can(deps: PermissionsDeps, userId: string, permission: string, scope?: Scope): Promise<boolean> {
   // The hot path: answered from memory without a single extra promise. The scope is not validated
   // here: an invalid tenant has nothing remembered, and check() refuses it.
-  const tenant = scope?.tenant;
-  const known = knownAnswer(deps, userId, permission, tenant === undefined || tenant === GLOBAL ? null : tenant);
+  const tenant = scope?.tenant === undefined ? ambientTenant() : scope.tenant;
+  const known = knownAnswer(deps, userId, permission, tenant === GLOBAL ? null : tenant);
   if (known !== undefined) return Promise.resolve(known);
   return check(deps, userId, permission, scope);
 }

@@ -3,8 +3,9 @@
  * inheritance and wildcards; global assignments apply in every tenant (Casbin's RBAC with domains,
  * with a global domain).
  *
- * Scope: the verbs take `{ tenant }` — a tenant id, or `"global"` (null and omitted too) for the
- * global scope. Work runs in a unit of work scoped to that tenant, so row-level security is the
+ * Scope: the verbs take `{ tenant }` — a tenant id, or `"global"` (or null) for the global scope;
+ * omitted, the unit of work's tenant (the global scope outside one). Work runs in a unit of work
+ * scoped to that tenant, so row-level security is the
  * second wall behind the verbs' explicit filters: inside a tenant only that tenant's roles and the
  * shared global roles are visible, and only the tenant's own rows are writable (0005's policies).
  * Effective permissions (`permission_cache`) are recomputed by database triggers in the same

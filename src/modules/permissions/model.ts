@@ -23,10 +23,9 @@ export const GLOBAL = "global";
 
 export interface Scope {
   /**
-   * A tenant id, or `"global"` for the global scope (where only global assignments count). null and
-   * an omitted tenant mean the global scope too: unlike audit and email, where an omitted tenant is
-   * the unit of work's, the permissions verbs have always read it as global, and a check that silently
-   * widened to the ambient tenant would grant what a caller asking globally did not mean to.
+   * A tenant id, or `"global"` (or null) for the global scope, where only global assignments count.
+   * Omitted, it is the unit of work's tenant — the request's, or `sdk.withTenant`'s — as in audit and
+   * email; outside a tenant (or in platform work, `"*"`) that is the global scope.
    */
   tenant?: typeof GLOBAL | (string & {}) | null;
 }
@@ -94,9 +93,15 @@ export function inChangedUnit(): boolean {
 }
 
 /** The tenant a verb acts in: a validated tenant id, or null for the global scope. */
+/** The tenant an omitted scope means: the unit of work's, if it is one tenant. */
+export function ambientTenant(): string | null {
+  const tenant = currentContext().tenantId;
+  return tenant === undefined || tenant === "*" ? null : tenant;
+}
+
 export function scopeOf(scope: Scope | undefined): string | null {
-  const tenant = scope?.tenant;
-  if (tenant === undefined || tenant === null || tenant === GLOBAL) return null;
+  const tenant = scope?.tenant === undefined ? ambientTenant() : scope.tenant;
+  if (tenant === null || tenant === GLOBAL) return null;
   if (!UUID.test(tenant)) throw PermissionsErrors.INVALID_TENANT({ tenant });
   return tenant;
 }

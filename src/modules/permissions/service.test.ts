@@ -25,7 +25,7 @@ describe("checks", () => {
       expect(await p.permissionsOf(user, { tenant: tenantA })).toEqual(["*", "audit:read"]);
     }));
 
-  it('spells the global scope { tenant: "global" }, and reads an omitted tenant as global even inside a tenant', () =>
+  it('spells the global scope { tenant: "global" }, and reads an omitted tenant as the unit of work\'s', () =>
     withRollback(sdk, async () => {
       const [user, tenant] = [await createUser(sdk), await createTenant(sdk)];
       await p.assignRole(user, "owner", { tenant });
@@ -36,9 +36,14 @@ describe("checks", () => {
       expect(await p.can(user, "audit:read", { tenant: "global" })).toBe(true);
       expect(await p.permissionsOf(user, { tenant: "global" })).toEqual(["audit:read"]);
       expect(await p.listAssignments({ tenant: "global", userId: user })).toEqual([assignment]);
-      // Omitted is global for the permissions verbs, whatever the unit of work's tenant.
-      expect(await sdk.withTenant(tenant, () => p.can(user, "invoices:delete"))).toBe(false);
-      expect(await sdk.withTenant(tenant, () => p.permissionsOf(user))).toEqual(["audit:read"]);
+      // Omitted is the unit of work's tenant, as for audit and email; outside one, the global scope.
+      expect(await sdk.withTenant(tenant, () => p.can(user, "invoices:delete"))).toBe(true);
+      expect(await sdk.withTenant(tenant, () => p.permissionsOf(user))).toEqual(
+        await p.permissionsOf(user, { tenant }),
+      );
+      expect(await sdk.withTenant(tenant, () => p.can(user, "invoices:delete", { tenant: "global" }))).toBe(false);
+      expect(await p.can(user, "invoices:delete")).toBe(false);
+      expect(await p.permissionsOf(user)).toEqual(["audit:read"]);
     }));
 
   it("matches wildcards by segment", () =>
