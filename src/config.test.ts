@@ -36,6 +36,12 @@ describe("loadConfig", () => {
     ]);
   });
 
+  it("reads COOKIE_SAME_SITE (lax unless set) and refuses a value that is not one", () => {
+    expect(loadConfig({}).cookieSameSite).toBe("lax");
+    expect(loadConfig({ COOKIE_SAME_SITE: "none" }).cookieSameSite).toBe("none");
+    expect(() => loadConfig({ COOKIE_SAME_SITE: "sometimes" })).toThrow(/COOKIE_SAME_SITE/);
+  });
+
   it("explains a bad PORT in a sentence", () => {
     expect(() => loadConfig({ PORT: "eighty" })).toThrow(/^Invalid configuration — PORT: /);
     expect(() => loadConfig({ PORT: "70000" })).toThrow(/^Invalid configuration — PORT: /);

@@ -35,6 +35,7 @@ const envSchema = z.object({
   EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   PUBLIC_URL: z.string().url().optional(),
   TRUSTED_ORIGINS: csv,
+  COOKIE_SAME_SITE: z.enum(["lax", "strict", "none"]).default("lax"),
   BETTER_AUTH_SECRET: z.string().optional(),
   BODY_LIMIT_BYTES: z.coerce
     .number()
@@ -71,6 +72,8 @@ export interface Config {
   dataDir: string;
   embeddedPostgresPort?: number;
   trustedOrigins: string[];
+  /** The session cookie's SameSite: `none` for a frontend on another site (then always Secure). */
+  cookieSameSite: "lax" | "strict" | "none";
   authSecret?: string;
   bodyLimitBytes: number;
   /** Proxies in front that append to X-Forwarded-For: their number, or their addresses (src/http/client-address.ts). */
@@ -137,6 +140,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: e.DATA_DIR,
     embeddedPostgresPort: e.EMBEDDED_PG_PORT,
     trustedOrigins: [...new Set([new URL(publicUrl).origin, ...e.TRUSTED_ORIGINS])],
+    cookieSameSite: e.COOKIE_SAME_SITE,
     authSecret: e.BETTER_AUTH_SECRET,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),

@@ -18,6 +18,7 @@ export async function sdkOptionsFromConfig(config: Config, topology: Topology, l
       secret: config.authSecret ?? (production ? undefined : await developmentSecret(config.dataDir)),
       baseUrl: config.publicUrl,
       trustedOrigins: config.trustedOrigins,
+      cookieSameSite: config.cookieSameSite,
       // With EMAIL_TRANSPORT=log no verification mail arrives: requiring it would lock every new user out.
       ...(config.email.transport === "log" ? { requireEmailVerification: false } : {}),
     },

@@ -246,6 +246,36 @@ describe("production rules", () => {
     }
   });
 
+  it("sets SameSite=None; Secure session cookies when asked (a frontend on another site), Lax otherwise", async () => {
+    const signInCookies = async (options: Parameters<typeof cheapHashingTestSdkOptions>[1]) => {
+      const crossSite = createSdk(cheapHashingTestSdkOptions(database, options));
+      const crossApp = createApp(crossSite, { logRequests: false });
+      try {
+        return await withRollback(crossSite, async () => {
+          const email = `site-${randomUUID()}@example.test`;
+          const password = "correct horse battery staple";
+          await crossSite.auth.createUser({ email, password, name: "Site", emailVerified: true });
+          const signIn = await crossApp.request(
+            "/api/auth/sign-in/email",
+            json("POST", { email, password }, { origin: TEST_ORIGIN }),
+          );
+          expect(signIn.status).toBe(200);
+          return signIn.headers.getSetCookie();
+        });
+      } finally {
+        await crossSite.close();
+      }
+    };
+    const none = await signInCookies({ auth: { cookieSameSite: "none" } });
+    expect(none.length).toBeGreaterThan(0);
+    for (const line of none) expect(line).toMatch(/;\s*SameSite=None.*;\s*Secure|;\s*Secure.*;\s*SameSite=None/i);
+    const lax = await signInCookies({});
+    for (const line of lax) {
+      expect(line).toMatch(/;\s*SameSite=Lax/i);
+      expect(line).not.toMatch(/;\s*Secure/i);
+    }
+  });
+
   it("refuses a password hashing cost below OWASP's in production", () => {
     expect(() =>
       createSdk({

@@ -67,6 +67,14 @@ export interface AuthOptions {
    * at most once a day while in use.)
    */
   sessionMaxAgeSeconds?: number;
+  /**
+   * The session cookie's SameSite. Default `lax`: sent to other origins of the same site
+   * (`app.example.com` → `api.example.com`). `none` sends it cross-site too (a frontend on another
+   * registrable domain), which browsers allow only with `Secure` — so it is always Secure then (https,
+   * or http://localhost) — and which Safari and Firefox may still block as a third-party cookie. The
+   * Origin checks (TRUSTED_ORIGINS) stay the CSRF defence either way.
+   */
+  cookieSameSite?: "lax" | "strict" | "none";
 }
 
 /** The innermost cause's message: what failed, without the query text and parameters wrappers add. */
@@ -155,7 +163,11 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
       database: { generateId: "uuid" },
       cookiePrefix: COOKIE_PREFIX,
       useSecureCookies: production,
-      defaultCookieAttributes: { httpOnly: true, sameSite: "lax", secure: production },
+      defaultCookieAttributes: {
+        httpOnly: true,
+        sameSite: options.cookieSameSite ?? "lax",
+        secure: production || options.cookieSameSite === "none",
+      },
       // better-auth turns both checks off when it detects a test runner; they are part of what our
       // tests must prove, so they are on everywhere.
       disableOriginCheck: false,
