@@ -3,7 +3,7 @@
  *
  * On Node 20 each enabled AsyncLocalStorage instance adds work to every promise the process creates
  * (the store is copied onto each new promise, once per instance). The unit of work needs one, and
- * better-auth creates three more on first use; measured in a promise-heavy loop, four enabled
+ * a library may create more (three, in one case here); measured in a promise-heavy loop, four enabled
  * instances cost 0.44 µs per async call against 0.24 µs for one. A `ContextSlot` has the part of the
  * AsyncLocalStorage API these users call — `run` and `getStore` — and keeps its store under a key of
  * one shared frame, so the process pays for a single instance.

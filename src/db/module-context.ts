@@ -188,7 +188,7 @@ export function createModuleContext(
  * context, then the descriptor's `create` with the dependencies given.
  *
  * @example
- * const audit = moduleOn(router, auditModule, {}, logger);
+ * const notes = moduleOn(router, notesModule, {}, logger);
  */
 export function moduleOn<Instance extends ModuleLifecycle, Deps>(
   router: Router,

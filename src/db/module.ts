@@ -1,6 +1,6 @@
 /**
- * Modules declare, the platform routes. A module (auth, permissions, audit, email — or one of yours)
- * is described by one object: its name, the schema it owns, where each of its tables may live, the
+ * Modules declare, the platform routes. A module (a core one, or one of yours) is described by one
+ * object: its name, the schema it owns, where each of its tables may live, the
  * foreign keys it holds into other modules' tables, and how to create it. `createSdk` hands the
  * descriptors to the router; migrations, tenant moves and placement checks read them. Nothing in
  * `src/db` names a module.
@@ -8,7 +8,7 @@
  * Where a table may live:
  * - `control-plane`: only in the main database — identities, sessions, tenants: what every other
  *   database's rows refer to.
- * - `schema`: wherever the topology places the module's schema (`schemas: { audit: "audit_store" }`),
+ * - `schema`: wherever the topology places the module's schema (`schemas: { notes: "notes_store" }`),
  *   never split by tenant (one list per deployment: suppressions, preferences).
  * - `tenant`: with its schema, or in its tenant's own database once the tenant is placed there. Its
  *   rows carry `tenant_id`, or reach it through a foreign key to a table that does. Rows with no

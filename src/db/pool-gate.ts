@@ -9,7 +9,7 @@
  * It also refuses the one pattern that can wedge a pool for good: asking it for a connection while
  * the current unit of work already holds one of it. Under load every holder waits for a second
  * connection that only another holder could give back (20 concurrent sign-ups did this to a pool of
- * 10 while better-auth's rate limiter wrote beside the request's transaction). `holdsConnection`
+ * 10 while a rate limiter wrote beside the request's transaction). `holdsConnection`
  * answers, from the ambient context, whether the caller holds one; the gate then fails at once,
  * naming the pool, rather than deadlocking under load.
  */

@@ -62,8 +62,8 @@ export interface RouterOptions {
 export interface Router {
   readonly topology: Topology;
   /**
-   * The ambient-transaction-aware handle for a module's database. For the tenant-scoped modules
-   * (permissions, audit, email) it follows the unit of work's tenant: a tenant moved to a database
+   * The ambient-transaction-aware handle for a module's database. For a module with tenant tables
+   * it follows the unit of work's tenant: a tenant moved to a database
    * of its own (`sv-sdk tenant:move`) is read and written there, with no change to the caller.
    */
   db(module: string): Database;
@@ -89,7 +89,7 @@ export interface Router {
   inUnitOfWork(): boolean;
   /**
    * Runs `fn` with the tenant-scoped modules' handles pointed at `database`: for platform work
-   * (dispatching mail, sealing the audit trail) that visits every database in turn.
+   * (a module's background work) that visits every database in turn.
    *
    * @example
    * for (const database of sdk.router.databases()) {
@@ -285,7 +285,7 @@ function ambientHandle(resolve: () => string, pool: (database: string) => Pool, 
   return new Proxy({} as Database, {
     get(_target, property) {
       if (property === "transaction") {
-        // Nested work (better-auth's adapter included) becomes a savepoint of the unit of work,
+        // Nested work (a library's own transactions included) becomes a savepoint of the unit of work,
         // and the savepoint is published so module calls made inside it join it too.
         return <T>(fn: (tx: Database) => Promise<T>) => router.transaction(() => fn(ambientTransaction(resolve())!));
       }

@@ -103,7 +103,7 @@ export async function planTables(sql: postgres.Sql, catalog: ModuleCatalog): Pro
         )
         .join(" or ");
     } else continue;
-    // The primary key, or else a unique key (permission_cache): the copy walks it in order.
+    // The primary key, or else a unique key (a cache keyed by its columns): the copy walks it in order.
     if (!t.pk?.length)
       throw new TenantMoveError(`${t.name} has no primary or unique key: its rows cannot be copied resumably`);
     for (const k of keysOf(t.name)) {

@@ -3,14 +3,14 @@
  * batches, verify per-table counts and checksums on both sides, flip its placement in the control
  * plane in one transaction, then remove the source rows.
  *
- * Which rows: every table of the tenant-scoped schemas (permissions, email) with a `tenant_id`
- * column holds the tenant's rows `where tenant_id = $tenant`; a table without one whose foreign key
- * points at such a table (role_permissions, role_inheritance, email_events, dev_messages) holds the
- * rows that reference the tenant's rows. Both are discovered from the catalog, not listed here, so a
- * new tenant-scoped table moves without a change to this file. The audit trail stays where it was
- * written (tenant-move-plan.ts says why). `auth` is the control plane and stays
- * on main; the auth rows the moved rows reference (the organization, its users) are copied to the
- * target first, with ON CONFLICT DO NOTHING, because foreign keys point at them there too.
+ * Which rows: every `tenant` table of the catalog with a `tenant_id` column holds the tenant's rows
+ * `where tenant_id = $tenant`; a table without one whose foreign key points at such a table holds
+ * the rows that reference the tenant's rows. Both are discovered from the catalog, not listed here,
+ * so a new tenant-scoped table moves without a change to this file. A table declared
+ * `staysWhereWritten` stays where it was written (tenant-move-plan.ts says why). Control-plane tables
+ * stay on the control plane's database; the control-plane rows the moved rows reference (the
+ * tenant's row, its users) are copied to the target first, with ON CONFLICT DO NOTHING, because
+ * foreign keys point at them there too.
  *
  * Platform rows a tenant's rows point at (the built-in global roles its members hold) are seeded in
  * every database with ids of their own, so references to them are translated to the target's row of

@@ -2,7 +2,7 @@
  * Topology: which databases exist and where each module's schema lives. One database (`main`) by
  * default; a schema moves to a database of its own by configuration alone:
  *
- *   { databases: { main: { url }, audit_store: { url } }, schemas: { audit: "audit_store" } }
+ *   { databases: { main: { url }, notes_store: { url } }, schemas: { notes: "notes_store" } }
  *
  * Which schemas exist is the modules' business (src/db/module.ts): the router checks the names
  * against them. Tenants are placed per tenant in the control plane (`platform.tenant_placements`),

@@ -25,8 +25,8 @@ export interface RequestContext {
   deadline?: Deadline;
   /**
    * Shared by every context nested in a request's (one object, carried by reference): a database
-   * failure (down, frozen, busy) noted here by a library that reports it as its own 500
-   * (better-auth) makes the HTTP layer answer 503 with Retry-After instead.
+   * failure (down, frozen, busy) noted here by a library that reports it as its own 500 makes the
+   * HTTP layer answer 503 with Retry-After instead.
    */
   incidents?: { unavailable?: Error };
 }
@@ -153,8 +153,8 @@ export function currentLevel(): UnitLevel | undefined {
 }
 
 /**
- * Registers work that must happen even though the current unit of work rolls back — a failed sign-in
- * is refused (and rolled back) but its audit event must remain. It runs after the rollback, in the
+ * Registers work that must happen even though the current unit of work rolls back — a refused
+ * request is rolled back, but the record that it was refused must remain. It runs after the rollback, in the
  * enclosing unit if there is one, else in a new one. Outside any unit it runs at once.
  */
 export async function onRollback(fn: () => Promise<void>): Promise<void> {
@@ -165,7 +165,7 @@ export async function onRollback(fn: () => Promise<void>): Promise<void> {
 
 /**
  * Marks the whole unit of work as failed: it rolls back even if its function resolves. For failures
- * inside callbacks whose caller swallows errors (better-auth logs some hook errors and carries on).
+ * inside callbacks whose caller swallows errors (a library that logs its hooks' errors and carries on).
  */
 export function markRollbackOnly(error: unknown): void {
   for (let level = currentLevel(); level; level = level.parent) level.failure ??= error;
