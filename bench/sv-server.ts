@@ -26,11 +26,17 @@ export async function startSvServer(
   options: { databaseUrl: string; resendUrl: string },
 ): Promise<SvServer> {
   const secret = randomBytes(32).toString("base64url");
+  // Production runs as a login of sv_app (it refuses the owner's): the migration at start-up sets this
+  // password. The bench's other SDKs log in as the owner and are unaffected.
+  const appUrl = new URL(options.databaseUrl);
+  appUrl.username = "sv_app";
+  appUrl.password = randomBytes(18).toString("base64url");
   const server = await ctx.startServer({
     entry: "src/server.ts",
     env: {
       NODE_ENV: "production",
       DATABASE_URL: options.databaseUrl,
+      DATABASE_APP_URL: appUrl.toString(),
       BETTER_AUTH_SECRET: secret,
       PUBLIC_URL: PUBLIC_ORIGIN,
       TRUST_PROXY: "1",

@@ -51,6 +51,8 @@ export const auditLogs = auditSchema.table(
   (t) => [
     primaryKey({ columns: [t.id, t.occurredAt] }),
     index("audit_logs_tenant_time_idx").on(t.tenantId, t.occurredAt, t.id),
+    // Platform-wide pages and the export (every tenant, newest first): keyset pages off an index.
+    index("audit_logs_time_idx").on(t.occurredAt, t.id),
     index("audit_logs_action_idx").on(t.action),
     // BRIN: transaction ids grow with insertion order, so a block-range index finds the rows of a
     // sealing window at almost no cost on the write path.
