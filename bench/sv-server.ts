@@ -19,6 +19,8 @@ export const poolMaxOf = (databaseUrl: string) => singleDatabase(databaseUrl).da
 export interface SvServer extends ServerProcess {
   /** The secret its cookies are signed with. */
   secret: string;
+  /** Its runtime login (an in-process SDK in production needs one too). */
+  appUrl: string;
 }
 
 export async function startSvServer(
@@ -46,5 +48,5 @@ export async function startSvServer(
       EMAIL_FROM: "Bench <bench@example.test>",
     },
   });
-  return Object.assign(server, { secret });
+  return Object.assign(server, { secret, appUrl: appUrl.toString() });
 }

@@ -281,6 +281,40 @@ describe("session lifetime", () => {
   });
 });
 
+describe("get-session from the session cache", () => {
+  it("answers a repeated get-session with better-auth's own answer and no statement, and stops at a sign-out", async () => {
+    let statements = 0;
+    const counted = createSdk({ ...protectedOptions(db), onQuery: () => statements++ });
+    const countedApp = createApp(counted, { logRequests: false });
+    try {
+      const user = await createTestUser(counted);
+      const ask = async () => {
+        const before = statements;
+        const res = await countedApp.request("/api/auth/get-session", { headers: user.headers });
+        expect(res.status).toBe(200);
+        return { body: await res.json(), statements: statements - before };
+      };
+      // better-auth answers first (and the session feed starts); then the cache holds the answer.
+      const first = await ask();
+      expect(first.body).toMatchObject({ user: { id: user.user.id }, session: { userId: user.user.id } });
+      let cached = await ask();
+      for (let i = 0; i < 20 && cached.statements > 0; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        cached = await ask();
+      }
+      expect(cached.statements).toBe(0);
+      expect(cached.body).toEqual(first.body);
+      // With an option, better-auth answers (the cache serves only the plain call).
+      const fresh = await countedApp.request("/api/auth/get-session?disableCookieCache=true", { headers: user.headers });
+      expect(await fresh.json()).toEqual(first.body);
+      expect((await countedApp.request("/api/auth/sign-out", { method: "POST", headers: user.headers })).status).toBe(200);
+      expect(await (await countedApp.request("/api/auth/get-session", { headers: user.headers })).json()).toBeNull();
+    } finally {
+      await counted.close();
+    }
+  });
+});
+
 describe("tokens for other services", () => {
   it("live five minutes, name the session and tenant, and are listed as revoked within a second of a sign-out", async () => {
     const user = await createTestUser(sdk);

@@ -187,6 +187,7 @@ const scenario: Scenario = async (ctx) => {
       let statements: string[] = [];
       const probe = createSdk({
         databaseUrl: oursDb.url,
+        databaseAppUrl: oursServer.appUrl,
         environment: "production",
         onQuery: (_database, query) => statements.push(query.replace(/\s+/g, " ").slice(0, 60)),
         auth: { secret: oursServer.secret, baseUrl: PUBLIC_ORIGIN, trustedOrigins: [PUBLIC_ORIGIN] },

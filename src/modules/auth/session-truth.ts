@@ -90,8 +90,27 @@ async function withSignedToken(response: Response): Promise<Response> {
   return new Response(JSON.stringify({ ...body, token: signed }), { status: response.status, headers });
 }
 
+/**
+ * `GET /api/auth/get-session` (no options), answered from the session cache when it holds a settled
+ * answer for these credentials: the call every better-auth client makes on page load. The cache holds
+ * only what better-auth's own getSession returned without refreshing a cookie (a settled credential),
+ * drops a user's entries on any session event from any instance, and never outlives the session or
+ * its absolute lifetime — so the answer is the one better-auth would give, without decoding and
+ * verifying its signed cookie again. Anything else goes to better-auth.
+ */
+function rememberedSession(deps: SessionTruthDependencies, request: Request): Response | undefined {
+  if (request.method !== "GET") return undefined;
+  const url = new URL(request.url);
+  if (!url.pathname.endsWith("/get-session") || url.search !== "") return undefined;
+  const remembered = deps.cache.get(request.headers);
+  if (!remembered) return undefined;
+  return new Response(JSON.stringify(remembered), { status: 200, headers: { "content-type": "application/json" } });
+}
+
 /** better-auth's fetch handler behind the one session truth. */
 export async function handleAuthRequest(deps: SessionTruthDependencies, request: Request): Promise<Response> {
+  const remembered = rememberedSession(deps, request);
+  if (remembered) return remembered;
   const admitted = await admit(deps, request);
   const response = await withSignedToken(await deps.auth.handler(admitted.request));
   if (admitted.clearCookies.length === 0) return response;
