@@ -305,9 +305,13 @@ describe("get-session from the session cache", () => {
       expect(cached.statements).toBe(0);
       expect(cached.body).toEqual(first.body);
       // With an option, better-auth answers (the cache serves only the plain call).
-      const fresh = await countedApp.request("/api/auth/get-session?disableCookieCache=true", { headers: user.headers });
+      const fresh = await countedApp.request("/api/auth/get-session?disableCookieCache=true", {
+        headers: user.headers,
+      });
       expect(await fresh.json()).toEqual(first.body);
-      expect((await countedApp.request("/api/auth/sign-out", { method: "POST", headers: user.headers })).status).toBe(200);
+      expect((await countedApp.request("/api/auth/sign-out", { method: "POST", headers: user.headers })).status).toBe(
+        200,
+      );
       expect(await (await countedApp.request("/api/auth/get-session", { headers: user.headers })).json()).toBeNull();
     } finally {
       await counted.close();
