@@ -16,7 +16,6 @@ export {
   cookieHeader,
   TEST_ORIGIN,
   testSdkOptions,
-  withoutRateLimits,
 } from "../src/testing.js";
 export type SignedInUser = TestUser;
 

@@ -9,6 +9,7 @@ import { createApp } from "../../src/app.js";
 import { createSdk } from "../../src/index.js";
 import { auditModule } from "../../src/modules/audit/index.js";
 import { TEST_ONLY_SCRYPT } from "../../src/modules/auth/index.js";
+import { warmPlacements } from "../placements.js";
 import { createModuleContext, moduleOn } from "../../src/db/module-context.js";
 import { silentLogger } from "../../src/logger.js";
 import { permissionsModule } from "../../src/modules/permissions/index.js";
@@ -92,11 +93,7 @@ const scenario: Scenario = async (ctx) => {
     });
     try {
       await uncached.can(user.id, "warm:up"); // a new connection reads the server's array types once
-      // The router holds tenant placements in memory once its listener for moves is up; until then a
-      // tenant's check asks for its placement too. Warmed here: the row counts the steady state.
-      await counting.placementOf(tenantId);
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      await counting.placementOf(tenantId);
+      await warmPlacements(counting, tenantId); // the steady state: placements held in memory
       const counts: number[] = [];
       for (const [permission, tenant] of [
         ["audit:read", tenantId],

@@ -29,6 +29,7 @@ import { createSdk } from "../../src/index.js";
 import { auditModule } from "../../src/modules/audit/index.js";
 import { hashPassword, TEST_ONLY_SCRYPT } from "../../src/modules/auth/index.js";
 import { startFakeResend } from "../../src/modules/email/testing/fake-resend.js";
+import { warmPlacements } from "../placements.js";
 import { createModuleContext, moduleOn } from "../../src/db/module-context.js";
 import { silentLogger } from "../../src/logger.js";
 import { permissionsModule } from "../../src/modules/permissions/index.js";
@@ -304,11 +305,7 @@ const scenario: Scenario = async (ctx) => {
         });
         try {
           await uncached.can(admin.id, "warm:up"); // a new connection reads the server's array types once
-          // The router holds tenant placements in memory once its listener for moves is up; until then a
-          // tenant's check asks for its placement too. Warmed here: the row counts the steady state.
-          await counting.placementOf(md5Uuid("org-0"));
-          await new Promise((resolve) => setTimeout(resolve, 300));
-          await counting.placementOf(md5Uuid("org-0"));
+          await warmPlacements(counting, md5Uuid("org-0")); // the steady state: placements held in memory
           const users = Array.from({ length: 200 }, (_, i) => Math.floor(((i + 0.5) * size) / 200));
           const check = (k: number) =>
             uncached.can(md5Uuid(`user-${k}`), "audit:read", { tenant: md5Uuid(`org-${k % TENANTS}`) });
