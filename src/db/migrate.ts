@@ -302,14 +302,12 @@ async function verifyRuntimeLogin(database: string, appUrl: string): Promise<voi
 }
 
 export function describeMigration(report: MigrationReport): string {
-  const counts = (c: { appliedBefore: number; appliedNow: number; total: number }, what: string) => {
+  const counts = (c: { appliedBefore: number; appliedNow: number; total: number }) => {
     const applied = c.appliedNow - c.appliedBefore;
     return applied === 0
-      ? `up to date (${c.appliedNow}/${c.total} ${what})`
-      : `applied ${applied} ${what.replace(/s$/, "")}(s), now ${c.appliedNow}/${c.total}`;
+      ? `up to date (${c.appliedNow}/${c.total} migrations)`
+      : `applied ${applied} migration(s), now ${c.appliedNow}/${c.total}`;
   };
-  return [
-    `${report.database}: ${counts(report, "migrations")}`,
-    ...(report.extra ?? []).map((e) => `${e.name}: ${counts(e, "migrations")}`),
-  ].join("; ");
+  const extra = (report.extra ?? []).map((e) => `; ${e.name}: ${counts(e)}`).join("");
+  return `${report.database}: ${counts(report)}${extra}`;
 }
