@@ -41,7 +41,8 @@ export {
 export type { PageOptions } from "./page.js";
 export type { RequirePermissionOptions } from "./guard.js";
 export type { PermissionCacheOptions } from "./cache.js";
-export { createPermissionsRoutes, createMePermissionsRoutes, type PermissionsRoutesOptions } from "./routes.js";
+export { createPermissionsRoutes, type PermissionsRoutesOptions } from "./routes.js";
+export { createMePermissionsRoutes } from "./me-routes.js";
 export type { PermissionsModule } from "./api.js";
 
 /** What the permissions module needs from the modules created before it. */

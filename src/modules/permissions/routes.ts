@@ -388,32 +388,3 @@ export function createPermissionsRoutes({ permissions, isMember }: PermissionsRo
       },
     );
 }
-
-/** `/api/v1/me` routes (`GET /permissions`): the signed-in user's effective permissions here. */
-export function createMePermissionsRoutes({ permissions }: PermissionsRoutesOptions) {
-  const app = createRoutes();
-  return app.openapi(
-    createRoute({
-      method: "get",
-      path: "/permissions",
-      tags: ["Permissions"],
-      summary: "Your effective permissions in the current tenant (global ones included)",
-      middleware: [permissions.requirePermission("permissions:read:self")] as const,
-      responses: {
-        200: jsonResponse(
-          z.object({ userId: z.uuid(), tenantId: z.uuid().nullable(), permissions: z.array(z.string()) }),
-          "Permissions",
-        ),
-        ...errorResponses(400, 401, 403, 404),
-      },
-    }),
-    async (c) => {
-      const user = userOf(c);
-      const tenant = tenantOf(c);
-      return c.json(
-        { userId: user.id, tenantId: tenant, permissions: await permissions.permissionsOf(user.id, { tenant }) },
-        200,
-      );
-    },
-  );
-}
