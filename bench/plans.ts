@@ -63,12 +63,15 @@ export async function planShapes(
   tenant: string | null = null,
 ): Promise<string[]> {
   const shapes: string[] = [];
+  // Planner settings the code sets for its own reads (audit pages price sorting out) apply here too.
+  const plannerSettings = [...new Set(statements)].filter((s) => /^\s*select\s+set_config\('enable_/i.test(s));
   for (const statement of [...new Set(statements)].filter(explainable)) {
     try {
       // EXPLAIN without ANALYZE runs nothing; the role and the tenant are local to the transaction.
       const plan = (await owner.begin(async (tx) => {
         await tx.unsafe("set local role sv_app");
         await tx`select set_config('sv.tenant_id', ${tenant ?? ""}, true)`;
+        for (const setting of plannerSettings) await tx.unsafe(setting);
         const [row] = await tx.unsafe<{ "QUERY PLAN": { Plan: PlanNode }[] }[]>(
           `explain (generic_plan, format json) ${statement}`,
         );
