@@ -7,6 +7,7 @@ import type { ModuleDescriptor, ModuleLifecycle } from "./db/module.js";
 import { migrateTopology, type AppMigrations, type MigrationReport } from "./db/migrate.js";
 import { createModuleContext } from "./db/module-context.js";
 import { createRouter, type Router } from "./db/router.js";
+import { createOutboxRelay, outboxLag, type OutboxRelayOptions } from "./db/outbox-relay.js";
 import { parseTopology, singleDatabase, type TopologyInput } from "./db/topology.js";
 import { currentContext, runWithContext, type RequestContext } from "./db/unit-of-work.js";
 import { silentLogger, type Logger } from "./logger.js";
@@ -45,6 +46,14 @@ export interface SdkOptions {
    * and grants `schemas` to the runtime role.
    */
   migrations?: AppMigrations;
+  /**
+   * A unit of work that writes to two databases: `refuse` fails it before anything commits (the
+   * default in the `test` environment, one round trip per database a unit opened), `allow` commits
+   * each database in turn (the default elsewhere: no cost, but not atomic).
+   */
+  crossDatabaseWrites?: "refuse" | "allow";
+  /** The cross-database outbox relay (src/db/outbox-relay.ts); it starts by itself when the topology has two databases or more. */
+  outboxRelay?: OutboxRelayOptions & { autoStart?: boolean };
 }
 
 /** The core modules, as a module of your own receives them. */
@@ -88,7 +97,16 @@ export function createSdk(options: SdkOptions) {
   const logger = options.logger ?? silentLogger;
   const extra = options.modules ?? [];
   const catalog = coreCatalog(extra as readonly ModuleDescriptor<ModuleLifecycle, never>[]);
-  const router: Router = createRouter(topology, catalog, { onQuery: options.onQuery });
+  const router: Router = createRouter(topology, catalog, {
+    onQuery: options.onQuery,
+    // In tests a unit of work that writes to two databases fails before committing: a future split
+    // is caught before it is made (README, "Splitting a schema out honestly").
+    refuseCrossDatabaseWrites:
+      (options.crossDatabaseWrites ?? (environment === "test" ? "refuse" : "allow")) === "refuse",
+  });
+  // Cross-database effects wait in an outbox; with one database there are none.
+  const relay = createOutboxRelay(router, { logger, ...options.outboxRelay });
+  if (router.databases().length > 1 && options.outboxRelay?.autoStart !== false) relay.start();
   const contextOf = (descriptor: { name: string }) =>
     createModuleContext(router, catalog.modules.find((m) => m.name === descriptor.name)!, logger);
 
@@ -202,9 +220,18 @@ export function createSdk(options: SdkOptions) {
           logger.warn("seeding skipped a database that could not answer", { module: name, ...gap });
       }
     },
+    /**
+     * The cross-database outbox: `lag()` says per database how many effects wait and how old the
+     * oldest is (for `/ready`); `drainOnce()` applies a batch now (tests, scripts).
+     *
+     * @example
+     * const lag = await sdk.outbox.lag(); // [{ database: "main", pending: 0, oldestSeconds: 0 }]
+     */
+    outbox: { lag: () => outboxLag(router), drainOnce: (source?: string) => relay.drainOnce(source) },
     /** Stops background work and closes every pool (with a timeout: a dead connection cannot hang it). */
     async close() {
       for (const [, module] of [...lifecycles].reverse()) await module.stop?.();
+      await relay.stop();
       await router.close(5);
     },
   };

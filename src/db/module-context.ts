@@ -18,6 +18,7 @@ import type {
   ModuleLifecycle,
   Place,
 } from "./module.js";
+import { effectStatement, enqueue, routeEffect, scopeAdmits, unitDatabase, type Effect, type Row } from "./outbox.js";
 import type { Router } from "./router.js";
 
 /** `schema.table.column` → its parts. */
@@ -53,6 +54,23 @@ export function createModuleContext(
     list.push({ column: from.column, table: to.qualified, toColumn: to.column });
     references.set(`${from.schema}.${from.table}`, list);
   }
+
+  /**
+   * Inserts rows at `target`, the unit's own database (or, outside a unit, on their own): in the
+   * ambient transaction when its row-level security scope admits every row's tenant, else in a
+   * savepoint scoped to every tenant.
+   */
+  const insertHere = async (target: string, effect: Effect, rows: readonly Row[]): Promise<void> => {
+    const write = async () => {
+      await router.database(target).execute(effectStatement(router, effect as Extract<Effect, { op: "insert" }>));
+    };
+    const tenants = rows.map((r) => (r.tenant_id as string | null | undefined) ?? null);
+    if (!router.inUnitOfWork()) {
+      if (tenants.every((t) => t === null)) return write();
+      return router.onDatabase(target, () => router.withTenant("*", write));
+    }
+    return scopeAdmits(tenants) ? write() : router.withTenant("*", write);
+  };
 
   const context: ModuleContext = {
     module: name,
@@ -164,6 +182,43 @@ export function createModuleContext(
         await here.execute(
           sql`insert into ${sql.raw(ref.table)} select * from jsonb_populate_recordset(null::${sql.raw(ref.table)}, ${copy.rows}::jsonb) on conflict do nothing`,
         );
+      }
+    },
+
+    async insertRows(table: string, rows: readonly Record<string, unknown>[]): Promise<void> {
+      if (rows.length === 0) return;
+      const full = `${descriptor.schema}.${table}`;
+      const placement = router.catalog.tables.get(full);
+      if (!placement) throw new Error(`module '${name}' declares no table '${table}'`);
+      const byTarget = new Map<string, Row[]>();
+      const placed = new Map<string, string>();
+      for (const row of rows) {
+        const tenant = placement.kind === "tenant" ? ((row.tenant_id as string | null | undefined) ?? null) : null;
+        let target = home;
+        if (tenant !== null && router.databases().length > 1) {
+          if (!placed.has(tenant)) placed.set(tenant, (await router.placementOf(tenant)) ?? home);
+          target = placed.get(tenant)!;
+        }
+        byTarget.set(target, [...(byTarget.get(target) ?? []), row]);
+      }
+      for (const [target, group] of byTarget) {
+        const effect: Effect = { op: "insert", table: full, rows: group };
+        await routeEffect(router, target, effect, () => insertHere(target, effect, group));
+      }
+    },
+
+    async removeCopies(table: string, keys: readonly Record<string, unknown>[]): Promise<void> {
+      if (keys.length === 0) return;
+      const full = `${descriptor.schema}.${table}`;
+      if (router.catalog.tables.get(full)?.kind !== "control-plane")
+        throw new Error(`removeCopies: '${full}' is not a control-plane table (only those are copied)`);
+      const effect: Effect = { op: "delete", table: full, rows: [...keys] };
+      // Outside a unit too, through main's outbox: a database that is down now gets it when it returns.
+      const origin = unitDatabase() ?? "main";
+      for (const database of router.databases()) {
+        if (database === "main") continue;
+        if (database === origin) await router.database(database).execute(effectStatement(router, effect));
+        else await enqueue(router.database(origin), database, effect);
       }
     },
 

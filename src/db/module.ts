@@ -96,6 +96,21 @@ export interface ModuleContext {
    */
   ensureReferenced(table: string, row: Record<string, unknown>): Promise<void>;
   /**
+   * Inserts `rows` (column → JSON value, the same columns in each) into the module's `table` in the
+   * database that holds them: a tenant table's row where its `tenant_id`'s rows live, any other row
+   * where the module's schema is. When that is not the database the ambient unit of work writes in,
+   * the rows travel through that database's outbox and are inserted after the unit commits, exactly
+   * once: a unit of work never commits in two databases.
+   */
+  insertRows(table: string, rows: readonly Record<string, unknown>[]): Promise<void>;
+  /**
+   * For a control-plane row being deleted in this unit (a user): deletes the copies other databases
+   * keep of it for their foreign keys, and so (the keys cascade there) the rows that refer to it.
+   * Through the outbox, after the unit commits, in every other database — one that is down gets it
+   * when it returns. `keys` name the row's key columns.
+   */
+  removeCopies(table: string, keys: readonly Record<string, unknown>[]): Promise<void>;
+  /**
    * LISTENs on `channel` in every database holding the module's rows (each notifies where it wrote).
    * `onReconnect` runs on every (re)connection: notifications sent meanwhile are lost.
    */

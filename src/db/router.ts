@@ -12,6 +12,7 @@ import { Deadline, earliest } from "./deadline.js";
 import { createPoolGate, gatedClient, type PoolGate } from "./pool-gate.js";
 import {
   ambientTransaction,
+  assertOneDatabaseWritten,
   currentContext,
   currentLevel,
   currentStore,
@@ -57,6 +58,8 @@ export interface RouterOptions {
    * (then only the acquire timeout stands between the pool and a deadlock under load).
    */
   onPoolReentry?: "throw" | ((message: string) => void);
+  /** Refuse, before committing, a unit of work that wrote to two databases (tests: see `assertOneDatabaseWritten`). */
+  refuseCrossDatabaseWrites?: boolean;
 }
 
 export interface Router {
@@ -364,6 +367,7 @@ function createPlacements(
 
 export function createRouter(topology: Topology, catalog: ModuleCatalog, options: RouterOptions = {}): Router {
   checkPlacement(topology, catalog);
+  const refuseCrossDatabaseWrites = options.refuseCrossDatabaseWrites === true;
   const moduleByName = new Map(catalog.modules.map((m) => [m.name, m]));
   const schemaOf = (module: string): string => {
     const found = moduleByName.get(module);
@@ -474,6 +478,11 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
       const finished = async (): Promise<T> => {
         try {
           const result = await body();
+          if (refuseCrossDatabaseWrites) {
+            const open = new Map([...(currentStore()?.transactions ?? [])].map(([d, p]) => [d, p.db]));
+            for (const [database, joined] of held.get(level) ?? []) open.set(database, await joined.tx);
+            await assertOneDatabaseWritten(open);
+          }
           await settleJoined(level, true);
           return result;
         } catch (error) {

@@ -3,6 +3,7 @@
  * transaction of each database. Module code never receives a transaction argument; the router's
  * handles resolve to the ambient transaction on every property access.
  */
+import { sql } from "drizzle-orm";
 import { ContextSlot } from "./context-storage.js";
 import type { Deadline } from "./deadline.js";
 import type { PostgresJsDatabase } from "drizzle-orm/postgres-js";
@@ -169,4 +170,39 @@ export async function onRollback(fn: () => Promise<void>): Promise<void> {
  */
 export function markRollbackOnly(error: unknown): void {
   for (let level = currentLevel(); level; level = level.parent) level.failure ??= error;
+}
+
+/**
+ * Thrown (in tests) when a unit of work wrote to two databases: its commits would be two, and a
+ * failure between them would keep one half. The cross-database part belongs in the outbox.
+ */
+export class CrossDatabaseWriteError extends Error {
+  override readonly name = "CrossDatabaseWriteError";
+}
+
+/**
+ * Refuses a unit of work that wrote to more than one of `transactions` (its open transactions, by
+ * database), before anything commits. PostgreSQL gives a transaction an id at its first written or
+ * locked row, so `pg_current_xact_id_if_assigned()` says, per database, whether the unit wrote there
+ * — whatever wrote it: a module, a library, raw SQL. One round trip per database, so the router
+ * asks only when told to (the test SDK options: `environment: "test"`).
+ */
+export async function assertOneDatabaseWritten(transactions: ReadonlyMap<string, Database>): Promise<void> {
+  if (transactions.size < 2) return;
+  const answers = await Promise.all(
+    [...transactions].map(async ([database, tx]) => {
+      const [row] = await tx.execute<{ wrote: boolean }>(
+        sql`select pg_current_xact_id_if_assigned() is not null as wrote`,
+      );
+      return row?.wrote ? [database] : [];
+    }),
+  );
+  const written = answers.flat();
+  if (written.length < 2) return;
+  throw new CrossDatabaseWriteError(
+    `sv-sdk: this unit of work wrote to ${written.map((d) => `'${d}'`).join(" and ")}: it would commit in each ` +
+      "separately, and a failure between the commits would keep half of it. Send the part that belongs to the " +
+      "other database through the outbox (ModuleContext.insertRows / removeCopies; README, " +
+      '"Splitting a schema out honestly").',
+  );
 }

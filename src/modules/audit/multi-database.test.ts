@@ -121,6 +121,8 @@ describe("audit across databases", () => {
       "roll back",
     );
 
+    // Events recorded under the platform scope (a unit on main) reach tenant_db through main's outbox.
+    await sdk.outbox.drainOnce();
     expect(await targetsIn(ownerB, marker)).toEqual([
       `${moved}:bare`,
       `${moved}:batch-moved`,

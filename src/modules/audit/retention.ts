@@ -17,7 +17,7 @@ import { sql } from "drizzle-orm";
 import type { ModuleContext } from "../../db/module.js";
 import { AuditErrors } from "./errors.js";
 import { placeName, requireComplete } from "./internal.js";
-import { recordAuditEvent } from "./record.js";
+import { recordAuditEventHere } from "./record.js";
 
 export const DEFAULT_RETENTION_DAYS = 400;
 
@@ -93,7 +93,7 @@ async function dropBefore(context: ModuleContext, cutoff: Date, retentionDays: n
     to: new Date(d.range_end).toISOString(),
   }));
   const droppedBefore = partitions.reduce<string | null>((max, p) => (max === null || p.to > max ? p.to : max), null);
-  await recordAuditEvent(context, {
+  await recordAuditEventHere(context, {
     action: "audit.retention_applied",
     tenantId: null,
     actor: { type: "system", id: role.role },

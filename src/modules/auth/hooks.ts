@@ -48,6 +48,9 @@ export function createAuditBeforeHooks(deps: AuthHookDependencies) {
       await leaveAllTenants(deps, userId, "user.deleted");
       // Sessions go with the user; cookie-cached copies of them must stop working everywhere too.
       await revocations.revokeUser(userId);
+      // Other databases keep a copy of the user for their keys: it goes (and what refers to it there)
+      // once this unit commits, through the outbox.
+      await deps.context.removeCopies("users", [{ id: userId }]);
       await audit.recordAuditEvent({
         action: "user.deleted",
         actor: { type: "user", id: session.user.id },

@@ -82,6 +82,10 @@ beforeAll(async () => {
   sdk = createSdk(
     cheapHashingTestSdkOptions(databases.main, {
       topology,
+      // Known cross-database unit, not converted yet (issue 16): a webhook for a moved tenant's send
+      // updates the send in its database and writes the suppression in the email schema's (main).
+      // The check (src/db/unit-of-work.ts) reports it; until it goes through the outbox, this file allows it.
+      crossDatabaseWrites: "allow",
       email: {
         resendApiKey: "re_test_key",
         resendBaseUrl: fake.url,
