@@ -198,8 +198,12 @@ export function variablesOf(compiled: CompiledContent): string[] {
  * so each run of them becomes one space rather than failing the mail. Stored subjects cannot
  * contain them at all (`subjectProblem`); this covers data, filters and string literals alike.
  */
-export function renderParts(compiled: CompiledContent, values: Record<string, unknown>): TemplateContent {
-  const deadline = performance.now() + RENDER_LIMITS.renderMs;
+export function renderParts(
+  compiled: CompiledContent,
+  values: Record<string, unknown>,
+  renderMs: number = RENDER_LIMITS.renderMs,
+): TemplateContent {
+  const deadline = performance.now() + renderMs;
   const rendered: Partial<TemplateContent> = {};
   for (const part of PARTS) {
     let output: string;

@@ -257,6 +257,18 @@ describe("the sandbox", () => {
     expect(error).toMatchObject({ code: "TEMPLATE_RENDER_FAILED", status: 422 });
   });
 
+  it("holds stored content to the message budget, but not the application's own defaults, rendered cold at import", () => {
+    // 130³ loop steps: well past the 200 ms message budget, a few seconds at most.
+    const slow = html("{% for a in items %}{% for b in items %}{% for c in items %}{% endfor %}{% endfor %}{% endfor %}");
+    const items = Array.from({ length: 130 }, (_, i) => ({ label: String(i), price: i }));
+    const heavy: EmailTemplateDefinition = { ...receipt, key: "heavy", sample: { name: "Ada", items } };
+    const error = thrown(() => checkTemplateContent(heavy, slow));
+    expect(error.details!.errors).toEqual([
+      { path: "html", message: expect.stringContaining("template render limit exceeded") },
+    ]);
+    expect(defineEmailTemplate({ ...heavy, defaults: slow }).key).toBe("heavy");
+  });
+
   it("fails fast at startup on a definition whose default content is unusable", () => {
     expect(() => defineEmailTemplate({ ...receipt, key: "broken", defaults: html("{% if %}") })).toThrow(
       /Email template 'broken'.*TEMPLATE_SYNTAX_INVALID/,

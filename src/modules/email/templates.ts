@@ -11,6 +11,7 @@ import { AppError, CommonErrors } from "../../errors.js";
 import { EmailErrors } from "./errors.js";
 import {
   compileContent,
+  RENDER_LIMITS,
   renderParts,
   subjectProblem,
   variablesOf,
@@ -40,6 +41,14 @@ export interface EmailTemplateDefinition {
 }
 
 /**
+ * The render budget of a template's default content, checked once at import. The message budget
+ * (RENDER_LIMITS.renderMs) bounds content an API caller sends; defaults are the application's own
+ * code, and their first render runs cold: on a loaded machine it took more than 200 ms, and the
+ * process failed to start.
+ */
+const DEFAULTS_RENDER_MS = 10_000;
+
+/**
  * Declares a template: its variables, sample data and default content. Content that would be
  * refused through the API (a syntax error, an undeclared variable, a subject on two lines, a render
  * of the sample that fails) fails here, at startup.
@@ -59,7 +68,7 @@ export interface EmailTemplateDefinition {
  */
 export function defineEmailTemplate(definition: EmailTemplateDefinition): EmailTemplateDefinition {
   try {
-    checkTemplateContent(definition, definition.defaults);
+    checkTemplateContent(definition, definition.defaults, DEFAULTS_RENDER_MS);
   } catch (error) {
     if (!(error instanceof AppError)) throw error;
     throw new Error(
@@ -88,7 +97,11 @@ export function undeclaredVariables(content: TemplateContent, variables: z.ZodOb
  * @example
  * checkTemplateContent(definition, { subject: "Hi {{ name }}", html: "<p>{{ name }}</p>", text: "{{ name }}" });
  */
-export function checkTemplateContent(definition: EmailTemplateDefinition, content: TemplateContent): CompiledContent {
+export function checkTemplateContent(
+  definition: EmailTemplateDefinition,
+  content: TemplateContent,
+  renderMs: number = RENDER_LIMITS.renderMs,
+): CompiledContent {
   const subject = subjectProblem(content.subject);
   if (subject) throw CommonErrors.VALIDATION_FAILED({ errors: [subject] });
   const compiled = compileContent(content);
@@ -97,7 +110,7 @@ export function checkTemplateContent(definition: EmailTemplateDefinition, conten
   if (undeclared.length > 0) {
     throw EmailErrors.TEMPLATE_UNDECLARED_VARIABLE({ key: definition.key, undeclared, declared });
   }
-  renderParts(compiled, valuesFor(definition, validData(definition, definition.sample)));
+  renderParts(compiled, valuesFor(definition, validData(definition, definition.sample)), renderMs);
   return compiled;
 }
 
