@@ -259,7 +259,9 @@ describe("the sandbox", () => {
 
   it("holds stored content to the message budget, but not the application's own defaults, rendered cold at import", () => {
     // 130³ loop steps: well past the 200 ms message budget, a few seconds at most.
-    const slow = html("{% for a in items %}{% for b in items %}{% for c in items %}{% endfor %}{% endfor %}{% endfor %}");
+    const slow = html(
+      "{% for a in items %}{% for b in items %}{% for c in items %}{% endfor %}{% endfor %}{% endfor %}",
+    );
     const items = Array.from({ length: 130 }, (_, i) => ({ label: String(i), price: i }));
     const heavy: EmailTemplateDefinition = { ...receipt, key: "heavy", sample: { name: "Ada", items } };
     const error = thrown(() => checkTemplateContent(heavy, slow));
