@@ -8,6 +8,10 @@
  * closed), background work and pools stop, and the embedded PostgreSQL — in a session of its own,
  * so a terminal's Ctrl-C reaches only us — stops last, with time kept for it. A step that overruns is
  * left behind and the exit code is 1; the cluster is stopped either way.
+ *
+ * A database other than the control plane (main) that is down does not stop the start: it is
+ * reported, its tenants get 503 until it answers (the router probes it), and the start-up work it
+ * missed — its migrations, the audit partitions — is retried in the background until done.
  */
 import { createApp } from "./app.js";
 import { writeBanner } from "./cli/banner.js";
@@ -15,7 +19,8 @@ import { onShutdownSignal, shutdownInOrder } from "./cli/shutdown.js";
 import { loadConfigOrExit } from "./config.js";
 import { resolveDatabase } from "./db/connect.js";
 import type { EmbeddedPostgresHandle } from "./db/embedded.js";
-import { describeMigration, migrateTopology } from "./db/migrate.js";
+import { describeMigration, isUnreachable, migrateTopology } from "./db/migrate.js";
+import type { Topology } from "./db/topology.js";
 import { startServer, type RunningServer } from "./http/serve.js";
 import { createSdk, type Sdk } from "./sdk.js";
 import { createLogger, prettyOutput } from "./logger.js";
@@ -38,25 +43,70 @@ let stopping = false;
 let embedded: EmbeddedPostgresHandle | undefined;
 let sdk: Sdk | undefined;
 let http: RunningServer | undefined;
+const retries = new Set<ReturnType<typeof setTimeout>>();
+
+/** How often start-up work that a down database made fail is tried again. */
+const RETRY_EVERY_MS = 5_000;
+
+/** Runs `work` now and, while it fails, again every RETRY_EVERY_MS until it succeeds or we stop. */
+async function untilDone(what: string, work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    if (stopping) return;
+    logger.warn(`${what} failed; retrying in the background`, {
+      error: error instanceof Error ? error.message : String(error),
+      retryInMs: RETRY_EVERY_MS,
+    });
+    const timer = setTimeout(() => {
+      retries.delete(timer);
+      if (!stopping) void untilDone(what, work);
+    }, RETRY_EVERY_MS);
+    timer.unref();
+    retries.add(timer);
+  }
+}
+
+/** Migrates the databases that were unreachable at start-up, once they answer. */
+function migrateLater(topology: Topology, names: string[]): () => Promise<void> {
+  let pending = names;
+  return async () => {
+    const databases = Object.fromEntries(pending.map((name) => [name, topology.databases[name]!]));
+    const reports = await migrateTopology({ ...topology, databases }, [], { unreachable: "report" });
+    for (const report of reports) if (!isUnreachable(report)) logger.info(describeMigration(report));
+    pending = reports.filter(isUnreachable).map((r) => r.database);
+    if (pending.length > 0) throw new Error(`still unreachable: ${pending.join(", ")}`);
+  };
+}
 
 /** Start-up, step by step; it stops between steps once a shutdown has begun. */
 async function start(): Promise<void> {
   const database = await resolveDatabase(config, (message) => logger.info(message));
   embedded = database.embedded;
   if (stopping) return;
-  for (const report of await migrateTopology(database.topology)) logger.info(describeMigration(report));
+  const reports = await migrateTopology(database.topology, [], {
+    unreachable: "report",
+    onUnreachable: (name, reason) =>
+      logger.warn("a database is unreachable: starting without it", { database: name, reason }),
+  });
+  for (const report of reports) logger.info(describeMigration(report));
+  const skipped = reports.filter(isUnreachable).map((r) => r.database);
   if (stopping) return;
 
   sdk = createSdk(await sdkOptionsFromConfig(config, database.topology, logger));
   await sdk.seed();
   await sdk.auth.listen();
+  const running = sdk;
+  if (skipped.length > 0)
+    void untilDone("migrating the databases unreachable at start-up", migrateLater(database.topology, skipped));
   // Monthly audit partitions three months ahead; sealing committed audit rows in the background.
-  await sdk.audit.ensurePartitions(3);
+  await untilDone("creating the audit partitions", async () => void (await running.audit.ensurePartitions(3)));
   sdk.audit.startSealer({
     intervalMs: 10_000,
     onError: (error) => logger.error("audit sealing failed", { error: String(error) }),
   });
-  if (config.email.dispatcher) await sdk.email.startDispatcher();
+  // It LISTENs on every database holding sends: one that is down delays it, not the API.
+  if (config.email.dispatcher) await untilDone("starting the email dispatcher", () => running.email.startDispatcher());
   if (stopping) return;
 
   const app = createApp(sdk, {
@@ -92,6 +142,7 @@ function shutdown(reason: string, startup: Promise<void>, code = 0): Promise<nev
 
 async function stopInOrder(reason: string, startup: Promise<void>, code: number): Promise<never> {
   logger.info("shutting down", { reason, timeoutMs });
+  for (const timer of retries) clearTimeout(timer);
   // The steps below are bounded; this is for a bug in them.
   setTimeout(() => {
     logger.error("shutdown did not end; exiting");

@@ -10,6 +10,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "Apply the database migrations to every database of the topology",
     load: async () => (await import("./commands/migrate.js")).migrateCommand,
   },
+  "db:migrate": {
+    summary: "The same as migrate",
+    load: async () => (await import("./commands/migrate.js")).migrateCommand,
+  },
   seed: {
     summary: "Seed the built-in roles and the default email templates",
     load: async () => (await import("./commands/seed.js")).seedCommand,

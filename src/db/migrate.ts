@@ -2,6 +2,10 @@
  * Applies the SQL migrations in `drizzle/` to every database of the topology, each under an advisory
  * lock so that instances starting together migrate once. Applying twice changes nothing.
  *
+ * A database that does not answer is not waited for: each is first asked, within a few seconds,
+ * whether it is there. `migrateTopology` reports an unreachable one (and the caller decides: the
+ * CLI exits 1, the server starts without it), or waits for it a bounded time when asked to.
+ *
  * It is also where the runtime login is set up (no migration file may hold a password): given the
  * login's URL, the owner makes its user able to log in with its password, then logs in as it and
  * checks that it cannot become anything more than sv_app.
@@ -79,6 +83,14 @@ export function shippedMigrationCount(): number {
   return journal.entries.length;
 }
 
+/**
+ * Whether a database has every migration sv-sdk ships: a database that has not must not receive a
+ * tenant (its tables, policies or grants may be missing).
+ */
+export async function isMigrated(sql: postgres.Sql): Promise<boolean> {
+  return (await appliedMigrationCount(sql)) >= shippedMigrationCount();
+}
+
 /** Number of migrations recorded as applied in a database (0 before the first run). */
 export async function appliedMigrationCount(sql: postgres.Sql, ledger = "__drizzle_migrations"): Promise<number> {
   const [table] = await sql<{ exists: boolean }[]>`
@@ -146,17 +158,91 @@ async function migrateExtra(sql: postgres.Sql, extra: AppMigrations): Promise<Ex
   return { name: extra.module ?? "yours", appliedBefore, appliedNow: await appliedMigrationCount(sql, ledger), total };
 }
 
+/** A database of the topology that could not be reached, so was not migrated. */
+export interface UnreachableDatabase {
+  database: string;
+  /** Why, in a word or two (ECONNREFUSED, no answer within 3 s, …): no host or user is named. */
+  unreachable: string;
+}
+
+export type TopologyMigration = MigrationReport | UnreachableDatabase;
+
+export const isUnreachable = (report: TopologyMigration): report is UnreachableDatabase => "unreachable" in report;
+
+export interface MigrateTopologyOptions {
+  /**
+   * What to do with a database that does not answer: `"throw"` (default), or `"report"` — it is
+   * skipped and reported, and the others are migrated. The control plane (main) is always required.
+   */
+  unreachable?: "throw" | "report";
+  /** Wait up to this long for unreachable databases to answer (checked every second) before giving up on them. */
+  waitMs?: number;
+  /** Told once per database that does not answer, before any wait. */
+  onUnreachable?: (database: string, reason: string) => void;
+}
+
+/** How long a database has to answer `select 1` before it is called unreachable. */
+const REACHABLE_WITHIN_MS = 3_000;
+
+/** Undefined when the database answers within `timeoutMs`, else why not (a code, never the URL). */
+export async function unreachableReason(url: string, timeoutMs = REACHABLE_WITHIN_MS): Promise<string | undefined> {
+  const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: Math.ceil(timeoutMs / 1000) });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const timeout = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve(`no answer within ${timeoutMs / 1000} s`), timeoutMs);
+    });
+    const answer = sql`select 1`.then(
+      () => undefined,
+      (error: { code?: string }) => (typeof error.code === "string" ? error.code : "connection failed"),
+    );
+    return await Promise.race([answer, timeout]);
+  } finally {
+    clearTimeout(timer);
+    // A frozen server keeps the connection half-open: do not wait for a goodbye.
+    await sql.end({ timeout: 0 }).catch(() => undefined);
+  }
+}
+
+const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 /**
  * Migrates every database of the topology (dedicated tenant databases are named there too): sv-sdk's
  * migrations, then `extra` (your modules', yours) — every database holds every schema, so a tenant
- * moved to a database of its own finds those tables there too.
+ * moved to a database of its own finds those tables there too. Each database is asked first whether
+ * it answers: see `MigrateTopologyOptions` for one that does not.
  */
+export function migrateTopology(
+  topology: Topology,
+  extra?: readonly AppMigrations[],
+  options?: MigrateTopologyOptions & { unreachable?: "throw" },
+): Promise<MigrationReport[]>;
+export function migrateTopology(
+  topology: Topology,
+  extra: readonly AppMigrations[],
+  options: MigrateTopologyOptions,
+): Promise<TopologyMigration[]>;
 export async function migrateTopology(
   topology: Topology,
   extra: readonly AppMigrations[] = [],
-): Promise<MigrationReport[]> {
-  const reports: MigrationReport[] = [];
+  options: MigrateTopologyOptions = {},
+): Promise<TopologyMigration[]> {
+  const reports: TopologyMigration[] = [];
+  const waitUntil = Date.now() + (options.waitMs ?? 0);
   for (const [name, config] of Object.entries(topology.databases)) {
+    let reason = await unreachableReason(config.url);
+    if (reason !== undefined) options.onUnreachable?.(name, reason);
+    while (reason !== undefined && Date.now() < waitUntil) {
+      await pause(Math.min(1_000, Math.max(0, waitUntil - Date.now())));
+      reason = await unreachableReason(config.url);
+    }
+    if (reason !== undefined) {
+      if (options.unreachable !== "report" || name === "main") {
+        throw new Error(`database '${name}' is unreachable (${reason}): nothing was migrated there`);
+      }
+      reports.push({ database: name, unreachable: reason });
+      continue;
+    }
     reports.push(await migrateDatabase(name, config.url, { appUrl: config.appUrl, extra }));
   }
   return reports;
@@ -301,7 +387,8 @@ async function verifyRuntimeLogin(database: string, appUrl: string): Promise<voi
   }
 }
 
-export function describeMigration(report: MigrationReport): string {
+export function describeMigration(report: TopologyMigration): string {
+  if (isUnreachable(report)) return `${report.database}: unreachable (${report.unreachable}), skipped — not migrated`;
   const counts = (c: { appliedBefore: number; appliedNow: number; total: number }) => {
     const applied = c.appliedNow - c.appliedBefore;
     return applied === 0

@@ -16,6 +16,7 @@
 import type postgres from "postgres";
 import { CommonErrors } from "../errors.js";
 import type { Deadline } from "./deadline.js";
+import type { DatabaseHealth } from "./health.js";
 
 export interface PoolGateOptions {
   /** The database's name in the topology (for errors and logs). */
@@ -32,6 +33,11 @@ export interface PoolGateOptions {
   deadline: () => Deadline | undefined;
   /** What to do on a re-entrant acquire: fail (default) or log and go on (then only the acquire timeout protects). */
   onReentry?: "throw" | ((message: string) => void);
+  /**
+   * The database's health (src/db/health.ts): work on a database known down is refused before it
+   * waits, and work waiting on one that goes down fails then and there.
+   */
+  health?: DatabaseHealth;
 }
 
 /** Thrown (as a programming error, not a 503) when a unit of work asks its own pool for a second connection. */
@@ -99,13 +105,14 @@ export function createPoolGate(options: PoolGateOptions): PoolGate {
     },
     acquire(): Promise<Release> {
       checkReentry();
+      options.health?.check();
       if (active < options.max) {
         active++;
         return Promise.resolve(once());
       }
       const deadline = options.deadline();
       const wait = Math.min(options.acquireTimeoutMs, deadline ? Math.max(0, deadline.remaining()) : Infinity);
-      return new Promise<Release>((grant, fail) => {
+      const turn = new Promise<Release>((grant, fail) => {
         const waiter: Waiter = {
           grant,
           fail,
@@ -123,6 +130,15 @@ export function createPoolGate(options: PoolGateOptions): PoolGate {
           }, wait),
         };
         queue.push(waiter);
+      });
+      if (!options.health) return turn;
+      // Failed early because the database went down: a turn granted later is given straight back.
+      return options.health.guard(turn).catch((error: unknown) => {
+        turn.then(
+          (release) => release(),
+          () => undefined,
+        );
+        throw error;
       });
     },
   };
@@ -144,7 +160,8 @@ function gatedQuery(query: PendingQuery, gate: PoolGate, options: PoolGateOption
   let running: Promise<unknown> | undefined;
   const run = (): Promise<unknown> =>
     (running ??= gate.acquire().then((release) => {
-      const answer = Promise.resolve(query).finally(release);
+      const sent = Promise.resolve(query).finally(release);
+      const answer = options.health ? options.health.guard(sent) : sent;
       const deadline = options.deadline();
       const wait = Math.min(options.queryTimeoutMs, deadline ? deadline.remaining() : Infinity);
       return new Promise((resolve, reject) => {
@@ -202,16 +219,16 @@ function gatedQuery(query: PendingQuery, gate: PoolGate, options: PoolGateOption
 export function gatedClient(sql: postgres.Sql, gate: PoolGate, options: PoolGateOptions): postgres.Sql {
   const begin = async (...args: unknown[]) => {
     const release = await gate.acquire();
-    try {
-      return await (sql.begin as (...a: unknown[]) => Promise<unknown>)(...args);
-    } finally {
-      release();
-    }
+    // The turn is held until the transaction really ends, even when the caller was failed earlier
+    // (its database went down): the pool never runs more than `max` at once.
+    const running = (sql.begin as (...a: unknown[]) => Promise<unknown>)(...args).finally(release);
+    return options.health ? options.health.guard(running) : running;
   };
   const reserve = async () => {
     const release = await gate.acquire();
+    const reserving = sql.reserve();
     try {
-      const reserved = await sql.reserve();
+      const reserved = await (options.health ? options.health.guard(reserving) : reserving);
       const own = reserved.release.bind(reserved);
       reserved.release = () => {
         own();
@@ -219,7 +236,11 @@ export function gatedClient(sql: postgres.Sql, gate: PoolGate, options: PoolGate
       };
       return reserved;
     } catch (error) {
-      release();
+      // Failed early (the database went down): a connection reserved later goes straight back, then the turn.
+      reserving.then(
+        (late) => (late.release(), release()),
+        () => release(),
+      );
       throw error;
     }
   };

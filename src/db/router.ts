@@ -9,6 +9,7 @@ import { sql as rawSql } from "drizzle-orm";
 import postgres from "postgres";
 import { transientError } from "../errors.js";
 import { Deadline, earliest } from "./deadline.js";
+import { createDatabaseHealth, type DatabaseHealth, type DatabaseHealthStatus } from "./health.js";
 import { createPoolGate, gatedClient, type PoolGate } from "./pool-gate.js";
 import {
   ambientTransaction,
@@ -37,6 +38,8 @@ export interface Pool {
   sql: postgres.Sql;
   db: Database;
   gate: PoolGate;
+  /** Whether the database answers (src/db/health.ts): work on one known down fails at once. */
+  health: DatabaseHealth;
 }
 
 /**
@@ -60,6 +63,8 @@ export interface RouterOptions {
   onPoolReentry?: "throw" | ((message: string) => void);
   /** Refuse, before committing, a unit of work that wrote to two databases (tests: see `assertOneDatabaseWritten`). */
   refuseCrossDatabaseWrites?: boolean;
+  /** Told when a database goes down or comes back (the SDK logs it). */
+  onHealthChange?: (database: string, state: DatabaseHealthStatus) => void;
 }
 
 export interface Router {
@@ -88,6 +93,12 @@ export interface Router {
   placementOf(tenantId: string): Promise<string | undefined>;
   /** Every database of the topology, main first (each may hold moved tenants' rows). */
   databases(): string[];
+  /**
+   * What the router knows of a database's health: `up`, or `down` since a moment (it did not answer
+   * a probe). Work on a database known down fails at once with 503 DATABASE_UNAVAILABLE; the router
+   * probes it every second and serves it again as soon as it answers.
+   */
+  health(database: string): DatabaseHealthStatus;
   /** Whether the caller runs inside a unit of work (an open transaction or savepoint). */
   inUnitOfWork(): boolean;
   /**
@@ -158,7 +169,26 @@ function createPool(name: string, config: DatabaseConfig, options: RouterOptions
     connection: assumeRole ? { role: RUNTIME_ROLE, ...sessionDefaults(config) } : sessionDefaults(config),
     debug: options.onQuery ? (_connection, query) => options.onQuery!(name, query) : undefined,
   });
+  const probeConnection = assumeRole
+    ? { role: RUNTIME_ROLE, ...sessionDefaults(config), application_name: "sv-sdk-health" }
+    : { ...sessionDefaults(config), application_name: "sv-sdk-health" };
+  const health = createDatabaseHealth({
+    name,
+    // A connection of its own: a pool that is merely full is not a database that is down.
+    probeClient: () => {
+      const probe = postgres(url, {
+        max: 1,
+        idle_timeout: 30,
+        connect_timeout: config.pool.connectTimeoutSeconds,
+        onnotice: () => {},
+        connection: probeConnection,
+      });
+      return { ping: () => probe`select 1`, end: () => probe.end({ timeout: 0 }) };
+    },
+    onChange: () => options.onHealthChange?.(name, health.status()),
+  });
   const gateOptions = {
+    health,
     name,
     max: config.pool.max,
     acquireTimeoutMs: config.pool.acquireTimeoutMs,
@@ -169,7 +199,7 @@ function createPool(name: string, config: DatabaseConfig, options: RouterOptions
   };
   const gate = createPoolGate(gateOptions);
   const sql = gatedClient(client, gate, gateOptions);
-  return { name, sql, db: drizzle(sql) as unknown as Database, gate };
+  return { name, sql, db: drizzle(sql) as unknown as Database, gate, health };
 }
 
 async function setTenant(tx: Database, tenantId: string | null | undefined, readOnly = false): Promise<void> {
@@ -433,6 +463,7 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
     databaseOf: (module) => databaseOf(topology, schemaOf(module)),
     routedDatabase,
     inUnitOfWork: () => currentLevel() !== undefined,
+    health: (database) => pool(database).health.status(),
     databases: () => [...pools.keys()].sort((a, b) => (a === "main" ? -1 : b === "main" ? 1 : a.localeCompare(b))),
     onDatabase: (database, fn) => {
       pool(database);
@@ -552,6 +583,7 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
     },
     async close(timeoutSeconds = 5) {
       await placements.stop();
+      await Promise.all([...pools.values()].map((p) => p.health.stop()));
       await Promise.all([...pools.values()].map((p) => p.sql.end({ timeout: timeoutSeconds })));
     },
   };

@@ -3,6 +3,9 @@
  * migrations current). The instance is ready while the control plane (main) is: a tenant or schema
  * database that is down costs only what lives there, so a load balancer must not take every instance
  * out for it. `?strict=1` (or `strict: true`) asks for every database.
+ *
+ * A database the router knows is down (src/db/health.ts) is reported at once, with the moment it
+ * went down, rather than waited for; the others are asked, each within CHECK_TIMEOUT_MS.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Router } from "../db/router.js";
@@ -18,6 +21,10 @@ const DatabaseStatus = z.object({
   reachable: z.boolean(),
   migrations: z.object({ applied: z.number().int(), shipped: z.number().int() }).optional(),
   error: z.string().optional(),
+  downSince: z.string().optional().openapi({
+    description:
+      "When the router found it down (ISO 8601): work on it fails at once with 503 until a probe finds it back",
+  }),
 });
 
 /** A database that does not answer within this is reported unreachable (a frozen server answers nothing). */
@@ -27,6 +34,16 @@ export async function databaseStatuses(router: Router, logger?: Logger) {
   const shipped = shippedMigrationCount();
   return Promise.all(
     Object.keys(router.topology.databases).map(async (name) => {
+      const health = router.health(name);
+      if (health.state === "down") {
+        return {
+          name,
+          state: "unreachable" as const,
+          reachable: false,
+          error: "unreachable",
+          downSince: new Date(health.since).toISOString(),
+        };
+      }
       try {
         const applied = await Deadline.in(CHECK_TIMEOUT_MS, "readiness check").race(
           appliedMigrationCount(router.pool(name).sql),

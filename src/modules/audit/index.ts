@@ -3,7 +3,15 @@
  * errors and the public types. Nothing else of the folder is imported from outside it.
  */
 import { defineModule, type ModuleContext } from "../../db/module.js";
-import { exportEvents, queryEvents, type AuditFilters, type AuditPage, type ExportFormat } from "./query.js";
+import {
+  exportEvents,
+  openExport,
+  queryEvents,
+  type AuditExport,
+  type AuditFilters,
+  type AuditPage,
+  type ExportFormat,
+} from "./query.js";
 import { recordAuditEvent, recordAuditEvents, type AuditEventInput } from "./record.js";
 import { applyRetention, ensurePartitions, type RetentionOptions, type RetentionResult } from "./retention.js";
 import { createSealer, seal, type SealResult } from "./seal.js";
@@ -16,7 +24,7 @@ export { DEFAULT_RETENTION_DAYS } from "./retention.js";
 export type { AuditEventInput } from "./record.js";
 export type { SealResult, DatabaseSealResult } from "./seal.js";
 export type { VerifyResult, BadRowReason, DatabaseVerifyReport } from "./verify.js";
-export type { AuditEvent, AuditFilters, AuditPage, ExportFormat } from "./query.js";
+export type { AuditEvent, AuditExport, AuditFilters, AuditPage, ExportFormat } from "./query.js";
 export type { RetentionOptions, RetentionResult } from "./retention.js";
 
 /**
@@ -94,6 +102,14 @@ export interface AuditModule {
    */
   exportEvents(filters?: AuditFilters, format?: ExportFormat): ReadableStream<Uint8Array>;
   /**
+   * The same export, its first page read before it returns: a 503 of the scope's own database is
+   * thrown before any byte is sent, and `missingDatabases` names the databases that could not answer.
+   *
+   * @example
+   * const { stream, missingDatabases } = await sdk.audit.openExport({ tenantId: "*" });
+   */
+  openExport(filters?: AuditFilters, format?: ExportFormat): Promise<AuditExport>;
+  /**
    * Creates the monthly partitions of this month and `monthsAhead` more (default 3) in every database.
    * Returns the partitions created.
    *
@@ -120,6 +136,7 @@ function createAuditModule(context: ModuleContext): AuditModule {
     ...createSealer(context),
     queryEvents: (filters, cursor) => queryEvents(context, filters, cursor),
     exportEvents: (filters, format) => exportEvents(context, filters, format),
+    openExport: (filters, format) => openExport(context, filters, format),
     ensurePartitions: (monthsAhead) => ensurePartitions(context, monthsAhead),
     applyRetention: (options) => applyRetention(context, options),
   };

@@ -9,6 +9,12 @@
  * is the platform's merged page (`context.mergedPage`): each place's newest rows after the cursor,
  * merged newest first; with one database that is the single query it always was. Event ids are per
  * database: ties between places are broken by place, inside the opaque cursor.
+ *
+ * A database that cannot answer (down, frozen) does not fail a read that can do without it: the
+ * answer carries what the others hold and names the missing ones (`missingDatabases`) — a platform
+ * operator's read of every tenant, or a tenant's read beside a database it may once have lived in.
+ * The read fails (503, retry) only when the scope's own database is the one missing: a tenant's
+ * current database, or the trail's home for platform-wide scopes.
  */
 import { sql, type SQL } from "drizzle-orm";
 import type { ModuleContext } from "../../db/module.js";
@@ -16,7 +22,6 @@ import { currentContext, runWithContext } from "../../db/unit-of-work.js";
 import { CommonErrors } from "../../errors.js";
 import type { ActorType } from "./schema.js";
 import { AuditErrors } from "./errors.js";
-import { requireComplete } from "./internal.js";
 
 export interface AuditFilters {
   /** Whose events: a tenant id, `null` (platform events) or `"*"` (all). Default: the ambient tenant. */
@@ -54,6 +59,18 @@ export interface AuditPage {
   events: AuditEvent[];
   /** Pass it back as `cursor` for the next (older) page; null on the last page. */
   nextCursor: string | null;
+  /**
+   * Databases that could not answer (down or not answering): the page holds every other database's
+   * events, and those databases' events are missing from it. Absent when every database answered.
+   */
+  missingDatabases?: string[];
+}
+
+/** An export under way: its stream, and the databases its first page could not read. */
+export interface AuditExport {
+  stream: ReadableStream<Uint8Array>;
+  /** As in `AuditPage`; empty when every database answered. */
+  missingDatabases: string[];
 }
 
 export type ExportFormat = "ndjson" | "csv";
@@ -238,7 +255,11 @@ function readPlace(context: ModuleContext, scope: string | null, filters: AuditF
   };
 }
 
-/** One merged page of every place's rows, newest first; a place that could not answer fails it. */
+/**
+ * One merged page of every place's rows, newest first, with the places that could not answer. When
+ * one could not, the scope's own place is asked directly: it failing is the caller's 503 to retry
+ * (the page would miss the scope's own newest events); any other gap is reported, not fatal.
+ */
 async function mergedRows(
   context: ModuleContext,
   scope: string | null,
@@ -255,9 +276,13 @@ async function mergedRows(
     cursor,
     options: { tenant: scope },
   });
-  requireComplete(page.missing);
+  if (page.missing.length > 0) {
+    await context.withTenant(scope, () => context.db().execute(sql`select 1`));
+  }
   return page;
 }
+
+const namesOf = (missing: { database: string }[]) => [...new Set(missing.map((m) => m.database))];
 
 /**
  * One page of events, newest first. Pass `nextCursor` back for the next page; new events written
@@ -275,14 +300,21 @@ export async function queryEvents(
   checkFilters(filters);
   const limit = Math.min(Math.max(filters.limit ?? 50, 1), 200);
   const page = await mergedRows(context, scopeOf(filters), filters, limit, cursor);
-  return { events: page.rows.map(toEvent), nextCursor: page.nextCursor };
+  const missingDatabases = namesOf(page.missing);
+  return {
+    events: page.rows.map(toEvent),
+    nextCursor: page.nextCursor,
+    ...(missingDatabases.length > 0 && { missingDatabases }),
+  };
 }
 
 /**
  * Every matching event, newest first, as a stream of NDJSON lines or CSV rows. Rows are read in
  * merged pages of 500, each read only when the consumer asks for more, so memory stays flat however
  * large the export, and a slow reader holds no connection (nor a transaction). Events committed
- * while an export runs may or may not appear in it.
+ * while an export runs may or may not appear in it. A database that could not answer is left out
+ * (`openExport` says which before the first byte); one that stops answering midway ends the stream
+ * with an error rather than leave a silent gap.
  *
  * @example
  * return new Response(sdk.audit.exportEvents({ tenantId }, "csv"), { headers: { "content-type": "text/csv" } });
@@ -293,9 +325,45 @@ export function exportEvents(
   format: ExportFormat = "ndjson",
 ): ReadableStream<Uint8Array> {
   checkFilters(filters);
+  return exportStream(context, scopeOf(filters), filters, format);
+}
+
+/**
+ * An export whose first page is read before it is returned: a failure of the scope's own database
+ * is thrown here (a 503 before any byte is sent), and `missingDatabases` names the databases left
+ * out, for a header.
+ *
+ * @example
+ * const { stream, missingDatabases } = await sdk.audit.openExport({ tenantId: "*" }, "ndjson");
+ */
+export async function openExport(
+  context: ModuleContext,
+  filters: AuditFilters = {},
+  format: ExportFormat = "ndjson",
+): Promise<AuditExport> {
+  checkFilters(filters);
   const scope = scopeOf(filters);
+  const first = await readExportPage(context, scope, filters, undefined);
+  return { stream: exportStream(context, scope, filters, format, first), missingDatabases: namesOf(first.missing) };
+}
+
+type ExportPage = Awaited<ReturnType<typeof mergedRows>>;
+
+/** The export outlives its request: pages are not bound to the request's deadline. */
+const readExportPage = (context: ModuleContext, scope: string | null, filters: AuditFilters, cursor?: string | null) =>
+  runWithContext({ deadline: undefined }, () => mergedRows(context, scope, filters, EXPORT_BATCH, cursor));
+
+function exportStream(
+  context: ModuleContext,
+  scope: string | null,
+  filters: AuditFilters,
+  format: ExportFormat,
+  first?: ExportPage,
+): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   let cursor: string | null | undefined;
+  let pending = first;
+  let missing: string[] | undefined = first ? namesOf(first.missing) : undefined;
   let headerSent = false;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -308,10 +376,15 @@ export function exportEvents(
         controller.close();
         return;
       }
-      // The export outlives its request: pages are not bound to the request's deadline.
-      const page = await runWithContext({ deadline: undefined }, () =>
-        mergedRows(context, scope, filters, EXPORT_BATCH, cursor),
-      );
+      const page = pending ?? (await readExportPage(context, scope, filters, cursor));
+      pending = undefined;
+      const gaps = namesOf(page.missing);
+      missing ??= gaps;
+      const newGap = gaps.find((database) => !missing!.includes(database));
+      if (newGap !== undefined) {
+        // Its rows would be silently absent from the rest of the export: end it as failed instead.
+        throw CommonErrors.DATABASE_UNAVAILABLE({ database: newGap });
+      }
       cursor = page.nextCursor;
       if (page.rows.length === 0) {
         controller.close();

@@ -4,12 +4,16 @@
  * platform (`scope=platform`: every tenant, or one named by `tenantId`, or platform events with
  * `tenantId=platform`) needs `audit:read` granted globally. Row-level security confines every read
  * to the scope chosen here, so a tenant never sees another tenant's events.
+ *
+ * A database that could not answer is named, not fatal (src/modules/audit/query.ts): the page's
+ * `missingDatabases` and the `Missing-Databases` header (both reads) list it; the read is a 503 only
+ * when the scope's own database is the one down.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { createRoutes, errorResponses, tenantOf, type PermissionGuard } from "../../http/kit/index.js";
 import { AuditErrors } from "./errors.js";
-import type { AuditFilters, AuditPage, ExportFormat } from "./query.js";
+import type { AuditExport, AuditFilters, AuditPage, ExportFormat } from "./query.js";
 
 /** What the routes need from the permissions module. */
 export type AuditPermissions = PermissionGuard;
@@ -17,8 +21,19 @@ export type AuditPermissions = PermissionGuard;
 /** What the routes need from the audit module: its two reads. */
 export interface AuditReader {
   queryEvents(filters?: AuditFilters, cursor?: string | null): Promise<AuditPage>;
-  exportEvents(filters?: AuditFilters, format?: ExportFormat): ReadableStream<Uint8Array>;
+  openExport(filters?: AuditFilters, format?: ExportFormat): Promise<AuditExport>;
 }
+
+/** The header naming the databases a partial answer left out (comma-separated). */
+export const MISSING_DATABASES_HEADER = "Missing-Databases";
+
+const MissingDatabasesHeader = {
+  [MISSING_DATABASES_HEADER]: {
+    schema: { type: "string" as const },
+    description:
+      "Present when a database could not answer (down or not answering): the names of the databases whose events are missing from this answer, comma-separated",
+  },
+};
 
 export interface AuditRoutesOptions {
   audit: AuditReader;
@@ -127,9 +142,17 @@ export function createAuditRoutes({ audit, permissions }: AuditRoutesOptions) {
             description: "One page of events",
             content: {
               "application/json": {
-                schema: z.object({ events: z.array(AuditEventSchema), nextCursor: z.string().nullable() }),
+                schema: z.object({
+                  events: z.array(AuditEventSchema),
+                  nextCursor: z.string().nullable(),
+                  missingDatabases: z.array(z.string()).optional().openapi({
+                    description:
+                      "Present when a database could not answer (down or not answering): its events are missing from this page; every other database's are here. A retry once it is back reads them",
+                  }),
+                }),
               },
             },
+            headers: MissingDatabasesHeader,
           },
           ...errorResponses(400, 401, 403),
         },
@@ -137,6 +160,7 @@ export function createAuditRoutes({ audit, permissions }: AuditRoutesOptions) {
       async (c) => {
         const query = c.req.valid("query");
         const page = await audit.queryEvents({ ...filtersOf(c, query), limit: query.limit }, query.cursor);
+        if (page.missingDatabases) c.header(MISSING_DATABASES_HEADER, page.missingDatabases.join(","));
         return c.json(page, 200);
       },
     )
@@ -158,18 +182,20 @@ export function createAuditRoutes({ audit, permissions }: AuditRoutesOptions) {
               },
               "text/csv": { schema: z.string().openapi({ description: "A header line, then one event per line" }) },
             },
+            headers: MissingDatabasesHeader,
           },
           ...errorResponses(400, 401, 403),
         },
       }),
-      (c) => {
+      async (c) => {
         const query = c.req.valid("query");
-        const stream = audit.exportEvents(filtersOf(c, query), query.format);
+        const { stream, missingDatabases } = await audit.openExport(filtersOf(c, query), query.format);
         const csv = query.format === "csv";
         return c.body(stream, 200, {
           "content-type": csv ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8",
           "content-disposition": `attachment; filename="audit-events.${csv ? "csv" : "ndjson"}"`,
           "cache-control": "no-store",
+          ...(missingDatabases.length > 0 && { [MISSING_DATABASES_HEADER]: missingDatabases.join(",") }),
         });
       },
     );
