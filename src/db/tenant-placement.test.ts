@@ -49,7 +49,7 @@ describe("tenants.defaultDatabase", () => {
     expect(await count(mainSql, "permissions.user_roles where tenant_id = $1", tenant.id)).toBe(0);
     const [created] = await tenantSql<{ metadata: { placement: unknown } }[]>`
       select metadata from audit.audit_logs where action = 'tenant.created' and tenant_id = ${tenant.id}`;
-    expect(created?.metadata.placement).toEqual({ database: "tenant_db" });
+    expect(created?.metadata.placement).toEqual({ database: "tenant_db", region: null });
     expect(await count(mainSql, "audit.audit_logs where tenant_id = $1", tenant.id)).toBe(0);
 
     // Used over HTTP at once: a role of the tenant is written where it lives.

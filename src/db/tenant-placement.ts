@@ -14,6 +14,7 @@ import { sql } from "drizzle-orm";
 import { defineErrors } from "../errors.js";
 import { shippedMigrationCount } from "./migrate.js";
 import type { Router } from "./router.js";
+import { regionOf } from "./topology.js";
 import type { Database } from "./unit-of-work.js";
 
 /** Where a caller asks a new tenant to go: a region of the topology, a database of it, or both. */
@@ -22,9 +23,10 @@ export interface PlacementRequest {
   database?: string;
 }
 
-/** Where a tenant lives. */
+/** Where a tenant lives: its database, and the region of the topology that database is in (or null). */
 export interface TenantPlacement {
   database: string;
+  region: string | null;
 }
 
 export const PlacementErrors = defineErrors({
@@ -70,32 +72,68 @@ async function requireMigrated(db: Database, database: string): Promise<void> {
   }
 }
 
+/** `schema.table` as SQL. */
+const quoted = (table: string) =>
+  sql.raw(
+    table
+      .split(".")
+      .map((part) => `"${part.replace(/"/g, '""')}"`)
+      .join("."),
+  );
+
 export function createTenantPlacements(router: Router): TenantPlacements {
   const topology = router.topology;
   const main = () => router.database("main");
 
-  const chooseDatabase = (request: PlacementRequest = {}): string => {
-    if (request.region !== undefined) {
-      throw PlacementErrors.PLACEMENT_UNKNOWN(
-        { region: request.region },
-        `The topology has no region '${request.region}'`,
+  /** The tenants each database holds: placement rows, and on main the tenants without one. */
+  const loads = async (databases: string[]): Promise<Map<string, number>> => {
+    const rows = await main().execute<{ database: string; n: number }>(
+      sql`select database, count(*)::int as n from platform.tenant_placements group by database`,
+    );
+    const load = new Map(databases.map((d) => [d, 0]));
+    for (const row of rows) if (load.has(row.database)) load.set(row.database, row.n);
+    const tenants = router.catalog.tenantsTable;
+    if (load.has("main") && tenants) {
+      const [row] = await main().execute<{ n: number }>(
+        sql`select count(*)::int as n from ${quoted(tenants)} t
+             where not exists (select 1 from platform.tenant_placements p where p.tenant_id = t.id)`,
       );
+      load.set("main", (load.get("main") ?? 0) + (row?.n ?? 0));
     }
-    const database = request.database ?? topology.tenants.defaultDatabase;
-    if (!topology.databases[database]) {
-      throw PlacementErrors.PLACEMENT_UNKNOWN(
-        { database, databases: Object.keys(topology.databases) },
-        `The topology has no database '${database}'`,
-      );
+    return load;
+  };
+
+  const unknown = (what: "region" | "database", name: string) =>
+    PlacementErrors.PLACEMENT_UNKNOWN(
+      { [what]: name, known: Object.keys(what === "region" ? topology.regions : topology.databases) },
+      `The topology has no ${what} '${name}'`,
+    );
+
+  const chooseDatabase = async (request: PlacementRequest = {}): Promise<string> => {
+    const { region, database } = request;
+    if (database !== undefined && !topology.databases[database]) throw unknown("database", database);
+    if (region === undefined) return database ?? topology.tenants.defaultDatabase;
+    const members = Object.hasOwn(topology.regions, region) ? topology.regions[region]! : undefined;
+    if (!members) throw unknown("region", region);
+    if (database !== undefined) {
+      if (!members.includes(database)) {
+        throw PlacementErrors.PLACEMENT_UNKNOWN(
+          { region, database, databases: members },
+          `Database '${database}' is not in region '${region}' (${members.join(", ")})`,
+        );
+      }
+      return database;
     }
-    return database;
+    // The least loaded of the region's databases; ties go to the first listed.
+    const load = await loads(members);
+    return members.reduce((best, d) => (load.get(d)! < load.get(best)! ? d : best), members[0]!);
   };
 
   return {
     async choose(request) {
-      const database = chooseDatabase(request);
+      const database = await chooseDatabase(request);
       if (database !== "main") await requireMigrated(router.database(database), database);
-      return { database };
+      return { database, region: regionOf(topology, database) };
     },
     async place(tenantId, placement) {
       if (placement.database === "main") return;
@@ -126,7 +164,8 @@ export function createTenantPlacements(router: Router): TenantPlacements {
       const [row] = await main().execute<{ database: string }>(
         sql`select database from platform.tenant_placements where tenant_id = ${tenantId}::uuid`,
       );
-      return { database: row?.database ?? "main" };
+      const database = row?.database ?? "main";
+      return { database, region: regionOf(topology, database) };
     },
   };
 }

@@ -62,6 +62,12 @@ export const topologySchema = z
      * schema's rows where `schemas` puts them — and writes no placement row.
      */
     tenants: z.object({ defaultDatabase: z.string().default("main") }).prefault({}),
+    /**
+     * Named groups of databases (`{ eu: ["eu_1", "eu_2"] }`): a tenant created in a region goes to the
+     * region's database holding the fewest tenants (ties: the first listed). A database belongs to
+     * at most one region.
+     */
+    regions: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/), z.array(z.string()).min(1)).default({}),
   })
   .superRefine((topology, ctx) => {
     if (!topology.databases.main) {
@@ -74,6 +80,30 @@ export const topologySchema = z
         path: ["tenants", "defaultDatabase"],
         message: `new tenants go to database '${defaultDatabase}', which the topology does not define`,
       });
+    }
+    const regionOf = new Map<string, string>();
+    for (const [region, databases] of Object.entries(topology.regions)) {
+      for (const database of databases) {
+        if (!topology.databases[database]) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["regions", region],
+            message: `region '${region}' lists database '${database}', which the topology does not define`,
+          });
+        }
+        const other = regionOf.get(database);
+        if (other !== undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["regions", region],
+            message:
+              other === region
+                ? `region '${region}' lists database '${database}' twice`
+                : `database '${database}' is in regions '${other}' and '${region}': a database belongs to at most one region`,
+          });
+        }
+        regionOf.set(database, region);
+      }
     }
     for (const [module, database] of Object.entries(topology.schemas)) {
       if (database && !topology.databases[database]) {
@@ -103,6 +133,14 @@ export function parseTopology(input: TopologyInput): Topology {
 /** The default topology: everything in one database. */
 export function singleDatabase(url: string, appUrl?: string): Topology {
   return parseTopology({ databases: { main: { url, appUrl } } });
+}
+
+/** The region a database belongs to, or null. */
+export function regionOf(topology: Topology, database: string): string | null {
+  for (const [region, databases] of Object.entries(topology.regions)) {
+    if (databases.includes(database)) return region;
+  }
+  return null;
 }
 
 /** The database a schema lives in (main unless the topology places it). */
