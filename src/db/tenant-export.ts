@@ -11,7 +11,7 @@
  * left out: they are recomputed), read from the database the tenant is placed on inside one
  * REPEATABLE READ snapshot, in primary-key order. A table's `sha256` is over its row lines exactly as
  * written, newline included: `grep` a table's lines and hash them to check it. The audit trail stays
- * where it was written (it is not a tenant-placed table) and is exported with `GET /api/v1/audit/export`.
+ * where it was written (it is not a tenant-placed table) and is exported with `GET /api/v1/audit/events/export`.
  */
 import { createHash } from "node:crypto";
 import { once } from "node:events";

@@ -16,7 +16,7 @@ one line per row ({"type":"row","table":…,"row":{…}}), and a manifest line l
 tenant, database, migration level, and per table its row count and the sha256 of its lines). Rows are
 read from the database the tenant lives on, in one consistent snapshot: the tenant's own row, then
 every table holding its rows (roles, grants, assignments, templates, email sends …; caches are left
-out). The audit trail has an export of its own (GET /api/v1/audit/export).
+out). The audit trail has an export of its own (GET /api/v1/audit/events/export).
 
   <tenant>      the tenant's id (uuid) or slug (see sv-sdk tenants)
   --out <file>  where to write the archive (overwritten), e.g. acme.ndjson.gz
