@@ -24,7 +24,7 @@ import { AppError } from "./errors.js";
 import { childLogger } from "./logger.js";
 import "./http/context.js";
 import { createAuditRoutes } from "./modules/audit/index.js";
-import { CLIENT_IP_HEADER, createAuthRoutes, createTokenRoutes } from "./modules/auth/index.js";
+import { CLIENT_IP_HEADER, createAuthRoutes, createTenantRoutes, createTokenRoutes } from "./modules/auth/index.js";
 import { createEmailRoutes, createMailViewer } from "./modules/email/index.js";
 import { createMePermissionsRoutes, createPermissionsRoutes } from "./modules/permissions/index.js";
 
@@ -294,6 +294,7 @@ export function createApp(sdk: Sdk, options: AppOptions = {}) {
       createTokenRoutes({ revokedWithin: sdk.auth.revokedWithin, ttlSeconds: sdk.auth.jwtTtlSeconds }),
     )
     .route("/api/v1/me", createMePermissionsRoutes({ permissions: sdk.permissions }))
+    .route("/api/v1/tenants", createTenantRoutes({ tenants: sdk.auth, permissions: sdk.permissions }))
     .route(
       "/api/v1/permissions",
       createPermissionsRoutes({ permissions: sdk.permissions, isMember: sdk.auth.isMember }),

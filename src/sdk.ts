@@ -8,6 +8,7 @@ import { migrateTopology, type AppMigrations, type MigrationReport } from "./db/
 import { createModuleContext } from "./db/module-context.js";
 import { createRouter, type Router } from "./db/router.js";
 import { createOutboxRelay, outboxLag, type OutboxRelayOptions } from "./db/outbox-relay.js";
+import { createTenantPlacements } from "./db/tenant-placement.js";
 import { parseTopology, singleDatabase, type TopologyInput } from "./db/topology.js";
 import { currentContext, runWithContext, type RequestContext } from "./db/unit-of-work.js";
 import { silentLogger, type Logger } from "./logger.js";
@@ -129,6 +130,7 @@ export function createSdk(options: SdkOptions) {
     permissions,
     email,
     production,
+    placements: createTenantPlacements(router),
     options: {
       ...options.auth,
       secret,

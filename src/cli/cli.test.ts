@@ -14,7 +14,17 @@ import { createSdk } from "../index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../testing/database.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const COMMANDS = ["migrate", "seed", "create-admin", "tenant:move", "audit:verify", "audit:retention", "email:worker"];
+const COMMANDS = [
+  "migrate",
+  "seed",
+  "create-admin",
+  "tenants",
+  "tenant:export",
+  "tenant:move",
+  "audit:verify",
+  "audit:retention",
+  "email:worker",
+];
 
 let db: IsolatedDatabase;
 let dataDir: string;

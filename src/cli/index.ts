@@ -22,6 +22,14 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "Create a verified user who is a platform administrator",
     load: async () => (await import("./commands/create-admin.js")).createAdminCommand,
   },
+  tenants: {
+    summary: "List the tenants with their database, region and state",
+    load: async () => (await import("./commands/tenants.js")).tenantsCommand,
+  },
+  "tenant:export": {
+    summary: "Write a tenant's rows to a portable archive (gzip JSON lines)",
+    load: async () => (await import("./commands/tenant-export.js")).tenantExportCommand,
+  },
   "tenant:move": {
     summary: "Move a tenant's rows to another database of the topology",
     load: async () => (await import("./commands/tenant-move.js")).tenantMoveCommand,

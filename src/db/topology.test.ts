@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createCoreRouter } from "../core-modules.js";
-import { databaseOf, parseTopology, singleDatabase } from "./topology.js";
+import { databaseOf, parseTopology, regionOf, singleDatabase } from "./topology.js";
 
 const url = "postgres://owner:pw@127.0.0.1:5432/sv_sdk";
 
@@ -57,6 +57,39 @@ describe("parseTopology", () => {
     );
     const unknown = parseTopology({ databases: { main: { url }, other: { url } }, schemas: { billing: "other" } });
     expect(() => createCoreRouter(unknown)).toThrow(/schemas\.billing: no module owns a schema 'billing'/);
+  });
+
+  it("sends new tenants to main unless tenants.defaultDatabase names a database of the topology", () => {
+    expect(parseTopology({ databases: { main: { url } } }).tenants.defaultDatabase).toBe("main");
+    const topology = parseTopology({ databases: { main: { url }, eu: { url } }, tenants: { defaultDatabase: "eu" } });
+    expect(topology.tenants.defaultDatabase).toBe("eu");
+    expect(() => parseTopology({ databases: { main: { url } }, tenants: { defaultDatabase: "eu" } })).toThrow(
+      "tenants.defaultDatabase: new tenants go to database 'eu', which the topology does not define",
+    );
+  });
+
+  it("groups databases into regions: each database of the topology, in one region at most", () => {
+    const topology = parseTopology({
+      databases: { main: { url }, eu_1: { url }, eu_2: { url }, us_1: { url } },
+      regions: { eu: ["eu_1", "eu_2"], us: ["us_1", "main"] },
+    });
+    expect(regionOf(topology, "eu_2")).toBe("eu");
+    expect(regionOf(topology, "main")).toBe("us");
+    expect(regionOf(parseTopology({ databases: { main: { url } } }), "main")).toBeNull();
+    let message = "";
+    try {
+      parseTopology({
+        databases: { main: { url }, eu_1: { url } },
+        regions: { eu: ["eu_1", "eu_9"], us: ["eu_1"], empty: [] },
+      });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain("regions.eu: region 'eu' lists database 'eu_9', which the topology does not define");
+    expect(message).toContain(
+      "regions.us: database 'eu_1' is in regions 'eu' and 'us': a database belongs to at most one region",
+    );
+    expect(message).toContain("regions.empty");
   });
 
   it("refuses a URL that is not a PostgreSQL URL, and lists every problem", () => {

@@ -6,7 +6,8 @@
  *
  * Which schemas exist is the modules' business (src/db/module.ts): the router checks the names
  * against them. Tenants are placed per tenant in the control plane (`platform.tenant_placements`),
- * not here, so moving a tenant needs no redeploy.
+ * not here, so moving a tenant needs no redeploy; the topology only says where a new tenant goes
+ * (`tenants.defaultDatabase`, main unless set).
  */
 import { z } from "zod";
 
@@ -55,10 +56,54 @@ export const topologySchema = z
   .object({
     databases: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), databaseConfigSchema),
     schemas: z.record(z.string(), z.string()).default({}),
+    /**
+     * Where new tenants go. `defaultDatabase` (default `main`): a tenant created without a placement of
+     * its own is placed there before its first row is written. `main` is the default placement — each
+     * schema's rows where `schemas` puts them — and writes no placement row.
+     */
+    tenants: z.object({ defaultDatabase: z.string().default("main") }).prefault({}),
+    /**
+     * Named groups of databases (`{ eu: ["eu_1", "eu_2"] }`): a tenant created in a region goes to the
+     * region's database holding the fewest tenants (ties: the first listed). A database belongs to
+     * at most one region.
+     */
+    regions: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/), z.array(z.string()).min(1)).default({}),
   })
   .superRefine((topology, ctx) => {
     if (!topology.databases.main) {
       ctx.addIssue({ code: "custom", path: ["databases", "main"], message: "a database named 'main' is required" });
+    }
+    const defaultDatabase = topology.tenants.defaultDatabase;
+    if (!topology.databases[defaultDatabase]) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tenants", "defaultDatabase"],
+        message: `new tenants go to database '${defaultDatabase}', which the topology does not define`,
+      });
+    }
+    const regionOf = new Map<string, string>();
+    for (const [region, databases] of Object.entries(topology.regions)) {
+      for (const database of databases) {
+        if (!topology.databases[database]) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["regions", region],
+            message: `region '${region}' lists database '${database}', which the topology does not define`,
+          });
+        }
+        const other = regionOf.get(database);
+        if (other !== undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["regions", region],
+            message:
+              other === region
+                ? `region '${region}' lists database '${database}' twice`
+                : `database '${database}' is in regions '${other}' and '${region}': a database belongs to at most one region`,
+          });
+        }
+        regionOf.set(database, region);
+      }
     }
     for (const [module, database] of Object.entries(topology.schemas)) {
       if (database && !topology.databases[database]) {
@@ -88,6 +133,14 @@ export function parseTopology(input: TopologyInput): Topology {
 /** The default topology: everything in one database. */
 export function singleDatabase(url: string, appUrl?: string): Topology {
   return parseTopology({ databases: { main: { url, appUrl } } });
+}
+
+/** The region a database belongs to, or null. */
+export function regionOf(topology: Topology, database: string): string | null {
+  for (const [region, databases] of Object.entries(topology.regions)) {
+    if (databases.includes(database)) return region;
+  }
+  return null;
 }
 
 /** The database a schema lives in (main unless the topology places it). */

@@ -33,6 +33,7 @@ export function errorResponses(...statuses: number[]) {
     404: "Not found",
     409: "Conflicts with existing data",
     413: "Request body too large",
+    422: "Understood but not possible as asked (e.g. a name the configuration does not know)",
     503: "Not ready",
   };
   return Object.fromEntries(

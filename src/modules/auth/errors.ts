@@ -12,6 +12,8 @@ export const AuthErrors = defineErrors({
     status: 403,
     message: "A write with the session cookie must come from a trusted origin (send Origin), or use a bearer token",
   },
+  TENANT_SLUG_TAKEN: { status: 409, message: "A tenant with this slug exists already" },
+  TENANT_NOT_CREATED: { status: 500, message: "The tenant could not be created" },
   RATE_LIMITED: { status: 429, message: "Too many attempts from this client; wait for Retry-After seconds" },
   WEAK_SECRET: { status: 500, message: "BETTER_AUTH_SECRET must be at least 32 characters in production" },
 });

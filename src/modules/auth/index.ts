@@ -12,6 +12,7 @@ import { createAuthRateLimit } from "./rate-limit.js";
 import { revokedWithin, type Listening } from "./revocations.js";
 import { handleAuthRequest } from "./session-truth.js";
 import { resolveSession, type ResolvedSession } from "./sessions.js";
+import { createTenant, type CreatedTenant, type CreateTenantInput } from "./tenants.js";
 import { createUser, emailOf, userIdOf, type CreatedUser, type CreateUserInput } from "./users.js";
 
 export {
@@ -29,9 +30,18 @@ export {
 } from "./schema.js";
 export { CLIENT_IP_HEADER, type AuthOptions, type BetterAuth } from "./better-auth.js";
 export { createAuthRoutes, createTokenRoutes } from "./routes.js";
+export { createTenantRoutes } from "./tenant-routes.js";
 export { AuthErrors } from "./errors.js";
 export { hashPassword, verifyPassword, OWASP_SCRYPT, TEST_ONLY_SCRYPT, type PasswordCost } from "./password.js";
-export type { AuthDependencies, CreatedUser, CreateUserInput, Listening, ResolvedSession };
+export type {
+  AuthDependencies,
+  CreatedTenant,
+  CreateTenantInput,
+  CreatedUser,
+  CreateUserInput,
+  Listening,
+  ResolvedSession,
+};
 
 /** `sdk.auth`: better-auth's server API plus what the app, scripts and tests need. */
 export interface AuthModule {
@@ -60,6 +70,16 @@ export interface AuthModule {
    * const user = await sdk.auth.createUser({ email: "ada@example.com", password: "correct horse", name: "Ada" });
    */
   createUser(input: CreateUserInput): Promise<CreatedUser>;
+  /**
+   * Creates a tenant (organization) owned by the user `headers` authenticate, placed as asked (a
+   * region or database of the topology) or on the topology's default database — before any of its
+   * rows is written. Whether the caller may choose a placement is the caller's to check
+   * (`POST /api/v1/tenants` requires `tenants:place` globally). Audited as `tenant.created`.
+   *
+   * @example
+   * const tenant = await sdk.auth.createTenant({ name: "Acme", placement: { region: "eu" } }, request.headers);
+   */
+  createTenant(input: CreateTenantInput, headers: Headers): Promise<CreatedTenant>;
   /**
    * The address of a user, or undefined (the email module's recipients port).
    *
@@ -119,6 +139,7 @@ function createAuthModule(context: ModuleContext, deps: AuthDependencies): AuthM
     instance: auth,
     getSession: async (headers) => (await resolveSession(auth, headers, revocations, cache, sessionMaxAgeMs)).data,
     createUser: (input) => createUser({ context, auth }, input),
+    createTenant: (input, headers) => createTenant({ auth, placements: deps.placements }, input, headers),
     emailOf: (userId) => emailOf(context, userId),
     userIdOf: (address) => userIdOf(context, address),
     openApiDocument: () => auth.api.generateOpenAPISchema() as Promise<unknown>,
