@@ -509,7 +509,7 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
       const finished = async (): Promise<T> => {
         try {
           const result = await body();
-          if (refuseCrossDatabaseWrites) {
+          if (refuseCrossDatabaseWrites && level.crossDatabase === undefined) {
             const open = new Map([...(currentStore()?.transactions ?? [])].map(([d, p]) => [d, p.db]));
             for (const [database, joined] of held.get(level) ?? []) open.set(database, await joined.tx);
             await assertOneDatabaseWritten(open);

@@ -15,7 +15,7 @@ import { defineErrors } from "../errors.js";
 import { shippedMigrationCount } from "./migrate.js";
 import type { Router } from "./router.js";
 import { regionOf } from "./topology.js";
-import type { Database } from "./unit-of-work.js";
+import { declareCrossDatabaseUnit, type Database } from "./unit-of-work.js";
 
 /** Where a caller asks a new tenant to go: a region of the topology, a database of it, or both. */
 export interface PlacementRequest {
@@ -137,6 +137,10 @@ export function createTenantPlacements(router: Router): TenantPlacements {
     },
     async place(tenantId, placement) {
       if (placement.database === "main") return;
+      // The creation writes here (the organization, the placement) and there (its copy, the owner's
+      // role, the first audit event). The nested commit there comes first; main's, last, is what
+      // makes the tenant exist: a failure between them leaves rows no placement points at.
+      declareCrossDatabaseUnit("a tenant created on a database of its own");
       await main().execute(sql`select platform.place_new_tenant(${tenantId}::uuid, ${placement.database})`);
       const tenants = router.catalog.tenantsTable;
       if (!tenants) return;

@@ -68,6 +68,11 @@ export interface UnitLevel {
    * (`platform.tenant_placements`, read when the level enters the tenant); unset: each module's database.
    */
   tenantDatabase?: string;
+  /**
+   * Why this unit may write to two databases (`declareCrossDatabaseUnit`): set on the outermost
+   * level only; the test check (`assertOneDatabaseWritten`) lets such a unit through.
+   */
+  crossDatabase?: string;
 }
 
 interface Store {
@@ -170,6 +175,18 @@ export async function onRollback(fn: () => Promise<void>): Promise<void> {
  */
 export function markRollbackOnly(error: unknown): void {
   for (let level = currentLevel(); level; level = level.parent) level.failure ??= error;
+}
+
+/**
+ * Declares that the current unit of work writes to two databases on purpose, and why a failure
+ * between its commits leaves nothing anyone can see. The one such unit: a tenant created on a
+ * database of its own (its rows commit there first; main's commit, last, is what makes the tenant
+ * exist). Every other unit goes through the outbox.
+ */
+export function declareCrossDatabaseUnit(reason: string): void {
+  let level = currentLevel();
+  while (level?.parent) level = level.parent;
+  if (level) level.crossDatabase = reason;
 }
 
 /**
