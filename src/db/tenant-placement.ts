@@ -15,13 +15,10 @@ import { defineErrors } from "../errors.js";
 import { shippedMigrationCount } from "./migrate.js";
 import type { Router } from "./router.js";
 import { regionOf } from "./topology.js";
-import { declareCrossDatabaseUnit, type Database } from "./unit-of-work.js";
+import { declareCrossDatabaseUnit, type Database, type RequestContext } from "./unit-of-work.js";
 
 /** Where a caller asks a new tenant to go: a region of the topology, a database of it, or both. */
-export interface PlacementRequest {
-  region?: string;
-  database?: string;
-}
+export type PlacementRequest = NonNullable<RequestContext["requestedPlacement"]>;
 
 /** Where a tenant lives: its database, and the region of the topology that database is in (or null). */
 export interface TenantPlacement {

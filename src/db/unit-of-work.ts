@@ -30,6 +30,8 @@ export interface RequestContext {
    * HTTP layer answer 503 with Retry-After instead.
    */
   incidents?: { unavailable?: Error };
+  /** Where a tenant created in this context goes (`POST /api/v1/tenants`; src/db/tenant-placement.ts). */
+  requestedPlacement?: { region?: string; database?: string };
 }
 
 /** Notes, for the request being served, that a database failure made its work fail. */

@@ -5,20 +5,18 @@
  * `beforeAddMember` for its creator (the placement is recorded now, before the member and the
  * owner's role are written, so they and every later row of the tenant land where it lives).
  *
- * The placement asked for (POST /api/v1/tenants) reaches the hooks through the call's async context:
+ * The placement asked for (POST /api/v1/tenants) reaches the hooks through the request's context:
  * better-auth's endpoint takes no field for it. Without one — better-auth's own `/organization/create`,
  * `sdk.auth.api.createOrganization` — the tenant goes to the topology's default database.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import type { PlacementRequest, TenantPlacement, TenantPlacements } from "../../db/tenant-placement.js";
+import { currentContext, runWithContext } from "../../db/unit-of-work.js";
 import { guarded } from "./hooks.js";
 
-const requests = new AsyncLocalStorage<PlacementRequest>();
-
-/** Runs `fn` (a tenant creation) with the placement it asks for. */
+/** Runs `fn` (a tenant creation) with the placement it asks for, carried by the request's context. */
 export function withRequestedPlacement<T>(request: PlacementRequest, fn: () => Promise<T>): Promise<T> {
-  return requests.run(request, fn);
+  return runWithContext({ requestedPlacement: request }, fn);
 }
 
 /** A creation whose organization insert failed leaves its entry behind: dropped after this long. */
@@ -31,7 +29,7 @@ export function createPlacementHooks(placements: TenantPlacements) {
   return {
     beforeCreateOrganization: () =>
       guarded(async () => {
-        const placement = await placements.choose(requests.getStore());
+        const placement = await placements.choose(currentContext().requestedPlacement);
         const now = Date.now();
         for (const [id, entry] of pending) if (now - entry.at > PENDING_TTL_MS) pending.delete(id);
         const id = randomUUID();
