@@ -13,7 +13,7 @@ import { createIsolatedDatabase, type IsolatedDatabase } from "./testing/databas
 
 const logLines: Record<string, unknown>[] = [];
 const logger = createJsonLogger("debug", (line) => logLines.push(JSON.parse(line) as Record<string, unknown>));
-const { app, sdk } = useTestSdk({ logger }, { logRequests: true });
+const { app, sdk, owner } = useTestSdk({ logger }, { logRequests: true });
 
 // Test-only routes, registered before the first request (Hono freezes its router then). They live
 // outside /api so no unit of work is opened for them.
@@ -175,8 +175,33 @@ describe("health and readiness", () => {
     const shipped = shippedMigrationCount();
     expect(await res.json()).toEqual({
       status: "ready",
-      databases: [{ name: "main", state: "ready", reachable: true, migrations: { applied: shipped, shipped } }],
+      databases: [
+        {
+          name: "main",
+          state: "ready",
+          reachable: true,
+          migrations: { applied: shipped, shipped },
+          outbox: { pending: 0, oldestSeconds: 0 },
+        },
+      ],
     });
+  });
+
+  it("/ready reports each database's outbox: effects waiting for the relay and the oldest one's age", async () => {
+    // One database: no relay runs, so an effect written here waits until removed.
+    const [effect] = await owner<{ id: string }[]>`
+      insert into platform.outbox (target, effect, created_at)
+      values ('elsewhere', '{"op":"insert","table":"audit.audit_logs","rows":[]}', now() - interval '42 seconds')
+      returning id::text`;
+    try {
+      const body = (await (await app.request("/ready")).json()) as {
+        databases: { outbox?: { pending: number; oldestSeconds: number } }[];
+      };
+      expect(body.databases[0]!.outbox!.pending).toBe(1);
+      expect(body.databases[0]!.outbox!.oldestSeconds).toBeGreaterThanOrEqual(42);
+    } finally {
+      await owner`delete from platform.outbox where id = ${effect!.id}`;
+    }
   });
 
   describe("on a database whose migrations are not current", () => {

@@ -4,6 +4,9 @@
  * database that is down costs only what lives there, so a load balancer must not take every instance
  * out for it. `?strict=1` (or `strict: true`) asks for every database.
  *
+ * Each ready database also reports its outbox (src/db/outbox-relay.ts): effects waiting for the
+ * relay, and how long the oldest has waited — the relay's lag.
+ *
  * A database the router knows is down (src/db/health.ts) is reported at once, with the moment it
  * went down, rather than waited for; the others are asked, each within CHECK_TIMEOUT_MS.
  */
@@ -21,6 +24,13 @@ const DatabaseStatus = z.object({
   reachable: z.boolean(),
   migrations: z.object({ applied: z.number().int(), shipped: z.number().int() }).optional(),
   error: z.string().optional(),
+  outbox: z
+    .object({ pending: z.number().int(), oldestSeconds: z.number() })
+    .optional()
+    .openapi({
+      description:
+        "Cross-database effects (audit events for a split audit database, copies' cleanup) waiting in this database's outbox for the relay: its lag",
+    }),
   downSince: z.string().optional().openapi({
     description:
       "When the router found it down (ISO 8601): work on it fails at once with 503 until a probe finds it back",
@@ -45,11 +55,16 @@ export async function databaseStatuses(router: Router, logger?: Logger) {
         };
       }
       try {
-        const applied = await Deadline.in(CHECK_TIMEOUT_MS, "readiness check").race(
-          appliedMigrationCount(router.pool(name).sql),
-        );
+        const deadline = Deadline.in(CHECK_TIMEOUT_MS, "readiness check");
+        const sql = router.pool(name).sql;
+        const applied = await deadline.race(appliedMigrationCount(sql));
         const state = applied === shipped ? ("ready" as const) : ("not_migrated" as const);
-        return { name, state, reachable: true, migrations: { applied, shipped } };
+        if (state !== "ready") return { name, state, reachable: true, migrations: { applied, shipped } };
+        const [lag] = await deadline.race(sql<{ pending: number; oldest: number }[]>`
+          select count(*)::int as pending, coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as oldest
+          from platform.outbox`);
+        const outbox = { pending: lag!.pending, oldestSeconds: Math.round(lag!.oldest * 10) / 10 };
+        return { name, state, reachable: true, migrations: { applied, shipped }, outbox };
       } catch (error) {
         // The driver's message can name hosts and users: it goes to the log, not to the caller.
         logger?.warn("readiness check failed", { database: name, error: (error as Error).message });
