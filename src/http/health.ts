@@ -24,13 +24,10 @@ const DatabaseStatus = z.object({
   reachable: z.boolean(),
   migrations: z.object({ applied: z.number().int(), shipped: z.number().int() }).optional(),
   error: z.string().optional(),
-  outbox: z
-    .object({ pending: z.number().int(), oldestSeconds: z.number() })
-    .optional()
-    .openapi({
-      description:
-        "Cross-database effects (audit events for a split audit database, copies' cleanup) waiting in this database's outbox for the relay: its lag",
-    }),
+  outbox: z.object({ pending: z.number().int(), oldestSeconds: z.number() }).optional().openapi({
+    description:
+      "Cross-database effects (audit events for a split audit database, copies' cleanup) waiting in this database's outbox for the relay: its lag",
+  }),
   downSince: z.string().optional().openapi({
     description:
       "When the router found it down (ISO 8601): work on it fails at once with 503 until a probe finds it back",
