@@ -12,10 +12,10 @@
  */
 import { sql } from "drizzle-orm";
 import { defineErrors } from "../errors.js";
-import { shippedMigrationCount } from "./migrate.js";
+import { appliedMigrationCount, shippedMigrationCount } from "./migrate.js";
 import type { Router } from "./router.js";
 import { regionOf } from "./topology.js";
-import { declareCrossDatabaseUnit, type Database, type RequestContext } from "./unit-of-work.js";
+import { declareCrossDatabaseUnit, type RequestContext } from "./unit-of-work.js";
 
 /** Where a caller asks a new tenant to go: a region of the topology, a database of it, or both. */
 export type PlacementRequest = NonNullable<RequestContext["requestedPlacement"]>;
@@ -51,15 +51,8 @@ export interface TenantPlacements {
 }
 
 /** Refuses a database whose migrations are behind the shipped ones (it would lack tables the tenant needs). */
-async function requireMigrated(db: Database, database: string): Promise<void> {
-  const [ledger] = await db.execute<{ present: boolean }>(
-    sql`select to_regclass('drizzle.__drizzle_migrations') is not null as present`,
-  );
-  let applied = 0;
-  if (ledger?.present) {
-    const [row] = await db.execute<{ n: number }>(sql`select count(*)::int as n from drizzle.__drizzle_migrations`);
-    applied = row?.n ?? 0;
-  }
+async function requireMigrated(router: Router, database: string): Promise<void> {
+  const applied = await appliedMigrationCount(router.pool(database).sql);
   const shipped = shippedMigrationCount();
   if (applied < shipped) {
     throw PlacementErrors.PLACEMENT_NOT_MIGRATED(
@@ -129,7 +122,7 @@ export function createTenantPlacements(router: Router): TenantPlacements {
   return {
     async choose(request) {
       const database = await chooseDatabase(request);
-      if (database !== "main") await requireMigrated(router.database(database), database);
+      if (database !== "main") await requireMigrated(router, database);
       return { database, region: regionOf(topology, database) };
     },
     async place(tenantId, placement) {
