@@ -88,7 +88,20 @@ export async function startReplication(options: {
     );
   }
   const [slot] = await source`select 1 from pg_replication_slots where slot_name = ${name}`;
-  if (!slot) await source`select pg_create_logical_replication_slot(${name}, 'pgoutput')`;
+  if (!slot) {
+    // A new logical slot waits for every transaction running on the source's cluster to end: bounded.
+    await source
+      .begin(async (tx) => {
+        await tx`set local statement_timeout = '60s'`;
+        await tx`select pg_create_logical_replication_slot(${name}, 'pgoutput')`;
+      })
+      .catch((error: { code?: string }) => {
+        if (error.code !== "57014") throw error;
+        throw new TenantMoveError(
+          `creating the replication slot waited 60 s for transactions open on the source to end: end them (pg_stat_activity) and --resume`,
+        );
+      });
+  }
   const [subscription] = await target`select 1 from pg_subscription where subname = ${name}`;
   if (!subscription) {
     const conninfo = options.sourceUrl.replace(/'/g, "''");

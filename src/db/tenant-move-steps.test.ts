@@ -113,6 +113,26 @@ describe("a crashed online move", () => {
   }
 });
 
+describe("a cutover whose verification fails", () => {
+  it("gives the tenant its writes back on the source, and --resume retries it", async () => {
+    const tenantId = await newTenant();
+    await crashAt(tenantId, "syncing");
+    // A row the source never had: the target no longer matches it.
+    await databases.tenantSql`insert into permissions.roles (tenant_id, name) values (${tenantId}, 'stray')`;
+    await expect(moveTenant({ ...common(), tenantId, to: "tenant_db", resume: true })).rejects.toMatchObject({
+      message: expect.stringMatching(/permissions\.roles differs.*writable on 'main' again/),
+    });
+    expect(await placement(tenantId)).toEqual({ database: "main", state: "active" });
+    expect(await phase(tenantId)).toBe("syncing");
+
+    await databases.tenantSql`delete from permissions.roles where tenant_id = ${tenantId} and name = 'stray'`;
+    const resumed = await moveTenant({ ...common(), tenantId, to: "tenant_db", resume: true });
+    expect(resumed.tables.find((t) => t.table === "permissions.roles")?.rows).toBe(1);
+    expect(await placement(tenantId)).toEqual({ database: "tenant_db", state: "active" });
+    expect(await leftovers(tenantId)).toBe(0);
+  }, 120_000);
+});
+
 describe("an aborted online move", () => {
   for (const at of ["preparing", "syncing", "cutover"] as const) {
     it(`after a crash at '${at}' leaves the source authoritative and writable, and nothing behind`, async () => {

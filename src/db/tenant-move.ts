@@ -248,22 +248,28 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
         phase = await next("cutover");
       } else if (phase === "cutover") {
         cutoverStarted ||= Date.now();
-        await waitForWritesInFlight(context);
-        if (mode === "online") {
-          await waitForLsn(source, tenantId, await currentLsn(source), options.cutoverTimeoutMs ?? 30_000);
-          await setSubscriptionEnabled(target, tenantId, false);
-        }
-        if (to !== "main") await copyMissingReferences(main, source, target, copied, tenantId);
-        await advanceSequences(target, copied);
-        for (const plan of plans.filter((p) => p.derived))
-          await target.unsafe(`delete from ${plan.sql} t where ${plan.filter}`, [tenantId]);
-        options.onProgress?.({ phase: "verify", table: "", done: 0, total: copied.length });
+        let verifying = false;
         try {
+          await waitForWritesInFlight(context);
+          if (mode === "online") {
+            // Enabled again first: a crash may have left it stopped, and a stopped subscription never catches up.
+            await setSubscriptionEnabled(target, tenantId, true);
+            await waitForLsn(source, tenantId, await currentLsn(source), options.cutoverTimeoutMs ?? 30_000);
+            await setSubscriptionEnabled(target, tenantId, false);
+          }
+          if (to !== "main") await copyMissingReferences(main, source, target, copied, tenantId);
+          await advanceSequences(target, copied);
+          for (const plan of plans.filter((p) => p.derived))
+            await target.unsafe(`delete from ${plan.sql} t where ${plan.filter}`, [tenantId]);
+          options.onProgress?.({ phase: "verify", table: "", done: 0, total: copied.length });
+          verifying = true;
           result.tables =
             mode === "online"
               ? await verifyRows(source, target, copied, tenantId, { from, to })
               : await verifyOffline(source, target, copied, maps, tenantId, { from, to });
         } catch (error) {
+          // Online, any failure before the flip gives the tenant its writes back; offline, a failed verification.
+          if (mode === "offline" && !verifying) throw error;
           await giveWritesBack(context, target, mode);
           throw new TenantMoveError(
             `${(error as Error).message}; the tenant is writable on '${from}' again — ${mode === "online" ? "--resume retries the cutover, --abort stops the move" : "run the move again"}`,
