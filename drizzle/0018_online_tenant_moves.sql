@@ -6,10 +6,12 @@
 --    re-parenting: role_permissions and role_inheritance from their role, email_events and dev_messages
 --    from their send. The parents' tenant_id never changes, so the copy stays true. Rows of platform
 --    parents (a built-in role's grants) keep NULL, like the parents.
--- 2. Platform rows have the same id in every database: a global role (tenant_id NULL) gets the id
---    platform.platform_row_id('permissions.roles', name) on insert, and existing ones are renumbered here
---    (references follow). Replication copies ids verbatim: a tenant's assignment of the built-in 'member'
---    role then points at the target's own 'member' row, with nothing to translate.
+-- 2. Platform rows have the same id in every database: a built-in role (tenant_id NULL, built_in, what
+--    the seed writes) gets the id platform.platform_row_id('permissions.roles', name) on insert, and
+--    existing ones are renumbered here (references follow). Replication copies ids verbatim: a tenant's
+--    assignment of the built-in 'member' role then points at the target's own 'member' row, with nothing
+--    to translate. Other global roles keep the id their writer chose (callers may choose one); a tenant
+--    holding such a role is moved --offline, which translates ids by name.
 -- 3. platform.tenant_moves records the mode and the online phases, the cutover's length and the
 --    finalization; platform.tenant_move_retained keeps a switched-away tenant's source rows, out of the
 --    live tables (where platform-wide work such as the email dispatcher would still find them), until
@@ -24,7 +26,7 @@ DECLARE
   r record;
   new_id uuid;
 BEGIN
-  FOR r IN SELECT id, name FROM permissions.roles WHERE tenant_id IS NULL LOOP
+  FOR r IN SELECT id, name FROM permissions.roles WHERE tenant_id IS NULL AND built_in LOOP
     new_id := platform.platform_row_id('permissions.roles', r.name);
     CONTINUE WHEN r.id = new_id;
     INSERT INTO permissions.roles
@@ -46,7 +48,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF NEW.tenant_id IS NULL THEN
+  IF NEW.tenant_id IS NULL AND NEW.built_in THEN
     NEW.id := platform.platform_row_id('permissions.roles', NEW.name);
   END IF;
   RETURN NEW;

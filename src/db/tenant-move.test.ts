@@ -96,7 +96,7 @@ beforeAll(async () => {
   ({ mainSql: sourceSql, tenantSql: targetSql, topology } = databases);
   // A database seeded on its own gives its platform roles the same ids (drizzle/0018): nothing to translate.
   const platformIds = (sql: postgres.Sql) =>
-    sql`select name, id from permissions.roles where tenant_id is null order by name`;
+    sql`select name, id from permissions.roles where tenant_id is null and built_in order by name`;
   const before = await platformIds(sourceSql);
   await targetSql`delete from permissions.roles where tenant_id is null`;
   const seeder = createSdk(cheapHashingTestSdkOptions(databases.tenantDb));
