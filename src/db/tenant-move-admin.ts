@@ -5,8 +5,8 @@
  */
 import type { ModuleCatalog } from "./module.js";
 import { checkMigrated, openMove, UNFINISHED } from "./tenant-move-context.js";
-import { checkLogicalReplication, stopReplication, unfilterable } from "./tenant-move-online.js";
-import { planTables, TenantMoveError } from "./tenant-move-plan.js";
+import { checkOnline, stopReplication } from "./tenant-move-online.js";
+import { planTables, platformRowMaps, TenantMoveError } from "./tenant-move-plan.js";
 import { clearTenantRows, retainedRows } from "./tenant-move-rows.js";
 import type { Topology } from "./topology.js";
 import { PLACEMENTS_CHANNEL } from "./router.js";
@@ -154,9 +154,8 @@ export async function planTenantMove(
     let onlineRefused: string | undefined;
     if (!options.offline) {
       try {
-        await checkLogicalReplication(source, from);
-        const bad = unfilterable(plans.filter((p) => !p.derived));
-        if (bad.length > 0) onlineRefused = `${bad.join(", ")} without a tenant_id column`;
+        const copied = plans.filter((p) => !p.derived);
+        await checkOnline(source, from, options.to, copied, await platformRowMaps(copied, source, target, tenantId));
       } catch (error) {
         onlineRefused = (error as Error).message;
       }

@@ -50,6 +50,32 @@ export async function checkLogicalReplication(source: postgres.Sql, from: string
   }
 }
 
+/** Refuses an online move that replication cannot carry, saying why and offering --offline. */
+export async function checkOnline(
+  source: postgres.Sql,
+  from: string,
+  to: string,
+  plans: TablePlan[],
+  maps: Map<string, Record<string, string>>,
+) {
+  await checkLogicalReplication(source, from);
+  const bad = unfilterable(plans);
+  if (bad.length > 0) {
+    throw new TenantMoveError(
+      `${bad.join(", ")} ${bad.length === 1 ? "has" : "have"} no tenant_id column, so a publication cannot filter the tenant's rows: add one (drizzle/0018 shows how) or move with --offline`,
+      "usage",
+    );
+  }
+  for (const [table, map] of maps) {
+    if (Object.entries(map).some(([a, b]) => a !== b)) {
+      throw new TenantMoveError(
+        `platform rows of ${table} have other ids on '${to}' than on '${from}' (migrate both with drizzle/0018 and seed them), or move with --offline`,
+        "usage",
+      );
+    }
+  }
+}
+
 /** Tables whose rows cannot be filtered by tenant_id: an online move cannot carry them. */
 export function unfilterable(plans: TablePlan[]): string[] {
   return plans.filter((plan) => !plan.columns.includes("tenant_id")).map((plan) => plan.name);

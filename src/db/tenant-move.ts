@@ -39,14 +39,13 @@ import {
   waitForWritesInFlight,
 } from "./tenant-move-context.js";
 import {
-  checkLogicalReplication,
+  checkOnline,
   currentLsn,
   ensureReplicaIdentity,
   setSubscriptionEnabled,
   startReplication,
   stopReplication,
   syncState,
-  unfilterable,
   waitForLsn,
 } from "./tenant-move-online.js";
 import { checksum, planTables, platformRowMaps, TenantMoveError, type TablePlan } from "./tenant-move-plan.js";
@@ -306,32 +305,6 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
     return result;
   } finally {
     await context.close();
-  }
-}
-
-/** Refuses an online move that replication cannot carry, saying why and offering --offline. */
-async function checkOnline(
-  source: import("postgres").Sql,
-  from: string,
-  to: string,
-  plans: TablePlan[],
-  maps: Map<string, Record<string, string>>,
-) {
-  await checkLogicalReplication(source, from);
-  const bad = unfilterable(plans);
-  if (bad.length > 0) {
-    throw new TenantMoveError(
-      `${bad.join(", ")} ${bad.length === 1 ? "has" : "have"} no tenant_id column, so a publication cannot filter the tenant's rows: add one (drizzle/0018 shows how) or move with --offline`,
-      "usage",
-    );
-  }
-  for (const [table, map] of maps) {
-    if (Object.entries(map).some(([a, b]) => a !== b)) {
-      throw new TenantMoveError(
-        `platform rows of ${table} have other ids on '${to}' than on '${from}' (migrate both with drizzle/0018 and seed them), or move with --offline`,
-        "usage",
-      );
-    }
   }
 }
 
