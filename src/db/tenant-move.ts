@@ -211,6 +211,16 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
       await options.afterStep?.(phase);
       return phase;
     };
+    // The tenant's writes are refused from this commit on: its placement and the move's phase change together.
+    const toMoving = async (phase: MovePhase) => {
+      await main.begin(async (tx) => {
+        await tx`update platform.tenant_placements set state = 'moving', updated_at = now() where tenant_id = ${tenantId}`;
+        await tx`update platform.tenant_moves set phase = ${phase}, updated_at = now() where tenant_id = ${tenantId}`;
+      });
+      cutoverStarted = Date.now();
+      await options.afterStep?.(phase);
+      return phase;
+    };
     while (phase !== "done") {
       if (phase === "preparing") {
         // A crashed attempt may have left replication running: stopped before its rows are cleared.
@@ -229,19 +239,15 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
           step(`preparing: publication, slot and subscription created; the tenant stays writable`);
           phase = await next("syncing");
         } else {
-          await main`update platform.tenant_placements set state = 'moving', updated_at = now() where tenant_id = ${tenantId}`;
-          cutoverStarted = Date.now();
+          phase = await toMoving("copying");
           await waitForWritesInFlight(context);
           step(`preparing: the tenant's writes are refused until the copy is verified (offline)`);
-          phase = await next("copying");
         }
       } else if (phase === "syncing") {
         await waitForSync(context, source, target, copied, options);
         await waitForLsn(source, tenantId, await currentLsn(source), options.syncTimeoutMs ?? 3_600_000);
         step(`syncing: initial copy done and caught up; cutover (the tenant's writes are refused from now)`);
-        await main`update platform.tenant_placements set state = 'moving', updated_at = now() where tenant_id = ${tenantId}`;
-        cutoverStarted = Date.now();
-        phase = await next("cutover");
+        phase = await toMoving("cutover");
       } else if (phase === "copying") {
         result.rowsCopied = await copyOffline(context, { source, target, plans: copied, maps, to, batchSize }, options);
         phase = await next("cutover");
