@@ -4,7 +4,7 @@
  * tenant, never by deployment. The tenants themselves are a module's (the one whose descriptor
  * declares `tenants`); these rows point at them by id.
  */
-import { bigint, jsonb, pgSchema, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, integer, jsonb, pgSchema, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
 export const platformSchema = pgSchema("platform");
 
@@ -29,9 +29,18 @@ export const tenantMoves = platformSchema.table("tenant_moves", {
   tenantId: uuid("tenant_id").primaryKey(),
   source: text("source").notNull(),
   target: text("target").notNull(),
-  phase: text("phase", { enum: ["copying", "switched", "done"] })
+  /** drizzle/0018: preparing → syncing (online) | copying (offline) → cutover → switched → done → finalized; or aborted. */
+  phase: text("phase", {
+    enum: ["preparing", "syncing", "copying", "cutover", "switched", "done", "finalized", "aborted"],
+  })
     .notNull()
     .default("copying"),
+  mode: text("mode", { enum: ["online", "offline"] })
+    .notNull()
+    .default("offline"),
+  /** How long the tenant's writes were refused (the cutover), once switched. */
+  cutoverMs: integer("cutover_ms"),
+  finalizedAt: timestamp("finalized_at", { withTimezone: true }),
   cursor: jsonb("cursor").notNull().default({}),
   rowsCopied: bigint("rows_copied", { mode: "number" }).notNull().default(0),
   startedAt: timestamp("started_at", { withTimezone: true }).notNull().defaultNow(),

@@ -274,7 +274,19 @@ async function spawnPostmaster(
     if (user) await chown(logFile, user.uid, user.gid);
     child = spawn(
       binary,
-      ["-D", clusterDir, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
+      // wal_level=logical: online tenant moves replicate a tenant's rows with a publication (tenant-move-online.ts).
+      [
+        "-D",
+        clusterDir,
+        "-p",
+        String(port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "max_connections=200",
+        "-c",
+        "wal_level=logical",
+      ],
       {
         detached,
         stdio: ["ignore", out.fd, out.fd],

@@ -1,7 +1,9 @@
 /**
- * Tenant moves between two real databases cloned from the migrated template: the tenant's rows arrive
- * with equal counts and checksums, platform references are translated to the target's own rows, the
- * placement flips, the audit trail stays (sealed) on the source only, and a crashed move resumes to the same end.
+ * Offline tenant moves (`--offline`: the batch copy, writes refused throughout) between two real
+ * databases cloned from the migrated template: the tenant's rows arrive with equal counts and checksums,
+ * platform rows have the same ids in independently seeded databases (drizzle/0018), the placement
+ * flips, the source rows leave the live tables for the retained copy, the audit trail stays (sealed) on
+ * the source only, and a crashed move resumes to the same end. Online moves: tenant-move-online.test.ts.
  */
 import { coreCatalog } from "../core-modules.js";
 import { randomUUID } from "node:crypto";
@@ -88,15 +90,20 @@ async function populateTenant(name: string) {
 }
 
 const move = (options: Omit<MoveTenantOptions, "topology" | "catalog">) =>
-  moveTenant({ topology, catalog: coreCatalog(), ...options });
+  moveTenant({ topology, catalog: coreCatalog(), offline: true, ...options });
 
 beforeAll(async () => {
   ({ mainSql: sourceSql, tenantSql: targetSql, topology } = databases);
-  // A database seeded on its own gives the platform roles ids of its own: the move must translate them.
+  // A database seeded on its own gives its platform roles the same ids (drizzle/0018): nothing to translate.
+  const platformIds = (sql: postgres.Sql) =>
+    sql`select name, id from permissions.roles where tenant_id is null and built_in order by name`;
+  const before = await platformIds(sourceSql);
   await targetSql`delete from permissions.roles where tenant_id is null`;
   const seeder = createSdk(cheapHashingTestSdkOptions(databases.tenantDb));
   await seeder.seed();
   await seeder.close();
+  expect(before.length).toBeGreaterThan(0);
+  expect(await platformIds(targetSql)).toEqual(before);
   sdk = createSdk(cheapHashingTestSdkOptions(databases.main));
   for (const name of ["ada", "bob"]) {
     users.push(
@@ -116,13 +123,17 @@ afterAll(async () => {
 });
 
 describe("moveTenant", () => {
-  it("copies, verifies, flips the placement and removes the source rows (keeping the audit trail)", async () => {
+  it("copies, verifies, flips the placement and keeps the source rows out of the live tables (and the audit trail)", async () => {
     const tenantId = await populateTenant("acme");
     const before = await snapshot(sourceSql, tenantId);
     for (const table of Object.keys(TENANT_ROWS)) expect(before[table]!.rows, table).toBeGreaterThan(0);
     const [trail] = await sourceSql.unsafe<{ n: number }[]>(TRAIL, [tenantId]);
     expect(trail!.n).toBeGreaterThan(0);
     expect((await sourceSql.unsafe<{ n: number }[]>(CACHE, [tenantId]))[0]!.n).toBeGreaterThan(0);
+    // Child rows carry their parent's tenant_id (drizzle/0018's triggers): a publication can filter them.
+    const [children] = await sourceSql<{ n: number }[]>`
+      select count(*)::int as n from permissions.role_permissions where tenant_id = ${tenantId}`;
+    expect(children!.n).toBe(before["permissions.role_permissions"]!.rows);
 
     const progress: number[] = [];
     const result = await move({
@@ -132,7 +143,13 @@ describe("moveTenant", () => {
       onProgress: (p) => p.phase === "copy" && progress.push(p.done),
     });
 
-    expect(result).toMatchObject({ from: "main", to: "tenant_db", alreadyThere: false, resumed: false });
+    expect(result).toMatchObject({
+      from: "main",
+      to: "tenant_db",
+      mode: "offline",
+      alreadyThere: false,
+      resumed: false,
+    });
     const total = Object.values(before).reduce((n, t) => n + t.rows, 0);
     expect(result.rowsCopied).toBe(total);
     expect(progress.at(-1)).toBe(total);
@@ -143,7 +160,7 @@ describe("moveTenant", () => {
     }
     for (const table of UNCHANGED) expect(after[table]!.checksum, table).toBe(before[table]!.checksum);
 
-    // Platform roles are the target's own rows, found by name.
+    // Platform roles are the target's own rows (the same ids).
     const [admin] = await targetSql<{ same: boolean }[]>`
       select bool_or(ur.role_id = r.id) as same from permissions.user_roles ur, permissions.roles r
        where ur.tenant_id = ${tenantId} and ur.user_id = ${users[1]!} and r.tenant_id is null and r.name = 'admin'`;
@@ -167,6 +184,11 @@ describe("moveTenant", () => {
 
     const left = await snapshot(sourceSql, tenantId);
     for (const table of Object.keys(TENANT_ROWS)) expect(left[table]!.rows, table).toBe(0);
+    // Kept, out of the live tables, until --finalize.
+    const [kept] = await sourceSql<{ n: number }[]>`
+      select count(*)::int as n from platform.tenant_move_retained where tenant_id = ${tenantId}`;
+    expect(kept!.n).toBe(total);
+    expect(result.rowsRetained).toBe(total);
     expect((await sourceSql.unsafe<{ n: number }[]>(CACHE, [tenantId]))[0]).toEqual({ n: 0 });
     expect(result.tables.some((t) => t.table === "permissions.permission_cache")).toBe(false);
     // The audit trail is not copied (tenant-move-plan.ts, STAYS_WHERE_WRITTEN): it stays sealed on the source.

@@ -1,62 +1,69 @@
 /**
- * Moving one tenant to another database of the topology (`sv-sdk tenant:move`): copy its rows in
- * batches, verify per-table counts and checksums on both sides, flip its placement in the control
- * plane in one transaction, then remove the source rows.
+ * Moving one tenant to another database of the topology (`sv-sdk tenant:move`), online by default:
+ *
+ *   preparing  the target's non-authoritative rows of the tenant are cleared (an aborted attempt, a copy
+ *              kept by an earlier move away), the control-plane rows its rows reference are copied
+ *              there, and a publication / slot / subscription start replicating the tenant's rows
+ *              (tenant-move-online.ts). The tenant stays writable.
+ *   syncing    the initial copy runs, then the target catches up with the source's WAL.
+ *   cutover    the placement goes to 'moving': new units of work cannot write the tenant (503
+ *              TENANT_MOVING), the write gate waits for those in flight; the target applies everything
+ *              up to the source's current WAL position, the subscription stops, counts and row hashes
+ *              are compared on both sides, and the placement flips to the target in one transaction.
+ *              Only this step refuses writes; its length is recorded (cutover_ms) and returned.
+ *   switched   replication objects are dropped and the source's rows leave its live tables for the
+ *              retained copy (tenant-move-rows.ts), kept until `--finalize`.
+ *   done       moved; `finalizeTenantMove` deletes the retained copy (tenant-move-admin.ts).
+ *
+ * `--offline` (a source without wal_level = logical, a table without tenant_id) goes preparing →
+ * copying (the placement 'moving' for the whole batch copy) → cutover → switched → done. Every phase is
+ * recorded in platform.tenant_moves before its work starts: `--resume` continues from it, `--abort`
+ * (before the switch) undoes it. A failed verification gives the tenant its writes back at once.
  *
  * Which rows: every `tenant` table of the catalog with a `tenant_id` column holds the tenant's rows
- * `where tenant_id = $tenant`; a table without one whose foreign key points at such a table holds
- * the rows that reference the tenant's rows. Both are discovered from the catalog, not listed here,
- * so a new tenant-scoped table moves without a change to this file. A table declared
- * `staysWhereWritten` stays where it was written (tenant-move-plan.ts says why). Control-plane tables
- * stay on the control plane's database; the control-plane rows the moved rows reference (the
- * tenant's row, its users) are copied to the target first, with ON CONFLICT DO NOTHING, because
- * foreign keys point at them there too.
- *
- * Platform rows a tenant's rows point at (the built-in global roles its members hold) are seeded in
- * every database with ids of their own, so references to them are translated to the target's row of
- * the same natural key (the table's unique key that includes tenant_id: a role's name). A platform
- * row the target lacks stops the move before anything is copied (seed the target first).
- *
- * Consistency: the placement goes to state 'moving' first and stays there until the flip; the move
- * then waits for the units of work already writing to the tenant (its write gate), and every unit
- * entering the tenant afterwards is read-only where the tenant's rows are (the API answers 503
- * TENANT_MOVING to writes; reads go on). A session advisory lock keeps two moves of one tenant apart. Resumable: the last copied primary key of each table is recorded in
- * `platform.tenant_moves` after each batch; a re-run continues after it, and ON CONFLICT DO NOTHING makes
- * the batch in flight at a crash harmless to copy again. The copy runs as the owner (row-level
- * security does not apply to it), with TimeZone UTC on every connection so that row texts — and
- * therefore checksums — are the same on both sides.
+ * `where tenant_id = $tenant` (discovered, not listed: tenant-move-plan.ts). Platform rows (built-in
+ * roles) have the same id in every database (drizzle/0018), so replicated references need no
+ * translation; the offline copy still translates ids for a module whose platform rows differ.
  */
-import postgres from "postgres";
-import { appliedMigrationCount, shippedMigrationCount } from "./migrate.js";
 import type { ModuleCatalog } from "./module.js";
 import { PLACEMENTS_CHANNEL } from "./router.js";
 import { databaseOf, type Topology } from "./topology.js";
 import {
-  checksum,
-  ident,
-  planTables,
-  platformRowMaps,
-  projection,
-  qualified,
-  TenantMoveError,
-  type TablePlan,
-} from "./tenant-move-plan.js";
+  checkMigrated,
+  type MovePhase,
+  type MoveContext,
+  type TenantMoveProgress,
+  openMove,
+  setPhase,
+  UNFINISHED,
+  waitForWritesInFlight,
+} from "./tenant-move-context.js";
+import {
+  checkOnline,
+  currentLsn,
+  ensureReplicaIdentity,
+  setSubscriptionEnabled,
+  startReplication,
+  stopReplication,
+  syncState,
+  waitForLsn,
+} from "./tenant-move-online.js";
+import { checksum, planTables, platformRowMaps, TenantMoveError, type TablePlan } from "./tenant-move-plan.js";
+import { copyOffline, verifyOffline } from "./tenant-move-offline.js";
+import {
+  advanceSequences,
+  clearTenantRows,
+  copyControlPlaneRows,
+  copyMissingReferences,
+  retainSourceRows,
+  type TableReport,
+  verifyRows,
+} from "./tenant-move-rows.js";
 
-export { TenantMoveError };
+export { TenantMoveError, type TableReport, type MovePhase, type TenantMoveProgress };
 
-/** `pg_try_advisory_lock(class, hashtext(tenant))`: 'svtm'. */
-const MOVE_LOCK_CLASS = 1_937_142_893;
-/** The tenant's write gate, held shared by every unit of work in the tenant (platform.enter_tenant): 'svtw'. */
-const WRITE_GATE_CLASS = 1_937_142_903;
 const DEFAULT_BATCH = 500;
-
-export interface TenantMoveProgress {
-  phase: "copy" | "verify" | "delete";
-  table: string;
-  /** Rows copied so far (over all tables, previous runs included). */
-  done: number;
-  total: number;
-}
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface MoveTenantOptions {
   topology: Topology;
@@ -65,48 +72,52 @@ export interface MoveTenantOptions {
   tenantId: string;
   /** Name of the target database in the topology (migrated). */
   to: string;
-  /** Rows per batch (default 500). */
+  /** The blocking batch copy: the tenant's writes are refused for the whole copy. */
+  offline?: boolean;
+  /** Offline: rows per batch (default 500). */
   batchSize?: number;
   /** Continue an unfinished move of this tenant (without it an unfinished move is refused). */
   resume?: boolean;
+  /** How long the initial copy may take (default 1 h), and the catch-up at the cutover (default 30 s). */
+  syncTimeoutMs?: number;
+  cutoverTimeoutMs?: number;
   onProgress?: (progress: TenantMoveProgress) => void;
-  /** Called after each batch commits on the target; an error thrown here stops the move (tests use it to crash one). */
+  /** One line per step, for the operator. */
+  onStep?: (line: string) => void;
+  /** Called once each phase is recorded, before its work; an error thrown here stops the move (tests crash it). */
+  afterStep?: (phase: MovePhase) => void | Promise<void>;
+  /** Offline: called after each batch commits on the target. */
   afterBatch?: (table: string) => void | Promise<void>;
-}
-
-export interface TableReport {
-  table: string;
-  rows: number;
-  /** md5 over the sorted md5 of every row's jsonb text: independent of row order. */
-  checksum: string;
 }
 
 export interface MoveTenantResult {
   tenantId: string;
   from: string;
   to: string;
+  mode: "online" | "offline";
   /** Nothing to do: the tenant already lives on `to`. */
   alreadyThere: boolean;
   resumed: boolean;
-  /** Rows inserted on the target by this run (a resumed run skips the batches copied before). */
+  /** Offline: rows inserted on the target by this run. Online: rows on the target at the switch. */
   rowsCopied: number;
-  rowsRemoved: number;
+  /** Source rows moved out of the live tables into the retained copy (deleted by `--finalize`). */
+  rowsRetained: number;
+  /** Rows of the tenant the target held before the move (non-authoritative), removed first. */
+  staleRowsCleared: number;
+  /** How long the tenant's writes were refused (from this run's start of the cutover to the flip). */
+  cutoverMs?: number;
   tables: TableReport[];
 }
 
-function connect(url: string) {
-  return postgres(url, {
-    max: 1,
-    onnotice: () => {},
-    connect_timeout: 10,
-    connection: { TimeZone: "UTC", application_name: "sv-sdk tenant:move" },
-  });
-}
-
+/**
+ * Moves a tenant's rows to the database `to` of the topology and points its placement there.
+ *
+ * @example
+ * const result = await moveTenant({ topology, catalog, tenantId, to: "tenant_db_1", onStep: console.error });
+ * console.log(`writes refused for ${result.cutoverMs} ms`);
+ */
 export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenantResult> {
   const { topology, tenantId, to, catalog } = options;
-  if (!catalog.tenantsTable) throw new TenantMoveError("no module defines tenants: nothing to move", "usage");
-  const tenantsTable = qualified(catalog.tenantsTable);
   const batchSize = options.batchSize ?? DEFAULT_BATCH;
   if (!topology.databases[to]) {
     throw new TenantMoveError(
@@ -116,36 +127,19 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
   }
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new TenantMoveError("the batch size must be a positive whole number", "usage");
+  const step = (line: string) => options.onStep?.(line);
 
-  const connections = new Map<string, postgres.Sql>();
-  const db = (name: string) => {
-    let sql = connections.get(name);
-    if (!sql) {
-      sql = connect(topology.databases[name]!.url);
-      connections.set(name, sql);
-    }
-    return sql;
-  };
-  const main = db("main");
+  const context = await openMove(topology, catalog, tenantId);
   try {
-    // Session-level: held on main's single connection until it closes, whatever happens.
-    const [lock] = await main<
-      { ok: boolean }[]
-    >`select pg_try_advisory_lock(${MOVE_LOCK_CLASS}, hashtext(${tenantId})) as ok`;
-    if (!lock!.ok) throw new TenantMoveError(`another move of tenant ${tenantId} is running`);
-
-    const [org] = await main.unsafe(`select 1 from ${tenantsTable} where id = $1`, [tenantId]);
-    if (!org) throw new TenantMoveError(`there is no tenant (organization) with id ${tenantId}`);
-    const [placement] = await main<{ database: string; state: string }[]>`
-      select database, state from platform.tenant_placements where tenant_id = ${tenantId}`;
-    const [unfinished] = await main<{ source: string; target: string; phase: string }[]>`
-      select source, target, phase from platform.tenant_moves where tenant_id = ${tenantId} and phase <> 'done'`;
-
+    const { record, placement, main } = context;
+    const unfinished = record && UNFINISHED.includes(record.phase) ? record : undefined;
     let from: string;
+    let mode: "online" | "offline";
+    let phase: MovePhase;
     if (unfinished) {
       if (!options.resume) {
         throw new TenantMoveError(
-          `an unfinished move of this tenant to '${unfinished.target}' exists (phase ${unfinished.phase}): run it again with --resume`,
+          `an unfinished move of this tenant to '${unfinished.target}' exists (phase ${unfinished.phase}): run it again with --resume, or --abort it`,
           "usage",
         );
       }
@@ -155,7 +149,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
           "usage",
         );
       }
-      from = unfinished.source;
+      ({ source: from, mode, phase } = unfinished);
     } else {
       from = placement?.database ?? "main";
       if (!placement) {
@@ -166,223 +160,201 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
           );
         }
       }
-      if (from === to)
-        return { tenantId, from, to, alreadyThere: true, resumed: false, rowsCopied: 0, rowsRemoved: 0, tables: [] };
+      if (from === to) {
+        return {
+          ...{ tenantId, from, to, mode: options.offline ? "offline" : "online", alreadyThere: true, resumed: false },
+          ...{ rowsCopied: 0, rowsRetained: 0, staleRowsCleared: 0, tables: [] },
+        };
+      }
+      if (record?.phase === "done" && record.source !== to) {
+        throw new TenantMoveError(
+          `the tenant's previous move keeps its rows on '${record.source}' until finalized: run tenant:move --tenant ${tenantId} --finalize first (or move it back to '${record.source}')`,
+          "usage",
+        );
+      }
+      mode = options.offline ? "offline" : "online";
+      phase = "preparing";
     }
     if (!topology.databases[from])
       throw new TenantMoveError(`the tenant lives on '${from}', which the topology does not define`);
-
-    const shipped = shippedMigrationCount();
-    for (const name of [from, to]) {
-      const applied = await appliedMigrationCount(db(name));
-      if (applied !== shipped) {
-        throw new TenantMoveError(
-          `database '${name}' is not migrated (${applied}/${shipped}): run \`sv-sdk migrate\` first`,
-        );
-      }
-    }
-    const source = db(from);
-    const target = db(to);
-
-    if (!unfinished) {
-      await main.begin(async (tx) => {
-        await tx`insert into platform.tenant_placements (tenant_id, database, state) values (${tenantId}, ${from}, 'moving')
-                 on conflict (tenant_id) do update set state = 'moving', updated_at = now()`;
-        await tx`insert into platform.tenant_moves (tenant_id, source, target) values (${tenantId}, ${from}, ${to})
-                 on conflict (tenant_id) do update set source = excluded.source, target = excluded.target,
-                   phase = 'copying', cursor = '{}', rows_copied = 0, started_at = now(), updated_at = now()`;
-      });
-    }
-
-    // Units of work that entered the tenant before it was marked 'moving' may still be writing to
-    // it: wait for them (each holds the tenant's write gate shared until it ends; drizzle/0010). Any
-    // unit entering from now on sees 'moving' and cannot write the tenant's rows.
-    await main`select pg_advisory_lock(${WRITE_GATE_CLASS}, hashtext(${tenantId}))`;
-    await main`select pg_advisory_unlock(${WRITE_GATE_CLASS}, hashtext(${tenantId}))`;
-
+    await checkMigrated(context, [from, to]);
+    const source = context.db(from);
+    const target = context.db(to);
     const plans = await planTables(target, catalog);
     // Caches are not copied: the target computes them afresh (a move back then compares nothing stale).
     const copied = plans.filter((plan) => !plan.derived);
-    const tables: TableReport[] = [];
-    let rowsCopied = 0;
-    const phase = unfinished?.phase ?? "copying";
+    const maps = await platformRowMaps(copied, source, target, tenantId);
+    if (mode === "online") await checkOnline(source, from, to, copied, maps);
 
-    if (phase === "copying") {
-      const maps = await platformRowMaps(plans, source, target, tenantId);
-
-      const totals = new Map<string, number>();
-      for (const plan of copied) {
-        const [row] = await source.unsafe<{ n: number }[]>(
-          `select count(*)::int as n from ${plan.sql} t where ${plan.filter}`,
-          [tenantId],
-        );
-        totals.set(plan.name, row!.n);
-      }
-      const total = [...totals.values()].reduce((a, b) => a + b, 0);
-      let done = 0;
-      for (const plan of copied) {
-        const [row] = await target.unsafe<{ n: number }[]>(
-          `select count(*)::int as n from ${plan.sql} t where ${plan.filter}`,
-          [tenantId],
-        );
-        done += Math.min(row!.n, totals.get(plan.name)!);
-      }
-      options.onProgress?.({ phase: "copy", table: "", done, total });
-
-      if (from !== to && to !== "main") {
-        // The tenant's organization first: every tenant row's foreign key points at it.
-        await copyAuthRows(main, target, catalog.tenantsTable!, [tenantId]);
-      }
-      for (const plan of copied) {
-        await copyTable(plan, {
-          main,
-          source,
-          target,
-          tenantId,
-          batchSize,
-          to,
-          row: projection(plan, maps),
-          progress: (read, inserted) => {
-            rowsCopied += inserted;
-            done += read;
-            options.onProgress?.({ phase: "copy", table: plan.name, done: Math.min(done, total), total });
-          },
-          afterBatch: options.afterBatch,
-        });
-      }
-
-      for (const plan of copied) {
-        for (const column of plan.identity) {
-          // Copied ids came from the source's sequence: the target's must continue above them.
-          await target.unsafe(
-            `select setval(s, greatest(m, coalesce(pg_sequence_last_value(s), 1)))
-               from (select pg_get_serial_sequence($1, $2)::regclass as s,
-                            (select coalesce(max(${ident(column)}), 1) from ${plan.sql}) as m) q`,
-            [plan.name, column],
-          );
-        }
-      }
-
-      for (const plan of copied) {
-        options.onProgress?.({ phase: "verify", table: plan.name, done: total, total });
-        const row = projection(plan, maps);
-        const expected = await checksum(source, plan, row.expr, [tenantId, ...row.values]);
-        const actual = await checksum(target, plan, "to_jsonb(t)", [tenantId]);
-        if (expected.rows !== actual.rows || expected.checksum !== actual.checksum) {
-          throw new TenantMoveError(
-            `${plan.name} differs after the copy: ${expected.rows} rows (${expected.checksum}) on '${from}', ` +
-              `${actual.rows} rows (${actual.checksum}) on '${to}' — rows changed during the move, or rows with the same ` +
-              `primary key already exist on the target; the tenant stays on '${from}' (state 'moving')`,
-          );
-        }
-        tables.push({ table: plan.name, rows: actual.rows, checksum: actual.checksum });
-      }
-
-      // The flip: one transaction in the control plane.
+    if (!unfinished) {
       await main.begin(async (tx) => {
-        await tx`update platform.tenant_placements set database = ${to}, state = 'active', updated_at = now() where tenant_id = ${tenantId}`;
-        await tx`update platform.tenant_moves set phase = 'switched', updated_at = now() where tenant_id = ${tenantId}`;
-        // Running instances drop their cached placements at this commit.
-        await tx`select pg_notify(${PLACEMENTS_CHANNEL}, ${tenantId})`;
+        await tx`insert into platform.tenant_placements (tenant_id, database, state) values (${tenantId}, ${from}, 'active')
+                 on conflict (tenant_id) do nothing`;
+        await tx`insert into platform.tenant_moves (tenant_id, source, target, phase, mode) values (${tenantId}, ${from}, ${to}, 'preparing', ${mode})
+                 on conflict (tenant_id) do update set source = excluded.source, target = excluded.target, phase = 'preparing',
+                   mode = excluded.mode, cursor = '{}', rows_copied = 0, cutover_ms = null, finalized_at = null,
+                   started_at = now(), updated_at = now()`;
       });
-    } else {
-      for (const plan of copied) {
-        const report = await checksum(target, plan, "to_jsonb(t)", [tenantId]);
-        tables.push({ table: plan.name, rows: report.rows, checksum: report.checksum });
-      }
+      await options.afterStep?.("preparing");
     }
-
-    // Source rows, children before parents, in one transaction: all of the tenant's rows go, or none.
-    let rowsRemoved = 0;
-    const toRemove = tables.reduce((n, t) => n + t.rows, 0);
-    await source.begin(async (tx) => {
-      for (const plan of [...plans].reverse()) {
-        const deleted = await tx.unsafe(`delete from ${plan.sql} t where ${plan.filter}`, [tenantId]);
-        rowsRemoved += deleted.count;
-        options.onProgress?.({
-          phase: "delete",
-          table: plan.name,
-          done: Math.min(rowsRemoved, toRemove),
-          total: toRemove,
-        });
-      }
-    });
-    await main`update platform.tenant_moves set phase = 'done', updated_at = now() where tenant_id = ${tenantId}`;
-    return { tenantId, from, to, alreadyThere: false, resumed: !!unfinished, rowsCopied, rowsRemoved, tables };
-  } finally {
-    await Promise.all([...connections.values()].map((sql) => sql.end({ timeout: 5 })));
-  }
-}
-
-interface CopyContext {
-  main: postgres.Sql;
-  source: postgres.Sql;
-  target: postgres.Sql;
-  tenantId: string;
-  to: string;
-  batchSize: number;
-  row: { expr: string; values: string[] };
-  /** Rows read from the source and inserted on the target by one batch. */
-  progress: (read: number, inserted: number) => void;
-  afterBatch?: (table: string) => void | Promise<void>;
-}
-
-/** Copies a table's tenant rows in primary-key order, after the cursor recorded by an earlier run. */
-async function copyTable(plan: TablePlan, c: CopyContext): Promise<void> {
-  const pk = plan.primaryKey.map((k) => `t.${ident(k)}`).join(", ");
-  const cursorParam = c.row.values.length + 2;
-  const controlPlaneColumns = plan.controlPlaneRefs.map((k, i) => `t.${ident(k.column)}::text as a${i}`);
-  const select = (withCursor: boolean) =>
-    `select ${c.row.expr}::text as j, jsonb_build_object(${plan.primaryKey.map((k) => `'${k}', t.${ident(k)}`).join(", ")})::text as k
-            ${controlPlaneColumns.map((a) => `, ${a}`).join("")}
-       from ${plan.sql} t
-      where ${plan.filter}
-            ${withCursor ? `and (${pk}) > (select ${plan.primaryKey.map((k) => `c.${ident(k)}`).join(", ")} from jsonb_populate_record(null::${plan.sql}, $${cursorParam}::text::jsonb) c)` : ""}
-      order by ${pk}
-      limit ${c.batchSize}`;
-
-  const [state] = await c.main<{ cursor: string | null }[]>`
-    select cursor ->> ${plan.name} as cursor from platform.tenant_moves where tenant_id = ${c.tenantId}`;
-  let cursor = state?.cursor ?? null;
-  for (;;) {
-    const params: unknown[] = [c.tenantId, ...c.row.values];
-    if (cursor !== null) params.push(cursor);
-    const rows = await c.source.unsafe<Record<string, string | null>[]>(select(cursor !== null), params as never[]);
-    if (rows.length === 0) return;
-    if (c.to !== "main") {
-      for (const [i, k] of plan.controlPlaneRefs.entries()) {
-        const ids = [...new Set(rows.map((r) => r[`a${i}`]).filter((v): v is string => !!v))];
-        await copyAuthRows(c.main, c.target, k.references, ids);
-      }
-    }
-    const inserted = await c.target.unsafe(
-      `insert into ${plan.sql} overriding system value
-       select * from jsonb_populate_recordset(null::${plan.sql}, $1::text::jsonb) on conflict do nothing`,
-      [`[${rows.map((r) => r.j).join(",")}]`],
+    step(
+      `${unfinished ? "resuming" : "moving"} tenant ${tenantId} from '${from}' to '${to}' (${mode}, phase ${phase})`,
     );
-    cursor = rows[rows.length - 1]!.k!;
-    await c.main`
-      update platform.tenant_moves
-         set cursor = jsonb_set(cursor, ${[plan.name]}, ${cursor}::text::jsonb),
-             rows_copied = rows_copied + ${inserted.count}, updated_at = now()
-       where tenant_id = ${c.tenantId}`;
-    c.progress(rows.length, inserted.count);
-    await c.afterBatch?.(plan.name);
-    if (rows.length < c.batchSize) return;
+
+    const result: MoveTenantResult = {
+      ...{ tenantId, from, to, mode, alreadyThere: false, resumed: !!unfinished },
+      ...{ rowsCopied: 0, rowsRetained: 0, staleRowsCleared: 0, tables: [] },
+    };
+    let cutoverStarted = 0;
+    const next = async (phase: MovePhase, extra?: { cutoverMs?: number }) => {
+      await setPhase(context, phase, extra);
+      await options.afterStep?.(phase);
+      return phase;
+    };
+    // The tenant's writes are refused from this commit on: its placement and the move's phase change together.
+    const toMoving = async (phase: MovePhase) => {
+      await main.begin(async (tx) => {
+        await tx`update platform.tenant_placements set state = 'moving', updated_at = now() where tenant_id = ${tenantId}`;
+        await tx`update platform.tenant_moves set phase = ${phase}, updated_at = now() where tenant_id = ${tenantId}`;
+      });
+      cutoverStarted = Date.now();
+      await options.afterStep?.(phase);
+      return phase;
+    };
+    while (phase !== "done") {
+      if (phase === "preparing") {
+        // A crashed attempt may have left replication running: stopped before its rows are cleared.
+        if (mode === "online") await stopReplication(source, target, tenantId);
+        result.staleRowsCleared = await clearTenantRows(target, plans, tenantId);
+        step(`preparing: removed ${result.staleRowsCleared} non-authoritative rows of the tenant on '${to}'`);
+        if (to !== "main") {
+          // The tenant's organization first: every tenant row's foreign key points at it.
+          await copyControlPlaneRows(main, target, catalog.tenantsTable!, [tenantId]);
+          await copyMissingReferences(main, source, target, copied, tenantId);
+        }
+        if (mode === "online") {
+          await ensureReplicaIdentity(source, copied);
+          await ensureReplicaIdentity(target, copied);
+          await startReplication({ source, target, sourceUrl: topology.databases[from]!.url, tenantId, plans: copied });
+          step(`preparing: publication, slot and subscription created; the tenant stays writable`);
+          phase = await next("syncing");
+        } else {
+          phase = await toMoving("copying");
+          await waitForWritesInFlight(context);
+          step(`preparing: the tenant's writes are refused until the copy is verified (offline)`);
+        }
+      } else if (phase === "syncing") {
+        await waitForSync(context, source, target, copied, options);
+        await waitForLsn(source, tenantId, await currentLsn(source), options.syncTimeoutMs ?? 3_600_000);
+        step(`syncing: initial copy done and caught up; cutover (the tenant's writes are refused from now)`);
+        phase = await toMoving("cutover");
+      } else if (phase === "copying") {
+        result.rowsCopied = await copyOffline(context, { source, target, plans: copied, maps, to, batchSize }, options);
+        phase = await next("cutover");
+      } else if (phase === "cutover") {
+        cutoverStarted ||= Date.now();
+        let verifying = false;
+        try {
+          await waitForWritesInFlight(context);
+          if (mode === "online") {
+            // Enabled again first: a crash may have left it stopped, and a stopped subscription never catches up.
+            await setSubscriptionEnabled(target, tenantId, true);
+            await waitForLsn(source, tenantId, await currentLsn(source), options.cutoverTimeoutMs ?? 30_000);
+            await setSubscriptionEnabled(target, tenantId, false);
+          }
+          if (to !== "main") await copyMissingReferences(main, source, target, copied, tenantId);
+          await advanceSequences(target, copied);
+          for (const plan of plans.filter((p) => p.derived))
+            await target.unsafe(`delete from ${plan.sql} t where ${plan.filter}`, [tenantId]);
+          options.onProgress?.({ phase: "verify", table: "", done: 0, total: copied.length });
+          verifying = true;
+          result.tables =
+            mode === "online"
+              ? await verifyRows(source, target, copied, tenantId, { from, to })
+              : await verifyOffline(source, target, copied, maps, tenantId, { from, to });
+        } catch (error) {
+          // Online, any failure before the flip gives the tenant its writes back; offline, a failed verification.
+          if (mode === "offline" && !verifying) throw error;
+          await giveWritesBack(context, target, mode);
+          throw new TenantMoveError(
+            `${(error as Error).message}; the tenant is writable on '${from}' again — ${mode === "online" ? "--resume retries the cutover, --abort stops the move" : "run the move again"}`,
+          );
+        }
+        options.onProgress?.({ phase: "verify", table: "", done: copied.length, total: copied.length });
+        if (mode === "online") result.rowsCopied = result.tables.reduce((n, t) => n + t.rows, 0);
+        const cutoverMs = Date.now() - cutoverStarted;
+        await main.begin(async (tx) => {
+          await tx`update platform.tenant_placements set database = ${to}, state = 'active', updated_at = now() where tenant_id = ${tenantId}`;
+          await tx`update platform.tenant_moves set phase = 'switched', cutover_ms = ${cutoverMs}, updated_at = now() where tenant_id = ${tenantId}`;
+          // Running instances drop their cached placements at this commit.
+          await tx`select pg_notify(${PLACEMENTS_CHANNEL}, ${tenantId})`;
+        });
+        result.cutoverMs = cutoverMs;
+        step(
+          `cutover: verified ${result.tables.length} tables; the tenant lives on '${to}' (writes refused for ${cutoverMs} ms)`,
+        );
+        await options.afterStep?.("switched");
+        phase = "switched";
+      } else if (phase === "switched") {
+        if (mode === "online") await stopReplication(source, target, tenantId);
+        result.rowsRetained = await retainSourceRows(source, plans, tenantId);
+        step(`switched: replication stopped; ${result.rowsRetained} source rows kept on '${from}' until --finalize`);
+        phase = await next("done");
+      } else {
+        throw new TenantMoveError(`the move is in phase '${phase}', which --resume cannot continue`);
+      }
+    }
+    if (result.tables.length === 0) {
+      for (const plan of copied)
+        result.tables.push({ table: plan.name, ...(await checksum(target, plan, "to_jsonb(t)", [tenantId])) });
+    }
+    return result;
+  } finally {
+    await context.close();
   }
 }
 
-/** Copies control-plane rows (users, the organization) that moved rows reference, if missing. */
-async function copyAuthRows(main: postgres.Sql, target: postgres.Sql, table: string, ids: string[]): Promise<void> {
-  if (ids.length === 0) return;
-  const name = qualified(table);
-  const [row] = await main.unsafe<{ rows: string | null }[]>(
-    `select json_agg(r)::text as rows from ${name} r where r.id = any($1::uuid[])`,
-    [ids] as never[],
-  );
-  if (!row?.rows) return;
-  await target.unsafe(
-    `insert into ${name} select * from jsonb_populate_recordset(null::${name}, $1::text::jsonb) on conflict do nothing`,
-    [row.rows],
-  );
+/** Waits for the initial copy of every table, reporting rows as tables finish; fails on a worker error. */
+async function waitForSync(
+  context: MoveContext,
+  source: import("postgres").Sql,
+  target: import("postgres").Sql,
+  plans: TablePlan[],
+  options: MoveTenantOptions,
+) {
+  let total = 0;
+  for (const plan of plans) {
+    const [row] = await source.unsafe<{ n: number }[]>(
+      `select count(*)::int as n from ${plan.sql} t where ${plan.filter}`,
+      [context.tenantId],
+    );
+    total += row!.n;
+  }
+  const deadline = Date.now() + (options.syncTimeoutMs ?? 3_600_000);
+  for (;;) {
+    const state = await syncState(target, context.tenantId);
+    if (!state)
+      throw new TenantMoveError(`the subscription of this move is gone from the target: --abort, then move again`);
+    if (state.errors > 0) {
+      throw new TenantMoveError(
+        `the subscription reported ${state.errors} errors (the target's PostgreSQL log says which): --abort, or fix the cause and --resume`,
+      );
+    }
+    const done = state.tables === 0 ? 0 : Math.round((total * (state.tables - state.pending)) / state.tables);
+    options.onProgress?.({ phase: "copy", table: "", done, total });
+    if (state.pending === 0 && state.tables > 0) return;
+    if (Date.now() > deadline)
+      throw new TenantMoveError(`the initial copy did not finish in time: --resume waits again`);
+    await sleep(200);
+  }
+}
+
+/** A failed verification: the tenant is writable on its source again; online replication resumes, offline starts over. */
+async function giveWritesBack(context: MoveContext, target: import("postgres").Sql, mode: "online" | "offline") {
+  if (mode === "online") await setSubscriptionEnabled(target, context.tenantId, true);
+  await context.main.begin(async (tx) => {
+    await tx`update platform.tenant_placements set state = 'active', updated_at = now() where tenant_id = ${context.tenantId}`;
+    await tx`update platform.tenant_moves set phase = ${mode === "online" ? "syncing" : "aborted"}, updated_at = now()
+              where tenant_id = ${context.tenantId}`;
+  });
 }
