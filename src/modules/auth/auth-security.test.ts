@@ -6,6 +6,7 @@ import {
   cookieHeader,
   json,
   signedInUser,
+  tenantOf,
   TEST_ORIGIN,
   cheapHashingTestSdkOptions,
   useTestSdk,
@@ -285,5 +286,22 @@ describe("production rules", () => {
         auth: { secret: "s".repeat(40), passwordCost: { ln: 11, r: 8, p: 1 } },
       }),
     ).toThrow(/OWASP/);
+  });
+});
+
+describe("member listing", () => {
+  it("refuses a sortBy or filterField that is not a member field with 400, not better-auth's 500", async () => {
+    const owner = await signedInUser(sdk);
+    const { headers } = await tenantOf(sdk, owner);
+    for (const query of ["filterField=..&filterValue=x", "sortBy=..", "filterField=password&filterValue=x"]) {
+      const res = await app.request(`/api/auth/organization/list-members?${query}`, { headers });
+      expect(res.status, query).toBe(400);
+      expect(((await res.json()) as { code: string }).code, query).toMatch(/^INVALID_(SORT|FILTER)_FIELD$/);
+    }
+    const listed = await app.request("/api/auth/organization/list-members?filterField=role&filterValue=owner", {
+      headers,
+    });
+    expect(listed.status).toBe(200);
+    expect(((await listed.json()) as { members: unknown[] }).members).toHaveLength(1);
   });
 });

@@ -26,8 +26,8 @@ export async function guarded<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The member fields better-auth can sort a member list by (anything else failed deep inside it: a 500). */
-const MEMBER_SORT_FIELDS = new Set(["id", "organizationId", "userId", "role", "createdAt"]);
+/** The member fields better-auth can sort or filter a member list by (anything else failed deep inside it: a 500). */
+const MEMBER_FIELDS = new Set(["id", "organizationId", "userId", "role", "createdAt"]);
 
 type AuthHookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 
@@ -70,12 +70,19 @@ export function createAuditBeforeHooks(deps: AuthHookDependencies) {
       return;
     }
     if (ctx.path === "/organization/list-members") {
-      const sortBy = (ctx.query as Record<string, unknown> | undefined)?.sortBy;
-      if (sortBy !== undefined && !MEMBER_SORT_FIELDS.has(String(sortBy))) {
-        throw new APIError("BAD_REQUEST", {
-          code: "INVALID_SORT_FIELD",
-          message: `sortBy must be one of ${[...MEMBER_SORT_FIELDS].join(", ")}`,
-        });
+      // better-auth answers a field its member model lacks with a 500 (BetterAuthError).
+      const query = ctx.query as Record<string, unknown> | undefined;
+      for (const [param, code] of [
+        ["sortBy", "INVALID_SORT_FIELD"],
+        ["filterField", "INVALID_FILTER_FIELD"],
+      ] as const) {
+        const field = query?.[param];
+        if (field !== undefined && !MEMBER_FIELDS.has(String(field))) {
+          throw new APIError("BAD_REQUEST", {
+            code,
+            message: `${param} must be one of ${[...MEMBER_FIELDS].join(", ")}`,
+          });
+        }
       }
       return;
     }
