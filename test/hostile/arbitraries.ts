@@ -351,7 +351,12 @@ function constraintViolations(schema: JsonSchema): Bad[] {
     );
   }
   if (schema.enum?.length) out.push({ value: "not-in-the-enum", label: "a value outside the enum" });
-  if (schema.pattern) out.push({ value: "!!! \u00e9 <script>", label: `a string not matching ${schema.pattern}` });
+  if (schema.pattern) {
+    // A value that really breaks the pattern: a fixed one matched ^[^\r\n]*$ and made a valid request.
+    const pattern = new RegExp(schema.pattern, "u");
+    const breaking = ["!!! \u00e9 <script>", "line\r\nbreak", ""].find((candidate) => !pattern.test(candidate));
+    if (breaking !== undefined) out.push({ value: breaking, label: `a string not matching ${schema.pattern}` });
+  }
   if (typeof schema.maxLength === "number")
     out.push({
       value: huge(schema.maxLength + 1),
