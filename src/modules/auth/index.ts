@@ -139,7 +139,7 @@ function createAuthModule(context: ModuleContext, deps: AuthDependencies): AuthM
     instance: auth,
     getSession: async (headers) => (await resolveSession(auth, headers, revocations, cache, sessionMaxAgeMs)).data,
     createUser: (input) => createUser({ context, auth }, input),
-    createTenant: (input, headers) => createTenant({ auth, placements: deps.placements }, input, headers),
+    createTenant: (input, headers) => createTenant({ auth, placements: deps.placements, context }, input, headers),
     emailOf: (userId) => emailOf(context, userId),
     userIdOf: (address) => userIdOf(context, address),
     openApiDocument: () => auth.api.generateOpenAPISchema() as Promise<unknown>,

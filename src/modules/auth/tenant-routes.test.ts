@@ -146,6 +146,18 @@ describe("POST /api/v1/tenants", () => {
     expect(((await res.json()) as { placement: unknown }).placement).toEqual({ database: "main", region: "home" });
   });
 
+  it("creates a tenant while the request names another tenant the caller is in (X-Tenant-Id)", async () => {
+    const first = (await (await create(user, { name: "First" })).json()) as { id: string };
+    const res = await app.request(
+      "/api/v1/tenants",
+      json("POST", { name: "Second" }, { ...user.headers, "x-tenant-id": first.id }),
+    );
+    expect(res.status).toBe(201);
+    const second = (await res.json()) as { id: string };
+    expect(second.id).not.toBe(first.id);
+    expect(await count(databases.mainSql, "auth.members where organization_id = $1", second.id)).toBe(1);
+  });
+
   it("refuses a placement without tenants:place (403) and an anonymous caller (401), creating nothing", async () => {
     const name = `Sneaky ${randomUUID()}`;
     const refused = await create(user, { name, placement: { region: "eu" } });

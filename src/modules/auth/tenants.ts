@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { isAPIError } from "better-auth/api";
 import { AppError } from "../../errors.js";
+import type { ModuleContext } from "../../db/module.js";
 import type { PlacementRequest, TenantPlacement, TenantPlacements } from "../../db/tenant-placement.js";
 import type { BetterAuth } from "./better-auth.js";
 import { AuthErrors } from "./errors.js";
@@ -39,19 +40,23 @@ function slugOf(name: string): string {
 }
 
 export async function createTenant(
-  deps: { auth: BetterAuth; placements: TenantPlacements },
+  deps: { auth: BetterAuth; placements: TenantPlacements; context: ModuleContext },
   input: CreateTenantInput,
   headers: Headers,
 ): Promise<CreatedTenant> {
   const slug = input.slug ?? slugOf(input.name);
   let org: { id: string; name: string; slug: string } | null;
   try {
-    org = await withRequestedPlacement(input.placement ?? {}, () =>
-      // The caller's active tenant stays as it is: /api/v1 names its tenant per request.
-      deps.auth.api.createOrganization({
-        body: { name: input.name, slug, keepCurrentActiveOrganization: true },
-        headers,
-      }),
+    // Outside any tenant's scope: a request naming the caller's current tenant (X-Tenant-Id) opened
+    // its unit there, and row-level security refused the new tenant's rows under it.
+    org = await deps.context.withTenant(null, () =>
+      withRequestedPlacement(input.placement ?? {}, () =>
+        // The caller's active tenant stays as it is: /api/v1 names its tenant per request.
+        deps.auth.api.createOrganization({
+          body: { name: input.name, slug, keepCurrentActiveOrganization: true },
+          headers,
+        }),
+      ),
     );
   } catch (error) {
     if (!isAPIError(error)) throw error;
