@@ -7,6 +7,7 @@ import type { ModuleDescriptor, ModuleLifecycle } from "./db/module.js";
 import { migrateTopology, type AppMigrations, type MigrationReport } from "./db/migrate.js";
 import { createModuleContext } from "./db/module-context.js";
 import { createRouter, type Router } from "./db/router.js";
+import { createTenantPlacements } from "./db/tenant-placement.js";
 import { parseTopology, singleDatabase, type TopologyInput } from "./db/topology.js";
 import { currentContext, runWithContext, type RequestContext } from "./db/unit-of-work.js";
 import { silentLogger, type Logger } from "./logger.js";
@@ -111,6 +112,7 @@ export function createSdk(options: SdkOptions) {
     permissions,
     email,
     production,
+    placements: createTenantPlacements(router),
     options: {
       ...options.auth,
       secret,

@@ -59,6 +59,15 @@ describe("parseTopology", () => {
     expect(() => createCoreRouter(unknown)).toThrow(/schemas\.billing: no module owns a schema 'billing'/);
   });
 
+  it("sends new tenants to main unless tenants.defaultDatabase names a database of the topology", () => {
+    expect(parseTopology({ databases: { main: { url } } }).tenants.defaultDatabase).toBe("main");
+    const topology = parseTopology({ databases: { main: { url }, eu: { url } }, tenants: { defaultDatabase: "eu" } });
+    expect(topology.tenants.defaultDatabase).toBe("eu");
+    expect(() => parseTopology({ databases: { main: { url } }, tenants: { defaultDatabase: "eu" } })).toThrow(
+      "tenants.defaultDatabase: new tenants go to database 'eu', which the topology does not define",
+    );
+  });
+
   it("refuses a URL that is not a PostgreSQL URL, and lists every problem", () => {
     let message = "";
     try {

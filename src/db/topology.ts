@@ -6,7 +6,8 @@
  *
  * Which schemas exist is the modules' business (src/db/module.ts): the router checks the names
  * against them. Tenants are placed per tenant in the control plane (`platform.tenant_placements`),
- * not here, so moving a tenant needs no redeploy.
+ * not here, so moving a tenant needs no redeploy; the topology only says where a new tenant goes
+ * (`tenants.defaultDatabase`, main unless set).
  */
 import { z } from "zod";
 
@@ -55,10 +56,24 @@ export const topologySchema = z
   .object({
     databases: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), databaseConfigSchema),
     schemas: z.record(z.string(), z.string()).default({}),
+    /**
+     * Where new tenants go. `defaultDatabase` (default `main`): a tenant created without a placement of
+     * its own is placed there before its first row is written. `main` is the default placement — each
+     * schema's rows where `schemas` puts them — and writes no placement row.
+     */
+    tenants: z.object({ defaultDatabase: z.string().default("main") }).prefault({}),
   })
   .superRefine((topology, ctx) => {
     if (!topology.databases.main) {
       ctx.addIssue({ code: "custom", path: ["databases", "main"], message: "a database named 'main' is required" });
+    }
+    const defaultDatabase = topology.tenants.defaultDatabase;
+    if (!topology.databases[defaultDatabase]) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tenants", "defaultDatabase"],
+        message: `new tenants go to database '${defaultDatabase}', which the topology does not define`,
+      });
     }
     for (const [module, database] of Object.entries(topology.schemas)) {
       if (database && !topology.databases[database]) {

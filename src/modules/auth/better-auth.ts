@@ -10,11 +10,13 @@ import { shareBetterAuthStorage } from "./shared-storage.js";
 import { noteUnavailable } from "../../db/unit-of-work.js";
 import { transientError } from "../../errors.js";
 import type { ModuleContext } from "../../db/module.js";
+import type { TenantPlacements } from "../../db/tenant-placement.js";
 import type { AuditEventInput, AuditModule } from "../audit/index.js";
 import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
 import { createAuditBeforeHooks, createAuditHooks, guarded } from "./hooks.js";
 import { closeTenant, leaveTenant } from "./tenant-exits.js";
+import { createPlacementHooks } from "./tenant-placement-hooks.js";
 import { OWASP_SCRYPT, type PasswordCost } from "./password.js";
 import { passwordFunctions } from "./password-work.js";
 import type { Revocations } from "./revocations.js";
@@ -100,10 +102,11 @@ export interface BetterAuthDependencies {
   email: EmailModule;
   revocations: Revocations;
   production: boolean;
+  placements: TenantPlacements;
 }
 
 export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependencies) {
-  const { context, audit, permissions, email, revocations, production } = deps;
+  const { context, audit, permissions, email, revocations, production, placements } = deps;
   const { logger } = context;
 
   /** A membership change: the tenant-scoped role follows it in permissions, and it is audited. */
@@ -279,13 +282,18 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
             });
           }),
         organizationHooks: {
+          // A new tenant is placed before its first row (tenant-placement-hooks.ts).
+          ...createPlacementHooks(placements),
           afterCreateOrganization: async ({ organization: org, user }) =>
-            audited({
-              action: "tenant.created",
-              tenantId: org.id,
-              actor: { type: "user", id: user.id },
-              target: { type: "tenant", id: org.id },
-              metadata: { name: org.name, slug: org.slug },
+            guarded(async () => {
+              const placement = await placements.placementOf(org.id);
+              await audit.recordAuditEvent({
+                action: "tenant.created",
+                tenantId: org.id,
+                actor: { type: "user", id: user.id },
+                target: { type: "tenant", id: org.id },
+                metadata: { name: org.name, slug: org.slug, placement },
+              });
             }),
           afterAddMember: async ({ member, organization: org }) =>
             mirrorMember("member.added", org.id, member.userId, member.role, { metadata: { role: member.role } }),

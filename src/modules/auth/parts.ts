@@ -3,6 +3,7 @@
  * the session and membership caches. Bad configuration fails here, before anything is made.
  */
 import type { ModuleContext } from "../../db/module.js";
+import type { TenantPlacements } from "../../db/tenant-placement.js";
 import type { AuditModule } from "../audit/index.js";
 import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
@@ -27,11 +28,13 @@ export interface AuthDependencies {
   email: EmailModule;
   options: AuthOptions;
   production: boolean;
+  /** Where a new tenant (organization) goes: the platform places it before its first row is written. */
+  placements: TenantPlacements;
 }
 
 export function createAuthParts(
   context: ModuleContext,
-  { audit, permissions, email, options, production }: AuthDependencies,
+  { audit, permissions, email, options, production, placements }: AuthDependencies,
 ) {
   if (production && options.secret.length < 32) {
     throw new Error("The auth secret (BETTER_AUTH_SECRET) must be at least 32 characters in production");
@@ -41,7 +44,15 @@ export function createAuthParts(
     throw new Error("A password hashing cost below OWASP's scrypt minimum (N=2^17, r=8, p=1) is refused in production");
   }
   const revocations = createRevocations(context, options.cookieCacheSeconds ?? DEFAULT_COOKIE_CACHE_SECONDS);
-  const auth = createBetterAuth(options, { context, audit, permissions, email, revocations, production });
+  const auth = createBetterAuth(options, {
+    context,
+    audit,
+    permissions,
+    email,
+    revocations,
+    production,
+    placements,
+  });
   const sessionMaxAgeMs = (options.sessionMaxAgeSeconds ?? DEFAULT_SESSION_MAX_AGE_SECONDS) * 1000;
   const cache = createSessionCache(revocations, { sessionCookie: sessionCookieName(production), sessionMaxAgeMs });
   const memberships = createMemberships(context, revocations);
