@@ -175,7 +175,13 @@ describe("health and readiness", () => {
     const shipped = shippedMigrationCount();
     expect(await res.json()).toEqual({
       status: "ready",
-      databases: [{ name: "main", state: "ready", reachable: true, migrations: { applied: shipped, shipped } }],
+      // Every database of the run's topology (SV_TOPOLOGY): main, and a split topology's second.
+      databases: sdk.router.databases().map((name) => ({
+        name,
+        state: "ready",
+        reachable: true,
+        migrations: { applied: shipped, shipped },
+      })),
     });
   });
 
