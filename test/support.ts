@@ -79,6 +79,8 @@ export interface IsolatedTopology {
   second?: IsolatedDatabase;
   /** `{ topology }` over both clones for a split topology (spread into SDK options), else `{}`. */
   placement: Partial<SdkOptions>;
+  /** The clones' topology, parsed (main alone for all-in-one). */
+  topology: Topology;
   /** Owner connection of main's clone. */
   owner: postgres.Sql;
   /** The owner connection of the clone holding `schema`'s tables. */
@@ -110,6 +112,7 @@ export async function createIsolatedTopology(): Promise<IsolatedTopology> {
     main,
     second,
     placement: input ? { topology: input } : {},
+    topology,
     owner: owners.owner,
     ownerSqlFor: (schema) => owners.ofDatabase(databaseOf(topology, schema)),
     ownerSqlOf: (database) => owners.ofDatabase(database),
