@@ -87,6 +87,8 @@ export interface IsolatedTopology {
   ownerSqlFor(schema: string): postgres.Sql;
   /** The owner connection of a database of the topology, by name (`main`, `audit_db`, `tenant_db`). */
   ownerSqlOf(database: string): postgres.Sql;
+  /** The owner connection of the clone holding `tenantId`'s rows of `schema`, as `sdk` places the tenant. */
+  ownerSqlForTenant(sdk: Sdk, tenantId: string, schema?: string): Promise<postgres.Sql>;
   /** Closes the owner connections and drops the clones (close the SDKs on them first). */
   drop(): Promise<void>;
 }
@@ -116,6 +118,8 @@ export async function createIsolatedTopology(): Promise<IsolatedTopology> {
     owner: owners.owner,
     ownerSqlFor: (schema) => owners.ofDatabase(databaseOf(topology, schema)),
     ownerSqlOf: (database) => owners.ofDatabase(database),
+    ownerSqlForTenant: async (sdk, tenantId, schema = "auth") =>
+      owners.ofDatabase((await sdk.router.placementOf(tenantId)) ?? databaseOf(topology, schema)),
     async drop() {
       await owners.end();
       await Promise.all([main.drop(), second?.drop()]);
