@@ -175,20 +175,19 @@ describe("health and readiness", () => {
     const shipped = shippedMigrationCount();
     expect(await res.json()).toEqual({
       status: "ready",
-      databases: [
-        {
-          name: "main",
-          state: "ready",
-          reachable: true,
-          migrations: { applied: shipped, shipped },
-          outbox: { pending: 0, oldestSeconds: 0 },
-        },
-      ],
+      // Every database of the run's topology (SV_TOPOLOGY): main, and a split topology's second.
+      databases: sdk.router.databases().map((name) => ({
+        name,
+        state: "ready",
+        reachable: true,
+        migrations: { applied: shipped, shipped },
+        outbox: { pending: expect.any(Number), oldestSeconds: expect.any(Number) },
+      })),
     });
   });
 
   it("/ready reports each database's outbox: effects waiting for the relay and the oldest one's age", async () => {
-    // One database: no relay runs, so an effect written here waits until removed.
+    // Its target is no database: the relay (split topologies) cannot apply it, so it waits until removed.
     const [effect] = await owner<{ id: string }[]>`
       insert into platform.outbox (target, effect, created_at)
       values ('elsewhere', '{"op":"insert","table":"audit.audit_logs","rows":[]}', now() - interval '42 seconds')
@@ -197,7 +196,7 @@ describe("health and readiness", () => {
       const body = (await (await app.request("/ready")).json()) as {
         databases: { outbox?: { pending: number; oldestSeconds: number } }[];
       };
-      expect(body.databases[0]!.outbox!.pending).toBe(1);
+      expect(body.databases[0]!.outbox!.pending).toBeGreaterThanOrEqual(1);
       expect(body.databases[0]!.outbox!.oldestSeconds).toBeGreaterThanOrEqual(42);
     } finally {
       await owner`delete from platform.outbox where id = ${effect!.id}`;

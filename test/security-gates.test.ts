@@ -6,12 +6,11 @@
 import { randomUUID } from "node:crypto";
 import { decodeJwt } from "jose";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../src/app.js";
 import { clientAddressResolver, parseTrustProxy } from "../src/http/client-address.js";
 import { loggablePath } from "../src/app.js";
 import { createSdk, type Sdk } from "../src/index.js";
-import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
 import {
   addTestMember,
   cookieHeader,
@@ -21,9 +20,9 @@ import {
   cheapHashingTestSdkOptions,
   type TestUser,
 } from "../src/testing.js";
-import { json } from "./support.js";
+import { createIsolatedTopology, json, type IsolatedTopology } from "./support.js";
 
-let db: IsolatedDatabase;
+let db: IsolatedTopology;
 let owner: postgres.Sql;
 let sdk: Sdk;
 let app: ReturnType<typeof createApp>;
@@ -32,11 +31,12 @@ let otherApp: ReturnType<typeof createApp>;
 const secret = randomUUID() + randomUUID();
 
 /** Rate limits on, cookie cache on (the defaults); cheap hashing, since no test here is about password cost. */
-const protectedOptions = (database: IsolatedDatabase) => cheapHashingTestSdkOptions(database, { auth: { secret } });
+const protectedOptions = (database: IsolatedTopology) =>
+  cheapHashingTestSdkOptions(database.main, { ...database.placement, auth: { secret } });
 
 beforeAll(async () => {
-  db = await createIsolatedDatabase(inject("svTestDatabase"));
-  owner = postgres(db.url, { max: 2, onnotice: () => {} });
+  db = await createIsolatedTopology();
+  owner = db.owner;
   sdk = createSdk(protectedOptions(db));
   other = createSdk(protectedOptions(db));
   app = createApp(sdk, { logRequests: false });
@@ -46,7 +46,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await sdk.close();
   await other.close();
-  await owner.end({ timeout: 5 });
   await db.drop();
 });
 
@@ -64,7 +63,7 @@ async function within1s<T>(fn: () => Promise<T>, want: T): Promise<T> {
 }
 
 async function assignmentsIn(userId: string, tenantId: string) {
-  return owner<{ role: string }[]>`
+  return (await db.ownerSqlForTenant(sdk, tenantId, "permissions"))<{ role: string }[]>`
     select r.name as role from permissions.user_roles ur join permissions.roles r on r.id = ur.role_id
      where ur.user_id = ${userId} and ur.tenant_id = ${tenantId}`;
 }
@@ -87,7 +86,9 @@ describe("membership is the gate", () => {
     );
     expect(left.status).toBe(200);
     expect(await assignmentsIn(leaver.user.id, tenant.id)).toEqual([]);
-    const events = await owner<{ action: string; reason: string | null }[]>`
+    const events = await (await db.ownerSqlForTenant(sdk, tenant.id, "audit"))<
+      { action: string; reason: string | null }[]
+    >`
       select action, metadata->>'reason' as reason from audit.audit_logs
        where tenant_id = ${tenant.id} and target_id = ${leaver.user.id} and action in ('member.left', 'role.unassigned')`;
     expect(events.filter((e) => e.action === "role.unassigned").map((e) => e.reason)).toEqual([
@@ -158,7 +159,7 @@ describe("membership is the gate", () => {
     const { tenant } = await createTestTenant(sdk, boss);
     const admin = await createTestUser(sdk);
     await addTestMember(sdk, tenant.id, admin.user.id, "admin");
-    const [ownerRow] = await owner<{ id: string }[]>`
+    const [ownerRow] = await (await db.ownerSqlForTenant(sdk, tenant.id, "permissions"))<{ id: string }[]>`
       select ur.id from permissions.user_roles ur join permissions.roles r on r.id = ur.role_id
        where ur.user_id = ${boss.user.id} and ur.tenant_id = ${tenant.id} and r.name = 'owner'`;
     const refused = await app.request(`/api/v1/permissions/assignments/${ownerRow!.id}`, {
@@ -249,7 +250,7 @@ describe("one session truth", () => {
     expect((await app.request("/api/v1/me", { headers: { authorization: `Bearer ${victim.token}` } })).status).toBe(
       200,
     );
-    const [events] = await owner<{ n: number }[]>`
+    const [events] = await db.ownerSqlFor("audit")<{ n: number }[]>`
       select count(*)::int as n from audit.audit_logs where action = 'session.revoked' and actor_id = ${caller.user.id}`;
     expect(events!.n).toBe(0);
   });
@@ -356,7 +357,7 @@ describe("tokens for other services", () => {
     };
     expect(await listed()).toBe(false);
     // Deleted by SQL, as an operator would: the revocation outlives the user's row.
-    const owner = postgres(db.url, { max: 1, onnotice: () => {} });
+    const owner = postgres(db.main.url, { max: 1, onnotice: () => {} });
     try {
       await owner`delete from auth.users where id = ${user.user.id}`;
       expect(await owner`select 1 from auth.users where id = ${user.user.id}`).toHaveLength(0);
@@ -373,7 +374,7 @@ describe("password reset requests", () => {
   it("are answered before their work is done, the same for known and unknown emails", async () => {
     const user = await createTestUser(sdk);
     // While the reset's work is blocked, the answer for a known email still comes at once.
-    const locker = postgres(db.url, { max: 1, onnotice: () => {} });
+    const locker = postgres(db.main.url, { max: 1, onnotice: () => {} });
     try {
       let release!: () => void;
       const held = new Promise<void>((resolve) => (release = resolve));

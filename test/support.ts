@@ -1,15 +1,18 @@
 /**
  * Shared set-up for this repository's tests, on top of `sv-sdk/testing` (src/testing.ts): an SDK and
- * app on the shared test database (running as its sv_app login), and an owner connection for
- * assertions that must see past row-level security; two databases for a tenant placed on one of its own.
+ * app on the shared test database (running as its sv_app login) in the topology the run was started
+ * with (`SV_TOPOLOGY`, src/testing/topologies.ts), owner connections for assertions that must see past
+ * row-level security, each on the database that holds the rows asked about; two databases for a
+ * tenant placed on one of its own.
  */
 import postgres from "postgres";
 import { afterAll, beforeAll, inject } from "vitest";
 import { createApp, type AppOptions } from "../src/app.js";
-import { parseTopology, type Topology } from "../src/db/topology.js";
+import { databaseOf, parseTopology, type Topology } from "../src/db/topology.js";
 import { createSdk, type Sdk, type SdkOptions } from "../src/index.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
 import { cheapHashingTestSdkOptions, createTestTenant, createTestUser, type TestUser } from "../src/testing.js";
+import { SECOND_DATABASE, testTopologyInput, type ProvidedTestTopology } from "../src/testing/topologies.js";
 
 export {
   cheapHashingTestSdkOptions,
@@ -19,16 +22,134 @@ export {
 } from "../src/testing.js";
 export type SignedInUser = TestUser;
 
+/** The topology this run was started in (`SV_TOPOLOGY`), as the global setup provides it. */
+export const testTopology = (): ProvidedTestTopology => inject("svTestTopology");
+
+/** Owner connections (past row-level security) of a main database and the run's second one. */
+function ownerConnections(main: { url: string }, second: { url: string } | undefined) {
+  const { name } = testTopology();
+  const options = { max: 2, onnotice: () => {} };
+  const owner = postgres(main.url, options);
+  const secondOwner = second && postgres(second.url, options);
+  return {
+    owner,
+    /** The owner connection of a database of the run's topology, by its name there. */
+    ofDatabase(database: string): postgres.Sql {
+      if (database === "main") return owner;
+      if (secondOwner && name !== "all-in-one" && database === SECOND_DATABASE[name]) return secondOwner;
+      throw new Error(`no owner connection for database '${database}' in the ${name} topology`);
+    },
+    async end() {
+      await owner.end({ timeout: 5 });
+      await secondOwner?.end({ timeout: 5 });
+    },
+  };
+}
+
+/**
+ * An SDK and app on the shared test database, in the run's topology, and `owner`, the owner
+ * connection of main. An assertion about rows of a schema or a tenant asks `ownerSqlFor(schema)` or
+ * `await ownerSqlForTenant(tenantId)`: in a split topology those rows are on the second cluster.
+ * A test giving `options.topology` chooses its own topology.
+ */
 export function useTestSdk(options: Partial<SdkOptions> = {}, appOptions: AppOptions = {}) {
   const database = inject("svTestDatabase");
-  const sdk = createSdk(cheapHashingTestSdkOptions(database, options));
+  const { name, second } = testTopology();
+  const topology = testTopologyInput(name, database, second);
+  const sdk = createSdk(cheapHashingTestSdkOptions(database, { ...(topology && { topology }), ...options }));
   const app = createApp(sdk, { logRequests: false, ...appOptions });
-  const owner = postgres(database.url, { max: 2, onnotice: () => {} });
+  const owners = ownerConnections(database, second);
+  /** The owner connection of the database holding `schema`'s tables (those not placed per tenant). */
+  const ownerSqlFor = (schema: string) => owners.ofDatabase(databaseOf(sdk.router.topology, schema));
+  /** The owner connection of the database holding `tenantId`'s rows of `schema` (default: a tenant table's). */
+  const ownerSqlForTenant = async (tenantId: string, schema = "auth") =>
+    owners.ofDatabase((await sdk.router.placementOf(tenantId)) ?? databaseOf(sdk.router.topology, schema));
   afterAll(async () => {
     await sdk.close();
-    await owner.end({ timeout: 5 });
+    await owners.end();
   });
-  return { sdk, app, owner };
+  return { sdk, app, owner: owners.owner, ownerSqlFor, ownerSqlForTenant };
+}
+
+/** Databases of the run's topology cloned for one test file, for work that must really commit. */
+export interface IsolatedTopology {
+  /** main's clone: its URLs are what `testSdkOptions(db.main, ...)` takes. */
+  main: IsolatedDatabase;
+  /** The clone on the second cluster (split topologies only). */
+  second?: IsolatedDatabase;
+  /** `{ topology }` over both clones for a split topology (spread into SDK options), else `{}`. */
+  placement: Partial<SdkOptions>;
+  /** The clones' topology, parsed (main alone for all-in-one). */
+  topology: Topology;
+  /** Owner connection of main's clone. */
+  owner: postgres.Sql;
+  /** The owner connection of the clone holding `schema`'s tables. */
+  ownerSqlFor(schema: string): postgres.Sql;
+  /** The owner connection of a database of the topology, by name (`main`, `audit_db`, `tenant_db`). */
+  ownerSqlOf(database: string): postgres.Sql;
+  /** The owner connection of the clone holding `tenantId`'s rows of `schema`, as `sdk` places the tenant. */
+  ownerSqlForTenant(sdk: Sdk, tenantId: string, schema?: string): Promise<postgres.Sql>;
+  /** Closes the owner connections and drops the clones (close the SDKs on them first). */
+  drop(): Promise<void>;
+}
+
+/**
+ * Clones main's template and, in a split topology, the second cluster's: the isolated counterpart of
+ * `useTestSdk`'s shared databases, in the same topology.
+ *
+ * @example
+ * const db = await createIsolatedTopology();
+ * const sdk = createSdk(cheapHashingTestSdkOptions(db.main, { ...db.placement, auth: { secret } }));
+ */
+export async function createIsolatedTopology(): Promise<IsolatedTopology> {
+  const { name, second: secondTemplate } = testTopology();
+  const [main, second] = await Promise.all([
+    createIsolatedDatabase(inject("svTestDatabase")),
+    secondTemplate ? createIsolatedDatabase(secondTemplate) : undefined,
+  ]);
+  const input = testTopologyInput(name, main, second);
+  const topology = parseTopology(input ?? { databases: { main } });
+  const owners = ownerConnections(main, second);
+  return {
+    main,
+    second,
+    placement: input ? { topology: input } : {},
+    topology,
+    owner: owners.owner,
+    ownerSqlFor: (schema) => owners.ofDatabase(databaseOf(topology, schema)),
+    ownerSqlOf: (database) => owners.ofDatabase(database),
+    ownerSqlForTenant: async (sdk, tenantId, schema = "auth") =>
+      owners.ofDatabase((await sdk.router.placementOf(tenantId)) ?? databaseOf(topology, schema)),
+    async drop() {
+      await owners.end();
+      await Promise.all([main.drop(), second?.drop()]);
+    },
+  };
+}
+
+/**
+ * The databases `schema`'s rows may rightly be on in the run's topology: the schema's own database
+ * and, when new tenants go to another one (tenants-split), that one too. Not every database: a row
+ * written where it should not be stays unseen, so the assertion looking for it fails.
+ */
+export function databasesOf(sdk: Sdk, schema: string): string[] {
+  const { topology } = sdk.router;
+  return [...new Set([databaseOf(topology, schema), topology.tenants.defaultDatabase])];
+}
+
+/**
+ * Runs `fn` as platform work (every tenant's rows) on each of `databasesOf(sdk, schema)`, joined to
+ * the open unit of work, and gathers what it returns: a read of rows wherever they rightly are.
+ *
+ * @example
+ * const rows = await fromDatabasesOf(sdk, "audit", () => sdk.router.db("audit").select().from(auditLogs));
+ */
+export async function fromDatabasesOf<T>(sdk: Sdk, schema: string, fn: () => Promise<T[]>): Promise<T[]> {
+  const rows: T[] = [];
+  for (const database of databasesOf(sdk, schema)) {
+    rows.push(...(await sdk.router.onDatabase(database, () => sdk.withTenant("*", fn))));
+  }
+  return rows;
 }
 
 /** JSON request init for `app.request`. */

@@ -10,7 +10,9 @@ import { users } from "../modules/auth/index.js";
 import { emailSends } from "../modules/email/index.js";
 import { roles, userRoles } from "../modules/permissions/index.js";
 
-const { sdk, app, owner } = useTestSdk();
+const { sdk, app, owner, ownerSqlFor } = useTestSdk();
+// The audit trail's own database: main, or audit_db when SV_TOPOLOGY=audit-split.
+const auditOwner = ownerSqlFor("audit");
 
 // Test-only mutating routes (Hono freezes its router on the first request, so they are added first).
 app.post("/api/test-only/events/:id", async (c) => {
@@ -38,9 +40,9 @@ describe("unit of work", () => {
       await sdk.audit.recordAuditEvent({ action: "user.created", target: { type: "user", id: user.id } });
     });
     expect(await ownerCount(owner`select count(*)::int as n from auth.users where id = ${user.id}`)).toBe(1);
-    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${user.id}`)).toBe(
-      1,
-    );
+    expect(
+      await ownerCount(auditOwner`select count(*)::int as n from audit.audit_logs where target_id = ${user.id}`),
+    ).toBe(1);
   });
 
   it("leaves no row in any schema when it fails midway", async () => {
@@ -71,9 +73,9 @@ describe("unit of work", () => {
     expect(
       await ownerCount(owner`select count(*)::int as n from permissions.user_roles where user_id = ${user.id}`),
     ).toBe(0);
-    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${user.id}`)).toBe(
-      0,
-    );
+    expect(
+      await ownerCount(auditOwner`select count(*)::int as n from audit.audit_logs where target_id = ${user.id}`),
+    ).toBe(0);
     expect(await ownerCount(owner`select count(*)::int as n from email.email_sends where user_id = ${user.id}`)).toBe(
       0,
     );
@@ -123,18 +125,18 @@ describe("rollback fixture", () => {
     });
     // ...and gone after it.
     expect(await ownerCount(owner`select count(*)::int as n from auth.users where id = ${direct.id}`)).toBe(0);
-    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${overHttp}`)).toBe(
-      0,
-    );
+    expect(
+      await ownerCount(auditOwner`select count(*)::int as n from audit.audit_logs where target_id = ${overHttp}`),
+    ).toBe(0);
   });
 
   it("rolls back a mutating request that answers with an error", async () => {
     const target = randomUUID();
     const res = await app.request(`/api/test-only/fails/${target}`, { method: "POST" });
     expect(res.status).toBe(422);
-    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${target}`)).toBe(
-      0,
-    );
+    expect(
+      await ownerCount(auditOwner`select count(*)::int as n from audit.audit_logs where target_id = ${target}`),
+    ).toBe(0);
   });
 });
 
@@ -189,7 +191,9 @@ describe("rollback-only and after-rollback work", () => {
         throw new Error("refused");
       }),
     ).rejects.toThrow("refused");
-    const rows = await owner<{ action: string }[]>`select action from audit.audit_logs where target_id = ${refused}`;
+    const rows = await auditOwner<
+      { action: string }[]
+    >`select action from audit.audit_logs where target_id = ${refused}`;
     expect(rows.map((r) => r.action)).toEqual(["test.refusal_recorded"]);
   });
 
@@ -208,9 +212,9 @@ describe("rollback-only and after-rollback work", () => {
       expect(inside).toHaveLength(1);
     });
     // The enclosing transaction (the fixture) rolled back, taking the recorded refusal with it.
-    expect(await ownerCount(owner`select count(*)::int as n from audit.audit_logs where target_id = ${refused}`)).toBe(
-      0,
-    );
+    expect(
+      await ownerCount(auditOwner`select count(*)::int as n from audit.audit_logs where target_id = ${refused}`),
+    ).toBe(0);
   });
 });
 

@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { json, signedInUser, tenantOf, useTestSdk } from "../../../test/support.js";
+import { fromDatabasesOf, json, signedInUser, tenantOf, useTestSdk } from "../../../test/support.js";
 import { withRollback } from "../../testing/rollback.js";
 import { addTestMember } from "../../testing.js";
 
@@ -186,12 +186,12 @@ async function mutatingOperations(): Promise<string[]> {
 }
 
 async function auditRowsOf(requestId: string): Promise<number> {
-  const [row] = await sdk.withTenant("*", () =>
-    sdk.router
+  const rows = await fromDatabasesOf(sdk, "audit", async () => [
+    ...(await sdk.router
       .db("audit")
-      .execute<{ n: number }>(sql`select count(*)::int as n from audit.audit_logs where request_id = ${requestId}`),
-  );
-  return row!.n;
+      .execute<{ n: number }>(sql`select count(*)::int as n from audit.audit_logs where request_id = ${requestId}`)),
+  ]);
+  return rows.reduce((sum, row) => sum + row.n, 0);
 }
 
 describe("audit coverage of mutating routes", () => {

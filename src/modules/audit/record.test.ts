@@ -7,7 +7,9 @@ import { users } from "../auth/index.js";
 import { auditLogs } from "./index.js";
 import { REDACTED, redact } from "../../redact.js";
 
-const { sdk, owner } = useTestSdk();
+const { sdk, owner, ownerSqlFor } = useTestSdk();
+// The audit trail's own database: main, or audit_db when SV_TOPOLOGY=audit-split.
+const auditOwner = ownerSqlFor("audit");
 const audit = () => sdk.router.db("audit");
 
 async function rowsFor(targetId: string) {
@@ -69,7 +71,7 @@ describe("recordAuditEvent", () => {
         tenantId: tenant,
         target: { type: "tenant", id: target },
       });
-      const [row] = await owner`select tenant_id from audit.audit_logs where target_id = ${target}`;
+      const [row] = await auditOwner`select tenant_id from audit.audit_logs where target_id = ${target}`;
       // The owner connection cannot see the uncommitted row; the runtime role can, inside the tenant.
       expect(row).toBeUndefined();
       const inside = await sdk.withTenant(tenant, () => rowsFor(target));
@@ -183,7 +185,7 @@ describe("recordAuditEvents", () => {
         { action: "bad", target: { type: batch, id: "2" } },
       ]),
     ).rejects.toMatchObject({ code: "INVALID_AUDIT_EVENT" });
-    const [row] = await owner`select count(*)::int as n from audit.audit_logs where target_type = ${batch}`;
+    const [row] = await auditOwner`select count(*)::int as n from audit.audit_logs where target_type = ${batch}`;
     expect(row!.n).toBe(0);
   });
 });
@@ -218,7 +220,7 @@ describe("immutability", () => {
         sql`insert into audit.audit_logs (id, actor_type, action) overriding system value values (1, 'system', 'x.y')`,
       );
       await refusedAsRuntime(sql`select * from audit.audit_logs_default`);
-      const [partition] = await owner<{ name: string }[]>`
+      const [partition] = await auditOwner<{ name: string }[]>`
         select 'audit_logs_y' || to_char(now() at time zone 'UTC', 'YYYY"m"MM') as name`;
       await refusedAsRuntime(sql.raw(`select * from audit.${partition!.name}`));
     });
@@ -227,23 +229,23 @@ describe("immutability", () => {
   it("refuses UPDATE, DELETE and TRUNCATE even to the owner while the trigger is on", async () => {
     const target = randomUUID();
     await expect(
-      owner.begin(async (tx) => {
+      auditOwner.begin(async (tx) => {
         await tx`insert into audit.audit_logs (actor_type, action, target_id) values ('system', 'doc.created', ${target})`;
         await tx`update audit.audit_logs set action = 'doc.deleted' where target_id = ${target}`;
       }),
     ).rejects.toMatchObject({ code: "42501" });
     await expect(
-      owner.begin(async (tx) => {
+      auditOwner.begin(async (tx) => {
         await tx`insert into audit.audit_logs (actor_type, action, target_id) values ('system', 'doc.created', ${target})`;
         await tx`delete from audit.audit_logs where target_id = ${target}`;
       }),
     ).rejects.toMatchObject({ code: "42501" });
-    await expect(owner.begin((tx) => tx`truncate audit.audit_logs`)).rejects.toMatchObject({ code: "42501" });
+    await expect(auditOwner.begin((tx) => tx`truncate audit.audit_logs`)).rejects.toMatchObject({ code: "42501" });
   });
 
   it("stores rows in the monthly partition of their time", async () => {
     const target = randomUUID();
-    await owner
+    await auditOwner
       .begin(async (tx) => {
         await tx`insert into audit.audit_logs (actor_type, action, target_id) values ('system', 'doc.created', ${target})`;
         const [row] = await tx<{ partition: string; expected: string }[]>`

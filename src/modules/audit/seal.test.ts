@@ -1,28 +1,34 @@
 import { randomUUID } from "node:crypto";
-import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { cheapHashingTestSdkOptions } from "../../../test/support.js";
+import type postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  cheapHashingTestSdkOptions,
+  createIsolatedTopology,
+  databasesOf,
+  type IsolatedTopology,
+} from "../../../test/support.js";
 import { createCoreRouter } from "../../core-modules.js";
-import { singleDatabase } from "../../db/topology.js";
+import { databaseOf, parseTopology } from "../../db/topology.js";
 import { createSdk, type Sdk } from "../../index.js";
-import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 import { createModuleContext } from "../../db/module-context.js";
 import { silentLogger } from "../../logger.js";
 import { auditModule } from "./index.js";
 
-// Sealing needs committed rows and a moving transaction horizon: its own database.
-let db: IsolatedDatabase;
+// Sealing needs committed rows and a moving transaction horizon: databases of its own, in the run's
+// topology. `owner` is the owner of the audit schema's database (audit_db in audit-split).
+let db: IsolatedTopology;
 let sdk: Sdk;
 let owner: postgres.Sql;
+let auditDatabase: string;
 
 beforeAll(async () => {
-  db = await createIsolatedDatabase(inject("svTestDatabase"));
-  sdk = createSdk(cheapHashingTestSdkOptions(db));
-  owner = postgres(db.url, { max: 2, onnotice: () => {} });
+  db = await createIsolatedTopology();
+  sdk = createSdk(cheapHashingTestSdkOptions(db.main, db.placement));
+  auditDatabase = databaseOf(db.topology, "audit");
+  owner = db.ownerSqlFor("audit");
 });
 afterAll(async () => {
   await sdk?.close();
-  await owner?.end({ timeout: 5 });
   await db?.drop();
 });
 
@@ -95,7 +101,9 @@ describe("sealing and verify", () => {
     expect(result).toMatchObject({ ok: true, unsealedRows: 0 });
     if (!result.ok) return;
     expect(result.rows).toBeGreaterThanOrEqual(10);
-    expect(Object.keys(result.databases.main!.heads)).toEqual(expect.arrayContaining([tenantA, tenantB, "platform"]));
+    expect(Object.keys(result.databases[auditDatabase]!.heads)).toEqual(
+      expect.arrayContaining([tenantA, tenantB, "platform"]),
+    );
 
     // A second round chains onto the first.
     await writeEvents(tenantA, 2, marker);
@@ -136,7 +144,11 @@ describe("sealing and verify", () => {
     await Promise.all([writeEvents(tenant, 50, marker), writeEvents(tenant, 50, marker)]);
     const other = auditModule.create(createModuleContext(sdk.router, auditModule, silentLogger), {});
     const results = await Promise.all([sdk.audit.seal(), other.seal(), sdk.audit.seal()]);
-    expect(results.filter((r) => r.locked).length).toBeGreaterThanOrEqual(1);
+    // Per database: several databases (a split topology) are sealed one after another, so one sealer
+    // may hold one database's lock while another holds the next one's.
+    for (const database of Object.keys(results[0]!.databases)) {
+      expect(results.filter((r) => r.databases[database]?.locked).length, database).toBeGreaterThanOrEqual(1);
+    }
     expect(await sealAll()).toMatchObject({ ok: true });
   });
 
@@ -251,7 +263,7 @@ describe("retention", () => {
     expect(await sealAll()).toMatchObject({ ok: true });
 
     const maintenance = auditModule.create(
-      createModuleContext(createCoreRouter(singleDatabase(db.url), { asOwner: true }), auditModule, silentLogger),
+      createModuleContext(createCoreRouter(db.topology, { asOwner: true }), auditModule, silentLogger),
       {},
     );
     // Policy cutoff 2020-02-10: January is entirely older, February straddles the cutoff.
@@ -270,27 +282,46 @@ describe("retention", () => {
 
   it("runs as a member of sv_maintenance, which still cannot delete rows", async () => {
     const role = `maint_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
-    await owner.unsafe(`create role ${role} login password 'maint' in role sv_maintenance`);
-    const url = new URL(db.url);
-    url.username = role;
-    url.password = "maint";
+    // Retention visits every database of the topology (each may hold audit rows): the maintenance
+    // login is made on each one's server and is what the router logs in with there.
+    const names = Object.keys(db.topology.databases);
+    for (const name of names) {
+      await db.ownerSqlOf(name).unsafe(`create role ${role} login password 'maint' in role sv_maintenance`);
+    }
+    const asMaintenance = (url: string) => {
+      const login = new URL(url);
+      login.username = role;
+      login.password = "maint";
+      return login.toString();
+    };
     try {
-      const router = createCoreRouter(singleDatabase(db.url, url.toString()));
+      const databases = Object.fromEntries(
+        Object.entries(db.topology.databases).map(([name, config]) => [
+          name,
+          { ...config, appUrl: asMaintenance(config.url) },
+        ]),
+      );
+      const router = createCoreRouter(parseTopology({ ...db.topology, databases }));
       const maintenance = auditModule.create(createModuleContext(router, auditModule, silentLogger), {});
       try {
         const result = await maintenance.applyRetention({ retentionDays: 400 });
         expect(result.retentionDays).toBe(400);
-        const [who] = await router.pool("main").sql<{ u: string }[]>`select current_user as u`;
+        const [who] = await router.pool(auditDatabase).sql<{ u: string }[]>`select current_user as u`;
         expect(who!.u).toBe(role);
-        await expect(router.pool("main").sql`delete from audit.audit_logs where false`).rejects.toMatchObject({
+        await expect(router.pool(auditDatabase).sql`delete from audit.audit_logs where false`).rejects.toMatchObject({
           code: "42501",
         });
       } finally {
         await router.close();
       }
     } finally {
-      await owner.unsafe(`drop owned by ${role}`).catch(() => undefined);
-      await owner.unsafe(`drop role ${role}`);
+      for (const name of names) {
+        await db
+          .ownerSqlOf(name)
+          .unsafe(`drop owned by ${role}`)
+          .catch(() => undefined);
+        await db.ownerSqlOf(name).unsafe(`drop role ${role}`);
+      }
     }
   });
 
@@ -301,6 +332,9 @@ describe("retention", () => {
     const [row] = await owner<{ n: number }[]>`
       select count(*)::int as n from pg_inherits where inhparent = 'audit.audit_logs'::regclass`;
     expect(row!.n).toBeGreaterThanOrEqual(7); // default + this month + 5 ahead
-    expect(created.every((c) => c.database === "main" && /^audit_logs_y\d{4}m\d{2}$/.test(c.partition))).toBe(true);
+    const places = databasesOf(sdk, "audit");
+    expect(created.every((c) => places.includes(c.database) && /^audit_logs_y\d{4}m\d{2}$/.test(c.partition))).toBe(
+      true,
+    );
   });
 });

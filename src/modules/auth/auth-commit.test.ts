@@ -1,20 +1,26 @@
 /**
  * Auth behaviour that needs real commits: concurrency, failure injection, a served JWKS, and
- * revocation seen by a second instance. Each runs on its own database cloned from the template.
+ * revocation seen by a second instance. Each runs on its own databases cloned from the templates, in
+ * the run's topology (SV_TOPOLOGY).
  */
 import { randomUUID } from "node:crypto";
 import { serve } from "@hono/node-server";
 import { createRemoteJWKSet, jwtVerify } from "jose";
-import postgres from "postgres";
+import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { inject } from "vitest";
-import { cookieHeader, json, TEST_ORIGIN, cheapHashingTestSdkOptions } from "../../../test/support.js";
+import {
+  cookieHeader,
+  createIsolatedTopology,
+  json,
+  TEST_ORIGIN,
+  cheapHashingTestSdkOptions,
+  type IsolatedTopology,
+} from "../../../test/support.js";
 import { createApp } from "../../app.js";
 import { freePort } from "../../db/embedded.js";
 import { createSdk, type Sdk } from "../../index.js";
-import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 
-let db: IsolatedDatabase;
+let db: IsolatedTopology;
 let sdk: Sdk;
 let app: ReturnType<typeof createApp>;
 let owner: postgres.Sql;
@@ -23,14 +29,13 @@ let owner: postgres.Sql;
 const secret = randomUUID() + randomUUID();
 
 beforeAll(async () => {
-  db = await createIsolatedDatabase(inject("svTestDatabase"));
-  sdk = createSdk(cheapHashingTestSdkOptions(db, { auth: { secret } }));
+  db = await createIsolatedTopology();
+  sdk = createSdk(cheapHashingTestSdkOptions(db.main, { ...db.placement, auth: { secret } }));
   app = createApp(sdk, { logRequests: false });
-  owner = postgres(db.url, { max: 2, onnotice: () => {} });
+  owner = db.owner;
 });
 afterAll(async () => {
   await sdk.close();
-  await owner.end({ timeout: 5 });
   await db.drop();
 });
 
@@ -40,16 +45,17 @@ const signUp = (email: string) =>
     json("POST", { email, password: "correct horse battery staple", name: "Ada" }),
   );
 
-/** Rows mentioning this email or its user, in all four schemas. */
+/** Rows mentioning this email or its user, in all four schemas (audit's on its own database in audit-split). */
 async function footprint(email: string) {
-  const [row] = await owner<{ users: number; accounts: number; roles: number; audit: number; mail: number }[]>`
+  const [row] = await owner<{ users: number; accounts: number; roles: number; mail: number }[]>`
     select
       (select count(*)::int from auth.users where email = ${email}) as users,
       (select count(*)::int from auth.accounts a join auth.users u on u.id = a.user_id where u.email = ${email}) as accounts,
       (select count(*)::int from permissions.user_roles r join auth.users u on u.id = r.user_id where u.email = ${email}) as roles,
-      (select count(*)::int from audit.audit_logs where action = 'user.signed_up' and metadata->>'email' = ${email}) as audit,
       (select count(*)::int from email.email_sends where to_address = ${email}) as mail`;
-  return row!;
+  const [audit] = await db.ownerSqlFor("audit")<{ n: number }[]>`
+    select count(*)::int as n from audit.audit_logs where action = 'user.signed_up' and metadata->>'email' = ${email}`;
+  return { ...row!, audit: audit!.n };
 }
 
 describe("sign-up is one unit of work", () => {
@@ -79,8 +85,9 @@ describe("sign-up is one unit of work", () => {
     it(`leaves no row anywhere when ${step} cannot be written`, async () => {
       const email = `fail-${randomUUID()}@example.test`;
       const trigger = `fail_${randomUUID().replaceAll("-", "")}`;
-      // Failure injection in the real database: this insert, and only for this email's sign-up, fails.
-      await owner.unsafe(`
+      // Failure injection in the real database (the one holding the table): this insert fails.
+      const tableOwner = db.ownerSqlFor(table.split(".")[0]!);
+      await tableOwner.unsafe(`
         create function public.${trigger}() returns trigger language plpgsql as $$
         begin raise exception 'injected failure on ${table}'; end $$;
         create trigger ${trigger} before insert on ${table} for each row execute function public.${trigger}();`);
@@ -91,7 +98,7 @@ describe("sign-up is one unit of work", () => {
         expect(body).not.toContain("injected failure");
         expect(body).not.toMatch(/at .*\.ts:\d+/);
       } finally {
-        await owner.unsafe(`drop trigger ${trigger} on ${table}; drop function public.${trigger}();`);
+        await tableOwner.unsafe(`drop trigger ${trigger} on ${table}; drop function public.${trigger}();`);
       }
       expect(await footprint(email)).toEqual({ users: 0, accounts: 0, roles: 0, audit: 0, mail: 0 });
     });
@@ -102,7 +109,7 @@ describe("tokens for other services", () => {
   it("issues a JWT at /api/auth/token that verifies with jose against /api/auth/jwks over HTTP", async () => {
     const port = await freePort();
     const baseUrl = `http://127.0.0.1:${port}`;
-    const served = createSdk(cheapHashingTestSdkOptions(db, { auth: { baseUrl, secret } }));
+    const served = createSdk(cheapHashingTestSdkOptions(db.main, { ...db.placement, auth: { baseUrl, secret } }));
     const server = serve({ fetch: createApp(served, { logRequests: false }).fetch, port, hostname: "127.0.0.1" });
     try {
       const email = `jwt-${randomUUID()}@example.test`;
@@ -140,7 +147,7 @@ describe("tokens for other services", () => {
 
 describe("revocation with the cookie cache on", () => {
   it("ends a signed-out session on another instance within a second, cookie cache or not", async () => {
-    const other = createSdk(cheapHashingTestSdkOptions(db, { auth: { secret } }));
+    const other = createSdk(cheapHashingTestSdkOptions(db.main, { ...db.placement, auth: { secret } }));
     const otherApp = createApp(other, { logRequests: false });
     await other.auth.listen();
     try {
@@ -177,7 +184,9 @@ describe("rate limiting", () => {
     const servers = await Promise.all(
       [0, 1].map(async () => {
         const port = await freePort();
-        const instance = createSdk(cheapHashingTestSdkOptions(db, { auth: { secret, rateLimit: true } }));
+        const instance = createSdk(
+          cheapHashingTestSdkOptions(db.main, { ...db.placement, auth: { secret, rateLimit: true } }),
+        );
         const server = serve({ fetch: createApp(instance, { logRequests: false }).fetch, port, hostname: "127.0.0.1" });
         return { url: `http://127.0.0.1:${port}`, instance, server };
       }),

@@ -1,7 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { cookieHeader, json, signedInUser, tenantOf, TEST_ORIGIN, useTestSdk } from "../../../test/support.js";
+import {
+  cookieHeader,
+  fromDatabasesOf,
+  json,
+  signedInUser,
+  tenantOf,
+  TEST_ORIGIN,
+  useTestSdk,
+} from "../../../test/support.js";
 import { withRollback } from "../../testing/rollback.js";
 import { auditLogs } from "../audit/index.js";
 import { emailSends } from "../email/index.js";
@@ -12,7 +20,7 @@ const { sdk, app } = useTestSdk();
 const rolledBack = (fn: () => Promise<void>) => () => withRollback(sdk, fn);
 
 const actions = async (filter: { actorId?: string; targetId?: string }) => {
-  const rows = await sdk.withTenant("*", () =>
+  const rows = await fromDatabasesOf(sdk, "audit", () =>
     sdk.router
       .db("audit")
       .select({

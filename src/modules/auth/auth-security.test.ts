@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { inject } from "vitest";
 import {
   cookieHeader,
+  fromDatabasesOf,
   json,
   signedInUser,
   tenantOf,
@@ -24,7 +25,7 @@ const rolledBack = (fn: () => Promise<void>) => () => withRollback(sdk, fn);
 
 const auditActions = async (targetId: string) =>
   (
-    await sdk.withTenant("*", () =>
+    await fromDatabasesOf(sdk, "audit", () =>
       sdk.router
         .db("audit")
         .select({ action: auditLogs.action })

@@ -1,19 +1,19 @@
 /**
- * The dispatcher against the real Resend SDK pointed at a local stand-in, on an isolated database
- * (claims, NOTIFY and leases need real commits).
+ * The dispatcher against the real Resend SDK pointed at a local stand-in, on isolated databases in the
+ * run's topology (claims, NOTIFY and leases need real commits).
  */
 import { randomUUID } from "node:crypto";
 import v8 from "node:v8";
 import vm from "node:vm";
-import postgres from "postgres";
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from "vitest";
+import type postgres from "postgres";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { createIsolatedTopology, type IsolatedTopology } from "../../../test/support.js";
 import { createSdk, type Sdk } from "../../index.js";
-import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 import { withDeadline } from "./deadline.js";
 import { batchKeyOf, retryDelay } from "./outcomes.js";
 import { startFakeResend, type FakeResend, type FakeResendAnswer } from "./testing/fake-resend.js";
 
-let db: IsolatedDatabase;
+let db: IsolatedTopology;
 let fake: FakeResend;
 let sdk: Sdk;
 let owner: postgres.Sql;
@@ -21,8 +21,9 @@ let owner: postgres.Sql;
 const verifyData = { name: "Ada", url: "https://app.example.test/verify?token=abc" };
 
 const sdkOptions = (onQuery?: (database: string, query: string) => void) => ({
-  databaseUrl: db.url,
-  databaseAppUrl: db.appUrl,
+  databaseUrl: db.main.url,
+  databaseAppUrl: db.main.appUrl,
+  ...db.placement,
   environment: "test" as const,
   onQuery,
   email: {
@@ -35,15 +36,14 @@ const sdkOptions = (onQuery?: (database: string, query: string) => void) => ({
 });
 
 beforeAll(async () => {
-  db = await createIsolatedDatabase(inject("svTestDatabase"));
+  db = await createIsolatedTopology();
   fake = await startFakeResend();
-  owner = postgres(db.url, { max: 2, onnotice: () => {} });
+  owner = db.owner;
   sdk = createSdk(sdkOptions());
 });
 
 afterAll(async () => {
   await sdk?.close();
-  await owner?.end({ timeout: 5 });
   await fake?.close();
   await db?.drop();
 });
@@ -86,9 +86,11 @@ const rowsOf = (ids: string[]) =>
     from email.email_sends where id = any(${ids}::uuid[])`;
 
 const auditActions = async (id: string) =>
-  (await owner<{ action: string }[]>`select action from audit.audit_logs where target_id = ${id} order by id`).map(
-    (r) => r.action,
-  );
+  (
+    await db.ownerSqlFor("audit")<
+      { action: string }[]
+    >`select action from audit.audit_logs where target_id = ${id} order by id`
+  ).map((r) => r.action);
 
 async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
@@ -125,7 +127,7 @@ describe("dispatcher", () => {
     );
     expect(new Set(fake.delivered.map((d) => d.sendId))).toEqual(new Set(many));
     // One audit event per batch and tenant lists every send.
-    const [sent] = await owner<{ metadata: { sendIds: string[] } }[]>`
+    const [sent] = await db.ownerSqlFor("audit")<{ metadata: { sendIds: string[] } }[]>`
       select metadata from audit.audit_logs where action = 'email.sent' and target_id = any(${many}::text[])`;
     expect(new Set(sent!.metadata.sendIds)).toEqual(new Set(many));
   });
@@ -566,7 +568,12 @@ describe("withDeadline", () => {
 
 describe("development transport", () => {
   it("records the rendered message instead of sending it", async () => {
-    const dev = createSdk({ databaseUrl: db.url, databaseAppUrl: db.appUrl, environment: "test" });
+    const dev = createSdk({
+      databaseUrl: db.main.url,
+      databaseAppUrl: db.main.appUrl,
+      ...db.placement,
+      environment: "test",
+    });
     try {
       const id = await dev.transaction(
         async () =>

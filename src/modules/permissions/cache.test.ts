@@ -1,27 +1,26 @@
 /**
- * The in-process cache across SDK instances: two SDKs on one database that really commits.
+ * The in-process cache across SDK instances: two SDKs on databases that really commit, in the run's
+ * topology.
  */
 import { eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { cheapHashingTestSdkOptions } from "../../../test/support.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cheapHashingTestSdkOptions, createIsolatedTopology, type IsolatedTopology } from "../../../test/support.js";
 import { createCoreRouter } from "../../core-modules.js";
-import { singleDatabase } from "../../db/topology.js";
 import { createSdk, type Sdk } from "../../index.js";
-import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 import { moduleOn } from "../../db/module-context.js";
 import { silentLogger } from "../../logger.js";
 import { auditModule } from "../audit/index.js";
 import { permissionCache } from "./index.js";
 import { createPermissions, createTenant, createUser } from "./test-fixtures.js";
 
-let database: IsolatedDatabase;
+let database: IsolatedTopology;
 let a: Sdk;
 let b: Sdk;
 
 beforeAll(async () => {
-  database = await createIsolatedDatabase(inject("svTestDatabase"));
-  a = createSdk(cheapHashingTestSdkOptions(database));
-  b = createSdk(cheapHashingTestSdkOptions(database));
+  database = await createIsolatedTopology();
+  a = createSdk(cheapHashingTestSdkOptions(database.main, database.placement));
+  b = createSdk(cheapHashingTestSdkOptions(database.main, database.placement));
   await Promise.all([a.permissions.ready(), b.permissions.ready()]);
 });
 
@@ -44,7 +43,7 @@ async function untilFalse(check: () => Promise<boolean>, limitMs = 3000): Promis
 /** Counts the queries `fn` sends, through a module on a router with a query hook. */
 function countingModule(options: { cache: boolean }) {
   const counter = { queries: 0 };
-  const router = createCoreRouter(singleDatabase(database.url, database.appUrl), { onQuery: () => counter.queries++ });
+  const router = createCoreRouter(database.topology, { onQuery: () => counter.queries++ });
   const permissions = createPermissions(router, {
     audit: moduleOn(router, auditModule, {}, silentLogger),
     cache: { enabled: options.cache },

@@ -250,8 +250,11 @@ export async function guardLastOwner(
   if ((count?.owners ?? 0) > 1) return;
   const actor = actorUserId();
   if (actor === null) return;
-  const [held] = await db.execute<{ admin: boolean }>(
-    sql`select '*' = any(permissions.effective_permissions(${actor}::uuid, null::uuid)) as admin`,
-  );
+  // Global assignments live where the schema does, not in a tenant placed on a database of its own.
+  const [held] = await context
+    .schemaDb()
+    .execute<{ admin: boolean }>(
+      sql`select '*' = any(permissions.effective_permissions(${actor}::uuid, null::uuid)) as admin`,
+    );
   if (!held?.admin) throw PermissionsErrors.LAST_OWNER({ tenantId: row.tenantId, userId: row.userId });
 }

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { and, eq } from "drizzle-orm";
+import { fromDatabasesOf } from "../../../test/support.js";
 import { createModuleContext } from "../../db/module-context.js";
 import type { Router } from "../../db/router.js";
 import type { Sdk } from "../../sdk.js";
@@ -35,9 +36,9 @@ export async function createTenant(sdk: Sdk): Promise<string> {
   return id;
 }
 
-/** Audit rows of one action on one target, read past tenant scoping inside the current transaction. */
+/** Audit rows of one action on one target, read past tenant scoping inside the current transaction, wherever they rightly are. */
 export function auditRows(sdk: Sdk, action: string, targetId: string) {
-  return sdk.withTenant("*", () =>
+  return fromDatabasesOf(sdk, "audit", () =>
     sdk.router
       .db("audit")
       .select()
