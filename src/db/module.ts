@@ -14,6 +14,7 @@
  *   rows carry `tenant_id`, or reach it through a foreign key to a table that does. Rows with no
  *   tenant (built-in roles, default templates, platform events) are the platform's and stay.
  */
+import type { SQL } from "drizzle-orm";
 import type { Logger } from "../logger.js";
 import type { Database } from "./unit-of-work.js";
 
@@ -27,8 +28,9 @@ export interface TablePlacement {
    */
   derived?: boolean;
   /**
-   * A tenant table whose rows stay in the database that wrote them when the tenant moves (a sealed
-   * trail whose seals are bound to that database's transaction ids); reads visit every database.
+   * A tenant table the move does not replicate (a sealed trail whose seals are bound to the writing
+   * database's transaction ids): its rows stay where they were written, unless the module moves them
+   * itself in its `onTenantSwitched` hook. Reads visit every database.
    */
   staysWhereWritten?: boolean;
 }
@@ -165,6 +167,28 @@ export interface MergedPage<T> {
   missing: Everywhere<T>["missing"];
 }
 
+/**
+ * What a module's `onTenantSwitched` hook is given (src/db/tenant-move.ts): the tenant's placement
+ * already points at `to` and its new writes land there; its source rows are still in place.
+ */
+export interface TenantSwitch {
+  tenantId: string;
+  /** The source and the target database, by their names in the topology. */
+  from: string;
+  to: string;
+  /** Owner handles (no unit of work, row-level security not applied): for the module's own tables only. */
+  source: Database;
+  target: Database;
+  /**
+   * In `tx` (a transaction on `source`): moves the rows of the module's `table` (unqualified) that
+   * match `where` out of the live table into the copy the move keeps until `--finalize`. Returns
+   * how many.
+   */
+  retain(tx: Database, table: string, where: SQL): Promise<number>;
+  /** One line for the operator. */
+  report(line: string): void;
+}
+
 /** What a module's `create` returns beside its API: lifecycle steps the SDK calls. */
 export interface ModuleLifecycle {
   /** Seeds the module's platform rows (built-in roles, default templates), in every database. Idempotent. */
@@ -191,6 +215,13 @@ export interface ModuleDescriptor<Instance extends ModuleLifecycle = ModuleLifec
    * applied by `sdk.migrate()` after sv-sdk's on every database, in a ledger of its own.
    */
   migrations?: { folder: string; schemas?: readonly string[] };
+  /**
+   * Runs at every tenant move's switch, after the placement flipped, before the moved tables' source
+   * rows are set aside: for `staysWhereWritten` tables whose rows the module moves itself (the audit
+   * trail copies and re-seals its history on the target). `--resume` after a crash runs it again:
+   * it must be idempotent. An error stops the move in its 'switched' phase (writes go to the target).
+   */
+  onTenantSwitched?(move: TenantSwitch): Promise<void>;
   create(context: ModuleContext, deps: Deps): Instance;
 }
 

@@ -8,7 +8,9 @@
  * claims pending sends wherever they are, webhooks look a send up anywhere), so a copy left in the
  * live tables would be read and acted on twice. The retained copy is what `--finalize` deletes.
  */
+import { sql, type SQL } from "drizzle-orm";
 import type postgres from "postgres";
+import type { Database } from "./unit-of-work.js";
 import { ident, qualified, rowsHash, TenantMoveError, type TablePlan } from "./tenant-move-plan.js";
 
 /** Copies control-plane rows (users, the organization) that moved rows reference, if missing. */
@@ -152,4 +154,19 @@ export async function retainedRows(sql: postgres.Sql, tenantId: string): Promise
   const [row] = await sql<{ n: number }[]>`
     select count(*)::int as n from platform.tenant_move_retained where tenant_id = ${tenantId}`;
   return row!.n;
+}
+
+/**
+ * A module's share of the retained copy (`TenantSwitch.retain`): in `tx`, a transaction on the source,
+ * the rows of `table` (`schema.table`) matching `where` leave the live table for the tenant's retained
+ * copy. Returns how many.
+ */
+export async function retainWhere(tx: Database, tenantId: string, table: string, where: SQL): Promise<number> {
+  const name = sql.raw(qualified(table));
+  const rows = await tx.execute<{ n: number }>(sql`
+    with gone as (delete from ${name} t where ${where} returning t.*),
+         kept as (insert into platform.tenant_move_retained (tenant_id, table_name, row)
+                  select ${tenantId}::uuid, ${table}, to_jsonb(gone) from gone returning 1)
+    select count(*)::int as n from kept`);
+  return rows[0]!.n;
 }

@@ -11,8 +11,9 @@
  *              up to the source's current WAL position, the subscription stops, counts and row hashes
  *              are compared on both sides, and the placement flips to the target in one transaction.
  *              Only this step refuses writes; its length is recorded (cutover_ms) and returned.
- *   switched   replication objects are dropped and the source's rows leave its live tables for the
- *              retained copy (tenant-move-rows.ts), kept until `--finalize`.
+ *   switched   replication objects are dropped, each module's `onTenantSwitched` hook moves the rows it
+ *              moves itself (the audit trail, re-sealed on the target), and the source's rows leave
+ *              its live tables for the retained copy (tenant-move-rows.ts), kept until `--finalize`.
  *   done       moved; `finalizeTenantMove` deletes the retained copy (tenant-move-admin.ts).
  *
  * `--offline` (a source without wal_level = logical, a table without tenant_id) goes preparing →
@@ -25,7 +26,9 @@
  * roles) have the same id in every database (drizzle/0018), so replicated references need no
  * translation; the offline copy still translates ids for a module whose platform rows differ.
  */
+import { drizzle } from "drizzle-orm/postgres-js";
 import type { ModuleCatalog } from "./module.js";
+import type { Database } from "./unit-of-work.js";
 import { PLACEMENTS_CHANNEL } from "./router.js";
 import { databaseOf, type Topology } from "./topology.js";
 import {
@@ -56,6 +59,7 @@ import {
   copyControlPlaneRows,
   copyMissingReferences,
   retainSourceRows,
+  retainWhere,
   type TableReport,
   verifyRows,
 } from "./tenant-move-rows.js";
@@ -100,7 +104,7 @@ export interface MoveTenantResult {
   resumed: boolean;
   /** Offline: rows inserted on the target by this run. Online: rows on the target at the switch. */
   rowsCopied: number;
-  /** Source rows moved out of the live tables into the retained copy (deleted by `--finalize`). */
+  /** Source rows moved out of the live tables into the retained copy (deleted by `--finalize`), modules' hooks' included. */
   rowsRetained: number;
   /** Rows of the tenant the target held before the move (non-authoritative), removed first. */
   staleRowsCleared: number;
@@ -297,7 +301,20 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
         phase = "switched";
       } else if (phase === "switched") {
         if (mode === "online") await stopReplication(source, target, tenantId);
-        result.rowsRetained = await retainSourceRows(source, plans, tenantId);
+        // Tables the move does not replicate whose module moves them itself (the audit trail).
+        for (const module of catalog.modules) {
+          if (!module.onTenantSwitched) continue;
+          const [sourceDb, targetDb] = [drizzle(source) as unknown as Database, drizzle(target) as unknown as Database];
+          await module.onTenantSwitched({
+            ...{ tenantId, from, to, source: sourceDb, target: targetDb, report: step },
+            retain: async (tx, table, where) => {
+              const n = await retainWhere(tx, tenantId, `${module.schema}.${table}`, where);
+              result.rowsRetained += n;
+              return n;
+            },
+          });
+        }
+        result.rowsRetained += await retainSourceRows(source, plans, tenantId);
         step(`switched: replication stopped; ${result.rowsRetained} source rows kept on '${from}' until --finalize`);
         phase = await next("done");
       } else {

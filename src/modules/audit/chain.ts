@@ -47,6 +47,25 @@ export function sealHash(seal: {
   );
 }
 
+/**
+ * A row's content without its database-bound id and txid: what a moved history keeps (history-move.ts).
+ * Over alias-free `audit_logs` columns, like ROW_HASH.
+ */
+export const CONTENT_TEXT = `jsonb_build_array(
+    (extract(epoch from occurred_at) * 1000000)::bigint::text, tenant_id, actor_type, actor_id, action,
+    target_type, target_id, ip, user_agent, request_id, metadata, changes)::text`;
+
+/**
+ * An anchor seal's hash: the ordinary seal hash (its prev_seal_hash is the source chain's head) bound
+ * to where the history came from, so neither can be rewritten without breaking the chain after it.
+ */
+export function anchorSealHash(
+  fields: Parameters<typeof sealHash>[0],
+  anchor: { from: string; copyTxid: string; previous: string | null; contentHash: string },
+): string {
+  return sha256(JSON.stringify([sealHash(fields), anchor.from, anchor.copyTxid, anchor.previous, anchor.contentHash]));
+}
+
 /** Growable buffer of 32-byte digests, one per row, in id order. */
 export class DigestList {
   private buffer = Buffer.alloc(DIGEST_BYTES * 64);

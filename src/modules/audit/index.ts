@@ -12,6 +12,7 @@ import {
   type AuditPage,
   type ExportFormat,
 } from "./query.js";
+import { moveTenantHistory } from "./history-move.js";
 import { recordAuditEvent, recordAuditEvents, type AuditEventInput } from "./record.js";
 import { applyRetention, ensurePartitions, type RetentionOptions, type RetentionResult } from "./retention.js";
 import { createSealer, seal, type SealResult } from "./seal.js";
@@ -23,6 +24,7 @@ export { AuditErrors } from "./errors.js";
 export { DEFAULT_RETENTION_DAYS } from "./retention.js";
 export type { AuditEventInput } from "./record.js";
 export type { SealResult, DatabaseSealResult } from "./seal.js";
+export type { SealAnchor } from "./schema.js";
 export type { VerifyResult, BadRowReason, DatabaseVerifyReport } from "./verify.js";
 export type { AuditEvent, AuditExport, AuditFilters, AuditPage, ExportFormat } from "./query.js";
 export type { RetentionOptions, RetentionResult } from "./retention.js";
@@ -144,8 +146,9 @@ function createAuditModule(context: ModuleContext): AuditModule {
 
 /**
  * The audit module's descriptor: its schema, where its tables live, how it is created.
- * The trail stays where it was written when a tenant moves (its seals are bound to that database's
- * transaction ids); reads and sealing visit every database.
+ * A tenant move does not replicate the trail (its seals are bound to the writing database's
+ * transaction ids): at the switch, `onTenantSwitched` re-seals the tenant's history on the target,
+ * anchored on the source chain's head (history-move.ts). Reads and sealing visit every database.
  *
  * @example
  * const audit = auditModule.create(context, {});
@@ -158,5 +161,6 @@ export const auditModule = defineModule<AuditModule>({
     audit_logs: { kind: "tenant", staysWhereWritten: true },
     audit_seals: { kind: "tenant", staysWhereWritten: true },
   },
+  onTenantSwitched: (move) => moveTenantHistory(move),
   create: (context) => createAuditModule(context),
 });

@@ -1,9 +1,10 @@
 /**
  * The audit trail when a tenant lives in a database of its own: two real databases cloned from the
  * migrated template (`main` and `tenant_db`), a tenant with history in main moved to tenant_db with
- * `moveTenant`. Its new events are written in tenant_db whatever the scope they are recorded under;
- * reads merge both databases; each database is sealed and verified on its own, and a broken row is
- * reported with its database.
+ * `moveTenant`. Its history moves with it (re-sealed on tenant_db behind an anchor seal naming main's
+ * head, history-move.ts); its new events are written in tenant_db whatever the scope they are
+ * recorded under; reads merge both databases; each database is sealed and verified on its own, and a
+ * broken row is reported with its database. Then the move is finalized and the tenant moved back.
  */
 import { coreCatalog } from "../../core-modules.js";
 import { randomUUID } from "node:crypto";
@@ -11,7 +12,12 @@ import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cheapHashingTestSdkOptions, useTwoDatabases } from "../../../test/support.js";
 import { createCoreRouter } from "../../core-modules.js";
+import { drizzle } from "drizzle-orm/postgres-js";
+import type { TenantSwitch } from "../../db/module.js";
 import { moveTenant } from "../../db/tenant-move.js";
+import { finalizeTenantMove } from "../../db/tenant-move-admin.js";
+import { retainWhere } from "../../db/tenant-move-rows.js";
+import type { Database } from "../../db/unit-of-work.js";
 import type { Topology } from "../../db/topology.js";
 import { createSdk, type Sdk } from "../../index.js";
 import { createModuleContext } from "../../db/module-context.js";
@@ -81,9 +87,53 @@ afterAll(async () => {
 });
 
 describe("audit across databases", () => {
-  it("leaves the trail where it was written when the tenant moves", async () => {
-    expect(await targetsIn(ownerA, history)).toEqual([`${moved}:h1`, `${moved}:h2`, `${moved}:h3`, `${moved}:h4`]);
-    expect(await targetsIn(ownerB, history)).toEqual([]);
+  it("moves the trail with the tenant: copied to tenant_db, set aside on main, the move recorded there", async () => {
+    expect(await targetsIn(ownerB, history)).toEqual([`${moved}:h1`, `${moved}:h2`, `${moved}:h3`, `${moved}:h4`]);
+    expect(await targetsIn(ownerA, history)).toEqual([]);
+    const [kept] = await ownerA<{ n: number }[]>`
+      select count(*)::int as n from platform.tenant_move_retained where tenant_id = ${moved} and table_name = 'audit.audit_logs'`;
+    expect(kept!.n).toBe(4);
+    const [event] = await ownerA<{ metadata: { tenantId: string; rows: number; sourceHead: string } }[]>`
+      select metadata from audit.audit_logs where action = 'audit.history_moved' and target_id = ${moved}`;
+    expect(event!.metadata).toMatchObject({ tenantId: moved, rows: 4 });
+    // The anchor seals the copied rows and names main's head of the tenant's chain.
+    const [anchor] = await ownerB<{ prev_seal_hash: string; row_count: number; anchor: { from: string } }[]>`
+      select prev_seal_hash, row_count, anchor from audit.audit_seals where tenant_id = ${moved} and anchor is not null`;
+    expect(anchor).toMatchObject({
+      prev_seal_hash: event!.metadata.sourceHead,
+      row_count: 4,
+      anchor: { from: "main" },
+    });
+    const result = await sdk.audit.verify();
+    expect(result).toMatchObject({ ok: true });
+    if (!result.ok) return;
+    expect(result.anchors).toEqual([
+      { database: "tenant_db", tenant: moved, from: "main", sourceHead: event!.metadata.sourceHead, rows: 4 },
+    ]);
+    expect(result.databases.main!.heads[moved]).toBeUndefined();
+  });
+
+  it("names a copied row altered on tenant_db", async () => {
+    const [victim] = await ownerB<{ id: string }[]>`
+      select id::text from audit.audit_logs where target_type = ${history} and target_id = 'h2'`;
+    const tamper = (action: string) =>
+      ownerB.begin(async (tx) => {
+        await tx`alter table audit.audit_logs disable trigger audit_logs_append_only`;
+        await tx`update audit.audit_logs set action = ${action} where id = ${victim!.id}`;
+        await tx`alter table audit.audit_logs enable trigger audit_logs_append_only`;
+      });
+    await tamper("doc.deleted");
+    try {
+      expect(await sdk.audit.verify()).toMatchObject({
+        ok: false,
+        database: "tenant_db",
+        tenantId: moved,
+        firstBadRow: { id: victim!.id, reason: "altered" },
+      });
+    } finally {
+      await tamper("doc.created");
+    }
+    expect(await sdk.audit.verify()).toMatchObject({ ok: true });
   });
 
   it("records a moved tenant's events in its database, in its own context and under the platform scope", async () => {
@@ -219,8 +269,10 @@ describe("audit across databases", () => {
     expect(result).toMatchObject({ ok: true, unsealedRows: 0 });
     if (!result.ok) return;
     expect(Object.keys(result.databases)).toEqual(["main", "tenant_db"]);
-    // The tenant has a chain in each: its history in main, its new events in tenant_db.
-    expect(Object.keys(result.databases.main!.heads)).toEqual(expect.arrayContaining([moved, stay, "platform"]));
+    // The tenant's history and new events are chained in tenant_db.
+    expect(Object.keys(result.databases.main!.heads)).toEqual(expect.arrayContaining([stay, "platform"]));
+    // main holds a chain of the moved tenant again: the tied rows written there by hand above (as a late
+    // event would be) are sealed there in a chain of their own; the move back anchors after it.
     expect(Object.keys(result.databases.tenant_db!.heads)).toEqual([moved]);
     const [sealed] = await ownerB<
       { n: number }[]
@@ -282,5 +334,75 @@ describe("audit across databases", () => {
       expect(event!.n).toBe(1);
     }
     expect(await sealAll()).toMatchObject({ ok: true });
+  });
+
+  it("copies a history once when the hook runs again after a crash between the copy and the set-aside", async () => {
+    const crashed = randomUUID();
+    await sdk.withTenant("*", () =>
+      sdk.audit.recordAuditEvents(
+        [1, 2].map((i) => ({ action: "doc.created", tenantId: crashed, target: { type: history, id: `c${i}` } })),
+      ),
+    );
+    const switchOf = (retain: TenantSwitch["retain"]): TenantSwitch => ({
+      ...{ tenantId: crashed, from: "main", to: "tenant_db", report: () => {}, retain },
+      source: drizzle(ownerA) as unknown as Database,
+      target: drizzle(ownerB) as unknown as Database,
+    });
+    const crash = switchOf(async () => {
+      throw new Error("crashed");
+    });
+    await expect(auditModule.onTenantSwitched!(crash)).rejects.toThrow("crashed");
+    // The copy and its anchor committed; the source rows are still live (the history shows twice until the rerun).
+    expect((await targetsIn(ownerB, history)).filter((t) => t.startsWith(crashed))).toHaveLength(2);
+    expect((await targetsIn(ownerA, history)).filter((t) => t.startsWith(crashed))).toHaveLength(2);
+
+    await auditModule.onTenantSwitched!(
+      switchOf((tx, table, where) => retainWhere(tx, crashed, `audit.${table}`, where)),
+    );
+    expect((await targetsIn(ownerB, history)).filter((t) => t.startsWith(crashed))).toEqual([
+      `${crashed}:c1`,
+      `${crashed}:c2`,
+    ]);
+    expect((await targetsIn(ownerA, history)).filter((t) => t.startsWith(crashed))).toEqual([]);
+    const [anchors] = await ownerB<{ n: number }[]>`
+      select count(*)::int as n from audit.audit_seals where tenant_id = ${crashed} and anchor is not null`;
+    expect(anchors!.n).toBe(1);
+    expect(await sealAll()).toMatchObject({ ok: true, unsealedRows: 0 });
+  });
+
+  it("finalizes the move: the history's source rows are deleted and both databases still verify", async () => {
+    const { rowsDeleted } = await finalizeTenantMove({ topology, catalog: coreCatalog(), tenantId: moved });
+    expect(rowsDeleted).toBeGreaterThanOrEqual(4);
+    const [kept] = await ownerA<{ n: number }[]>`
+      select count(*)::int as n from platform.tenant_move_retained where tenant_id = ${moved}`;
+    expect(kept!.n).toBe(0);
+    expect(await sealAll()).toMatchObject({ ok: true, unsealedRows: 0 });
+  });
+
+  it("moves the tenant back: its whole history returns to main, anchored on tenant_db's head, once", async () => {
+    const before = (await sdk.audit.queryEvents({ tenantId: moved, targetType: history, limit: 100 })).events;
+    await sealAll();
+    const [tdbHead] = await ownerB<{ seal_hash: string }[]>`
+      select seal_hash from audit.audit_seals where tenant_id = ${moved} order by id desc limit 1`;
+    await moveTenant({ catalog: coreCatalog(), topology, tenantId: moved, to: "main" });
+    expect((await targetsIn(ownerB, history)).filter((t) => t.startsWith(moved))).toEqual([]);
+    const after = (await sdk.audit.queryEvents({ tenantId: moved, targetType: history, limit: 100 })).events;
+    expect(after.map((e) => [e.occurredAt, e.target?.id])).toEqual(before.map((e) => [e.occurredAt, e.target?.id]));
+    const result = await sealAll();
+    expect(result).toMatchObject({ ok: true, unsealedRows: 0 });
+    if (!result.ok) return;
+    expect(result.anchors).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ database: "main", tenant: moved, from: "tenant_db", sourceHead: tdbHead!.seal_hash }),
+      ]),
+    );
+    expect(result.databases.main!.heads[moved]).toBeDefined();
+    // main already had a chain of the tenant (the tied rows): the anchor follows its last seal there.
+    const seals = await ownerA<{ seal_hash: string; anchor: { previous: string | null } | null }[]>`
+      select seal_hash, anchor from audit.audit_seals where tenant_id = ${moved} order by id`;
+    const at = seals.findIndex((x) => x.anchor !== null);
+    expect(at).toBeGreaterThan(0);
+    expect(seals[at]!.anchor!.previous).toBe(seals[at - 1]!.seal_hash);
+    expect(result.databases.tenant_db!.heads[moved]).toBeUndefined();
   });
 });

@@ -13,7 +13,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { ModuleContext } from "../../db/module.js";
-import { currentContext, type Actor } from "../../db/unit-of-work.js";
+import { currentContext, type Actor, type Database } from "../../db/unit-of-work.js";
 import { AuditErrors } from "./errors.js";
 import { redact } from "../../redact.js";
 
@@ -77,9 +77,14 @@ function rowOf(event: AuditEventInput): Record<string, unknown> {
  * record of what happened to that database itself (retention dropped its partitions).
  */
 export async function recordAuditEventHere(context: ModuleContext, event: AuditEventInput): Promise<void> {
+  await recordAuditEventOn(context.db(), event);
+}
+
+/** Records one event through `db` (an owner's handle in a tenant move's hook, history-move.ts). */
+export async function recordAuditEventOn(db: Database, event: AuditEventInput): Promise<void> {
   const row = rowOf(event);
   const columns = sql.raw(Object.keys(row).join(", "));
-  await context.db().execute(sql`insert into audit.audit_logs (${columns}) select ${columns}
+  await db.execute(sql`insert into audit.audit_logs (${columns}) select ${columns}
     from jsonb_populate_recordset(null::audit.audit_logs, ${JSON.stringify([row])}::jsonb)`);
 }
 

@@ -22,6 +22,18 @@ export const auditSchema = pgSchema("audit");
 
 export type ActorType = "user" | "api_key" | "system" | "service" | "webhook";
 
+/** Where a moved history came from (`audit_seals.anchor`); see history-move.ts. */
+export interface SealAnchor {
+  /** The source database's name in the topology. */
+  from: string;
+  /** The target transaction that wrote the copied rows: the anchor seals the tenant's rows with this txid. */
+  copyTxid: string;
+  /** The seal hash of the tenant's previous seal on this database (null: none), which the anchor follows. */
+  previous: string | null;
+  /** sha256 over the copied rows' contents without id and txid, in order: equal on both sides at the copy. */
+  contentHash: string;
+}
+
 const bytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => "bytea" });
 
 export const auditLogs = auditSchema.table(
@@ -83,6 +95,12 @@ export const auditSeals = auditSchema.table(
     prevSealHash: text("prev_seal_hash"),
     sealHash: text("seal_hash").notNull(),
     sealedAt: timestamp("sealed_at", { withTimezone: true }).notNull().defaultNow(),
+    /**
+     * Set on the seal that starts a tenant's history moved in from another database (history-move.ts):
+     * its `prev_seal_hash` is the source chain's head, and it seals the copied rows (those written by
+     * transaction `copyTxid`). Null on every ordinary seal.
+     */
+    anchor: jsonb("anchor").$type<SealAnchor>(),
   },
   (t) => [index("audit_seals_tenant_idx").on(t.tenantId, t.id), index("audit_seals_to_txid_idx").on(t.toTxid)],
 );

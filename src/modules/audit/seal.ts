@@ -32,19 +32,22 @@
  * that cannot get it skips (another instance is sealing the same rows). Writers never take it.
  *
  * Several databases: every database of the topology may hold audit rows (a tenant moved to a
- * database of its own writes its events there; its older events stay where they were written). Each
- * database's trail is sealed, chained and verified on its own (`context.everywhere`), with its own
- * transaction ids — those of two clusters cannot be compared, which is also why a tenant move does
- * not copy the trail. Verification is in verify.ts.
+ * database of its own writes its events there). Each database's trail is sealed, chained and
+ * verified on its own (`context.everywhere`), with its own transaction ids — those of two clusters
+ * cannot be compared, so a tenant move does not replicate the trail: at the move's switch the
+ * tenant's history is sealed on the source, copied to the target with fresh ids and txids, and
+ * anchored there by a seal whose prev_seal_hash is the source chain's head (history-move.ts).
+ * Verification is in verify.ts.
  */
 import { sql } from "drizzle-orm";
 import type { ModuleContext } from "../../db/module.js";
+import type { Database } from "../../db/unit-of-work.js";
 import { transientError } from "../../errors.js";
 import { DigestList, MICROS, ROW_HASH, sealHash, sha256 } from "./chain.js";
 import { placeName } from "./internal.js";
 
 /** Fixed, arbitrary: every sealer of one database takes the same lock (the migrator's key + 1). */
-const SEAL_LOCK_KEY = 7_246_155_348;
+export const SEAL_LOCK_KEY = 7_246_155_348;
 const CURSOR_ROWS = 2000;
 
 /** One database's sealing tick. */
@@ -81,7 +84,7 @@ export async function seal(context: ModuleContext): Promise<SealResult> {
   const { results, places, missing } = await context.everywhere(async (): Promise<Sealed> => {
     try {
       // A savepoint: a database whose sealing fails keeps none of it, and the others go on.
-      return { result: await context.transaction(() => sealHere(context)) };
+      return { result: await context.transaction(() => sealDatabase(context.db())) };
     } catch (error) {
       if (transientError(error)) throw error;
       return { error: error as Error };
@@ -106,11 +109,16 @@ export async function seal(context: ModuleContext): Promise<SealResult> {
   return result;
 }
 
-/** One database's tick, in the unit `everywhere` opened there (every tenant's rows visible). */
-async function sealHere(context: ModuleContext): Promise<DatabaseSealResult> {
-  const db = context.db();
+/**
+ * One database's tick, in a transaction on `db` that sees every tenant's rows (the unit `everywhere`
+ * opened there, or an owner's transaction). `wait`: wait for the sealing lock (under the caller's
+ * lock_timeout) instead of skipping when another instance holds it.
+ */
+export async function sealDatabase(db: Database, options: { wait?: boolean } = {}): Promise<DatabaseSealResult> {
   const [lock] = await db.execute<{ locked: boolean }>(
-    sql`select pg_try_advisory_xact_lock(${SEAL_LOCK_KEY}) as locked`,
+    options.wait
+      ? sql`select true as locked from (select pg_advisory_xact_lock(${SEAL_LOCK_KEY})) l`
+      : sql`select pg_try_advisory_xact_lock(${SEAL_LOCK_KEY}) as locked`,
   );
   const [bounds] = await db.execute<{ horizon: string; frontier: string }>(sql`
     select pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
@@ -148,6 +156,7 @@ async function sealHere(context: ModuleContext): Promise<DatabaseSealResult> {
 
   let rows = 0;
   for (const [tenantId, list] of tenants) {
+    // The tenant's last seal, an anchor included (history-move.ts): the chain continues after it.
     const [previous] = await db.execute<{ seal_hash: string; to_txid: string }>(sql`
       select seal_hash, to_txid::text from audit.audit_seals
       where ${tenantId === null ? sql`tenant_id is null` : sql`tenant_id = ${tenantId}::uuid`}

@@ -3,11 +3,18 @@
  * the previous one, matches its own contents, and the rows it covers are the rows still there —
  * unless retention dropped them. Each database's trail is checked on its own, in one consistent
  * snapshot.
+ *
+ * An anchor seal (a tenant's history moved in from another database, history-move.ts) follows the
+ * tenant's previous seal here through `anchor.previous` and names the source chain's head in its
+ * `prev_seal_hash`: it is accepted as a chain start and reported in `anchors`. It seals the copied
+ * rows (those of transaction `copyTxid`) like any seal, so a copied row altered or removed is named.
  */
 import { sql } from "drizzle-orm";
 import type { ModuleContext } from "../../db/module.js";
-import { DIGEST_BYTES, MICROS, readDigest, ROW_HASH, sealHash, sha256 } from "./chain.js";
+import type { Database } from "../../db/unit-of-work.js";
+import { anchorSealHash, DIGEST_BYTES, MICROS, readDigest, ROW_HASH, sealHash, sha256 } from "./chain.js";
 import { placeName, requireComplete } from "./internal.js";
+import type { SealAnchor } from "./schema.js";
 
 export type BadRowReason = "altered" | "missing" | "reordered";
 
@@ -22,6 +29,11 @@ export interface DatabaseVerifyReport {
   retiredRows: number;
   /** The last seal hash of each tenant (`"platform"` for platform rows): pin them elsewhere. */
   heads: Record<string, string>;
+  /**
+   * Histories moved in from another database: the anchor seal continues the chain whose head was
+   * `sourceHead` on the database `from` (pin that head too, or find it in `from`'s report before).
+   */
+  anchors: { tenant: string; from: string; sourceHead: string; rows: number }[];
 }
 
 export type VerifyResult =
@@ -29,7 +41,9 @@ export type VerifyResult =
       ok: true;
       /** Per database: a tenant moved between databases has a chain in each. */
       databases: Record<string, DatabaseVerifyReport>;
-    } & Omit<DatabaseVerifyReport, "heads">)
+      /** Every database's anchors (histories moved in), with the database holding each. */
+      anchors: (DatabaseVerifyReport["anchors"][number] & { database: string })[];
+    } & Omit<DatabaseVerifyReport, "heads" | "anchors">)
   | {
       ok: false;
       /** The database whose trail is broken (the first one found, the audit schema's own first). */
@@ -42,7 +56,7 @@ export type VerifyResult =
       seals: number;
     };
 
-type DatabaseVerifyResult =
+export type DatabaseVerifyResult =
   | ({ ok: true } & DatabaseVerifyReport)
   | Omit<Extract<VerifyResult, { ok: false }>, "database">;
 
@@ -56,7 +70,7 @@ type DatabaseVerifyResult =
  * if (!result.ok) console.error(result.database, result.firstBadRow); // the database, then { id: "1042", reason: "altered" }
  */
 export async function verify(context: ModuleContext): Promise<VerifyResult> {
-  const { results, places, missing } = await context.everywhere(() => verifyHere(context), {
+  const { results, places, missing } = await context.everywhere(() => verifyDatabase(context.db()), {
     isolation: "repeatable read",
     readOnly: true,
   });
@@ -64,6 +78,7 @@ export async function verify(context: ModuleContext): Promise<VerifyResult> {
   requireComplete(missing);
   const totals = { rows: 0, seals: 0, unsealedRows: 0, retiredRows: 0 };
   const databases: Record<string, DatabaseVerifyReport> = {};
+  const anchors: Extract<VerifyResult, { ok: true }>["anchors"] = [];
   for (const [i, result] of results.entries()) {
     const database = placeName(places[i]!);
     if (!result.ok) return { ...result, database, rows: totals.rows + result.rows, seals: totals.seals + result.seals };
@@ -73,13 +88,17 @@ export async function verify(context: ModuleContext): Promise<VerifyResult> {
     totals.seals += report.seals;
     totals.unsealedRows += report.unsealedRows;
     totals.retiredRows += report.retiredRows;
+    anchors.push(...report.anchors.map((a) => ({ ...a, database })));
   }
-  return { ok: true, ...totals, databases };
+  return { ok: true, ...totals, anchors, databases };
 }
 
-/** One database's trail, in the repeatable-read unit `everywhere` opened there (every tenant's rows). */
-async function verifyHere(context: ModuleContext): Promise<DatabaseVerifyResult> {
-  const db = context.db();
+/**
+ * One database's trail, in a repeatable-read transaction on `db` that sees every tenant's rows (the
+ * unit `everywhere` opened there, or an owner's). `tenantId`: that tenant's chain only.
+ */
+export async function verifyDatabase(db: Database, options: { tenantId?: string } = {}): Promise<DatabaseVerifyResult> {
+  const only = options.tenantId === undefined ? sql`true` : sql`tenant_id = ${options.tenantId}::uuid`;
   const [retention] = await db.execute<{ micros: string | null }>(sql`
     select (extract(epoch from max((metadata->>'droppedBefore')::timestamptz)) * 1000000)::bigint::text as micros
     from audit.audit_logs where tenant_id is null and action = 'audit.retention_applied'`);
@@ -90,6 +109,7 @@ async function verifyHere(context: ModuleContext): Promise<DatabaseVerifyResult>
   let seals = 0;
   let retiredRows = 0;
   let lastSealId = 0n;
+  const anchors: DatabaseVerifyReport["anchors"] = [];
   for (;;) {
     const page = await db.execute<{
       id: string;
@@ -103,10 +123,12 @@ async function verifyHere(context: ModuleContext): Promise<DatabaseVerifyResult>
       digests: Buffer;
       prev_seal_hash: string | null;
       seal_hash: string;
+      anchor: SealAnchor | null;
     }>(sql`
       select id::text, tenant_id, from_id::text, to_id::text, from_txid::text, to_txid::text, row_count,
-             rows_hash, digests, prev_seal_hash, seal_hash
-      from audit.audit_seals where audit_seals.id > ${String(lastSealId)}::bigint order by audit_seals.id limit 200`);
+             rows_hash, digests, prev_seal_hash, seal_hash, anchor
+      from audit.audit_seals where audit_seals.id > ${String(lastSealId)}::bigint and ${only}
+      order by audit_seals.id limit 200`);
     if (page.length === 0) break;
     for (const s of page) {
       lastSealId = BigInt(s.id);
@@ -132,7 +154,12 @@ async function verifyHere(context: ModuleContext): Promise<DatabaseVerifyResult>
         rowCount: s.row_count,
         rowsHash: s.rows_hash,
       };
-      if ((previous?.hash ?? null) !== s.prev_seal_hash || fields.fromTxid !== (previous?.toTxid ?? 0n)) {
+      const anchor = s.anchor;
+      // An anchor follows the local chain through `anchor.previous` (its prev_seal_hash is the source's head) and covers no txid range.
+      const follows = anchor
+        ? (previous?.hash ?? null) === anchor.previous && fields.toTxid === fields.fromTxid
+        : (previous?.hash ?? null) === s.prev_seal_hash;
+      if (!follows || fields.fromTxid !== (previous?.toTxid ?? 0n)) {
         return fail(
           s.from_id,
           "missing",
@@ -140,18 +167,28 @@ async function verifyHere(context: ModuleContext): Promise<DatabaseVerifyResult>
         );
       }
       if (
-        sealHash(fields) !== s.seal_hash ||
+        (anchor ? anchorSealHash(fields, anchor) : sealHash(fields)) !== s.seal_hash ||
         sha256(s.digests) !== s.rows_hash ||
         s.digests.length !== s.row_count * DIGEST_BYTES
       ) {
         return fail(s.from_id, "altered", `seal ${s.id} does not match its own contents: the seal was rewritten`);
       }
       chains.set(tenantId, { hash: s.seal_hash, toTxid: fields.toTxid });
+      if (anchor)
+        anchors.push({
+          tenant: tenantId ?? "platform",
+          from: anchor.from,
+          sourceHead: s.prev_seal_hash ?? "",
+          rows: s.row_count,
+        });
 
+      // An ordinary seal covers its tenant's rows of a txid range; an anchor, the rows its copy wrote.
+      const covered = anchor
+        ? sql`txid = ${anchor.copyTxid}::bigint`
+        : sql`txid >= ${s.from_txid}::bigint and txid < ${s.to_txid}::bigint`;
       const present = await db.execute<{ id: string; micros: string; hash: Buffer }>(sql`
         select id::text as id, ${sql.raw(MICROS)} as micros, ${sql.raw(ROW_HASH)} as hash from audit.audit_logs
-        where ${tenantId === null ? sql`tenant_id is null` : sql`tenant_id = ${tenantId}::uuid`}
-          and txid >= ${s.from_txid}::bigint and txid < ${s.to_txid}::bigint
+        where ${tenantId === null ? sql`tenant_id is null` : sql`tenant_id = ${tenantId}::uuid`} and ${covered}
         order by audit_logs.id`);
       let d = 0;
       let r = 0;
@@ -193,7 +230,7 @@ async function verifyHere(context: ModuleContext): Promise<DatabaseVerifyResult>
     const [intruder] = await db.execute<{ id: string; tenant_id: string | null }>(sql`
       with last as (select distinct on (tenant_id) tenant_id, to_txid from audit.audit_seals order by tenant_id, id desc)
       select l.id::text as id, l.tenant_id from audit.audit_logs l
-      where l.txid >= ${String(lowest)}::bigint and l.txid < ${String(frontier)}::bigint
+      where ${options.tenantId === undefined ? sql`true` : sql`l.tenant_id = ${options.tenantId}::uuid`} and l.txid >= ${String(lowest)}::bigint and l.txid < ${String(frontier)}::bigint
         and l.txid >= coalesce((select last.to_txid from last where last.tenant_id is not distinct from l.tenant_id), 0)
       order by l.id limit 1`);
     if (intruder) {
@@ -209,7 +246,7 @@ async function verifyHere(context: ModuleContext): Promise<DatabaseVerifyResult>
     }
   }
   const [unsealed] = await db.execute<{ n: number }>(sql`
-    select count(*)::int as n from audit.audit_logs where txid >= ${String(frontier)}::bigint`);
+    select count(*)::int as n from audit.audit_logs where ${only} and txid >= ${String(frontier)}::bigint`);
   const heads = Object.fromEntries([...chains].map(([tenant, c]) => [tenant ?? "platform", c.hash]));
-  return { ok: true, rows, seals, unsealedRows: unsealed!.n, retiredRows, heads };
+  return { ok: true, rows, seals, unsealedRows: unsealed!.n, retiredRows, heads, anchors };
 }
