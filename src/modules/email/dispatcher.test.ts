@@ -26,6 +26,9 @@ const sdkOptions = (onQuery?: (database: string, query: string) => void) => ({
   ...db.placement,
   environment: "test" as const,
   onQuery,
+  // With audit on a database of its own the tests apply the outbox themselves (auditSettled): a
+  // relay of its own would hold connections of the pool the connection-budget test counts.
+  outboxRelay: { autoStart: false },
   email: {
     resendApiKey: "re_test_key",
     resendBaseUrl: fake.url,
@@ -85,12 +88,18 @@ const rowsOf = (ids: string[]) =>
     select id, status, attempts, provider_message_id, lease_until, claimed_by, last_error, next_attempt_at
     from email.email_sends where id = any(${ids}::uuid[])`;
 
-const auditActions = async (id: string) =>
-  (
-    await db.ownerSqlFor("audit")<
-      { action: string }[]
-    >`select action from audit.audit_logs where target_id = ${id} order by id`
-  ).map((r) => r.action);
+/** Audit rows reach a split audit database after the commit, through the outbox: drained first. */
+/** Applies what the outbox holds: audit rows reach a split audit database after the commit. */
+async function auditSettled() {
+  while ((await sdk.outbox.drainOnce()) > 0);
+}
+
+async function auditActions(id: string) {
+  await auditSettled();
+  const rows = await db.ownerSqlFor("audit")<{ action: string }[]>`
+    select action from audit.audit_logs where target_id = ${id} order by id`;
+  return rows.map((r) => r.action);
+}
 
 async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
@@ -127,6 +136,7 @@ describe("dispatcher", () => {
     );
     expect(new Set(fake.delivered.map((d) => d.sendId))).toEqual(new Set(many));
     // One audit event per batch and tenant lists every send.
+    await auditSettled();
     const [sent] = await db.ownerSqlFor("audit")<{ metadata: { sendIds: string[] } }[]>`
       select metadata from audit.audit_logs where action = 'email.sent' and target_id = any(${many}::text[])`;
     expect(new Set(sent!.metadata.sendIds)).toEqual(new Set(many));
@@ -573,6 +583,7 @@ describe("development transport", () => {
       databaseAppUrl: db.main.appUrl,
       ...db.placement,
       environment: "test",
+      outboxRelay: { autoStart: false },
     });
     try {
       const id = await dev.transaction(
