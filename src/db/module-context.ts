@@ -157,7 +157,8 @@ export function createModuleContext(
       if (tenantId === null || tenantId === "*" || !hasTenantRows) return [own];
       const placed = await router.placementOf(tenantId);
       if (placed === undefined || placed === home) return [own];
-      return [own, await router.onDatabase(placed, fn)];
+      // In the tenant: a unit of work open in another tenant (or none) would hide its rows there.
+      return [own, await router.onDatabase(placed, () => router.withTenant(tenantId, fn))];
     },
 
     async ensureReferenced(table: string, row: Record<string, unknown>): Promise<void> {

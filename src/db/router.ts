@@ -13,6 +13,7 @@ import { createDatabaseHealth, type DatabaseHealth, type DatabaseHealthStatus } 
 import { createPoolGate, gatedClient, type PoolGate } from "./pool-gate.js";
 import {
   ambientTransaction,
+  placedInUnit,
   assertOneDatabaseWritten,
   currentContext,
   currentLevel,
@@ -459,7 +460,7 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
     topology,
     pool,
     catalog,
-    placementOf: (tenantId) => placements.of(tenantId),
+    placementOf: async (tenantId) => placedInUnit(tenantId) ?? placements.of(tenantId),
     databaseOf: (module) => databaseOf(topology, schemaOf(module)),
     routedDatabase,
     inUnitOfWork: () => currentLevel() !== undefined,

@@ -15,7 +15,7 @@ import { defineErrors } from "../errors.js";
 import { appliedMigrationCount, shippedMigrationCount } from "./migrate.js";
 import type { Router } from "./router.js";
 import { regionOf } from "./topology.js";
-import { declareCrossDatabaseUnit, type RequestContext } from "./unit-of-work.js";
+import { declareCrossDatabaseUnit, notePlacement, type RequestContext } from "./unit-of-work.js";
 
 /** Where a caller asks a new tenant to go: a region of the topology, a database of it, or both. */
 export type PlacementRequest = NonNullable<RequestContext["requestedPlacement"]>;
@@ -132,6 +132,7 @@ export function createTenantPlacements(router: Router): TenantPlacements {
       // makes the tenant exist: a failure between them leaves rows no placement points at.
       declareCrossDatabaseUnit("a tenant created on a database of its own");
       await main().execute(sql`select platform.place_new_tenant(${tenantId}::uuid, ${placement.database})`);
+      notePlacement(tenantId, placement.database);
       const tenants = router.catalog.tenantsTable;
       if (!tenants) return;
       // The tenant's own row goes where its rows go, for their keys to it (its id is all that matters

@@ -75,6 +75,8 @@ export interface UnitLevel {
    * level only; the test check (`assertOneDatabaseWritten`) lets such a unit through.
    */
   crossDatabase?: string;
+  /** Tenants this unit placed (`notePlacement`), by id: not committed, so not in the router's memory yet. */
+  placed?: Map<string, string>;
 }
 
 interface Store {
@@ -186,9 +188,30 @@ export function markRollbackOnly(error: unknown): void {
  * exist). Every other unit goes through the outbox.
  */
 export function declareCrossDatabaseUnit(reason: string): void {
+  const root = rootLevel();
+  if (root) root.crossDatabase = reason;
+}
+
+/** The outermost level of the current unit of work, if one is open. */
+function rootLevel(): UnitLevel | undefined {
   let level = currentLevel();
   while (level?.parent) level = level.parent;
-  if (level) level.crossDatabase = reason;
+  return level;
+}
+
+/**
+ * Records that the current unit of work placed `tenantId` on `database`: until it commits, the
+ * router's placements (loaded from committed rows) do not know it, and work later in the same unit
+ * asks where the tenant lives (`router.placementOf`).
+ */
+export function notePlacement(tenantId: string, database: string): void {
+  const root = rootLevel();
+  if (root) (root.placed ??= new Map()).set(tenantId, database);
+}
+
+/** Where the current unit of work placed `tenantId`, if it did. */
+export function placedInUnit(tenantId: string): string | undefined {
+  return rootLevel()?.placed?.get(tenantId);
 }
 
 /**

@@ -37,7 +37,8 @@ async function effectivePermissions(
       );
     return rows[0]?.permissions ?? [];
   });
-  return answers.length === 1 ? answers[0]! : [...new Set(answers.flat())];
+  // Sorted as one database's answer is: the union of two would otherwise depend on the order of the places.
+  return answers.length === 1 ? answers[0]! : [...new Set(answers.flat())].sort();
 }
 
 async function matcherFor(deps: PermissionsDeps, userId: string, tenant: string | null): Promise<Matcher> {
