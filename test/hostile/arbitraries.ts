@@ -1081,9 +1081,14 @@ export function buildRequest(plan: Plan, fx: Fixtures): Built {
   let chunked = false;
   if (op.body && skeleton.body !== undefined) {
     const value = structuredClone(skeleton.body) as Record<string, unknown>;
+    // Extra fields add what the operation does not declare: a "role" among them once replaced a field's
+    // defect with a valid role and made the request valid (seed 349242274).
+    for (const d of defects) {
+      if (d.where !== "extra-fields") continue;
+      for (const [key, field] of Object.entries(d.fields())) if (!Object.hasOwn(value, key)) value[key] = field;
+    }
     for (const d of defects) {
       if (d.where === "body-field") setAt(value, d.path, d.op === "set" ? d.value : undefined, d.op === "remove");
-      if (d.where === "extra-fields") Object.assign(value, d.fields());
     }
     // Object.assign does not copy an own "__proto__" key as a property: set it explicitly.
     for (const d of defects) {
