@@ -152,6 +152,19 @@ export async function fromDatabasesOf<T>(sdk: Sdk, schema: string, fn: () => Pro
   return rows;
 }
 
+/**
+ * Waits (at most 10 s) until no database's outbox holds an effect: with `audit` on a database of its
+ * own, committed events reach it through the relay a moment after the commit.
+ */
+export async function outboxSettled(sdk: Sdk): Promise<void> {
+  const until = Date.now() + 10_000;
+  while (!(await sdk.outbox.lag()).every((lag) => "pending" in lag && lag.pending === 0)) {
+    if (Date.now() > until) throw new Error("the outbox still holds effects after 10 s");
+    await sdk.outbox.drainOnce();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** JSON request init for `app.request`. */
 export function json(method: string, body: unknown, headers: Record<string, string> = {}): RequestInit {
   return { method, headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) };

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { useTestSdk } from "../../../test/support.js";
+import { outboxSettled, useTestSdk } from "../../../test/support.js";
 import { createRoutes } from "../../http/routes.js";
 import { errorToProblem } from "../../http/problem.js";
 import { silentLogger } from "../../logger.js";
@@ -202,21 +202,23 @@ describe("GET /api/v1/audit/events/export", () => {
   const COUNT = 1203;
   let seeded: Promise<void> | undefined;
   const seed = () =>
-    (seeded ??= sdk.transaction(async () => {
-      await sdk.audit.recordAuditEvents(
-        Array.from({ length: COUNT }, (_, i) => ({
+    (seeded ??= sdk
+      .transaction(async () => {
+        await sdk.audit.recordAuditEvents(
+          Array.from({ length: COUNT }, (_, i) => ({
+            action: "item.exported",
+            tenantId: tenant,
+            target: { type: marker, id: i === 0 ? '=HYPERLINK("x"),"quoted"' : String(i) },
+            metadata: { n: i },
+          })),
+        );
+        await sdk.audit.recordAuditEvent({
           action: "item.exported",
-          tenantId: tenant,
-          target: { type: marker, id: i === 0 ? '=HYPERLINK("x"),"quoted"' : String(i) },
-          metadata: { n: i },
-        })),
-      );
-      await sdk.audit.recordAuditEvent({
-        action: "item.exported",
-        tenantId: other,
-        target: { type: marker, id: "other" },
-      });
-    }));
+          tenantId: other,
+          target: { type: marker, id: "other" },
+        });
+      })
+      .then(() => outboxSettled(sdk)));
 
   async function reader() {
     await newTenant(tenant);

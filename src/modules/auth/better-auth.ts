@@ -7,7 +7,7 @@ import { betterAuth } from "better-auth";
 import { drizzleAdapter } from "better-auth/adapters/drizzle";
 import { admin, bearer, jwt, openAPI, organization, twoFactor } from "better-auth/plugins";
 import { shareBetterAuthStorage } from "./shared-storage.js";
-import { noteUnavailable } from "../../db/unit-of-work.js";
+import { declareCrossDatabaseUnit, noteUnavailable } from "../../db/unit-of-work.js";
 import { transientError } from "../../errors.js";
 import type { ModuleContext } from "../../db/module.js";
 import type { TenantPlacements } from "../../db/tenant-placement.js";
@@ -15,7 +15,7 @@ import type { AuditEventInput, AuditModule } from "../audit/index.js";
 import type { EmailModule } from "../email/index.js";
 import type { PermissionsModule } from "../permissions/index.js";
 import { createAuditBeforeHooks, createAuditHooks, guarded } from "./hooks.js";
-import { closeTenant, leaveTenant } from "./tenant-exits.js";
+import { closeTenant, leaveTenant, MEMBERSHIP_MIRROR } from "./tenant-exits.js";
 import { createPlacementHooks } from "./tenant-placement-hooks.js";
 import { OWASP_SCRYPT, type PasswordCost } from "./password.js";
 import { passwordFunctions } from "./password-work.js";
@@ -118,6 +118,7 @@ export function createBetterAuth(options: AuthOptions, deps: BetterAuthDependenc
     event: Pick<AuditEventInput, "actor" | "metadata" | "changes">,
   ) =>
     guarded(async () => {
+      declareCrossDatabaseUnit(MEMBERSHIP_MIRROR);
       await permissions.syncMemberRole({ userId, tenantId, role });
       await audit.recordAuditEvent({ action, tenantId, target: { type: "user", id: userId }, ...event });
     });

@@ -8,6 +8,7 @@
  */
 import { and, eq, inArray } from "drizzle-orm";
 import type { ModuleContext } from "../../db/module.js";
+import { declareCrossDatabaseUnit } from "../../db/unit-of-work.js";
 import type { PermissionsModule } from "../permissions/index.js";
 import type { Revocations } from "./revocations.js";
 import { members, sessions } from "./schema.js";
@@ -19,6 +20,13 @@ export interface TenantExitsDependencies {
 }
 
 /** The user leaves `tenantIds` (the reason names how, for the audit trail). */
+/**
+ * Why a membership change may write two databases: main's membership and the roles it mirrors in a
+ * tenant placed elsewhere commit in one unit, the tenant's database first and main last (README,
+ * "Known limits"); moving it to the outbox is the next step.
+ */
+export const MEMBERSHIP_MIRROR = "a membership change mirrored into a tenant on another database";
+
 async function leave(
   deps: TenantExitsDependencies,
   userId: string,
@@ -26,6 +34,7 @@ async function leave(
   reason: string,
 ): Promise<void> {
   if (tenantIds.length === 0) return;
+  declareCrossDatabaseUnit(MEMBERSHIP_MIRROR);
   for (const tenantId of tenantIds) await deps.permissions.revokeTenantAccess({ userId, tenantId, reason });
   await deps.context
     .db()
