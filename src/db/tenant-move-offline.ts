@@ -8,7 +8,7 @@
 import type postgres from "postgres";
 import type { MoveContext, TenantMoveProgress } from "./tenant-move-context.js";
 import { checksum, ident, projection, TenantMoveError, type TablePlan } from "./tenant-move-plan.js";
-import { copyControlPlaneRows, type TableReport } from "./tenant-move-rows.js";
+import { copyControlPlaneRows, countTenantRows, type TableReport } from "./tenant-move-rows.js";
 
 /** The offline batch copy of every table (resumable from the recorded cursors). */
 export async function copyOffline(
@@ -27,14 +27,7 @@ export async function copyOffline(
   },
 ): Promise<number> {
   const { source, target, plans, maps, to, batchSize } = work;
-  let total = 0;
-  for (const plan of plans) {
-    const [row] = await source.unsafe<{ n: number }[]>(
-      `select count(*)::int as n from ${plan.sql} t where ${plan.filter}`,
-      [context.tenantId],
-    );
-    total += row!.n;
-  }
+  const total = await countTenantRows(source, plans, context.tenantId);
   const [recorded] = await context.main<{ n: number }[]>`
     select rows_copied::int as n from platform.tenant_moves where tenant_id = ${context.tenantId}`;
   let done = recorded?.n ?? 0;

@@ -70,6 +70,19 @@ export async function copyMissingReferences(
  * target's rows are never authoritative before the switch (an aborted or crashed attempt, a copy kept
  * by an earlier move away), so a move clears them before it copies. Returns the rows removed.
  */
+/** How many rows of the tenant the planned tables hold in `sql`'s database. */
+export async function countTenantRows(sql: postgres.Sql, plans: TablePlan[], tenantId: string): Promise<number> {
+  let total = 0;
+  for (const plan of plans) {
+    const [row] = await sql.unsafe<{ n: number }[]>(
+      `select count(*)::int as n from ${plan.sql} t where ${plan.filter}`,
+      [tenantId],
+    );
+    total += row!.n;
+  }
+  return total;
+}
+
 export async function clearTenantRows(sql: postgres.Sql, plans: TablePlan[], tenantId: string): Promise<number> {
   let removed = 0;
   await sql.begin(async (tx) => {

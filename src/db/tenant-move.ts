@@ -57,6 +57,7 @@ import {
   advanceSequences,
   clearTenantRows,
   copyControlPlaneRows,
+  countTenantRows,
   copyMissingReferences,
   retainSourceRows,
   retainWhere,
@@ -339,14 +340,7 @@ async function waitForSync(
   plans: TablePlan[],
   options: MoveTenantOptions,
 ) {
-  let total = 0;
-  for (const plan of plans) {
-    const [row] = await source.unsafe<{ n: number }[]>(
-      `select count(*)::int as n from ${plan.sql} t where ${plan.filter}`,
-      [context.tenantId],
-    );
-    total += row!.n;
-  }
+  const total = await countTenantRows(source, plans, context.tenantId);
   const deadline = Date.now() + (options.syncTimeoutMs ?? 3_600_000);
   for (;;) {
     const state = await syncState(target, context.tenantId);
