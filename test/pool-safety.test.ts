@@ -105,6 +105,26 @@ describe("the pool gate", () => {
     }
   });
 
+  it("gives a unit that asks for one its own deadline, longer or shorter than the pool's", async () => {
+    const sdk = productionLikeSdk(2, { transactionTimeoutMs: 300, statementTimeoutMs: 10_000 });
+    try {
+      // Maintenance reading a whole trail in one snapshot outlives the API's transaction timeout.
+      await expect(
+        sdk.router.transaction(() => sdk.db().execute("select pg_sleep(0.6)"), { timeoutMs: 5_000 }),
+      ).resolves.toBeDefined();
+      await expect(sdk.router.transaction(() => sdk.db().execute("select pg_sleep(0.6)"))).rejects.toMatchObject({
+        code: "DEADLINE_EXCEEDED",
+      });
+      const started = Date.now();
+      await expect(
+        sdk.router.transaction(() => sdk.db().execute("select pg_sleep(0.6)"), { timeoutMs: 100 }),
+      ).rejects.toMatchObject({ code: "DEADLINE_EXCEEDED", status: 503 });
+      expect(Date.now() - started).toBeLessThan(500);
+    } finally {
+      await sdk.close();
+    }
+  });
+
   it("answers a statement past statement_timeout with 503 DATABASE_BUSY", async () => {
     const sdk = productionLikeSdk(2, { statementTimeoutMs: 200 });
     try {

@@ -129,6 +129,8 @@ export type Place = string & { readonly __place: unique symbol };
 export interface UnitOptions {
   isolation?: "read committed" | "repeatable read" | "serializable";
   readOnly?: boolean;
+  /** The unit's deadline instead of the pool's transaction timeout: maintenance reading a whole trail. */
+  timeoutMs?: number;
 }
 
 export interface EverywhereOptions extends UnitOptions {

@@ -50,6 +50,12 @@ export interface Pool {
 export interface TransactionOptions {
   isolation?: "read committed" | "repeatable read" | "serializable";
   readOnly?: boolean;
+  /**
+   * The unit's own deadline instead of the pool's `transactionTimeoutMs` (outermost unit only; a
+   * request's deadline still wins when earlier): maintenance that must read a whole trail in one
+   * snapshot. Still a deadline.
+   */
+  timeoutMs?: number;
 }
 
 export interface RouterOptions {
@@ -486,7 +492,9 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
       // The whole unit ends by one deadline: the request's, or the pool's transaction timeout. Each
       // level races it, so a unit stuck on one database (frozen, unreachable) rolls back and gives
       // back the connections it holds on the others instead of keeping them until it answers.
-      const own = parent ? undefined : Deadline.in(topology.databases.main!.pool.transactionTimeoutMs, "transaction");
+      const own = parent
+        ? undefined
+        : Deadline.in(options.timeoutMs ?? topology.databases.main!.pool.transactionTimeoutMs, "transaction");
       const deadline = parent?.deadline ?? earliest(context.deadline, own)!;
       const level: UnitLevel = { parent, afterRollback: [], tenant, deadline };
       const inherited = parent?.tenant ?? null;
