@@ -103,9 +103,10 @@ export async function moveTenantHistory(move: TenantSwitch): Promise<void> {
 async function sealTenant(db: Database, tenantId: string): Promise<Head | undefined> {
   const deadline = Date.now() + SEAL_WAIT_MS;
   for (;;) {
+    let more = false;
     await db.transaction(async (tx) => {
       await withDeadlines(tx);
-      await sealDatabase(tx, { wait: true });
+      more = (await sealDatabase(tx, { wait: true })).more;
     });
     const [state] = await db.execute<{
       id: string | null;
@@ -124,7 +125,8 @@ async function sealTenant(db: Database, tenantId: string): Promise<Head | undefi
         `the tenant's audit rows on the source stayed unsealed for ${SEAL_WAIT_MS / 1000} s (a long transaction holds the sealing horizon back): tenant:move --resume retries`,
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // A backlog seals chunk after chunk at once; a horizon held back by a long transaction is waited for.
+    if (!more) await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
 

@@ -13,6 +13,7 @@ import { createSdk, type Sdk } from "../../index.js";
 import { createModuleContext } from "../../db/module-context.js";
 import { silentLogger } from "../../logger.js";
 import { auditModule } from "./index.js";
+import { SEAL_CHUNK_ROWS } from "./seal.js";
 
 // Sealing needs committed rows and a moving transaction horizon: databases of its own, in the run's
 // topology. `owner` is the owner of the audit schema's database (audit_db in audit-split).
@@ -112,6 +113,23 @@ describe("sealing and verify", () => {
     const [chain] = await owner<{ n: number; linked: number }[]>`
       select count(*)::int as n, count(prev_seal_hash)::int as linked from audit.audit_seals where tenant_id = ${tenantA}`;
     expect(chain).toEqual({ n: 2, linked: 1 });
+  });
+
+  it("seals a backlog in chunks of their own transactions, never splitting one transaction's rows", async () => {
+    const tenant = randomUUID();
+    // A bulk import: three transactions, the last larger than a chunk on its own.
+    const sizes = [SEAL_CHUNK_ROWS * 0.6, SEAL_CHUNK_ROWS * 0.6, SEAL_CHUNK_ROWS * 1.4];
+    for (const n of sizes) {
+      await owner`insert into audit.audit_logs (tenant_id, actor_type, action, target_type, target_id)
+        select ${tenant}::uuid, 'system', 'doc.imported', 'doc', 'd-' || k from generate_series(1, ${n}::int) k`;
+    }
+    const result = await sealAll();
+    expect(result).toMatchObject({ ok: true, unsealedRows: 0 });
+    // One seal per chunk: a chunk stops at the transaction past SEAL_CHUNK_ROWS rows, unless that
+    // is the first one waiting (then it is the whole chunk).
+    const seals = await owner<{ row_count: number }[]>`
+      select row_count from audit.audit_seals where tenant_id = ${tenant}::uuid order by id`;
+    expect(seals.map((s) => s.row_count)).toEqual(sizes);
   });
 
   it("never seals a row whose transaction is still open, and seals it once committed", async () => {

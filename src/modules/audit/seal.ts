@@ -31,6 +31,12 @@
  * Several instances may seal at once: each tick takes a transaction-level advisory lock, and a tick
  * that cannot get it skips (another instance is sealing the same rows). Writers never take it.
  *
+ * A backlog (a sealer that was off, a bulk import) is sealed in bounded chunks, each in a transaction
+ * of its own: a chunk ends at a txid boundary after about `SEAL_CHUNK_ROWS` rows (a transaction's
+ * rows are never split, so one huge transaction is one chunk), and every tenant with rows below
+ * that boundary gets a seal up to it. Each chunk stays well inside the API's statement and
+ * transaction deadlines however long the backlog is, and holds the sealing lock only that long.
+ *
  * Several databases: every database of the topology may hold audit rows (a tenant moved to a
  * database of its own writes its events there). Each database's trail is sealed, chained and
  * verified on its own (`context.everywhere`), with its own transaction ids — those of two clusters
@@ -49,6 +55,8 @@ import { placeName } from "./internal.js";
 /** Fixed, arbitrary: every sealer of one database takes the same lock (the migrator's key + 1). */
 export const SEAL_LOCK_KEY = 7_246_155_348;
 const CURSOR_ROWS = 2000;
+/** Rows sealed per transaction, about (see the header). */
+export const SEAL_CHUNK_ROWS = 50_000;
 
 /** One database's sealing tick. */
 export interface DatabaseSealResult {
@@ -56,8 +64,10 @@ export interface DatabaseSealResult {
   locked: boolean;
   seals: number;
   rows: number;
-  /** Transactions below this id (of this database's cluster) were final when the tick ran. */
+  /** Every row of this database below this transaction id (of its cluster) is sealed. */
   horizon: string;
+  /** Final rows above `horizon` wait for the next chunk (the tick stopped at `SEAL_CHUNK_ROWS`). */
+  more: boolean;
 }
 
 export interface SealResult {
@@ -81,29 +91,45 @@ type Sealed = { result: DatabaseSealResult } | { error: Error };
  * const { seals, rows } = await sdk.audit.seal();
  */
 export async function seal(context: ModuleContext): Promise<SealResult> {
-  const { results, places, missing } = await context.everywhere(async (): Promise<Sealed> => {
+  const chunk = async (): Promise<Sealed> => {
     try {
-      // A savepoint: a database whose sealing fails keeps none of it, and the others go on.
+      // A savepoint: a database whose sealing fails keeps none of its chunk, and the others go on.
       return { result: await context.transaction(() => sealDatabase(context.db())) };
     } catch (error) {
       if (transientError(error)) throw error;
       return { error: error as Error };
     }
-  });
+  };
+  const { results, places, missing } = await context.everywhere(chunk);
   const result: SealResult = { locked: true, seals: 0, rows: 0, databases: {} };
   const failures = missing.map((gap) => `database '${gap.database}': ${gap.reason}`);
   let cause: unknown;
-  for (const [i, sealed] of results.entries()) {
+  for (const [i, first] of results.entries()) {
     const database = placeName(places[i]!);
+    let sealed = first;
+    // A backlog: one chunk per transaction until this database has caught up (or stops progressing).
+    while ("result" in sealed) {
+      const total = result.databases[database];
+      result.databases[database] = total
+        ? {
+            ...sealed.result,
+            seals: total.seals + sealed.result.seals,
+            rows: total.rows + sealed.result.rows,
+          }
+        : sealed.result;
+      if (!sealed.result.more || sealed.result.rows === 0) break;
+      sealed = await context.at(places[i]!, chunk);
+    }
     if ("error" in sealed) {
       cause ??= sealed.error;
       failures.push(`database '${database}': ${sealed.error.message}`);
+      delete result.databases[database];
       continue;
     }
-    result.databases[database] = sealed.result;
-    result.locked &&= sealed.result.locked;
-    result.seals += sealed.result.seals;
-    result.rows += sealed.result.rows;
+    const totals = result.databases[database]!;
+    result.locked &&= totals.locked;
+    result.seals += totals.seals;
+    result.rows += totals.rows;
   }
   if (failures.length > 0) throw new Error(`audit sealing failed on ${failures.join("; ")}`, { cause });
   return result;
@@ -125,21 +151,22 @@ export async function sealDatabase(db: Database, options: { wait?: boolean } = {
            coalesce((select max(to_txid) from audit.audit_seals), 0)::text as frontier`);
   const horizon = BigInt(bounds!.horizon);
   const frontier = BigInt(bounds!.frontier);
-  if (!lock!.locked) return { locked: false, seals: 0, rows: 0, horizon: String(horizon) };
+  if (!lock!.locked) return { locked: false, seals: 0, rows: 0, horizon: String(horizon), more: false };
   if (horizon < frontier) {
     throw new Error(
       `audit sealing refused: the oldest running transaction (${horizon}) is below the sealed frontier (${frontier}); ` +
         "this database's transaction ids restarted (a logical restore into another cluster?) — see the audit module docs",
     );
   }
-  if (horizon === frontier) return { locked: true, seals: 0, rows: 0, horizon: String(horizon) };
+  if (horizon === frontier) return { locked: true, seals: 0, rows: 0, horizon: String(horizon), more: false };
+  const to = await chunkEnd(db, frontier, horizon);
 
   // A server-side cursor keeps memory flat however many rows wait. The bounds are bigints the
   // server gave: written as literals, since a cursor's query is planned once, as declared.
   const tenants = new Map<string | null, DigestList>();
   await db.execute(sql`declare audit_seal_rows no scroll cursor for
     select tenant_id, id::text as id, ${sql.raw(MICROS)} as micros, ${sql.raw(ROW_HASH)} as hash
-    from audit.audit_logs where txid >= ${sql.raw(String(frontier))} and txid < ${sql.raw(String(horizon))}
+    from audit.audit_logs where txid >= ${sql.raw(String(frontier))} and txid < ${sql.raw(String(to))}
     order by audit_logs.tenant_id nulls first, audit_logs.id`);
   for (;;) {
     const rows = await db.execute<{ tenant_id: string | null; id: string; micros: string; hash: Buffer }>(
@@ -166,7 +193,7 @@ export async function sealDatabase(db: Database, options: { wait?: boolean } = {
       prevSealHash: previous?.seal_hash ?? null,
       tenantId,
       fromTxid: previous ? BigInt(previous.to_txid) : 0n,
-      toTxid: horizon,
+      toTxid: to,
       fromId: list.firstId,
       toId: list.lastId,
       rowCount: list.count,
@@ -179,7 +206,26 @@ export async function sealDatabase(db: Database, options: { wait?: boolean } = {
         ${String(next.toTxid)}::bigint, ${next.rowCount}, ${next.rowsHash}, ${digests}::bytea, ${next.prevSealHash}, ${sealHash(next)})`);
     rows += list.count;
   }
-  return { locked: true, seals: tenants.size, rows, horizon: String(horizon) };
+  return { locked: true, seals: tenants.size, rows, horizon: String(to), more: to < horizon };
+}
+
+/**
+ * Where this chunk ends: `horizon` when at most `SEAL_CHUNK_ROWS` final rows wait, else the txid of
+ * the row just past that many (in txid order) — or, when every one of those rows is of the first
+ * waiting transaction, the next transaction's txid, so a chunk always seals at least one.
+ */
+async function chunkEnd(db: Database, frontier: bigint, horizon: bigint): Promise<bigint> {
+  const range = sql`txid >= ${String(frontier)}::bigint and txid < ${String(horizon)}::bigint`;
+  const [cut] = await db.execute<{ txid: string }>(sql`
+    select txid::text from audit.audit_logs where ${range} order by txid offset ${SEAL_CHUNK_ROWS} limit 1`);
+  if (!cut) return horizon;
+  const [first] = await db.execute<{ txid: string }>(
+    sql`select min(txid)::text as txid from audit.audit_logs where ${range}`,
+  );
+  if (first!.txid !== cut.txid) return BigInt(cut.txid);
+  const [next] = await db.execute<{ txid: string | null }>(sql`
+    select min(txid)::text as txid from audit.audit_logs where txid > ${cut.txid}::bigint and txid < ${String(horizon)}::bigint`);
+  return next!.txid === null ? horizon : BigInt(next!.txid);
 }
 
 /** The background sealing loop: the one piece of the module with state of its own. */
