@@ -13,11 +13,13 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { sql as drizzleSql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { RUNTIME_ROLE } from "./router.js";
 import type { Topology } from "./topology.js";
+import type { Database } from "./unit-of-work.js";
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));
 /** Arbitrary but fixed: every sv-sdk process migrating one database takes the same lock. */
@@ -89,6 +91,21 @@ export function shippedMigrationCount(): number {
  */
 export async function isMigrated(sql: postgres.Sql): Promise<boolean> {
   return (await appliedMigrationCount(sql)) >= shippedMigrationCount();
+}
+
+/**
+ * `appliedMigrationCount` of sv-sdk's own ledger through a router handle: the unit of work's
+ * transaction on that database when it holds one (never a second connection of the same pool).
+ */
+export async function appliedMigrationCountOn(db: Database): Promise<number> {
+  const [table] = await db.execute<{ exists: boolean }>(
+    drizzleSql`select to_regclass('drizzle.__drizzle_migrations') is not null as exists`,
+  );
+  if (!table?.exists) return 0;
+  const [row] = await db.execute<{ count: number }>(
+    drizzleSql`select count(*)::int as count from drizzle.__drizzle_migrations`,
+  );
+  return row?.count ?? 0;
 }
 
 /** Number of migrations recorded as applied in a database (0 before the first run). */

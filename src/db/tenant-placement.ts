@@ -12,7 +12,7 @@
  */
 import { sql } from "drizzle-orm";
 import { defineErrors } from "../errors.js";
-import { appliedMigrationCount, shippedMigrationCount } from "./migrate.js";
+import { appliedMigrationCountOn, shippedMigrationCount } from "./migrate.js";
 import type { Router } from "./router.js";
 import { regionOf } from "./topology.js";
 import { declareCrossDatabaseUnit, notePlacement, type RequestContext } from "./unit-of-work.js";
@@ -52,7 +52,9 @@ export interface TenantPlacements {
 
 /** Refuses a database whose migrations are behind the shipped ones (it would lack tables the tenant needs). */
 async function requireMigrated(router: Router, database: string): Promise<void> {
-  const applied = await appliedMigrationCount(router.pool(database).sql);
+  // On the router's handle: a unit already holding a connection there (a request in a tenant of
+  // that database creating another tenant) asks on it, not for a second one.
+  const applied = await appliedMigrationCountOn(router.database(database));
   const shipped = shippedMigrationCount();
   if (applied < shipped) {
     throw PlacementErrors.PLACEMENT_NOT_MIGRATED(

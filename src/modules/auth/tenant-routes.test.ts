@@ -158,6 +158,23 @@ describe("POST /api/v1/tenants", () => {
     expect(await count(databases.mainSql, "auth.members where organization_id = $1", second.id)).toBe(1);
   });
 
+  it("creates a tenant on a database while the request's unit already holds a connection there (X-Tenant-Id of a tenant on it)", async () => {
+    const first = (await (await create(placer, { name: "Here", placement: { database: "tenant_db" } })).json()) as {
+      id: string;
+    };
+    const res = await app.request(
+      "/api/v1/tenants",
+      json(
+        "POST",
+        { name: "Beside", placement: { database: "tenant_db" } },
+        { ...placer.headers, "x-tenant-id": first.id },
+      ),
+    );
+    expect(res.status).toBe(201);
+    const second = (await res.json()) as { id: string };
+    expect(await count(databases.tenantSql, "permissions.user_roles where tenant_id = $1", second.id)).toBe(1);
+  });
+
   it("refuses a placement without tenants:place (403) and an anonymous caller (401), creating nothing", async () => {
     const name = `Sneaky ${randomUUID()}`;
     const refused = await create(user, { name, placement: { region: "eu" } });
