@@ -11,6 +11,7 @@
  * When the target is the unit's own database there is nothing to defer: the same function applies
  * the effect at once, in the unit.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { sql, type SQL } from "drizzle-orm";
 import type { Router } from "./router.js";
 import { currentLevel, currentStore, type Database } from "./unit-of-work.js";
@@ -47,7 +48,22 @@ export async function routeEffect(
 ): Promise<void> {
   const origin = unitDatabase();
   if (origin === undefined || origin === target) return direct();
+  // A unit that will never commit applies the effect in its own transaction at the target (joined
+  // at the unit's root, rolled back with it), so it reads back what a committed unit would deliver.
+  if (neverCommits.getStore()) return router.onDatabase(target, () => router.transaction(direct));
   await enqueue(router.database(origin), target, effect);
+}
+
+const neverCommits = new AsyncLocalStorage<true>();
+
+/**
+ * Runs `fn`, whose unit of work is always rolled back (the rollback fixture), applying its
+ * cross-database effects inside it instead of through the outbox: nothing it writes can commit in
+ * any database, so there is no half-commit to avoid, and the test reads its own audit events where
+ * `audit` lives on a database of its own. Never for a unit that may commit.
+ */
+export function inUnitThatNeverCommits<T>(fn: () => Promise<T>): Promise<T> {
+  return neverCommits.run(true, fn);
 }
 
 /** Writes `effect` for `target` into the outbox behind `db` (the unit's transaction there, or its pool). */

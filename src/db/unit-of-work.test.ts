@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { eq, sql } from "drizzle-orm";
 import type postgres from "postgres";
 import { describe, expect, it } from "vitest";
-import { useTestSdk } from "../../test/support.js";
+import { outboxSettled, useTestSdk } from "../../test/support.js";
 import { withRollback } from "../testing/rollback.js";
 import { markRollbackOnly, onRollback } from "./unit-of-work.js";
 import { auditLogs } from "../modules/audit/index.js";
@@ -191,6 +191,8 @@ describe("rollback-only and after-rollback work", () => {
         throw new Error("refused");
       }),
     ).rejects.toThrow("refused");
+    // With audit on a database of its own the refusal travels through the outbox after its commit.
+    await outboxSettled(sdk);
     const rows = await auditOwner<
       { action: string }[]
     >`select action from audit.audit_logs where target_id = ${refused}`;

@@ -2,6 +2,7 @@
  * The rollback fixture: a test's work — SDK calls and `app.request(...)` alike — runs inside one
  * transaction that is always rolled back. Nested units of work become savepoints.
  */
+import { inUnitThatNeverCommits } from "../db/outbox.js";
 import type { Sdk } from "../sdk.js";
 
 class RollbackSignal extends Error {}
@@ -19,10 +20,14 @@ class RollbackSignal extends Error {}
 export async function withRollback<T>(sdk: Pick<Sdk, "transaction">, fn: () => Promise<T>): Promise<T> {
   let result: T | undefined;
   try {
-    await sdk.transaction(async () => {
-      result = await fn();
-      throw new RollbackSignal();
-    });
+    // Cross-database effects (audit on a database of its own) are applied in the unit, not after
+    // a commit that never comes: the test reads back every row its work writes.
+    await inUnitThatNeverCommits(() =>
+      sdk.transaction(async () => {
+        result = await fn();
+        throw new RollbackSignal();
+      }),
+    );
   } catch (error) {
     if (!(error instanceof RollbackSignal)) throw error;
   }
