@@ -3,7 +3,14 @@
  * move — --dry-run, --resume, --abort, --finalize. Each move, abort and finalization is audited.
  */
 import { coreCatalog } from "../../core-modules.js";
-import { moveTenant, TenantMoveError, type MoveTenantResult, type TenantMoveProgress } from "../../db/tenant-move.js";
+import {
+  type MovePhase,
+  moveTenant,
+  TenantMoveError,
+  type MoveTenantResult,
+  type TenantMoveProgress,
+} from "../../db/tenant-move.js";
+import { UNFINISHED } from "../../db/tenant-move-context.js";
 import { abortTenantMove, finalizeTenantMove, planTenantMove } from "../../db/tenant-move-admin.js";
 import type { Topology } from "../../db/topology.js";
 import {
@@ -42,6 +49,9 @@ events stay sealed in the database that wrote them. One line per step goes to st
   --dry-run          print the plan (tables, rows, sizes, online or offline) and change nothing
   --abort            stop a move before its switch: the source is authoritative and writable again
   --finalize         delete the source rows a finished move kept
+  --kill-after <step>  crash drill: the process kills itself (SIGKILL, nothing cleaned up) once <step>
+                     (preparing, syncing, copying, cutover, switched) is recorded — to rehearse
+                     --resume and --abort before you need them
 
 Every instance's DATABASE_TOPOLOGY must name the target database; running instances follow the
 placement without a restart.
@@ -57,7 +67,11 @@ Exit codes: 0 done (or already there), 1 failed, 2 bad options or configuration.
       "dry-run": { type: "boolean" },
       abort: { type: "boolean" },
       finalize: { type: "boolean" },
+      "kill-after": { type: "string" },
     });
+    const killAfter = options["kill-after"] as MovePhase | undefined;
+    if (killAfter !== undefined && !UNFINISHED.includes(killAfter))
+      throw new UsageError(`--kill-after must be one of ${UNFINISHED.join(", ")}, got '${killAfter}'`);
     if (!options.tenant) throw new UsageError("--tenant is required");
     if (!UUID.test(options.tenant))
       throw new UsageError(`--tenant must be a tenant id (uuid), got '${options.tenant}'`);
@@ -113,7 +127,7 @@ Exit codes: 0 done (or already there), 1 failed, 2 bad options or configuration.
           await audit("tenant.move_finalized", finalized as unknown as Record<string, unknown>);
           return;
         }
-        const result = await runMove(topology, tenantId, options.to!, { ...options, batchSize }, say);
+        const result = await runMove(topology, tenantId, options.to!, { ...options, batchSize, killAfter }, say);
         if (result.alreadyThere) {
           process.stdout.write(`tenant ${tenantId} already lives on '${result.to}': nothing to move\n`);
           return;
@@ -143,7 +157,7 @@ async function runMove(
   topology: Topology,
   tenantId: string,
   to: string,
-  options: { offline?: boolean; resume?: boolean; batchSize?: number },
+  options: { offline?: boolean; resume?: boolean; batchSize?: number; killAfter?: MovePhase },
   say: (line: string) => void,
 ): Promise<MoveTenantResult> {
   const bars = { copy: createProgress("copying"), verify: createProgress("verifying") };
@@ -157,6 +171,12 @@ async function runMove(
       offline: options.offline,
       resume: options.resume,
       batchSize: options.batchSize,
+      afterStep: (step) => {
+        if (step !== options.killAfter) return;
+        // Like a crash: no finally block, no connection closed, no replication stopped.
+        say(`crash drill: killed after '${step}' (continue with --resume, or --abort)`);
+        process.kill(process.pid, "SIGKILL");
+      },
       onStep: (line) => {
         if (phase) bars[phase].finish();
         phase = undefined;
