@@ -32,9 +32,10 @@
  * that cannot get it skips (another instance is sealing the same rows). Writers never take it.
  *
  * A backlog (a sealer that was off, a bulk import) is sealed in bounded chunks, each in a transaction
- * of its own: a chunk ends at a txid boundary after about `SEAL_CHUNK_ROWS` rows (a transaction's
- * rows are never split, so one huge transaction is one chunk), and every tenant with rows below
- * that boundary gets a seal up to it. Each chunk stays well inside the API's statement and
+ * of its own: a chunk ends at a txid boundary after about `SEAL_CHUNK_ROWS` rows, just past the
+ * transaction that row belongs to (a transaction's rows are never split, so a chunk holds at most
+ * `SEAL_CHUNK_ROWS` plus one transaction's rows), and every tenant with rows below that boundary
+ * gets a seal up to it. Each chunk stays well inside the API's statement and
  * transaction deadlines however long the backlog is, and holds the sealing lock only that long.
  *
  * Several databases: every database of the topology may hold audit rows (a tenant moved to a
@@ -210,22 +211,21 @@ export async function sealDatabase(db: Database, options: { wait?: boolean } = {
 }
 
 /**
- * Where this chunk ends: `horizon` when at most `SEAL_CHUNK_ROWS` final rows wait, else the txid of
- * the row just past that many (in txid order) — or, when every one of those rows is of the first
- * waiting transaction, the next transaction's txid, so a chunk always seals at least one.
+ * Where this chunk ends: `horizon` when at most `SEAL_CHUNK_ROWS` final rows wait, else just past
+ * the transaction of the row that many rows on. Ids follow insertion, so the rows are read in id
+ * order from the last tick's highest sealed id: a bounded read of about `SEAL_CHUNK_ROWS` index
+ * entries, however long the backlog (reading the whole waiting range in txid order outlived the
+ * statement timeout at 1M rows). Any boundary is correct — every row below it is sealed, whatever
+ * its id — so this only decides the chunk's size.
  */
 async function chunkEnd(db: Database, frontier: bigint, horizon: bigint): Promise<bigint> {
-  const range = sql`txid >= ${String(frontier)}::bigint and txid < ${String(horizon)}::bigint`;
+  const [start] = await db.execute<{ id: string }>(sql`
+    select coalesce(max(to_id), 0)::text as id from audit.audit_seals where to_txid = ${String(frontier)}::bigint`);
   const [cut] = await db.execute<{ txid: string }>(sql`
-    select txid::text from audit.audit_logs where ${range} order by txid offset ${SEAL_CHUNK_ROWS} limit 1`);
-  if (!cut) return horizon;
-  const [first] = await db.execute<{ txid: string }>(
-    sql`select min(txid)::text as txid from audit.audit_logs where ${range}`,
-  );
-  if (first!.txid !== cut.txid) return BigInt(cut.txid);
-  const [next] = await db.execute<{ txid: string | null }>(sql`
-    select min(txid)::text as txid from audit.audit_logs where txid > ${cut.txid}::bigint and txid < ${String(horizon)}::bigint`);
-  return next!.txid === null ? horizon : BigInt(next!.txid);
+    select txid::text from audit.audit_logs
+    where id > ${start!.id}::bigint and txid >= ${String(frontier)}::bigint and txid < ${String(horizon)}::bigint
+    order by id offset ${SEAL_CHUNK_ROWS} limit 1`);
+  return cut ? BigInt(cut.txid) + 1n : horizon;
 }
 
 /** The background sealing loop: the one piece of the module with state of its own. */
