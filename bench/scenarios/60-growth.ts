@@ -64,6 +64,21 @@ function growthMax(quick: boolean): number {
 /** The full run at 1M rows takes several minutes on 2 cores; give it room, bounded. */
 export const timeoutMs = 20 * 60_000;
 
+/** An error and what it wraps, with SQLSTATE and details where they are known: "busy (57014) <- …". */
+function causes(error: unknown): string {
+  const parts: string[] = [];
+  for (
+    let e = error as { message?: string; code?: string; details?: unknown; cause?: unknown } | undefined;
+    e;
+    e = e.cause as typeof e
+  ) {
+    parts.push(
+      `${e.message ?? String(e)}${e.code ? ` (${e.code})` : ""}${e.details ? ` ${JSON.stringify(e.details)}` : ""}`,
+    );
+  }
+  return parts.join(" <- ");
+}
+
 const label = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : `${n / 1000}k`);
 const seconds = (since: number) => (performance.now() - since) / 1000;
 /** Whether a plan reads a whole table of `tables` (audit_logs: any of its partitions). */
@@ -462,7 +477,7 @@ const scenario: Scenario = async (ctx) => {
           throughput: 0,
           unit: "s",
           pass: false,
-          note: `failed at ${stage}: ${(error as Error).message}`,
+          note: `failed at ${stage}: ${causes(error)}`,
         });
         break;
       }

@@ -1,0 +1,1 @@
+CREATE INDEX "audit_logs_tenant_txid_idx" ON "audit"."audit_logs" USING btree ("tenant_id","txid");
