@@ -183,7 +183,6 @@ async function copySlice(
  */
 function binaryRowCounter(): Transform & { rows: number } {
   let state: "header" | "tuple" | "field" | "skip" | "end" = "header";
-  let need = 19;
   let fields = 0;
   let skip = 0;
   let partial = Buffer.alloc(0);
@@ -198,6 +197,7 @@ function binaryRowCounter(): Transform & { rows: number } {
           if (skip === 0) state = fields > 0 ? "field" : "tuple";
           continue;
         }
+        const need = state === "header" ? 19 : state === "tuple" ? 2 : 4;
         const take = Math.min(need - partial.length, chunk.length - at);
         partial = Buffer.concat([partial, chunk.subarray(at, at + take)]);
         at += take;
@@ -219,7 +219,6 @@ function binaryRowCounter(): Transform & { rows: number } {
           skip = Math.max(0, length);
           state = skip > 0 ? "skip" : fields > 0 ? "field" : "tuple";
         }
-        need = state === "tuple" ? 2 : 4;
         partial = Buffer.alloc(0);
       }
       done(null, chunk);
