@@ -146,15 +146,18 @@ const scenario: Scenario = async (ctx) => {
             if (refusedSince !== undefined) refusedSpans.push(performance.now() - refusedSince);
             refusedSince = undefined;
           } catch (error) {
-            // Refused is refused: the cutover's TENANT_MOVING, or a lock wait the move causes (DATABASE_BUSY).
-            const code = (error as { code?: string }).code;
-            if (code !== "TENANT_MOVING" && code !== "DATABASE_BUSY") throw error;
+            // Refused is refused: the cutover's TENANT_MOVING, a lock wait (DATABASE_BUSY), a database that
+            // did not answer in time (DATABASE_UNAVAILABLE) — any 503 counts against the move.
+            const { code = "?", status } = error as { code?: string; status?: number };
+            if (status !== 503) throw error;
             refusals.set(code, (refusals.get(code) ?? 0) + 1);
             refusedSince ??= performance.now();
             await new Promise((resolve) => setTimeout(resolve, 10));
           }
         }
       })();
+      // Kept until the move is over (a rejection nobody awaits yet would end the process).
+      writer.catch(() => {});
       let switchedAt = 0;
       started = performance.now();
       const moved = await moveTenant({
