@@ -136,6 +136,8 @@ const scenario: Scenario = async (ctx) => {
       let refusedSince: number | undefined;
       const refusedSpans: number[] = [];
       const refusals = new Map<string, number>();
+      /** The move's phase, as its hook reports it: refusals are counted per phase. */
+      let movePhase = "before the move";
       const writer = (async () => {
         for (let i = 0; writing; i++) {
           try {
@@ -150,7 +152,8 @@ const scenario: Scenario = async (ctx) => {
             // did not answer in time (DATABASE_UNAVAILABLE) — any 503 counts against the move.
             const { code = "?", status } = error as { code?: string; status?: number };
             if (status !== 503) throw error;
-            refusals.set(code, (refusals.get(code) ?? 0) + 1);
+            const key = `${code} (${movePhase})`;
+            refusals.set(key, (refusals.get(key) ?? 0) + 1);
             refusedSince ??= performance.now();
             await new Promise((resolve) => setTimeout(resolve, 10));
           }
@@ -167,10 +170,12 @@ const scenario: Scenario = async (ctx) => {
         to: "tenant_db",
         onStep: (line) => process.stderr.write(`bench: 80-tenant-move ${label(size)}: ${line}\n`),
         afterStep: (phase) => {
+          movePhase = phase;
           if (phase === "switched") switchedAt = performance.now();
         },
       });
       const moveSeconds = (performance.now() - started) / 1000;
+      movePhase = "after the move";
       await new Promise((resolve) => setTimeout(resolve, 500));
       writing = false;
       await writer;
