@@ -23,7 +23,9 @@
  *   superuser (or pg_create_subscription on PostgreSQL ≥ 16).
  */
 import type postgres from "postgres";
+import type { TenantMoveProgress } from "./tenant-move-context.js";
 import { canCopyAsReplica, createSlotAndCopy } from "./tenant-move-copy.js";
+import { countTenantRows } from "./tenant-move-rows.js";
 import { ident, TenantMoveError, type TablePlan } from "./tenant-move-plan.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -247,4 +249,39 @@ export async function stopReplication(
     await sleep(50);
   }
   await source.unsafe(`drop publication if exists ${ident(name)}`);
+}
+
+/**
+ * Waits for the subscription's initial copy of every table (where the subscription copies: see
+ * startReplication), reporting rows as tables finish; fails on a worker error or after `timeoutMs`.
+ */
+export async function waitForSync(options: {
+  source: postgres.Sql;
+  target: postgres.Sql;
+  plans: TablePlan[];
+  tenantId: string;
+  timeoutMs: number;
+  onProgress?: (progress: TenantMoveProgress) => void;
+}) {
+  const { source, target, plans, tenantId } = options;
+  // Counted only when a table is still copying: the mover's own copy has finished before this.
+  let total: number | undefined;
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    const state = await syncState(target, tenantId);
+    if (!state)
+      throw new TenantMoveError(`the subscription of this move is gone from the target: --abort, then move again`);
+    if (state.errors > 0) {
+      throw new TenantMoveError(
+        `the subscription reported ${state.errors} errors (the target's PostgreSQL log says which): --abort, or fix the cause and --resume`,
+      );
+    }
+    if (state.pending === 0 && state.tables > 0) return;
+    total ??= await countTenantRows(source, plans, tenantId);
+    const done = state.tables === 0 ? 0 : Math.round((total * (state.tables - state.pending)) / state.tables);
+    options.onProgress?.({ phase: "copy", table: "", done, total });
+    if (Date.now() > deadline)
+      throw new TenantMoveError(`the initial copy did not finish in time: --resume waits again`);
+    await sleep(200);
+  }
 }

@@ -48,16 +48,15 @@ import {
   setSubscriptionEnabled,
   startReplication,
   stopReplication,
-  syncState,
   waitForLsn,
+  waitForSync,
 } from "./tenant-move-online.js";
-import { checksum, planTables, platformRowMaps, TenantMoveError, type TablePlan } from "./tenant-move-plan.js";
+import { checksum, planTables, platformRowMaps, TenantMoveError } from "./tenant-move-plan.js";
 import { copyOffline, verifyOffline } from "./tenant-move-offline.js";
 import {
   advanceSequences,
   clearTenantRows,
   copyControlPlaneRows,
-  countTenantRows,
   copyMissingReferences,
   retainSourceRows,
   retainWhere,
@@ -68,7 +67,6 @@ import {
 export { TenantMoveError, type TableReport, type MovePhase, type TenantMoveProgress };
 
 const DEFAULT_BATCH = 500;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface MoveTenantOptions {
   topology: Topology;
@@ -285,7 +283,16 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
           step(`preparing: the tenant's writes are refused until the copy is verified (offline)`);
         }
       } else if (phase === "syncing") {
-        await timed("table sync", () => waitForSync(context, source, target, copied, options));
+        await timed("table sync", () =>
+          waitForSync({
+            source,
+            target,
+            plans: copied,
+            tenantId,
+            timeoutMs: options.syncTimeoutMs ?? 3_600_000,
+            onProgress: options.onProgress,
+          }),
+        );
         await timed("catch-up", async () =>
           waitForLsn(source, tenantId, await currentLsn(source), options.syncTimeoutMs ?? 3_600_000),
         );
@@ -378,36 +385,6 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
     return result;
   } finally {
     await context.close();
-  }
-}
-
-/** Waits for the initial copy of every table, reporting rows as tables finish; fails on a worker error. */
-async function waitForSync(
-  context: MoveContext,
-  source: import("postgres").Sql,
-  target: import("postgres").Sql,
-  plans: TablePlan[],
-  options: MoveTenantOptions,
-) {
-  // Counted only when a table is still copying (the subscription copies): the mover's own copy has finished here.
-  let total: number | undefined;
-  const deadline = Date.now() + (options.syncTimeoutMs ?? 3_600_000);
-  for (;;) {
-    const state = await syncState(target, context.tenantId);
-    if (!state)
-      throw new TenantMoveError(`the subscription of this move is gone from the target: --abort, then move again`);
-    if (state.errors > 0) {
-      throw new TenantMoveError(
-        `the subscription reported ${state.errors} errors (the target's PostgreSQL log says which): --abort, or fix the cause and --resume`,
-      );
-    }
-    if (state.pending === 0 && state.tables > 0) return;
-    total ??= await countTenantRows(source, plans, context.tenantId);
-    const done = state.tables === 0 ? 0 : Math.round((total * (state.tables - state.pending)) / state.tables);
-    options.onProgress?.({ phase: "copy", table: "", done, total });
-    if (Date.now() > deadline)
-      throw new TenantMoveError(`the initial copy did not finish in time: --resume waits again`);
-    await sleep(200);
   }
 }
 
