@@ -10,7 +10,12 @@ import { afterAll, beforeAll, inject } from "vitest";
 import { createApp, type AppOptions } from "../src/app.js";
 import { databaseOf, parseTopology, type Topology } from "../src/db/topology.js";
 import { createSdk, type Sdk, type SdkOptions } from "../src/index.js";
-import { createIsolatedDatabase, type IsolatedDatabase } from "../src/testing/database.js";
+import {
+  createIsolatedDatabase,
+  type IsolatedDatabase,
+  startTestDatabase,
+  type TestDatabase,
+} from "../src/testing/database.js";
 import { cheapHashingTestSdkOptions, createTestTenant, createTestUser, type TestUser } from "../src/testing.js";
 import { SECOND_DATABASE, testTopologyInput, type ProvidedTestTopology } from "../src/testing/topologies.js";
 
@@ -189,14 +194,21 @@ export interface TwoDatabases {
 }
 
 /**
- * Clones two databases before the file's tests (its own `beforeAll` hooks, registered after this
- * call, see them ready) and drops them after (its `afterAll` hooks run first: close SDKs there).
+ * Two databases on a PostgreSQL cluster of the file's own, started before the file's tests (its own
+ * `beforeAll` hooks, registered after this call, see them ready) and stopped after (its `afterAll`
+ * hooks run first: close SDKs there).
+ *
+ * A cluster of its own, not clones on the run's shared one: these files move tenants, and creating a
+ * logical replication slot waits for every write transaction open on the cluster — on the shared one,
+ * the rolled-back units other files hold open for a whole test, so a move waited on whatever ran beside
+ * it (and timed out under load). Here it waits only for the file's own.
  */
 export function useTwoDatabases(connection: Record<string, string> = {}): TwoDatabases {
   const databases = {} as TwoDatabases;
+  let cluster: TestDatabase | undefined;
   beforeAll(async () => {
-    const template = inject("svTestDatabase");
-    const [main, tenantDb] = await Promise.all([createIsolatedDatabase(template), createIsolatedDatabase(template)]);
+    cluster = await startTestDatabase();
+    const [main, tenantDb] = await Promise.all([createIsolatedDatabase(cluster), createIsolatedDatabase(cluster)]);
     Object.assign(databases, {
       main,
       tenantDb,
@@ -209,12 +221,11 @@ export function useTwoDatabases(connection: Record<string, string> = {}): TwoDat
         },
       }),
     });
-  }, 60_000);
+  }, 120_000);
   afterAll(async () => {
     await databases.mainSql?.end({ timeout: 5 });
     await databases.tenantSql?.end({ timeout: 5 });
-    await databases.main?.drop();
-    await databases.tenantDb?.drop();
-  });
+    await cluster?.stop();
+  }, 60_000);
   return databases;
 }

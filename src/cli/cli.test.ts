@@ -11,7 +11,7 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cheapHashingTestSdkOptions } from "../../test/support.js";
 import { createSdk } from "../index.js";
-import { createIsolatedDatabase, type IsolatedDatabase } from "../testing/database.js";
+import { createIsolatedDatabase, type IsolatedDatabase, startTestDatabase } from "../testing/database.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const COMMANDS = [
@@ -183,9 +183,12 @@ describe("sv-sdk", () => {
   }, 180_000);
 
   it("tenant:move moves a tenant to another database of DATABASE_TOPOLOGY and shows its progress", async () => {
-    const other = await createIsolatedDatabase(inject("svTestDatabase"));
+    // A cluster of its own: the move's replication slot waits for every write transaction open on its
+    // cluster, and other files hold theirs open on the shared one (test/support.ts, useTwoDatabases).
+    const cluster = await startTestDatabase();
+    const other = await createIsolatedDatabase(cluster);
     try {
-      const main = await createIsolatedDatabase(inject("svTestDatabase"));
+      const main = await createIsolatedDatabase(cluster);
       const sql = postgres(main.url, { max: 1, onnotice: () => {} });
       try {
         const tenantId = "7f9c0a52-3d7c-4d0e-9a53-8c3f6a1e2b4d";
@@ -218,6 +221,7 @@ describe("sv-sdk", () => {
       }
     } finally {
       await other.drop();
+      await cluster.stop();
     }
   }, 180_000);
 });

@@ -5,8 +5,8 @@
  * back cleared first); a dry run changes nothing; --finalize deletes the kept source rows.
  */
 import { randomUUID } from "node:crypto";
-import type postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cheapHashingTestSdkOptions, json, signedInUser, tenantOf, useTwoDatabases } from "../../test/support.js";
 import { createApp } from "../app.js";
 import { coreCatalog } from "../core-modules.js";
@@ -163,8 +163,16 @@ describe("an online tenant move", () => {
     expect(role.status).toBe(201);
 
     // Back to main, whose kept copy (not finalized) is stale: cleared, not compared.
-    const back = await move({ tenantId, to: "main" });
+    const copiedRows: number[] = [];
+    const back = await move({
+      tenantId,
+      to: "main",
+      onProgress: (p) => p.phase === "copy" && copiedRows.push(p.done),
+    });
     expect(back).toMatchObject({ from: "tenant_db", to: "main", mode: "online" });
+    // The mover's own copy counted what it copied (nothing was written meanwhile): every row verified.
+    expect(copiedRows.at(-1)).toBe(back.rowsCopied);
+    expect(back.timings["initial copy"]).toBeGreaterThanOrEqual(0);
     expect(back.staleRowsCleared).toBeGreaterThan(0);
     expect(await placement(tenantId)).toEqual({ database: "main", state: "active" });
     expect(await count(databases.mainSql, "permissions.roles where tenant_id = $1 and name = 'late'", tenantId)).toBe(
@@ -207,4 +215,24 @@ describe("an online tenant move", () => {
       planTenantMove({ topology: databases.topology, catalog: coreCatalog(), tenantId: randomUUID(), to: "tenant_db" }),
     ).rejects.toMatchObject({ message: expect.stringContaining("no tenant") });
   });
+});
+
+describe("the test cluster of a file that moves tenants", () => {
+  it("is its own: a write transaction other files hold open on the shared cluster does not hold up a move", async () => {
+    const { tenantId } = await newTenant();
+    // What a rolled-back test beside this file does: a transaction with a write, open for its whole test.
+    const shared = postgres(inject("svTestDatabase").url, { max: 1, onnotice: () => {} });
+    const reserved = await shared.reserve();
+    try {
+      await reserved`begin`;
+      await reserved`select pg_current_xact_id()`;
+      // A new slot on the shared cluster would wait for it (the move bounds that wait at 60 s).
+      const moved = await move({ tenantId, to: "tenant_db" });
+      expect(moved.timings.slot).toBeLessThan(5_000);
+    } finally {
+      await reserved`rollback`;
+      reserved.release();
+      await shared.end({ timeout: 5 });
+    }
+  }, 30_000);
 });

@@ -23,6 +23,9 @@
  *   superuser (or pg_create_subscription on PostgreSQL ≥ 16).
  */
 import type postgres from "postgres";
+import type { TenantMoveProgress } from "./tenant-move-context.js";
+import { canCopyAsReplica, createSlotAndCopy } from "./tenant-move-copy.js";
+import { countTenantRows } from "./tenant-move-rows.js";
 import { ident, TenantMoveError, type TablePlan } from "./tenant-move-plan.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -95,13 +98,20 @@ export async function ensureReplicaIdentity(sql: postgres.Sql, plans: TablePlan[
 }
 
 /** Creates what is missing of the publication and slot (source) and the subscription (target). */
-export async function startReplication(options: {
-  source: postgres.Sql;
-  target: postgres.Sql;
-  sourceUrl: string;
-  tenantId: string;
-  plans: TablePlan[];
-}): Promise<void> {
+export async function startReplication(
+  options: {
+    source: postgres.Sql;
+    target: postgres.Sql;
+    sourceUrl: string;
+    targetUrl: string;
+    tenantId: string;
+    plans: TablePlan[];
+    /** Bound of the initial copy. */
+    copyTimeoutMs: number;
+    onTable?: (table: string, rows: number) => void;
+  },
+  timed: <T>(step: string, work: () => Promise<T>) => Promise<T> = (_, work) => work(),
+): Promise<void> {
   const { source, target, tenantId, plans } = options;
   const name = replicationName(tenantId);
   // The tenant id went through a uuid check before it got here: it is safe as a literal.
@@ -109,31 +119,49 @@ export async function startReplication(options: {
   const [publication] = await source`select 1 from pg_publication where pubname = ${name}`;
   if (!publication) {
     const tables = plans.map((plan) => `${plan.sql} where (tenant_id = '${tenantId}')`).join(", ");
-    await source.unsafe(
-      `create publication ${ident(name)} for table ${tables} with (publish = 'insert, update, delete')`,
+    await timed("publication", () =>
+      source.unsafe(`create publication ${ident(name)} for table ${tables} with (publish = 'insert, update, delete')`),
     );
   }
   const [slot] = await source`select 1 from pg_replication_slots where slot_name = ${name}`;
-  if (!slot) {
+  // The mover copies the rows itself when it may write them as the apply worker does (tenant-move-copy.ts);
+  // else the subscription's table-sync workers copy them.
+  let copyData = true;
+  if (!slot && (await canCopyAsReplica(target))) {
+    const { sourceUrl, targetUrl, copyTimeoutMs, onTable } = options;
+    await createSlotAndCopy({
+      sourceUrl,
+      targetUrl,
+      slot: name,
+      tenantId,
+      plans,
+      timeoutMs: copyTimeoutMs,
+      onTable,
+      timed,
+    });
+    copyData = false;
+  } else if (!slot) {
     // A new logical slot waits for every transaction running on the source's cluster to end: bounded.
-    await source
-      .begin(async (tx) => {
+    await timed("slot", () =>
+      source.begin(async (tx) => {
         await tx`set local statement_timeout = '60s'`;
         await tx`select pg_create_logical_replication_slot(${name}, 'pgoutput')`;
-      })
-      .catch((error: { code?: string }) => {
-        if (error.code !== "57014") throw error;
-        throw new TenantMoveError(
-          `creating the replication slot waited 60 s for transactions open on the source to end: end them (pg_stat_activity) and --resume`,
-        );
-      });
+      }),
+    ).catch((error: { code?: string }) => {
+      if (error.code !== "57014") throw error;
+      throw new TenantMoveError(
+        `creating the replication slot waited 60 s for transactions open on the source to end: end them (pg_stat_activity) and --resume`,
+      );
+    });
   }
   const [subscription] = await target`select 1 from pg_subscription where subname = ${name}`;
   if (!subscription) {
     const conninfo = options.sourceUrl.replace(/'/g, "''");
-    await target.unsafe(
-      `create subscription ${ident(name)} connection '${conninfo}' publication ${ident(name)}
-         with (create_slot = false, slot_name = '${name}', copy_data = true, enabled = true)`,
+    await timed("subscription", () =>
+      target.unsafe(
+        `create subscription ${ident(name)} connection '${conninfo}' publication ${ident(name)}
+         with (create_slot = false, slot_name = '${name}', copy_data = ${copyData}, binary = true, enabled = true)`,
+      ),
     );
   }
 }
@@ -221,4 +249,39 @@ export async function stopReplication(
     await sleep(50);
   }
   await source.unsafe(`drop publication if exists ${ident(name)}`);
+}
+
+/**
+ * Waits for the subscription's initial copy of every table (where the subscription copies: see
+ * startReplication), reporting rows as tables finish; fails on a worker error or after `timeoutMs`.
+ */
+export async function waitForSync(options: {
+  source: postgres.Sql;
+  target: postgres.Sql;
+  plans: TablePlan[];
+  tenantId: string;
+  timeoutMs: number;
+  onProgress?: (progress: TenantMoveProgress) => void;
+}) {
+  const { source, target, plans, tenantId } = options;
+  // Counted only when a table is still copying: the mover's own copy has finished before this.
+  let total: number | undefined;
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    const state = await syncState(target, tenantId);
+    if (!state)
+      throw new TenantMoveError(`the subscription of this move is gone from the target: --abort, then move again`);
+    if (state.errors > 0) {
+      throw new TenantMoveError(
+        `the subscription reported ${state.errors} errors (the target's PostgreSQL log says which): --abort, or fix the cause and --resume`,
+      );
+    }
+    if (state.pending === 0 && state.tables > 0) return;
+    total ??= await countTenantRows(source, plans, tenantId);
+    const done = state.tables === 0 ? 0 : Math.round((total * (state.tables - state.pending)) / state.tables);
+    options.onProgress?.({ phase: "copy", table: "", done, total });
+    if (Date.now() > deadline)
+      throw new TenantMoveError(`the initial copy did not finish in time: --resume waits again`);
+    await sleep(200);
+  }
 }

@@ -123,42 +123,45 @@ export async function verifyRows(
   tenantId: string,
   names: { from: string; to: string },
 ): Promise<TableReport[]> {
-  const reports: TableReport[] = [];
-  for (const plan of plans) {
-    const [expected, actual] = await Promise.all([rowsHash(source, plan, tenantId), rowsHash(target, plan, tenantId)]);
+  // Every table at once (as many at a time as the connections allow): the cutover waits for the slowest.
+  const hashes = await Promise.all(
+    plans.map((plan) => Promise.all([rowsHash(source, plan, tenantId), rowsHash(target, plan, tenantId)])),
+  );
+  return plans.map((plan, i) => {
+    const [expected, actual] = hashes[i]!;
     if (expected.rows !== actual.rows || expected.checksum !== actual.checksum) {
       throw new TenantMoveError(
         `${plan.name} differs: ${expected.rows} rows (${expected.checksum}) on '${names.from}', ` +
           `${actual.rows} rows (${actual.checksum}) on '${names.to}'`,
       );
     }
-    reports.push({ table: plan.name, rows: actual.rows, checksum: actual.checksum });
-  }
-  return reports;
+    return { table: plan.name, rows: actual.rows, checksum: actual.checksum };
+  });
 }
 
 /**
  * After the switch: the source's rows of the tenant leave its live tables for the retained copy (caches
- * are dropped, not kept), in one transaction. Replication must be stopped first, or these deletes would
- * travel to the target.
+ * are dropped, not kept), children first, one transaction per table. Not one for all: deleting a
+ * permissions row takes the permission model lock (drizzle/0011) to the end of its transaction, and
+ * holding it while a large table's rows move would refuse every tenant's permission changes on the
+ * source (lock_timeout, 503) for that long. A crash between tables leaves the rest for `--resume`,
+ * which runs this again. Replication must be stopped first, or these deletes would travel to the target.
  */
 export async function retainSourceRows(source: postgres.Sql, plans: TablePlan[], tenantId: string): Promise<number> {
   let retained = 0;
-  await source.begin(async (tx) => {
-    for (const plan of [...plans].reverse()) {
-      if (plan.derived) {
-        await tx.unsafe(`delete from ${plan.sql} t where ${plan.filter}`, [tenantId]);
-        continue;
-      }
-      const moved = await tx.unsafe(
-        `with gone as (delete from ${plan.sql} t where ${plan.filter} returning t.*)
-         insert into platform.tenant_move_retained (tenant_id, table_name, row)
-         select $1, $2, to_jsonb(gone) from gone`,
-        [tenantId, plan.name],
-      );
-      retained += moved.count;
+  for (const plan of [...plans].reverse()) {
+    if (plan.derived) {
+      await source.unsafe(`delete from ${plan.sql} t where ${plan.filter}`, [tenantId]);
+      continue;
     }
-  });
+    const moved = await source.unsafe(
+      `with gone as (delete from ${plan.sql} t where ${plan.filter} returning t.*)
+       insert into platform.tenant_move_retained (tenant_id, table_name, row)
+       select $1, $2, to_jsonb(gone) from gone`,
+      [tenantId, plan.name],
+    );
+    retained += moved.count;
+  }
   return retained;
 }
 

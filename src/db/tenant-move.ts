@@ -48,16 +48,15 @@ import {
   setSubscriptionEnabled,
   startReplication,
   stopReplication,
-  syncState,
   waitForLsn,
+  waitForSync,
 } from "./tenant-move-online.js";
-import { checksum, planTables, platformRowMaps, TenantMoveError, type TablePlan } from "./tenant-move-plan.js";
+import { checksum, planTables, platformRowMaps, TenantMoveError } from "./tenant-move-plan.js";
 import { copyOffline, verifyOffline } from "./tenant-move-offline.js";
 import {
   advanceSequences,
   clearTenantRows,
   copyControlPlaneRows,
-  countTenantRows,
   copyMissingReferences,
   retainSourceRows,
   retainWhere,
@@ -68,7 +67,6 @@ import {
 export { TenantMoveError, type TableReport, type MovePhase, type TenantMoveProgress };
 
 const DEFAULT_BATCH = 500;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface MoveTenantOptions {
   topology: Topology;
@@ -112,6 +110,8 @@ export interface MoveTenantResult {
   /** How long the tenant's writes were refused (from this run's start of the cutover to the flip). */
   cutoverMs?: number;
   tables: TableReport[];
+  /** Milliseconds this run spent in each step (`slot`, `initial copy`, `verify`, ...), in order. */
+  timings: Record<string, number>;
 }
 
 /**
@@ -134,6 +134,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
     throw new TenantMoveError("the batch size must be a positive whole number", "usage");
   const step = (line: string) => options.onStep?.(line);
 
+  const began = performance.now();
   const context = await openMove(topology, catalog, tenantId);
   try {
     const { record, placement, main } = context;
@@ -168,7 +169,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
       if (from === to) {
         return {
           ...{ tenantId, from, to, mode: options.offline ? "offline" : "online", alreadyThere: true, resumed: false },
-          ...{ rowsCopied: 0, rowsRetained: 0, staleRowsCleared: 0, tables: [] },
+          ...{ rowsCopied: 0, rowsRetained: 0, staleRowsCleared: 0, tables: [], timings: {} },
         };
       }
       if (record?.phase === "done" && record.source !== to) {
@@ -208,8 +209,20 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
 
     const result: MoveTenantResult = {
       ...{ tenantId, from, to, mode, alreadyThere: false, resumed: !!unfinished },
-      ...{ rowsCopied: 0, rowsRetained: 0, staleRowsCleared: 0, tables: [] },
+      ...{ rowsCopied: 0, rowsRetained: 0, staleRowsCleared: 0, tables: [], timings: {} },
     };
+    result.timings.plan = Math.round(performance.now() - began);
+    /** Runs one step of the move and adds its duration to the result's timings (shown in the step lines). */
+    const timed = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
+      const started = performance.now();
+      try {
+        return await work();
+      } finally {
+        result.timings[name] = (result.timings[name] ?? 0) + Math.round(performance.now() - started);
+      }
+    };
+    const took = (...names: string[]) =>
+      names.map((name) => `${name} ${((result.timings[name] ?? 0) / 1000).toFixed(2)} s`).join(", ");
     let cutoverStarted = 0;
     const next = async (phase: MovePhase, extra?: { cutoverMs?: number }) => {
       await setPhase(context, phase, extra);
@@ -229,19 +242,40 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
     while (phase !== "done") {
       if (phase === "preparing") {
         // A crashed attempt may have left replication running: stopped before its rows are cleared.
-        if (mode === "online") await stopReplication(source, target, tenantId);
-        result.staleRowsCleared = await clearTenantRows(target, plans, tenantId);
-        step(`preparing: removed ${result.staleRowsCleared} non-authoritative rows of the tenant on '${to}'`);
+        result.staleRowsCleared = await timed("clear target", async () => {
+          if (mode === "online") await stopReplication(source, target, tenantId);
+          return clearTenantRows(target, plans, tenantId);
+        });
+        step(
+          `preparing: removed ${result.staleRowsCleared} non-authoritative rows of the tenant on '${to}' (${took("clear target")})`,
+        );
         if (to !== "main") {
-          // The tenant's organization first: every tenant row's foreign key points at it.
-          await copyControlPlaneRows(main, target, catalog.tenantsTable!, [tenantId]);
-          await copyMissingReferences(main, source, target, copied, tenantId);
+          await timed("references", async () => {
+            // The tenant's organization first: every tenant row's foreign key points at it.
+            await copyControlPlaneRows(main, target, catalog.tenantsTable!, [tenantId]);
+            await copyMissingReferences(main, source, target, copied, tenantId);
+          });
         }
         if (mode === "online") {
-          await ensureReplicaIdentity(source, copied);
-          await ensureReplicaIdentity(target, copied);
-          await startReplication({ source, target, sourceUrl: topology.databases[from]!.url, tenantId, plans: copied });
-          step(`preparing: publication, slot and subscription created; the tenant stays writable`);
+          await timed("replica identity", async () => {
+            await ensureReplicaIdentity(source, copied);
+            await ensureReplicaIdentity(target, copied);
+          });
+          let rowsSoFar = 0;
+          await startReplication(
+            {
+              ...{ source, target, sourceUrl: topology.databases[from]!.url, targetUrl: topology.databases[to]!.url },
+              ...{ tenantId, plans: copied, copyTimeoutMs: options.syncTimeoutMs ?? 3_600_000 },
+              onTable: (table, rows) => {
+                rowsSoFar += rows;
+                options.onProgress?.({ phase: "copy", table, done: rowsSoFar, total: rowsSoFar });
+              },
+            },
+            timed,
+          );
+          step(
+            `preparing: publication, slot${result.timings["initial copy"] === undefined ? "" : `, the initial copy (${rowsSoFar} rows)`} and subscription created; the tenant stays writable (${took("references", "replica identity", "publication", "slot", ...(result.timings["initial copy"] === undefined ? [] : ["initial copy"]), "subscription")})`,
+          );
           phase = await next("syncing");
         } else {
           phase = await toMoving("copying");
@@ -249,9 +283,22 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
           step(`preparing: the tenant's writes are refused until the copy is verified (offline)`);
         }
       } else if (phase === "syncing") {
-        await waitForSync(context, source, target, copied, options);
-        await waitForLsn(source, tenantId, await currentLsn(source), options.syncTimeoutMs ?? 3_600_000);
-        step(`syncing: initial copy done and caught up; cutover (the tenant's writes are refused from now)`);
+        await timed("table sync", () =>
+          waitForSync({
+            source,
+            target,
+            plans: copied,
+            tenantId,
+            timeoutMs: options.syncTimeoutMs ?? 3_600_000,
+            onProgress: options.onProgress,
+          }),
+        );
+        await timed("catch-up", async () =>
+          waitForLsn(source, tenantId, await currentLsn(source), options.syncTimeoutMs ?? 3_600_000),
+        );
+        step(
+          `syncing: initial copy done and caught up (${took("table sync", "catch-up")}); cutover (the tenant's writes are refused from now)`,
+        );
         phase = await toMoving("cutover");
       } else if (phase === "copying") {
         result.rowsCopied = await copyOffline(context, { source, target, plans: copied, maps, to, batchSize }, options);
@@ -260,23 +307,28 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
         cutoverStarted ||= Date.now();
         let verifying = false;
         try {
-          await waitForWritesInFlight(context);
+          await timed("writes in flight", () => waitForWritesInFlight(context));
           if (mode === "online") {
-            // Enabled again first: a crash may have left it stopped, and a stopped subscription never catches up.
-            await setSubscriptionEnabled(target, tenantId, true);
-            await waitForLsn(source, tenantId, await currentLsn(source), options.cutoverTimeoutMs ?? 30_000);
-            await setSubscriptionEnabled(target, tenantId, false);
+            await timed("final catch-up", async () => {
+              // Enabled again first: a crash may have left it stopped, and a stopped subscription never catches up.
+              await setSubscriptionEnabled(target, tenantId, true);
+              await waitForLsn(source, tenantId, await currentLsn(source), options.cutoverTimeoutMs ?? 30_000);
+              await setSubscriptionEnabled(target, tenantId, false);
+            });
           }
-          if (to !== "main") await copyMissingReferences(main, source, target, copied, tenantId);
-          await advanceSequences(target, copied);
-          for (const plan of plans.filter((p) => p.derived))
-            await target.unsafe(`delete from ${plan.sql} t where ${plan.filter}`, [tenantId]);
+          await timed("references and sequences", async () => {
+            if (to !== "main") await copyMissingReferences(main, source, target, copied, tenantId);
+            await advanceSequences(target, copied);
+            for (const plan of plans.filter((p) => p.derived))
+              await target.unsafe(`delete from ${plan.sql} t where ${plan.filter}`, [tenantId]);
+          });
           options.onProgress?.({ phase: "verify", table: "", done: 0, total: copied.length });
           verifying = true;
-          result.tables =
+          result.tables = await timed("verify", () =>
             mode === "online"
-              ? await verifyRows(source, target, copied, tenantId, { from, to })
-              : await verifyOffline(source, target, copied, maps, tenantId, { from, to });
+              ? verifyRows(source, target, copied, tenantId, { from, to })
+              : verifyOffline(source, target, copied, maps, tenantId, { from, to }),
+          );
         } catch (error) {
           // Online, any failure before the flip gives the tenant its writes back; offline, a failed verification.
           if (mode === "offline" && !verifying) throw error;
@@ -296,13 +348,14 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
         });
         result.cutoverMs = cutoverMs;
         step(
-          `cutover: verified ${result.tables.length} tables; the tenant lives on '${to}' (writes refused for ${cutoverMs} ms)`,
+          `cutover: verified ${result.tables.length} tables; the tenant lives on '${to}' (writes refused for ${cutoverMs} ms: ${took("writes in flight", ...(mode === "online" ? ["final catch-up"] : []), "references and sequences", "verify")})`,
         );
         await options.afterStep?.("switched");
         phase = "switched";
       } else if (phase === "switched") {
-        if (mode === "online") await stopReplication(source, target, tenantId);
+        if (mode === "online") await timed("stop replication", () => stopReplication(source, target, tenantId));
         // Tables the move does not replicate whose module moves them itself (the audit trail).
+        const hooksStarted = performance.now();
         for (const module of catalog.modules) {
           if (!module.onTenantSwitched) continue;
           const [sourceDb, targetDb] = [drizzle(source) as unknown as Database, drizzle(target) as unknown as Database];
@@ -315,8 +368,11 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
             },
           });
         }
-        result.rowsRetained += await retainSourceRows(source, plans, tenantId);
-        step(`switched: replication stopped; ${result.rowsRetained} source rows kept on '${from}' until --finalize`);
+        result.timings["module hooks"] = Math.round(performance.now() - hooksStarted);
+        result.rowsRetained += await timed("retain source rows", () => retainSourceRows(source, plans, tenantId));
+        step(
+          `switched: replication stopped; ${result.rowsRetained} source rows kept on '${from}' until --finalize (${took("stop replication", "module hooks", "retain source rows")})`,
+        );
         phase = await next("done");
       } else {
         throw new TenantMoveError(`the move is in phase '${phase}', which --resume cannot continue`);
@@ -329,34 +385,6 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
     return result;
   } finally {
     await context.close();
-  }
-}
-
-/** Waits for the initial copy of every table, reporting rows as tables finish; fails on a worker error. */
-async function waitForSync(
-  context: MoveContext,
-  source: import("postgres").Sql,
-  target: import("postgres").Sql,
-  plans: TablePlan[],
-  options: MoveTenantOptions,
-) {
-  const total = await countTenantRows(source, plans, context.tenantId);
-  const deadline = Date.now() + (options.syncTimeoutMs ?? 3_600_000);
-  for (;;) {
-    const state = await syncState(target, context.tenantId);
-    if (!state)
-      throw new TenantMoveError(`the subscription of this move is gone from the target: --abort, then move again`);
-    if (state.errors > 0) {
-      throw new TenantMoveError(
-        `the subscription reported ${state.errors} errors (the target's PostgreSQL log says which): --abort, or fix the cause and --resume`,
-      );
-    }
-    const done = state.tables === 0 ? 0 : Math.round((total * (state.tables - state.pending)) / state.tables);
-    options.onProgress?.({ phase: "copy", table: "", done, total });
-    if (state.pending === 0 && state.tables > 0) return;
-    if (Date.now() > deadline)
-      throw new TenantMoveError(`the initial copy did not finish in time: --resume waits again`);
-    await sleep(200);
   }
 }
 
