@@ -10,7 +10,7 @@ import { coreCatalog } from "../../core-modules.js";
 import { randomUUID } from "node:crypto";
 import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cheapHashingTestSdkOptions, useTwoDatabases } from "../../../test/support.js";
+import { cheapHashingTestSdkOptions, outboxSettled, useTwoDatabases } from "../../../test/support.js";
 import { createCoreRouter } from "../../core-modules.js";
 import { drizzle } from "drizzle-orm/postgres-js";
 import type { TenantSwitch } from "../../db/module.js";
@@ -172,7 +172,7 @@ describe("audit across databases", () => {
     );
 
     // Events recorded under the platform scope (a unit on main) reach tenant_db through main's outbox.
-    await sdk.outbox.drainOnce();
+    await outboxSettled(sdk);
     expect(await targetsIn(ownerB, marker)).toEqual([
       `${moved}:bare`,
       `${moved}:batch-moved`,

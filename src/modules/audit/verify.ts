@@ -67,6 +67,7 @@ export type DatabaseVerifyResult =
  * in chunks keeps them small).
  */
 const VERIFY_TIMEOUT_MS = 15 * 60_000;
+const NO_TENANT = "00000000-0000-0000-0000-000000000000";
 
 /**
  * Checks every seal chain and every sealed row of every database of the topology, and names the
@@ -236,12 +237,9 @@ export async function verifyDatabase(db: Database, options: { tenantId?: string 
   // biome-ignore lint/complexity/useMathMinMax: bigints (Math.min takes numbers)
   const lowest = [...chains.values()].reduce((min, c) => (c.toTxid < min ? c.toTxid : min), frontier);
   if (frontier > 0n) {
-    const [intruder] = await db.execute<{ id: string; tenant_id: string | null }>(sql`
-      with last as (select distinct on (tenant_id) tenant_id, to_txid from audit.audit_seals order by tenant_id, id desc)
-      select l.id::text as id, l.tenant_id from audit.audit_logs l
-      where ${options.tenantId === undefined ? sql`true` : sql`l.tenant_id = ${options.tenantId}::uuid`} and l.txid >= ${String(lowest)}::bigint and l.txid < ${String(frontier)}::bigint
-        and l.txid >= coalesce((select last.to_txid from last where last.tenant_id is not distinct from l.tenant_id), 0)
-      order by l.id limit 1`);
+    const [intruder] = await db.execute<{ id: string; tenant_id: string | null }>(
+      intruderStatement(lowest, frontier, options.tenantId),
+    );
     if (intruder) {
       return {
         ok: false,
@@ -258,4 +256,24 @@ export async function verifyDatabase(db: Database, options: { tenantId?: string 
     select count(*)::int as n from audit.audit_logs where ${only} and txid >= ${String(frontier)}::bigint`);
   const heads = Object.fromEntries([...chains].map(([tenant, c]) => [tenant ?? "platform", c.hash]));
   return { ok: true, rows, seals, unsealedRows: unsealed!.n, retiredRows, heads, anchors };
+}
+
+/**
+ * The first row, in id order, of a tenant's txid range between its last seal and the frontier
+ * (`lowest`: the lowest last seal of any tenant). A join the planner can hash (platform rows, tenant
+ * null, keyed by the nil uuid), planned apart from the LIMIT (materialized): under it the planner
+ * bets on an early match and looks up every row's tenant one by one — where, as normally, none
+ * matches, that read every row of the range times every tenant, and passed the statement timeout
+ * at 1M rows (verify-plan.test.ts).
+ */
+export function intruderStatement(lowest: bigint, frontier: bigint, tenantId?: string) {
+  return sql`
+    with last as (select distinct on (tenant_id) tenant_id, to_txid from audit.audit_seals order by tenant_id, id desc),
+    intruders as materialized (
+      select l.id, l.tenant_id from audit.audit_logs l
+      left join last on coalesce(last.tenant_id, ${NO_TENANT}::uuid) = coalesce(l.tenant_id, ${NO_TENANT}::uuid)
+      where ${tenantId === undefined ? sql`true` : sql`l.tenant_id = ${tenantId}::uuid`}
+        and l.txid >= ${String(lowest)}::bigint and l.txid < ${String(frontier)}::bigint
+        and l.txid >= coalesce(last.to_txid, 0))
+    select id::text as id, tenant_id from intruders order by id limit 1`;
 }
