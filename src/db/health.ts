@@ -120,13 +120,18 @@ export function createDatabaseHealth(options: DatabaseHealthOptions): DatabaseHe
     probing = new Promise<void>((done) => {
       let settled = false;
       const timer = setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        // A frozen server keeps the connection half-open: end the client, the next probe starts afresh.
-        if (client === current) client = undefined;
-        current.end().catch(() => undefined);
-        set("down", "no_answer");
-        done();
+        // Timers run before I/O in each turn of the event loop: when this process was too busy to
+        // turn (a CPU-bound copy, a long synchronous step), the answer may be waiting unread on the
+        // socket. Its callbacks run before setImmediate's, so the verdict waits for them.
+        setImmediate(() => {
+          if (settled) return;
+          settled = true;
+          // A frozen server keeps the connection half-open: end the client, the next probe starts afresh.
+          if (client === current) client = undefined;
+          current.end().catch(() => undefined);
+          set("down", "no_answer");
+          done();
+        });
       }, settings.probeTimeoutMs);
       current.ping().then(
         () => {
