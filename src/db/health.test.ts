@@ -1,21 +1,51 @@
 /**
- * The health probe against a real PostgreSQL: a database that never answers is called down after
- * the probe's timeout, but a process too busy to read the answer in time (its event loop blocked
- * past the timeout while the answer sat on the socket) does not call a healthy database down.
+ * The health probe: a database that never answers is called down after the probe's timeout and up
+ * when it answers again (a real PostgreSQL); a process too busy to read an answer in time — its event
+ * loop blocked past the timeout while the answer sat on the socket — does not call the database down.
+ * That answer comes from a responder in a process of its own (a one-line echo server), so it is on the
+ * socket within a millisecond whatever the suite's database is doing meanwhile.
  */
+import { type ChildProcess, spawn } from "node:child_process";
+import { connect } from "node:net";
 import postgres from "postgres";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { createDatabaseHealth } from "./health.js";
 
 let sql: postgres.Sql;
+let echo: ChildProcess;
+let echoPort: number;
 
 beforeAll(async () => {
   sql = postgres(inject("svTestDatabase").url, { max: 1, onnotice: () => {} });
-  await sql`select 1`; // connected: a probe is one round trip
+  await sql`select 1`;
+  echo = spawn(
+    process.execPath,
+    [
+      "-e",
+      "const s = require('node:net').createServer((c) => c.pipe(c)); s.listen(0, '127.0.0.1', () => console.log(s.address().port));",
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  echoPort = await new Promise<number>((resolve) => echo.stdout!.once("data", (d: Buffer) => resolve(Number(d))));
 });
 afterAll(async () => {
+  echo?.kill();
   await sql?.end({ timeout: 5 });
 });
+
+/** A probe client on one connection to the echo server: a ping is one round trip. */
+async function echoClient() {
+  const socket = connect(echoPort, "127.0.0.1");
+  await new Promise((resolve) => socket.once("connect", resolve));
+  return {
+    ping: () =>
+      new Promise((resolve) => {
+        socket.once("data", resolve);
+        socket.write("ping");
+      }),
+    end: async () => void socket.destroy(),
+  };
+}
 
 /** Blocks this process's event loop for `ms`, as a CPU-bound step would. */
 function busy(ms: number) {
@@ -25,10 +55,11 @@ function busy(ms: number) {
 
 it("keeps a database up whose answer arrived while this process was too busy to read it", async () => {
   const changes: string[] = [];
+  const client = await echoClient();
   const health = createDatabaseHealth({
     name: "main",
     probeTimeoutMs: 200,
-    probeClient: () => ({ ping: () => sql`select 1`, end: async () => undefined }),
+    probeClient: () => client,
     onChange: (state) => changes.push(state),
   });
   try {
@@ -39,6 +70,7 @@ it("keeps a database up whose answer arrived while this process was too busy to 
     expect(changes).toEqual([]);
   } finally {
     await health.stop();
+    await client.end();
   }
 });
 
