@@ -21,9 +21,10 @@ export async function withRollback<T>(sdk: Pick<Sdk, "transaction">, fn: () => P
   let result: T | undefined;
   try {
     // Cross-database effects (audit on a database of its own) are applied in the unit, not after
-    // a commit that never comes: the test reads back every row its work writes.
-    await inUnitThatNeverCommits(() =>
-      sdk.transaction(async () => {
+    // a commit that never comes: the test reads back every row its work writes. Only inside the
+    // unit: what runs after its rollback (onRollback work) commits, so it goes through the outbox.
+    await sdk.transaction(() =>
+      inUnitThatNeverCommits(async () => {
         result = await fn();
         throw new RollbackSignal();
       }),
