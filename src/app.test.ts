@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import { json, signedInUser, tenantOf, useTestSdk } from "../test/support.js";
 import { createApp } from "./app.js";
 import { freePort } from "./db/embedded.js";
-import { shippedMigrationCount } from "./db/migrate.js";
+import { shippedMigrationCount } from "./db/migration-count.js";
 import { createRoutes } from "./http/routes.js";
 import { createSdk } from "./index.js";
 import { createJsonLogger } from "./logger.js";

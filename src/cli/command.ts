@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { loadConfig, type Config } from "../config.js";
 import { resolveDatabase } from "../db/connect.js";
-import { appliedMigrationCount, shippedMigrationCount } from "../db/migrate.js";
+import { appliedMigrationCount, shippedMigrationCount } from "../db/migration-count.js";
 import type { Topology } from "../db/topology.js";
 import { createSdk, type Sdk } from "../sdk.js";
 import { createLogger, prettyOutput } from "../logger.js";

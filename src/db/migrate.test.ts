@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import postgres from "postgres";
 import { describe, expect, inject, it } from "vitest";
 import { createIsolatedDatabase } from "../testing/database.js";
-import { migrateDatabase, shippedMigrationCount, appliedMigrationCount } from "./migrate.js";
+import { migrateDatabase } from "./migrate.js";
+import { appliedMigrationCount, shippedMigrationCount } from "./migration-count.js";
 
 /** An empty database (not cloned from the migrated template) on the test server; dropped by `drop`. */
 async function emptyDatabase() {

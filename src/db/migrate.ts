@@ -11,17 +11,13 @@
  * checks that it cannot become anything more than sv_app.
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { sql as drizzleSql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { RUNTIME_ROLE } from "./router.js";
 import type { Topology } from "./topology.js";
-import type { Database } from "./unit-of-work.js";
+import { appliedMigrationCount, journalLength, MIGRATIONS_FOLDER, shippedMigrationCount } from "./migration-count.js";
 
-export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));
 /** Arbitrary but fixed: every sv-sdk process migrating one database takes the same lock. */
 const MIGRATION_LOCK_KEY = 7_246_155_347;
 
@@ -66,56 +62,6 @@ export const APP_MIGRATIONS_TABLE = "__app_migrations";
 
 const ledgerOf = (extra: AppMigrations) =>
   extra.module ? `__module_${extra.module}_migrations` : APP_MIGRATIONS_TABLE;
-
-function journalLength(folder: string): number {
-  let text: string;
-  try {
-    text = readFileSync(`${folder}/meta/_journal.json`, "utf8");
-  } catch {
-    throw new Error(
-      `no drizzle migrations in ${folder}: expected ${folder}/meta/_journal.json (run drizzle-kit generate)`,
-    );
-  }
-  return (JSON.parse(text) as { entries: unknown[] }).entries.length;
-}
-
-/** Number of migrations shipped in `drizzle/meta/_journal.json`. */
-export function shippedMigrationCount(): number {
-  const journal = JSON.parse(readFileSync(`${MIGRATIONS_FOLDER}/meta/_journal.json`, "utf8")) as { entries: unknown[] };
-  return journal.entries.length;
-}
-
-/**
- * Whether a database has every migration sv-sdk ships: a database that has not must not receive a
- * tenant (its tables, policies or grants may be missing).
- */
-export async function isMigrated(sql: postgres.Sql): Promise<boolean> {
-  return (await appliedMigrationCount(sql)) >= shippedMigrationCount();
-}
-
-/**
- * `appliedMigrationCount` of sv-sdk's own ledger through a router handle: the unit of work's
- * transaction on that database when it holds one (never a second connection of the same pool).
- */
-export async function appliedMigrationCountOn(db: Database): Promise<number> {
-  const [table] = await db.execute<{ exists: boolean }>(
-    drizzleSql`select to_regclass('drizzle.__drizzle_migrations') is not null as exists`,
-  );
-  if (!table?.exists) return 0;
-  const [row] = await db.execute<{ count: number }>(
-    drizzleSql`select count(*)::int as count from drizzle.__drizzle_migrations`,
-  );
-  return row?.count ?? 0;
-}
-
-/** Number of migrations recorded as applied in a database (0 before the first run). */
-export async function appliedMigrationCount(sql: postgres.Sql, ledger = "__drizzle_migrations"): Promise<number> {
-  const [table] = await sql<{ exists: boolean }[]>`
-    select to_regclass(${`drizzle.${ledger}`}) is not null as exists`;
-  if (!table?.exists) return 0;
-  const [row] = await sql<{ count: number }[]>`select count(*)::int as count from ${sql("drizzle")}.${sql(ledger)}`;
-  return row?.count ?? 0;
-}
 
 export interface MigrateOptions {
   /**

@@ -18,7 +18,7 @@ import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { createGzip } from "node:zlib";
 import postgres from "postgres";
-import { appliedMigrationCount, shippedMigrationCount } from "./migrate.js";
+import { appliedMigrationCount, shippedMigrationCount } from "./migration-count.js";
 import type { ModuleCatalog } from "./module.js";
 import { listTenants, type TenantListing } from "./tenant-list.js";
 import { planTables, qualified, ident } from "./tenant-move-plan.js";

@@ -5,7 +5,7 @@
  * move record from the control plane.
  */
 import postgres from "postgres";
-import { appliedMigrationCount, shippedMigrationCount } from "./migrate.js";
+import { appliedMigrationCount, shippedMigrationCount } from "./migration-count.js";
 import type { ModuleCatalog } from "./module.js";
 import { qualified, TenantMoveError } from "./tenant-move-plan.js";
 import type { Topology } from "./topology.js";

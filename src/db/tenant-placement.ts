@@ -12,7 +12,7 @@
  */
 import { sql } from "drizzle-orm";
 import { defineErrors } from "../errors.js";
-import { appliedMigrationCountOn, shippedMigrationCount } from "./migrate.js";
+import { appliedMigrationCountOn, shippedMigrationCount } from "./migration-count.js";
 import type { Router } from "./router.js";
 import { regionOf } from "./topology.js";
 import { declareCrossDatabaseUnit, notePlacement, type RequestContext } from "./unit-of-work.js";

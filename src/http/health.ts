@@ -13,7 +13,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Router } from "../db/router.js";
 import type { Logger } from "../logger.js";
-import { appliedMigrationCount, shippedMigrationCount } from "../db/migrate.js";
+import { appliedMigrationCount, shippedMigrationCount } from "../db/migration-count.js";
 import { createRoutes, errorResponses } from "./routes.js";
 import { AppError } from "../errors.js";
 import { Deadline } from "../db/deadline.js";
