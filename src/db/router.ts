@@ -4,13 +4,20 @@
  * transaction open in the ambient unit of work, or to the pool when none is. Modules on the same
  * database share one pool.
  */
-import { drizzle } from "drizzle-orm/postgres-js";
-import { sql as rawSql } from "drizzle-orm";
-import postgres from "postgres";
 import { transientError } from "../errors.js";
 import { Deadline, earliest } from "./deadline.js";
-import { createDatabaseHealth, type DatabaseHealth, type DatabaseHealthStatus } from "./health.js";
-import { createPoolGate, gatedClient, type PoolGate } from "./pool-gate.js";
+import { sql as rawSql } from "drizzle-orm";
+import type { DatabaseHealthStatus } from "./health.js";
+import { createPool, type Pool, type PoolOptions } from "./pools.js";
+import {
+  abandonJoined,
+  enterTenant,
+  held,
+  joinAtRoot,
+  settleJoined,
+  setTenant,
+  UNIT_ENDED,
+} from "./unit-transactions.js";
 import {
   ambientTransaction,
   placedInUnit,
@@ -18,7 +25,6 @@ import {
   currentContext,
   currentLevel,
   currentStore,
-  holdsTransaction,
   runInLevel,
   runPinned,
   type PublishedTransaction,
@@ -28,20 +34,10 @@ import {
   type Database,
 } from "./unit-of-work.js";
 import type { ModuleCatalog } from "./module.js";
-import { databaseOf, type DatabaseConfig, type Topology } from "./topology.js";
+import { databaseOf, type Topology } from "./topology.js";
 
-/** The role the runtime pool acts as: DML only, not the tables' owner, so row-level security applies. */
-export const RUNTIME_ROLE = "sv_app";
-
-export interface Pool {
-  name: string;
-  /** The pool's client, behind its gate (acquire timeout, no re-entry from a unit holding one of its connections). */
-  sql: postgres.Sql;
-  db: Database;
-  gate: PoolGate;
-  /** Whether the database answers (src/db/health.ts): work on one known down fails at once. */
-  health: DatabaseHealth;
-}
+export { RUNTIME_ROLE } from "./pools.js";
+export type { Pool } from "./pools.js";
 
 /**
  * How the outermost transactions of a unit of work run (a nested level is a savepoint of its
@@ -58,20 +54,9 @@ export interface TransactionOptions {
   timeoutMs?: number;
 }
 
-export interface RouterOptions {
-  /** Connect as the owner instead of `sv_app` (migrations and maintenance only). */
-  asOwner?: boolean;
-  /** Hook called with every query text (benchmarks and tests count queries with it). */
-  onQuery?: (database: string, query: string) => void;
-  /**
-   * A unit of work asking its own pool for a second connection: fail (default), or report and go on
-   * (then only the acquire timeout stands between the pool and a deadlock under load).
-   */
-  onPoolReentry?: "throw" | ((message: string) => void);
+export interface RouterOptions extends PoolOptions {
   /** Refuse, before committing, a unit of work that wrote to two databases (tests: see `assertOneDatabaseWritten`). */
   refuseCrossDatabaseWrites?: boolean;
-  /** Told when a database goes down or comes back (the SDK logs it). */
-  onHealthChange?: (database: string, state: DatabaseHealthStatus) => void;
 }
 
 export interface Router {
@@ -129,192 +114,6 @@ export interface Router {
    */
   withTenant<T>(tenantId: string | null, fn: () => Promise<T>, options?: TransactionOptions): Promise<T>;
   close(timeoutSeconds?: number): Promise<void>;
-}
-
-/**
- * The server-side deadlines, as startup parameters: every session starts with them, so every
- * transaction has them without a round trip of its own. (Behind PgBouncer in transaction mode,
- * startup parameters do not reach the server: there they must travel with each transaction's first
- * statement — see DESIGN, "Scale-out".)
- */
-function sessionDefaults(config: DatabaseConfig): Record<string, string> {
-  return {
-    application_name: "sv-sdk",
-    statement_timeout: String(config.pool.statementTimeoutMs),
-    lock_timeout: String(config.pool.lockTimeoutMs),
-    idle_in_transaction_session_timeout: String(config.pool.idleInTransactionTimeoutMs),
-  };
-}
-
-let warnedOwnerRuntime = false;
-
-function createPool(name: string, config: DatabaseConfig, options: RouterOptions): Pool {
-  const url = options.asOwner ? config.url : (config.appUrl ?? config.url);
-  const assumeRole = !options.asOwner && !config.appUrl;
-  if (assumeRole && !warnedOwnerRuntime) {
-    // Kept working for SDK users who give only the owner's URL, but it is not a wall: the session
-    // still belongs to the owner, and `SET ROLE NONE` from injected SQL takes its powers back.
-    warnedOwnerRuntime = true;
-    process.emitWarning(
-      `sv-sdk: database '${name}' has no runtime login (appUrl / databaseAppUrl / DATABASE_APP_URL): the pool logs in as the owner ` +
-        "and only assumes sv_app, which injected SQL can undo with SET ROLE. Give it a login for sv_app " +
-        "(migrating with that URL sets its password); entry points refuse to start without one in production.",
-      { code: "SV_SDK_OWNER_RUNTIME" },
-    );
-  }
-  const client = postgres(url, {
-    max: config.pool.max,
-    idle_timeout: config.pool.idleTimeoutSeconds,
-    connect_timeout: config.pool.connectTimeoutSeconds,
-    // postgres.js waits (0.5-1) x min(3^n / 100, 20) s before reconnecting a slot, n counting the
-    // pool's connection errors: after a restart a query waited out 10-20 s of it before trying. The
-    // delay stays short; a database that is really down fails fast anyway (connect refused).
-    backoff: (attempts: number) => Math.min(0.05 * 2 ** attempts, 0.5),
-    onnotice: () => {},
-    // A startup parameter is applied by the server as a setting: `role` makes every connection of
-    // the pool act as sv_app from its first query, with no extra round trip.
-    connection: assumeRole ? { role: RUNTIME_ROLE, ...sessionDefaults(config) } : sessionDefaults(config),
-    debug: options.onQuery ? (_connection, query) => options.onQuery!(name, query) : undefined,
-  });
-  const probeConnection = assumeRole
-    ? { role: RUNTIME_ROLE, ...sessionDefaults(config), application_name: "sv-sdk-health" }
-    : { ...sessionDefaults(config), application_name: "sv-sdk-health" };
-  const health = createDatabaseHealth({
-    name,
-    // A connection of its own: a pool that is merely full is not a database that is down.
-    probeClient: () => {
-      const probe = postgres(url, {
-        max: 1,
-        idle_timeout: 30,
-        connect_timeout: config.pool.connectTimeoutSeconds,
-        onnotice: () => {},
-        connection: probeConnection,
-      });
-      return { ping: () => probe`select 1`, end: () => probe.end({ timeout: 0 }) };
-    },
-    onChange: () => options.onHealthChange?.(name, health.status()),
-  });
-  const gateOptions = {
-    health,
-    name,
-    max: config.pool.max,
-    acquireTimeoutMs: config.pool.acquireTimeoutMs,
-    queryTimeoutMs: config.pool.queryTimeoutMs,
-    holdsConnection: () => holdsTransaction(name),
-    deadline: () => currentContext().deadline,
-    onReentry: options.onPoolReentry,
-  };
-  const gate = createPoolGate(gateOptions);
-  const sql = gatedClient(client, gate, gateOptions);
-  return { name, sql, db: drizzle(sql) as unknown as Database, gate, health };
-}
-
-async function setTenant(tx: Database, tenantId: string | null | undefined, readOnly = false): Promise<void> {
-  if (readOnly) {
-    await tx.execute(
-      rawSql`select set_config('sv.tenant_id', ${tenantId ?? ""}, true), set_config('transaction_read_only', 'on', true)`,
-    );
-  } else {
-    await tx.execute(rawSql`select set_config('sv.tenant_id', ${tenantId ?? ""}, true)`);
-  }
-}
-
-/**
- * Enters a tenant in the control-plane database (drizzle/0010): sets `sv.tenant_id`, holds the
- * tenant's write gate (a move waits for the units holding it), and answers where the tenant lives.
- */
-async function enterTenant(tx: Database, tenantId: string): Promise<{ database: string; state: string } | undefined> {
-  const rows = await tx.execute<{ database: string | null; state: string | null }>(
-    rawSql`select database, state from platform.enter_tenant(${tenantId})`,
-  );
-  const row = rows[0];
-  return row?.database ? { database: row.database, state: row.state ?? "active" } : undefined;
-}
-
-const ROLLBACK = Symbol("rollback");
-const UNIT_ENDED = new Error("sv-sdk: this unit of work has ended; its transaction can no longer be used");
-
-/** A transaction held open until `finish` says whether it commits. */
-interface HeldTransaction {
-  tx: Promise<Database>;
-  finish(commit: boolean): Promise<void>;
-}
-
-function holdTransaction(pool: Pool): HeldTransaction {
-  let decide!: (commit: boolean) => void;
-  const decision = new Promise<boolean>((resolve) => (decide = resolve));
-  let opened!: (tx: Database) => void;
-  let failed!: (error: unknown) => void;
-  const tx = new Promise<Database>((resolve, reject) => {
-    opened = resolve;
-    failed = reject;
-  });
-  const done = pool.db
-    .transaction(async (t) => {
-      opened(t as unknown as Database);
-      if (!(await decision)) throw ROLLBACK;
-    })
-    .then(
-      () => undefined,
-      (error: unknown) => {
-        if (error === ROLLBACK) return;
-        failed(error);
-        throw error;
-      },
-    );
-  done.catch(() => undefined); // observed through finish()
-  return {
-    tx,
-    async finish(commit) {
-      decide(commit);
-      await done;
-    },
-  };
-}
-
-const held = new WeakMap<UnitLevel, Map<string, HeldTransaction>>();
-
-function rootOf(level: UnitLevel): UnitLevel {
-  let root = level;
-  while (root.parent) root = root.parent;
-  return root;
-}
-
-/** The outermost level's transaction on `database`, opened on first use. */
-function joinAtRoot(level: UnitLevel, database: string, pool: (database: string) => Pool): Promise<Database> {
-  const root = rootOf(level);
-  let transactions = held.get(root);
-  if (!transactions) held.set(root, (transactions = new Map()));
-  let transaction = transactions.get(database);
-  if (!transaction) transactions.set(database, (transaction = holdTransaction(pool(database))));
-  return transaction.tx;
-}
-
-/**
- * Rolls back, without waiting, what nested levels opened at the outermost level when it failed
- * before settling them (its deadline passed while one of them was still opening).
- */
-function abandonJoined(root: UnitLevel): void {
-  const transactions = held.get(root);
-  if (!transactions) return;
-  held.delete(root);
-  for (const transaction of transactions.values()) transaction.finish(false).catch(() => undefined);
-}
-
-/** Commits (or rolls back) what nested levels opened at the outermost level; the first failure is thrown. */
-async function settleJoined(root: UnitLevel, commit: boolean): Promise<void> {
-  const transactions = held.get(root);
-  if (!transactions) return;
-  held.delete(root);
-  let failure: unknown;
-  for (const transaction of transactions.values()) {
-    try {
-      await transaction.finish(commit && failure === undefined);
-    } catch (error) {
-      failure ??= error;
-    }
-  }
-  if (failure !== undefined) throw failure;
 }
 
 /**
