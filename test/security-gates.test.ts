@@ -20,7 +20,7 @@ import {
   cheapHashingTestSdkOptions,
   type TestUser,
 } from "../src/testing.js";
-import { createIsolatedTopology, json, type IsolatedTopology } from "./support.js";
+import { createIsolatedTopology, json, outboxSettled, type IsolatedTopology } from "./support.js";
 
 let db: IsolatedTopology;
 let owner: postgres.Sql;
@@ -86,6 +86,8 @@ describe("membership is the gate", () => {
     );
     expect(left.status).toBe(200);
     expect(await assignmentsIn(leaver.user.id, tenant.id)).toEqual([]);
+    // With the tenant on a database of its own, events recorded in a unit on main travel through its outbox.
+    await outboxSettled(sdk);
     const events = await (await db.ownerSqlForTenant(sdk, tenant.id, "audit"))<
       { action: string; reason: string | null }[]
     >`
