@@ -30,3 +30,11 @@ export class ContextSlot<T> {
     return shared.getStore()?.[this.#key] as T | undefined;
   }
 }
+
+/**
+ * Runs `fn` outside every slot's store: background work started from inside a unit of work (a
+ * reload of what the router remembers) must not see, or wait on, that unit's transactions.
+ */
+export function outsideEveryContext<R>(fn: () => R): R {
+  return shared.run({}, fn);
+}

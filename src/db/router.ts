@@ -4,7 +4,8 @@
  * transaction open in the ambient unit of work, or to the pool when none is. Modules on the same
  * database share one pool.
  */
-import { transientError } from "../errors.js";
+import { CommonErrors, transientError } from "../errors.js";
+import { outsideEveryContext } from "./context-storage.js";
 import { Deadline, earliest } from "./deadline.js";
 import { sql as rawSql } from "drizzle-orm";
 import type { DatabaseHealthStatus } from "./health.js";
@@ -12,6 +13,7 @@ import { createPool, type Pool, type PoolOptions } from "./pools.js";
 import {
   abandonJoined,
   enterTenant,
+  type TenantEntry,
   held,
   joinAtRoot,
   settleJoined,
@@ -32,6 +34,7 @@ import {
   runWithContext,
   runWithTransaction,
   type Database,
+  wroteIn,
 } from "./unit-of-work.js";
 import type { ModuleCatalog } from "./module.js";
 import { databaseOf, type Topology } from "./topology.js";
@@ -167,30 +170,62 @@ function createPlacements(
   let known: Map<string, string> | undefined;
   let listening: Promise<(() => Promise<void>) | undefined> | undefined;
   let live = false;
+  // A load that started before a change was heard must not bring back what the change replaced.
+  let generation = 0;
+  let reloading: Promise<void> | undefined;
   const forget = () => {
+    generation++;
     known = undefined;
   };
   const load = async () => {
+    const loading = generation;
     const rows = await main().execute<{ tenant: string; database: string }>(
       rawSql`select tenant_id::text as tenant, database from platform.tenant_placements`,
     );
-    known = new Map(rows.map((r) => [r.tenant, r.database]));
+    const loaded = new Map(rows.map((r) => [r.tenant, r.database]));
+    if (loading === generation) known = loaded;
+    return loaded;
   };
-  return {
-    async of(tenantId: string): Promise<string | undefined> {
-      listening ??= listen(forget).then(
+  // Started outside the caller's unit of work: the listener's callbacks and the reload run later,
+  // on connections of their own, and must not see (or wait on) the transactions of the unit that
+  // happened to start them.
+  const startListening = () =>
+    (listening ??= outsideEveryContext(() =>
+      listen(forget).then(
         (unlisten) => ((live = unlisten !== undefined), unlisten),
         () => ((listening = undefined), undefined),
-      );
+      ),
+    ));
+  return {
+    async of(tenantId: string): Promise<string | undefined> {
+      startListening();
       if (live && known) return known.get(tenantId);
-      if (live) {
-        await load();
-        return known!.get(tenantId);
-      }
+      if (live) return (await load()).get(tenantId);
       const [row] = await main().execute<{ database: string }>(
         rawSql`select database from platform.tenant_placements where tenant_id = ${tenantId}::uuid`,
       );
       return row?.database;
+    },
+    /**
+     * Where the tenant lives by memory, without asking (`database` undefined: no placement, each
+     * schema's database), or undefined when memory has no answer yet: the listener is not up, or a
+     * change was heard and the placements are reloading (in the background; the caller asks main).
+     */
+    remembered(tenantId: string): { database: string | undefined } | undefined {
+      startListening();
+      if (!live) return undefined;
+      if (known) return { database: known.get(tenantId) };
+      reloading ??= outsideEveryContext(() => load()).then(
+        () => undefined,
+        () => undefined,
+      );
+      reloading.finally(() => (reloading = undefined));
+      return undefined;
+    },
+    forget,
+    /** A placement this instance just committed (a tenant created on a database of its own). */
+    learn(tenantId: string, database: string) {
+      known?.set(tenantId, database);
     },
     async stop() {
       const unlisten = await listening?.catch(() => undefined);
@@ -213,6 +248,10 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
   const tenantModules = new Set(
     catalog.modules.filter((m) => catalog.tenantSchemas.includes(m.schema)).map((m) => m.name),
   );
+  // No placement and a placement on main route a tenant's rows alike when every tenant module lives on main.
+  const tenantsHomeOnMain = [...tenantModules].every((m) => databaseOf(topology, schemaOf(m)) === "main");
+  const sameRoute = (a: string | undefined, b: string | undefined) =>
+    a === b || (tenantsHomeOnMain && (a ?? "main") === (b ?? "main"));
   const pools = new Map<string, Pool>();
   for (const [name, config] of Object.entries(topology.databases)) {
     pools.set(name, createPool(name, config, options));
@@ -297,12 +336,37 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
       const deadline = parent?.deadline ?? earliest(context.deadline, own)!;
       const level: UnitLevel = { parent, afterRollback: [], tenant, deadline };
       const inherited = parent?.tenant ?? null;
+      // Set when the outermost level entered its tenant optimistically (see `open`): the entry's
+      // answer, and where the unit went by memory, checked before anything commits.
+      let entry: { answer: Promise<TenantEntry | undefined>; expected: string | undefined } | undefined;
       const body = async () => {
-        const result = await fn();
+        let result: T;
+        try {
+          result = await fn();
+        } catch (error) {
+          // A statement queued behind a failed entry fails only because the transaction is aborted
+          // (25P02); the entry's own error (a lock timeout behind a move's cutover…) is the one to tell.
+          if (entry && (error as { code?: string })?.code === "25P02") await entry.answer;
+          throw error;
+        }
         if (level.failure !== undefined) throw level.failure;
+        if (entry) await confirmEntry(entry.answer, entry.expected);
         // Work that finished after the deadline is not committed: the caller has been told it failed.
         if (deadline.expired()) throw deadline.error();
         return result;
+      };
+      // Main's answer to an optimistic entry, before the unit commits anywhere: the tenant must live
+      // where the unit went (a memory gone stale is forgotten, and the caller retries: nothing
+      // commits), and a tenant found moving must not have been written where it lives.
+      const confirmEntry = async (answer: Promise<TenantEntry | undefined>, expected: string | undefined) => {
+        const placement = await answer;
+        if (!sameRoute(placement?.database, expected)) {
+          placements.forget();
+          throw CommonErrors.TENANT_MOVING();
+        }
+        const there = placement?.state === "moving" ? level.tenantDatabase : undefined;
+        const tx = there && there !== "main" ? ambientTransaction(there) : undefined;
+        if (tx && (await wroteIn(tx))) throw CommonErrors.TENANT_MOVING();
       };
       // Main (the control plane) first: entering the tenant there says where its rows live, and
       // that database joins the unit too. Workers pinned to a database open it as well.
@@ -348,15 +412,29 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
             try {
               const changes = outer ? tenant !== inherited : tenant !== null;
               if (database === "main" && changes && tenant !== null && tenant !== "*") {
-                const placement = await enterTenant(joined, tenant);
-                level.tenantDatabase = placement?.database;
-                moving = placement?.state === "moving";
-                if (placement && !pools.has(placement.database)) {
+                const remembered = parent ? undefined : placements.remembered(tenant);
+                if (remembered) {
+                  // Optimistic entry: the unit goes where memory says the tenant lives without
+                  // waiting for the entry's answer. postgres.js sends the unit's first statements
+                  // right behind it (one round trip instead of two), and the server runs them after
+                  // it: the tenant is set, its write gate held, and a tenant moving out of main
+                  // read-only before any of them. `body` checks the answer before anything commits.
+                  const answer = enterTenant(joined, tenant);
+                  answer.catch(() => undefined);
+                  entry = { answer, expected: remembered.database };
+                  level.tenantDatabase = remembered.database;
+                } else {
+                  const placement = await enterTenant(joined, tenant);
+                  level.tenantDatabase = placement?.database;
+                  moving = placement?.state === "moving";
+                }
+                const placed = level.tenantDatabase;
+                if (placed && !pools.has(placed)) {
                   throw new Error(
-                    `Tenant ${tenant} lives on database '${placement.database}', which this topology does not define`,
+                    `Tenant ${tenant} lives on database '${placed}', which this topology does not define`,
                   );
                 }
-                if (placement && !databases.includes(placement.database)) databases.push(placement.database);
+                if (placed && !databases.includes(placed)) databases.push(placed);
               } else if (changes) {
                 // A moving tenant's rows are read-only where they are until the move ends (drizzle/0010).
                 await setTenant(joined, tenant, moving && database === level.tenantDatabase);
@@ -373,7 +451,10 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
         return deadline.race(opening);
       };
       try {
-        return await runInLevel(level, () => open(0));
+        const result = await runInLevel(level, () => open(0));
+        // Other instances hear of tenants placed here by notification; this one knows at its commit.
+        if (!parent) for (const [tenantId, database] of level.placed ?? []) placements.learn(tenantId, database);
+        return result;
       } catch (error) {
         if (!parent) abandonJoined(level);
         // This level has rolled back; what must outlive it runs now, in the enclosing level.

@@ -196,6 +196,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
       await main.begin(async (tx) => {
         await tx`insert into platform.tenant_placements (tenant_id, database, state) values (${tenantId}, ${from}, 'active')
                  on conflict (tenant_id) do nothing`;
+        await tx`select pg_notify(${PLACEMENTS_CHANNEL}, ${tenantId})`;
         await tx`insert into platform.tenant_moves (tenant_id, source, target, phase, mode) values (${tenantId}, ${from}, ${to}, 'preparing', ${mode})
                  on conflict (tenant_id) do update set source = excluded.source, target = excluded.target, phase = 'preparing',
                    mode = excluded.mode, cursor = '{}', rows_copied = 0, cutover_ms = null, finalized_at = null,

@@ -13,7 +13,7 @@
 import { sql } from "drizzle-orm";
 import { defineErrors } from "../errors.js";
 import { appliedMigrationCountOn, shippedMigrationCount } from "./migration-count.js";
-import type { Router } from "./router.js";
+import { PLACEMENTS_CHANNEL, type Router } from "./router.js";
 import { regionOf } from "./topology.js";
 import { declareCrossDatabaseUnit, notePlacement, type RequestContext } from "./unit-of-work.js";
 
@@ -133,7 +133,10 @@ export function createTenantPlacements(router: Router): TenantPlacements {
       // role, the first audit event). The nested commit there comes first; main's, last, is what
       // makes the tenant exist: a failure between them leaves rows no placement points at.
       declareCrossDatabaseUnit("a tenant created on a database of its own");
-      await main().execute(sql`select platform.place_new_tenant(${tenantId}::uuid, ${placement.database})`);
+      // Running instances remember placements: they learn this one at this unit's commit.
+      await main().execute(
+        sql`select platform.place_new_tenant(${tenantId}::uuid, ${placement.database}), pg_notify(${PLACEMENTS_CHANNEL}, ${tenantId})`,
+      );
       notePlacement(tenantId, placement.database);
       const tenants = router.catalog.tenantsTable;
       if (!tenants) return;

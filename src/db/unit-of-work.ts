@@ -222,6 +222,12 @@ export class CrossDatabaseWriteError extends Error {
   override readonly name = "CrossDatabaseWriteError";
 }
 
+/** Whether the transaction has written (or locked) a row: PostgreSQL has given it an id. */
+export async function wroteIn(tx: Database): Promise<boolean> {
+  const [row] = await tx.execute<{ wrote: boolean }>(sql`select pg_current_xact_id_if_assigned() is not null as wrote`);
+  return row?.wrote === true;
+}
+
 /**
  * Refuses a unit of work that wrote to more than one of `transactions` (its open transactions, by
  * database), before anything commits. PostgreSQL gives a transaction an id at its first written or
@@ -232,12 +238,7 @@ export class CrossDatabaseWriteError extends Error {
 export async function assertOneDatabaseWritten(transactions: ReadonlyMap<string, Database>): Promise<void> {
   if (transactions.size < 2) return;
   const answers = await Promise.all(
-    [...transactions].map(async ([database, tx]) => {
-      const [row] = await tx.execute<{ wrote: boolean }>(
-        sql`select pg_current_xact_id_if_assigned() is not null as wrote`,
-      );
-      return row?.wrote ? [database] : [];
-    }),
+    [...transactions].map(async ([database, tx]) => ((await wroteIn(tx)) ? [database] : [])),
   );
   const written = answers.flat();
   if (written.length < 2) return;
