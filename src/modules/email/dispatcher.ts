@@ -44,10 +44,9 @@ import { batchKeyOf, changesOf, crashedOut, SINGLE, type ClaimedRow, type Outcom
 import { EMAIL_CHANNEL } from "./outbox.js";
 import { createWakeSignal } from "./wake-signal.js";
 import type { EmailTransport, OutgoingEmail, SendOptions, SendOutcome } from "./transport.js";
-import type { DispatcherOptions } from "./options.js";
+import { dispatcherSettings, type DispatcherOptions } from "./options.js";
 
 export type { ClaimedRow } from "./outcomes.js";
-
 export type { DispatcherOptions } from "./options.js";
 
 export interface Dispatcher {
@@ -70,10 +69,6 @@ interface Deps {
   from: string;
 }
 
-const DEFAULT_CONCURRENCY = 4;
-const DEFAULT_BATCHES_PER_CYCLE = 5;
-const DEFAULT_MAX_CONNECTIONS = 2;
-
 /** A cycle's error for the places that could not answer (their rows wait for the next cycle). */
 const unreachable = (missing: { database: string; reason: string }[]) =>
   new Error(`email dispatch could not reach ${missing.map((m) => `'${m.database}' (${m.reason})`).join(", ")}`);
@@ -81,18 +76,18 @@ const unreachable = (missing: { database: string; reason: string }[]) =>
 export function createDispatcher(deps: Deps, options: DispatcherOptions = {}): Dispatcher {
   const { context, audit, logger, transport } = deps;
   const id = options.id ?? `dispatcher-${randomUUID()}`;
-  const batchSize = Math.max(1, Math.min(options.batchSize ?? 100, transport.maxBatchSize));
-  const cycleSize = batchSize * Math.max(1, options.batchesPerCycle ?? DEFAULT_BATCHES_PER_CYCLE);
-  const leaseMs = options.leaseMs ?? 60_000;
-  // A request outliving its lease could race a reclaim: keep it well inside.
-  const requestTimeoutMs = Math.min(options.requestTimeoutMs ?? 30_000, Math.floor(leaseMs / 2));
-  // Deadline plus grace stays within the lease, so an abandoned row is still ours until it expires.
-  const abandonAfterMs = Math.min(requestTimeoutMs, 1_000);
-  const pollIntervalMs = options.pollIntervalMs ?? 5_000;
-  const backoffBaseMs = options.backoffBaseMs ?? 1_000;
-  const backoffMaxMs = options.backoffMaxMs ?? 3_600_000;
-  const concurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
-  const maxConnections = Math.max(1, options.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+  const {
+    batchSize,
+    cycleSize,
+    leaseMs,
+    requestTimeoutMs,
+    abandonAfterMs,
+    pollIntervalMs,
+    backoffBaseMs,
+    backoffMaxMs,
+    concurrency,
+    maxConnections,
+  } = dispatcherSettings(options, transport.maxBatchSize);
   // Inside a unit at one place, the module's (and audit's) handles are that place's.
   const db = () => context.db();
   /**

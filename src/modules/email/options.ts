@@ -95,3 +95,28 @@ export interface DispatcherOptions {
   /** Shows up in `claimed_by`; default a random id per dispatcher. */
   id?: string;
 }
+
+const DEFAULT_CONCURRENCY = 4;
+const DEFAULT_BATCHES_PER_CYCLE = 5;
+const DEFAULT_MAX_CONNECTIONS = 2;
+
+/** The dispatcher's options with their defaults and bounds applied. */
+export function dispatcherSettings(options: DispatcherOptions, maxBatchSize: number) {
+  const batchSize = Math.max(1, Math.min(options.batchSize ?? 100, maxBatchSize));
+  const leaseMs = options.leaseMs ?? 60_000;
+  // A request outliving its lease could race a reclaim: keep it well inside.
+  const requestTimeoutMs = Math.min(options.requestTimeoutMs ?? 30_000, Math.floor(leaseMs / 2));
+  return {
+    batchSize,
+    cycleSize: batchSize * Math.max(1, options.batchesPerCycle ?? DEFAULT_BATCHES_PER_CYCLE),
+    leaseMs,
+    requestTimeoutMs,
+    // Deadline plus grace stays within the lease, so an abandoned row is still ours until it expires.
+    abandonAfterMs: Math.min(requestTimeoutMs, 1_000),
+    pollIntervalMs: options.pollIntervalMs ?? 5_000,
+    backoffBaseMs: options.backoffBaseMs ?? 1_000,
+    backoffMaxMs: options.backoffMaxMs ?? 3_600_000,
+    concurrency: Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY),
+    maxConnections: Math.max(1, options.maxConnections ?? DEFAULT_MAX_CONNECTIONS),
+  };
+}
