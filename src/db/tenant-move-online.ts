@@ -188,10 +188,19 @@ export async function syncState(target: postgres.Sql, tenantId: string): Promise
  * Waits until the subscription has confirmed everything the source wrote up to `lsn` (its slot's
  * confirmed_flush_lsn: the subscriber applied and flushed it). Fails after `timeoutMs`.
  */
-export async function waitForLsn(source: postgres.Sql, tenantId: string, lsn: string, timeoutMs: number) {
+export async function waitForLsn(
+  source: postgres.Sql,
+  target: postgres.Sql,
+  tenantId: string,
+  lsn: string,
+  timeoutMs: number,
+) {
   const name = replicationName(tenantId);
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  for (let polls = 0; ; polls++) {
+    // The apply worker commits asynchronously and confirms what the target has flushed, which the WAL
+    // writer does every 200 ms. A synchronous commit on the target flushes the applied changes with it.
+    if (polls > 0) await target`select pg_current_xact_id()`;
     const [row] = await source<{ done: boolean | null }[]>`
       select confirmed_flush_lsn >= ${lsn}::pg_lsn as done from pg_replication_slots where slot_name = ${name}`;
     if (!row) throw new TenantMoveError(`the replication slot ${name} is gone from the source`);

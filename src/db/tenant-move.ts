@@ -295,7 +295,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
           }),
         );
         await timed("catch-up", async () =>
-          waitForLsn(source, tenantId, await currentLsn(source), options.syncTimeoutMs ?? 3_600_000),
+          waitForLsn(source, target, tenantId, await currentLsn(source), options.syncTimeoutMs ?? 3_600_000),
         );
         step(
           `syncing: initial copy done and caught up (${took("table sync", "catch-up")}); cutover (the tenant's writes are refused from now)`,
@@ -313,7 +313,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
             await timed("final catch-up", async () => {
               // Enabled again first: a crash may have left it stopped, and a stopped subscription never catches up.
               await setSubscriptionEnabled(target, tenantId, true);
-              await waitForLsn(source, tenantId, await currentLsn(source), options.cutoverTimeoutMs ?? 30_000);
+              await waitForLsn(source, target, tenantId, await currentLsn(source), options.cutoverTimeoutMs ?? 30_000);
               await setSubscriptionEnabled(target, tenantId, false);
             });
           }
