@@ -5,13 +5,13 @@
  * Retry-After, writing nothing. The holders then finish (201, row and audit row committed) and the
  * pool serves at once again, with no connection beyond its size.
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createTestTenant, createTestUser } from "../../src/testing.js";
-import { appConnections, database, ownerSql, POOL_MAX, startApp, type RunningApp } from "./harness/app.js";
-import { FAULT_WRITE_PATH, mountFaultRoutes, writtenPairs } from "./harness/fault-routes.js";
-import { describe as outcome, isRetryable503, jsonOf, send } from "./harness/http.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { appConnections, POOL_MAX, type RunningApp } from "./harness/app.js";
+import { faultRequests, startFaultApp } from "./harness/fault-app.js";
+import { writtenPairs } from "./harness/fault-routes.js";
+import { describe as outcome, isRetryable503, jsonOf } from "./harness/http.js";
 import { waitFor } from "./harness/load.js";
-import { Cleanup, startCluster } from "./harness/processes.js";
+import { Cleanup } from "./harness/processes.js";
 import type postgres from "postgres";
 
 /** The pool's acquire timeout (topology default). */
@@ -25,31 +25,11 @@ let owner: postgres.Sql;
 let tenantHeaders: Record<string, string>;
 
 beforeAll(async () => {
-  const { root, golden } = inject("faults");
-  const cluster = await startCluster(root, golden, "pool", cleanup);
-  owner = ownerSql(cluster.url, cleanup);
-  app = await startApp({ databases: { main: database(cluster.url) } }, cleanup, { mount: mountFaultRoutes });
-  const ada = await createTestUser(app.sdk);
-  ({ headers: tenantHeaders } = await createTestTenant(app.sdk, ada));
+  ({ app, owner, tenantHeaders } = await startFaultApp("pool", cleanup));
 });
 afterAll(() => cleanup.run());
 
-const write = (marker: string, sleeps: number[] = []) =>
-  send(`${app.url}${FAULT_WRITE_PATH}`, {
-    method: "POST",
-    headers: { origin: app.origin },
-    body: { marker, sleeps },
-    timeoutMs: 20_000,
-  });
-const readRoles = () =>
-  send(`${app.url}/api/v1/permissions/roles?limit=5`, { headers: tenantHeaders, timeoutMs: 20_000 });
-const createRole = (name: string) =>
-  send(`${app.url}/api/v1/permissions/roles`, {
-    method: "POST",
-    headers: tenantHeaders,
-    body: { name, permissions: ["docs:read"] },
-    timeoutMs: 20_000,
-  });
+const { write, readRoles, createRole } = faultRequests(() => ({ app, tenantHeaders }));
 
 describe("a pool of 5 held by 5 long requests", () => {
   it("makes request 6 wait at most the acquire timeout, then answers 503 with Retry-After; then serves again", async () => {

@@ -5,13 +5,13 @@
  * serves again by itself — alone, and with every connection of the pool killed under load.
  */
 import type postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createTestTenant, createTestUser } from "../../src/testing.js";
-import { appConnections, database, ownerSql, POOL_MAX, startApp, type RunningApp } from "./harness/app.js";
-import { FAULT_WRITE_PATH, mountFaultRoutes, writtenPairs } from "./harness/fault-routes.js";
-import { describe as outcome, isRetryable503, send, type Answer } from "./harness/http.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { appConnections, POOL_MAX, type RunningApp } from "./harness/app.js";
+import { faultRequests, startFaultApp } from "./harness/fault-app.js";
+import { writtenPairs } from "./harness/fault-routes.js";
+import { describe as outcome, isRetryable503, type Answer } from "./harness/http.js";
 import { percentile, runLoad, waitFor } from "./harness/load.js";
-import { Cleanup, startCluster } from "./harness/processes.js";
+import { Cleanup } from "./harness/processes.js";
 
 /** A request whose backend died must be answered within this (a 503, not a hang). */
 const FAIL_FAST_MS = 2_000;
@@ -22,24 +22,11 @@ let owner: postgres.Sql;
 let tenantHeaders: Record<string, string>;
 
 beforeAll(async () => {
-  const { root, golden } = inject("faults");
-  const cluster = await startCluster(root, golden, "terminate", cleanup);
-  owner = ownerSql(cluster.url, cleanup);
-  app = await startApp({ databases: { main: database(cluster.url) } }, cleanup, { mount: mountFaultRoutes });
-  const ada = await createTestUser(app.sdk);
-  ({ headers: tenantHeaders } = await createTestTenant(app.sdk, ada));
+  ({ app, owner, tenantHeaders } = await startFaultApp("terminate", cleanup));
 });
 afterAll(() => cleanup.run());
 
-const write = (marker: string, sleeps: number[] = []) =>
-  send(`${app.url}${FAULT_WRITE_PATH}`, {
-    method: "POST",
-    headers: { origin: app.origin },
-    body: { marker, sleeps },
-    timeoutMs: 20_000,
-  });
-const readRoles = () =>
-  send(`${app.url}/api/v1/permissions/roles?limit=5`, { headers: tenantHeaders, timeoutMs: 20_000 });
+const { write, readRoles } = faultRequests(() => ({ app, tenantHeaders }));
 
 /** The backends sleeping for the fault route under `markerPrefix`. */
 async function sleepingBackends(markerPrefix: string): Promise<number[]> {
