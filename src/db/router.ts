@@ -5,9 +5,7 @@
  * database share one pool.
  */
 import { CommonErrors, transientError } from "../errors.js";
-import { outsideEveryContext } from "./context-storage.js";
 import { Deadline, earliest } from "./deadline.js";
-import { sql as rawSql } from "drizzle-orm";
 import type { DatabaseHealthStatus } from "./health.js";
 import { createPool, type Pool, type PoolOptions } from "./pools.js";
 import {
@@ -37,6 +35,7 @@ import {
   wroteIn,
 } from "./unit-of-work.js";
 import type { ModuleCatalog } from "./module.js";
+import { createPlacements, PLACEMENTS_CHANNEL } from "./placements-memory.js";
 import { databaseOf, type Topology } from "./topology.js";
 
 export { RUNTIME_ROLE } from "./pools.js";
@@ -154,86 +153,6 @@ function checkPlacement(topology: Topology, catalog: ModuleCatalog): void {
       );
     }
   }
-}
-
-/** The channel a tenant move notifies when it flips a placement. */
-export const PLACEMENTS_CHANNEL = "sv_placements";
-
-/**
- * The placements of tenants that live in a database of their own (few: most tenants have none), held
- * in memory while a listener hears the moves that change them; until then, asked per tenant.
- */
-function createPlacements(
-  main: () => Database,
-  listen: (onChange: () => void) => Promise<(() => Promise<void>) | undefined>,
-) {
-  let known: Map<string, string> | undefined;
-  let listening: Promise<(() => Promise<void>) | undefined> | undefined;
-  let live = false;
-  // A load that started before a change was heard must not bring back what the change replaced.
-  let generation = 0;
-  let reloading: Promise<void> | undefined;
-  const forget = () => {
-    generation++;
-    known = undefined;
-  };
-  const load = async () => {
-    const loading = generation;
-    const rows = await main().execute<{ tenant: string; database: string }>(
-      rawSql`select tenant_id::text as tenant, database from platform.tenant_placements`,
-    );
-    const loaded = new Map(rows.map((r) => [r.tenant, r.database]));
-    if (loading === generation) known = loaded;
-    return loaded;
-  };
-  // Started outside the caller's unit of work: the listener's callbacks and the reload run later,
-  // on connections of their own, and must not see (or wait on) the transactions of the unit that
-  // happened to start them.
-  const startListening = () =>
-    (listening ??= outsideEveryContext(() =>
-      listen(forget).then(
-        (unlisten) => ((live = unlisten !== undefined), unlisten),
-        () => ((listening = undefined), undefined),
-      ),
-    ));
-  return {
-    async of(tenantId: string): Promise<string | undefined> {
-      startListening();
-      if (live && known) return known.get(tenantId);
-      if (live) return (await load()).get(tenantId);
-      const [row] = await main().execute<{ database: string }>(
-        rawSql`select database from platform.tenant_placements where tenant_id = ${tenantId}::uuid`,
-      );
-      return row?.database;
-    },
-    /**
-     * Where the tenant lives by memory, without asking (`database` undefined: no placement, each
-     * schema's database), or undefined when memory has no answer yet: the listener is not up, or a
-     * change was heard and the placements are reloading (in the background; the caller asks main).
-     */
-    remembered(tenantId: string): { database: string | undefined } | undefined {
-      startListening();
-      if (!live) return undefined;
-      if (known) return { database: known.get(tenantId) };
-      reloading ??= outsideEveryContext(() => load()).then(
-        () => undefined,
-        () => undefined,
-      );
-      reloading.finally(() => (reloading = undefined));
-      return undefined;
-    },
-    forget,
-    /** A placement this instance just committed (a tenant created on a database of its own). */
-    learn(tenantId: string, database: string) {
-      known?.set(tenantId, database);
-    },
-    async stop() {
-      const unlisten = await listening?.catch(() => undefined);
-      listening = undefined;
-      live = false;
-      await unlisten?.().catch(() => undefined);
-    },
-  };
 }
 
 export function createRouter(topology: Topology, catalog: ModuleCatalog, options: RouterOptions = {}): Router {
@@ -416,9 +335,9 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
                 if (remembered) {
                   // Optimistic entry: the unit goes where memory says the tenant lives without
                   // waiting for the entry's answer. postgres.js sends the unit's first statements
-                  // right behind it (one round trip instead of two), and the server runs them after
-                  // it: the tenant is set, its write gate held, and a tenant moving out of main
-                  // read-only before any of them. `body` checks the answer before anything commits.
+                  // right behind it (the entry costs no round trip of its own), and the server runs
+                  // them after it: the tenant is set, its write gate held, and a tenant moving out of
+                  // main read-only before any of them. `body` checks the answer before anything commits.
                   const answer = enterTenant(joined, tenant);
                   answer.catch(() => undefined);
                   entry = { answer, expected: remembered.database };

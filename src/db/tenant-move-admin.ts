@@ -9,7 +9,7 @@ import { checkOnline, stopReplication } from "./tenant-move-online.js";
 import { planTables, platformRowMaps, TenantMoveError } from "./tenant-move-plan.js";
 import { clearTenantRows, retainedRows } from "./tenant-move-rows.js";
 import type { Topology } from "./topology.js";
-import { PLACEMENTS_CHANNEL } from "./router.js";
+import { PLACEMENTS_CHANNEL } from "./placements-memory.js";
 
 export interface TenantMoveCommandOptions {
   topology: Topology;

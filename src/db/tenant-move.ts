@@ -29,7 +29,7 @@
 import { drizzle } from "drizzle-orm/postgres-js";
 import type { ModuleCatalog } from "./module.js";
 import type { Database } from "./unit-of-work.js";
-import { PLACEMENTS_CHANNEL } from "./router.js";
+import { PLACEMENTS_CHANNEL } from "./placements-memory.js";
 import { databaseOf, type Topology } from "./topology.js";
 import {
   checkMigrated,

@@ -13,7 +13,8 @@
 import { sql } from "drizzle-orm";
 import { defineErrors } from "../errors.js";
 import { appliedMigrationCountOn, shippedMigrationCount } from "./migration-count.js";
-import { PLACEMENTS_CHANNEL, type Router } from "./router.js";
+import { PLACEMENTS_CHANNEL } from "./placements-memory.js";
+import type { Router } from "./router.js";
 import { regionOf } from "./topology.js";
 import { declareCrossDatabaseUnit, notePlacement, type RequestContext } from "./unit-of-work.js";
 
