@@ -1,11 +1,14 @@
 /**
- * Our patch to postgres.js (patches/postgres+3.4.9.patch, README "Dependencies we patch") sends an
- * unnamed statement — what drizzle-orm sends — whose parameters are strings, numbers, booleans or
- * null in one flight (Parse, Describe, Bind, Execute, Sync), as libpq and node-postgres do. Unpatched,
- * postgres.js first sends Parse and Describe and waits for the server's answer before it binds: two
- * round trips for every query with a parameter. Parameters whose encoding depends on the type the
- * server infers (arrays, objects) still ask first. Counted here as the flights a TCP proxy sees from
- * the client, and the values checked on the way back.
+ * Two of our changes to postgres.js (patches/postgres+3.4.9.patch, README "Dependencies we patch"),
+ * against a real server through a TCP proxy that counts what the client sends:
+ * - an unnamed statement — what drizzle-orm sends — whose parameters are strings, numbers, booleans or
+ *   null goes in one flight (Parse, Describe, Bind, Execute, Sync), as libpq and node-postgres send it.
+ *   Unpatched, postgres.js first sends Parse and Describe and waits for the server's answer before it
+ *   binds: two round trips for every query with a parameter. Parameters whose encoding depends on the
+ *   type the server infers (arrays, objects) still ask first;
+ * - a COPY read more slowly than the server sends it leaves the connection usable (porsager/postgres#1016):
+ *   unpatched, the socket stayed paused after the copy and the next answer never came — what hung a
+ *   tenant move's copy of 1M rows after its last slice.
  */
 import { createServer, type Server, Socket } from "node:net";
 import { sql } from "drizzle-orm";
@@ -74,4 +77,36 @@ describe("an unnamed statement with parameters (the patched postgres.js)", () =>
     expect(flights).toBe(1);
     expect(rows[0]!.v).toBe("again");
   });
+});
+
+describe("a COPY whose reader is slower than the server (the patched postgres.js, porsager/postgres#1016)", () => {
+  it("leaves the connection answering: the transaction around it commits", async () => {
+    const { pipeline } = await import("node:stream/promises");
+    const { Writable } = await import("node:stream");
+    for (let round = 0; round < 2; round++) {
+      const committed = client.begin(async (tx) => {
+        const reader = await tx
+          .unsafe("copy (select g, repeat('x', 200) from generate_series(1, 1500) g) to stdout")
+          .readable();
+        let bytes = 0;
+        // A reader that falls behind: the driver pauses the socket while the stream's buffer is full.
+        const slow = new Writable({
+          highWaterMark: 1024,
+          write(chunk: Buffer, _encoding, done) {
+            bytes += chunk.length;
+            setTimeout(done, 1);
+          },
+        });
+        await pipeline(reader, slow);
+        const [row] = await tx`select ${bytes}::int as bytes`;
+        return row!.bytes as number;
+      });
+      // Unpatched, the last round trip after the copy never comes back: bounded here so the test fails.
+      const outcome = await Promise.race([
+        committed,
+        new Promise((resolve) => setTimeout(() => resolve("hung"), 15_000).unref()),
+      ]);
+      expect(outcome).toBeGreaterThan(300_000);
+    }
+  }, 60_000);
 });
