@@ -99,3 +99,26 @@ it("calls a database that does not answer down after the probe's timeout, and up
     await health.stop();
   }
 });
+
+it("keeps a database up that answers work while its probe waits past the timeout (slow, not frozen)", async () => {
+  const verdict = async (answers: boolean) => {
+    const changes: string[] = [];
+    const health = createDatabaseHealth({
+      name: "slow",
+      probeTimeoutMs: 150,
+      probeClient: () => ({ ping: () => new Promise(() => undefined), end: async () => undefined }),
+      onChange: (state) => changes.push(state),
+    });
+    try {
+      health.suspect(); // the probe's ping never answers
+      // Meanwhile a query on the database is answered (a pool turn, `answers` false, proves nothing).
+      await health.guard(new Promise((resolve) => setTimeout(resolve, 50)), answers);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return { state: health.status().state, changes };
+    } finally {
+      await health.stop();
+    }
+  };
+  expect(await verdict(true)).toEqual({ state: "up", changes: [] });
+  expect(await verdict(false)).toEqual({ state: "down", changes: ["down"] });
+});

@@ -57,9 +57,11 @@ export interface DatabaseHealth {
   /**
    * `work`, or a 503 as soon as the database is marked down while it waits. A wait longer than
    * `suspectAfterMs` makes the database suspect; a failure to reach it does too. `work` goes on and
-   * its outcome is observed (never an unhandled rejection).
+   * its outcome is observed (never an unhandled rejection). `answers`: the work is the database's
+   * own answer (a query, a transaction), so its success shows the database alive — slow, perhaps,
+   * under a heavy copy, but not frozen: a probe running meanwhile does not call it down.
    */
-  guard<T>(work: Promise<T>): Promise<T>;
+  guard<T>(work: Promise<T>, answers?: boolean): Promise<T>;
   /** Stops probing (the router closes). */
   stop(): Promise<void>;
 }
@@ -91,6 +93,8 @@ export function createDatabaseHealth(options: DatabaseHealthOptions): DatabaseHe
   let client: ProbeClient | undefined;
   let probing: Promise<void> | undefined;
   let lastAnswer = 0;
+  // The last answer to work on the database (not the probe's): evidence against a freeze.
+  let lastWorkAnswer = 0;
   let retry: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
   const waiting = new Set<(error: Error) => void>();
@@ -117,6 +121,7 @@ export function createDatabaseHealth(options: DatabaseHealthOptions): DatabaseHe
   function probe(): void {
     if (stopped || probing) return;
     const current = (client ??= options.probeClient());
+    const started = Date.now();
     probing = new Promise<void>((done) => {
       let settled = false;
       const timer = setTimeout(() => {
@@ -126,6 +131,14 @@ export function createDatabaseHealth(options: DatabaseHealthOptions): DatabaseHe
         setImmediate(() => {
           if (settled) return;
           settled = true;
+          // Work on the database was answered while the probe waited: slow, not frozen. No verdict;
+          // the probe's own answer, when it comes, is not needed.
+          if (lastWorkAnswer >= started) {
+            done();
+            // Work still waiting on it is asked about again, in case it froze since.
+            if (waiting.size > 0) scheduleRetry();
+            return;
+          }
           // A frozen server keeps the connection half-open: end the client, the next probe starts afresh.
           if (client === current) client = undefined;
           current.end().catch(() => undefined);
@@ -168,7 +181,7 @@ export function createDatabaseHealth(options: DatabaseHealthOptions): DatabaseHe
       if (status.state === "down" || Date.now() - lastAnswer < settings.freshForMs) return;
       probe();
     },
-    guard<T>(work: Promise<T>): Promise<T> {
+    guard<T>(work: Promise<T>, answers = false): Promise<T> {
       work.catch(() => undefined);
       return new Promise<T>((resolve, reject) => {
         const fail = (error: Error) => finish(() => reject(error));
@@ -181,7 +194,10 @@ export function createDatabaseHealth(options: DatabaseHealthOptions): DatabaseHe
         };
         waiting.add(fail);
         work.then(
-          (value) => finish(() => resolve(value)),
+          (value) => {
+            if (answers) lastWorkAnswer = Date.now();
+            finish(() => resolve(value));
+          },
           (error: unknown) => {
             if (unreachable(error)) health.suspect();
             finish(() => reject(error));

@@ -161,7 +161,7 @@ function gatedQuery(query: PendingQuery, gate: PoolGate, options: PoolGateOption
   const run = (): Promise<unknown> =>
     (running ??= gate.acquire().then((release) => {
       const sent = Promise.resolve(query).finally(release);
-      const answer = options.health ? options.health.guard(sent) : sent;
+      const answer = options.health ? options.health.guard(sent, true) : sent;
       const deadline = options.deadline();
       const wait = Math.min(options.queryTimeoutMs, deadline ? deadline.remaining() : Infinity);
       return new Promise((resolve, reject) => {
@@ -222,13 +222,13 @@ export function gatedClient(sql: postgres.Sql, gate: PoolGate, options: PoolGate
     // The turn is held until the transaction really ends, even when the caller was failed earlier
     // (its database went down): the pool never runs more than `max` at once.
     const running = (sql.begin as (...a: unknown[]) => Promise<unknown>)(...args).finally(release);
-    return options.health ? options.health.guard(running) : running;
+    return options.health ? options.health.guard(running, true) : running;
   };
   const reserve = async () => {
     const release = await gate.acquire();
     const reserving = sql.reserve();
     try {
-      const reserved = await (options.health ? options.health.guard(reserving) : reserving);
+      const reserved = await (options.health ? options.health.guard(reserving, true) : reserving);
       const own = reserved.release.bind(reserved);
       reserved.release = () => {
         own();
