@@ -3,31 +3,17 @@
  * setting at each level, and the transactions nested levels open at the outermost one (a tenant
  * entered midway reaches a database the unit had not opened), held until the unit settles them.
  */
-import { type SQL, sql as rawSql } from "drizzle-orm";
+import { sql as rawSql } from "drizzle-orm";
 import type { Pool } from "./pools.js";
 import type { Database, UnitLevel } from "./unit-of-work.js";
 
-/** Tenant ids as they come (UUIDs, "*", ""): nothing in them needs quoting inside an SQL string literal. */
-const PLAIN_TENANT_ID = /^[0-9A-Za-z*_-]{0,64}$/;
-
-/**
- * A tenant id for the router's own statements, as a literal when it needs no quoting. postgres.js
- * sends a statement with a parameter in two round trips (it asks the server for the parameter's type
- * first, unless the statement is prepared — and named prepared statements do not survive PgBouncer in
- * transaction mode); one without parameters goes in one. Anything else stays a parameter.
- */
-function tenantValue(tenantId: string): SQL {
-  return PLAIN_TENANT_ID.test(tenantId) ? rawSql.raw(`'${tenantId}'`) : rawSql`${tenantId}`;
-}
-
 export async function setTenant(tx: Database, tenantId: string | null | undefined, readOnly = false): Promise<void> {
-  const tenant = tenantValue(tenantId ?? "");
   if (readOnly) {
     await tx.execute(
-      rawSql`select set_config('sv.tenant_id', ${tenant}, true), set_config('transaction_read_only', 'on', true)`,
+      rawSql`select set_config('sv.tenant_id', ${tenantId ?? ""}, true), set_config('transaction_read_only', 'on', true)`,
     );
   } else {
-    await tx.execute(rawSql`select set_config('sv.tenant_id', ${tenant}, true)`);
+    await tx.execute(rawSql`select set_config('sv.tenant_id', ${tenantId ?? ""}, true)`);
   }
 }
 
@@ -42,7 +28,7 @@ export interface TenantEntry {
 
 export async function enterTenant(tx: Database, tenantId: string): Promise<TenantEntry | undefined> {
   const rows = await tx.execute<{ database: string | null; state: string | null }>(
-    rawSql`select database, state from platform.enter_tenant(${tenantValue(tenantId)})`,
+    rawSql`select database, state from platform.enter_tenant(${tenantId})`,
   );
   const row = rows[0];
   return row?.database ? { database: row.database, state: row.state ?? "active" } : undefined;
