@@ -229,3 +229,24 @@ export function useTwoDatabases(connection: Record<string, string> = {}): TwoDat
   }, 60_000);
   return databases;
 }
+
+/** A node of `explain (format json)`: the fields plan tests look at. */
+export interface PlanNode {
+  "Node Type": string;
+  "Index Name"?: string;
+  "Parent Relationship"?: string;
+  Plans?: PlanNode[];
+}
+
+/** The plan PostgreSQL picks for `query` on `sql` (a transaction, for its settings), every node flattened. */
+export async function planNodes(
+  sql: postgres.Sql | postgres.TransactionSql,
+  query: { sql: string; params: unknown[] },
+): Promise<PlanNode[]> {
+  const nodesOf = (plan: PlanNode): PlanNode[] => [plan, ...(plan.Plans ?? []).flatMap(nodesOf)];
+  const [row] = await sql.unsafe<{ "QUERY PLAN": { Plan: PlanNode }[] }[]>(
+    `explain (format json) ${query.sql}`,
+    query.params as never[],
+  );
+  return nodesOf(row!["QUERY PLAN"][0]!.Plan);
+}

@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { PgDialect } from "drizzle-orm/pg-core";
 import postgres from "postgres";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { type PlanNode, planNodes } from "../../../test/support.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 import { PAGE_PLANNER_SETTINGS, pageStatement } from "./query.js";
 
@@ -15,9 +16,6 @@ const ROWS = 30_000;
 const tenant = randomUUID();
 let database: IsolatedDatabase;
 let owner: postgres.Sql;
-
-type PlanNode = { "Node Type": string; "Index Name"?: string; Plans?: PlanNode[] };
-const nodesOf = (plan: PlanNode): PlanNode[] => [plan, ...(plan.Plans ?? []).flatMap(nodesOf)];
 
 beforeAll(async () => {
   database = await createIsolatedDatabase(inject("svTestDatabase"));
@@ -44,11 +42,7 @@ async function planOfPage(): Promise<PlanNode[]> {
     await tx.unsafe("set local role sv_app");
     await tx`select set_config('sv.tenant_id', ${tenant}, true), set_config('transaction_read_only', 'on', true)`;
     await tx.unsafe(settings.sql, settings.params as never[]);
-    const [row] = await tx.unsafe<{ "QUERY PLAN": { Plan: PlanNode }[] }[]>(
-      `explain (format json) ${page.sql}`,
-      page.params as never[],
-    );
-    return nodesOf(row!["QUERY PLAN"][0]!.Plan);
+    return planNodes(tx, page);
   });
 }
 

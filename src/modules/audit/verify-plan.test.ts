@@ -6,14 +6,12 @@
 import { PgDialect } from "drizzle-orm/pg-core";
 import postgres from "postgres";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { planNodes } from "../../../test/support.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../../testing/database.js";
 import { intruderStatement } from "./verify.js";
 
 let database: IsolatedDatabase;
 let owner: postgres.Sql;
-
-type PlanNode = { "Node Type": string; "Parent Relationship"?: string; Plans?: PlanNode[] };
-const nodesOf = (plan: PlanNode): PlanNode[] => [plan, ...(plan.Plans ?? []).flatMap(nodesOf)];
 
 beforeAll(async () => {
   database = await createIsolatedDatabase(inject("svTestDatabase"));
@@ -36,11 +34,7 @@ afterAll(async () => {
 it("finds a row below the frontier but past its tenant's last seal in one pass, without a lookup per row", async () => {
   const [last] = await owner<{ txid: string }[]>`select max(txid)::text as txid from audit.audit_logs`;
   const statement = new PgDialect().sqlToQuery(intruderStatement(1n, BigInt(last!.txid) + 1n));
-  const [row] = await owner.unsafe<{ "QUERY PLAN": { Plan: PlanNode }[] }[]>(
-    `explain (format json) ${statement.sql}`,
-    statement.params as never[],
-  );
-  const nodes = nodesOf(row!["QUERY PLAN"][0]!.Plan);
+  const nodes = await planNodes(owner, statement);
   expect(nodes.filter((n) => n["Parent Relationship"] === "SubPlan")).toEqual([]);
   expect(nodes.map((n) => n["Node Type"])).toContain("Hash Join");
   // And it finds such a row: every row here is past its tenant's last seal (txid 1).
