@@ -20,6 +20,7 @@ import {
 } from "./unit-transactions.js";
 import {
   ambientTransaction,
+  notePlacement,
   placedInUnit,
   assertOneDatabaseWritten,
   currentContext,
@@ -41,18 +42,11 @@ import { databaseOf, type Topology } from "./topology.js";
 export { RUNTIME_ROLE } from "./pools.js";
 export type { Pool } from "./pools.js";
 
-/**
- * How the outermost transactions of a unit of work run (a nested level is a savepoint of its
- * parent's and takes what the parent has).
- */
+/** How the outermost transactions of a unit of work run (a nested level, a savepoint, takes its parent's). */
 export interface TransactionOptions {
   isolation?: "read committed" | "repeatable read" | "serializable";
   readOnly?: boolean;
-  /**
-   * The unit's own deadline instead of the pool's `transactionTimeoutMs` (outermost unit only; a
-   * request's deadline still wins when earlier): maintenance that must read a whole trail in one
-   * snapshot. Still a deadline.
-   */
+  /** The outermost unit's own deadline instead of `transactionTimeoutMs` (a request's still wins when earlier). */
   timeoutMs?: number;
 }
 
@@ -85,6 +79,8 @@ export interface Router {
    * only when a tenant moves, and the move announces it).
    */
   placementOf(tenantId: string): Promise<string | undefined>;
+  /** A tenant was just placed: remembered at the unit's commit, or at once outside one (others hear a notification). */
+  placed(tenantId: string, database: string): void;
   /** Every database of the topology, main first (each may hold moved tenants' rows). */
   databases(): string[];
   /**
@@ -224,6 +220,8 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
     pool,
     catalog,
     placementOf: async (tenantId) => placedInUnit(tenantId) ?? placements.of(tenantId),
+    placed: (tenantId, database) =>
+      currentLevel() ? notePlacement(tenantId, database) : placements.learn(tenantId, database),
     databaseOf: (module) => databaseOf(topology, schemaOf(module)),
     routedDatabase,
     inUnitOfWork: () => currentLevel() !== undefined,

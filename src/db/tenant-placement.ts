@@ -16,7 +16,7 @@ import { appliedMigrationCountOn, shippedMigrationCount } from "./migration-coun
 import { PLACEMENTS_CHANNEL } from "./placements-memory.js";
 import type { Router } from "./router.js";
 import { regionOf } from "./topology.js";
-import { declareCrossDatabaseUnit, notePlacement, type RequestContext } from "./unit-of-work.js";
+import { declareCrossDatabaseUnit, type RequestContext } from "./unit-of-work.js";
 
 /** Where a caller asks a new tenant to go: a region of the topology, a database of it, or both. */
 export type PlacementRequest = NonNullable<RequestContext["requestedPlacement"]>;
@@ -134,11 +134,11 @@ export function createTenantPlacements(router: Router): TenantPlacements {
       // role, the first audit event). The nested commit there comes first; main's, last, is what
       // makes the tenant exist: a failure between them leaves rows no placement points at.
       declareCrossDatabaseUnit("a tenant created on a database of its own");
-      // Running instances remember placements: they learn this one at this unit's commit.
+      // Running instances remember placements: they hear of this one at this unit's commit.
       await main().execute(
         sql`select platform.place_new_tenant(${tenantId}::uuid, ${placement.database}), pg_notify(${PLACEMENTS_CHANNEL}, ${tenantId})`,
       );
-      notePlacement(tenantId, placement.database);
+      router.placed(tenantId, placement.database);
       const tenants = router.catalog.tenantsTable;
       if (!tenants) return;
       // The tenant's own row goes where its rows go, for their keys to it (its id is all that matters
