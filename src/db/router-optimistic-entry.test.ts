@@ -1,6 +1,6 @@
 /**
  * A unit in a tenant whose placement the router remembers enters it optimistically: the entry
- * (platform.enter_tenant on main) goes out with the unit's first statements instead of before them,
+ * (platform.tenant_entry on main) goes out with the unit's first statements instead of before them,
  * and its answer is checked before anything commits. These tests hold the parts of that promise
  * that a wrong implementation breaks: the statements really go out before the entry answers; a
  * memory gone stale (a placement changed with no notification heard) commits nothing where the
@@ -84,7 +84,7 @@ describe("optimistic entry into a remembered tenant", () => {
       for (let i = 0; i < 50 && !statements.some((s) => s.startsWith("tenant_db: select")); i++) {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      expect(statements.find((s) => s.includes("enter_tenant"))).toBeDefined();
+      expect(statements.find((s) => s.includes("tenant_entry"))).toBeDefined();
       expect(statements.some((s) => s.startsWith("tenant_db: select") && s.includes('"permissions"."roles"'))).toBe(
         true,
       );

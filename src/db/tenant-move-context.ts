@@ -12,7 +12,7 @@ import type { Topology } from "./topology.js";
 
 /** `pg_try_advisory_lock(class, hashtext(tenant))`: 'svtm'. */
 const MOVE_LOCK_CLASS = 1_937_142_893;
-/** The tenant's write gate, held shared by every unit of work in the tenant (platform.enter_tenant): 'svtw'. */
+/** The tenant's write gate, held shared by every unit of work in the tenant (platform.tenant_entry): 'svtw'. */
 const WRITE_GATE_CLASS = 1_937_142_903;
 
 export interface TenantMoveProgress {

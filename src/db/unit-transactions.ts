@@ -18,7 +18,7 @@ export async function setTenant(tx: Database, tenantId: string | null | undefine
 }
 
 /**
- * Enters a tenant in the control-plane database (drizzle/0010): sets `sv.tenant_id`, holds the
+ * Enters a tenant in the control-plane database (drizzle/0010, 0023): sets `sv.tenant_id`, holds the
  * tenant's write gate (a move waits for the units holding it), and answers where the tenant lives.
  */
 export interface TenantEntry {
@@ -27,11 +27,9 @@ export interface TenantEntry {
 }
 
 export async function enterTenant(tx: Database, tenantId: string): Promise<TenantEntry | undefined> {
-  const rows = await tx.execute<{ database: string | null; state: string | null }>(
-    rawSql`select database, state from platform.enter_tenant(${tenantId})`,
-  );
-  const row = rows[0];
-  return row?.database ? { database: row.database, state: row.state ?? "active" } : undefined;
+  const rows = await tx.execute<{ entry: string[] | null }>(rawSql`select platform.tenant_entry(${tenantId}) as entry`);
+  const entry = rows[0]?.entry;
+  return entry?.[0] ? { database: entry[0], state: entry[1] ?? "active" } : undefined;
 }
 
 const ROLLBACK = Symbol("rollback");

@@ -185,7 +185,7 @@ describe("sv-sdk tenant:move killed at each step", () => {
       const runtime = postgres(databases.main.appUrl, { max: 1, onnotice: () => {} });
       try {
         await runtime.begin(async (tx) => {
-          await tx`select * from platform.enter_tenant(${tenantId})`;
+          await tx`select platform.tenant_entry(${tenantId})`;
           await tx`insert into permissions.roles (tenant_id, name) values (${tenantId}, 'after-abort')`;
         });
       } finally {
