@@ -46,3 +46,19 @@ export const tenantMoves = platformSchema.table("tenant_moves", {
   startedAt: timestamp("started_at", { withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
+
+/**
+ * The tenants a database other than main holds, kept in that database (main's own are its
+ * placements). A unit of work in such a tenant enters it here, where its rows are — the write gate,
+ * the setting, whether it is being moved — and does not open main at all unless it uses it. A move
+ * marks the row 'moving' on its source for the cutover, writes it on its target before the switch
+ * and removes it from the source at the switch (src/db/tenant-move.ts); a tenant created on a
+ * database of its own gets its row with its first rows (src/db/tenant-placement.ts).
+ */
+export const tenantResidents = platformSchema.table("tenant_residents", {
+  tenantId: uuid("tenant_id").primaryKey(),
+  state: text("state", { enum: ["active", "moving"] })
+    .notNull()
+    .default("active"),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+});

@@ -208,7 +208,37 @@ export async function migrateTopology(
     }
     reports.push(await migrateDatabase(name, config.url, { appUrl: config.appUrl, extra }));
   }
+  const reached = reports.flatMap((r) => ("unreachable" in r || r.database === "main" ? [] : [r.database]));
+  await recordResidents(topology, reached);
   return reports;
+}
+
+/**
+ * Each database's residents (drizzle/0024) from main's placements, for tenants placed before they
+ * were kept: a router enters a tenant where memory says its rows are, and that database must know
+ * it holds them. Rows already there (a move's, a creation's) are left as they are.
+ */
+async function recordResidents(topology: Topology, databases: string[]): Promise<void> {
+  if (databases.length === 0) return;
+  const main = postgres(topology.databases.main!.url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+  try {
+    const placed = await main<{ tenant: string; database: string; state: string }[]>`
+      select tenant_id::text as tenant, database, state from platform.tenant_placements where database <> 'main'`;
+    for (const database of databases) {
+      const here = placed.filter((p) => p.database === database);
+      if (here.length === 0) continue;
+      const sql = postgres(topology.databases[database]!.url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+      try {
+        await sql`insert into platform.tenant_residents (tenant_id, state)
+                  select * from unnest(${here.map((p) => p.tenant)}::uuid[], ${here.map((p) => p.state)}::text[])
+                  on conflict (tenant_id) do nothing`;
+      } finally {
+        await sql.end({ timeout: 5 });
+      }
+    }
+  } finally {
+    await main.end({ timeout: 5 });
+  }
 }
 
 /**

@@ -1,11 +1,12 @@
 /**
  * The other verbs of `sv-sdk tenant:move`: `--abort` (before the switch: the source is authoritative
  * and writable again, replication objects and the target's partial rows are gone), `--finalize` (after
- * the switch: the source's retained rows are deleted) and `--dry-run` (the plan and its sizes, no change).
+ * the switch: the source's retained rows are deleted) and `--dry-run` (the plan and its sizes, no change);
+ * and what a cutover that failed before its switch does (`giveWritesBack`).
  */
 import type { ModuleCatalog } from "./module.js";
-import { checkMigrated, openMove, UNFINISHED } from "./tenant-move-context.js";
-import { checkOnline, stopReplication } from "./tenant-move-online.js";
+import { checkMigrated, type MoveContext, openMove, setResident, UNFINISHED } from "./tenant-move-context.js";
+import { checkOnline, setSubscriptionEnabled, stopReplication } from "./tenant-move-online.js";
 import { planTables, platformRowMaps, TenantMoveError } from "./tenant-move-plan.js";
 import { clearTenantRows, retainedRows } from "./tenant-move-rows.js";
 import type { Topology } from "./topology.js";
@@ -50,6 +51,8 @@ export async function abortTenantMove(options: TenantMoveCommandOptions): Promis
     await stopReplication(source, target, tenantId);
     const plans = await planTables(target, options.catalog);
     const rowsRemoved = await clearTenantRows(target, plans, tenantId);
+    await setResident(context, record.target, null);
+    await setResident(context, record.source, "active");
     await context.main.begin(async (tx) => {
       await tx`update platform.tenant_placements set database = ${record.source}, state = 'active', updated_at = now()
                 where tenant_id = ${tenantId}`;
@@ -173,4 +176,20 @@ export async function planTenantMove(
   } finally {
     await context.close();
   }
+}
+
+/** A failed verification: the tenant is writable on its source again; online replication resumes, offline starts over. */
+export async function giveWritesBack(
+  context: MoveContext,
+  from: string,
+  target: import("postgres").Sql,
+  mode: "online" | "offline",
+) {
+  if (mode === "online") await setSubscriptionEnabled(target, context.tenantId, true);
+  await setResident(context, from, "active");
+  await context.main.begin(async (tx) => {
+    await tx`update platform.tenant_placements set state = 'active', updated_at = now() where tenant_id = ${context.tenantId}`;
+    await tx`update platform.tenant_moves set phase = ${mode === "online" ? "syncing" : "aborted"}, updated_at = now()
+              where tenant_id = ${context.tenantId}`;
+  });
 }

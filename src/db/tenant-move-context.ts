@@ -116,12 +116,37 @@ export async function setPhase(context: MoveContext, phase: MovePhase, extra: { 
 
 /**
  * Units of work that entered the tenant before it was marked 'moving' may still be writing to it:
- * wait for them (each holds the tenant's write gate shared until it ends; drizzle/0010). Every unit
- * entering afterwards sees 'moving' and cannot write the tenant's rows (503 TENANT_MOVING).
+ * wait for them. Each holds the tenant's write gate shared until it ends (drizzle/0010, 0024) — on
+ * main when it entered there, on the source when it entered where the rows live (a tenant on a
+ * database of its own, remembered by the router). Every unit entering afterwards sees 'moving', on
+ * main or in the source's residents, and cannot write the tenant's rows (503 TENANT_MOVING).
  */
-export async function waitForWritesInFlight(context: MoveContext, timeoutMs = 30_000): Promise<void> {
-  await context.main.begin(async (tx) => {
-    await tx.unsafe(`set local lock_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
-    await tx`select pg_advisory_xact_lock(${WRITE_GATE_CLASS}, hashtext(${context.tenantId}))`;
-  });
+export async function waitForWritesInFlight(context: MoveContext, source: string, timeoutMs = 30_000): Promise<void> {
+  const gates = source === "main" ? [context.main] : [context.main, context.db(source)];
+  for (const sql of gates) {
+    await sql.begin(async (tx) => {
+      await tx.unsafe(`set local lock_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
+      await tx`select pg_advisory_xact_lock(${WRITE_GATE_CLASS}, hashtext(${context.tenantId}))`;
+    });
+  }
+}
+
+/**
+ * The tenant's row in `database`'s residents (drizzle/0024): 'active' where it lives, 'moving' on a
+ * move's source for the cutover, none (null) where it does not live. Main keeps no such rows (its
+ * placements say it); a router entering the tenant on `database` reads this row.
+ */
+export async function setResident(
+  context: MoveContext,
+  database: string,
+  state: "active" | "moving" | null,
+): Promise<void> {
+  if (database === "main") return;
+  const sql = context.db(database);
+  if (state === null) {
+    await sql`delete from platform.tenant_residents where tenant_id = ${context.tenantId}`;
+  } else {
+    await sql`insert into platform.tenant_residents (tenant_id, state) values (${context.tenantId}, ${state})
+              on conflict (tenant_id) do update set state = excluded.state, updated_at = now()`;
+  }
 }

@@ -26,6 +26,13 @@ const count = async (sql: postgres.Sql, query: string, ...params: unknown[]) => 
 };
 const move = (options: Omit<MoveTenantOptions, "topology" | "catalog">) =>
   moveTenant({ topology: databases.topology, catalog: coreCatalog(), ...options });
+/** tenant_db's residents row for the tenant (drizzle/0024): its state there, or null. */
+const residentState = async (tenantId: string) =>
+  (
+    await databases.tenantSql<
+      { state: string }[]
+    >`select state from platform.tenant_residents where tenant_id = ${tenantId}`
+  )[0]?.state ?? null;
 const placement = async (tenantId: string) =>
   (await databases.mainSql`select database, state from platform.tenant_placements where tenant_id = ${tenantId}`)[0];
 
@@ -151,6 +158,7 @@ describe("an online tenant move", () => {
     const can = () => app.request("/api/v1/me/permissions", { headers });
     expect((await can()).status).toBe(200);
     await move({ tenantId, to: "tenant_db" });
+    expect(await residentState(tenantId)).toBe("active");
     // Use on the target: a permission read fills tenant_db's cache, a new role and assignment.
     expect((await can()).status).toBe(200);
     expect(
@@ -164,11 +172,19 @@ describe("an online tenant move", () => {
 
     // Back to main, whose kept copy (not finalized) is stale: cleared, not compared.
     const copiedRows: number[] = [];
+    let atCutover: string | null | undefined;
     const back = await move({
       tenantId,
       to: "main",
       onProgress: (p) => p.phase === "copy" && copiedRows.push(p.done),
+      // The source (tenant_db) refuses the tenant's writes by its residents for the cutover, and
+      // stops holding it at the switch.
+      afterStep: async (phase) => {
+        if (phase === "cutover") atCutover = await residentState(tenantId);
+      },
     });
+    expect(atCutover).toBe("moving");
+    expect(await residentState(tenantId)).toBeNull();
     expect(back).toMatchObject({ from: "tenant_db", to: "main", mode: "online" });
     // The mover's own copy counted what it copied (nothing was written meanwhile): every row verified.
     expect(copiedRows.at(-1)).toBe(back.rowsCopied);

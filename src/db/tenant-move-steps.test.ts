@@ -30,6 +30,13 @@ const rows = async (sql: postgres.Sql, tenantId: string) => {
 const common = () => ({ topology: databases.topology, catalog: coreCatalog() });
 const placement = async (tenantId: string) =>
   (await databases.mainSql`select database, state from platform.tenant_placements where tenant_id = ${tenantId}`)[0];
+/** Whether tenant_db holds the tenant by its own residents (drizzle/0024): its state there, or null. */
+const resident = async (tenantId: string) =>
+  (
+    await databases.tenantSql<
+      { state: string }[]
+    >`select state from platform.tenant_residents where tenant_id = ${tenantId}`
+  )[0]?.state ?? null;
 const phase = async (tenantId: string) =>
   (
     await databases.mainSql<{ phase: string }[]>`select phase from platform.tenant_moves where tenant_id = ${tenantId}`
@@ -97,6 +104,8 @@ describe("a crashed online move", () => {
       const state = await placement(tenantId);
       if (at === "switched") expect(state).toEqual({ database: "tenant_db", state: "active" });
       else expect(state).toEqual({ database: "main", state: at === "cutover" ? "moving" : "active" });
+      // The target holds the tenant from just before the switch on.
+      expect(await resident(tenantId)).toBe(at === "switched" ? "active" : null);
       await expect(moveTenant({ ...common(), tenantId, to: "tenant_db" })).rejects.toMatchObject({
         kind: "usage",
         message: expect.stringContaining("--resume"),
@@ -106,6 +115,7 @@ describe("a crashed online move", () => {
       expect(resumed.resumed).toBe(true);
       expect(await placement(tenantId)).toEqual({ database: "tenant_db", state: "active" });
       expect(await phase(tenantId)).toBe("done");
+      expect(await resident(tenantId)).toBe("active");
       expect(await rows(databases.tenantSql, tenantId)).toEqual(before);
       expect(Object.values(await rows(databases.mainSql, tenantId)).every((n) => n === 0)).toBe(true);
       expect(await leftovers(tenantId)).toBe(0);
@@ -124,11 +134,13 @@ describe("a cutover whose verification fails", () => {
     });
     expect(await placement(tenantId)).toEqual({ database: "main", state: "active" });
     expect(await phase(tenantId)).toBe("syncing");
+    expect(await resident(tenantId)).toBeNull();
 
     await databases.tenantSql`delete from permissions.roles where tenant_id = ${tenantId} and name = 'stray'`;
     const resumed = await moveTenant({ ...common(), tenantId, to: "tenant_db", resume: true });
     expect(resumed.tables.find((t) => t.table === "permissions.roles")?.rows).toBe(1);
     expect(await placement(tenantId)).toEqual({ database: "tenant_db", state: "active" });
+    expect(await resident(tenantId)).toBe("active");
     expect(await leftovers(tenantId)).toBe(0);
   }, 120_000);
 });
@@ -144,6 +156,7 @@ describe("an aborted online move", () => {
       expect(aborted).toMatchObject({ from: "main", to: "tenant_db", phase: at });
       expect(await placement(tenantId)).toEqual({ database: "main", state: "active" });
       expect(await phase(tenantId)).toBe("aborted");
+      expect(await resident(tenantId)).toBeNull();
       expect(await rows(databases.mainSql, tenantId)).toEqual(before);
       expect(Object.values(await rows(databases.tenantSql, tenantId)).every((n) => n === 0)).toBe(true);
       expect(await leftovers(tenantId)).toBe(0);

@@ -34,11 +34,11 @@ import { databaseOf, type Topology } from "./topology.js";
 import {
   checkMigrated,
   type MovePhase,
-  type MoveContext,
   type TenantMoveProgress,
   openMove,
   setPhase,
   UNFINISHED,
+  setResident,
   waitForWritesInFlight,
 } from "./tenant-move-context.js";
 import {
@@ -51,6 +51,7 @@ import {
   waitForLsn,
   waitForSync,
 } from "./tenant-move-online.js";
+import { giveWritesBack } from "./tenant-move-admin.js";
 import { checksum, planTables, platformRowMaps, TenantMoveError } from "./tenant-move-plan.js";
 import { copyOffline, verifyOffline } from "./tenant-move-offline.js";
 import {
@@ -232,6 +233,8 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
     };
     // The tenant's writes are refused from this commit on: its placement and the move's phase change together.
     const toMoving = async (phase: MovePhase) => {
+      // Where the rows are first: a router that remembers the tenant there enters it there.
+      await setResident(context, from, "moving");
       await main.begin(async (tx) => {
         await tx`update platform.tenant_placements set state = 'moving', updated_at = now() where tenant_id = ${tenantId}`;
         await tx`update platform.tenant_moves set phase = ${phase}, updated_at = now() where tenant_id = ${tenantId}`;
@@ -245,6 +248,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
         // A crashed attempt may have left replication running: stopped before its rows are cleared.
         result.staleRowsCleared = await timed("clear target", async () => {
           if (mode === "online") await stopReplication(source, target, tenantId);
+          await setResident(context, to, null);
           return clearTenantRows(target, plans, tenantId);
         });
         step(
@@ -280,7 +284,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
           phase = await next("syncing");
         } else {
           phase = await toMoving("copying");
-          await waitForWritesInFlight(context);
+          await waitForWritesInFlight(context, from);
           step(`preparing: the tenant's writes are refused until the copy is verified (offline)`);
         }
       } else if (phase === "syncing") {
@@ -308,7 +312,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
         cutoverStarted ||= Date.now();
         let verifying = false;
         try {
-          await timed("writes in flight", () => waitForWritesInFlight(context));
+          await timed("writes in flight", () => waitForWritesInFlight(context, from));
           if (mode === "online") {
             await timed("final catch-up", async () => {
               // Enabled again first: a crash may have left it stopped, and a stopped subscription never catches up.
@@ -333,7 +337,7 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
         } catch (error) {
           // Online, any failure before the flip gives the tenant its writes back; offline, a failed verification.
           if (mode === "offline" && !verifying) throw error;
-          await giveWritesBack(context, target, mode);
+          await giveWritesBack(context, from, target, mode);
           throw new TenantMoveError(
             `${(error as Error).message}; the tenant is writable on '${from}' again — ${mode === "online" ? "--resume retries the cutover, --abort stops the move" : "run the move again"}`,
           );
@@ -341,6 +345,8 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
         options.onProgress?.({ phase: "verify", table: "", done: copied.length, total: copied.length });
         if (mode === "online") result.rowsCopied = result.tables.reduce((n, t) => n + t.rows, 0);
         const cutoverMs = Date.now() - cutoverStarted;
+        // The target holds the tenant before main says so; the source stops holding it right after.
+        await setResident(context, to, "active");
         await main.begin(async (tx) => {
           await tx`update platform.tenant_placements set database = ${to}, state = 'active', updated_at = now() where tenant_id = ${tenantId}`;
           await tx`update platform.tenant_moves set phase = 'switched', cutover_ms = ${cutoverMs}, updated_at = now() where tenant_id = ${tenantId}`;
@@ -348,12 +354,14 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
           await tx`select pg_notify(${PLACEMENTS_CHANNEL}, ${tenantId})`;
         });
         result.cutoverMs = cutoverMs;
+        await setResident(context, from, null);
         step(
           `cutover: verified ${result.tables.length} tables; the tenant lives on '${to}' (writes refused for ${cutoverMs} ms: ${took("writes in flight", ...(mode === "online" ? ["final catch-up"] : []), "references and sequences", "verify")})`,
         );
         await options.afterStep?.("switched");
         phase = "switched";
       } else if (phase === "switched") {
+        await setResident(context, from, null); // again: a move resumed after a crash at the switch
         if (mode === "online") await timed("stop replication", () => stopReplication(source, target, tenantId));
         // Tables the move does not replicate whose module moves them itself (the audit trail).
         const hooksStarted = performance.now();
@@ -387,14 +395,4 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
   } finally {
     await context.close();
   }
-}
-
-/** A failed verification: the tenant is writable on its source again; online replication resumes, offline starts over. */
-async function giveWritesBack(context: MoveContext, target: import("postgres").Sql, mode: "online" | "offline") {
-  if (mode === "online") await setSubscriptionEnabled(target, context.tenantId, true);
-  await context.main.begin(async (tx) => {
-    await tx`update platform.tenant_placements set state = 'active', updated_at = now() where tenant_id = ${context.tenantId}`;
-    await tx`update platform.tenant_moves set phase = ${mode === "online" ? "syncing" : "aborted"}, updated_at = now()
-              where tenant_id = ${context.tenantId}`;
-  });
 }

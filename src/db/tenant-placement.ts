@@ -130,6 +130,10 @@ export function createTenantPlacements(router: Router): TenantPlacements {
     },
     async place(tenantId, placement) {
       if (placement.database === "main") return;
+      // In a unit of work, even when called outside one (better-auth's member hook): the tenant is not
+      // resident on its database until that unit commits, and a unit of its own entering it here would
+      // go there by the placement just learnt and find it not resident.
+      if (!router.inUnitOfWork()) return router.transaction(() => this.place(tenantId, placement));
       // The creation writes here (the organization, the placement) and there (its copy, the owner's
       // role, the first audit event). The nested commit there comes first; main's, last, is what
       // makes the tenant exist: a failure between them leaves rows no placement points at.
@@ -159,6 +163,8 @@ export function createTenantPlacements(router: Router): TenantPlacements {
           .execute(
             sql`insert into ${table} select * from jsonb_populate_recordset(null::${table}, ${copy?.rows ?? "[]"}::jsonb) on conflict do nothing`,
           );
+        // The database holds the tenant from this commit (drizzle/0024): routers enter it there.
+        await router.database(placement.database).execute(sql`select platform.place_resident(${tenantId}::uuid)`);
       });
     },
     async placementOf(tenantId) {
