@@ -155,7 +155,9 @@ describe("a moved tenant", () => {
   });
 
   it("refuses writes with 503 TENANT_MOVING while it moves, keeps serving reads, and writes nothing", async () => {
+    // What a move's cutover marks: the placement on main, and the residents where the rows are.
     await mainSql`update platform.tenant_placements set state = 'moving' where tenant_id = ${tenantId}`;
+    await tenantSql`update platform.tenant_residents set state = 'moving' where tenant_id = ${tenantId}`;
     try {
       const refused = await app.request(
         "/api/v1/permissions/roles",
@@ -172,6 +174,7 @@ describe("a moved tenant", () => {
       expect(read.status).toBe(200);
     } finally {
       await mainSql`update platform.tenant_placements set state = 'active' where tenant_id = ${tenantId}`;
+      await tenantSql`update platform.tenant_residents set state = 'active' where tenant_id = ${tenantId}`;
     }
     const after = await app.request(
       "/api/v1/permissions/roles",
@@ -200,11 +203,13 @@ describe("a moved tenant", () => {
   });
 
   it("holds the tenant's write gate for as long as a unit of work is in the tenant", async () => {
-    const tryGate = async () => {
-      const [row] = await mainSql<
+    // Where the unit entered: the database holding the rows when the router remembers the placement
+    // (this one does, by now), else main. A move waits for the gate on both.
+    const tryGate = async (sql = tenantSql) => {
+      const [row] = await sql<
         { ok: boolean }[]
       >`select pg_try_advisory_lock(${WRITE_GATE}, hashtext(${tenantId})) as ok`;
-      if (row!.ok) await mainSql`select pg_advisory_unlock(${WRITE_GATE}, hashtext(${tenantId}))`;
+      if (row!.ok) await sql`select pg_advisory_unlock(${WRITE_GATE}, hashtext(${tenantId}))`;
       return row!.ok;
     };
     let release!: () => void;
@@ -216,8 +221,9 @@ describe("a moved tenant", () => {
       await held;
     });
     await inside;
-    // mainSql has two connections: the gate is tried (and released) on one at a time.
+    // Each client has two connections: the gate is tried (and released) on one at a time.
     expect(await tryGate()).toBe(false);
+    expect(await tryGate(mainSql)).toBe(true);
     release();
     await unit;
     expect(await tryGate()).toBe(true);

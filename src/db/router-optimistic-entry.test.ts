@@ -1,13 +1,15 @@
 /**
- * A unit in a tenant whose placement the router remembers enters it optimistically: the entry
- * (platform.tenant_entry on main) goes out with the unit's first statements instead of before them,
- * and its answer is checked before anything commits. These tests hold the parts of that promise
- * that a wrong implementation breaks: the statements really go out before the entry answers; a
- * memory gone stale (a placement changed with no notification heard) commits nothing where the
- * tenant no longer lives; a tenant the entry finds moving is not written; and a failed entry is the
- * error the caller sees.
+ * A unit in a tenant whose placement the router remembers enters it optimistically: the entry goes
+ * out with the unit's first statements instead of before them — on the database that holds the
+ * tenant's rows (platform.enter_resident, drizzle/0024) when that is not main, which the unit then
+ * opens only if it uses it; on main (platform.tenant_entry) otherwise — and its answer is checked
+ * before anything commits. These tests hold the parts of that promise that a wrong implementation
+ * breaks: the statements really go out before the entry answers, and a read sends main nothing; main,
+ * opened midway, commits and rolls back with the unit; a memory gone stale (a move switched with no
+ * notification heard) commits nothing where the tenant no longer lives; a tenant the entry finds
+ * moving is not written; and a failed entry is the error the caller sees.
  */
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cheapHashingTestSdkOptions, signedInUser, tenantOf, useTwoDatabases } from "../../test/support.js";
@@ -75,8 +77,8 @@ describe("optimistic entry into a remembered tenant", () => {
     const { tenant } = await tenantOf(sdk, await signedInUser(sdk));
     await sdk.permissions.createRole({ name: "pipelined", permissions: ["docs:write"] }, { tenant: tenant.id });
     await remembered(tenant.id);
-    // The entry now waits behind the held gate; the unit's read on tenant_db does not.
-    const release = await holdWriteGate(databases.mainSql, tenant.id);
+    // The entry now waits behind the held gate; the unit's read does not.
+    const release = await holdWriteGate(databases.tenantSql, tenant.id);
     statements.length = 0;
     let settled = false;
     const reading = roleNames(tenant.id).finally(() => (settled = true));
@@ -84,24 +86,65 @@ describe("optimistic entry into a remembered tenant", () => {
       for (let i = 0; i < 50 && !statements.some((s) => s.startsWith("tenant_db: select")); i++) {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      expect(statements.find((s) => s.includes("tenant_entry"))).toBeDefined();
+      expect(statements.find((s) => s.startsWith("tenant_db: select platform.enter_resident"))).toBeDefined();
       expect(statements.some((s) => s.startsWith("tenant_db: select") && s.includes('"permissions"."roles"'))).toBe(
         true,
       );
       await new Promise((resolve) => setTimeout(resolve, 200));
-      expect(settled).toBe(false); // nothing commits before main's entry has answered
+      expect(settled).toBe(false); // nothing commits before the entry has answered
       expect(statements).not.toContain("tenant_db: commit");
     } finally {
       await release();
     }
     expect(await reading).toContain("pipelined");
+    // The whole read went to the tenant's database: main was not even sent BEGIN.
+    expect(statements.filter((s) => s.startsWith("main:"))).toEqual([]);
+  });
+
+  it("opens main only when the unit uses it, and commits or rolls it back with the unit", async () => {
+    const { tenant } = await tenantOf(sdk, await signedInUser(sdk));
+    await remembered(tenant.id);
+    const mark = `lazy-${crypto.randomUUID()}`;
+    const writeBoth = (fail: boolean) =>
+      sdk.withTenant(tenant.id, async () => {
+        await (sdk.router.db("permissions") as Database)
+          .select({ name: roles.name })
+          .from(roles)
+          .where(eq(roles.tenantId, tenant.id));
+        // Main, first used here, carries the tenant for its row-level security like any open transaction.
+        const [row] = await sdk.router
+          .database("main")
+          .execute<{ tenant: string }>(
+            sql`select current_setting('sv.tenant_id') as tenant, pg_notify('sv_lazy', ${mark})`,
+          );
+        expect(row!.tenant).toBe(tenant.id);
+        await sdk.router.database("main").execute(sql`create temporary table if not exists lazy_probe (mark text)`);
+        await sdk.router.database("main").execute(sql`insert into lazy_probe values (${mark})`);
+        const [seen] = await sdk.router
+          .database("main")
+          .execute<{ n: number }>(sql`select count(*)::int as n from lazy_probe where mark = ${mark}`);
+        expect(seen!.n).toBe(1);
+        if (fail) throw new Error("the unit fails after writing main");
+      });
+    statements.length = 0;
+    await expect(writeBoth(true)).rejects.toThrow("the unit fails");
+    const mainStatements = statements.filter((s) => s.startsWith("main:"));
+    expect(mainStatements[0]).toMatch(/^main: begin/);
+    expect(mainStatements).toContain("main: rollback");
+    statements.length = 0;
+    await writeBoth(false);
+    expect(statements.filter((s) => s.startsWith("main:")).at(-1)).toBe("main: commit");
+    // Main commits after the tenant's database, as when it is opened first.
+    expect(statements.indexOf("main: commit")).toBeGreaterThan(statements.indexOf("tenant_db: commit"));
   });
 
   it("commits nothing where a stale memory sent it, and the next unit goes where the control plane says", async () => {
     const { tenant } = await tenantOf(sdk, await signedInUser(sdk));
     await remembered(tenant.id);
-    // Behind the router's back (no notification): the control plane now says main.
+    // A switch to main behind the router's back (no notification): the control plane says main, and
+    // tenant_db no longer holds the tenant.
     await databases.mainSql`update platform.tenant_placements set database = 'main' where tenant_id = ${tenant.id}`;
+    await databases.tenantSql`delete from platform.tenant_residents where tenant_id = ${tenant.id}`;
     try {
       const name = `stale-${crypto.randomUUID()}`;
       await expect(
@@ -115,6 +158,7 @@ describe("optimistic entry into a remembered tenant", () => {
       expect(await countRoles(databases.tenantSql, name)).toBe(0);
     } finally {
       await databases.mainSql`update platform.tenant_placements set database = 'tenant_db' where tenant_id = ${tenant.id}`;
+      await databases.tenantSql`insert into platform.tenant_residents (tenant_id) values (${tenant.id})`;
     }
   });
 
@@ -122,7 +166,9 @@ describe("optimistic entry into a remembered tenant", () => {
     const { tenant } = await tenantOf(sdk, await signedInUser(sdk));
     await sdk.permissions.createRole({ name: "before-moving", permissions: ["docs:write"] }, { tenant: tenant.id });
     await remembered(tenant.id);
+    // What a move's cutover marks: the placement, and the source's residents.
     await databases.mainSql`update platform.tenant_placements set state = 'moving' where tenant_id = ${tenant.id}`;
+    await databases.tenantSql`update platform.tenant_residents set state = 'moving' where tenant_id = ${tenant.id}`;
     try {
       await remembered(tenant.id);
       expect(await roleNames(tenant.id)).toContain("before-moving");
@@ -133,14 +179,20 @@ describe("optimistic entry into a remembered tenant", () => {
       expect(await countRoles(databases.tenantSql, name)).toBe(0);
     } finally {
       await databases.mainSql`update platform.tenant_placements set state = 'active' where tenant_id = ${tenant.id}`;
+      await databases.tenantSql`update platform.tenant_residents set state = 'active' where tenant_id = ${tenant.id}`;
     }
   });
 
   it("tells the entry's own failure, not the aborted transaction behind it", async () => {
     const { tenant } = await tenantOf(sdk, await signedInUser(sdk), "on-main");
     // A tenant on main: the unit's statements queue behind the entry on main's connection.
+    // Switched to main as a move does it: the placement, tenant_db's residents, the announcement.
     await databases.mainSql`update platform.tenant_placements set database = 'main' where tenant_id = ${tenant.id}`;
-    await sdk.router.placementOf(tenant.id); // (the change was not announced: forget it by reading it)
+    await databases.tenantSql`delete from platform.tenant_residents where tenant_id = ${tenant.id}`;
+    await databases.mainSql`select pg_notify('sv_placements', ${tenant.id})`;
+    for (let i = 0; i < 50 && (await sdk.router.placementOf(tenant.id)) !== "main"; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     const release = await holdWriteGate(databases.mainSql, tenant.id);
     try {
       await remembered(tenant.id);

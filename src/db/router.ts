@@ -10,7 +10,9 @@ import type { DatabaseHealthStatus } from "./health.js";
 import { createPool, type Pool, type PoolOptions } from "./pools.js";
 import {
   abandonJoined,
+  enterResident,
   enterTenant,
+  lazyTransaction,
   type TenantEntry,
   held,
   joinAtRoot,
@@ -37,7 +39,8 @@ import {
 } from "./unit-of-work.js";
 import type { ModuleCatalog } from "./module.js";
 import { createPlacements, PLACEMENTS_CHANNEL } from "./placements-memory.js";
-import { databaseOf, type Topology } from "./topology.js";
+import { checkSchemaPlacement, databaseOf, type Topology } from "./topology.js";
+import { ambientHandle } from "./ambient-handle.js";
 
 export { RUNTIME_ROLE } from "./pools.js";
 export type { Pool } from "./pools.js";
@@ -114,45 +117,8 @@ export interface Router {
   close(timeoutSeconds?: number): Promise<void>;
 }
 
-/**
- * A handle that forwards every property to the ambient transaction of the database `resolve()`
- * names at that moment, or to that database's pool.
- */
-function ambientHandle(resolve: () => string, pool: (database: string) => Pool, router: Router): Database {
-  return new Proxy({} as Database, {
-    get(_target, property) {
-      if (property === "transaction") {
-        // Nested work (a library's own transactions included) becomes a savepoint of the unit of work,
-        // and the savepoint is published so module calls made inside it join it too.
-        return <T>(fn: (tx: Database) => Promise<T>) => router.transaction(() => fn(ambientTransaction(resolve())!));
-      }
-      const database = resolve();
-      const current = ambientTransaction(database) ?? pool(database).db;
-      const value = Reflect.get(current, property, current);
-      return typeof value === "function" ? value.bind(current) : value;
-    },
-  });
-}
-
-/** The topology's schema placements against the modules: every schema named exists, the control plane stays on main. */
-function checkPlacement(topology: Topology, catalog: ModuleCatalog): void {
-  const schemas = new Set(catalog.modules.map((m) => m.schema));
-  for (const [schema, database] of Object.entries(topology.schemas)) {
-    if (!schemas.has(schema)) {
-      throw new Error(
-        `Invalid database topology — schemas.${schema}: no module owns a schema '${schema}' (modules: ${[...schemas].join(", ")})`,
-      );
-    }
-    if (database !== "main" && catalog.controlPlaneSchemas.includes(schema)) {
-      throw new Error(
-        `Invalid database topology — schemas.${schema}: the '${schema}' schema holds the control plane and must stay on 'main'`,
-      );
-    }
-  }
-}
-
 export function createRouter(topology: Topology, catalog: ModuleCatalog, options: RouterOptions = {}): Router {
-  checkPlacement(topology, catalog);
+  checkSchemaPlacement(topology, catalog);
   const refuseCrossDatabaseWrites = options.refuseCrossDatabaseWrites === true;
   const moduleByName = new Map(catalog.modules.map((m) => [m.name, m]));
   const schemaOf = (module: string): string => {
@@ -184,7 +150,7 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
     let handle = handles.get(database);
     if (!handle) {
       pool(database); // an unknown name fails here, not at first use
-      handle = ambientHandle(() => database, pool, router);
+      handle = ambientHandle(() => database, pool, router.transaction);
       handles.set(database, handle);
     }
     return handle;
@@ -200,7 +166,7 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
     let handle = moduleHandles.get(module);
     if (!handle) {
       handle = tenantModules.has(module)
-        ? ambientHandle(() => routedDatabase(module), pool, router)
+        ? ambientHandle(() => routedDatabase(module), pool, router.transaction)
         : handleFor(databaseOf(topology, schemaOf(module)));
       moduleHandles.set(module, handle);
     }
@@ -263,7 +229,8 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
         } catch (error) {
           // A statement queued behind a failed entry fails only because the transaction is aborted
           // (25P02); the entry's own error (a lock timeout behind a move's cutover…) is the one to tell.
-          if (entry && (error as { code?: string })?.code === "25P02") await entry.answer;
+          const failed = error as { code?: string; cause?: { code?: string } } | undefined;
+          if (entry && (failed?.code ?? failed?.cause?.code) === "25P02") await entry.answer;
           throw error;
         }
         if (level.failure !== undefined) throw level.failure;
@@ -286,8 +253,19 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
         if (tx && (await wroteIn(tx))) throw CommonErrors.TENANT_MOVING();
       };
       // Main (the control plane) first: entering the tenant there says where its rows live, and
-      // that database joins the unit too. Workers pinned to a database open it as well.
-      const databases = [...transactional];
+      // that database joins the unit too. Workers pinned to a database open it as well. A unit in a
+      // tenant that memory places on a database of its own enters it there instead (its residents,
+      // drizzle/0024), and opens main only if it uses it: a read of the tenant's rows sends main nothing.
+      const remembered = parent || tenant === null || tenant === "*" ? undefined : placements.remembered(tenant);
+      const resident =
+        remembered?.database && remembered.database !== "main" && pools.has(remembered.database)
+          ? remembered.database
+          : undefined;
+      const lazyMain = resident
+        ? lazyTransaction(pool("main"), (tx) => setTenant(tx, tenant), deadline.race.bind(deadline))
+        : undefined;
+      const databases = lazyMain ? transactional.filter((d) => d !== "main") : [...transactional];
+      if (resident) level.tenantDatabase = resident;
       const pinned = currentStore()?.pinned;
       if (pinned && !databases.includes(pinned)) databases.push(pinned);
       if (tenant === inherited) level.tenantDatabase = parent?.tenantDatabase;
@@ -299,7 +277,11 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
         try {
           const result = await body();
           if (refuseCrossDatabaseWrites && level.crossDatabase === undefined) {
-            const open = new Map([...(currentStore()?.transactions ?? [])].map(([d, p]) => [d, p.db]));
+            const open = new Map(
+              [...(currentStore()?.transactions ?? [])].flatMap(([d, p]) => (p.pending ? [] : [[d, p.db]])),
+            );
+            const lazy = lazyMain?.opened();
+            if (lazy) open.set("main", lazy);
             for (const [database, joined] of held.get(level) ?? []) open.set(database, await joined.tx);
             await assertOneDatabaseWritten(open);
           }
@@ -328,7 +310,14 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
             const published: PublishedTransaction = { db: joined };
             try {
               const changes = outer ? tenant !== inherited : tenant !== null;
-              if (database === "main" && changes && tenant !== null && tenant !== "*") {
+              if (database === resident && !outer) {
+                // Optimistic, as below: the answer is checked before anything commits.
+                const answer = enterResident(joined, tenant!).then((state) =>
+                  state ? { database, state } : undefined,
+                );
+                answer.catch(() => undefined);
+                entry = { answer, expected: database };
+              } else if (database === "main" && changes && tenant !== null && tenant !== "*") {
                 const remembered = parent ? undefined : placements.remembered(tenant);
                 if (remembered) {
                   // Optimistic entry: the unit goes where memory says the tenant lives without
@@ -368,18 +357,27 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
         return deadline.race(opening);
       };
       try {
-        const result = await runInLevel(level, () => open(0));
+        const run = () => runInLevel(level, () => open(0));
+        const result = lazyMain ? await runWithTransaction("main", lazyMain.published, run) : await run();
+        // Main commits last, as when it opens first: a tenant created on a database of its own exists by main's commit.
+        await lazyMain?.finish(true);
         // Other instances hear of tenants placed here by notification; this one knows at its commit.
         if (!parent) for (const [tenantId, database] of level.placed ?? []) placements.learn(tenantId, database);
         return result;
       } catch (error) {
         if (!parent) abandonJoined(level);
+        if (lazyMain) {
+          // Rolled back before the caller hears of the failure, unless the unit's time is up.
+          const rolledBack = lazyMain.finish(false).catch(() => undefined);
+          await deadline.race(rolledBack).catch(() => undefined);
+        }
         // This level has rolled back; what must outlive it runs now, in the enclosing level.
         for (const work of level.afterRollback) await router.transaction(work);
         // A database that could not answer, or answered "too busy", is the caller's to retry: say so
         // with one error (503), whatever library the failure surfaced through.
         throw (parent ? undefined : transientError(error)) ?? error;
       } finally {
+        if (lazyMain) lazyMain.published.ended = deadline.expired() ? deadline.error() : UNIT_ENDED;
         if (deadline === own) own.dispose();
       }
     },

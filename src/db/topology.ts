@@ -10,6 +10,7 @@
  * (`tenants.defaultDatabase`, main unless set).
  */
 import { z } from "zod";
+import type { ModuleCatalog } from "./module.js";
 
 const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// connection URL");
 
@@ -146,4 +147,21 @@ export function regionOf(topology: Topology, database: string): string | null {
 /** The database a schema lives in (main unless the topology places it). */
 export function databaseOf(topology: Topology, schema: string): string {
   return topology.schemas[schema] ?? "main";
+}
+
+/** The topology's schema placements against the modules: every schema named exists, the control plane stays on main. */
+export function checkSchemaPlacement(topology: Topology, catalog: ModuleCatalog): void {
+  const schemas = new Set(catalog.modules.map((m) => m.schema));
+  for (const [schema, database] of Object.entries(topology.schemas)) {
+    if (!schemas.has(schema)) {
+      throw new Error(
+        `Invalid database topology — schemas.${schema}: no module owns a schema '${schema}' (modules: ${[...schemas].join(", ")})`,
+      );
+    }
+    if (database !== "main" && catalog.controlPlaneSchemas.includes(schema)) {
+      throw new Error(
+        `Invalid database topology — schemas.${schema}: the '${schema}' schema holds the control plane and must stay on 'main'`,
+      );
+    }
+  }
 }

@@ -52,6 +52,8 @@ export type Database = PostgresJsDatabase<Record<string, never>>;
 export interface PublishedTransaction {
   readonly db: Database;
   ended?: Error;
+  /** Set while a transaction opened on first use (`lazyTransaction`) has not been: no connection held yet. */
+  pending?: boolean;
 }
 
 /** One `transaction()` call: the outermost one, or a savepoint level nested in it. */
@@ -110,7 +112,7 @@ export function ambientTransaction(database: string): Database | undefined {
 /** Whether the current unit of work holds a connection of `database` (an open transaction on it). */
 export function holdsTransaction(database: string): boolean {
   const published = storage.getStore()?.transactions.get(database);
-  return published !== undefined && published.ended === undefined;
+  return published !== undefined && published.ended === undefined && !published.pending;
 }
 
 /** Runs `fn` with `context` merged over the current one; open transactions stay joined. */

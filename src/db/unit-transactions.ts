@@ -5,7 +5,9 @@
  */
 import { sql as rawSql } from "drizzle-orm";
 import type { Pool } from "./pools.js";
-import type { Database, UnitLevel } from "./unit-of-work.js";
+import { drizzle } from "drizzle-orm/postgres-js";
+import type postgres from "postgres";
+import type { Database, PublishedTransaction, UnitLevel } from "./unit-of-work.js";
 
 export async function setTenant(tx: Database, tenantId: string | null | undefined, readOnly = false): Promise<void> {
   if (readOnly) {
@@ -30,6 +32,76 @@ export async function enterTenant(tx: Database, tenantId: string): Promise<Tenan
   const rows = await tx.execute<{ entry: string[] | null }>(rawSql`select platform.tenant_entry(${tenantId}) as entry`);
   const entry = rows[0]?.entry;
   return entry?.[0] ? { database: entry[0], state: entry[1] ?? "active" } : undefined;
+}
+
+/**
+ * Enters a tenant on the database that holds its rows when that is not main (drizzle/0024): the
+ * setting, the write gate, read-only while it is being moved out; answers its state there, or
+ * undefined when the database does not hold it.
+ */
+export async function enterResident(tx: Database, tenantId: string): Promise<string | undefined> {
+  const rows = await tx.execute<{ state: string | null }>(rawSql`select platform.enter_resident(${tenantId}) as state`);
+  return rows[0]?.state ?? undefined;
+}
+
+/** A transaction opened on a database the first time the unit of work uses it (see `lazyTransaction`). */
+export interface LazyTransaction {
+  /** What the unit publishes for the database: `pending` until the first statement opens it. */
+  readonly published: PublishedTransaction;
+  /** The transaction, once opened. */
+  opened(): Database | undefined;
+  /** Commits (or rolls back) what was opened; nothing when nothing was. */
+  finish(commit: boolean): Promise<void>;
+}
+
+/**
+ * A drizzle handle whose first statement opens a transaction on `pool` (then `prepare`s it, within
+ * `race`'s deadline) and which runs every statement in it: a unit of work that may never use a
+ * database does not hold a connection of it, nor send it BEGIN and COMMIT. `db.transaction()` on it
+ * is a savepoint in that transaction, as on an open one.
+ */
+export function lazyTransaction(
+  pool: Pool,
+  prepare: (tx: Database) => Promise<void>,
+  race: <T>(work: Promise<T>) => Promise<T>,
+): LazyTransaction {
+  let holding: HeldTransaction | undefined;
+  let tx: Database | undefined;
+  let client: Promise<postgres.TransactionSql> | undefined;
+  const open = () =>
+    (client ??= (async () => {
+      if (published.ended) throw published.ended;
+      holding = holdTransaction(pool);
+      const opened = await race(holding.tx);
+      await race(prepare(opened));
+      tx = opened;
+      published.pending = false;
+      // drizzle's transaction runs its statements on postgres.js's transaction-scoped sql, its session's client.
+      return (opened as unknown as { session: { client: postgres.TransactionSql } }).session.client;
+    })());
+  // What drizzle's postgres-js session asks of its client: `unsafe` (awaited, or `.values()`) and `begin`.
+  const shim = {
+    options: { parsers: {}, serializers: {} },
+    unsafe: (query: string, params?: unknown[], options?: object) => ({
+      values: () => open().then((c) => c.unsafe(query, params as never[], options).values()),
+      // biome-ignore lint/suspicious/noThenProperty: drizzle awaits what unsafe returns
+      then: <A, B>(ok?: (rows: unknown) => A, ko?: (error: unknown) => B) =>
+        open()
+          .then((c) => c.unsafe(query, params as never[], options))
+          .then(ok, ko),
+    }),
+    begin: <T>(fn: (sql: postgres.TransactionSql) => Promise<T>) => open().then((c) => c.savepoint(fn)),
+  };
+  const published: PublishedTransaction = { db: drizzle(shim as unknown as postgres.Sql) as Database, pending: true };
+  return {
+    published,
+    opened: () => tx,
+    async finish(commit) {
+      if (!holding) return;
+      await client?.catch(() => undefined);
+      await holding.finish(commit && tx !== undefined);
+    },
+  };
 }
 
 const ROLLBACK = Symbol("rollback");
