@@ -3,20 +3,27 @@
  * setting at each level, and the transactions nested levels open at the outermost one (a tenant
  * entered midway reaches a database the unit had not opened), held until the unit settles them.
  */
-import { sql as rawSql } from "drizzle-orm";
 import type { Pool } from "./pools.js";
 import { drizzle } from "drizzle-orm/postgres-js";
 import type postgres from "postgres";
 import type { Database, PublishedTransaction, UnitLevel } from "./unit-of-work.js";
 
+/**
+ * The postgres.js client a drizzle transaction runs its statements on (its session's). The router's
+ * own statements — entering a tenant, setting it — go there directly: drizzle's query building cost
+ * a unit about as much JavaScript as the rest of the router.
+ */
+function driverOf(tx: Database): postgres.TransactionSql {
+  return (tx as unknown as { session: { client: postgres.TransactionSql } }).session.client;
+}
+
 export async function setTenant(tx: Database, tenantId: string | null | undefined, readOnly = false): Promise<void> {
-  if (readOnly) {
-    await tx.execute(
-      rawSql`select set_config('sv.tenant_id', ${tenantId ?? ""}, true), set_config('transaction_read_only', 'on', true)`,
-    );
-  } else {
-    await tx.execute(rawSql`select set_config('sv.tenant_id', ${tenantId ?? ""}, true)`);
-  }
+  await driverOf(tx).unsafe(
+    readOnly
+      ? "select set_config('sv.tenant_id', $1, true), set_config('transaction_read_only', 'on', true)"
+      : "select set_config('sv.tenant_id', $1, true)",
+    [tenantId ?? ""],
+  );
 }
 
 /**
@@ -29,7 +36,9 @@ export interface TenantEntry {
 }
 
 export async function enterTenant(tx: Database, tenantId: string): Promise<TenantEntry | undefined> {
-  const rows = await tx.execute<{ entry: string[] | null }>(rawSql`select platform.tenant_entry(${tenantId}) as entry`);
+  const rows = await driverOf(tx).unsafe<{ entry: string[] | null }[]>("select platform.tenant_entry($1) as entry", [
+    tenantId,
+  ]);
   const entry = rows[0]?.entry;
   return entry?.[0] ? { database: entry[0], state: entry[1] ?? "active" } : undefined;
 }
@@ -40,7 +49,9 @@ export async function enterTenant(tx: Database, tenantId: string): Promise<Tenan
  * undefined when the database does not hold it.
  */
 export async function enterResident(tx: Database, tenantId: string): Promise<string | undefined> {
-  const rows = await tx.execute<{ state: string | null }>(rawSql`select platform.enter_resident(${tenantId}) as state`);
+  const rows = await driverOf(tx).unsafe<{ state: string | null }[]>("select platform.enter_resident($1) as state", [
+    tenantId,
+  ]);
   return rows[0]?.state ?? undefined;
 }
 
@@ -77,7 +88,7 @@ export function lazyTransaction(
       tx = opened;
       published.pending = false;
       // drizzle's transaction runs its statements on postgres.js's transaction-scoped sql, its session's client.
-      return (opened as unknown as { session: { client: postgres.TransactionSql } }).session.client;
+      return driverOf(opened);
     })());
   // What drizzle's postgres-js session asks of its client: `unsafe` (awaited, or `.values()`) and `begin`.
   const shim = {
