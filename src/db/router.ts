@@ -318,7 +318,6 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
                 answer.catch(() => undefined);
                 entry = { answer, expected: database };
               } else if (database === "main" && changes && tenant !== null && tenant !== "*") {
-                const remembered = parent ? undefined : placements.remembered(tenant);
                 if (remembered) {
                   // Optimistic entry: the unit goes where memory says the tenant lives without
                   // waiting for the entry's answer. postgres.js sends the unit's first statements
