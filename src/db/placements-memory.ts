@@ -4,8 +4,11 @@
  * tenant created on a database of its own), and asked of main until then.
  */
 import { sql as rawSql } from "drizzle-orm";
+import { transientError } from "../errors.js";
 import { outsideEveryContext } from "./context-storage.js";
 import type { Database } from "./unit-of-work.js";
+
+const UUID = /^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$/i;
 
 /** The channel notified when a placement changes (a move starts or switches, a tenant is placed). */
 export const PLACEMENTS_CHANNEL = "sv_placements";
@@ -70,6 +73,21 @@ export function createPlacements(
         )
         .finally(() => (reloading = undefined));
       return undefined;
+    },
+    /**
+     * Where the tenant lives: by memory, else asked of main now (for a unit about to open, which holds
+     * no connection yet); a failure to ask is the caller's 503.
+     */
+    async where(tenantId: string): Promise<{ database: string | undefined }> {
+      const known = this.remembered(tenantId);
+      if (known) return known;
+      // Not an id a tenant can have: no placement (and row-level security finds no rows for it).
+      if (!UUID.test(tenantId)) return { database: undefined };
+      try {
+        return { database: await this.of(tenantId) };
+      } catch (error) {
+        throw transientError(error) ?? error;
+      }
     },
     forget,
     /** A placement this instance just committed (a tenant created on a database of its own). */

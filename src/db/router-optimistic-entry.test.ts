@@ -101,6 +101,48 @@ describe("optimistic entry into a remembered tenant", () => {
     expect(statements.filter((s) => s.startsWith("main:"))).toEqual([]);
   });
 
+  it("with no memory of the placement yet, asks main before opening anything, then enters where the tenant lives", async () => {
+    const { tenant } = await tenantOf(sdk, await signedInUser(sdk));
+    await sdk.permissions.createRole({ name: "first-unit", permissions: ["docs:write"] }, { tenant: tenant.id });
+    // A second instance, just started: its memory of the placements is not loaded.
+    const seen: string[] = [];
+    const fresh = createSdk(
+      cheapHashingTestSdkOptions(databases.main, {
+        topology: { ...databases.topology, tenants: { defaultDatabase: "tenant_db" } },
+        onQuery: (database: string, query: string) => seen.push(`${database}: ${query.trim()}`),
+      }),
+    );
+    try {
+      const names = await fresh.withTenant(tenant.id, async () =>
+        (
+          await (fresh.router.db("permissions") as Database)
+            .select({ name: roles.name })
+            .from(roles)
+            .where(eq(roles.tenantId, tenant.id))
+        ).map((r) => r.name),
+      );
+      expect(names).toContain("first-unit");
+      // Main was asked where the tenant lives, outside any transaction; the unit itself went to tenant_db
+      // (main never held a connection while tenant_db's was asked for: the pools are taken in one order).
+      const onMain = seen.filter((q) => q.startsWith("main:") && !q.startsWith("main: listen"));
+      expect(onMain.some((q) => q.includes("platform.tenant_placements"))).toBe(true);
+      expect(onMain.filter((q) => /^main: (begin|commit)/.test(q))).toEqual([]);
+      expect(seen.some((q) => q.startsWith("tenant_db: select platform.enter_resident"))).toBe(true);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it("opens main for a worker pinned to another database only when it uses it", async () => {
+    statements.length = 0;
+    const count = await sdk.router.onDatabase("tenant_db", () =>
+      sdk.withTenant("*", async () => (await (sdk.router.db("permissions") as Database).select().from(roles)).length),
+    );
+    expect(count).toBeGreaterThan(0);
+    expect(statements.filter((s) => s.startsWith("main:"))).toEqual([]);
+    expect(statements.filter((s) => s.startsWith("tenant_db:")).at(-1)).toBe("tenant_db: commit");
+  });
+
   it("opens main only when the unit uses it, and commits or rolls it back with the unit", async () => {
     const { tenant } = await tenantOf(sdk, await signedInUser(sdk));
     await remembered(tenant.id);

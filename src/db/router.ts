@@ -253,20 +253,24 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
         if (tx && (await wroteIn(tx))) throw CommonErrors.TENANT_MOVING();
       };
       // Main (the control plane) first: entering the tenant there says where its rows live, and
-      // that database joins the unit too. Workers pinned to a database open it as well. A unit in a
-      // tenant that memory places on a database of its own enters it there instead (its residents,
-      // drizzle/0024), and opens main only if it uses it: a read of the tenant's rows sends main nothing.
-      const remembered = parent || tenant === null || tenant === "*" ? undefined : placements.remembered(tenant);
+      // that database joins the unit too. A unit in a tenant placed on a database of its own enters
+      // it there instead (its residents, drizzle/0024), and opens main only if it uses it: a read of
+      // the tenant's rows sends main nothing. So does a worker pinned to such a database. Either
+      // asks main's pool, if at all, while it holds one of the other's — never the other way round
+      // at the root: with no memory of the placement yet, main is asked before anything is held.
+      const pinned = currentStore()?.pinned;
+      const entering = !parent && tenant !== null && tenant !== "*";
+      const remembered = entering ? await placements.where(tenant) : undefined;
       const resident =
         remembered?.database && remembered.database !== "main" && pools.has(remembered.database)
           ? remembered.database
           : undefined;
-      const lazyMain = resident
-        ? lazyTransaction(pool("main"), (tx) => setTenant(tx, tenant), deadline.race.bind(deadline))
-        : undefined;
+      const lazyMain =
+        resident || (!parent && pinned && pinned !== "main")
+          ? lazyTransaction(pool("main"), (tx) => setTenant(tx, tenant), deadline.race.bind(deadline))
+          : undefined;
       const databases = lazyMain ? transactional.filter((d) => d !== "main") : [...transactional];
       if (resident) level.tenantDatabase = resident;
-      const pinned = currentStore()?.pinned;
       if (pinned && !databases.includes(pinned)) databases.push(pinned);
       if (tenant === inherited) level.tenantDatabase = parent?.tenantDatabase;
       if (level.tenantDatabase && !databases.includes(level.tenantDatabase)) databases.push(level.tenantDatabase);
