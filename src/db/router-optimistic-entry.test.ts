@@ -133,16 +133,6 @@ describe("optimistic entry into a remembered tenant", () => {
     }
   });
 
-  it("opens main for a worker pinned to another database only when it uses it", async () => {
-    statements.length = 0;
-    const count = await sdk.router.onDatabase("tenant_db", () =>
-      sdk.withTenant("*", async () => (await (sdk.router.db("permissions") as Database).select().from(roles)).length),
-    );
-    expect(count).toBeGreaterThan(0);
-    expect(statements.filter((s) => s.startsWith("main:"))).toEqual([]);
-    expect(statements.filter((s) => s.startsWith("tenant_db:")).at(-1)).toBe("tenant_db: commit");
-  });
-
   it("opens main only when the unit uses it, and commits or rolls it back with the unit", async () => {
     const { tenant } = await tenantOf(sdk, await signedInUser(sdk));
     await remembered(tenant.id);

@@ -255,9 +255,9 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
       // Main (the control plane) first: entering the tenant there says where its rows live, and
       // that database joins the unit too. A unit in a tenant placed on a database of its own enters
       // it there instead (its residents, drizzle/0024), and opens main only if it uses it: a read of
-      // the tenant's rows sends main nothing. So does a worker pinned to such a database. Either
-      // asks main's pool, if at all, while it holds one of the other's — never the other way round
-      // at the root: with no memory of the placement yet, main is asked before anything is held.
+      // the tenant's rows sends main nothing. It asks main's pool, if at all, while it holds one of
+      // the tenant's database — so with no memory of the placement yet, main is asked before
+      // anything is held rather than entered first.
       const pinned = currentStore()?.pinned;
       const entering = !parent && tenant !== null && tenant !== "*";
       const remembered = entering ? await placements.where(tenant) : undefined;
@@ -265,10 +265,9 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
         remembered?.database && remembered.database !== "main" && pools.has(remembered.database)
           ? remembered.database
           : undefined;
-      const lazyMain =
-        resident || (!parent && pinned && pinned !== "main")
-          ? lazyTransaction(pool("main"), (tx) => setTenant(tx, tenant), deadline.race.bind(deadline))
-          : undefined;
+      const lazyMain = resident
+        ? lazyTransaction(pool("main"), (tx) => setTenant(tx, tenant), deadline.race.bind(deadline))
+        : undefined;
       const databases = lazyMain ? transactional.filter((d) => d !== "main") : [...transactional];
       if (resident) level.tenantDatabase = resident;
       if (pinned && !databases.includes(pinned)) databases.push(pinned);
