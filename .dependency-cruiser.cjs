@@ -14,7 +14,7 @@
  * Tests may reach across (fixtures, harnesses); the rules hold for the code that ships.
  */
 const TESTS = "(\\.test\\.ts$|^test/|^bench/|^examples/|^src/modules/[^/]+/testing/|/test-fixtures\\.ts$)";
-const FOUNDATION = "^src/(errors|logger|dev-secret|redact)\\.ts$";
+const FOUNDATION = "^src/(errors|logger|dev-secret|redact|uuid)\\.ts$";
 const KIT = "^src/http/(kit/|(problem|routes|context|headers|html)\\.ts$)";
 const ABOVE_MODULES =
   "^src/(app\\.ts|index\\.ts|sdk\\.ts|core-modules\\.ts|server\\.ts|config\\.ts|sdk-from-config\\.ts|cli/|testing|client)";

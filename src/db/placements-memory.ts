@@ -7,8 +7,7 @@ import { sql as rawSql } from "drizzle-orm";
 import { transientError } from "../errors.js";
 import { outsideEveryContext } from "./context-storage.js";
 import type { Database } from "./unit-of-work.js";
-
-const UUID = /^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$/i;
+import { UUID } from "../uuid.js";
 
 /** The channel notified when a placement changes (a move starts or switches, a tenant is placed). */
 export const PLACEMENTS_CHANNEL = "sv_placements";

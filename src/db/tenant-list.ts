@@ -8,6 +8,7 @@ import type postgres from "postgres";
 import type { ModuleCatalog } from "./module.js";
 import { qualified } from "./tenant-move-plan.js";
 import { regionOf, type Topology } from "./topology.js";
+import { UUID } from "../uuid.js";
 
 export interface TenantListing {
   id: string;
@@ -18,8 +19,6 @@ export interface TenantListing {
   region: string | null;
   state: "active" | "moving";
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Every tenant (or the one whose id or slug is `tenant`), ordered by name, then id. */
 export async function listTenants(

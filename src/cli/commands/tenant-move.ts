@@ -23,8 +23,7 @@ import {
   type Command,
 } from "../command.js";
 import { createProgress } from "../progress.js";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { UUID } from "../../uuid.js";
 
 export const tenantMoveCommand: Command = {
   name: "tenant:move",

@@ -16,6 +16,7 @@ import type { ModuleContext } from "../../db/module.js";
 import { currentContext, type Actor, type Database } from "../../db/unit-of-work.js";
 import { AuditErrors } from "./errors.js";
 import { redact } from "../../redact.js";
+import { UUID } from "../../uuid.js";
 
 export interface AuditEventInput {
   /** `entity.verb`, e.g. `role.assigned`, `user.signed_up`. */
@@ -34,7 +35,6 @@ export interface AuditEventInput {
 /** `entity.verb`, lower case, dot-separated (`user.signed_up`, `audit.retention_applied`). */
 const ACTION = /^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+$/;
 const ACTOR_TYPES = new Set(["user", "api_key", "system", "service", "webhook"]);
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Rows per INSERT (one jsonb parameter each): bounded statements for very large batches. */
 const ROWS_PER_STATEMENT = 1000;
 

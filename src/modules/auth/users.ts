@@ -6,6 +6,7 @@ import type { ModuleContext } from "../../db/module.js";
 import { CommonErrors } from "../../errors.js";
 import type { BetterAuth } from "./better-auth.js";
 import { users } from "./schema.js";
+import { UUID } from "../../uuid.js";
 
 export interface CreateUserInput {
   email: string;
@@ -38,8 +39,6 @@ export function createUser(
     return { ...result.user, emailVerified: input.emailVerified ?? false };
   });
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The address of a user, or undefined (not a user id, or no such user). */
 export async function emailOf(context: ModuleContext, userId: string): Promise<string | undefined> {

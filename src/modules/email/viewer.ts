@@ -10,6 +10,7 @@
 import type { Context } from "hono";
 import { createRoutes, escapeHtml } from "../../http/kit/index.js";
 import type { EmailModule } from "./api.js";
+import { UUID } from "../../uuid.js";
 
 export interface MailViewerOptions {
   email: Pick<EmailModule, "devMessagesOpen" | "listDevMessages" | "getDevMessage" | "getSend">;
@@ -20,7 +21,6 @@ const codeOf = (error: unknown) => (error as { code?: unknown } | undefined)?.co
 
 type DevMessage = Awaited<ReturnType<EmailModule["getDevMessage"]>>;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // One send lookup per listed message (for its template): fine for a development page of this size.
 const LIST_LIMIT = 50;
 

@@ -13,6 +13,7 @@ import type { Resend } from "resend";
 import { EmailErrors } from "./errors.js";
 import { atHome, findAnywhere, type EmailDeps } from "./internal.js";
 import { emailEvents, suppressions, type EmailSendStatus } from "./schema.js";
+import { UUID } from "../../uuid.js";
 
 export interface WebhookHeaders {
   "svix-id"?: string | null;
@@ -73,8 +74,6 @@ function sendIdTag(tags: NonNullable<EventPayload["data"]>["tags"]): string | un
   if (Array.isArray(tags)) return tags.find((t) => t.name === "send_id")?.value;
   return tags.send_id;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** One verified webhook delivery. */
 interface Delivery {

@@ -8,8 +8,10 @@ import { PermissionsErrors } from "./errors.js";
 import { isValidPermission } from "./matcher.js";
 import type { AnyPgColumn } from "drizzle-orm/pg-core";
 import { type roles, userRoles } from "./schema.js";
+import { UUID } from "../../uuid.js";
 
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export { UUID };
+
 /** The organization member roles mirrored into tenant-scoped assignments of the same built-in roles. */
 export const MEMBER_ROLES = ["owner", "admin", "member"] as const;
 /**
