@@ -103,7 +103,14 @@ export function lazyTransaction(
     }),
     begin: <T>(fn: (sql: postgres.TransactionSql) => Promise<T>) => open().then((c) => c.savepoint(fn)),
   };
-  const published: PublishedTransaction = { db: drizzle(shim as unknown as postgres.Sql) as Database, pending: true };
+  // Built at the unit's first use of the database: most units in a moved tenant never use main.
+  let db: Database | undefined;
+  const published: PublishedTransaction = {
+    get db() {
+      return (db ??= drizzle(shim as unknown as postgres.Sql) as Database);
+    },
+    pending: true,
+  };
   return {
     published,
     opened: () => tx,
