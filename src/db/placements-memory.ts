@@ -74,12 +74,10 @@ export function createPlacements(
       return undefined;
     },
     /**
-     * Where the tenant lives: by memory, else asked of main now (for a unit about to open, which holds
-     * no connection yet); a failure to ask is the caller's 503.
+     * Where the tenant lives, asked of main now (when memory has no answer, for a unit about to open,
+     * which holds no connection yet); a failure to ask is the caller's 503.
      */
-    async where(tenantId: string): Promise<{ database: string | undefined }> {
-      const known = this.remembered(tenantId);
-      if (known) return known;
+    async ask(tenantId: string): Promise<{ database: string | undefined }> {
       // Not an id a tenant can have: no placement (and row-level security finds no rows for it).
       if (!UUID.test(tenantId)) return { database: undefined };
       try {

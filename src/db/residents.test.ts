@@ -4,6 +4,7 @@
  * rows were kept gets them from `sv-sdk migrate` — without them, every unit in such a tenant would be
  * refused as if the tenant had just moved away.
  */
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cheapHashingTestSdkOptions, signedInUser, tenantOf, useTwoDatabases } from "../../test/support.js";
 import { createSdk, type Sdk } from "../index.js";
@@ -64,7 +65,7 @@ describe("a database's residents", () => {
 
   it("refuse the runtime any write but recording a tenant just created there", async () => {
     const { tenant } = await tenantOf(sdk, await signedInUser(sdk));
-    const runtime = (await import("postgres")).default(databases.tenantDb.appUrl, { max: 1, onnotice: () => {} });
+    const runtime = postgres(databases.tenantDb.appUrl, { max: 1, onnotice: () => {} });
     try {
       await expect(
         runtime`update platform.tenant_residents set state = 'moving' where tenant_id = ${tenant.id}`,

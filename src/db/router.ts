@@ -260,7 +260,7 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
       // anything is held rather than entered first.
       const pinned = currentStore()?.pinned;
       const entering = !parent && tenant !== null && tenant !== "*";
-      const remembered = entering ? await placements.where(tenant) : undefined;
+      const remembered = entering ? (placements.remembered(tenant) ?? (await placements.ask(tenant))) : undefined;
       const resident =
         remembered?.database && remembered.database !== "main" && pools.has(remembered.database)
           ? remembered.database
