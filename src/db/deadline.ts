@@ -44,9 +44,24 @@ export class Deadline {
    * deadline (a unit of work races each of its levels against the same one).
    */
   race<T>(work: Promise<T>): Promise<T> {
-    work.catch(() => undefined);
-    if (this.expired()) return Promise.reject(this.error());
-    return Promise.race([work, this.expiry()]);
+    if (this.expired()) {
+      work.catch(() => undefined);
+      return Promise.reject(this.error());
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.#arm(reject);
+      // Observes `work` either way: it never becomes an unhandled rejection.
+      work.then(
+        (value) => {
+          this.#racing?.delete(reject);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.#racing?.delete(reject);
+          reject(error);
+        },
+      );
+    });
   }
 
   /** Stops the timer (the work is done); later races still see the deadline by the clock. */
@@ -55,17 +70,21 @@ export class Deadline {
   }
 
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #expiry: Promise<never> | undefined;
+  /** The races still waiting: failed together, with one error, when the timer fires. */
+  #racing: Set<(error: Error) => void> | undefined;
 
-  private expiry(): Promise<never> {
-    if (!this.#expiry) {
-      this.#expiry = new Promise<never>((_, reject) => {
-        this.#timer = setTimeout(() => reject(this.error()), Math.max(0, this.remaining()));
-        this.#timer.unref?.();
-      });
-      this.#expiry.catch(() => undefined);
-    }
-    return this.#expiry;
+  #arm(fail: (error: Error) => void): void {
+    (this.#racing ??= new Set()).add(fail);
+    if (this.#timer) return;
+    this.#timer = setTimeout(
+      () => {
+        const error = this.error();
+        for (const waiting of this.#racing ?? []) waiting(error);
+        this.#racing?.clear();
+      },
+      Math.max(0, this.remaining()),
+    );
+    this.#timer.unref?.();
   }
 }
 

@@ -97,7 +97,26 @@ export function createDatabaseHealth(options: DatabaseHealthOptions): DatabaseHe
   let lastWorkAnswer = 0;
   let retry: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
-  const waiting = new Set<(error: Error) => void>();
+  // Work waiting on the database, with when it began (oldest first). One timer, not one per piece of
+  // work, watches the oldest: waiting longer than `suspectAfterMs` makes the database suspect.
+  const waiting = new Map<(error: Error) => void, number>();
+  let watch: ReturnType<typeof setInterval> | undefined;
+  const watchWaiting = () => {
+    if (watch) return;
+    watch = setInterval(
+      () => {
+        const oldest = waiting.values().next();
+        if (oldest.done) {
+          clearInterval(watch);
+          watch = undefined;
+        } else if (Date.now() - oldest.value >= settings.suspectAfterMs) {
+          health.suspect();
+        }
+      },
+      Math.max(10, settings.suspectAfterMs / 8),
+    );
+    watch.unref?.();
+  };
 
   const set = (state: DatabaseState, reason?: string) => {
     if (status.state === state) return;
@@ -105,7 +124,7 @@ export function createDatabaseHealth(options: DatabaseHealthOptions): DatabaseHe
     options.onChange?.(state, reason);
     if (state === "down") {
       const error = databaseDownError(options.name);
-      for (const fail of [...waiting]) fail(error);
+      for (const fail of [...waiting.keys()]) fail(error);
     }
   };
 
@@ -182,31 +201,32 @@ export function createDatabaseHealth(options: DatabaseHealthOptions): DatabaseHe
       probe();
     },
     guard<T>(work: Promise<T>, answers = false): Promise<T> {
-      work.catch(() => undefined);
       return new Promise<T>((resolve, reject) => {
-        const fail = (error: Error) => finish(() => reject(error));
-        const suspicion = setTimeout(() => health.suspect(), settings.suspectAfterMs);
-        suspicion.unref?.();
-        const finish = (settle: () => void) => {
-          clearTimeout(suspicion);
+        const fail = (error: Error) => {
           waiting.delete(fail);
-          settle();
+          reject(error);
         };
-        waiting.add(fail);
+        waiting.set(fail, Date.now());
+        watchWaiting();
+        // Observes `work` either way: it never becomes an unhandled rejection.
         work.then(
           (value) => {
+            waiting.delete(fail);
             if (answers) lastWorkAnswer = Date.now();
-            finish(() => resolve(value));
+            resolve(value);
           },
           (error: unknown) => {
+            waiting.delete(fail);
             if (unreachable(error)) health.suspect();
-            finish(() => reject(error));
+            reject(error);
           },
         );
       });
     },
     async stop() {
       stopped = true;
+      clearInterval(watch);
+      watch = undefined;
       clearTimeout(retry);
       retry = undefined;
       const last = client;

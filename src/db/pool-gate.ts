@@ -61,6 +61,8 @@ export interface PoolGate {
   readonly waiting: number;
   /** Waits for a turn (at most the acquire timeout or the caller's deadline); call the result to give it back. */
   acquire(): Promise<Release>;
+  /** A turn now, or undefined when none is free (then `acquire`); refuses as `acquire` does. */
+  tryAcquire(): Release | undefined;
 }
 
 export function createPoolGate(options: PoolGateOptions): PoolGate {
@@ -95,6 +97,14 @@ export function createPoolGate(options: PoolGateOptions): PoolGate {
     options.onReentry(message);
   }
 
+  function tryAcquire(): Release | undefined {
+    checkReentry();
+    options.health?.check();
+    if (active >= options.max) return undefined;
+    active++;
+    return once();
+  }
+
   return {
     name: options.name,
     get active() {
@@ -103,13 +113,10 @@ export function createPoolGate(options: PoolGateOptions): PoolGate {
     get waiting() {
       return queue.length;
     },
+    tryAcquire,
     acquire(): Promise<Release> {
-      checkReentry();
-      options.health?.check();
-      if (active < options.max) {
-        active++;
-        return Promise.resolve(once());
-      }
+      const now = tryAcquire();
+      if (now) return Promise.resolve(now);
       const deadline = options.deadline();
       const wait = Math.min(options.acquireTimeoutMs, deadline ? Math.max(0, deadline.remaining()) : Infinity);
       const turn = new Promise<Release>((grant, fail) => {
@@ -217,12 +224,21 @@ function gatedQuery(query: PendingQuery, gate: PoolGate, options: PoolGateOption
  * Everything else (`listen`, which has a connection of its own, `end`, helpers) is the client's own.
  */
 export function gatedClient(sql: postgres.Sql, gate: PoolGate, options: PoolGateOptions): postgres.Sql {
-  const begin = async (...args: unknown[]) => {
-    const release = await gate.acquire();
-    // The turn is held until the transaction really ends, even when the caller was failed earlier
-    // (its database went down): the pool never runs more than `max` at once.
-    const running = (sql.begin as (...a: unknown[]) => Promise<unknown>)(...args).finally(release);
-    return options.health ? options.health.guard(running, true) : running;
+  const begin = (...args: unknown[]): Promise<unknown> => {
+    const run = (release: Release) => {
+      // The turn is held until the transaction really ends, even when the caller was failed earlier
+      // (its database went down): the pool never runs more than `max` at once.
+      const running = (sql.begin as (...a: unknown[]) => Promise<unknown>)(...args);
+      running.then(release, release);
+      return options.health ? options.health.guard(running, true) : running;
+    };
+    try {
+      // A free turn is taken without waiting a turn of the event loop (most transactions find one).
+      const now = gate.tryAcquire();
+      return now ? run(now) : gate.acquire().then(run);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   };
   const reserve = async () => {
     const release = await gate.acquire();

@@ -72,6 +72,9 @@ export function createPool(name: string, config: DatabaseConfig, options: PoolOp
     max: config.pool.max,
     idle_timeout: config.pool.idleTimeoutSeconds,
     connect_timeout: config.pool.connectTimeoutSeconds,
+    // A unit of work's first statements go out with its BEGIN (our postgres.js patch): one round trip
+    // fewer per unit. The transaction still commits only after BEGIN has answered.
+    pipeline_begin: true,
     // postgres.js waits (0.5-1) x min(3^n / 100, 20) s before reconnecting a slot, n counting the
     // pool's connection errors: after a restart a query waited out 10-20 s of it before trying. The
     // delay stays short; a database that is really down fails fast anyway (connect refused).

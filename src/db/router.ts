@@ -234,23 +234,25 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
           throw error;
         }
         if (level.failure !== undefined) throw level.failure;
-        if (entry) await confirmEntry(entry.answer, entry.expected);
+        if (entry) {
+          const written = confirmEntry(await entry.answer, entry.expected);
+          if (written && (await wroteIn(written))) throw CommonErrors.TENANT_MOVING();
+        }
         // Work that finished after the deadline is not committed: the caller has been told it failed.
         if (deadline.expired()) throw deadline.error();
         return result;
       };
       // Main's answer to an optimistic entry, before the unit commits anywhere: the tenant must live
       // where the unit went (a memory gone stale is forgotten, and the caller retries: nothing
-      // commits), and a tenant found moving must not have been written where it lives.
-      const confirmEntry = async (answer: Promise<TenantEntry | undefined>, expected: string | undefined) => {
-        const placement = await answer;
+      // commits), and a tenant found moving must not have been written where it lives — the
+      // transaction to ask that of is returned.
+      const confirmEntry = (placement: TenantEntry | undefined, expected: string | undefined) => {
         if (!sameRoute(placement?.database, expected)) {
           placements.forget();
           throw CommonErrors.TENANT_MOVING();
         }
         const there = placement?.state === "moving" ? level.tenantDatabase : undefined;
-        const tx = there && there !== "main" ? ambientTransaction(there) : undefined;
-        if (tx && (await wroteIn(tx))) throw CommonErrors.TENANT_MOVING();
+        return there && there !== "main" ? ambientTransaction(there) : undefined;
       };
       // Main (the control plane) first: entering the tenant there says where its rows live, and
       // that database joins the unit too. A unit in a tenant placed on a database of its own enters
@@ -288,10 +290,10 @@ export function createRouter(topology: Topology, catalog: ModuleCatalog, options
             for (const [database, joined] of held.get(level) ?? []) open.set(database, await joined.tx);
             await assertOneDatabaseWritten(open);
           }
-          await settleJoined(level, true);
+          if (held.has(level)) await settleJoined(level, true);
           return result;
         } catch (error) {
-          await settleJoined(level, false);
+          if (held.has(level)) await settleJoined(level, false);
           throw error;
         }
       };

@@ -36,9 +36,13 @@ export interface TenantEntry {
 }
 
 export async function enterTenant(tx: Database, tenantId: string): Promise<TenantEntry | undefined> {
-  const rows = await driverOf(tx).unsafe<{ entry: string[] | null }[]>("select platform.tenant_entry($1) as entry", [
-    tenantId,
-  ]);
+  const rows = await driverOf(tx).unsafe<{ entry: string[] | null }[]>(
+    "select platform.tenant_entry($1) as entry",
+    [tenantId],
+    {
+      prepare: true,
+    },
+  );
   const entry = rows[0]?.entry;
   return entry?.[0] ? { database: entry[0], state: entry[1] ?? "active" } : undefined;
 }
@@ -49,9 +53,13 @@ export async function enterTenant(tx: Database, tenantId: string): Promise<Tenan
  * undefined when the database does not hold it.
  */
 export async function enterResident(tx: Database, tenantId: string): Promise<string | undefined> {
-  const rows = await driverOf(tx).unsafe<{ state: string | null }[]>("select platform.enter_resident($1) as state", [
-    tenantId,
-  ]);
+  const rows = await driverOf(tx).unsafe<{ state: string | null }[]>(
+    "select platform.enter_resident($1) as state",
+    [tenantId],
+    {
+      prepare: true,
+    },
+  );
   return rows[0]?.state ?? undefined;
 }
 
