@@ -177,15 +177,30 @@ async function copySlice(
   return counter.rows;
 }
 
+/** What the counter passes on at once: PostgreSQL sends a COPY row per message, the target takes any split. */
+const BATCH_BYTES = 64 * 1024;
+
 /**
  * Passes binary COPY data through, counting its tuples: a 19-byte header and its extension, then per
  * tuple a 16-bit field count (-1 ends the data) and per field a 32-bit length (-1: NULL) and the bytes.
+ * The source sends one message per row; they go on in batches of about BATCH_BYTES, so the target's
+ * connection writes a batch, not a row, at a time. A length split across two chunks is the only one
+ * copied aside; the rest is read where it lies (a copy of 100k rows allocated per field before).
  */
-function binaryRowCounter(): Transform & { rows: number } {
+export function binaryRowCounter(): Transform & { rows: number } {
   let state: "header" | "tuple" | "field" | "skip" | "end" = "header";
   let fields = 0;
   let skip = 0;
-  let partial = Buffer.alloc(0);
+  const split = Buffer.alloc(19);
+  let splitBytes = 0;
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  const pass = (stream: Transform) => {
+    if (batchBytes === 0) return;
+    stream.push(batch.length === 1 ? batch[0] : Buffer.concat(batch, batchBytes));
+    batch = [];
+    batchBytes = 0;
+  };
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       let at = 0;
@@ -198,15 +213,25 @@ function binaryRowCounter(): Transform & { rows: number } {
           continue;
         }
         const need = state === "header" ? 19 : state === "tuple" ? 2 : 4;
-        const take = Math.min(need - partial.length, chunk.length - at);
-        partial = Buffer.concat([partial, chunk.subarray(at, at + take)]);
-        at += take;
-        if (partial.length < need) break;
+        let from: Buffer = chunk;
+        let offset = at;
+        if (splitBytes === 0 && chunk.length - at >= need) {
+          at += need;
+        } else {
+          const take = Math.min(need - splitBytes, chunk.length - at);
+          chunk.copy(split, splitBytes, at, at + take);
+          splitBytes += take;
+          at += take;
+          if (splitBytes < need) break;
+          from = split;
+          offset = 0;
+          splitBytes = 0;
+        }
         if (state === "header") {
-          skip = partial.readInt32BE(15);
-          state = "skip";
+          skip = from.readInt32BE(offset + 15);
+          state = skip > 0 ? "skip" : "tuple";
         } else if (state === "tuple") {
-          const count = partial.readInt16BE(0);
+          const count = from.readInt16BE(offset);
           if (count === -1) state = "end";
           else {
             counter.rows++;
@@ -214,14 +239,20 @@ function binaryRowCounter(): Transform & { rows: number } {
             state = fields > 0 ? "field" : "tuple";
           }
         } else {
-          const length = partial.readInt32BE(0);
+          const length = from.readInt32BE(offset);
           fields--;
           skip = Math.max(0, length);
           state = skip > 0 ? "skip" : fields > 0 ? "field" : "tuple";
         }
-        partial = Buffer.alloc(0);
       }
-      done(null, chunk);
+      batch.push(chunk);
+      batchBytes += chunk.length;
+      if (batchBytes >= BATCH_BYTES) pass(this);
+      done();
+    },
+    flush(done) {
+      pass(this);
+      done();
     },
   }) as Transform & { rows: number };
   counter.rows = 0;
