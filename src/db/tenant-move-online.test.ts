@@ -119,6 +119,10 @@ describe("an online tenant move", () => {
     expect(unexpected).toEqual([]);
     expect(phases).toEqual(["preparing", "syncing", "cutover", "switched", "done"]);
     expect(result).toMatchObject({ mode: "online", from: "main", to: "tenant_db" });
+    // The target's tables were analyzed for the rows they received, before the cutover.
+    const [analyzed] = await databases.tenantSql<{ at: Date | null }[]>`
+      select last_analyze as at from pg_stat_user_tables where schemaname = 'permissions' and relname = 'roles'`;
+    expect(analyzed?.at?.getTime()).toBeLessThan(switchedAt);
     // The tenant was written to while its rows were copied, and again after the switch.
     expect(writesDuringMove).toBeGreaterThan(0);
     expect(await placement(tenantId)).toEqual({ database: "tenant_db", state: "active" });

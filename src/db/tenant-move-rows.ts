@@ -140,6 +140,22 @@ export async function verifyRows(
 }
 
 /**
+ * Before the cutover, while the tenant still writes: reads the copied rows on the target once and
+ * refreshes the planner's statistics of the tables that received them. The first read of freshly
+ * copied rows sets their hint bits, writing every page again; done here, it is not inside the
+ * cutover's verify (1.95 s of verify at 1M rows became 1.1 s) — and the tenant's queries on the
+ * target are planned for its rows.
+ */
+export async function settleCopiedRows(target: postgres.Sql, plans: TablePlan[], tenantId: string): Promise<void> {
+  await Promise.all(
+    plans.map(async (plan) => {
+      await target.unsafe(`select count(*) from ${plan.sql} t where ${plan.filter}`, [tenantId]);
+      await target.unsafe(`analyze ${plan.sql}`);
+    }),
+  );
+}
+
+/**
  * After the switch: the source's rows of the tenant leave its live tables for the retained copy (caches
  * are dropped, not kept), children first, one transaction per table. Not one for all: deleting a
  * permissions row takes the permission model lock (drizzle/0011) to the end of its transaction, and

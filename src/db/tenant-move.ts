@@ -61,6 +61,7 @@ import {
   copyMissingReferences,
   retainSourceRows,
   retainWhere,
+  settleCopiedRows,
   type TableReport,
   verifyRows,
 } from "./tenant-move-rows.js";
@@ -298,11 +299,15 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
             onProgress: options.onProgress,
           }),
         );
-        await timed("catch-up", async () =>
-          waitForLsn(source, target, tenantId, await currentLsn(source), options.syncTimeoutMs ?? 3_600_000),
-        );
+        // The subscription catches up meanwhile.
+        await Promise.all([
+          timed("settle copied rows", () => settleCopiedRows(target, copied, tenantId)),
+          timed("catch-up", async () =>
+            waitForLsn(source, target, tenantId, await currentLsn(source), options.syncTimeoutMs ?? 3_600_000),
+          ),
+        ]);
         step(
-          `syncing: initial copy done and caught up (${took("table sync", "catch-up")}); cutover (the tenant's writes are refused from now)`,
+          `syncing: initial copy done and caught up (${took("table sync", "settle copied rows", "catch-up")}); cutover (the tenant's writes are refused from now)`,
         );
         phase = await toMoving("cutover");
       } else if (phase === "copying") {
