@@ -4,6 +4,7 @@
  * entered midway reaches a database the unit had not opened), held until the unit settles them.
  */
 import type { Pool } from "./pools.js";
+import { UUID } from "../uuid.js";
 import { drizzle } from "drizzle-orm/postgres-js";
 import type postgres from "postgres";
 import type { Database, PublishedTransaction, UnitLevel } from "./unit-of-work.js";
@@ -27,7 +28,7 @@ export async function setTenant(tx: Database, tenantId: string | null | undefine
 }
 
 /**
- * Enters a tenant in the control-plane database (drizzle/0010, 0023): sets `sv.tenant_id`, holds the
+ * Enters a tenant in the control-plane database (drizzle/0010, 0025): sets `sv.tenant_id`, holds the
  * tenant's write gate (a move waits for the units holding it), and answers where the tenant lives.
  */
 export interface TenantEntry {
@@ -35,32 +36,32 @@ export interface TenantEntry {
   state: string;
 }
 
+/** The entry functions' arguments: the tenant as set, and as a UUID when it is one (the placements' key). */
+const entryArguments = (tenantId: string) => [tenantId, UUID.test(tenantId) ? tenantId : null];
+
 export async function enterTenant(tx: Database, tenantId: string): Promise<TenantEntry | undefined> {
+  // A named statement (prepared once per connection): a unit's first, on every unit.
   const rows = await driverOf(tx).unsafe<{ entry: string[] | null }[]>(
-    "select platform.tenant_entry($1) as entry",
-    [tenantId],
-    {
-      prepare: true,
-    },
+    "select platform.tenant_entry($1, $2) as entry",
+    entryArguments(tenantId),
+    { prepare: true },
   );
   const entry = rows[0]?.entry;
   return entry?.[0] ? { database: entry[0], state: entry[1] ?? "active" } : undefined;
 }
 
 /**
- * Enters a tenant on the database that holds its rows when that is not main (drizzle/0024): the
+ * Enters a tenant on the database that holds its rows when that is not main (drizzle/0024, 0025): the
  * setting, the write gate, read-only while it is being moved out; answers its state there, or
  * undefined when the database does not hold it.
  */
 export async function enterResident(tx: Database, tenantId: string): Promise<string | undefined> {
-  const rows = await driverOf(tx).unsafe<{ state: string | null }[]>(
-    "select platform.enter_resident($1) as state",
-    [tenantId],
-    {
-      prepare: true,
-    },
+  const rows = await driverOf(tx).unsafe<{ entry: string[] | null }[]>(
+    "select platform.enter_resident($1, $2) as entry",
+    entryArguments(tenantId),
+    { prepare: true },
   );
-  return rows[0]?.state ?? undefined;
+  return rows[0]?.entry?.[0] ?? undefined;
 }
 
 /** A transaction opened on a database the first time the unit of work uses it (see `lazyTransaction`). */
