@@ -217,16 +217,18 @@ export function projection(
 
 /**
  * The online cutover's check, cheap enough to run while the tenant's writes wait: the row count and the
- * sum of a 64-bit hash of every row (order-independent, no sort). The hash is hash_record_extended —
+ * XOR of a 64-bit hash of every row (order-independent, no sort). The hash is hash_record_extended —
  * each column's own hash function over its binary value, ~3x faster than hashing the row's text (300k
- * rows: 150 ms against 450 ms) — or the row's text where a column type has no hash function. Not a
- * cryptographic digest: it catches a missing, extra or different row, which is what a copy gets wrong.
- * Both sides run the same migrations, so their columns are in the same order.
+ * rows: 150 ms against 450 ms) — or the row's text where a column type has no hash function. XOR, not
+ * sum: `sum` of bigint accumulates in numeric (1M rows: 0.48 s against 0.66 s), and rows carry their
+ * primary key, so no two rows of a table are alike and none cancel out. Not a cryptographic digest: it
+ * catches a missing, extra or different row, which is what a copy gets wrong. Both sides run the same
+ * migrations, so their columns are in the same order.
  */
 export async function rowsHash(sql: postgres.Sql, plan: TablePlan, tenantId: string) {
   const query = (hash: string) =>
     sql.unsafe<{ rows: number; checksum: string }[]>(
-      `select count(*)::int as rows, coalesce(sum(${hash}), 0)::text as checksum from ${plan.sql} t where ${plan.filter}`,
+      `select count(*)::int as rows, coalesce(bit_xor(${hash}), 0)::text as checksum from ${plan.sql} t where ${plan.filter}`,
       [tenantId],
     );
   try {

@@ -111,7 +111,7 @@ export async function advanceSequences(target: postgres.Sql, plans: TablePlan[])
 export interface TableReport {
   table: string;
   rows: number;
-  /** Online: the sum of a 64-bit hash of every row's text; offline: md5 over the sorted row md5s. */
+  /** Online: the XOR of a 64-bit hash of every row (rowsHash); offline: md5 over the sorted row md5s. */
   checksum: string;
 }
 

@@ -143,6 +143,22 @@ describe("a cutover whose verification fails", () => {
     expect(await resident(tenantId)).toBe("active");
     expect(await leftovers(tenantId)).toBe(0);
   }, 120_000);
+
+  it("catches a row that differs in one column, the counts equal", async () => {
+    const tenantId = await newTenant();
+    await crashAt(tenantId, "syncing");
+    const [role] = await databases.tenantSql<{ id: string; name: string }[]>`
+      select id, name from permissions.roles where tenant_id = ${tenantId} limit 1`;
+    await databases.tenantSql`update permissions.roles set name = ${`${role!.name}-changed`} where id = ${role!.id}`;
+    await expect(moveTenant({ ...common(), tenantId, to: "tenant_db", resume: true })).rejects.toMatchObject({
+      message: expect.stringMatching(/permissions\.roles differs: 1 rows .* 1 rows/),
+    });
+    expect(await placement(tenantId)).toEqual({ database: "main", state: "active" });
+
+    await databases.tenantSql`update permissions.roles set name = ${role!.name} where id = ${role!.id}`;
+    await moveTenant({ ...common(), tenantId, to: "tenant_db", resume: true });
+    expect(await placement(tenantId)).toEqual({ database: "tenant_db", state: "active" });
+  }, 120_000);
 });
 
 describe("an aborted online move", () => {

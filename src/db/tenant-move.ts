@@ -326,19 +326,25 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
               await setSubscriptionEnabled(target, tenantId, false);
             });
           }
-          await timed("references and sequences", async () => {
+          const references = timed("references and sequences", async () => {
             if (to !== "main") await copyMissingReferences(main, source, target, copied, tenantId);
             await advanceSequences(target, copied);
             for (const plan of plans.filter((p) => p.derived))
               await target.unsafe(`delete from ${plan.sql} t where ${plan.filter}`, [tenantId]);
           });
           options.onProgress?.({ phase: "verify", table: "", done: 0, total: copied.length });
-          verifying = true;
-          result.tables = await timed("verify", () =>
-            mode === "online"
-              ? verifyRows(source, target, copied, tenantId, { from, to })
-              : verifyOffline(source, target, copied, maps, tenantId, { from, to }),
-          );
+          if (mode === "online") {
+            // Online, the copied tables are compared meanwhile: neither touches what the other reads.
+            verifying = true;
+            const verified = timed("verify", () => verifyRows(source, target, copied, tenantId, { from, to }));
+            result.tables = (await Promise.all([references, verified]))[1];
+          } else {
+            await references;
+            verifying = true;
+            result.tables = await timed("verify", () =>
+              verifyOffline(source, target, copied, maps, tenantId, { from, to }),
+            );
+          }
         } catch (error) {
           // Online, any failure before the flip gives the tenant its writes back; offline, a failed verification.
           if (mode === "offline" && !verifying) throw error;
