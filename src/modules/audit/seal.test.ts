@@ -155,11 +155,16 @@ describe("sealing and verify", () => {
     await inserted;
     await writeEvents(null, 1, marker); // a later, committed row with a larger id
     await sdk.audit.seal();
-    const [sealedSlow] = await owner<{ n: number }[]>`
-      select count(*)::int as n from audit.audit_seals s join audit.audit_logs l
-        on l.txid >= s.from_txid and l.txid < s.to_txid and l.tenant_id is not distinct from s.tenant_id
-      where l.target_type = ${marker}`;
-    expect(sealedSlow!.n).toBe(0); // the open transaction holds the horizon below both rows
+    const [sealed] = await owner<{ slow: number; all: number }[]>`
+      select (count(*) filter (where l.target_id = 'slow'))::int as slow, count(*)::int as all
+        from audit.audit_seals s join audit.audit_logs l
+          on l.txid >= s.from_txid and l.txid < s.to_txid and l.tenant_id is not distinct from s.tenant_id
+       where l.target_type = ${marker}`;
+    expect(sealed!.slow).toBe(0);
+    // In one database the open transaction holds the horizon below both rows. With audit on a database
+    // of its own both events travel through main's outbox: the open one is not there yet, and the
+    // committed one may have arrived and been sealed.
+    if (sdk.router.databaseOf("audit") === "main") expect(sealed!.all).toBe(0);
     release();
     await open;
     expect(await sealAll()).toMatchObject({ ok: true, unsealedRows: 0 });

@@ -17,6 +17,8 @@ export interface FakeResendRequest {
   body: unknown;
   /** What the stand-in answered: a status, or "hang". */
   answered: number | "hang";
+  /** When the stand-in received it (epoch ms). */
+  at: number;
 }
 
 export interface FakeResendEmail {
@@ -128,6 +130,7 @@ export async function startFakeResend(): Promise<FakeResend> {
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
+    const received = Date.now();
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const path = req.url ?? "/";
@@ -139,7 +142,14 @@ export async function startFakeResend(): Promise<FakeResend> {
       body = null;
     }
     const record = (answered: number | "hang") =>
-      fake.requests.push({ path, idempotencyKey, authorization: req.headers.authorization, body, answered });
+      fake.requests.push({
+        path,
+        idempotencyKey,
+        authorization: req.headers.authorization,
+        body,
+        answered,
+        at: received,
+      });
 
     if (req.method !== "POST" || (path !== "/emails" && path !== "/emails/batch")) {
       record(404);
