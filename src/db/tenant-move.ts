@@ -45,17 +45,15 @@ import {
   checkOnline,
   currentLsn,
   ensureReplicaIdentity,
-  setSubscriptionEnabled,
   startReplication,
   stopReplication,
   waitForLsn,
   waitForSync,
 } from "./tenant-move-online.js";
-import { giveWritesBack } from "./tenant-move-admin.js";
+import { checkCutover } from "./tenant-move-cutover.js";
 import { checksum, planTables, platformRowMaps, TenantMoveError } from "./tenant-move-plan.js";
-import { copyOffline, verifyOffline } from "./tenant-move-offline.js";
+import { copyOffline } from "./tenant-move-offline.js";
 import {
-  advanceSequences,
   clearTenantRows,
   copyControlPlaneRows,
   copyMissingReferences,
@@ -63,7 +61,6 @@ import {
   retainWhere,
   settleCopiedRows,
   type TableReport,
-  verifyRows,
 } from "./tenant-move-rows.js";
 
 export { TenantMoveError, type TableReport, type MovePhase, type TenantMoveProgress };
@@ -315,44 +312,10 @@ export async function moveTenant(options: MoveTenantOptions): Promise<MoveTenant
         phase = await next("cutover");
       } else if (phase === "cutover") {
         cutoverStarted ||= Date.now();
-        let verifying = false;
-        try {
-          await timed("writes in flight", () => waitForWritesInFlight(context, from));
-          if (mode === "online") {
-            await timed("final catch-up", async () => {
-              // Enabled again first: a crash may have left it stopped, and a stopped subscription never catches up.
-              await setSubscriptionEnabled(target, tenantId, true);
-              await waitForLsn(source, target, tenantId, await currentLsn(source), options.cutoverTimeoutMs ?? 30_000);
-              await setSubscriptionEnabled(target, tenantId, false);
-            });
-          }
-          const references = timed("references and sequences", async () => {
-            if (to !== "main") await copyMissingReferences(main, source, target, copied, tenantId);
-            await advanceSequences(target, copied);
-            for (const plan of plans.filter((p) => p.derived))
-              await target.unsafe(`delete from ${plan.sql} t where ${plan.filter}`, [tenantId]);
-          });
-          options.onProgress?.({ phase: "verify", table: "", done: 0, total: copied.length });
-          if (mode === "online") {
-            // Online, the copied tables are compared meanwhile: neither touches what the other reads.
-            verifying = true;
-            const verified = timed("verify", () => verifyRows(source, target, copied, tenantId, { from, to }));
-            result.tables = (await Promise.all([references, verified]))[1];
-          } else {
-            await references;
-            verifying = true;
-            result.tables = await timed("verify", () =>
-              verifyOffline(source, target, copied, maps, tenantId, { from, to }),
-            );
-          }
-        } catch (error) {
-          // Online, any failure before the flip gives the tenant its writes back; offline, a failed verification.
-          if (mode === "offline" && !verifying) throw error;
-          await giveWritesBack(context, from, target, mode);
-          throw new TenantMoveError(
-            `${(error as Error).message}; the tenant is writable on '${from}' again — ${mode === "online" ? "--resume retries the cutover, --abort stops the move" : "run the move again"}`,
-          );
-        }
+        result.tables = await checkCutover({
+          ...{ context, tenantId, from, to, mode, source, target, plans, copied, maps, timed },
+          ...{ cutoverTimeoutMs: options.cutoverTimeoutMs, onProgress: options.onProgress },
+        });
         options.onProgress?.({ phase: "verify", table: "", done: copied.length, total: copied.length });
         if (mode === "online") result.rowsCopied = result.tables.reduce((n, t) => n + t.rows, 0);
         const cutoverMs = Date.now() - cutoverStarted;
