@@ -3,7 +3,7 @@
  * readable with `zcat` and any JSON parser, no sv-sdk needed.
  *
  *   {"type":"header", format, version, tenant, database, migrations, exportedAt}
- *   {"type":"row","table":"permissions.roles","row":{...}}        one line per row, table by table
+ *   {"type":"row","table":"<schema>.<table>","row":{...}}        one line per row, table by table
  *   {"type":"manifest", ...the header's fields, "tables":[{ name, rows, sha256 }]}
  *
  * The tenant's own row (its tenants-table row, from the control plane) comes first, then every table
